@@ -1,0 +1,94 @@
+//! memhog: a memory allocator for oomward's tests and demonstrations.
+//!
+//! It joins a cgroup, sets its own oom_score_adj, touches a given amount of memory (so it is
+//! resident, not just reserved), reports `ready`, and can grow further on SIGUSR1 or at a given
+//! rate. Tests use it to make real memory pressure inside limited memory cgroups.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Write our pid to this cgroup.procs (or tasks) file before allocating anything.
+    #[arg(long)]
+    cgroup_procs: Option<String>,
+    /// Set our own oom_score_adj.
+    #[arg(long)]
+    adj: Option<i32>,
+    /// MiB to allocate and touch at start.
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
+    /// MiB to allocate and touch more when SIGUSR1 arrives.
+    #[arg(long, default_value_t = 0)]
+    grow_on_signal: u64,
+    /// After `ready`, keep allocating at this many MiB per second (0: as fast as possible) up to
+    /// `--grow` MiB more.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// MiB to grow by with `--rate`.
+    #[arg(long, default_value_t = 0)]
+    grow: u64,
+    /// Ignore SIGTERM (to test escalation to SIGKILL).
+    #[arg(long)]
+    ignore_term: bool,
+}
+
+const MIB: usize = 1 << 20;
+
+fn touch(chunks: &mut Vec<Vec<u8>>, mib: u64) {
+    for _ in 0..mib {
+        chunks.push(vec![0xA5u8; MIB]);
+    }
+}
+
+fn say(word: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{word} {}", std::process::id());
+    let _ = out.flush();
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(path) = &args.cgroup_procs {
+        std::fs::write(path, std::process::id().to_string()).expect("join cgroup");
+    }
+    if let Some(adj) = args.adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).expect("set oom_score_adj");
+    }
+    if args.ignore_term {
+        let ignored = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, ignored)
+            .expect("SIGTERM handler");
+    }
+    let grow = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, grow.clone())
+        .expect("SIGUSR1 handler");
+    let mut chunks = Vec::new();
+    touch(&mut chunks, args.hold);
+    say("ready");
+    if let Some(rate) = args.rate {
+        let start = Instant::now();
+        for i in 0..args.grow {
+            touch(&mut chunks, 1);
+            if rate > 0 {
+                let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        say("grown");
+    }
+    loop {
+        if grow.swap(false, Ordering::SeqCst) {
+            touch(&mut chunks, args.grow_on_signal);
+            say("grown");
+        }
+        std::hint::black_box(&chunks);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,882 @@
+//! The configuration: TOML text → typed, validated [`Config`].
+//!
+//! Two steps, as in ripgrep: the file is deserialized into `Raw*` structs that keep the span of
+//! every value, then [`Config::from_raw`] checks each value and each combination and reports the
+//! first problem with its file, line and key. Nothing half-valid comes out: a caller either gets
+//! a whole `Config` or an error, so a bad reload can leave the running config untouched.
+
+pub mod value;
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::policy::{Action, ExeNamespace, Glob, Policy, Rule};
+pub use value::{Amount, ByteSize, format_duration, parse_duration};
+
+/// Where the daemon looks when no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/oomward/config.toml";
+
+/// A config that cannot be used. Displayed as `FILE:LINE: KEY: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but a value or combination is invalid.
+    #[error("{}", located(file, *line, key, message))]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// Dotted key, e.g. `system.mem_available_kill` or `rule[2].comm`.
+        key: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+fn located(file: &str, line: Option<usize>, key: &str, message: &str) -> String {
+    match line {
+        Some(l) => format!("{file}:{l}: {key}: {message}"),
+        None => format!("{file}: {key}: {message}"),
+    }
+}
+
+/// `log = ...`: where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// journald when started by systemd, stderr on a terminal, else syslog.
+    Auto,
+    /// Plain lines on stderr.
+    Stderr,
+    /// The local syslog socket.
+    Syslog,
+    /// stderr with `<N>` priority prefixes, which journald understands.
+    Journald,
+}
+
+/// `require = ...`: how memory and swap combine for the system scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Require {
+    /// Memory AND swap low (earlyoom's rule: swap still free means the machine can cope).
+    Both,
+    /// Either one low.
+    Either,
+}
+
+/// `on_under_oom = ...`: what to do with a v1 cgroup hung in OOM with `oom_kill_disable = 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderOom {
+    /// Kill its top-ranked process with SIGKILL.
+    Kill,
+    /// Leave it (someone else handles it).
+    Ignore,
+}
+
+/// `kill_unit = ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillUnit {
+    /// The chosen process (and those sharing its memory).
+    Process,
+    /// Every process of the cgroup.
+    Cgroup,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Daemon {
+    /// Longest sleep between samples.
+    pub max_interval: Duration,
+    /// Shortest sleep between samples.
+    pub min_interval: Duration,
+    /// Worst-case bytes per second at which memory can fill; sets the next sleep.
+    pub fill_rate: u64,
+    /// Decide and report, never signal.
+    pub dry_run: bool,
+    /// Log sink.
+    pub log: LogTarget,
+}
+
+/// `[system]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct System {
+    /// Watch the whole machine.
+    pub enabled: bool,
+    /// MemAvailable at or below which to send SIGTERM (share of MemTotal or bytes).
+    pub mem_available_term: Amount,
+    /// ... and SIGKILL.
+    pub mem_available_kill: Amount,
+    /// SwapFree at or below which to send SIGTERM (share of SwapTotal or bytes).
+    pub swap_free_term: Amount,
+    /// ... and SIGKILL.
+    pub swap_free_kill: Amount,
+    /// How memory and swap combine.
+    pub require: Require,
+    /// PSI `full` avg10 percent at which to act at the term level; 0 = off.
+    pub psi_full_avg10_term: f64,
+}
+
+/// One `[[cgroup]]`.
+#[derive(Debug, Clone)]
+pub struct WatchedCgroup {
+    /// Path glob in the memory hierarchy.
+    pub path: Glob,
+    /// Available memory (limit − working set) at or below which to send SIGTERM.
+    pub available_term: Amount,
+    /// ... and SIGKILL.
+    pub available_kill: Amount,
+    /// What to do when the cgroup hangs in OOM.
+    pub on_under_oom: UnderOom,
+    /// A process or the whole cgroup.
+    pub kill_unit: KillUnit,
+}
+
+/// `[kill]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kill {
+    /// SIGTERM → this long → SIGKILL.
+    pub grace: Duration,
+    /// Signal the victim's whole process group.
+    pub process_group: bool,
+}
+
+/// The whole, valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, or `<built-in defaults>`.
+    pub source: String,
+    /// `[daemon]`.
+    pub daemon: Daemon,
+    /// `[system]`.
+    pub system: System,
+    /// `[[cgroup]]`.
+    pub cgroups: Vec<WatchedCgroup>,
+    /// `[kill]`.
+    pub kill: Kill,
+    /// `[policy] builtin`.
+    pub builtin_protection: bool,
+    /// `[[rule]]`, compiled.
+    pub rules: Vec<Rule>,
+    /// Things that are allowed but probably not meant (a comm-only protect rule).
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse("", "<built-in defaults>").expect("the built-in defaults are valid")
+    }
+}
+
+type Val<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    daemon: RawDaemon,
+    system: RawSystem,
+    cgroup: Vec<RawCgroup>,
+    kill: RawKill,
+    policy: RawPolicy,
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawDaemon {
+    max_interval: Val<String>,
+    min_interval: Val<String>,
+    fill_rate: Val<String>,
+    dry_run: Val<bool>,
+    log: Val<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawSystem {
+    enabled: Val<bool>,
+    mem_available_term: Val<String>,
+    mem_available_kill: Val<String>,
+    swap_free_term: Val<String>,
+    swap_free_kill: Val<String>,
+    require: Val<String>,
+    psi_full_avg10_term: Val<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawCgroup {
+    path: Val<String>,
+    available_term: Val<String>,
+    available_kill: Val<String>,
+    on_under_oom: Val<String>,
+    kill_unit: Val<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawKill {
+    grace: Val<String>,
+    process_group: Val<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawPolicy {
+    builtin: Val<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserValue {
+    Uid(u32),
+    Name(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawRule {
+    exe: Val<String>,
+    exe_namespace: Val<String>,
+    comm: Val<String>,
+    cmdline: Val<String>,
+    cgroup: Val<String>,
+    user: Val<UserValue>,
+    protect: Val<bool>,
+    adjust: Val<i64>,
+}
+
+/// Turns spans into lines and builds located errors.
+struct Source<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            line: span.map(|s| self.line_of(s.start)),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Line of the `n`th (0-based) `[[name]]` header, for errors about a whole table.
+    fn header_line(&self, name: &str, n: usize) -> Option<usize> {
+        let header = format!("[[{name}]]");
+        self.text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with(&header))
+            .nth(n)
+            .map(|(i, _)| i + 1)
+    }
+
+    /// For an error from the TOML parser: the dotted key at the error's line, found from the
+    /// text (the key before `=`, the nearest table header above, and which `[[...]]` it is).
+    fn key_at(&self, line: usize) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let Some(this) = lines.get(line.saturating_sub(1)) else {
+            return "(file)".into();
+        };
+        let this = this.trim();
+        if this.starts_with('[') {
+            return this
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        }
+        let key = this
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
+        let header = lines[..line.saturating_sub(1)]
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, l)| l.trim_start().starts_with('['));
+        match header {
+            None => key.to_string(),
+            Some((_, h)) => {
+                let h = h.trim();
+                let name = h.trim_matches(|c| c == '[' || c == ']').trim();
+                if h.starts_with("[[") {
+                    let index = lines[..line]
+                        .iter()
+                        .filter(|l| l.trim_start().starts_with(&format!("[[{name}]]")))
+                        .count();
+                    format!("{name}[{index}].{key}")
+                } else {
+                    format!("{name}.{key}")
+                }
+            }
+        }
+    }
+}
+
+fn span<T>(v: &Val<T>) -> Option<Range<usize>> {
+    v.as_ref().map(|s| s.span())
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let src = Source { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| src.line_of(s.start));
+            let key = line.map_or_else(|| "(file)".to_string(), |l| src.key_at(l));
+            let message = e.message().trim().to_string();
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                key,
+                message,
+            }
+        })?;
+        Self::from_raw(raw, &src)
+    }
+
+    fn from_raw(raw: RawConfig, src: &Source<'_>) -> Result<Self, ConfigError> {
+        let mut warnings = Vec::new();
+        let d = &raw.daemon;
+        let daemon = Daemon {
+            max_interval: duration(src, &d.max_interval, "daemon.max_interval", "5s")?,
+            min_interval: duration(src, &d.min_interval, "daemon.min_interval", "2ms")?,
+            fill_rate: size(src, &d.fill_rate, "daemon.fill_rate", "6GiB")?,
+            dry_run: flag(&d.dry_run, false),
+            log: choice(
+                src,
+                &d.log,
+                "daemon.log",
+                &[
+                    ("auto", LogTarget::Auto),
+                    ("stderr", LogTarget::Stderr),
+                    ("syslog", LogTarget::Syslog),
+                    ("journald", LogTarget::Journald),
+                ],
+                LogTarget::Auto,
+            )?,
+        };
+        if daemon.min_interval.is_zero() {
+            return Err(src.err(
+                span(&d.min_interval),
+                "daemon.min_interval",
+                "must be above 0",
+            ));
+        }
+        if daemon.min_interval > daemon.max_interval {
+            return Err(src.err(
+                span(&d.min_interval).or(span(&d.max_interval)),
+                "daemon.min_interval",
+                format!(
+                    "{} is longer than max_interval {}",
+                    format_duration(daemon.min_interval),
+                    format_duration(daemon.max_interval)
+                ),
+            ));
+        }
+        if daemon.fill_rate == 0 {
+            return Err(src.err(span(&d.fill_rate), "daemon.fill_rate", "must be above 0"));
+        }
+
+        let s = &raw.system;
+        let system = System {
+            enabled: flag(&s.enabled, true),
+            mem_available_term: amount(
+                src,
+                &s.mem_available_term,
+                "system.mem_available_term",
+                "10%",
+            )?,
+            mem_available_kill: amount(
+                src,
+                &s.mem_available_kill,
+                "system.mem_available_kill",
+                "5%",
+            )?,
+            swap_free_term: amount(src, &s.swap_free_term, "system.swap_free_term", "10%")?,
+            swap_free_kill: amount(src, &s.swap_free_kill, "system.swap_free_kill", "5%")?,
+            require: choice(
+                src,
+                &s.require,
+                "system.require",
+                &[("both", Require::Both), ("either", Require::Either)],
+                Require::Both,
+            )?,
+            psi_full_avg10_term: s.psi_full_avg10_term.as_ref().map_or(0.0, |v| *v.get_ref()),
+        };
+        ordered(
+            src,
+            system.mem_available_kill,
+            system.mem_available_term,
+            &s.mem_available_kill,
+            "system.mem_available_kill",
+            "mem_available_term",
+        )?;
+        ordered(
+            src,
+            system.swap_free_kill,
+            system.swap_free_term,
+            &s.swap_free_kill,
+            "system.swap_free_kill",
+            "swap_free_term",
+        )?;
+        if !(0.0..=100.0).contains(&system.psi_full_avg10_term) {
+            return Err(src.err(
+                span(&s.psi_full_avg10_term),
+                "system.psi_full_avg10_term",
+                "must be a percent within 0 to 100 (0 turns it off)",
+            ));
+        }
+
+        let mut cgroups = Vec::new();
+        for (i, c) in raw.cgroup.iter().enumerate() {
+            let key = |k: &str| format!("cgroup[{}].{k}", i + 1);
+            let Some(path) = &c.path else {
+                return Err(src
+                    .err(None, &key("path"), "every [[cgroup]] needs a path")
+                    .with_line(src.header_line("cgroup", i)));
+            };
+            let p = path.get_ref();
+            if !p.starts_with('/') {
+                return Err(src.err(
+                    Some(path.span()),
+                    &key("path"),
+                    format!("{p:?} must start with / (a path in the memory cgroup hierarchy)"),
+                ));
+            }
+            let glob = Glob::new(p).map_err(|m| src.err(Some(path.span()), &key("path"), m))?;
+            let wc = WatchedCgroup {
+                path: glob,
+                available_term: amount(src, &c.available_term, &key("available_term"), "10%")?,
+                available_kill: amount(src, &c.available_kill, &key("available_kill"), "5%")?,
+                on_under_oom: choice(
+                    src,
+                    &c.on_under_oom,
+                    &key("on_under_oom"),
+                    &[("kill", UnderOom::Kill), ("ignore", UnderOom::Ignore)],
+                    UnderOom::Kill,
+                )?,
+                kill_unit: choice(
+                    src,
+                    &c.kill_unit,
+                    &key("kill_unit"),
+                    &[("process", KillUnit::Process), ("cgroup", KillUnit::Cgroup)],
+                    KillUnit::Process,
+                )?,
+            };
+            ordered(
+                src,
+                wc.available_kill,
+                wc.available_term,
+                &c.available_kill,
+                &key("available_kill"),
+                "available_term",
+            )?;
+            cgroups.push(wc);
+        }
+
+        let kill = Kill {
+            grace: duration(src, &raw.kill.grace, "kill.grace", "5s")?,
+            process_group: flag(&raw.kill.process_group, false),
+        };
+
+        let mut rules = Vec::new();
+        for (i, r) in raw.rule.iter().enumerate() {
+            let rule = compile_rule(src, r, i)?;
+            if rule.protects_by_spoofable_names_only() {
+                warnings.push(format!(
+                    "{}:{}: rule[{}]: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup.",
+                    src.file,
+                    rule.line,
+                    i + 1
+                ));
+            }
+            rules.push(rule);
+        }
+
+        Ok(Config {
+            source: src.file.to_string(),
+            daemon,
+            system,
+            cgroups,
+            kill,
+            builtin_protection: flag(&raw.policy.builtin, true),
+            rules,
+            warnings,
+        })
+    }
+
+    /// The policy this config describes, for a daemon with the given pid and executable.
+    pub fn policy(&self, self_pid: i32, self_exe: Option<String>) -> Policy {
+        Policy {
+            builtin: self.builtin_protection,
+            rules: self.rules.clone(),
+            self_pid,
+            self_exe,
+        }
+    }
+
+    /// The effective config as TOML, every default filled in: what `check-config` prints.
+    pub fn to_toml(&self) -> String {
+        let mut o = String::new();
+        let d = &self.daemon;
+        let log = match d.log {
+            LogTarget::Auto => "auto",
+            LogTarget::Stderr => "stderr",
+            LogTarget::Syslog => "syslog",
+            LogTarget::Journald => "journald",
+        };
+        let _ = writeln!(o, "# effective configuration from {}", self.source);
+        let _ = writeln!(o, "[daemon]");
+        let _ = writeln!(o, "max_interval = \"{}\"", format_duration(d.max_interval));
+        let _ = writeln!(o, "min_interval = \"{}\"", format_duration(d.min_interval));
+        let _ = writeln!(o, "fill_rate = \"{}\"", ByteSize(d.fill_rate));
+        let _ = writeln!(o, "dry_run = {}", d.dry_run);
+        let _ = writeln!(o, "log = \"{log}\"");
+        let s = &self.system;
+        let _ = writeln!(o, "\n[system]");
+        let _ = writeln!(o, "enabled = {}", s.enabled);
+        let _ = writeln!(o, "mem_available_term = \"{}\"", s.mem_available_term);
+        let _ = writeln!(o, "mem_available_kill = \"{}\"", s.mem_available_kill);
+        let _ = writeln!(o, "swap_free_term = \"{}\"", s.swap_free_term);
+        let _ = writeln!(o, "swap_free_kill = \"{}\"", s.swap_free_kill);
+        let _ = writeln!(
+            o,
+            "require = \"{}\"",
+            if s.require == Require::Both {
+                "both"
+            } else {
+                "either"
+            }
+        );
+        let _ = writeln!(o, "psi_full_avg10_term = {:?}", s.psi_full_avg10_term);
+        for c in &self.cgroups {
+            let _ = writeln!(o, "\n[[cgroup]]");
+            let _ = writeln!(o, "path = {:?}", c.path.text);
+            let _ = writeln!(o, "available_term = \"{}\"", c.available_term);
+            let _ = writeln!(o, "available_kill = \"{}\"", c.available_kill);
+            let _ = writeln!(
+                o,
+                "on_under_oom = \"{}\"",
+                if c.on_under_oom == UnderOom::Kill {
+                    "kill"
+                } else {
+                    "ignore"
+                }
+            );
+            let _ = writeln!(
+                o,
+                "kill_unit = \"{}\"",
+                if c.kill_unit == KillUnit::Process {
+                    "process"
+                } else {
+                    "cgroup"
+                }
+            );
+        }
+        let _ = writeln!(o, "\n[kill]");
+        let _ = writeln!(o, "grace = \"{}\"", format_duration(self.kill.grace));
+        let _ = writeln!(o, "process_group = {}", self.kill.process_group);
+        let _ = writeln!(o, "\n[policy]");
+        let _ = writeln!(o, "builtin = {}", self.builtin_protection);
+        for r in &self.rules {
+            let _ = writeln!(o, "\n[[rule]]  # line {}", r.line);
+            if let Some(g) = &r.exe {
+                let _ = writeln!(o, "exe = {:?}", g.text);
+                let ns = if r.exe_namespace == ExeNamespace::Host {
+                    "host"
+                } else {
+                    "any"
+                };
+                let _ = writeln!(o, "exe_namespace = \"{ns}\"");
+            }
+            if let Some(re) = &r.comm {
+                let _ = writeln!(o, "comm = {:?}", re.as_str());
+            }
+            if let Some(re) = &r.cmdline {
+                let _ = writeln!(o, "cmdline = {:?}", re.as_str());
+            }
+            if let Some(g) = &r.cgroup {
+                let _ = writeln!(o, "cgroup = {:?}", g.text);
+            }
+            if let Some(uid) = r.uid {
+                let _ = writeln!(o, "user = {uid}");
+            }
+            match r.action {
+                Action::Protect => {
+                    let _ = writeln!(o, "protect = true");
+                }
+                Action::Adjust(n) => {
+                    let _ = writeln!(o, "adjust = {n}");
+                }
+            }
+        }
+        o
+    }
+}
+
+impl ConfigError {
+    fn with_line(mut self, l: Option<usize>) -> Self {
+        if let ConfigError::Invalid { line, .. } = &mut self {
+            *line = l;
+        }
+        self
+    }
+}
+
+fn flag(v: &Val<bool>, default: bool) -> bool {
+    v.as_ref().map_or(default, |s| *s.get_ref())
+}
+
+fn duration(
+    src: &Source<'_>,
+    v: &Val<String>,
+    key: &str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = v.as_ref().map_or(default, |s| s.get_ref().as_str());
+    parse_duration(text).map_err(|m| src.err(span(v), key, m))
+}
+
+fn size(src: &Source<'_>, v: &Val<String>, key: &str, default: &str) -> Result<u64, ConfigError> {
+    let text = v.as_ref().map_or(default, |s| s.get_ref().as_str());
+    ByteSize::parse(text)
+        .map(|b| b.0)
+        .map_err(|m| src.err(span(v), key, m))
+}
+
+fn amount(
+    src: &Source<'_>,
+    v: &Val<String>,
+    key: &str,
+    default: &str,
+) -> Result<Amount, ConfigError> {
+    let text = v.as_ref().map_or(default, |s| s.get_ref().as_str());
+    Amount::parse(text).map_err(|m| src.err(span(v), key, m))
+}
+
+fn choice<T: Copy>(
+    src: &Source<'_>,
+    v: &Val<String>,
+    key: &str,
+    options: &[(&str, T)],
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(s) = v else { return Ok(default) };
+    options
+        .iter()
+        .find(|(name, _)| *name == s.get_ref())
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            src.err(
+                Some(s.span()),
+                key,
+                format!("{:?} is not one of: {}", s.get_ref(), names.join(", ")),
+            )
+        })
+}
+
+/// A kill threshold must not lie above its term threshold (it would skip SIGTERM). Mixed units
+/// (percent vs size) are compared when the scope's total is known.
+fn ordered(
+    src: &Source<'_>,
+    kill: Amount,
+    term: Amount,
+    kill_val: &Val<String>,
+    key: &str,
+    term_key: &str,
+) -> Result<(), ConfigError> {
+    let above = match (kill, term) {
+        (Amount::Percent(k), Amount::Percent(t)) => k > t,
+        (Amount::Bytes(k), Amount::Bytes(t)) => k > t,
+        _ => false,
+    };
+    if above {
+        return Err(src.err(
+            span(kill_val),
+            key,
+            format!("{kill} is above {term_key} {term}: the kill level must be at or below the term level"),
+        ));
+    }
+    Ok(())
+}
+
+fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigError> {
+    let n = i + 1;
+    let key = |k: &str| format!("rule[{n}].{k}");
+    let header = src.header_line("rule", i);
+    let exe = match &r.exe {
+        None => None,
+        Some(v) => {
+            let p = v.get_ref();
+            if !(p.starts_with('/') || p.starts_with('*')) {
+                return Err(src.err(
+                    Some(v.span()),
+                    &key("exe"),
+                    format!("{p:?} is matched against the full executable path; write an absolute path or a glob such as \"**/{p}\""),
+                ));
+            }
+            Some(Glob::new(p).map_err(|m| src.err(Some(v.span()), &key("exe"), m))?)
+        }
+    };
+    let exe_namespace = choice(
+        src,
+        &r.exe_namespace,
+        &key("exe_namespace"),
+        &[("host", ExeNamespace::Host), ("any", ExeNamespace::Any)],
+        ExeNamespace::Host,
+    )?;
+    let regex = |v: &Val<String>, k: &str| -> Result<Option<Regex>, ConfigError> {
+        v.as_ref()
+            .map(|s| {
+                Regex::new(s.get_ref()).map_err(|e| {
+                    let msg = e.to_string();
+                    let last = msg.lines().last().unwrap_or("").trim().to_string();
+                    src.err(
+                        Some(s.span()),
+                        &key(k),
+                        format!("invalid regex {:?}: {last}", s.get_ref()),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let comm = regex(&r.comm, "comm")?;
+    let cmdline = regex(&r.cmdline, "cmdline")?;
+    let cgroup = match &r.cgroup {
+        None => None,
+        Some(v) => {
+            Some(Glob::new(v.get_ref()).map_err(|m| src.err(Some(v.span()), &key("cgroup"), m))?)
+        }
+    };
+    let uid = match &r.user {
+        None => None,
+        Some(v) => {
+            Some(match v.get_ref() {
+                UserValue::Uid(uid) => *uid,
+                UserValue::Name(name) => match nix::unistd::User::from_name(name) {
+                    Ok(Some(u)) => u.uid.as_raw(),
+                    _ => {
+                        return Err(src.err(Some(v.span()), &key("user"), format!("no user named {name:?} on this machine (a numeric uid is accepted too)")));
+                    }
+                },
+            })
+        }
+    };
+    if exe.is_none() && comm.is_none() && cmdline.is_none() && cgroup.is_none() && uid.is_none() {
+        return Err(src
+            .err(
+                None,
+                &format!("rule[{n}]"),
+                "a rule needs at least one of exe, comm, cmdline, cgroup, user",
+            )
+            .with_line(header));
+    }
+    let protect = flag(&r.protect, false);
+    let action = match (&r.adjust, protect) {
+        (Some(a), true) => {
+            return Err(src.err(
+                Some(a.span()),
+                &key("adjust"),
+                "a rule either protects or adjusts, not both",
+            ));
+        }
+        (Some(a), false) => {
+            let v = *a.get_ref();
+            if !(-1000..=1000).contains(&v) || v == 0 {
+                return Err(src.err(
+                    Some(a.span()),
+                    &key("adjust"),
+                    format!("{v} is not within -1000..=1000 (0 excluded), in oom_score_adj units"),
+                ));
+            }
+            Action::Adjust(v as i32)
+        }
+        (None, true) => Action::Protect,
+        (None, false) => {
+            return Err(src
+                .err(
+                    span(&r.protect),
+                    &key("protect"),
+                    "the rule does nothing: set protect = true or an adjust",
+                )
+                .with_line(span(&r.protect).map(|s| src.line_of(s.start)).or(header)));
+        }
+    };
+    Ok(Rule {
+        exe,
+        exe_namespace,
+        comm,
+        cmdline,
+        cgroup,
+        uid,
+        action,
+        line: header.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Where the config comes from, so a reload reads the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// `--config FILE`: must exist.
+    Explicit(std::path::PathBuf),
+    /// No `--config`: [`DEFAULT_PATH`] if it exists, else the built-in defaults.
+    Default,
+}
+
+impl ConfigOrigin {
+    /// Loads the config from this origin.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigOrigin::Explicit(path) => Config::load(path),
+            ConfigOrigin::Default => {
+                let path = Path::new(DEFAULT_PATH);
+                if path.exists() {
+                    Config::load(path)
+                } else {
+                    Ok(Config::default())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+use super::*;
+
+fn err(text: &str) -> String {
+    Config::parse(text, "test.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn empty_file_gives_the_documented_defaults() {
+    let c = Config::parse("", "x").unwrap();
+    assert_eq!(c.daemon.max_interval, Duration::from_secs(5));
+    assert_eq!(c.daemon.min_interval, Duration::from_millis(2));
+    assert_eq!(c.daemon.fill_rate, 6 << 30);
+    assert!(!c.daemon.dry_run);
+    assert!(c.system.enabled);
+    assert_eq!(c.system.mem_available_term, Amount::Percent(10.0));
+    assert_eq!(c.system.mem_available_kill, Amount::Percent(5.0));
+    assert_eq!(c.system.require, Require::Both);
+    assert!(c.cgroups.is_empty());
+    assert_eq!(c.kill.grace, Duration::from_secs(5));
+    assert!(c.builtin_protection);
+    assert!(c.rules.is_empty());
+}
+
+#[test]
+fn a_full_config_parses() {
+    let c = Config::parse(
+        r#"
+[daemon]
+dry_run = true
+fill_rate = "2GiB"
+[system]
+mem_available_term = "1GiB"
+mem_available_kill = "512MiB"
+require = "either"
+psi_full_avg10_term = 20
+[[cgroup]]
+path = "/kubepods/**"
+available_kill = "16MiB"
+available_term = "32MiB"
+kill_unit = "cgroup"
+[[rule]]
+exe = "/usr/bin/postgres"
+user = 0
+protect = true
+[[rule]]
+comm = "^java$"
+adjust = 300
+"#,
+        "x",
+    )
+    .unwrap();
+    assert!(c.daemon.dry_run);
+    assert_eq!(c.system.mem_available_kill, Amount::Bytes(512 << 20));
+    assert_eq!(c.system.psi_full_avg10_term, 20.0);
+    assert_eq!(c.cgroups[0].kill_unit, KillUnit::Cgroup);
+    assert!(c.cgroups[0].path.is_match("/kubepods/pod/ctr"));
+    assert_eq!(c.rules[0].action, Action::Protect);
+    assert_eq!(c.rules[0].uid, Some(0));
+    assert_eq!(c.rules[0].line, 15);
+    assert_eq!(c.rules[1].action, Action::Adjust(300));
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let e = err("[system]\nenabled = true\nmem_availble_term = \"10%\"\n");
+    assert!(
+        e.starts_with("test.toml:3: system.mem_availble_term:"),
+        "{e}"
+    );
+    assert!(e.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn unknown_table_is_an_error() {
+    let e = err("[sytem]\nenabled = true\n");
+    assert!(e.starts_with("test.toml:1: sytem:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let e = err("[daemon]\n\ndry_run = \"yes\"\n");
+    assert!(e.starts_with("test.toml:3: daemon.dry_run:"), "{e}");
+}
+
+#[test]
+fn bad_size_names_line_and_key() {
+    let e = err("[system]\nmem_available_term = \"10 furlongs\"\n");
+    assert!(
+        e.starts_with("test.toml:2: system.mem_available_term: invalid size"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kill_above_term_is_refused() {
+    let e = err("[system]\nmem_available_term = \"5%\"\nmem_available_kill = \"10%\"\n");
+    assert!(
+        e.starts_with("test.toml:3: system.mem_available_kill:"),
+        "{e}"
+    );
+    assert!(e.contains("at or below"), "{e}");
+    let e =
+        err("[[cgroup]]\npath = \"/a\"\navailable_term = \"1MiB\"\navailable_kill = \"2MiB\"\n");
+    assert!(
+        e.starts_with("test.toml:4: cgroup[1].available_kill:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn min_interval_above_max_is_refused() {
+    let e = err("[daemon]\nmax_interval = \"1s\"\nmin_interval = \"2s\"\n");
+    assert!(e.starts_with("test.toml:3: daemon.min_interval:"), "{e}");
+}
+
+#[test]
+fn bad_enum_lists_the_choices() {
+    let e = err("[system]\nrequire = \"all\"\n");
+    assert!(e.starts_with("test.toml:2: system.require:"), "{e}");
+    assert!(e.contains("both, either"), "{e}");
+}
+
+#[test]
+fn empty_rule_names_its_header() {
+    let e = err("[[rule]]\ncomm = \"a\"\nprotect = true\n\n[[rule]]\nprotect = true\n");
+    assert!(e.starts_with("test.toml:5: rule[2]:"), "{e}");
+    assert!(e.contains("at least one of"), "{e}");
+}
+
+#[test]
+fn protect_and_adjust_together_are_refused() {
+    let e = err("[[rule]]\nexe = \"/usr/bin/x\"\nprotect = true\nadjust = 5\n");
+    assert!(e.starts_with("test.toml:4: rule[1].adjust:"), "{e}");
+}
+
+#[test]
+fn rule_that_does_nothing_is_refused() {
+    let e = err("[[rule]]\nexe = \"/usr/bin/x\"\n");
+    assert!(e.starts_with("test.toml:1: rule[1].protect:"), "{e}");
+    let e = err("[[rule]]\nexe = \"/usr/bin/x\"\nadjust = 1001\n");
+    assert!(e.starts_with("test.toml:3: rule[1].adjust:"), "{e}");
+}
+
+#[test]
+fn bad_regex_and_glob_name_line_and_key() {
+    let e = err("[[rule]]\ncomm = \"(unclosed\"\nprotect = true\n");
+    assert!(
+        e.starts_with("test.toml:2: rule[1].comm: invalid regex"),
+        "{e}"
+    );
+    let e = err("[[rule]]\ncgroup = \"/a/[z-a]\"\nadjust = 10\n");
+    assert!(
+        e.starts_with("test.toml:2: rule[1].cgroup: invalid glob"),
+        "{e}"
+    );
+    let e = err("[[cgroup]]\npath = \"kubepods\"\n");
+    assert!(e.starts_with("test.toml:2: cgroup[1].path:"), "{e}");
+    let e = err("[[rule]]\nexe = \"sshd\"\nprotect = true\n");
+    assert!(e.starts_with("test.toml:2: rule[1].exe:"), "{e}");
+}
+
+#[test]
+fn unknown_user_is_refused() {
+    let e = err("[[rule]]\nuser = \"no-such-user-oomward\"\nprotect = true\n");
+    assert!(e.starts_with("test.toml:2: rule[1].user:"), "{e}");
+    let c = Config::parse("[[rule]]\nuser = \"root\"\nadjust = -100\n", "x").unwrap();
+    assert_eq!(c.rules[0].uid, Some(0));
+}
+
+#[test]
+fn key_in_second_array_table_is_indexed() {
+    let e = err("[[rule]]\ncomm = \"a\"\nadjust = 1\n[[rule]]\ncomm = \"b\"\nprotekt = true\n");
+    assert!(e.starts_with("test.toml:6: rule[2].protekt:"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("[daemon]\ndry_run = \n");
+    assert!(e.starts_with("test.toml:2:"), "{e}");
+}
+
+#[test]
+fn comm_only_protect_warns() {
+    let c = Config::parse("[[rule]]\ncomm = \"^sshd$\"\nprotect = true\n", "f.toml").unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].starts_with("f.toml:1: rule[1]"),
+        "{}",
+        c.warnings[0]
+    );
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let text = "[system]\nmem_available_term = \"1GiB\"\n[[cgroup]]\npath = \"/a/*\"\n[[rule]]\nexe = \"/usr/bin/x\"\nuser = 0\nprotect = true\n[[rule]]\ncmdline = \"--big\"\nadjust = -20\n";
+    let c = Config::parse(text, "x").unwrap();
+    let again = Config::parse(&c.to_toml(), "y").unwrap();
+    // Equal but for the first line (the source) and the rules' line comments.
+    let body = |c: &Config| -> Vec<String> {
+        c.to_toml()
+            .lines()
+            .skip(1)
+            .map(|l| l.split("  # line").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(body(&again), body(&c));
+    assert_eq!(again.system, c.system);
+    assert_eq!(again.daemon, c.daemon);
+}

@@ -1,0 +1,435 @@
+//! Who may be killed, and who should go first: the administrator's rules on top of the kernel's
+//! ranking.
+//!
+//! Rules never replace the kernel's badness; they protect a process outright or shift its
+//! `oom_score_adj` by a number of adj units (see [`effective_adj`]), so that a rule means the same
+//! thing as the knob the kernel and kubelet already use.
+//!
+//! Matchers differ in how far they can be trusted: `exe` is a root-owned link that an ordinary
+//! user cannot forge for a path they cannot write; `comm` and `cmdline` are set by the process
+//! itself. Protecting by `comm` or `cmdline` alone is therefore allowed but warned about.
+
+use globset::{GlobBuilder, GlobMatcher};
+use regex::Regex;
+
+use crate::badness::{OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
+use crate::probe::process::ProcessSnapshot;
+
+/// What a rule does to the processes it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Never a candidate.
+    Protect,
+    /// Added to the process's `oom_score_adj`: positive prefers it as a victim, negative avoids it.
+    Adjust(i32),
+}
+
+/// Which processes an `exe` matcher may match.
+///
+/// `/proc/PID/exe` is resolved in the process's own mount namespace, so a container can run its
+/// own `/usr/sbin/sshd`; by default an exe rule matches only processes that share oomward's mount
+/// namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExeNamespace {
+    /// Only processes in oomward's own mount namespace.
+    Host,
+    /// Any process, containers included.
+    Any,
+}
+
+/// A glob that remembers the text it was compiled from, for error messages and `check-config`.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    /// The pattern as written.
+    pub text: String,
+    matcher: GlobMatcher,
+}
+
+impl Glob {
+    /// Compiles a path glob: `*` stays within one path component, `**` crosses any number.
+    pub fn new(text: &str) -> Result<Self, String> {
+        let glob = GlobBuilder::new(text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("invalid glob {text:?}: {}", e.kind()))?;
+        Ok(Glob {
+            text: text.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    /// Whether `path` matches.
+    pub fn is_match(&self, path: &str) -> bool {
+        self.matcher.is_match(path)
+    }
+}
+
+/// One `[[rule]]`: every matcher given must match, then the action applies.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Glob on the executable path, ` (deleted)` removed.
+    pub exe: Option<Glob>,
+    /// Which processes `exe` may match.
+    pub exe_namespace: ExeNamespace,
+    /// Regex on `/proc/PID/comm`.
+    pub comm: Option<Regex>,
+    /// Regex on the command line, arguments joined by single spaces.
+    pub cmdline: Option<Regex>,
+    /// Glob on the process's memory cgroup path.
+    pub cgroup: Option<Glob>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// What the rule does.
+    pub action: Action,
+    /// Where the rule was written (line of its `[[rule]]` header), for verdicts and logs.
+    pub line: usize,
+}
+
+impl Rule {
+    /// Whether every matcher the rule has matches the process.
+    pub fn matches(&self, p: &ProcessSnapshot) -> bool {
+        if let Some(glob) = &self.exe {
+            let in_scope = self.exe_namespace == ExeNamespace::Any || p.exe_in_host_mntns;
+            match &p.exe {
+                Some(exe) if in_scope && glob.is_match(exe) => {}
+                _ => return false,
+            }
+        }
+        if let Some(re) = &self.comm
+            && !re.is_match(&p.comm)
+        {
+            return false;
+        }
+        if let Some(re) = &self.cmdline
+            && !re.is_match(&p.cmdline)
+        {
+            return false;
+        }
+        if let Some(glob) = &self.cgroup {
+            match &p.cgroup {
+                Some(cg) if glob.is_match(cg) => {}
+                _ => return false,
+            }
+        }
+        if let Some(uid) = self.uid
+            && p.uid != Some(uid)
+        {
+            return false;
+        }
+        true
+    }
+
+    /// True when the rule protects on names the process chose itself (comm/cmdline) and nothing
+    /// it cannot forge (exe, uid, cgroup).
+    pub fn protects_by_spoofable_names_only(&self) -> bool {
+        self.action == Action::Protect
+            && self.exe.is_none()
+            && self.cgroup.is_none()
+            && self.uid.is_none()
+            && (self.comm.is_some() || self.cmdline.is_some())
+    }
+}
+
+/// Why a process is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// Part of the built-in set; the string names the entry.
+    Builtin(&'static str),
+    /// A `[[rule]]` with `protect = true`; the line of its header.
+    Rule(usize),
+}
+
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Protection::Builtin(what) => write!(f, "builtin:{what}"),
+            Protection::Rule(line) => write!(f, "rule@{line}"),
+        }
+    }
+}
+
+/// The policy's word on one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// Set when the process must never be chosen.
+    pub protected: Option<Protection>,
+    /// Sum of the `adjust` of every matching rule, in `oom_score_adj` units.
+    pub adjust: i32,
+}
+
+/// Executables protected by default on any machine: losing them loses the machine (init, the
+/// journal, device and session managers, the bus) or the way in to repair it (sshd).
+pub const BUILTIN_PROTECTED_EXES: &[&str] = &[
+    "/sbin/init",
+    "/usr/sbin/init",
+    "/lib/systemd/systemd",
+    "/usr/lib/systemd/systemd",
+    "/lib/systemd/systemd-journald",
+    "/usr/lib/systemd/systemd-journald",
+    "/lib/systemd/systemd-udevd",
+    "/usr/lib/systemd/systemd-udevd",
+    "/lib/systemd/systemd-logind",
+    "/usr/lib/systemd/systemd-logind",
+    "/usr/bin/dbus-daemon",
+    "/usr/bin/dbus-broker",
+    "/usr/bin/dbus-broker-launch",
+    "/usr/sbin/sshd",
+    "/usr/bin/sshd",
+    "/usr/lib/openssh/sshd-session",
+    "/usr/libexec/openssh/sshd-session",
+    "/usr/sbin/oomward",
+    "/usr/bin/oomward",
+];
+
+/// The compiled policy: the built-in protected set (unless disabled) and the user's rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Whether the built-in protected set applies.
+    pub builtin: bool,
+    /// The `[[rule]]` entries, in file order.
+    pub rules: Vec<Rule>,
+    /// oomward's own pid: never a candidate, whatever the config says.
+    pub self_pid: i32,
+    /// oomward's own executable, so a second instance is protected too.
+    pub self_exe: Option<String>,
+}
+
+impl Policy {
+    /// Decides protection and adjustment for one process. Pure: the facts come in the snapshot.
+    pub fn evaluate(&self, p: &ProcessSnapshot) -> Verdict {
+        let mut verdict = Verdict::default();
+        if p.pid == self.self_pid {
+            // Not even `builtin = false` makes oomward its own victim.
+            verdict.protected = Some(Protection::Builtin("self"));
+            return verdict;
+        }
+        if self.builtin
+            && let Some(what) = builtin_protection(p, self.self_exe.as_deref())
+        {
+            verdict.protected = Some(Protection::Builtin(what));
+            return verdict;
+        }
+        for rule in &self.rules {
+            if !rule.matches(p) {
+                continue;
+            }
+            match rule.action {
+                Action::Protect => {
+                    verdict.protected = Some(Protection::Rule(rule.line));
+                    return verdict;
+                }
+                Action::Adjust(n) => verdict.adjust = verdict.adjust.saturating_add(n),
+            }
+        }
+        verdict
+    }
+}
+
+fn builtin_protection(p: &ProcessSnapshot, self_exe: Option<&str>) -> Option<&'static str> {
+    if p.pid == 1 {
+        return Some("init");
+    }
+    if p.is_kernel_thread() {
+        return Some("kthread");
+    }
+    let exe = p.exe.as_deref().filter(|_| p.exe_in_host_mntns)?;
+    if Some(exe) == self_exe {
+        return Some("oomward");
+    }
+    BUILTIN_PROTECTED_EXES.contains(&exe).then_some("system")
+}
+
+/// The adj a rule-adjusted process is ranked with: the process's own `oom_score_adj` plus the
+/// rules' adjustment, clamped to -999..=1000 so a rule can never turn a killable process into an
+/// adj-min one (only the administrator's own -1000 does that, and no rule undoes it).
+pub fn effective_adj(oom_score_adj: i32, adjust: i32) -> i32 {
+    if oom_score_adj == OOM_SCORE_ADJ_MIN {
+        return OOM_SCORE_ADJ_MIN;
+    }
+    oom_score_adj
+        .saturating_add(adjust)
+        .clamp(OOM_SCORE_ADJ_MIN + 1, OOM_SCORE_ADJ_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc_(pid: i32, comm: &str, exe: Option<&str>, uid: u32) -> ProcessSnapshot {
+        ProcessSnapshot {
+            pid,
+            comm: comm.into(),
+            exe: exe.map(Into::into),
+            exe_in_host_mntns: true,
+            uid: Some(uid),
+            cmdline: format!("{comm} --flag"),
+            cgroup: Some("/user.slice/user-1000.slice/app".into()),
+            has_mm: true,
+            ..ProcessSnapshot::default()
+        }
+    }
+
+    fn rule(action: Action) -> Rule {
+        Rule {
+            exe: None,
+            exe_namespace: ExeNamespace::Host,
+            comm: None,
+            cmdline: None,
+            cgroup: None,
+            uid: None,
+            action,
+            line: 10,
+        }
+    }
+
+    fn policy(rules: Vec<Rule>) -> Policy {
+        Policy {
+            builtin: true,
+            rules,
+            self_pid: 4242,
+            self_exe: Some("/opt/oomward/bin/oomward".into()),
+        }
+    }
+
+    #[test]
+    fn builtin_set_protects_init_self_and_system_daemons() {
+        let p = policy(vec![]);
+        assert!(
+            p.evaluate(&proc_(1, "init", Some("/x"), 0))
+                .protected
+                .is_some()
+        );
+        assert_eq!(
+            p.evaluate(&proc_(4242, "oomward", None, 0)).protected,
+            Some(Protection::Builtin("self"))
+        );
+        assert_eq!(
+            p.evaluate(&proc_(77, "oomward", Some("/opt/oomward/bin/oomward"), 0))
+                .protected,
+            Some(Protection::Builtin("oomward"))
+        );
+        assert_eq!(
+            p.evaluate(&proc_(50, "sshd", Some("/usr/sbin/sshd"), 0))
+                .protected,
+            Some(Protection::Builtin("system"))
+        );
+        assert_eq!(
+            p.evaluate(&proc_(51, "sshd", Some("/home/u/sshd"), 1000))
+                .protected,
+            None
+        );
+    }
+
+    #[test]
+    fn builtin_false_clears_the_set_but_never_self() {
+        let mut p = policy(vec![]);
+        p.builtin = false;
+        assert_eq!(
+            p.evaluate(&proc_(50, "sshd", Some("/usr/sbin/sshd"), 0))
+                .protected,
+            None
+        );
+        assert!(
+            p.evaluate(&proc_(4242, "oomward", None, 0))
+                .protected
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn exe_in_another_mount_namespace_does_not_match_by_default() {
+        let p = policy(vec![]);
+        let mut container_sshd = proc_(60, "sshd", Some("/usr/sbin/sshd"), 0);
+        container_sshd.exe_in_host_mntns = false;
+        assert_eq!(p.evaluate(&container_sshd).protected, None);
+
+        let mut r = rule(Action::Protect);
+        r.exe = Some(Glob::new("/usr/sbin/sshd").unwrap());
+        r.exe_namespace = ExeNamespace::Any;
+        assert!(
+            policy(vec![r])
+                .evaluate(&container_sshd)
+                .protected
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn all_matchers_must_match() {
+        let mut r = rule(Action::Protect);
+        r.exe = Some(Glob::new("/usr/bin/*").unwrap());
+        r.uid = Some(0);
+        let p = policy(vec![r]);
+        assert!(
+            p.evaluate(&proc_(70, "x", Some("/usr/bin/x"), 0))
+                .protected
+                .is_some()
+        );
+        // another user running the same program
+        assert!(
+            p.evaluate(&proc_(71, "x", Some("/usr/bin/x"), 1000))
+                .protected
+                .is_none()
+        );
+        // a user's own binary that merely takes the name
+        assert!(
+            p.evaluate(&proc_(72, "x", Some("/home/u/x"), 0))
+                .protected
+                .is_none()
+        );
+        // an unreadable exe never matches an exe rule
+        assert!(p.evaluate(&proc_(73, "x", None, 0)).protected.is_none());
+    }
+
+    #[test]
+    fn star_stays_in_one_component_and_double_star_crosses() {
+        let one = Glob::new("/kubepods/*").unwrap();
+        let any = Glob::new("/kubepods/**").unwrap();
+        assert!(one.is_match("/kubepods/pod1"));
+        assert!(!one.is_match("/kubepods/pod1/ctr"));
+        assert!(any.is_match("/kubepods/pod1/ctr"));
+        assert!(!any.is_match("/system.slice"));
+    }
+
+    #[test]
+    fn adjustments_add_up_and_protect_wins() {
+        let mut prefer = rule(Action::Adjust(300));
+        prefer.comm = Some(Regex::new("^java$").unwrap());
+        let mut also = rule(Action::Adjust(-100));
+        also.cgroup = Some(Glob::new("/user.slice/**").unwrap());
+        let p = policy(vec![prefer.clone(), also.clone()]);
+        assert_eq!(p.evaluate(&proc_(80, "java", None, 1000)).adjust, 200);
+        assert_eq!(p.evaluate(&proc_(81, "javac", None, 1000)).adjust, -100);
+
+        let mut protect = rule(Action::Protect);
+        protect.cmdline = Some(Regex::new("--flag").unwrap());
+        protect.line = 33;
+        let p = policy(vec![prefer, protect, also]);
+        assert_eq!(
+            p.evaluate(&proc_(82, "java", None, 1000)).protected,
+            Some(Protection::Rule(33))
+        );
+    }
+
+    #[test]
+    fn spoofable_protect_rules_are_recognised() {
+        let mut r = rule(Action::Protect);
+        r.comm = Some(Regex::new("sshd").unwrap());
+        assert!(r.protects_by_spoofable_names_only());
+        r.uid = Some(0);
+        assert!(!r.protects_by_spoofable_names_only());
+        let mut a = rule(Action::Adjust(-500));
+        a.comm = Some(Regex::new("sshd").unwrap());
+        assert!(!a.protects_by_spoofable_names_only());
+    }
+
+    #[test]
+    fn effective_adj_clamps_and_keeps_adj_min() {
+        assert_eq!(effective_adj(0, 300), 300);
+        assert_eq!(effective_adj(900, 300), 1000);
+        assert_eq!(effective_adj(-500, -900), -999);
+        assert_eq!(effective_adj(-1000, 2000), -1000);
+        assert_eq!(effective_adj(0, i32::MIN), -999);
+    }
+}

@@ -1,0 +1,406 @@
+//! The memory cgroup hierarchy: where it is mounted (v1, v2 or hybrid, from mountinfo) and what
+//! each cgroup's memory looks like (limit, usage, reclaimable cache, swap, OOM state).
+
+use std::path::{Path, PathBuf};
+
+use super::{ProbeError, flat_keyed, read_optional, read_text, under};
+
+/// Which cgroup version provides the memory controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// The legacy memory controller (`memory.limit_in_bytes`, `memory.oom_control`).
+    V1,
+    /// The unified hierarchy (`memory.max`, `memory.events`).
+    V2,
+}
+
+impl CgroupVersion {
+    /// `v1` or `v2`, for logs and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        }
+    }
+}
+
+/// The mounted hierarchy that carries the memory controller.
+///
+/// On a hybrid host (v1 controllers plus an empty cgroup2 mount) the v1 memory mount wins: that
+/// is where limits are enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryHierarchy {
+    /// v1 or v2.
+    pub version: CgroupVersion,
+    /// The mount point as mountinfo names it, e.g. `/sys/fs/cgroup/memory`.
+    pub mount_point: String,
+    /// The mount's root within the hierarchy (`/` unless a container bind-mounted a subtree).
+    pub mount_root: String,
+}
+
+impl MemoryHierarchy {
+    /// Finds the memory hierarchy from `<root>/proc/self/mountinfo`; `None` when there is none
+    /// (cgroup scopes then cannot be watched, the system scope still can).
+    pub fn discover(root: &Path) -> Result<Option<Self>, ProbeError> {
+        let path = under(root, "/proc/self/mountinfo");
+        let text = read_text(&path)?;
+        let mut unified = None;
+        for line in text.lines() {
+            let Some(m) = MountLine::parse(line) else {
+                continue;
+            };
+            match m.fstype {
+                "cgroup" if m.super_options.split(',').any(|o| o == "memory") => {
+                    return Ok(Some(MemoryHierarchy {
+                        version: CgroupVersion::V1,
+                        mount_point: m.mount_point,
+                        mount_root: m.root,
+                    }));
+                }
+                "cgroup2" if unified.is_none() => unified = Some(m),
+                _ => {}
+            }
+        }
+        let Some(m) = unified else { return Ok(None) };
+        let controllers = read_optional(&under(
+            root,
+            &format!("{}/cgroup.controllers", m.mount_point),
+        ))?;
+        let has_memory = controllers.is_some_and(|c| c.split_whitespace().any(|w| w == "memory"));
+        Ok(has_memory.then_some(MemoryHierarchy {
+            version: CgroupVersion::V2,
+            mount_point: m.mount_point,
+            mount_root: m.root,
+        }))
+    }
+
+    /// The directory of cgroup `path` (as /proc/PID/cgroup names it) under `root`.
+    pub fn dir(&self, root: &Path, path: &str) -> PathBuf {
+        let rel = if self.mount_root == "/" {
+            path
+        } else {
+            path.strip_prefix(self.mount_root.as_str()).unwrap_or(path)
+        };
+        under(root, &self.mount_point).join(rel.trim_start_matches('/'))
+    }
+
+    /// The memory cgroup of a process from the text of `/proc/PID/cgroup`.
+    pub fn path_of_process(&self, proc_cgroup: &str) -> Option<String> {
+        proc_cgroup.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let wanted = match self.version {
+                CgroupVersion::V1 => controllers.split(',').any(|c| c == "memory"),
+                CgroupVersion::V2 => controllers.is_empty(),
+            };
+            wanted.then(|| path.to_string())
+        })
+    }
+
+    /// The path of every cgroup in the hierarchy below `start` (inclusive), depth first; for
+    /// resolving globs against the live tree. Cgroups removed during the walk are skipped.
+    pub fn walk(&self, root: &Path, start: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![normalize(start)];
+        while let Some(path) = stack.pop() {
+            let dir = self.dir(root, &path);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut children: Vec<String> = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .map(|name| join_cgroup(&path, &name))
+                .collect();
+            children.sort();
+            stack.extend(children.into_iter().rev());
+            out.push(path);
+        }
+        out
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+fn join_cgroup(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// The parent of a cgroup path, `None` for the root.
+pub fn parent(path: &str) -> Option<&str> {
+    if path == "/" || path.is_empty() {
+        return None;
+    }
+    match path.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&path[..i]),
+        None => Some("/"),
+    }
+}
+
+/// True when `path` is `scope` or lies below it.
+pub fn is_within(path: &str, scope: &str) -> bool {
+    scope == "/"
+        || path == scope
+        || (path.starts_with(scope) && path.as_bytes().get(scope.len()) == Some(&b'/'))
+}
+
+struct MountLine<'a> {
+    root: String,
+    mount_point: String,
+    fstype: &'a str,
+    super_options: &'a str,
+}
+
+impl<'a> MountLine<'a> {
+    /// `id parent maj:min root mount_point options [optional...] - fstype source super_options`
+    fn parse(line: &'a str) -> Option<Self> {
+        let (left, right) = line.split_once(" - ")?;
+        let mut l = left.split(' ');
+        let (_, _, _, root, mount_point) = (l.next()?, l.next()?, l.next()?, l.next()?, l.next()?);
+        let mut r = right.split(' ');
+        let (fstype, _source, super_options) = (r.next()?, r.next()?, r.next().unwrap_or(""));
+        Some(MountLine {
+            root: unescape_octal(root),
+            mount_point: unescape_octal(mount_point),
+            fstype,
+            super_options,
+        })
+    }
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A limit as the kernel writes it: `None` means unlimited (v2 `max`, v1 PAGE_COUNTER_MAX).
+fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(None);
+    }
+    let v: u64 = t.parse().map_err(|_| format!("not a limit: {t:?}"))?;
+    // v1 prints PAGE_COUNTER_MAX * PAGE_SIZE (0x7FFFFFFFFFFFF000 with 4 KiB pages) for "none".
+    Ok((v < (1u64 << 62)).then_some(v))
+}
+
+/// One cgroup's memory state. Sizes in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CgroupMemory {
+    /// The hard limit (`memory.max`, v1 `memory.limit_in_bytes`); `None` = unlimited.
+    pub max: Option<u64>,
+    /// v2 `memory.high` (throttling, never OOM); `None` = unlimited or v1.
+    pub high: Option<u64>,
+    /// Charged memory (`memory.current`, v1 `memory.usage_in_bytes`).
+    pub usage: u64,
+    /// Reclaimable page cache (`inactive_file`, v1 `total_inactive_file`, whole subtree).
+    pub inactive_file: u64,
+    /// Swap the cgroup may use beyond `max`: v2 `memory.swap.max`, v1 `memsw.limit - limit`;
+    /// `None` = unlimited or not accounted.
+    pub swap_max: Option<u64>,
+    /// Whether swap is accounted for this cgroup at all (v1 `memsw` files, v2 `memory.swap.max`).
+    pub swap_accounted: bool,
+    /// `memory.swappiness` (v1) or `vm.swappiness` (v2 uses the global value).
+    pub swappiness: u64,
+    /// v1 `oom_kill_disable`.
+    pub oom_kill_disable: bool,
+    /// v1 `under_oom`: tasks are stuck waiting for the OOM to resolve.
+    pub under_oom: bool,
+    /// v2 `memory.events` `oom` count.
+    pub oom_events: u64,
+    /// Kernel OOM kills in this cgroup (v1 `oom_control` `oom_kill`, v2 `memory.events` `oom_kill`).
+    pub oom_kill: u64,
+    /// v2 `memory.oom.group`.
+    pub oom_group: bool,
+}
+
+impl CgroupMemory {
+    /// Reads the memory state of cgroup `path`. A removed cgroup gives an error whose
+    /// [`ProbeError::is_gone`] is true.
+    pub fn read(hier: &MemoryHierarchy, root: &Path, path: &str) -> Result<Self, ProbeError> {
+        let dir = hier.dir(root, path);
+        let file = |name: &str| dir.join(name);
+        let num = |name: &str| -> Result<Option<u64>, ProbeError> {
+            let p = file(name);
+            match read_optional(&p)? {
+                None => Ok(None),
+                Some(t) => parse_limit(&t).map_err(|w| ProbeError::parse(&p, w)),
+            }
+        };
+        let mut m = CgroupMemory::default();
+        let is_root = parent(path).is_none();
+        match hier.version {
+            CgroupVersion::V1 => {
+                m.max = num("memory.limit_in_bytes")?;
+                let usage_path = file("memory.usage_in_bytes");
+                m.usage = read_text(&usage_path)?
+                    .trim()
+                    .parse()
+                    .map_err(|_| ProbeError::parse(&usage_path, "not a number"))?;
+                let stat = read_text(&file("memory.stat"))?;
+                m.inactive_file = flat_keyed(&stat, "total_inactive_file")
+                    .or_else(|| flat_keyed(&stat, "inactive_file"))
+                    .unwrap_or(0);
+                let memsw = file("memory.memsw.limit_in_bytes");
+                if let Some(t) = read_optional(&memsw)? {
+                    m.swap_accounted = true;
+                    let memsw_max = parse_limit(&t).map_err(|w| ProbeError::parse(&memsw, w))?;
+                    m.swap_max = match (memsw_max, m.max) {
+                        (Some(sw), Some(mx)) => Some(sw.saturating_sub(mx)),
+                        (Some(sw), None) => Some(sw),
+                        (None, _) => None,
+                    };
+                }
+                m.swappiness = read_optional(&file("memory.swappiness"))?
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(60);
+                if let Some(oc) = read_optional(&file("memory.oom_control"))? {
+                    m.oom_kill_disable = flat_keyed(&oc, "oom_kill_disable") == Some(1);
+                    m.under_oom = flat_keyed(&oc, "under_oom") == Some(1);
+                    m.oom_kill = flat_keyed(&oc, "oom_kill").unwrap_or(0);
+                }
+            }
+            CgroupVersion::V2 => {
+                m.max = num("memory.max")?;
+                m.high = num("memory.high")?;
+                let current = file("memory.current");
+                m.usage = match read_optional(&current)? {
+                    Some(t) => t
+                        .trim()
+                        .parse()
+                        .map_err(|_| ProbeError::parse(&current, "not a number"))?,
+                    // The v2 root has no memory.current; its usage is the machine's.
+                    None if is_root => 0,
+                    None => return Err(read_text(&current).unwrap_err()),
+                };
+                if let Some(stat) = read_optional(&file("memory.stat"))? {
+                    m.inactive_file = flat_keyed(&stat, "inactive_file").unwrap_or(0);
+                }
+                let swap = file("memory.swap.max");
+                if let Some(t) = read_optional(&swap)? {
+                    m.swap_accounted = true;
+                    m.swap_max = parse_limit(&t).map_err(|w| ProbeError::parse(&swap, w))?;
+                }
+                m.swappiness = read_optional(&under(root, "/proc/sys/vm/swappiness"))?
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(60);
+                if let Some(ev) = read_optional(&file("memory.events"))? {
+                    m.oom_events = flat_keyed(&ev, "oom").unwrap_or(0);
+                    m.oom_kill = flat_keyed(&ev, "oom_kill").unwrap_or(0);
+                }
+                m.oom_group =
+                    read_optional(&file("memory.oom.group"))?.is_some_and(|t| t.trim() == "1");
+            }
+        }
+        Ok(m)
+    }
+
+    /// The working set the kernel cannot simply drop: usage minus inactive page cache.
+    pub fn working_set(&self) -> u64 {
+        self.usage.saturating_sub(self.inactive_file)
+    }
+}
+
+/// Reads `path` and each of its ancestors, innermost first, for finding the OOM domain. An
+/// ancestor that cannot be read (outside a container's view) ends the chain.
+pub fn read_chain(
+    hier: &MemoryHierarchy,
+    root: &Path,
+    path: &str,
+) -> Result<Vec<(String, CgroupMemory)>, ProbeError> {
+    let mut chain = vec![(path.to_string(), CgroupMemory::read(hier, root, path)?)];
+    let mut cur = parent(path);
+    while let Some(p) = cur {
+        match CgroupMemory::read(hier, root, p) {
+            Ok(m) => chain.push((p.to_string(), m)),
+            Err(_) => break,
+        }
+        cur = parent(p);
+    }
+    Ok(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_lines_parse_with_escapes_and_optional_fields() {
+        let m = MountLine::parse(
+            "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:9 master:1 - cgroup cgroup rw,memory",
+        )
+        .unwrap();
+        assert_eq!(m.fstype, "cgroup");
+        assert_eq!(m.super_options, "rw,memory");
+        assert_eq!(m.mount_point, "/sys/fs/cgroup/memory");
+        assert_eq!(unescape_octal(r"/mnt/a\040b"), "/mnt/a b");
+        assert!(MountLine::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn limits_treat_max_and_page_counter_max_as_unlimited() {
+        assert_eq!(parse_limit("max\n"), Ok(None));
+        assert_eq!(parse_limit("9223372036854771712\n"), Ok(None));
+        assert_eq!(parse_limit("268435456"), Ok(Some(268435456)));
+        assert!(parse_limit("").is_err());
+    }
+
+    #[test]
+    fn process_cgroup_lines_pick_the_memory_hierarchy() {
+        let text = "9:name=systemd:/\n4:memory:/app/x\n0::/unified/path\n";
+        let v1 = MemoryHierarchy {
+            version: CgroupVersion::V1,
+            mount_point: "/sys/fs/cgroup/memory".into(),
+            mount_root: "/".into(),
+        };
+        let v2 = MemoryHierarchy {
+            version: CgroupVersion::V2,
+            ..v1.clone()
+        };
+        assert_eq!(v1.path_of_process(text).as_deref(), Some("/app/x"));
+        assert_eq!(v2.path_of_process(text).as_deref(), Some("/unified/path"));
+        assert_eq!(v1.path_of_process("0::/\n"), None);
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/"), None);
+        assert!(is_within("/a/b", "/a"));
+        assert!(is_within("/a", "/a"));
+        assert!(!is_within("/ab", "/a"));
+        assert!(is_within("/anything", "/"));
+    }
+}

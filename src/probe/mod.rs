@@ -1,0 +1,95 @@
+//! Readers of kernel state: /proc and the cgroup filesystems into plain structs.
+//!
+//! Every reader takes the root directory it reads under (`/` in production), so the same code
+//! runs on the fixture trees in `tests/fixtures/`. Readers parse from `&str` and never decide
+//! anything; the decisions live in `badness`, `policy` and `rank`.
+
+pub mod cgroup;
+pub mod host;
+pub mod meminfo;
+pub mod process;
+pub mod psi;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use host::Host;
+
+/// A failure to read or understand one kernel file.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file was read but its content is not what the kernel writes there.
+    #[error("{}: {what}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        what: String,
+    },
+}
+
+impl ProbeError {
+    /// True when the object behind the file no longer exists (a process that exited, a cgroup
+    /// that was removed): a normal event for a scanner, never an error for the scan.
+    pub fn is_gone(&self) -> bool {
+        match self {
+            ProbeError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::NotFound
+                    || source.raw_os_error() == Some(libc::ESRCH)
+            }
+            ProbeError::Parse { .. } => false,
+        }
+    }
+
+    /// True when permissions hide the file (an ordinary user reading another user's process).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, ProbeError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+
+    pub(crate) fn parse(path: &Path, what: impl Into<String>) -> Self {
+        ProbeError::Parse {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+/// Reads a whole kernel file as text.
+pub(crate) fn read_text(path: &Path) -> Result<String, ProbeError> {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|source| ProbeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Reads a file that may legitimately be absent (an optional kernel feature): `Ok(None)` then.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, ProbeError> {
+    match read_text(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.is_gone() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The value of `key` in a file of `key value` lines (memory.stat, memory.events, oom_control).
+pub(crate) fn flat_keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut it = line.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok())?
+    })
+}
+
+/// Joins an absolute path under a root: `under(root, "/proc/1/stat")`.
+pub(crate) fn under(root: &Path, abs: &str) -> PathBuf {
+    root.join(abs.trim_start_matches('/'))
+}

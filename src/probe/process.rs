@@ -1,0 +1,394 @@
+//! Per-process facts from `/proc/PID/*`: what the kernel scores a process with and what policy
+//! rules match on.
+//!
+//! A process may exit between being listed and being read; every reader turns that into
+//! `Ok(None)` so a scan goes on without it.
+
+use std::path::Path;
+
+use super::{Host, ProbeError, read_text};
+
+/// `PF_KTHREAD` in `/proc/PID/stat` flags.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// What oomward knows about one process (a thread group) at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSnapshot {
+    /// Thread-group id.
+    pub pid: i32,
+    /// `/proc/PID/comm` as stat shows it (set by the process; never trust it alone).
+    pub comm: String,
+    /// State letter from stat (`R`, `S`, `D`, `Z`, ...).
+    pub state: char,
+    /// Parent pid.
+    pub ppid: i32,
+    /// Process group id, for `process_group` kills.
+    pub pgrp: i32,
+    /// Kernel task flags (stat field 9).
+    pub flags: u32,
+    /// Start time in clock ticks since boot (stat field 22): with the pid, the identity of a
+    /// process across PID reuse.
+    pub starttime: u64,
+    /// Resident pages as the kernel's OOM killer counts them (stat field 24).
+    pub rss_pages: u64,
+    /// Swapped-out pages (`VmSwap`).
+    pub swap_pages: u64,
+    /// Page-table pages (`VmPTE`).
+    pub pgtables_pages: u64,
+    /// False for zombies and exiting processes: nothing to free, never a candidate.
+    pub has_mm: bool,
+    /// Real uid; `None` if status could not be parsed.
+    pub uid: Option<u32>,
+    /// `/proc/PID/oom_score_adj`.
+    pub oom_score_adj: i32,
+    /// Executable path with ` (deleted)` removed; `None` when unreadable (another user's process
+    /// read by an unprivileged user) or absent (kernel threads).
+    pub exe: Option<String>,
+    /// Whether the process shares oomward's mount namespace, so that its `exe` means what it
+    /// says on this host.
+    pub exe_in_host_mntns: bool,
+    /// Arguments joined by single spaces.
+    pub cmdline: String,
+    /// Memory cgroup path; `None` without a memory hierarchy.
+    pub cgroup: Option<String>,
+}
+
+impl ProcessSnapshot {
+    /// Kernel threads own no user memory and are never candidates.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+/// The fields of `/proc/PID/stat` oomward uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Field 2 without the parentheses.
+    pub comm: String,
+    /// Field 3.
+    pub state: char,
+    /// Field 4.
+    pub ppid: i32,
+    /// Field 5.
+    pub pgrp: i32,
+    /// Field 9.
+    pub flags: u32,
+    /// Field 20.
+    pub num_threads: u64,
+    /// Field 22.
+    pub starttime: u64,
+    /// Field 24, pages.
+    pub rss: u64,
+}
+
+impl Stat {
+    /// Parses stat text. The comm may contain spaces and parentheses, so the fields after it are
+    /// found from the *last* `)`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let open = text.find('(').ok_or("no '(' before comm")?;
+        let close = text.rfind(')').ok_or("no ')' after comm")?;
+        if close < open {
+            return Err("comm parentheses out of order".into());
+        }
+        let comm = text[open + 1..close].to_string();
+        let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        // rest[0] is field 3.
+        let field = |n: usize| -> Result<&str, String> {
+            rest.get(n - 3)
+                .copied()
+                .ok_or_else(|| format!("stat is short: no field {n}"))
+        };
+        let num = |n: usize| -> Result<u64, String> {
+            let f = field(n)?;
+            f.parse()
+                .map_err(|_| format!("stat field {n} is not a number: {f:?}"))
+        };
+        let int = |n: usize| -> Result<i32, String> {
+            let f = field(n)?;
+            f.parse()
+                .map_err(|_| format!("stat field {n} is not a number: {f:?}"))
+        };
+        Ok(Stat {
+            comm,
+            state: field(3)?.chars().next().unwrap_or('?'),
+            ppid: int(4)?,
+            pgrp: int(5)?,
+            flags: num(9)? as u32,
+            num_threads: num(20)?,
+            starttime: num(22)?,
+            rss: num(24)?,
+        })
+    }
+}
+
+/// The fields of `/proc/PID/status` oomward uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// `VmSwap` in KiB.
+    pub vm_swap_kib: u64,
+    /// `VmPTE` in KiB.
+    pub vm_pte_kib: u64,
+    /// Whether any `Vm*` line is present: the kernel prints them only for a task with an mm.
+    pub has_mm: bool,
+    /// First field of `Uid:` (real uid).
+    pub uid: Option<u32>,
+}
+
+impl Status {
+    /// Parses status text; unknown lines are ignored, a short file yields what it has.
+    pub fn parse(text: &str) -> Self {
+        let mut s = Status::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let first = value.split_whitespace().next();
+            match key {
+                "VmSwap" => s.vm_swap_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
+                "VmPTE" => s.vm_pte_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
+                "Uid" => s.uid = first.and_then(|v| v.parse().ok()),
+                _ => {}
+            }
+            if key == "VmSize" {
+                s.has_mm = true;
+            }
+        }
+        s
+    }
+}
+
+/// Lists the thread groups in `<root>/proc`, in ascending pid order (readdir of /proc yields
+/// thread-group leaders only).
+pub fn list_pids(host: &Host) -> Result<Vec<i32>, ProbeError> {
+    let dir = host.path("/proc");
+    let entries = std::fs::read_dir(&dir).map_err(|source| ProbeError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut pids: Vec<i32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &i32| *pid > 0)
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Why some facts of a process could not be read although the process exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hidden {
+    /// `/proc/PID/exe` was denied (another user's process, read without privilege).
+    pub exe: bool,
+}
+
+/// Reads one process. `Ok(None)` when it is gone; facts hidden by permissions are left `None`
+/// and reported in [`Hidden`].
+pub fn read_process(
+    host: &Host,
+    pid: i32,
+) -> Result<Option<(ProcessSnapshot, Hidden)>, ProbeError> {
+    match read_process_inner(host, pid) {
+        Err(e) if e.is_gone() => Ok(None),
+        other => other,
+    }
+}
+
+fn read_process_inner(
+    host: &Host,
+    pid: i32,
+) -> Result<Option<(ProcessSnapshot, Hidden)>, ProbeError> {
+    let base = host.path(&format!("/proc/{pid}"));
+    let stat_path = base.join("stat");
+    let stat =
+        Stat::parse(&read_text(&stat_path)?).map_err(|w| ProbeError::parse(&stat_path, w))?;
+    let mut hidden = Hidden::default();
+    let mut snap = ProcessSnapshot {
+        pid,
+        comm: stat.comm,
+        state: stat.state,
+        ppid: stat.ppid,
+        pgrp: stat.pgrp,
+        flags: stat.flags,
+        starttime: stat.starttime,
+        rss_pages: stat.rss,
+        ..ProcessSnapshot::default()
+    };
+    if snap.is_kernel_thread() {
+        return Ok(Some((snap, hidden)));
+    }
+    let status = Status::parse(&read_text(&base.join("status"))?);
+    snap.uid = status.uid;
+    snap.has_mm = status.has_mm;
+    snap.swap_pages = status.vm_swap_kib * 1024 / host.page_size;
+    snap.pgtables_pages = status.vm_pte_kib * 1024 / host.page_size;
+    if !snap.has_mm && stat.num_threads > 1 {
+        // A thread-group leader that exited before its threads: the kernel scores the group
+        // through a live thread's mm (find_lock_task_mm), so read one.
+        if let Some((rss, st)) = live_thread_memory(&base, pid) {
+            snap.has_mm = true;
+            snap.rss_pages = rss;
+            snap.swap_pages = st.vm_swap_kib * 1024 / host.page_size;
+            snap.pgtables_pages = st.vm_pte_kib * 1024 / host.page_size;
+        }
+    }
+    let adj_path = base.join("oom_score_adj");
+    let adj = read_text(&adj_path)?;
+    snap.oom_score_adj = adj
+        .trim()
+        .parse()
+        .map_err(|_| ProbeError::parse(&adj_path, format!("not a number: {:?}", adj.trim())))?;
+    snap.cmdline = read_cmdline(&base.join("cmdline"))?;
+    match std::fs::read_link(base.join("exe")) {
+        Ok(link) => {
+            let s = link.to_string_lossy();
+            snap.exe = Some(s.strip_suffix(" (deleted)").unwrap_or(&s).to_string());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => hidden.exe = true,
+        Err(_) => {}
+    }
+    let own_ns = std::fs::read_link(base.join("ns/mnt"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    snap.exe_in_host_mntns = match (&host.mount_ns, &own_ns) {
+        (Some(h), Some(p)) => h == p,
+        // Without namespace information (fixture trees, old kernels) there is only one view.
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if let Some(hier) = &host.memory {
+        let text = read_text(&base.join("cgroup"))?;
+        snap.cgroup = hier.path_of_process(&text);
+    }
+    Ok(Some((snap, hidden)))
+}
+
+fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
+    let tasks = std::fs::read_dir(base.join("task")).ok()?;
+    for entry in tasks.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(tid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if tid == pid {
+            continue;
+        }
+        let st = Status::parse(&read_text(&entry.path().join("status")).ok()?);
+        if !st.has_mm {
+            continue;
+        }
+        let stat = Stat::parse(&read_text(&entry.path().join("stat")).ok()?).ok()?;
+        return Some((stat.rss, st));
+    }
+    None
+}
+
+fn read_cmdline(path: &Path) -> Result<String, ProbeError> {
+    let bytes = std::fs::read(path).map_err(|source| ProbeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Reads the kernel's own `/proc/PID/oom_score`; `Ok(None)` if the process is gone.
+pub fn read_kernel_oom_score(host: &Host, pid: i32) -> Result<Option<u64>, ProbeError> {
+    let path = host.path(&format!("/proc/{pid}/oom_score"));
+    match read_text(&path) {
+        Ok(t) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ProbeError::parse(&path, "not a number")),
+        Err(e) if e.is_gone() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 98765 10000000 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+    #[test]
+    fn stat_comm_may_hold_spaces_and_parens() {
+        let s = Stat::parse(STAT).unwrap();
+        assert_eq!(s.comm, "a (weird) name");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.pgrp, 1234);
+        assert_eq!(s.flags, 4194560);
+        assert_eq!(s.starttime, 98765);
+        assert_eq!(s.rss, 2560);
+    }
+
+    #[test]
+    fn short_or_garbled_stat_is_an_error() {
+        assert!(
+            Stat::parse("1234 (x) S 1 2 3")
+                .unwrap_err()
+                .contains("short")
+        );
+        assert!(Stat::parse("garbage").is_err());
+        assert!(Stat::parse("").is_err());
+        assert!(Stat::parse(") 1 (").is_err());
+    }
+
+    #[test]
+    fn status_without_vm_lines_has_no_mm() {
+        let s = Status::parse("Name:\tkworker\nUid:\t0\t0\t0\t0\n");
+        assert!(!s.has_mm);
+        assert_eq!(s.uid, Some(0));
+        let s = Status::parse(
+            "Uid:\t1000\t1001\t0\t0\nVmSize:\t 100 kB\nVmPTE:\t 48 kB\nVmSwap:\t 8 kB\n",
+        );
+        assert!(s.has_mm);
+        assert_eq!((s.vm_pte_kib, s.vm_swap_kib, s.uid), (48, 8, Some(1000)));
+    }
+}
+
+/// The processes of one pass over /proc, with an account of what could not be read.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Processes read, ascending pid.
+    pub processes: Vec<ProcessSnapshot>,
+    /// Listed but gone before they could be read: normal churn.
+    pub vanished: usize,
+    /// Readable except for their executable (permissions): exe rules cannot match them.
+    pub exe_hidden: usize,
+    /// Processes skipped because a file was odd or unreadable, with why.
+    pub unreadable: Vec<ProbeError>,
+}
+
+/// Reads every process, or only those whose memory cgroup lies within `cgroup` (the subtree of
+/// a cgroup scope: candidates never come from outside the configured scope).
+pub fn scan(host: &Host, cgroup: Option<&str>) -> Result<Scan, ProbeError> {
+    let mut out = Scan::default();
+    for pid in list_pids(host)? {
+        match read_process(host, pid) {
+            Ok(None) => out.vanished += 1,
+            Ok(Some((snap, hidden))) => {
+                if let Some(scope) = cgroup {
+                    let inside = snap
+                        .cgroup
+                        .as_deref()
+                        .is_some_and(|cg| super::cgroup::is_within(cg, scope));
+                    if !inside {
+                        continue;
+                    }
+                }
+                if hidden.exe {
+                    out.exe_hidden += 1;
+                }
+                out.processes.push(snap);
+            }
+            Err(e) => out.unreadable.push(e),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,331 @@
+//! The command line as users and scripts meet it: exit codes, messages naming file/line/key,
+//! `rank` output, and the idle daemon's start, reload and stop.
+
+mod support;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{is_root, oomward};
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join("config.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = oomward().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_config_prints_the_effective_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[system]\nmem_available_term = \"2GiB\"\n");
+    let out = oomward().arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mem_available_term = \"2GiB\""), "{text}");
+    assert!(
+        text.contains("grace = \"5s\""),
+        "defaults are filled in: {text}"
+    );
+}
+
+#[test]
+fn check_config_error_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[kill]\ngrace = \"5\"\n");
+    let out = oomward().arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2: kill.grace:", p.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_uses_the_global_config_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[daemon]\nbogus = 1\n");
+    let out = oomward()
+        .arg("--config")
+        .arg(&p)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2: daemon.bogus:"));
+}
+
+#[test]
+fn comm_only_protect_rule_warns_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[[rule]]\ncomm = \"^sshd$\"\nprotect = true\n");
+    let out = oomward().arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("any user can give a process that name"));
+}
+
+#[test]
+fn missing_explicit_config_is_an_error() {
+    let out = oomward()
+        .args(["--config", "/nonexistent/oomward.toml", "rank"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/oomward.toml"));
+    let out = oomward()
+        .args(["--config", "/nonexistent/oomward.toml", "run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(
+        oomward().arg("frobnicate").output().unwrap().status.code(),
+        Some(2)
+    );
+    let out = oomward()
+        .args(["rank", "--scope", "kubepods"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = oomward()
+        .args(["rank", "--scope", "/no/such/cgroup/oomward-test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no memory cgroup"));
+}
+
+#[test]
+fn rank_json_has_the_documented_fields_and_order() {
+    let out = oomward().args(["rank", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        for (k, check) in [
+            ("pid", r["pid"].is_i64()),
+            ("comm", r["comm"].is_string()),
+            ("exe", r["exe"].is_string() || r["exe"].is_null()),
+            ("uid", r["uid"].is_u64()),
+            ("cgroup", r["cgroup"].is_string() || r["cgroup"].is_null()),
+            ("rss_pages", r["rss_pages"].is_u64()),
+            ("swap_pages", r["swap_pages"].is_u64()),
+            ("pgtables_pages", r["pgtables_pages"].is_u64()),
+            ("oom_score_adj", r["oom_score_adj"].is_i64()),
+            ("total_pages", r["total_pages"].is_u64()),
+            ("badness", r["badness"].is_i64() || r["badness"].is_null()),
+            ("oom_score", r["oom_score"].is_u64()),
+            ("protected", r["protected"].is_boolean()),
+            (
+                "rank_score",
+                r["rank_score"].is_i64() || r["rank_score"].is_null(),
+            ),
+        ] {
+            assert!(check, "field {k} has the wrong type in {r}");
+        }
+    }
+    // Eligible first, by rank_score descending.
+    let scores: Vec<Option<i64>> = rows.iter().map(|r| r["rank_score"].as_i64()).collect();
+    let first_ineligible = scores
+        .iter()
+        .position(Option::is_none)
+        .unwrap_or(scores.len());
+    assert!(scores[first_ineligible..].iter().all(Option::is_none));
+    assert!(
+        scores[..first_ineligible].windows(2).all(|w| w[0] >= w[1]),
+        "{scores:?}"
+    );
+    // oomward itself is listed as protected, and PID 1 too.
+    let me = rows
+        .iter()
+        .find(|r| r["comm"] == "oomward")
+        .expect("oomward lists itself");
+    assert_eq!(me["protected"], true);
+    if let Some(init) = rows.iter().find(|r| r["pid"] == 1) {
+        assert_eq!(init["protected"], true);
+        assert_eq!(init["oom_score"], 0);
+    }
+    // --top
+    let out = oomward()
+        .args(["rank", "--json", "--top", "2"])
+        .output()
+        .unwrap();
+    let top: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(top.len(), 2.min(rows.len()));
+}
+
+#[test]
+fn rank_table_shows_every_term() {
+    let out = oomward().args(["rank", "--top", "3"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("scope system: T = "));
+    let header = lines.next().unwrap();
+    for col in [
+        "PID",
+        "COMM",
+        "RSS_MiB",
+        "SWAP_MiB",
+        "PTE",
+        "ADJ",
+        "POL",
+        "BADNESS",
+        "SCORE",
+        "RANK",
+        "PROTECTED",
+    ] {
+        assert!(header.contains(col), "{col} missing in {header}");
+    }
+    assert_eq!(lines.count(), 3);
+}
+
+#[test]
+fn rank_as_an_ordinary_user_says_what_it_could_not_read() {
+    if !is_root() {
+        println!("SKIPPED: needs root to switch to an ordinary user");
+        return;
+    }
+    let out = oomward()
+        .args(["rank", "--json"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rows.len() > 3, "other users' processes are still listed");
+    assert!(
+        rows.iter().any(|r| r["exe"].is_null()),
+        "root's exe links are hidden"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be read") && err.contains("run as root"),
+        "{err}"
+    );
+}
+
+/// Reads the child's stderr until `needle` appears or the deadline passes.
+fn read_until(stderr: &mut impl Read, seen: &mut String, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        match stderr.read(&mut buf) {
+            Ok(0) => return seen.contains(needle),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn run_starts_keeps_its_config_on_a_bad_reload_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        &dir,
+        "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"7%\"\n",
+    );
+    let mut child = oomward()
+        .arg("--config")
+        .arg(&p)
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let ok = read_until(
+        &mut stderr,
+        &mut seen,
+        "event=idle",
+        Duration::from_secs(10),
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(ok, "start lines: {seen}");
+        assert!(seen.contains("event=start"), "{seen}");
+        assert!(seen.contains("system_mem_available_term=7%"), "{seen}");
+        assert!(seen.contains("enforcement=not-built"), "{seen}");
+
+        std::fs::write(
+            &p,
+            "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"seven\"\n",
+        )
+        .unwrap();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        assert!(
+            read_until(
+                &mut stderr,
+                &mut seen,
+                "reload refused",
+                Duration::from_secs(10)
+            ),
+            "{seen}"
+        );
+        assert!(seen.contains(":4: system.mem_available_term:"), "{seen}");
+
+        std::fs::write(
+            &p,
+            "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"8%\"\n",
+        )
+        .unwrap();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        assert!(
+            read_until(
+                &mut stderr,
+                &mut seen,
+                "system_mem_available_term=8%",
+                Duration::from_secs(10)
+            ),
+            "{seen}"
+        );
+
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "SIGTERM stops it cleanly"
+    );
+}

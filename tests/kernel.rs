@@ -1,0 +1,230 @@
+//! The kernel is the oracle: oomward's scores must equal `/proc/PID/oom_score` for every process
+//! on the machine, and in a real memory cgroup OOM the kernel must kill the process that
+//! `oomward rank --scope` put first.
+//!
+//! These tests read and load the real kernel, so they hold a lock and run one at a time.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use oomward::probe::Host;
+use oomward::probe::process::{list_pids, read_kernel_oom_score, read_process};
+use oomward::rank::{Totals, score};
+use support::{Proc, TestCgroup, is_root, oomward, serial, v1_memory_mount};
+
+fn rank_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = oomward()
+        .arg("rank")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run oomward rank");
+    assert!(
+        out.status.success(),
+        "oomward rank failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("rank --json is JSON")
+}
+
+#[test]
+fn oom_score_equals_the_kernels_for_every_process() {
+    let _serial = serial();
+    // Processes with the adjs and sizes the issue names, beside whatever else runs.
+    let plain = Proc::memhog(&["--adj", "0", "--hold", "8"]);
+    let half = Proc::memhog(&["--adj", "500", "--hold", "8"]);
+    let max = Proc::memhog(&["--adj", "1000", "--hold", "8"]);
+    let big = Proc::memhog(&["--hold", "1024"]);
+
+    let rows = rank_json(&[]);
+    let host = Host::discover(Path::new("/")).unwrap();
+    let mem = oomward::probe::meminfo::MemInfo::read(Path::new("/")).unwrap();
+    let t = mem.total_pages(host.page_size);
+    let policy = oomward::config::Config::default().policy(std::process::id() as i32, None);
+    let listed: HashMap<i64, &serde_json::Value> = rows
+        .iter()
+        .map(|r| (r["pid"].as_i64().unwrap(), r))
+        .collect();
+
+    let (mut matched, mut retried, mut gone) = (0, 0, 0);
+    let mut mismatches = Vec::new();
+    for pid in list_pids(&host).unwrap() {
+        let Some(row) = listed.get(&i64::from(pid)) else {
+            // Not listed: kernel threads and zombies, which the kernel scores 0, or new processes.
+            if let Ok(Some((snap, _))) = read_process(&host, pid)
+                && (snap.is_kernel_thread() || !snap.has_mm)
+            {
+                assert_eq!(
+                    read_kernel_oom_score(&host, pid).unwrap().unwrap_or(0),
+                    0,
+                    "pid {pid}"
+                );
+            }
+            continue;
+        };
+        assert_eq!(row["total_pages"].as_u64(), Some(t));
+        let ours = row["oom_score"].as_u64().unwrap();
+        match read_kernel_oom_score(&host, pid).unwrap() {
+            None => gone += 1,
+            Some(k) if k == ours => matched += 1,
+            Some(_) => {
+                // Memory moved between our read and the kernel's: re-read both, sandwiching our
+                // read between two kernel reads that agree.
+                let mut ok = false;
+                for _ in 0..50 {
+                    let k1 = read_kernel_oom_score(&host, pid).unwrap();
+                    let snap = read_process(&host, pid).unwrap();
+                    let k2 = read_kernel_oom_score(&host, pid).unwrap();
+                    match (k1, snap, k2) {
+                        (Some(a), Some((s, _)), Some(b)) if a == b => {
+                            let c = score(
+                                &s,
+                                &policy,
+                                Totals {
+                                    scope: t,
+                                    system: t,
+                                },
+                            );
+                            if c.oom_score == a {
+                                ok = true;
+                                break;
+                            }
+                        }
+                        (None, _, _) | (_, None, _) | (_, _, None) => {
+                            ok = true;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                if ok {
+                    retried += 1;
+                } else {
+                    mismatches.push(format!("{pid} {}: ours {ours}", row["comm"]));
+                }
+            }
+        }
+    }
+    println!(
+        "kernel oracle: {matched} matched at once, {retried} matched after a re-read, {gone} exited, {} mismatched",
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "oom_score differs from the kernel's: {mismatches:?}"
+    );
+    assert!(matched > 5);
+
+    for (p, adj) in [(&plain, 0), (&half, 500), (&max, 1000)] {
+        let row = listed[&i64::from(p.pid)];
+        assert_eq!(row["oom_score_adj"].as_i64(), Some(adj));
+        assert_eq!(
+            Some(row["oom_score"].as_u64().unwrap()),
+            read_kernel_oom_score(&host, p.pid).unwrap()
+        );
+    }
+    let big_row = listed[&i64::from(big.pid)];
+    assert!(
+        big_row["rss_pages"].as_u64().unwrap() >= 1024 * 256,
+        "1 GiB is resident: {big_row}"
+    );
+    // With equal adj, the 1 GiB process outranks every small one.
+    let pos = |pid: i32| {
+        rows.iter()
+            .position(|r| r["pid"].as_i64() == Some(i64::from(pid)))
+            .unwrap()
+    };
+    assert!(pos(big.pid) < pos(plain.pid));
+    // adj 1000 puts a small process above the 1 GiB one, as the kernel would.
+    assert_eq!(pos(max.pid), 0);
+}
+
+#[test]
+fn kernel_memcg_oom_kills_the_process_rank_put_first() {
+    if !is_root() || v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return;
+    }
+    let _serial = serial();
+    const MIB: u64 = 1 << 20;
+    let cg = TestCgroup::create("oracle", 256 * MIB);
+    cg.write("memory.oom_control", "0");
+    let procs = cg.procs_file();
+    // big: 150 MiB adj 0; small: 20 MiB adj 400; trigger: 5 MiB now, grows on SIGUSR1 until
+    // the limit is hit. With the cgroup's T (65536 pages) big wins; with the machine's T the adj
+    // 400 of small would dominate. The kernel's memcg OOM uses the cgroup's T.
+    let mut big = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "150"]);
+    let mut small = Proc::memhog(&["--cgroup-procs", &procs, "--adj", "400", "--hold", "20"]);
+    let mut trigger = Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--hold",
+        "5",
+        "--grow-on-signal",
+        "120",
+    ]);
+
+    let rows = rank_json(&["--scope", &cg.path]);
+    let pids: Vec<i64> = rows.iter().map(|r| r["pid"].as_i64().unwrap()).collect();
+    assert_eq!(
+        pids.len(),
+        3,
+        "only the cgroup's processes are candidates: {pids:?}"
+    );
+    assert_eq!(rows[0]["total_pages"].as_u64(), Some(65536));
+    assert_eq!(
+        pids[0],
+        i64::from(big.pid),
+        "rank puts the 150 MiB process first: {rows:?}"
+    );
+    let small_row = rows
+        .iter()
+        .find(|r| r["pid"].as_i64() == Some(i64::from(small.pid)))
+        .unwrap();
+    assert!(
+        small_row["oom_score"].as_u64() > rows[0]["oom_score"].as_u64(),
+        "in the machine's terms (oom_score) the adj-400 process would score higher"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+
+    trigger.signal(libc::SIGUSR1);
+    let status = big
+        .wait_exit(Duration::from_secs(30))
+        .expect("the kernel OOM killer fired");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "killed by the kernel's SIGKILL"
+    );
+    trigger.expect_line("grown");
+    assert!(
+        small.wait_exit(Duration::from_millis(50)).is_none(),
+        "the small process survived"
+    );
+    assert!(
+        trigger.wait_exit(Duration::from_millis(50)).is_none(),
+        "the allocating process survived"
+    );
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        1,
+        "exactly one kernel OOM kill"
+    );
+    if let Ok(out) = std::process::Command::new("dmesg").output() {
+        let log = String::from_utf8_lossy(&out.stdout);
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("oom-kill:") && l.contains(&cg.path))
+            .expect("dmesg has the kernel's oom-kill line for the test cgroup");
+        assert!(
+            line.contains(&format!(",pid={},", big.pid)),
+            "dmesg names the victim: {line}"
+        );
+        println!("kernel: {line}");
+    }
+}

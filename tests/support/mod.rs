@@ -1,0 +1,198 @@
+//! Shared helpers for the integration tests: the binaries under test, guards that clean up the
+//! processes and cgroups a test makes (on every path, panics included), and a lock so that tests
+//! racing the kernel run one at a time.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The oomward binary built for this test run.
+pub fn oomward() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_oomward"))
+}
+
+/// The test allocator (examples/memhog.rs), built by `cargo test` beside the test binaries.
+pub fn memhog_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let debug_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = debug_dir.join("examples").join("memhog");
+    assert!(
+        path.exists(),
+        "{} missing: run the tests with `cargo test`, which builds examples",
+        path.display()
+    );
+    path
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises tests that race the kernel so a failure is not noise from a neighbour.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when running as root; tests of the real kernel need it and say so when they cannot run.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub pid: i32,
+    lines: BufReader<std::process::ChildStdout>,
+}
+
+impl Proc {
+    /// Starts memhog with `args` and waits until it reports `ready`.
+    pub fn memhog(args: &[&str]) -> Proc {
+        let mut child = Command::new(memhog_path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn memhog");
+        let pid = child.id() as i32;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut p = Proc {
+            child,
+            pid,
+            lines: BufReader::new(stdout),
+        };
+        p.expect_line("ready");
+        p
+    }
+
+    /// Blocks until the child prints a line starting with `word`.
+    pub fn expect_line(&mut self, word: &str) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.lines.read_line(&mut line).expect("read child stdout");
+            assert!(n > 0, "pid {} ended before printing {word:?}", self.pid);
+            if line.starts_with(word) {
+                return;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the child to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY-free: nix wraps kill(2).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::try_from(sig).expect("signal"),
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A v1 memory cgroup made for one test, emptied and removed when dropped.
+pub struct TestCgroup {
+    /// Path in the hierarchy, e.g. `/oomward-test-oracle-1234`.
+    pub path: String,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+/// The v1 memory controller's mount point, if this host has one.
+pub fn v1_memory_mount() -> Option<PathBuf> {
+    let host = oomward::probe::Host::discover(Path::new("/")).ok()?;
+    let hier = host.memory?;
+    (hier.version == oomward::probe::cgroup::CgroupVersion::V1)
+        .then(|| PathBuf::from(hier.mount_point))
+}
+
+impl TestCgroup {
+    /// Creates `<mount>/oomward-test-<name>-<pid>` with the given limit in bytes.
+    pub fn create(name: &str, limit: u64) -> TestCgroup {
+        let mount = v1_memory_mount().expect("a v1 memory controller");
+        let path = format!("/oomward-test-{name}-{}", std::process::id());
+        let dir = mount.join(path.trim_start_matches('/'));
+        if dir.exists() {
+            // A leftover from a crashed earlier run with the same pid: clean it first.
+            drop(TestCgroup {
+                path: path.clone(),
+                dir: dir.clone(),
+            });
+        }
+        std::fs::create_dir(&dir).expect("create test cgroup");
+        let cg = TestCgroup { path, dir };
+        cg.write("memory.limit_in_bytes", &limit.to_string());
+        cg
+    }
+
+    /// Writes a control file.
+    pub fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.dir.join(file), value).unwrap_or_else(|e| panic!("write {file}: {e}"));
+    }
+
+    /// Reads a control file.
+    pub fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
+    }
+
+    /// A `key value` entry of a flat-keyed file such as memory.oom_control.
+    pub fn keyed(&self, file: &str, key: &str) -> u64 {
+        self.read(file)
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{file} has no {key}"))
+    }
+
+    /// The `cgroup.procs` path, for memhog's `--cgroup-procs`.
+    pub fn procs_file(&self) -> String {
+        self.dir.join("cgroup.procs").display().to_string()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let procs = self.dir.join("cgroup.procs");
+        for _ in 0..200 {
+            let pids: Vec<i32> = std::fs::read_to_string(&procs)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..200 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}
