@@ -10,8 +10,13 @@
 pub mod badness;
 pub mod config;
 pub mod daemon;
+pub mod enforce;
+pub mod kill;
 pub mod policy;
 pub mod probe;
 pub mod rank;
 pub mod report;
 pub mod scope;
+pub mod sys;
+pub mod trigger;
+pub mod watch;

@@ -148,8 +148,13 @@ pub struct WatchedCgroup {
 pub struct Kill {
     /// SIGTERM → this long → SIGKILL.
     pub grace: Duration,
-    /// Signal the victim's whole process group.
+    /// Signal the victim's whole process group (its members within the scope).
     pub process_group: bool,
+    /// How long a SIGKILLed victim may take to exit before it is given up on (stuck in D
+    /// state on a dead filesystem) and the next candidate is chosen.
+    pub stuck_timeout: Duration,
+    /// Warn when more kills than this happen within a minute (a respawning workload).
+    pub warn_kills_per_minute: u32,
 }
 
 /// The whole, valid configuration.
@@ -229,6 +234,8 @@ struct RawCgroup {
 struct RawKill {
     grace: Val<String>,
     process_group: Val<bool>,
+    stuck_timeout: Val<String>,
+    warn_kills_per_minute: Val<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -240,8 +247,9 @@ struct RawPolicy {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum UserValue {
-    Uid(u32),
+    Uid(i64),
     Name(String),
+    Other(#[allow(dead_code)] toml::Value),
 }
 
 #[derive(Deserialize, Default)]
@@ -291,7 +299,7 @@ impl Source<'_> {
         self.text
             .lines()
             .enumerate()
-            .filter(|(_, l)| l.trim_start().starts_with(&header))
+            .filter(|(_, l)| strip_comment(l).replace(' ', "") == header)
             .nth(n)
             .map(|(i, _)| i + 1)
     }
@@ -303,7 +311,7 @@ impl Source<'_> {
         let Some(this) = lines.get(line.saturating_sub(1)) else {
             return "(file)".into();
         };
-        let this = this.trim();
+        let this = strip_comment(this).trim();
         if this.starts_with('[') {
             return this
                 .trim_matches(|c| c == '[' || c == ']')
@@ -324,12 +332,13 @@ impl Source<'_> {
         match header {
             None => key.to_string(),
             Some((_, h)) => {
-                let h = h.trim();
+                let h = strip_comment(h).trim();
                 let name = h.trim_matches(|c| c == '[' || c == ']').trim();
                 if h.starts_with("[[") {
+                    let header = format!("[[{name}]]");
                     let index = lines[..line]
                         .iter()
-                        .filter(|l| l.trim_start().starts_with(&format!("[[{name}]]")))
+                        .filter(|l| strip_comment(l).replace(' ', "") == header)
                         .count();
                     format!("{name}[{index}].{key}")
                 } else {
@@ -338,6 +347,25 @@ impl Source<'_> {
             }
         }
     }
+}
+
+/// A line without its trailing `# comment` (outside quotes).
+fn strip_comment(line: &str) -> &str {
+    let mut in_str: Option<char> = None;
+    for (i, c) in line.char_indices() {
+        match (c, in_str) {
+            ('"' | '\'', None) => in_str = Some(c),
+            (q, Some(open)) if q == open => in_str = None,
+            ('#', None) => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// A string as a TOML basic string (what `check-config` prints must parse again).
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 fn span<T>(v: &Val<T>) -> Option<Range<usize>> {
@@ -392,11 +420,11 @@ impl Config {
                 LogTarget::Auto,
             )?,
         };
-        if daemon.min_interval.is_zero() {
+        if daemon.min_interval < Duration::from_micros(100) {
             return Err(src.err(
                 span(&d.min_interval),
                 "daemon.min_interval",
-                "must be above 0",
+                "must be at least 100us",
             ));
         }
         if daemon.min_interval > daemon.max_interval {
@@ -514,7 +542,34 @@ impl Config {
         let kill = Kill {
             grace: duration(src, &raw.kill.grace, "kill.grace", "5s")?,
             process_group: flag(&raw.kill.process_group, false),
+            stuck_timeout: duration(src, &raw.kill.stuck_timeout, "kill.stuck_timeout", "10s")?,
+            warn_kills_per_minute: raw
+                .kill
+                .warn_kills_per_minute
+                .as_ref()
+                .map_or(10, |v| *v.get_ref()),
         };
+        if kill.grace.is_zero() {
+            return Err(src.err(
+                span(&raw.kill.grace),
+                "kill.grace",
+                "must be above 0 (SIGKILL at once is the kill threshold's job)",
+            ));
+        }
+        if kill.stuck_timeout.is_zero() {
+            return Err(src.err(
+                span(&raw.kill.stuck_timeout),
+                "kill.stuck_timeout",
+                "must be above 0",
+            ));
+        }
+        if kill.warn_kills_per_minute == 0 {
+            return Err(src.err(
+                span(&raw.kill.warn_kills_per_minute),
+                "kill.warn_kills_per_minute",
+                "must be at least 1",
+            ));
+        }
 
         let mut rules = Vec::new();
         for (i, r) in raw.rule.iter().enumerate() {
@@ -588,7 +643,7 @@ impl Config {
         let _ = writeln!(o, "psi_full_avg10_term = {:?}", s.psi_full_avg10_term);
         for c in &self.cgroups {
             let _ = writeln!(o, "\n[[cgroup]]");
-            let _ = writeln!(o, "path = {:?}", c.path.text);
+            let _ = writeln!(o, "path = {}", toml_str(&c.path.text));
             let _ = writeln!(o, "available_term = \"{}\"", c.available_term);
             let _ = writeln!(o, "available_kill = \"{}\"", c.available_kill);
             let _ = writeln!(
@@ -613,12 +668,22 @@ impl Config {
         let _ = writeln!(o, "\n[kill]");
         let _ = writeln!(o, "grace = \"{}\"", format_duration(self.kill.grace));
         let _ = writeln!(o, "process_group = {}", self.kill.process_group);
+        let _ = writeln!(
+            o,
+            "stuck_timeout = \"{}\"",
+            format_duration(self.kill.stuck_timeout)
+        );
+        let _ = writeln!(
+            o,
+            "warn_kills_per_minute = {}",
+            self.kill.warn_kills_per_minute
+        );
         let _ = writeln!(o, "\n[policy]");
         let _ = writeln!(o, "builtin = {}", self.builtin_protection);
         for r in &self.rules {
-            let _ = writeln!(o, "\n[[rule]]  # line {}", r.line);
+            let _ = writeln!(o, "\n# from line {}\n[[rule]]", r.line);
             if let Some(g) = &r.exe {
-                let _ = writeln!(o, "exe = {:?}", g.text);
+                let _ = writeln!(o, "exe = {}", toml_str(&g.text));
                 let ns = if r.exe_namespace == ExeNamespace::Host {
                     "host"
                 } else {
@@ -627,13 +692,13 @@ impl Config {
                 let _ = writeln!(o, "exe_namespace = \"{ns}\"");
             }
             if let Some(re) = &r.comm {
-                let _ = writeln!(o, "comm = {:?}", re.as_str());
+                let _ = writeln!(o, "comm = {}", toml_str(re.as_str()));
             }
             if let Some(re) = &r.cmdline {
-                let _ = writeln!(o, "cmdline = {:?}", re.as_str());
+                let _ = writeln!(o, "cmdline = {}", toml_str(re.as_str()));
             }
             if let Some(g) = &r.cgroup {
-                let _ = writeln!(o, "cgroup = {:?}", g.text);
+                let _ = writeln!(o, "cgroup = {}", toml_str(&g.text));
             }
             if let Some(uid) = r.uid {
                 let _ = writeln!(o, "user = {uid}");
@@ -783,14 +848,42 @@ fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigE
     let cgroup = match &r.cgroup {
         None => None,
         Some(v) => {
-            Some(Glob::new(v.get_ref()).map_err(|m| src.err(Some(v.span()), &key("cgroup"), m))?)
+            let p = v.get_ref();
+            if !(p.starts_with('/') || p.starts_with('*')) {
+                return Err(src.err(
+                    Some(v.span()),
+                    &key("cgroup"),
+                    format!("{p:?} is matched against the full cgroup path; start it with / (e.g. \"/{p}\")"),
+                ));
+            }
+            Some(Glob::new(p).map_err(|m| src.err(Some(v.span()), &key("cgroup"), m))?)
         }
     };
+    if let (Some(ns), None) = (&r.exe_namespace, &exe) {
+        return Err(src.err(
+            Some(ns.span()),
+            &key("exe_namespace"),
+            "exe_namespace applies to an exe matcher, and this rule has none",
+        ));
+    }
     let uid = match &r.user {
         None => None,
         Some(v) => {
             Some(match v.get_ref() {
-                UserValue::Uid(uid) => *uid,
+                UserValue::Uid(uid) => u32::try_from(*uid).map_err(|_| {
+                    src.err(
+                        Some(v.span()),
+                        &key("user"),
+                        format!("{uid} is not a uid (0 to 4294967295)"),
+                    )
+                })?,
+                UserValue::Other(_) => {
+                    return Err(src.err(
+                        Some(v.span()),
+                        &key("user"),
+                        "expected a user name or a numeric uid",
+                    ));
+                }
                 UserValue::Name(name) => match nix::unistd::User::from_name(name) {
                     Ok(Some(u)) => u.uid.as_raw(),
                     _ => {

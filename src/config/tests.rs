@@ -201,10 +201,61 @@ fn effective_config_round_trips() {
         c.to_toml()
             .lines()
             .skip(1)
-            .map(|l| l.split("  # line").next().unwrap().to_string())
+            .filter(|l| !l.starts_with("# from line"))
+            .map(str::to_string)
             .collect()
     };
     assert_eq!(body(&again), body(&c));
     assert_eq!(again.system, c.system);
     assert_eq!(again.daemon, c.daemon);
+}
+
+#[test]
+fn comments_after_headers_do_not_garble_keys() {
+    let e = err("[[rule]] # db\ncomm = \"a\"\nprotekt = true\n");
+    assert!(e.starts_with("test.toml:3: rule[1].protekt:"), "{e}");
+    let e = err("[system] # machine\nmem_availble_term = \"1%\"\n");
+    assert!(
+        e.starts_with("test.toml:2: system.mem_availble_term:"),
+        "{e}"
+    );
+    let e = err("[[rule]] # empty\nprotect = true\n");
+    assert!(e.starts_with("test.toml:1: rule[1]:"), "{e}");
+}
+
+#[test]
+fn effective_config_escapes_strings_as_toml() {
+    let c = Config::parse(
+        "[[rule]]\ncmdline = \"a\\u0001b \\\"q\\\"\"\nadjust = 5\n",
+        "x",
+    )
+    .unwrap();
+    let again = Config::parse(&c.to_toml(), "y").unwrap();
+    assert_eq!(
+        again.rules[0].cmdline.as_ref().unwrap().as_str(),
+        "a\u{1}b \"q\""
+    );
+}
+
+#[test]
+fn rule_cgroup_and_exe_namespace_mistakes_are_refused() {
+    let e = err("[[rule]]\ncgroup = \"kubepods/**\"\nadjust = 5\n");
+    assert!(e.starts_with("test.toml:2: rule[1].cgroup:"), "{e}");
+    let e = err("[[rule]]\ncomm = \"x\"\nexe_namespace = \"any\"\nadjust = 5\n");
+    assert!(e.starts_with("test.toml:3: rule[1].exe_namespace:"), "{e}");
+    let e = err("[[rule]]\nuser = -1\nadjust = 5\n");
+    assert!(
+        e.starts_with("test.toml:2: rule[1].user: -1 is not a uid"),
+        "{e}"
+    );
+    let e = err("[[rule]]\nuser = true\nadjust = 5\n");
+    assert!(e.starts_with("test.toml:2: rule[1].user:"), "{e}");
+}
+
+#[test]
+fn zero_grace_and_tiny_intervals_are_refused() {
+    let e = err("[kill]\ngrace = \"0s\"\n");
+    assert!(e.starts_with("test.toml:2: kill.grace:"), "{e}");
+    let e = err("[daemon]\nmin_interval = \"0.1us\"\n");
+    assert!(e.starts_with("test.toml:2: daemon.min_interval:"), "{e}");
 }

@@ -74,14 +74,18 @@ impl MemoryHierarchy {
         }))
     }
 
-    /// The directory of cgroup `path` (as /proc/PID/cgroup names it) under `root`.
-    pub fn dir(&self, root: &Path, path: &str) -> PathBuf {
+    /// The directory of cgroup `path` (as /proc/PID/cgroup names it) under `root`; `None` when
+    /// the cgroup lies outside the part of the hierarchy this mount shows (a container that
+    /// bind-mounted only its own subtree).
+    pub fn dir(&self, root: &Path, path: &str) -> Option<PathBuf> {
         let rel = if self.mount_root == "/" {
             path
+        } else if is_within(path, &self.mount_root) {
+            &path[self.mount_root.len()..]
         } else {
-            path.strip_prefix(self.mount_root.as_str()).unwrap_or(path)
+            return None;
         };
-        under(root, &self.mount_point).join(rel.trim_start_matches('/'))
+        Some(under(root, &self.mount_point).join(rel.trim_start_matches('/')))
     }
 
     /// The memory cgroup of a process from the text of `/proc/PID/cgroup`.
@@ -103,7 +107,9 @@ impl MemoryHierarchy {
         let mut out = Vec::new();
         let mut stack = vec![normalize(start)];
         while let Some(path) = stack.pop() {
-            let dir = self.dir(root, &path);
+            let Some(dir) = self.dir(root, &path) else {
+                continue;
+            };
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -189,11 +195,15 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+        // Only a three-digit escape that fits a byte is one; anything else is taken literally.
+        let escaped = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| {
+                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0')
+            })
+            .and_then(|v| u8::try_from(v).ok());
+        if let Some(v) = escaped {
             out.push(v);
             i += 4;
         } else {
@@ -249,7 +259,13 @@ impl CgroupMemory {
     /// Reads the memory state of cgroup `path`. A removed cgroup gives an error whose
     /// [`ProbeError::is_gone`] is true.
     pub fn read(hier: &MemoryHierarchy, root: &Path, path: &str) -> Result<Self, ProbeError> {
-        let dir = hier.dir(root, path);
+        let dir = hier.dir(root, path).ok_or_else(|| ProbeError::Io {
+            path: PathBuf::from(path),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "outside the mounted part of the hierarchy",
+            ),
+        })?;
         let file = |name: &str| dir.join(name);
         let num = |name: &str| -> Result<Option<u64>, ProbeError> {
             let p = file(name);

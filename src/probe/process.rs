@@ -272,11 +272,20 @@ fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
         if tid == pid {
             continue;
         }
-        let st = Status::parse(&read_text(&entry.path().join("status")).ok()?);
+        // A thread may exit while we look: try the next one.
+        let Ok(status) = read_text(&entry.path().join("status")) else {
+            continue;
+        };
+        let st = Status::parse(&status);
         if !st.has_mm {
             continue;
         }
-        let stat = Stat::parse(&read_text(&entry.path().join("stat")).ok()?).ok()?;
+        let Some(stat) = read_text(&entry.path().join("stat"))
+            .ok()
+            .and_then(|t| Stat::parse(&t).ok())
+        else {
+            continue;
+        };
         return Some((stat.rss, st));
     }
     None

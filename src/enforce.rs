@@ -1,0 +1,695 @@
+//! One round of enforcement: sample every scope, follow the victim in flight, and if a scope is
+//! in trouble and nobody is already dying for it, choose and signal one victim.
+//!
+//! Rules that keep it from doing harm:
+//! - at most one victim in flight at a time; after it exits, every scope is sampled again
+//!   before another is chosen (never two kills for one shortage);
+//! - no new victim in a scope whose kernel `oom_kill` count just moved (the kernel's own victim
+//!   is exiting);
+//! - candidates come only from the scope's own subtree; PID 1, kernel threads, oomward and
+//!   protected processes are never chosen; a victim that survives SIGKILL is never chosen again.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, KillUnit, UnderOom};
+use crate::kill::{self, InFlight, KillError};
+use crate::policy::Policy;
+use crate::probe::Host;
+use crate::probe::cgroup::CgroupVersion;
+use crate::probe::process::{ProcessSnapshot, scan};
+use crate::rank::{Candidate, Totals, rank};
+use crate::report::{Line, Logger, Severity};
+use crate::sys::Sig;
+use crate::trigger::{FillRate, Level, next_sleep, system_level};
+use crate::watch::{cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system};
+
+/// Why the loop woke up, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The adaptive timer.
+    Timer,
+    /// A signal (reload).
+    Signal,
+}
+
+impl Wake {
+    fn as_str(self) -> &'static str {
+        match self {
+            Wake::Timer => "timer",
+            Wake::Signal => "signal",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ScopeState {
+    level: Level,
+    fill: FillRate,
+    /// An action or a `no_candidate` was reported in this episode (level left `ok`).
+    reported: bool,
+    oom_kill_seen: Option<u64>,
+    kernel_kill_at: Option<Instant>,
+    under_oom_since: Option<Instant>,
+}
+
+struct CgroupScope {
+    path: String,
+    config_index: usize,
+    state: ScopeState,
+}
+
+/// What a round found about one scope in trouble.
+struct Trouble {
+    /// Index into `cgroups`, or `None` for the system.
+    cgroup: Option<usize>,
+    level: Level,
+    rescue: bool,
+    depth: usize,
+    available: u64,
+    limit: u64,
+    totalpages: u64,
+}
+
+/// Victims that did not exit after SIGKILL, never chosen again (pid, start time).
+const STUCK_MAX: usize = 64;
+/// Kill times kept for the rate warning.
+const RATE_RING: usize = 64;
+/// How often globs are re-resolved against the live hierarchy.
+const RESOLVE_EVERY: Duration = Duration::from_millis(500);
+/// How long after the kernel's own OOM kill a scope is left alone.
+const KERNEL_KILL_COOLDOWN: Duration = Duration::from_millis(250);
+/// Sample interval while a victim is exiting.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(2);
+
+/// The enforcement state that lives across rounds.
+pub struct Enforcer {
+    config: Config,
+    host: Host,
+    policy: Policy,
+    dry_run: bool,
+    system: ScopeState,
+    cgroups: Vec<CgroupScope>,
+    last_resolve: Option<Instant>,
+    in_flight: Option<InFlight>,
+    stuck: [(i32, u64); STUCK_MAX],
+    stuck_len: usize,
+    kill_times: [Option<Instant>; RATE_RING],
+    kill_next: usize,
+    started: Instant,
+    self_pid: i32,
+}
+
+impl Enforcer {
+    /// Prepares enforcement of `config` on `host`.
+    pub fn new(config: Config, host: Host, dry_run: bool) -> Self {
+        let self_pid = crate::sys::own_pid();
+        let self_exe = std::fs::read_link(host.path("/proc/self/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        let policy = config.policy(self_pid, self_exe);
+        let dry_run = dry_run || config.daemon.dry_run;
+        Enforcer {
+            config,
+            host,
+            policy,
+            dry_run,
+            system: ScopeState::default(),
+            cgroups: Vec::new(),
+            last_resolve: None,
+            in_flight: None,
+            stuck: [(0, 0); STUCK_MAX],
+            stuck_len: 0,
+            kill_times: [None; RATE_RING],
+            kill_next: 0,
+            started: Instant::now(),
+            self_pid,
+        }
+    }
+
+    /// Takes a new config (reload) without losing the victim in flight or the scopes' levels.
+    pub fn set_config(&mut self, config: Config, force_dry_run: bool) {
+        let self_exe = self.policy.self_exe.clone();
+        self.policy = config.policy(self.self_pid, self_exe);
+        self.dry_run = force_dry_run || config.daemon.dry_run;
+        self.config = config;
+        self.last_resolve = None;
+    }
+
+    /// Whether decisions are only reported.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Runs one round; returns how long to sleep before the next.
+    pub fn round(&mut self, log: &mut Logger, wake: Wake) -> Duration {
+        let now = Instant::now();
+        if self
+            .last_resolve
+            .is_none_or(|t| now.duration_since(t) >= RESOLVE_EVERY)
+        {
+            self.resolve(log);
+            self.last_resolve = Some(now);
+        }
+        let mut headroom: Option<u64> = None;
+        let mut troubles: Vec<Trouble> = Vec::new();
+        let t_secs = now.duration_since(self.started).as_secs_f64();
+
+        // The system scope.
+        let mut system_t = 0;
+        let mut swap_total = 0;
+        match sample_system(&self.host, &self.config) {
+            Ok((mem, sample, thresholds)) => {
+                system_t = mem.total_pages(self.host.page_size);
+                swap_total = mem.swap_total;
+                if self.config.system.enabled {
+                    let level = system_level(&sample, &thresholds, self.system.level);
+                    self.system
+                        .fill
+                        .update(mem.mem_total - mem.mem_available, t_secs);
+                    transition(&mut self.system, level);
+                    headroom = min_opt(headroom, thresholds.mem.headroom(mem.mem_available));
+                    if level > Level::Ok {
+                        troubles.push(Trouble {
+                            cgroup: None,
+                            level,
+                            rescue: false,
+                            depth: 0,
+                            available: mem.mem_available,
+                            limit: mem.mem_total,
+                            totalpages: system_t,
+                        });
+                    }
+                }
+            }
+            Err(e) => log.log(
+                Severity::Error,
+                Line::new("cannot read meminfo").kv("error", e).as_str(),
+            ),
+        }
+
+        // The cgroups.
+        let mut removed = Vec::new();
+        for (i, cg) in self.cgroups.iter_mut().enumerate() {
+            let sample = match sample_cgroup(&self.host, &cg.path, system_t, swap_total) {
+                Ok(s) => s,
+                Err(e) => {
+                    if !e.is_gone() {
+                        log.log(
+                            Severity::Error,
+                            Line::new("cannot read cgroup")
+                                .kv("scope", &cg.path)
+                                .kv("error", e)
+                                .as_str(),
+                        );
+                    }
+                    removed.push(i);
+                    continue;
+                }
+            };
+            let cfg = &self.config.cgroups[cg.config_index];
+            let own = sample.own();
+            let kernel_killed = cg
+                .state
+                .oom_kill_seen
+                .is_some_and(|seen| own.oom_kill > seen);
+            if kernel_killed {
+                cg.state.kernel_kill_at = Some(now);
+                log.log(
+                    Severity::Warning,
+                    Line::new("the kernel OOM killer acted in a watched cgroup")
+                        .kv("event", "kernel_oom_kill")
+                        .kv("scope", &cg.path)
+                        .kv("oom_kill", own.oom_kill)
+                        .as_str(),
+                );
+            }
+            cg.state.oom_kill_seen = Some(own.oom_kill);
+            let mut level = Level::Ok;
+            if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
+                let th = cgroup_thresholds(cfg, limit);
+                level = th.level(avail, cg.state.level);
+                cg.state.fill.update(limit - avail.min(limit), t_secs);
+                headroom = min_opt(headroom, th.headroom(avail));
+            }
+            let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill;
+            if own.under_oom {
+                cg.state.under_oom_since.get_or_insert(now);
+            } else if let Some(since) = cg.state.under_oom_since.take() {
+                log.log(
+                    Severity::Info,
+                    Line::new("cgroup left OOM")
+                        .kv("event", "under_oom_cleared")
+                        .kv("scope", &cg.path)
+                        .kv("after_ms", since.elapsed().as_millis())
+                        .as_str(),
+                );
+            }
+            if rescue {
+                level = Level::Kill;
+            }
+            transition(&mut cg.state, level);
+            let cooling = cg
+                .state
+                .kernel_kill_at
+                .is_some_and(|t| now.duration_since(t) < KERNEL_KILL_COOLDOWN);
+            if level > Level::Ok && !cooling {
+                troubles.push(Trouble {
+                    cgroup: Some(i),
+                    level,
+                    rescue,
+                    depth: cg.path.matches('/').count(),
+                    available: sample.available.unwrap_or(0),
+                    limit: sample.limit.unwrap_or(0),
+                    totalpages: sample.totalpages,
+                });
+            }
+        }
+        for i in removed.into_iter().rev() {
+            let cg = self.cgroups.remove(i);
+            log.log(
+                Severity::Info,
+                Line::new("stopped watching a removed cgroup")
+                    .kv("event", "scope_removed")
+                    .kv("scope", cg.path)
+                    .as_str(),
+            );
+        }
+
+        // The victim in flight.
+        if let Some(mut f) = self.in_flight.take() {
+            let level = self.level_of(&f.scope);
+            if f.has_exited() {
+                log.log(
+                    Severity::Info,
+                    Line::new("victim exited")
+                        .kv("event", "exit")
+                        .kv("scope", &f.scope)
+                        .kv("pid", f.victim.pid)
+                        .kv("comm", &f.victim.comm)
+                        .kv("after_ms", f.first_signal.elapsed().as_millis())
+                        .kv(
+                            "signal",
+                            if f.kill_sent.is_some() {
+                                "SIGKILL"
+                            } else {
+                                "SIGTERM"
+                            },
+                        )
+                        .as_str(),
+                );
+            } else if f.kill_sent.is_none()
+                && (now.duration_since(f.first_signal) >= self.config.kill.grace
+                    || level == Level::Kill)
+            {
+                let released = f.escalate(now);
+                let why = if level == Level::Kill {
+                    "kill_level"
+                } else {
+                    "grace"
+                };
+                log.log(
+                    Severity::Warning,
+                    Line::new("victim still alive, sent SIGKILL")
+                        .kv("event", "escalate")
+                        .kv("scope", &f.scope)
+                        .kv("pid", f.victim.pid)
+                        .kv("comm", &f.victim.comm)
+                        .kv("signal", "SIGKILL")
+                        .kv("reason", why)
+                        .kv("after_ms", f.first_signal.elapsed().as_millis())
+                        .kv("mrelease", released)
+                        .as_str(),
+                );
+                self.in_flight = Some(f);
+            } else if f
+                .kill_sent
+                .is_some_and(|t| now.duration_since(t) >= self.config.kill.stuck_timeout)
+            {
+                log.log(
+                    Severity::Error,
+                    Line::new(
+                        "victim did not exit after SIGKILL; giving up on it and choosing another",
+                    )
+                    .kv("event", "stuck")
+                    .kv("scope", &f.scope)
+                    .kv("pid", f.victim.pid)
+                    .kv("comm", &f.victim.comm)
+                    .kv("state", f.victim.state)
+                    .as_str(),
+                );
+                self.mark_stuck(f.victim.pid, f.victim.starttime);
+            } else {
+                self.in_flight = Some(f);
+            }
+            // Re-sample before choosing anyone else.
+            return self.sleep(headroom).min(IN_FLIGHT_POLL);
+        }
+
+        // Choose: rescues first, then the worst level, innermost cgroups before their parents,
+        // the system last.
+        troubles.sort_by(|a, b| {
+            b.rescue
+                .cmp(&a.rescue)
+                .then(b.level.cmp(&a.level))
+                .then(b.cgroup.is_some().cmp(&a.cgroup.is_some()))
+                .then(b.depth.cmp(&a.depth))
+        });
+        for t in &troubles {
+            if self.act(log, t, wake, now) {
+                return IN_FLIGHT_POLL;
+            }
+        }
+        self.sleep(headroom)
+    }
+
+    fn sleep(&self, headroom: Option<u64>) -> Duration {
+        let d = &self.config.daemon;
+        next_sleep(headroom, d.fill_rate, d.min_interval, d.max_interval)
+    }
+
+    fn level_of(&self, scope: &str) -> Level {
+        if scope == "system" {
+            return self.system.level;
+        }
+        self.cgroups
+            .iter()
+            .find(|c| c.path == scope)
+            .map_or(Level::Ok, |c| c.state.level)
+    }
+
+    fn resolve(&mut self, log: &mut Logger) {
+        let found = resolve_cgroups(&self.config, &self.host);
+        for (path, index) in &found {
+            if let Some(cg) = self.cgroups.iter_mut().find(|c| c.path == *path) {
+                cg.config_index = *index;
+            } else {
+                log.log(
+                    Severity::Info,
+                    Line::new("watching cgroup")
+                        .kv("event", "scope_added")
+                        .kv("scope", path)
+                        .as_str(),
+                );
+                self.cgroups.push(CgroupScope {
+                    path: path.clone(),
+                    config_index: *index,
+                    state: ScopeState::default(),
+                });
+            }
+        }
+        self.cgroups
+            .retain(|c| found.iter().any(|(p, _)| *p == c.path));
+    }
+
+    fn mark_stuck(&mut self, pid: i32, starttime: u64) {
+        self.stuck[self.stuck_len % STUCK_MAX] = (pid, starttime);
+        self.stuck_len += 1;
+    }
+
+    fn is_stuck(&self, p: &ProcessSnapshot) -> bool {
+        self.stuck[..self.stuck_len.min(STUCK_MAX)].contains(&(p.pid, p.starttime))
+    }
+
+    /// Chooses and signals a victim for one scope in trouble; true when one is now in flight.
+    fn act(&mut self, log: &mut Logger, t: &Trouble, wake: Wake, now: Instant) -> bool {
+        let (scope, within, cfg) = match t.cgroup {
+            None => ("system".to_string(), None, None),
+            Some(i) => {
+                let cg = &self.cgroups[i];
+                (
+                    cg.path.clone(),
+                    Some(cg.path.clone()),
+                    Some(self.config.cgroups[cg.config_index].clone()),
+                )
+            }
+        };
+        let state_reported = match t.cgroup {
+            None => self.system.reported,
+            Some(i) => self.cgroups[i].state.reported,
+        };
+        if self.dry_run && state_reported {
+            return false;
+        }
+        let procs = match scan(&self.host, within.as_deref()) {
+            Ok(s) => s.processes,
+            Err(e) => {
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot list processes").kv("error", e).as_str(),
+                );
+                return false;
+            }
+        };
+        let system_t = if t.cgroup.is_none() {
+            t.totalpages
+        } else {
+            t.totalpages.max(1)
+        };
+        let ranked = rank(
+            &procs,
+            &self.policy,
+            Totals {
+                scope: t.totalpages,
+                system: system_t,
+            },
+        );
+        let victim = ranked.iter().find(|c| {
+            c.is_eligible()
+                && c.process.pid != self.self_pid
+                && c.process.pid > 1
+                && !self.is_stuck(c.process)
+        });
+        let Some(victim) = victim else {
+            if !state_reported {
+                log.log(
+                    Severity::Warning,
+                    Line::new("scope is low on memory but has no eligible candidate")
+                        .kv("event", "no_candidate")
+                        .kv("scope", &scope)
+                        .kv("level", t.level.as_str())
+                        .kv("available", t.available)
+                        .kv("limit", t.limit)
+                        .kv("processes", ranked.len())
+                        .as_str(),
+                );
+                self.set_reported(t.cgroup);
+            }
+            return false;
+        };
+        let sig = if t.rescue { Sig::Kill } else { Sig::Term };
+        let event = if t.rescue {
+            "rescue"
+        } else if sig == Sig::Kill {
+            "kill"
+        } else {
+            "term"
+        };
+        if self.dry_run {
+            log.log(
+                Severity::Info,
+                decision_line(
+                    "would signal (dry run)",
+                    event,
+                    &scope,
+                    t,
+                    wake,
+                    victim,
+                    sig,
+                )
+                .kv("dry_run", true)
+                .as_str(),
+            );
+            self.set_reported(t.cgroup);
+            return false;
+        }
+        let fd = match kill::open_verified(&self.host, victim.process) {
+            Ok(fd) => fd,
+            Err(KillError::Gone) | Err(KillError::Reused) => return false,
+            Err(e) => {
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot signal victim")
+                        .kv("pid", victim.process.pid)
+                        .kv("error", e)
+                        .as_str(),
+                );
+                self.mark_stuck(victim.process.pid, victim.process.starttime);
+                return false;
+            }
+        };
+        // Signal first, log after.
+        let sent = kill::signal(&fd, sig);
+        let first_signal = Instant::now();
+        let mut companions = Vec::new();
+        let mut cgroup_kill_file = None;
+        let kill_unit = cfg.as_ref().map_or(KillUnit::Process, |c| c.kill_unit);
+        if kill_unit == KillUnit::Cgroup {
+            companions = self.signal_others(&procs, victim.process.pid, sig, |_| true);
+            if let (Some(hier), Some(path)) = (&self.host.memory, &within)
+                && hier.version == CgroupVersion::V2
+            {
+                let f = hier
+                    .dir(&self.host.root, path)
+                    .map(|d| d.join("cgroup.kill"));
+                if let Some(f) = f.filter(|f| f.exists()) {
+                    if sig == Sig::Kill {
+                        let _ = std::fs::write(&f, "1");
+                    }
+                    cgroup_kill_file = Some(f);
+                }
+            }
+        } else if self.config.kill.process_group {
+            let pgrp = victim.process.pgrp;
+            if pgrp > 1 && pgrp != crate::sys::own_pgrp() {
+                companions =
+                    self.signal_others(&procs, victim.process.pid, sig, |p| p.pgrp == pgrp);
+            }
+        }
+        let released = if sig == Sig::Kill {
+            kill::release(&fd)
+        } else {
+            "-"
+        };
+        let mut line = decision_line("signalled victim", event, &scope, t, wake, victim, sig);
+        match &sent {
+            Ok(()) => line.push("outcome", "sent"),
+            Err(e) => line.push("outcome", format!("failed: {e}")),
+        }
+        if !companions.is_empty() {
+            line.push("companions", companions.len());
+        }
+        if sig == Sig::Kill {
+            line.push("mrelease", released);
+        }
+        log.log(
+            if t.rescue {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            line.as_str(),
+        );
+        self.set_reported(t.cgroup);
+        if sent.is_err() {
+            self.mark_stuck(victim.process.pid, victim.process.starttime);
+            return false;
+        }
+        self.note_kill(log, now);
+        self.in_flight = Some(InFlight {
+            victim: victim.process.clone(),
+            scope,
+            fd,
+            companions,
+            first_signal,
+            kill_sent: (sig == Sig::Kill).then_some(first_signal),
+            cgroup_kill_file,
+        });
+        true
+    }
+
+    /// Signals the other processes of the scan that `pick` selects, through verified pidfds.
+    fn signal_others(
+        &self,
+        procs: &[ProcessSnapshot],
+        victim: i32,
+        sig: Sig,
+        pick: impl Fn(&ProcessSnapshot) -> bool,
+    ) -> Vec<std::os::fd::OwnedFd> {
+        let mut fds = Vec::new();
+        for p in procs {
+            if p.pid == victim
+                || p.pid == self.self_pid
+                || p.pid <= 1
+                || p.is_kernel_thread()
+                || !pick(p)
+            {
+                continue;
+            }
+            if self.policy.evaluate(p).protected.is_some() {
+                continue;
+            }
+            if let Ok(fd) = kill::open_verified(&self.host, p)
+                && kill::signal(&fd, sig).is_ok()
+            {
+                fds.push(fd);
+            }
+        }
+        fds
+    }
+
+    fn set_reported(&mut self, cgroup: Option<usize>) {
+        match cgroup {
+            None => self.system.reported = true,
+            Some(i) => self.cgroups[i].state.reported = true,
+        }
+    }
+
+    fn note_kill(&mut self, log: &mut Logger, now: Instant) {
+        self.kill_times[self.kill_next % RATE_RING] = Some(now);
+        self.kill_next += 1;
+        let minute = Duration::from_secs(60);
+        let recent = self
+            .kill_times
+            .iter()
+            .flatten()
+            .filter(|t| now.duration_since(**t) < minute)
+            .count();
+        if recent > self.config.kill.warn_kills_per_minute as usize {
+            log.log(
+                Severity::Warning,
+                Line::new("many kills in the last minute: a workload keeps coming back")
+                    .kv("event", "kill_rate")
+                    .kv("kills_last_minute", recent)
+                    .kv("warn_at", self.config.kill.warn_kills_per_minute)
+                    .as_str(),
+            );
+        }
+    }
+}
+
+fn transition(state: &mut ScopeState, level: Level) {
+    if level == Level::Ok {
+        state.reported = false;
+    }
+    state.level = level;
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn decision_line(
+    message: &str,
+    event: &str,
+    scope: &str,
+    t: &Trouble,
+    wake: Wake,
+    c: &Candidate<'_>,
+    sig: Sig,
+) -> Line {
+    let p = c.process;
+    Line::new(message)
+        .kv("event", event)
+        .kv("scope", scope)
+        .kv("level", t.level.as_str())
+        .kv("available", t.available)
+        .kv("limit", t.limit)
+        .kv("wake", wake.as_str())
+        .kv("pid", p.pid)
+        .kv("comm", &p.comm)
+        .kv("exe", p.exe.as_deref().unwrap_or("?"))
+        .kv("uid", p.uid.map_or(-1, i64::from))
+        .kv("cgroup", p.cgroup.as_deref().unwrap_or("-"))
+        .kv("rss_pages", c.points.rss)
+        .kv("swap_pages", c.points.swap)
+        .kv("pgtables_pages", c.points.pgtables)
+        .kv("oom_score_adj", p.oom_score_adj)
+        .kv("policy_adjust", c.verdict.adjust)
+        .kv("total_pages", t.totalpages)
+        .kv("badness", c.badness.unwrap_or(0))
+        .kv("rank_score", c.rank_score.unwrap_or(0))
+        .kv("signal", sig.name())
+}

@@ -1,0 +1,104 @@
+//! Signalling a victim safely: pidfd, identity check, SIGTERM, wait, SIGKILL, release.
+//!
+//! A pid alone can be reused between choosing a victim and signalling it; a pidfd cannot. The
+//! pidfd is opened first and the process's start time checked afterwards: if it matches the
+//! one the victim was chosen with, the pidfd refers to that very process for good.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crate::probe::Host;
+use crate::probe::process::{ProcessSnapshot, Stat};
+use crate::sys::{self, Sig};
+
+/// Why a victim could not be signalled.
+#[derive(Debug, thiserror::Error)]
+pub enum KillError {
+    /// It exited before the signal (nothing to do, the shortage may be over).
+    #[error("process exited before it could be signalled")]
+    Gone,
+    /// The pid now belongs to another process: never signal it.
+    #[error("pid was reused by another process")]
+    Reused,
+    /// The system refused (EPERM, ...).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Opens a pidfd for `p` and checks it is still the same process (pid + start time).
+pub fn open_verified(host: &Host, p: &ProcessSnapshot) -> Result<OwnedFd, KillError> {
+    let fd = match sys::pidfd_open(p.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(KillError::Gone),
+        Err(e) => return Err(e.into()),
+    };
+    let path = host.path(&format!("/proc/{}/stat", p.pid));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => return Err(KillError::Gone),
+    };
+    match Stat::parse(&text) {
+        Ok(s) if s.starttime == p.starttime => Ok(fd),
+        Ok(_) => Err(KillError::Reused),
+        Err(_) => Err(KillError::Gone),
+    }
+}
+
+/// Sends `sig`; ESRCH (already exited) is success.
+pub fn signal(fd: &OwnedFd, sig: Sig) -> Result<(), KillError> {
+    match sys::pidfd_send_signal(fd, sig) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A victim being made to exit.
+#[derive(Debug)]
+pub struct InFlight {
+    /// The victim as it was chosen.
+    pub victim: ProcessSnapshot,
+    /// The scope it was chosen for.
+    pub scope: String,
+    /// The pidfd that signals and watches it.
+    pub fd: OwnedFd,
+    /// Others signalled with it (its process group or its cgroup), to escalate together.
+    pub companions: Vec<OwnedFd>,
+    /// When the first signal went out.
+    pub first_signal: Instant,
+    /// When SIGKILL went out, if it has.
+    pub kill_sent: Option<Instant>,
+    /// Whether a v2 `cgroup.kill` should be written on escalation (kill_unit = cgroup).
+    pub cgroup_kill_file: Option<std::path::PathBuf>,
+}
+
+impl InFlight {
+    /// True once the victim has exited (its pidfd is readable).
+    pub fn has_exited(&self) -> bool {
+        sys::wait_exit(&self.fd, Duration::ZERO).unwrap_or(true)
+    }
+
+    /// Sends SIGKILL to the victim and its companions and releases its memory at once where the
+    /// kernel allows (process_mrelease). Returns the mrelease outcome for the report.
+    pub fn escalate(&mut self, now: Instant) -> &'static str {
+        let _ = signal(&self.fd, Sig::Kill);
+        for fd in &self.companions {
+            let _ = signal(fd, Sig::Kill);
+        }
+        if let Some(file) = &self.cgroup_kill_file {
+            let _ = std::fs::write(file, "1");
+        }
+        self.kill_sent = Some(now);
+        release(&self.fd)
+    }
+}
+
+/// process_mrelease after SIGKILL, as a word for the report.
+pub fn release(fd: &OwnedFd) -> &'static str {
+    match sys::process_mrelease(fd) {
+        Ok(()) => "released",
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => "unsupported",
+        Err(_) => "failed",
+    }
+}

@@ -1,0 +1,286 @@
+//! When to act: a scope's sample and thresholds → a level, with hysteresis, and how long the loop
+//! may sleep before the next sample.
+//!
+//! Pure. The sleep rule is what makes polling safe: the next sample must come before memory
+//! could have filled the headroom at the *worst-case* rate, not the rate seen so far, because an
+//! idle cgroup can start filling at full speed at any moment.
+
+use std::time::Duration;
+
+/// How urgent a scope is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Level {
+    /// Enough memory.
+    #[default]
+    Ok,
+    /// At or below the term threshold: ask a victim to exit (SIGTERM).
+    Term,
+    /// At or below the kill threshold: make it exit (SIGKILL).
+    Kill,
+}
+
+impl Level {
+    /// `ok`, `term`, `kill` for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Term => "term",
+            Level::Kill => "kill",
+        }
+    }
+}
+
+/// Thresholds on one free-memory quantity, in bytes. A threshold of 0 is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// At or below: term.
+    pub term: u64,
+    /// At or below: kill.
+    pub kill: u64,
+}
+
+impl Thresholds {
+    /// The margin a quantity must rise above a threshold before the level drops back: half the
+    /// gap between term and kill, at least 1 MiB, so a scope hovering at a threshold does not
+    /// flap between levels (and does not start a new episode with every sample).
+    pub fn hysteresis(&self) -> u64 {
+        ((self.term.saturating_sub(self.kill)) / 2).max(1 << 20)
+    }
+
+    /// The level of `free` bytes given the previous level.
+    pub fn level(&self, free: u64, prev: Level) -> Level {
+        let margin = self.hysteresis();
+        let below = |threshold: u64, sticky: bool| {
+            threshold > 0
+                && (free <= threshold || (sticky && free < threshold.saturating_add(margin)))
+        };
+        if below(self.kill, prev >= Level::Kill) {
+            Level::Kill
+        } else if below(self.term, prev >= Level::Term) {
+            Level::Term
+        } else {
+            Level::Ok
+        }
+    }
+
+    /// Bytes left before the term level is reached (0 when at or past it); `None` when the
+    /// term level is off.
+    pub fn headroom(&self, free: u64) -> Option<u64> {
+        (self.term > 0).then(|| free.saturating_sub(self.term))
+    }
+}
+
+/// One sample of the system scope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemSample {
+    /// MemAvailable, bytes.
+    pub mem_available: u64,
+    /// SwapTotal, bytes (0: no swap).
+    pub swap_total: u64,
+    /// SwapFree, bytes.
+    pub swap_free: u64,
+    /// PSI `full` avg10, percent, if the kernel has PSI.
+    pub psi_full_avg10: Option<f64>,
+}
+
+/// Thresholds of the system scope, resolved to bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemThresholds {
+    /// On MemAvailable.
+    pub mem: Thresholds,
+    /// On SwapFree.
+    pub swap: Thresholds,
+    /// Memory AND swap (true) or memory OR swap (false).
+    pub require_both: bool,
+    /// PSI full avg10 at or above which the level is at least term; 0 = off.
+    pub psi_full_avg10_term: f64,
+}
+
+/// The system scope's level. With no swap the swap condition neither blocks nor fires on its
+/// own: the memory condition alone decides.
+pub fn system_level(s: &SystemSample, t: &SystemThresholds, prev: Level) -> Level {
+    let mem = t.mem.level(s.mem_available, prev);
+    let level = if s.swap_total == 0 {
+        mem
+    } else {
+        let swap = t.swap.level(s.swap_free, prev);
+        if t.require_both {
+            mem.min(swap)
+        } else {
+            mem.max(swap)
+        }
+    };
+    let psi = match s.psi_full_avg10 {
+        Some(v) if t.psi_full_avg10_term > 0.0 && v >= t.psi_full_avg10_term => Level::Term,
+        _ => Level::Ok,
+    };
+    level.max(psi)
+}
+
+/// The sleep before the next sample: the headroom divided by the worst-case fill rate, within
+/// `[min, max]`. No headroom at all (no thresholds) sleeps `max`.
+pub fn next_sleep(headroom: Option<u64>, fill_rate: u64, min: Duration, max: Duration) -> Duration {
+    match headroom {
+        None => max,
+        Some(h) => {
+            let secs = h as f64 / fill_rate.max(1) as f64;
+            Duration::from_secs_f64(secs.min(max.as_secs_f64())).clamp(min, max)
+        }
+    }
+}
+
+/// The observed fill rate of a scope, bytes per second (an exponentially weighted average of
+/// increases only), for reports; sleeping uses the configured worst case instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FillRate {
+    last: Option<(u64, f64)>,
+    rate: f64,
+}
+
+impl FillRate {
+    /// Feeds a sample of used bytes at time `t` seconds.
+    pub fn update(&mut self, used: u64, t: f64) -> f64 {
+        if let Some((prev, pt)) = self.last {
+            let dt = t - pt;
+            if dt > 0.0 {
+                let inst = (used as f64 - prev as f64).max(0.0) / dt;
+                self.rate = 0.7 * self.rate + 0.3 * inst;
+            }
+        }
+        self.last = Some((used, t));
+        self.rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const T: Thresholds = Thresholds {
+        term: 100 * MIB,
+        kill: 50 * MIB,
+    };
+
+    #[test]
+    fn levels_at_or_below_thresholds() {
+        assert_eq!(T.level(200 * MIB, Level::Ok), Level::Ok);
+        assert_eq!(T.level(100 * MIB, Level::Ok), Level::Term);
+        assert_eq!(T.level(51 * MIB, Level::Ok), Level::Term);
+        assert_eq!(T.level(50 * MIB, Level::Ok), Level::Kill);
+        assert_eq!(T.level(0, Level::Ok), Level::Kill);
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_level_until_free_rises_past_the_margin() {
+        // margin = (100-50)/2 = 25 MiB
+        assert_eq!(T.level(110 * MIB, Level::Term), Level::Term);
+        assert_eq!(T.level(125 * MIB, Level::Term), Level::Ok);
+        assert_eq!(T.level(60 * MIB, Level::Kill), Level::Kill);
+        assert_eq!(T.level(76 * MIB, Level::Kill), Level::Term);
+        // without the previous level, the plain thresholds
+        assert_eq!(T.level(110 * MIB, Level::Ok), Level::Ok);
+    }
+
+    #[test]
+    fn zero_thresholds_are_off() {
+        let off = Thresholds { term: 0, kill: 0 };
+        assert_eq!(off.level(0, Level::Ok), Level::Ok);
+        assert_eq!(off.headroom(0), None);
+        let term_only = Thresholds { term: 10, kill: 0 };
+        assert_eq!(term_only.level(0, Level::Ok), Level::Term);
+    }
+
+    fn sys(require_both: bool) -> SystemThresholds {
+        SystemThresholds {
+            mem: T,
+            swap: Thresholds {
+                term: 10 * MIB,
+                kill: 5 * MIB,
+            },
+            require_both,
+            psi_full_avg10_term: 0.0,
+        }
+    }
+
+    #[test]
+    fn no_swap_means_memory_alone_decides() {
+        let s = SystemSample {
+            mem_available: 40 * MIB,
+            swap_total: 0,
+            swap_free: 0,
+            psi_full_avg10: None,
+        };
+        assert_eq!(system_level(&s, &sys(true), Level::Ok), Level::Kill);
+        let s = SystemSample {
+            mem_available: 400 * MIB,
+            ..s
+        };
+        assert_eq!(system_level(&s, &sys(false), Level::Ok), Level::Ok);
+    }
+
+    #[test]
+    fn require_both_or_either() {
+        let s = SystemSample {
+            mem_available: 40 * MIB,
+            swap_total: 1024 * MIB,
+            swap_free: 500 * MIB,
+            psi_full_avg10: None,
+        };
+        assert_eq!(
+            system_level(&s, &sys(true), Level::Ok),
+            Level::Ok,
+            "swap still free"
+        );
+        assert_eq!(system_level(&s, &sys(false), Level::Ok), Level::Kill);
+        let s = SystemSample {
+            swap_free: 8 * MIB,
+            ..s
+        };
+        assert_eq!(system_level(&s, &sys(true), Level::Ok), Level::Term);
+    }
+
+    #[test]
+    fn psi_raises_to_term() {
+        let mut t = sys(true);
+        t.psi_full_avg10_term = 20.0;
+        let s = SystemSample {
+            mem_available: 400 * MIB,
+            swap_total: 0,
+            swap_free: 0,
+            psi_full_avg10: Some(25.0),
+        };
+        assert_eq!(system_level(&s, &t, Level::Ok), Level::Term);
+        let s = SystemSample {
+            psi_full_avg10: Some(5.0),
+            ..s
+        };
+        assert_eq!(system_level(&s, &t, Level::Ok), Level::Ok);
+    }
+
+    #[test]
+    fn sleep_is_headroom_over_worst_case_rate() {
+        let min = Duration::from_millis(2);
+        let max = Duration::from_secs(5);
+        let rate = 6 << 30;
+        // 230 MiB at 6 GiB/s ~ 37 ms
+        let s = next_sleep(Some(230 * MIB), rate, min, max);
+        assert!(
+            s > Duration::from_millis(36) && s < Duration::from_millis(38),
+            "{s:?}"
+        );
+        assert_eq!(next_sleep(Some(0), rate, min, max), min);
+        assert_eq!(next_sleep(Some(u64::MAX), rate, min, max), max);
+        assert_eq!(next_sleep(None, rate, min, max), max);
+    }
+
+    #[test]
+    fn fill_rate_tracks_increases_only() {
+        let mut f = FillRate::default();
+        f.update(0, 0.0);
+        let r = f.update(100, 1.0);
+        assert!(r > 0.0);
+        let r2 = f.update(50, 2.0);
+        assert!(r2 < r);
+    }
+}

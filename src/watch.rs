@@ -1,0 +1,161 @@
+//! The scopes being watched and their samples: the system, and every cgroup matched by a
+//! `[[cgroup]]` glob in the live hierarchy (re-resolved as cgroups come and go).
+
+use crate::config::{Config, WatchedCgroup};
+use crate::probe::cgroup::{CgroupMemory, read_chain};
+use crate::probe::meminfo::MemInfo;
+use crate::probe::psi::Pressure;
+use crate::probe::{Host, ProbeError};
+use crate::scope::{memcg_totalpages, oom_domain};
+use crate::trigger::{SystemSample, SystemThresholds, Thresholds};
+
+/// Every cgroup path matched by the config's globs, with the index of the first `[[cgroup]]`
+/// that matched it. Walks only below each glob's literal prefix.
+pub fn resolve_cgroups(config: &Config, host: &Host) -> Vec<(String, usize)> {
+    let Some(hier) = &host.memory else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (i, c) in config.cgroups.iter().enumerate() {
+        let start = literal_prefix(&c.path.text);
+        for path in hier.walk(&host.root, &start) {
+            if c.path.is_match(&path) && !out.iter().any(|(p, _)| *p == path) {
+                out.push((path, i));
+            }
+        }
+    }
+    out
+}
+
+/// The directory part of a glob before its first wildcard: `/kubepods/*/x` → `/kubepods`.
+fn literal_prefix(glob: &str) -> String {
+    let cut = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
+    let dir = &glob[..cut];
+    let dir = if cut < glob.len() {
+        dir.rfind('/')
+            .map_or("/", |i| if i == 0 { "/" } else { &dir[..i] })
+    } else {
+        dir
+    };
+    if dir.is_empty() {
+        "/".into()
+    } else {
+        dir.to_string()
+    }
+}
+
+/// One sample of a watched cgroup.
+#[derive(Debug, Clone)]
+pub struct CgroupSample {
+    /// The cgroup and its ancestors, innermost first.
+    pub chain: Vec<(String, CgroupMemory)>,
+    /// Least available memory on the path: trigger limit − working set, where the trigger limit
+    /// of each cgroup is the lower of memory.max and memory.high. `None` if nothing is limited.
+    pub available: Option<u64>,
+    /// The trigger limit that `available` is measured against.
+    pub limit: Option<u64>,
+    /// Kernel T for ranking within this cgroup (its OOM domain's `mem_cgroup_get_max`), or the
+    /// system's when nothing on the path is limited.
+    pub totalpages: u64,
+}
+
+impl CgroupSample {
+    /// The watched cgroup's own state.
+    pub fn own(&self) -> &CgroupMemory {
+        &self.chain[0].1
+    }
+}
+
+/// Samples a watched cgroup. An error whose `is_gone()` is true means it was removed.
+pub fn sample_cgroup(
+    host: &Host,
+    path: &str,
+    system_t: u64,
+    swap_total: u64,
+) -> Result<CgroupSample, ProbeError> {
+    let hier = host
+        .memory
+        .as_ref()
+        .expect("cgroup scopes exist only with a memory hierarchy");
+    let chain = read_chain(hier, &host.root, path)?;
+    let mut available = None;
+    let mut limit = None;
+    for (_, m) in &chain {
+        let trigger = match (m.max, m.high) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(l) = trigger {
+            let avail = l.saturating_sub(m.working_set());
+            if available.is_none_or(|a| avail < a) {
+                available = Some(avail);
+                limit = Some(l);
+            }
+        }
+    }
+    let totalpages = match oom_domain(&chain) {
+        Some(i) => memcg_totalpages(&chain[i].1, swap_total / host.page_size, host.page_size),
+        None => system_t,
+    };
+    Ok(CgroupSample {
+        chain,
+        available,
+        limit,
+        totalpages,
+    })
+}
+
+/// A watched cgroup's thresholds in bytes for its current trigger limit.
+pub fn cgroup_thresholds(c: &WatchedCgroup, limit: u64) -> Thresholds {
+    Thresholds {
+        term: c.available_term.bytes_of(limit),
+        kill: c.available_kill.bytes_of(limit),
+    }
+}
+
+/// One sample of the system scope, with its thresholds resolved against MemTotal/SwapTotal.
+pub fn sample_system(
+    host: &Host,
+    config: &Config,
+) -> Result<(MemInfo, SystemSample, SystemThresholds), ProbeError> {
+    let m = MemInfo::read(&host.root)?;
+    let s = &config.system;
+    let psi = if s.psi_full_avg10_term > 0.0 {
+        Pressure::read(&host.path("/proc/pressure/memory"))?.and_then(|p| p.full.map(|f| f.avg10))
+    } else {
+        None
+    };
+    let sample = SystemSample {
+        mem_available: m.mem_available,
+        swap_total: m.swap_total,
+        swap_free: m.swap_free,
+        psi_full_avg10: psi,
+    };
+    let thresholds = SystemThresholds {
+        mem: Thresholds {
+            term: s.mem_available_term.bytes_of(m.mem_total),
+            kill: s.mem_available_kill.bytes_of(m.mem_total),
+        },
+        swap: Thresholds {
+            term: s.swap_free_term.bytes_of(m.swap_total),
+            kill: s.swap_free_kill.bytes_of(m.swap_total),
+        },
+        require_both: s.require == crate::config::Require::Both,
+        psi_full_avg10_term: s.psi_full_avg10_term,
+    };
+    Ok((m, sample, thresholds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("/kubepods/**"), "/kubepods");
+        assert_eq!(literal_prefix("/kubepods/*/ctr"), "/kubepods");
+        assert_eq!(literal_prefix("/app"), "/app");
+        assert_eq!(literal_prefix("/*"), "/");
+        assert_eq!(literal_prefix("/a/b*"), "/a");
+    }
+}
