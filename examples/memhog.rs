@@ -32,6 +32,9 @@ struct Args {
     /// MiB to grow by with `--rate`.
     #[arg(long, default_value_t = 0)]
     grow: u64,
+    /// Wait this many milliseconds after `ready` before growing with `--rate`.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
     /// Ignore SIGTERM (to test escalation to SIGKILL).
     #[arg(long)]
     ignore_term: bool,
@@ -71,6 +74,7 @@ fn main() {
     touch(&mut chunks, args.hold);
     say("ready");
     if let Some(rate) = args.rate {
+        std::thread::sleep(Duration::from_millis(args.delay_ms));
         let start = Instant::now();
         for i in 0..args.grow {
             touch(&mut chunks, 1);

@@ -1,15 +1,18 @@
-//! The daemon's life: load the config, announce it, react to signals.
-//!
-//! Enforcement (the watch loop, victim choice and kills) is not built yet; until it is, `run`
-//! says so in its start line and idles, so nobody mistakes it for protection.
+//! The daemon's life: load the config, protect itself, then the one loop: wait for a wake-up
+//! (the adaptive timer or a signal, delivered over a channel), run an enforcement round,
+//! repeat. SIGHUP reloads the config (an invalid one is reported and the running one kept);
+//! SIGTERM and SIGINT stop it cleanly.
 
+use crossbeam_channel::{RecvTimeoutError, bounded};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{Config, ConfigError, ConfigOrigin, format_duration};
+use crate::enforce::{Enforcer, Wake};
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
 use crate::report::{Line, Logger, Severity};
+use crate::sys;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -22,52 +25,104 @@ pub enum DaemonError {
     Setup(String),
 }
 
-/// Runs until SIGTERM or SIGINT. SIGHUP reloads the config; an invalid new config is logged and
-/// the running one kept.
+/// Runs until SIGTERM or SIGINT.
 pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError> {
-    let mut config = origin.load()?;
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| DaemonError::Setup(format!("cannot install signal handlers: {e}")))?;
+    let config = origin.load()?;
     let host = Host::discover(std::path::Path::new("/"))
         .map_err(|e| DaemonError::Setup(format!("cannot read the host: {e}")))?;
-    let mut log = Logger::new(config.daemon.log);
-    announce(&mut log, &config, &host, force_dry_run, "start");
-    for signal in signals.forever() {
-        match signal {
-            SIGHUP => match origin.load() {
-                Ok(new) => {
-                    log = Logger::new(new.daemon.log);
-                    config = new;
-                    announce(&mut log, &config, &host, force_dry_run, "reload");
+    let (tx, rx) = bounded::<i32>(8);
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| DaemonError::Setup(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("oomward-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
                 }
-                Err(e) => log.log(
-                    Severity::Error,
-                    Line::new("reload refused, keeping the running config")
-                        .kv("event", "reload")
-                        .kv("error", e)
-                        .as_str(),
-                ),
-            },
-            _ => {
+            }
+        })
+        .map_err(|e| DaemonError::Setup(format!("cannot start the signal thread: {e}")))?;
+
+    let mut log = Logger::new(config.daemon.log);
+    protect_self(&mut log);
+    announce(&mut log, &config, &host, force_dry_run, "start");
+    let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
+    let mut wake = Wake::Timer;
+    loop {
+        let sleep = enforcer.round(&mut log, wake);
+        match rx.recv_timeout(sleep) {
+            Err(RecvTimeoutError::Timeout) => wake = Wake::Timer,
+            Ok(SIGHUP) => {
+                wake = Wake::Signal;
+                match origin.load() {
+                    Ok(new) => {
+                        // The old logger flushes its queue when dropped.
+                        log = Logger::new(new.daemon.log);
+                        announce(&mut log, &new, &host, force_dry_run, "reload");
+                        enforcer.set_config(new, force_dry_run);
+                    }
+                    Err(e) => log.log(
+                        Severity::Error,
+                        Line::new("reload refused, keeping the running config")
+                            .kv("event", "reload")
+                            .kv("error", e)
+                            .as_str(),
+                    ),
+                }
+            }
+            Ok(sig) => {
                 log.log(
                     Severity::Info,
                     Line::new("stopping")
                         .kv("event", "stop")
-                        .kv("signal", signal)
+                        .kv("signal", sig)
                         .as_str(),
                 );
                 return Ok(());
             }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(DaemonError::Setup("the signal thread ended".into()));
+            }
         }
     }
-    Ok(())
+}
+
+/// The daemon must never be the victim and must run while others thrash: adj -1000, locked
+/// memory, higher priority. Each step may be refused (no CAP_SYS_RESOURCE, RLIMIT_MEMLOCK); that
+/// is logged and the daemon goes on.
+fn protect_self(log: &mut Logger) {
+    let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
+    let locked = sys::lock_memory();
+    let nice = sys::set_own_nice(-10);
+    let word = |r: &std::io::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok();
+    log.log(
+        if all_ok {
+            Severity::Info
+        } else {
+            Severity::Warning
+        },
+        Line::new("self-protection")
+            .kv("event", "self_protect")
+            .kv("oom_score_adj_min", word(&adj))
+            .kv("mlockall", word(&locked))
+            .kv("nice", word(&nice))
+            .as_str(),
+    );
 }
 
 fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool, event: &str) {
     for w in &config.warnings {
         log.log(
             Severity::Warning,
-            Line::new("config warning").kv("detail", w).as_str(),
+            Line::new("config warning")
+                .kv("event", "config_warning")
+                .kv("detail", w)
+                .as_str(),
         );
     }
     let mut line = Line::new(if event == "start" {
@@ -77,9 +132,13 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     })
     .kv("event", event)
     .kv("config", &config.source)
-    .kv("enforcement", "not-built")
     .kv("dry_run", config.daemon.dry_run || force_dry_run)
+    .kv("min_interval", format_duration(config.daemon.min_interval))
     .kv("max_interval", format_duration(config.daemon.max_interval))
+    .kv(
+        "fill_rate",
+        crate::config::ByteSize(config.daemon.fill_rate),
+    )
     .kv("grace", format_duration(config.kill.grace))
     .kv("rules", config.rules.len())
     .kv("builtin_protection", config.builtin_protection);
@@ -106,10 +165,11 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     let hier = host.memory.as_ref().map_or("none", |h| h.version.as_str());
     line.push("memory_cgroup", hier);
     log.log(Severity::Info, line.as_str());
-    log.log(
-        Severity::Warning,
-        Line::new("enforcement is not built yet: oomward watches nothing and kills nothing")
-            .kv("event", "idle")
-            .as_str(),
-    );
+    if !config.cgroups.is_empty() && host.memory.is_none() {
+        log.log(
+            Severity::Warning,
+            Line::new("[[cgroup]] scopes configured but this host has no memory cgroup hierarchy")
+                .as_str(),
+        );
+    }
 }

@@ -80,6 +80,9 @@ const RESOLVE_EVERY: Duration = Duration::from_millis(500);
 const KERNEL_KILL_COOLDOWN: Duration = Duration::from_millis(250);
 /// Sample interval while a victim is exiting.
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(2);
+/// Longest sleep while a watched v1 cgroup has `oom_kill_disable = 1`: it can hang at its limit
+/// without crossing any threshold first. (The kernel's OOM notification replaces this poll.)
+const HANG_WATCH: Duration = Duration::from_millis(20);
 
 /// The enforcement state that lives across rounds.
 pub struct Enforcer {
@@ -151,6 +154,7 @@ impl Enforcer {
             self.last_resolve = Some(now);
         }
         let mut headroom: Option<u64> = None;
+        let mut hang_prone = false;
         let mut troubles: Vec<Trouble> = Vec::new();
         let t_secs = now.duration_since(self.started).as_secs_f64();
 
@@ -232,6 +236,7 @@ impl Enforcer {
                 headroom = min_opt(headroom, th.headroom(avail));
             }
             let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill;
+            hang_prone |= own.oom_kill_disable && cfg.on_under_oom == UnderOom::Kill;
             if own.under_oom {
                 cg.state.under_oom_since.get_or_insert(now);
             } else if let Some(since) = cg.state.under_oom_since.take() {
@@ -342,7 +347,7 @@ impl Enforcer {
                 self.in_flight = Some(f);
             }
             // Re-sample before choosing anyone else.
-            return self.sleep(headroom).min(IN_FLIGHT_POLL);
+            return IN_FLIGHT_POLL;
         }
 
         // Choose: rescues first, then the worst level, innermost cgroups before their parents,
@@ -359,7 +364,12 @@ impl Enforcer {
                 return IN_FLIGHT_POLL;
             }
         }
-        self.sleep(headroom)
+        let sleep = self.sleep(headroom);
+        if hang_prone {
+            sleep.min(HANG_WATCH)
+        } else {
+            sleep
+        }
     }
 
     fn sleep(&self, headroom: Option<u64>) -> Duration {

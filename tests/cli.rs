@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{is_root, oomward};
+use support::{Daemon, is_root, oomward};
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let p = dir.path().join("config.toml");
@@ -227,105 +225,36 @@ fn rank_as_an_ordinary_user_says_what_it_could_not_read() {
     );
 }
 
-/// Reads the child's stderr until `needle` appears or the deadline passes.
-fn read_until(stderr: &mut impl Read, seen: &mut String, needle: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
-    while !seen.contains(needle) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        match stderr.read(&mut buf) {
-            Ok(0) => return seen.contains(needle),
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
 #[test]
 fn run_starts_keeps_its_config_on_a_bad_reload_and_stops_on_sigterm() {
+    use nix::sys::signal::Signal;
     let dir = tempfile::tempdir().unwrap();
-    let p = write_config(
-        &dir,
-        "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"7%\"\n",
-    );
-    let mut child = oomward()
-        .arg("--config")
-        .arg(&p)
-        .arg("run")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let ok = read_until(
-        &mut stderr,
-        &mut seen,
-        "event=idle",
-        Duration::from_secs(10),
-    );
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        assert!(ok, "start lines: {seen}");
-        assert!(seen.contains("event=start"), "{seen}");
-        assert!(seen.contains("system_mem_available_term=7%"), "{seen}");
-        assert!(seen.contains("enforcement=not-built"), "{seen}");
-
-        std::fs::write(
-            &p,
-            "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"seven\"\n",
+    let config = |term: &str| {
+        format!(
+            "[daemon]\nlog = \"stderr\"\ndry_run = true\n[system]\nmem_available_term = \"{term}\"\n"
         )
-        .unwrap();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-        assert!(
-            read_until(
-                &mut stderr,
-                &mut seen,
-                "reload refused",
-                Duration::from_secs(10)
-            ),
-            "{seen}"
-        );
-        assert!(seen.contains(":4: system.mem_available_term:"), "{seen}");
-
-        std::fs::write(
-            &p,
-            "[daemon]\nlog = \"stderr\"\n[system]\nmem_available_term = \"8%\"\n",
-        )
-        .unwrap();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-        assert!(
-            read_until(
-                &mut stderr,
-                &mut seen,
-                "system_mem_available_term=8%",
-                Duration::from_secs(10)
-            ),
-            "{seen}"
-        );
-
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    }));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     };
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let p = write_config(&dir, &config("7%"));
+    let mut d = Daemon::start(&p, &[]);
+    let out = d.wait_for("system_mem_available_term=7%", Duration::from_secs(10));
+    assert!(out.contains("event=start"), "{out}");
+    assert!(out.contains("event=self_protect"), "{out}");
+
+    std::fs::write(&p, config("seven")).unwrap();
+    d.signal(Signal::SIGHUP);
+    let out = d.wait_for("reload refused", Duration::from_secs(10));
+    assert!(out.contains(":5: system.mem_available_term:"), "{out}");
+
+    std::fs::write(&p, config("8%")).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_for("system_mem_available_term=8%", Duration::from_secs(10));
+
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(10));
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
         "SIGTERM stops it cleanly"
     );
+    d.wait_for("event=stop", Duration::from_secs(1));
 }

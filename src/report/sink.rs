@@ -1,7 +1,12 @@
-//! Where log lines go. A sink that fails falls back to stderr: losing the log must never stop
-//! the daemon.
+//! Where log lines go. Lines are handed to a writer thread over a bounded channel, so the
+//! enforcement path never blocks on a slow or stuck sink (a full pipe, a wedged syslog): when
+//! the channel is full the line is dropped and counted, and the count is reported later.
+//! A sink that fails falls back to stderr: losing the log must never stop the daemon.
 
 use std::io::{IsTerminal, Write};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
 
 use crate::config::LogTarget;
 
@@ -22,15 +27,8 @@ enum Sink {
     Syslog(Box<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>),
 }
 
-/// The daemon's logger.
-pub struct Logger {
-    sink: Sink,
-}
-
-impl Logger {
-    /// Opens the sink `target` names; `auto` picks journald under systemd (JOURNAL_STREAM set),
-    /// stderr on a terminal, else syslog if its socket exists, else stderr.
-    pub fn new(target: LogTarget) -> Self {
+impl Sink {
+    fn open(target: LogTarget) -> Self {
         let resolved = match target {
             LogTarget::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogTarget::Journald,
             LogTarget::Auto if std::io::stderr().is_terminal() => LogTarget::Stderr,
@@ -38,7 +36,7 @@ impl Logger {
             LogTarget::Auto => LogTarget::Stderr,
             other => other,
         };
-        let sink = match resolved {
+        match resolved {
             LogTarget::Journald => Sink::Journald,
             LogTarget::Syslog => {
                 let formatter = syslog::Formatter3164 {
@@ -53,13 +51,11 @@ impl Logger {
                 }
             }
             _ => Sink::Stderr,
-        };
-        Logger { sink }
+        }
     }
 
-    /// Writes one line. Errors are swallowed after a fallback attempt: the log is best effort.
-    pub fn log(&mut self, severity: Severity, line: &str) {
-        match &mut self.sink {
+    fn write(&mut self, severity: Severity, line: &str) {
+        match self {
             Sink::Stderr => {
                 let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
             }
@@ -81,6 +77,70 @@ impl Logger {
                     let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
                 }
             }
+        }
+    }
+}
+
+/// Lines waiting for the writer; beyond this they are dropped and counted.
+const QUEUE: usize = 1024;
+
+/// The daemon's logger: cheap, non-blocking `log` calls; the writing happens on its own thread.
+pub struct Logger {
+    tx: Option<Sender<(Severity, String)>>,
+    writer: Option<JoinHandle<()>>,
+    dropped: u64,
+}
+
+impl Logger {
+    /// Opens the sink `target` names; `auto` picks journald under systemd (JOURNAL_STREAM set),
+    /// stderr on a terminal, else syslog if its socket exists, else stderr.
+    pub fn new(target: LogTarget) -> Self {
+        let (tx, rx) = bounded::<(Severity, String)>(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("oomward-log".into())
+            .spawn(move || {
+                let mut sink = Sink::open(target);
+                for (severity, line) in rx {
+                    sink.write(severity, &line);
+                }
+            })
+            .ok();
+        Logger {
+            tx: Some(tx),
+            writer,
+            dropped: 0,
+        }
+    }
+
+    /// Queues one line; never blocks. If the queue is full the line is dropped and counted.
+    pub fn log(&mut self, severity: Severity, line: &str) {
+        let Some(tx) = &self.tx else { return };
+        if self.dropped > 0 {
+            let note = format!(
+                "log queue was full event=log_dropped lines={}",
+                self.dropped
+            );
+            if tx.try_send((Severity::Warning, note)).is_ok() {
+                self.dropped = 0;
+            }
+        }
+        match tx.try_send((severity, line.to_string())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped += 1,
+            Err(TrySendError::Disconnected(_)) => {
+                // The writer thread is gone: write directly rather than lose the line.
+                let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
+            }
+        }
+    }
+}
+
+impl Drop for Logger {
+    /// Flushes what is queued (on stop or reload), so the last lines are not lost.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
 }

@@ -3,11 +3,12 @@
 //! racing the kernel run one at a time.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use std::time::Instant;
 
 /// The oomward binary built for this test run.
 pub fn oomward() -> Command {
@@ -57,6 +58,19 @@ impl Proc {
             .expect("spawn memhog");
         let pid = child.id() as i32;
         let stdout = child.stdout.take().expect("stdout");
+        let mut p = Proc {
+            child,
+            pid,
+            lines: BufReader::new(stdout),
+        };
+        p.expect_line("ready");
+        p
+    }
+
+    /// Takes over a child started elsewhere (with piped stdout).
+    pub fn adopt(mut child: Child) -> Proc {
+        let pid = child.id() as i32;
+        let stdout = child.stdout.take().expect("stdout piped");
         let mut p = Proc {
             child,
             pid,
@@ -125,7 +139,7 @@ pub fn v1_memory_mount() -> Option<PathBuf> {
 }
 
 impl TestCgroup {
-    /// Creates `<mount>/oomward-test-<name>-<pid>` with the given limit in bytes.
+    /// Creates `<mount>/oomward-test-<name>-<pid>` with the given limit in bytes (0: no limit).
     pub fn create(name: &str, limit: u64) -> TestCgroup {
         let mount = v1_memory_mount().expect("a v1 memory controller");
         let path = format!("/oomward-test-{name}-{}", std::process::id());
@@ -139,7 +153,9 @@ impl TestCgroup {
         }
         std::fs::create_dir(&dir).expect("create test cgroup");
         let cg = TestCgroup { path, dir };
-        cg.write("memory.limit_in_bytes", &limit.to_string());
+        if limit > 0 {
+            cg.write("memory.limit_in_bytes", &limit.to_string());
+        }
         cg
     }
 
@@ -169,6 +185,18 @@ impl TestCgroup {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
+        // Children first (a cgroup with children cannot be removed).
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    drop(TestCgroup {
+                        path: format!("{}/{name}", self.path),
+                        dir: e.path(),
+                    });
+                }
+            }
+        }
         let procs = self.dir.join("cgroup.procs");
         for _ in 0..200 {
             let pids: Vec<i32> = std::fs::read_to_string(&procs)
@@ -194,5 +222,104 @@ impl Drop for TestCgroup {
             std::thread::sleep(Duration::from_millis(10));
         }
         eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}
+
+/// A daemon under test: its stderr is collected by a thread, so waiting for a line can time out
+/// instead of blocking in read(2); killed and reaped when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `oomward --config FILE run ARGS...`.
+    pub fn start(config: &std::path::Path, args: &[&str]) -> Daemon {
+        let mut child = oomward()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Daemon { child, seen }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits until the output contains `needle`; panics with the output after `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.seen.lock().unwrap().clone();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within {timeout:?}; output:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), sig).unwrap();
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Everything it has printed so far.
+    pub fn output(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl TestCgroup {
+    /// Creates a child `name` of this cgroup with the given limit (0: no limit).
+    pub fn child(&self, name: &str, limit: u64) -> TestCgroup {
+        let path = format!("{}/{name}", self.path);
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir).expect("create child cgroup");
+        let cg = TestCgroup { path, dir };
+        if limit > 0 {
+            cg.write("memory.limit_in_bytes", &limit.to_string());
+        }
+        cg
     }
 }

@@ -1,0 +1,469 @@
+//! Enforcement against the real kernel: each test makes its own v1 memory cgroup, runs a real
+//! allocator in it and a daemon scoped to it (`[system] enabled = false`), and checks who was
+//! signalled, by whom, and that the kernel's own OOM killer did not act (its `oom_kill`
+//! counter stayed 0). They race the kernel, so they run one at a time.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{Daemon, Proc, TestCgroup, is_root, serial, v1_memory_mount};
+
+const MIB: u64 = 1 << 20;
+
+fn can_run() -> bool {
+    if !is_root() || v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return false;
+    }
+    true
+}
+
+/// A daemon watching `path` only, logging to stderr, with a 1 s grace unless `extra` sets the
+/// [kill] table itself; `cgroup_extra` goes into the [[cgroup]] table.
+fn daemon(
+    dir: &tempfile::TempDir,
+    path: &str,
+    cgroup_extra: &str,
+    extra: &str,
+    args: &[&str],
+) -> Daemon {
+    let kill = if extra.contains("[kill]") {
+        ""
+    } else {
+        "[kill]\ngrace = \"1s\"\n"
+    };
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n{kill}{extra}\n[[cgroup]]\npath = \"{path}\"\n{cgroup_extra}\n"
+    );
+    let file = dir.path().join("oomward.toml");
+    std::fs::write(&file, config).unwrap();
+    let d = Daemon::start(&file, args);
+    d.wait_for("event=start", Duration::from_secs(10));
+    d
+}
+
+fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
+    let procs = cg.procs_file();
+    let mut args = vec![
+        "--cgroup-procs",
+        procs.as_str(),
+        "--rate",
+        "0",
+        "--grow",
+        "600",
+        "--delay-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    Proc::memhog(&args)
+}
+
+#[test]
+fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("seed", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let mut stopped = 0;
+    let mut peaks = Vec::new();
+    for round in 0..20 {
+        cg.write("memory.max_usage_in_bytes", "0");
+        let mut hog = fast_allocator(&cg, &[]);
+        let status = hog
+            .wait_exit(Duration::from_secs(20))
+            .expect("the allocator was stopped");
+        assert_eq!(
+            cg.keyed("memory.oom_control", "oom_kill"),
+            0,
+            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
+            d.output()
+        );
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGTERM),
+            "round {round}: stopped by SIGTERM"
+        );
+        d.wait_for(
+            &format!("event=term scope={} ", cg.path),
+            Duration::from_secs(2),
+        );
+        d.wait_for(
+            &format!("pid={} comm=memhog", hog.pid),
+            Duration::from_secs(2),
+        );
+        peaks.push(
+            cg.read("memory.max_usage_in_bytes")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+                / MIB,
+        );
+        stopped += 1;
+    }
+    println!(
+        "seed 000: stopped {stopped}/20 by SIGTERM before the limit; peak usage MiB: {peaks:?}"
+    );
+    assert_eq!(stopped, 20);
+}
+
+#[test]
+fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("grace", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    // Grows into the term band (10%..5% of 256 MiB available) and stays there, ignoring SIGTERM.
+    let procs = cg.procs_file();
+    let mut hog = Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--ignore-term",
+        "--rate",
+        "0",
+        "--grow",
+        "236",
+    ]);
+    let start = Instant::now();
+    let status = hog
+        .wait_exit(Duration::from_secs(15))
+        .expect("the allocator was stopped");
+    let waited = start.elapsed();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let out = d.wait_for("event=escalate", Duration::from_secs(2));
+    assert!(out.contains("reason=grace"), "{out}");
+    assert!(
+        out.contains(&format!("event=term scope={}", cg.path)),
+        "SIGTERM came first: {out}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "SIGKILL only after the 1 s grace, got {waited:?}"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    println!(
+        "escalation after grace: SIGKILL {} ms after the allocator started",
+        waited.as_millis()
+    );
+}
+
+#[test]
+fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("killlevel", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    // A long grace: only the kill level can explain a quick SIGKILL.
+    let d = daemon(
+        &dir,
+        &cg.path,
+        "available_term = \"40%\"\navailable_kill = \"25%\"",
+        "[kill]\ngrace = \"60s\"\n",
+        &[],
+    );
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let mut hog = fast_allocator(&cg, &["--ignore-term"]);
+    let status = hog
+        .wait_exit(Duration::from_secs(20))
+        .expect("the allocator was stopped");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let out = d.wait_for("event=escalate", Duration::from_secs(2));
+    assert!(out.contains("reason=kill_level"), "{out}");
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{out}");
+}
+
+/// Copies memhog to `dir/name` so it runs with another exe path (and comm).
+fn memhog_copy(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::copy(support::memhog_path(), &path).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("protect", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    // Readable by the other user who runs the impostor.
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(bin.path().join("other")).unwrap();
+    std::fs::set_permissions(
+        bin.path().join("other"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let protected_exe = memhog_copy(bin.path(), "dbserver");
+    let impostor_exe = memhog_copy(&bin.path().join("other"), "dbserver");
+    let rules = format!(
+        "[[rule]]\nexe = \"{protected_exe}\"\nuser = \"root\"\nprotect = true\n\n[[rule]]\ncomm = \"^no-such-program$\"\nprotect = true\n"
+    );
+    let d = daemon(&dir, &cg.path, "", &rules, &[]);
+    d.wait_for("event=config_warning", Duration::from_secs(2));
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let procs = cg.procs_file();
+
+    // 1. The 120 MiB protected process survives; the growing smaller one is the victim.
+    let mut big = {
+        let child = std::process::Command::new(&protected_exe)
+            .args(["--cgroup-procs", procs.as_str(), "--hold", "120"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Proc::adopt(child)
+    };
+    let mut small = fast_allocator(&cg, &[]);
+    let status = small
+        .wait_exit(Duration::from_secs(20))
+        .expect("the small allocator was stopped");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert!(
+        big.wait_exit(Duration::from_millis(100)).is_none(),
+        "the protected process survived"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+
+    // 2. Another user runs a program with the same name from elsewhere: not protected, and
+    //    the largest killable process, so it is the victim.
+    let mut impostor = {
+        let child = std::process::Command::new(&impostor_exe)
+            .args(["--grow-on-signal", "100"])
+            .stdout(std::process::Stdio::piped())
+            .uid(65534)
+            .gid(65534)
+            .spawn()
+            .unwrap();
+        let mut p = Proc::adopt(child);
+        cg.write("cgroup.procs", &p.pid.to_string());
+        p.signal(libc::SIGUSR1);
+        p.expect_line("grown");
+        p
+    };
+    let impostor_comm = std::fs::read_to_string(format!("/proc/{}/comm", impostor.pid)).unwrap();
+    let big_comm = std::fs::read_to_string(format!("/proc/{}/comm", big.pid)).unwrap();
+    assert_eq!(impostor_comm, big_comm, "same comm");
+    let mut trigger = fast_allocator(&cg, &[]);
+    let status = impostor
+        .wait_exit(Duration::from_secs(20))
+        .expect("the impostor was stopped");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let out = d.wait_for(
+        &format!("pid={} comm=dbserver", impostor.pid),
+        Duration::from_secs(2),
+    );
+    assert!(out.contains("uid=65534"), "{out}");
+    assert!(
+        big.wait_exit(Duration::from_millis(100)).is_none(),
+        "the protected process survived"
+    );
+    let _ = trigger.wait_exit(Duration::from_secs(1));
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+}
+
+#[test]
+fn hung_cgroup_with_oom_kill_disable_is_rescued() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("hung", 128 * MIB);
+    cg.write("memory.oom_control", "1");
+    let dir = tempfile::tempdir().unwrap();
+    // Thresholds off: only the hang itself triggers.
+    let d = daemon(
+        &dir,
+        &cg.path,
+        "available_term = \"0%\"\navailable_kill = \"0%\"\non_under_oom = \"kill\"",
+        "",
+        &[],
+    );
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let mut hog = fast_allocator(&cg, &[]);
+    let mut since = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if since.is_none() && cg.keyed("memory.oom_control", "under_oom") == 1 {
+            since = Some(Instant::now());
+            let state =
+                std::fs::read_to_string(format!("/proc/{}/stat", hog.pid)).unwrap_or_default();
+            println!(
+                "allocator state while under_oom: {}",
+                state
+                    .split(") ")
+                    .nth(1)
+                    .unwrap_or("?")
+                    .chars()
+                    .next()
+                    .unwrap_or('?')
+            );
+        }
+        if let Some(s) = hog.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not rescued; daemon output:\n{}",
+            d.output()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let since = since.expect("the test saw the cgroup hang (under_oom 1) before the rescue");
+    println!(
+        "under_oom 1 -> victim exit: {} ms",
+        since.elapsed().as_millis()
+    );
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let out = d.wait_for("event=rescue", Duration::from_secs(2));
+    assert!(out.contains(&format!("pid={}", hog.pid)), "{out}");
+    let cleared = Instant::now() + Duration::from_secs(5);
+    while cg.keyed("memory.oom_control", "under_oom") != 0 {
+        assert!(Instant::now() < cleared, "under_oom did not clear");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    d.wait_for("event=under_oom_cleared", Duration::from_secs(2));
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+}
+
+#[test]
+fn page_cache_alone_is_not_killed() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    // A file on a disk filesystem, larger than the limit, written outside the cgroup.
+    let file = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(file.as_file());
+        let block = vec![0x5Au8; MIB as usize];
+        for _ in 0..400 {
+            f.write_all(&block).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    file.as_file().sync_all().unwrap();
+    std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
+    let cg = TestCgroup::create("cache", 128 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let script = format!(
+        "echo $$ > {} && exec cat {} > /dev/null",
+        cg.procs_file(),
+        file.path().display()
+    );
+    let status = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the reader was not killed: {status:?}");
+    let peak = cg
+        .read("memory.max_usage_in_bytes")
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    assert!(
+        peak > 100 * MIB,
+        "the page cache filled the cgroup (peak {} MiB)",
+        peak / MIB
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let out = d.output();
+    assert!(
+        !out.contains("event=term") && !out.contains("event=kill"),
+        "{out}"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    println!(
+        "page cache: peak {} MiB in a 128 MiB cgroup, nothing killed",
+        peak / MIB
+    );
+}
+
+#[test]
+fn cgroups_matched_by_a_glob_are_picked_up_and_dropped_as_they_come_and_go() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let parent = TestCgroup::create("glob", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &format!("{}/*", parent.path), "", "", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let late = parent.child("late", 128 * MIB);
+    d.wait_for(
+        &format!("event=scope_added scope={}", late.path),
+        Duration::from_secs(5),
+    );
+    let mut hog = fast_allocator(&late, &[]);
+    let status = hog.wait_exit(Duration::from_secs(20)).expect("stopped");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(late.keyed("memory.oom_control", "oom_kill"), 0);
+    drop(hog);
+    let late_path = late.path.clone();
+    drop(late);
+    d.wait_for(
+        &format!("event=scope_removed scope={late_path}"),
+        Duration::from_secs(5),
+    );
+    // Still enforcing afterwards, in a new cgroup.
+    let again = parent.child("again", 128 * MIB);
+    d.wait_for(
+        &format!("event=scope_added scope={}", again.path),
+        Duration::from_secs(5),
+    );
+    let mut hog = fast_allocator(&again, &[]);
+    assert_eq!(
+        hog.wait_exit(Duration::from_secs(20))
+            .and_then(|s| s.signal()),
+        Some(libc::SIGTERM)
+    );
+    let out = d.output();
+    assert!(!out.contains("cannot read cgroup"), "{out}");
+}
+
+#[test]
+fn dry_run_reports_the_decision_and_kills_nothing() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("dry", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &["--dry-run"]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let mut hog = fast_allocator(&cg, &[]);
+    let status = hog
+        .wait_exit(Duration::from_secs(30))
+        .expect("the kernel OOM killer ended it");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "killed by the kernel, not by oomward"
+    );
+    let out = d.wait_for("would signal (dry run)", Duration::from_secs(2));
+    assert!(out.contains(&format!("pid={}", hog.pid)), "{out}");
+    assert!(out.contains("dry_run=true"), "{out}");
+    assert!(!out.contains("signalled victim"), "{out}");
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        1,
+        "the kernel acted instead"
+    );
+}
