@@ -35,6 +35,10 @@ struct Args {
     /// Wait this many milliseconds after `ready` before growing with `--rate`.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Hold `--hold` in a shared anonymous mapping (shmem): memory that process_mrelease and
+    /// the OOM reaper cannot free while the process lingers.
+    #[arg(long)]
+    shared: bool,
     /// Ignore SIGTERM (to test escalation to SIGKILL).
     #[arg(long)]
     ignore_term: bool,
@@ -45,6 +49,29 @@ const MIB: usize = 1 << 20;
 fn touch(chunks: &mut Vec<Vec<u8>>, mib: u64) {
     for _ in 0..mib {
         chunks.push(vec![0xA5u8; MIB]);
+    }
+}
+
+/// Maps and touches `mib` MiB of MAP_SHARED|MAP_ANONYMOUS memory; kept until exit.
+fn shared_mapping(mib: u64) -> usize {
+    let len = (mib as usize) * MIB;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a fresh anonymous mapping with no address hint; the pointer is checked against
+    // MAP_FAILED and the writes stay within the `len` bytes just mapped.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert!(p != libc::MAP_FAILED, "mmap failed");
+        std::ptr::write_bytes(p.cast::<u8>(), 0xA5, len);
+        p as usize
     }
 }
 
@@ -71,7 +98,12 @@ fn main() {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, grow.clone())
         .expect("SIGUSR1 handler");
     let mut chunks = Vec::new();
-    touch(&mut chunks, args.hold);
+    let _shared = if args.shared {
+        Some(shared_mapping(args.hold))
+    } else {
+        touch(&mut chunks, args.hold);
+        None
+    };
     say("ready");
     if let Some(rate) = args.rate {
         std::thread::sleep(Duration::from_millis(args.delay_ms));

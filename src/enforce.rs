@@ -68,6 +68,8 @@ struct Trouble {
     available: u64,
     limit: u64,
     totalpages: u64,
+    /// v2 `memory.oom.group = 1`: the kernel would kill the whole cgroup, so oomward does too.
+    oom_group: bool,
 }
 
 /// Victims that did not exit after SIGKILL, never chosen again (pid, start time).
@@ -143,9 +145,18 @@ impl Enforcer {
         self.dry_run
     }
 
-    /// Runs one round; returns how long to sleep before the next.
+    /// Runs one round now; returns how long to sleep before the next.
     pub fn round(&mut self, log: &mut Logger, wake: Wake) -> Duration {
-        let now = Instant::now();
+        self.round_at(log, wake, Instant::now())
+    }
+
+    /// The system scope's current level (for tests and reports).
+    pub fn system_level(&self) -> Level {
+        self.system.level
+    }
+
+    /// Runs one round as of `now` (a test can drive the clock); returns the sleep before the next.
+    pub fn round_at(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
         if self
             .last_resolve
             .is_none_or(|t| now.duration_since(t) >= RESOLVE_EVERY)
@@ -169,7 +180,7 @@ impl Enforcer {
                     let level = system_level(&sample, &thresholds, self.system.level);
                     self.system
                         .fill
-                        .update(mem.mem_total - mem.mem_available, t_secs);
+                        .update(mem.mem_total.saturating_sub(mem.mem_available), t_secs);
                     transition(&mut self.system, level);
                     headroom = min_opt(headroom, thresholds.mem.headroom(mem.mem_available));
                     if level > Level::Ok {
@@ -181,6 +192,7 @@ impl Enforcer {
                             available: mem.mem_available,
                             limit: mem.mem_total,
                             totalpages: system_t,
+                            oom_group: false,
                         });
                     }
                 }
@@ -245,7 +257,7 @@ impl Enforcer {
                     Line::new("cgroup left OOM")
                         .kv("event", "under_oom_cleared")
                         .kv("scope", &cg.path)
-                        .kv("after_ms", since.elapsed().as_millis())
+                        .kv("after_ms", now.duration_since(since).as_millis())
                         .as_str(),
                 );
             }
@@ -266,6 +278,7 @@ impl Enforcer {
                     available: sample.available.unwrap_or(0),
                     limit: sample.limit.unwrap_or(0),
                     totalpages: sample.totalpages,
+                    oom_group: own.oom_group,
                 });
             }
         }
@@ -291,7 +304,7 @@ impl Enforcer {
                         .kv("scope", &f.scope)
                         .kv("pid", f.victim.pid)
                         .kv("comm", &f.victim.comm)
-                        .kv("after_ms", f.first_signal.elapsed().as_millis())
+                        .kv("after_ms", now.duration_since(f.first_signal).as_millis())
                         .kv(
                             "signal",
                             if f.kill_sent.is_some() {
@@ -321,7 +334,7 @@ impl Enforcer {
                         .kv("comm", &f.victim.comm)
                         .kv("signal", "SIGKILL")
                         .kv("reason", why)
-                        .kv("after_ms", f.first_signal.elapsed().as_millis())
+                        .kv("after_ms", now.duration_since(f.first_signal).as_millis())
                         .kv("mrelease", released)
                         .as_str(),
                 );
@@ -512,6 +525,16 @@ impl Enforcer {
             self.set_reported(t.cgroup);
             return false;
         }
+        if self.host.root != std::path::Path::new("/") {
+            // Pids under another root are not this machine's processes: never signal them.
+            log.log(
+                Severity::Error,
+                Line::new("refusing to signal: processes read from a root other than /")
+                    .kv("root", self.host.root.display())
+                    .as_str(),
+            );
+            return false;
+        }
         let fd = match kill::open_verified(&self.host, victim.process) {
             Ok(fd) => fd,
             Err(KillError::Gone) | Err(KillError::Reused) => return false,
@@ -532,7 +555,11 @@ impl Enforcer {
         let first_signal = Instant::now();
         let mut companions = Vec::new();
         let mut cgroup_kill_file = None;
-        let kill_unit = cfg.as_ref().map_or(KillUnit::Process, |c| c.kill_unit);
+        let kill_unit = match cfg.as_ref() {
+            _ if t.oom_group => KillUnit::Cgroup,
+            Some(c) => c.kill_unit,
+            None => KillUnit::Process,
+        };
         if kill_unit == KillUnit::Cgroup {
             companions = self.signal_others(&procs, victim.process.pid, sig, |_| true);
             if let (Some(hier), Some(path)) = (&self.host.memory, &within)

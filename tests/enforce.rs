@@ -10,7 +10,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, Proc, TestCgroup, is_root, serial, v1_memory_mount};
+use support::{Daemon, Freezer, Proc, TestCgroup, is_root, serial, v1_memory_mount};
 
 const MIB: u64 = 1 << 20;
 
@@ -70,7 +70,14 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
     let _serial = serial();
     let cg = TestCgroup::create("seed", 256 * MIB);
     let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &[]);
+    // A respawning workload: enforcement goes on, with a warning past 5 kills a minute.
+    let d = daemon(
+        &dir,
+        &cg.path,
+        "",
+        "[kill]\ngrace = \"1s\"\nwarn_kills_per_minute = 5\n",
+        &[],
+    );
     d.wait_for("event=scope_added", Duration::from_secs(5));
     let mut stopped = 0;
     let mut peaks = Vec::new();
@@ -465,5 +472,68 @@ fn dry_run_reports_the_decision_and_kills_nothing() {
         cg.keyed("memory.oom_control", "oom_kill"),
         1,
         "the kernel acted instead"
+    );
+}
+
+#[test]
+fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("stuck", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(
+        &dir,
+        &cg.path,
+        "",
+        "[kill]\ngrace = \"300ms\"\nstuck_timeout = \"700ms\"\n",
+        &[],
+    );
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let procs = cg.procs_file();
+    // The largest process is frozen: it cannot exit, whatever it is sent, and its memory is
+    // shared, so process_mrelease cannot free it either. (Declared before the freezer so that
+    // the freezer, dropped first, thaws it before its guard reaps it.)
+    let mut frozen = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "170", "--shared"]);
+    let Some(freezer) = Freezer::create("stuck") else {
+        println!("SKIPPED: needs the cgroup-v1 freezer");
+        return;
+    };
+    freezer.freeze(frozen.pid);
+    // A second one brings the cgroup into the term band (about 18 MiB of 256 left) and stays.
+    let mut next = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "66"]);
+    let Some(status) = next.wait_exit(Duration::from_secs(20)) else {
+        panic!(
+            "the next candidate was not stopped; daemon output:\n{}",
+            d.output()
+        );
+    };
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let out = d.output();
+    let terms = out
+        .matches(&format!("event=term scope={} ", cg.path))
+        .count();
+    assert!(
+        out.contains(&format!("event=stuck scope={} pid={}", cg.path, frozen.pid)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("pid={} comm=memhog", next.pid)),
+        "{out}"
+    );
+    assert_eq!(
+        terms, 2,
+        "the stuck victim was chosen once, then the next one: {out}"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    // Thawed, it dies of the signals it was sent (the kernel reports the first pending one).
+    freezer.thaw();
+    let status = frozen
+        .wait_exit(Duration::from_secs(5))
+        .expect("it exits once thawed");
+    assert!(
+        matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)),
+        "{status:?}"
     );
 }

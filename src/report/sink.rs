@@ -89,6 +89,7 @@ pub struct Logger {
     tx: Option<Sender<(Severity, String)>>,
     writer: Option<JoinHandle<()>>,
     dropped: u64,
+    capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Logger {
@@ -109,11 +110,30 @@ impl Logger {
             tx: Some(tx),
             writer,
             dropped: 0,
+            capture: None,
         }
+    }
+
+    /// A logger that keeps its lines in memory, for tests that read what was decided.
+    pub fn capture() -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let logger = Logger {
+            tx: None,
+            writer: None,
+            dropped: 0,
+            capture: Some(lines.clone()),
+        };
+        (logger, lines)
     }
 
     /// Queues one line; never blocks. If the queue is full the line is dropped and counted.
     pub fn log(&mut self, severity: Severity, line: &str) {
+        if let Some(lines) = &self.capture {
+            if let Ok(mut l) = lines.lock() {
+                l.push(line.to_string());
+            }
+            return;
+        }
         let Some(tx) = &self.tx else { return };
         if self.dropped > 0 {
             let note = format!(

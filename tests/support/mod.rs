@@ -116,9 +116,13 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills and reaps it, but never waits forever (a frozen or D-state child would hang the
+    /// test run); such a child is reported instead.
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            eprintln!("warning: pid {} did not exit after SIGKILL", self.pid);
+        }
     }
 }
 
@@ -321,5 +325,59 @@ impl TestCgroup {
             cg.write("memory.limit_in_bytes", &limit.to_string());
         }
         cg
+    }
+}
+
+/// A v1 freezer cgroup: a frozen task stays in D state even after SIGKILL until thawed, which
+/// is how a victim stuck on a dead filesystem looks. Thawed and removed when dropped.
+pub struct Freezer {
+    dir: PathBuf,
+}
+
+impl Freezer {
+    /// Creates it, if this host has the v1 freezer.
+    pub fn create(name: &str) -> Option<Freezer> {
+        let base = Path::new("/sys/fs/cgroup/freezer");
+        if !base.join("freezer.state").exists() && !base.join("tasks").exists() {
+            return None;
+        }
+        let dir = base.join(format!("oomward-test-{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        Some(Freezer { dir })
+    }
+
+    /// Moves a process in and freezes it; waits until the kernel says FROZEN.
+    pub fn freeze(&self, pid: i32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("move to freezer");
+        std::fs::write(self.dir.join("freezer.state"), "FROZEN").expect("freeze");
+        for _ in 0..500 {
+            if std::fs::read_to_string(self.dir.join("freezer.state"))
+                .unwrap_or_default()
+                .trim()
+                == "FROZEN"
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("the freezer did not freeze");
+    }
+
+    /// Thaws it.
+    pub fn thaw(&self) {
+        let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.thaw();
+        for _ in 0..200 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("warning: could not remove {}", self.dir.display());
     }
 }
