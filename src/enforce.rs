@@ -48,8 +48,13 @@ struct ScopeState {
     /// An action or a `no_candidate` was reported in this episode (level left `ok`).
     reported: bool,
     oom_kill_seen: Option<u64>,
+    oom_events_seen: Option<u64>,
     kernel_kill_at: Option<Instant>,
     under_oom_since: Option<Instant>,
+    /// When this scope's last victim exited.
+    last_exit: Option<Instant>,
+    /// After finding no eligible candidate, do not rescan before this.
+    no_candidate_until: Option<Instant>,
 }
 
 struct CgroupScope {
@@ -60,14 +65,21 @@ struct CgroupScope {
 
 /// What a round found about one scope in trouble.
 struct Trouble {
-    /// Index into `cgroups`, or `None` for the system.
-    cgroup: Option<usize>,
+    /// `system` or the cgroup path: looked up again by name when acting, because cgroups may
+    /// be dropped from the watch list during the round.
+    scope: String,
+    /// The `[[cgroup]]` entry, `None` for the system.
+    config_index: Option<usize>,
     level: Level,
     rescue: bool,
     depth: usize,
     available: u64,
     limit: u64,
     totalpages: u64,
+    /// The machine's T, for kernel-format oom_score in reports.
+    system_totalpages: u64,
+    /// Observed fill rate, bytes per second, for reports.
+    fill_rate: f64,
     /// v2 `memory.oom.group = 1`: the kernel would kill the whole cgroup, so oomward does too.
     oom_group: bool,
 }
@@ -78,8 +90,12 @@ const STUCK_MAX: usize = 64;
 const RATE_RING: usize = 64;
 /// How often globs are re-resolved against the live hierarchy.
 const RESOLVE_EVERY: Duration = Duration::from_millis(500);
-/// How long after the kernel's own OOM kill a scope is left alone.
-const KERNEL_KILL_COOLDOWN: Duration = Duration::from_millis(250);
+/// How long after the kernel's own OOM kill a scope is left alone while its victim exits.
+const KERNEL_KILL_COOLDOWN: Duration = Duration::from_secs(1);
+/// How long after a victim exits before a hung cgroup may be rescued again.
+const RESCUE_SETTLE: Duration = Duration::from_millis(100);
+/// How long to wait before rescanning a scope that had no eligible candidate.
+const NO_CANDIDATE_BACKOFF: Duration = Duration::from_millis(500);
 /// Sample interval while a victim is exiting.
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(2);
 /// Longest sleep while a watched v1 cgroup has `oom_kill_disable = 1`: it can hang at its limit
@@ -102,6 +118,10 @@ pub struct Enforcer {
     kill_next: usize,
     started: Instant,
     self_pid: i32,
+    /// Whether any rule matches on cmdline: reading /proc/PID/cmdline takes the process's
+    /// mmap lock, which a stuck process may hold, so it is read only when needed.
+    needs_cmdline: bool,
+    reaper: kill::Reaper,
 }
 
 impl Enforcer {
@@ -128,7 +148,15 @@ impl Enforcer {
             kill_next: 0,
             started: Instant::now(),
             self_pid,
+            needs_cmdline: false,
+            reaper: kill::Reaper::start(),
         }
+        .with_cmdline_need()
+    }
+
+    fn with_cmdline_need(mut self) -> Self {
+        self.needs_cmdline = self.policy.rules.iter().any(|r| r.cmdline.is_some());
+        self
     }
 
     /// Takes a new config (reload) without losing the victim in flight or the scopes' levels.
@@ -138,6 +166,7 @@ impl Enforcer {
         self.dry_run = force_dry_run || config.daemon.dry_run;
         self.config = config;
         self.last_resolve = None;
+        self.needs_cmdline = self.policy.rules.iter().any(|r| r.cmdline.is_some());
     }
 
     /// Whether decisions are only reported.
@@ -178,20 +207,43 @@ impl Enforcer {
                 swap_total = mem.swap_total;
                 if self.config.system.enabled {
                     let level = system_level(&sample, &thresholds, self.system.level);
-                    self.system
+                    let fill = self
+                        .system
                         .fill
                         .update(mem.mem_total.saturating_sub(mem.mem_available), t_secs);
+                    // The kernel's own OOM kills, machine-wide.
+                    if let Some(n) = read_vmstat_oom_kill(&self.host) {
+                        if self.system.oom_kill_seen.is_some_and(|seen| n > seen) {
+                            self.system.kernel_kill_at = Some(now);
+                            log.log(
+                                Severity::Warning,
+                                Line::new("the kernel OOM killer acted")
+                                    .kv("event", "kernel_oom_kill")
+                                    .kv("scope", "system")
+                                    .kv("oom_kill", n)
+                                    .as_str(),
+                            );
+                        }
+                        self.system.oom_kill_seen = Some(n);
+                    }
+                    let cooling = self
+                        .system
+                        .kernel_kill_at
+                        .is_some_and(|t| now.duration_since(t) < KERNEL_KILL_COOLDOWN);
                     transition(&mut self.system, level);
                     headroom = min_opt(headroom, thresholds.mem.headroom(mem.mem_available));
-                    if level > Level::Ok {
+                    if level > Level::Ok && !cooling {
                         troubles.push(Trouble {
-                            cgroup: None,
+                            scope: "system".into(),
+                            config_index: None,
                             level,
                             rescue: false,
                             depth: 0,
                             available: mem.mem_available,
                             limit: mem.mem_total,
                             totalpages: system_t,
+                            system_totalpages: system_t,
+                            fill_rate: fill,
                             oom_group: false,
                         });
                     }
@@ -241,13 +293,29 @@ impl Enforcer {
             }
             cg.state.oom_kill_seen = Some(own.oom_kill);
             let mut level = Level::Ok;
+            let mut fill = 0.0;
             if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
                 let th = cgroup_thresholds(cfg, limit);
                 level = th.level(avail, cg.state.level);
-                cg.state.fill.update(limit - avail.min(limit), t_secs);
+                fill = cg.state.fill.update(limit - avail.min(limit), t_secs);
                 headroom = min_opt(headroom, th.headroom(avail));
             }
-            let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill;
+            // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
+            if cg
+                .state
+                .oom_events_seen
+                .is_some_and(|seen| own.oom_events > seen)
+            {
+                level = Level::Kill;
+            }
+            cg.state.oom_events_seen = Some(own.oom_events);
+            // A rescue waits a moment after the previous victim exited: the tasks waiting in
+            // the OOM need to run before `under_oom` can clear.
+            let settled = cg
+                .state
+                .last_exit
+                .is_none_or(|t| now.duration_since(t) >= RESCUE_SETTLE);
+            let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill && settled;
             hang_prone |= own.oom_kill_disable && cfg.on_under_oom == UnderOom::Kill;
             if own.under_oom {
                 cg.state.under_oom_since.get_or_insert(now);
@@ -263,21 +331,31 @@ impl Enforcer {
             }
             if rescue {
                 level = Level::Kill;
+            } else if own.under_oom && !settled {
+                level = level.min(Level::Term);
             }
             transition(&mut cg.state, level);
             let cooling = cg
                 .state
                 .kernel_kill_at
                 .is_some_and(|t| now.duration_since(t) < KERNEL_KILL_COOLDOWN);
-            if level > Level::Ok && !cooling {
+            let backing_off = cg.state.no_candidate_until.is_some_and(|t| now < t);
+            if level > Level::Ok && !cooling && !backing_off {
                 troubles.push(Trouble {
-                    cgroup: Some(i),
+                    scope: cg.path.clone(),
+                    config_index: Some(cg.config_index),
                     level,
                     rescue,
-                    depth: cg.path.matches('/').count(),
+                    depth: if cg.path == "/" {
+                        0
+                    } else {
+                        cg.path.matches('/').count()
+                    },
                     available: sample.available.unwrap_or(0),
                     limit: sample.limit.unwrap_or(0),
                     totalpages: sample.totalpages,
+                    system_totalpages: system_t,
+                    fill_rate: fill,
                     oom_group: own.oom_group,
                 });
             }
@@ -297,6 +375,9 @@ impl Enforcer {
         if let Some(mut f) = self.in_flight.take() {
             let level = self.level_of(&f.scope);
             if f.has_exited() {
+                if let Some(state) = self.state_mut(&f.scope) {
+                    state.last_exit = Some(now);
+                }
                 log.log(
                     Severity::Info,
                     Line::new("victim exited")
@@ -319,7 +400,8 @@ impl Enforcer {
                 && (now.duration_since(f.first_signal) >= self.config.kill.grace
                     || level == Level::Kill)
             {
-                let released = f.escalate(now);
+                f.escalate(now);
+                let released = self.reaper.release(&f.fd);
                 let why = if level == Level::Kill {
                     "kill_level"
                 } else {
@@ -369,7 +451,7 @@ impl Enforcer {
             b.rescue
                 .cmp(&a.rescue)
                 .then(b.level.cmp(&a.level))
-                .then(b.cgroup.is_some().cmp(&a.cgroup.is_some()))
+                .then(b.config_index.is_some().cmp(&a.config_index.is_some()))
                 .then(b.depth.cmp(&a.depth))
         });
         for t in &troubles {
@@ -420,8 +502,19 @@ impl Enforcer {
                 });
             }
         }
-        self.cgroups
-            .retain(|c| found.iter().any(|(p, _)| *p == c.path));
+        self.cgroups.retain(|c| {
+            let keep = found.iter().any(|(p, _)| *p == c.path);
+            if !keep {
+                log.log(
+                    Severity::Info,
+                    Line::new("stopped watching a removed cgroup")
+                        .kv("event", "scope_removed")
+                        .kv("scope", &c.path)
+                        .as_str(),
+                );
+            }
+            keep
+        });
     }
 
     fn mark_stuck(&mut self, pid: i32, starttime: u64) {
@@ -435,25 +528,18 @@ impl Enforcer {
 
     /// Chooses and signals a victim for one scope in trouble; true when one is now in flight.
     fn act(&mut self, log: &mut Logger, t: &Trouble, wake: Wake, now: Instant) -> bool {
-        let (scope, within, cfg) = match t.cgroup {
-            None => ("system".to_string(), None, None),
-            Some(i) => {
-                let cg = &self.cgroups[i];
-                (
-                    cg.path.clone(),
-                    Some(cg.path.clone()),
-                    Some(self.config.cgroups[cg.config_index].clone()),
-                )
-            }
-        };
-        let state_reported = match t.cgroup {
-            None => self.system.reported,
-            Some(i) => self.cgroups[i].state.reported,
+        let scope = t.scope.clone();
+        let within = t.config_index.map(|_| t.scope.clone());
+        let cfg = t
+            .config_index
+            .and_then(|i| self.config.cgroups.get(i).cloned());
+        let Some(state_reported) = self.state_mut(&scope).map(|s| s.reported) else {
+            return false;
         };
         if self.dry_run && state_reported {
             return false;
         }
-        let procs = match scan(&self.host, within.as_deref()) {
+        let procs = match scan(&self.host, within.as_deref(), self.needs_cmdline) {
             Ok(s) => s.processes,
             Err(e) => {
                 log.log(
@@ -463,17 +549,12 @@ impl Enforcer {
                 return false;
             }
         };
-        let system_t = if t.cgroup.is_none() {
-            t.totalpages
-        } else {
-            t.totalpages.max(1)
-        };
         let ranked = rank(
             &procs,
             &self.policy,
             Totals {
                 scope: t.totalpages,
-                system: system_t,
+                system: t.system_totalpages.max(1),
             },
         );
         let victim = ranked.iter().find(|c| {
@@ -495,11 +576,21 @@ impl Enforcer {
                         .kv("processes", ranked.len())
                         .as_str(),
                 );
-                self.set_reported(t.cgroup);
+            }
+            // Rescanning every few ms would only burn CPU during the shortage: back off.
+            if let Some(state) = self.state_mut(&scope) {
+                state.reported = true;
+                state.no_candidate_until = Some(now + NO_CANDIDATE_BACKOFF);
             }
             return false;
         };
-        let sig = if t.rescue { Sig::Kill } else { Sig::Term };
+        // At the kill level, or for a hung cgroup (whose tasks cannot run a SIGTERM handler),
+        // SIGKILL at once; otherwise SIGTERM and a grace.
+        let sig = if t.rescue || t.level == Level::Kill {
+            Sig::Kill
+        } else {
+            Sig::Term
+        };
         let event = if t.rescue {
             "rescue"
         } else if sig == Sig::Kill {
@@ -522,7 +613,7 @@ impl Enforcer {
                 .kv("dry_run", true)
                 .as_str(),
             );
-            self.set_reported(t.cgroup);
+            self.set_reported(&scope);
             return false;
         }
         if self.host.root != std::path::Path::new("/") {
@@ -538,6 +629,17 @@ impl Enforcer {
         let fd = match kill::open_verified(&self.host, victim.process) {
             Ok(fd) => fd,
             Err(KillError::Gone) | Err(KillError::Reused) => return false,
+            Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
+                // Transient (EMFILE, ENOMEM): try again next round, do not blacklist.
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot open a pidfd for the victim")
+                        .kv("pid", victim.process.pid)
+                        .kv("error", e)
+                        .as_str(),
+                );
+                return false;
+            }
             Err(e) => {
                 log.log(
                     Severity::Error,
@@ -562,8 +664,11 @@ impl Enforcer {
         };
         if kill_unit == KillUnit::Cgroup {
             companions = self.signal_others(&procs, victim.process.pid, sig, |_| true);
+            // cgroup.kill spares nobody: use it only when every process of the subtree may die.
+            let all_killable = procs.iter().all(|p| self.may_kill(p));
             if let (Some(hier), Some(path)) = (&self.host.memory, &within)
                 && hier.version == CgroupVersion::V2
+                && all_killable
             {
                 let f = hier
                     .dir(&self.host.root, path)
@@ -583,7 +688,7 @@ impl Enforcer {
             }
         }
         let released = if sig == Sig::Kill {
-            kill::release(&fd)
+            self.reaper.release(&fd)
         } else {
             "-"
         };
@@ -606,7 +711,7 @@ impl Enforcer {
             },
             line.as_str(),
         );
-        self.set_reported(t.cgroup);
+        self.set_reported(&scope);
         if sent.is_err() {
             self.mark_stuck(victim.process.pid, victim.process.starttime);
             return false;
@@ -634,15 +739,7 @@ impl Enforcer {
     ) -> Vec<std::os::fd::OwnedFd> {
         let mut fds = Vec::new();
         for p in procs {
-            if p.pid == victim
-                || p.pid == self.self_pid
-                || p.pid <= 1
-                || p.is_kernel_thread()
-                || !pick(p)
-            {
-                continue;
-            }
-            if self.policy.evaluate(p).protected.is_some() {
+            if p.pid == victim || !pick(p) || !self.may_kill(p) {
                 continue;
             }
             if let Ok(fd) = kill::open_verified(&self.host, p)
@@ -654,10 +751,29 @@ impl Enforcer {
         fds
     }
 
-    fn set_reported(&mut self, cgroup: Option<usize>) {
-        match cgroup {
-            None => self.system.reported = true,
-            Some(i) => self.cgroups[i].state.reported = true,
+    /// Whether a process may be signalled at all: not oomward, not init, not a kernel thread,
+    /// not unkillable for the kernel (adj -1000, no mm), not protected by policy. The same
+    /// promise holds for companions of a group or cgroup kill as for a chosen victim.
+    fn may_kill(&self, p: &ProcessSnapshot) -> bool {
+        p.pid != self.self_pid
+            && p.pid > 1
+            && crate::rank::unkillable(p).is_none()
+            && self.policy.evaluate(p).protected.is_none()
+    }
+
+    fn state_mut(&mut self, scope: &str) -> Option<&mut ScopeState> {
+        if scope == "system" {
+            return Some(&mut self.system);
+        }
+        self.cgroups
+            .iter_mut()
+            .find(|c| c.path == scope)
+            .map(|c| &mut c.state)
+    }
+
+    fn set_reported(&mut self, scope: &str) {
+        if let Some(state) = self.state_mut(scope) {
+            state.reported = true;
         }
     }
 
@@ -726,7 +842,15 @@ fn decision_line(
         .kv("oom_score_adj", p.oom_score_adj)
         .kv("policy_adjust", c.verdict.adjust)
         .kv("total_pages", t.totalpages)
+        .kv("fill_rate", t.fill_rate as u64)
         .kv("badness", c.badness.unwrap_or(0))
         .kv("rank_score", c.rank_score.unwrap_or(0))
         .kv("signal", sig.name())
+}
+
+/// The machine-wide count of kernel OOM kills (`/proc/vmstat` `oom_kill`, Linux ≥ 4.13).
+fn read_vmstat_oom_kill(host: &Host) -> Option<u64> {
+    let text = std::fs::read_to_string(host.path("/proc/vmstat")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }

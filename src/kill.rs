@@ -74,14 +74,18 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// True once the victim has exited (its pidfd is readable).
+    /// True once the victim and every process signalled with it have exited (their pidfds are
+    /// readable): until then the shortage is still being resolved. A poll error counts as
+    /// "not yet" (the stuck timeout bounds the wait).
     pub fn has_exited(&self) -> bool {
-        sys::wait_exit(&self.fd, Duration::ZERO).unwrap_or(true)
+        std::iter::once(&self.fd)
+            .chain(&self.companions)
+            .all(|fd| sys::wait_exit(fd, Duration::ZERO).unwrap_or(false))
     }
 
-    /// Sends SIGKILL to the victim and its companions and releases its memory at once where the
-    /// kernel allows (process_mrelease). Returns the mrelease outcome for the report.
-    pub fn escalate(&mut self, now: Instant) -> &'static str {
+    /// Sends SIGKILL to the victim and its companions (v2: `cgroup.kill` when the whole cgroup
+    /// may die).
+    pub fn escalate(&mut self, now: Instant) {
         let _ = signal(&self.fd, Sig::Kill);
         for fd in &self.companions {
             let _ = signal(fd, Sig::Kill);
@@ -90,15 +94,50 @@ impl InFlight {
             let _ = std::fs::write(file, "1");
         }
         self.kill_sent = Some(now);
-        release(&self.fd)
     }
 }
 
-/// process_mrelease after SIGKILL, as a word for the report.
-pub fn release(fd: &OwnedFd) -> &'static str {
-    match sys::process_mrelease(fd) {
-        Ok(()) => "released",
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => "unsupported",
-        Err(_) => "failed",
+/// Calls process_mrelease on its own thread: the call takes the victim's mmap lock and can wait
+/// for it, and a victim stuck in D state may hold it. The loop hands over a duplicate of the
+/// pidfd and goes on. One thread for the daemon's life; no allocation per kill beyond the
+/// channel slot.
+#[derive(Debug)]
+pub struct Reaper {
+    tx: Option<crossbeam_channel::Sender<OwnedFd>>,
+}
+
+/// Pidfds waiting for the reaper; beyond this, releases are skipped (the kernel still frees the
+/// memory when the victim finishes exiting).
+const REAPER_QUEUE: usize = 64;
+
+impl Reaper {
+    /// Starts the reaper thread (or a reaper that does nothing if a thread cannot be made).
+    pub fn start() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded::<OwnedFd>(REAPER_QUEUE);
+        let started = std::thread::Builder::new()
+            .name("oomward-reaper".into())
+            .spawn(move || {
+                for fd in rx {
+                    let _ = sys::process_mrelease(&fd);
+                }
+            })
+            .is_ok();
+        Reaper {
+            tx: started.then_some(tx),
+        }
+    }
+
+    /// Queues the memory release of a SIGKILLed process; the word says what happened to it.
+    pub fn release(&self, fd: &OwnedFd) -> &'static str {
+        let Some(tx) = &self.tx else {
+            return "unavailable";
+        };
+        match fd.try_clone() {
+            Ok(dup) => match tx.try_send(dup) {
+                Ok(()) => "queued",
+                Err(_) => "skipped",
+            },
+            Err(_) => "skipped",
+        }
     }
 }

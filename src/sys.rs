@@ -48,12 +48,6 @@ pub fn pidfd_send_signal(fd: &OwnedFd, sig: Sig) -> io::Result<()> {
     Ok(rustix::process::pidfd_send_signal(fd, sig.rustix())?)
 }
 
-/// Signals a whole process group (there is no pidfd for a group).
-pub fn kill_process_group(pgrp: i32, sig: Sig) -> io::Result<()> {
-    let pgrp = Pid::from_raw(pgrp).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok(rustix::process::kill_process_group(pgrp, sig.rustix())?)
-}
-
 /// Waits up to `timeout` for the process behind the pidfd to exit (POLLIN); true when it has.
 pub fn wait_exit(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
     let mut fds = [PollFd::new(fd, PollFlags::IN)];

@@ -79,7 +79,6 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         &[],
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
-    let mut stopped = 0;
     let mut peaks = Vec::new();
     for round in 0..20 {
         cg.write("memory.max_usage_in_bytes", "0");
@@ -113,12 +112,8 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
                 .unwrap()
                 / MIB,
         );
-        stopped += 1;
     }
-    println!(
-        "seed 000: stopped {stopped}/20 by SIGTERM before the limit; peak usage MiB: {peaks:?}"
-    );
-    assert_eq!(stopped, 20);
+    println!("seed 000: stopped 20/20 by SIGTERM before the limit; peak usage MiB: {peaks:?}");
 }
 
 #[test]
@@ -129,9 +124,16 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
     let _serial = serial();
     let cg = TestCgroup::create("grace", 256 * MIB);
     let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &[]);
+    // Term at 20 % available (51 MiB), kill at 5 % (13 MiB): the allocator settles about
+    // 29 MiB from the limit, well inside the term band, and ignores SIGTERM.
+    let d = daemon(
+        &dir,
+        &cg.path,
+        "available_term = \"20%\"\navailable_kill = \"5%\"",
+        "",
+        &[],
+    );
     d.wait_for("event=scope_added", Duration::from_secs(5));
-    // Grows into the term band (10%..5% of 256 MiB available) and stays there, ignoring SIGTERM.
     let procs = cg.procs_file();
     let mut hog = Proc::memhog(&[
         "--cgroup-procs",
@@ -140,29 +142,34 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
         "--rate",
         "0",
         "--grow",
-        "236",
+        "224",
     ]);
-    let start = Instant::now();
     let status = hog
         .wait_exit(Duration::from_secs(15))
         .expect("the allocator was stopped");
-    let waited = start.elapsed();
     assert_eq!(status.signal(), Some(libc::SIGKILL));
     let out = d.wait_for("event=escalate", Duration::from_secs(2));
-    assert!(out.contains("reason=grace"), "{out}");
     assert!(
         out.contains(&format!("event=term scope={}", cg.path)),
         "SIGTERM came first: {out}"
     );
+    let line = out.lines().find(|l| l.contains("event=escalate")).unwrap();
+    assert!(line.contains("reason=grace"), "{line}");
+    let after: u64 = line
+        .split("after_ms=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
-        waited >= Duration::from_millis(900),
-        "SIGKILL only after the 1 s grace, got {waited:?}"
+        (1000..3000).contains(&after),
+        "SIGKILL {after} ms after SIGTERM, grace is 1 s"
     );
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
-    println!(
-        "escalation after grace: SIGKILL {} ms after the allocator started",
-        waited.as_millis()
-    );
+    println!("escalation after grace: SIGKILL {after} ms after SIGTERM");
 }
 
 #[test]
@@ -536,4 +543,56 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
         matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)),
         "{status:?}"
     );
+}
+
+#[test]
+fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("unit", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let protected_exe = memhog_copy(bin.path(), "keeper");
+    let rule = format!("[[rule]]\nexe = \"{protected_exe}\"\nprotect = true\n");
+    let d = daemon(&dir, &cg.path, "kill_unit = \"cgroup\"", &rule, &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let procs = cg.procs_file();
+    let mut keeper = Proc::adopt(
+        std::process::Command::new(&protected_exe)
+            .args(["--cgroup-procs", procs.as_str(), "--hold", "20"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut idle_a = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "30"]);
+    let mut idle_b = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "10"]);
+    let mut hog = fast_allocator(&cg, &[]);
+    for (name, p) in [
+        ("allocator", &mut hog),
+        ("idle a", &mut idle_a),
+        ("idle b", &mut idle_b),
+    ] {
+        let status = p
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{name} was not stopped: {}", d.output()));
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{name}");
+    }
+    let out = d.wait_for("companions=2", Duration::from_secs(2));
+    assert!(
+        keeper.wait_exit(Duration::from_millis(200)).is_none(),
+        "the protected process survived: {out}"
+    );
+    let left: Vec<String> = cg
+        .read("cgroup.procs")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        left,
+        vec![keeper.pid.to_string()],
+        "only the protected process is left"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
 }

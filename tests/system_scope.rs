@@ -104,7 +104,8 @@ fn system_scope_levels_episodes_and_sleep_on_a_fixture_tree() {
         .find(|l| l.contains("would signal (dry run)"))
         .expect("a decision");
     for want in [
-        "event=term",
+        "event=kill",
+        "signal=SIGKILL",
         "scope=system",
         "level=kill",
         "pid=523",
@@ -136,6 +137,8 @@ fn system_scope_levels_episodes_and_sleep_on_a_fixture_tree() {
     let lines = rig.take_lines();
     assert!(
         lines.iter().any(|l| l.contains("would signal")
+            && l.contains("event=term")
+            && l.contains("signal=SIGTERM")
             && l.contains("level=term")
             && l.contains("pid=523")),
         "{lines:?}"

@@ -39,7 +39,7 @@ pub fn rank(
         ScopeSpec::System => None,
         ScopeSpec::Cgroup(p) => Some(p.as_str()),
     };
-    let scan = scan(&host, within).map_err(Failure::runtime)?;
+    let scan = scan(&host, within, true).map_err(Failure::runtime)?;
     let self_exe = std::fs::read_link("/proc/self/exe")
         .ok()
         .map(|p| p.to_string_lossy().into_owned());

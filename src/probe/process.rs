@@ -187,7 +187,17 @@ pub fn read_process(
     host: &Host,
     pid: i32,
 ) -> Result<Option<(ProcessSnapshot, Hidden)>, ProbeError> {
-    match read_process_inner(host, pid) {
+    read_process_with(host, pid, true)
+}
+
+/// Like [`read_process`]; `cmdline` false skips `/proc/PID/cmdline`, whose read takes the
+/// process's mmap lock and can hang behind a process stuck in D state holding it.
+pub fn read_process_with(
+    host: &Host,
+    pid: i32,
+    cmdline: bool,
+) -> Result<Option<(ProcessSnapshot, Hidden)>, ProbeError> {
+    match read_process_inner(host, pid, cmdline) {
         Err(e) if e.is_gone() => Ok(None),
         other => other,
     }
@@ -196,6 +206,7 @@ pub fn read_process(
 fn read_process_inner(
     host: &Host,
     pid: i32,
+    cmdline: bool,
 ) -> Result<Option<(ProcessSnapshot, Hidden)>, ProbeError> {
     let base = host.path(&format!("/proc/{pid}"));
     let stat_path = base.join("stat");
@@ -237,7 +248,9 @@ fn read_process_inner(
         .trim()
         .parse()
         .map_err(|_| ProbeError::parse(&adj_path, format!("not a number: {:?}", adj.trim())))?;
-    snap.cmdline = read_cmdline(&base.join("cmdline"))?;
+    if cmdline {
+        snap.cmdline = read_cmdline(&base.join("cmdline"))?;
+    }
     match std::fs::read_link(base.join("exe")) {
         Ok(link) => {
             let s = link.to_string_lossy();
@@ -375,11 +388,12 @@ pub struct Scan {
 }
 
 /// Reads every process, or only those whose memory cgroup lies within `cgroup` (the subtree of
-/// a cgroup scope: candidates never come from outside the configured scope).
-pub fn scan(host: &Host, cgroup: Option<&str>) -> Result<Scan, ProbeError> {
+/// a cgroup scope: candidates never come from outside the configured scope). `cmdline` says
+/// whether command lines are needed (see [`read_process_with`]).
+pub fn scan(host: &Host, cgroup: Option<&str>, cmdline: bool) -> Result<Scan, ProbeError> {
     let mut out = Scan::default();
     for pid in list_pids(host)? {
-        match read_process(host, pid) {
+        match read_process_with(host, pid, cmdline) {
             Ok(None) => out.vanished += 1,
             Ok(Some((snap, hidden))) => {
                 if let Some(scope) = cgroup {

@@ -155,12 +155,21 @@ impl Logger {
     }
 }
 
-impl Drop for Logger {
-    /// Flushes what is queued (on stop or reload), so the last lines are not lost.
-    fn drop(&mut self) {
+impl Logger {
+    /// Waits until everything queued has been written (at stop, so the last lines are not
+    /// lost). Only for the end of the daemon's life: a wedged sink would make this wait.
+    pub fn finish(mut self) {
         self.tx.take();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+    }
+}
+
+impl Drop for Logger {
+    /// Closes the queue; the writer thread drains it and ends on its own. Never waits for it,
+    /// so replacing the logger on reload cannot block the loop behind a wedged sink.
+    fn drop(&mut self) {
+        self.tx.take();
     }
 }
