@@ -79,6 +79,8 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                         .kv("signal", sig)
                         .as_str(),
                 );
+                // Flush: the last lines must not be lost at exit.
+                log.finish();
                 return Ok(());
             }
             Err(RecvTimeoutError::Disconnected) => {
