@@ -88,8 +88,9 @@ struct Trouble {
 const STUCK_MAX: usize = 64;
 /// Kill times kept for the rate warning.
 const RATE_RING: usize = 64;
-/// How often globs are re-resolved against the live hierarchy.
-const RESOLVE_EVERY: Duration = Duration::from_millis(500);
+/// How often globs are re-resolved against the live hierarchy (and so the longest sleep while
+/// any `[[cgroup]]` is configured).
+const RESOLVE_EVERY: Duration = Duration::from_millis(200);
 /// How long after the kernel's own OOM kill a scope is left alone while its victim exits.
 const KERNEL_KILL_COOLDOWN: Duration = Duration::from_secs(1);
 /// How long after a victim exits before a hung cgroup may be rescued again.
@@ -459,12 +460,15 @@ impl Enforcer {
                 return IN_FLIGHT_POLL;
             }
         }
-        let sleep = self.sleep(headroom);
+        let mut sleep = self.sleep(headroom);
         if hang_prone {
-            sleep.min(HANG_WATCH)
-        } else {
-            sleep
+            sleep = sleep.min(HANG_WATCH);
         }
+        if !self.config.cgroups.is_empty() {
+            // A cgroup created now (a container starting) must be watched before it can fill.
+            sleep = sleep.min(RESOLVE_EVERY);
+        }
+        sleep
     }
 
     fn sleep(&self, headroom: Option<u64>) -> Duration {
@@ -539,8 +543,8 @@ impl Enforcer {
         if self.dry_run && state_reported {
             return false;
         }
-        let procs = match scan(&self.host, within.as_deref(), self.needs_cmdline) {
-            Ok(s) => s.processes,
+        let scanned = match scan(&self.host, within.as_deref(), self.needs_cmdline) {
+            Ok(s) => s,
             Err(e) => {
                 log.log(
                     Severity::Error,
@@ -549,8 +553,9 @@ impl Enforcer {
                 return false;
             }
         };
+        let procs = &scanned.processes;
         let ranked = rank(
-            &procs,
+            procs,
             &self.policy,
             Totals {
                 scope: t.totalpages,
@@ -574,6 +579,15 @@ impl Enforcer {
                         .kv("available", t.available)
                         .kv("limit", t.limit)
                         .kv("processes", ranked.len())
+                        .kv("vanished", scanned.vanished)
+                        .kv("unreadable", scanned.unreadable.len())
+                        .kv(
+                            "first_error",
+                            scanned
+                                .unreadable
+                                .first()
+                                .map_or(String::new(), |e| e.to_string()),
+                        )
                         .as_str(),
                 );
             }
@@ -663,7 +677,7 @@ impl Enforcer {
             None => KillUnit::Process,
         };
         if kill_unit == KillUnit::Cgroup {
-            companions = self.signal_others(&procs, victim.process.pid, sig, |_| true);
+            companions = self.signal_others(procs, victim.process.pid, sig, |_| true);
             // cgroup.kill spares nobody: use it only when every process of the subtree may die.
             let all_killable = procs.iter().all(|p| self.may_kill(p));
             if let (Some(hier), Some(path)) = (&self.host.memory, &within)
@@ -683,8 +697,7 @@ impl Enforcer {
         } else if self.config.kill.process_group {
             let pgrp = victim.process.pgrp;
             if pgrp > 1 && pgrp != crate::sys::own_pgrp() {
-                companions =
-                    self.signal_others(&procs, victim.process.pid, sig, |p| p.pgrp == pgrp);
+                companions = self.signal_others(procs, victim.process.pid, sig, |p| p.pgrp == pgrp);
             }
         }
         let released = if sig == Sig::Kill {

@@ -146,6 +146,26 @@ fn join_cgroup(parent: &str, name: &str) -> String {
     }
 }
 
+impl MemoryHierarchy {
+    /// The thread-group ids in cgroup `path` and its descendants, from their `cgroup.procs`:
+    /// a cgroup scope's candidates without reading every process on the machine. Cgroups
+    /// removed meanwhile are skipped.
+    pub fn subtree_pids(&self, root: &Path, path: &str) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for cg in self.walk(root, path) {
+            let Some(dir) = self.dir(root, &cg) else {
+                continue;
+            };
+            if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
 /// The parent of a cgroup path, `None` for the root.
 pub fn parent(path: &str) -> Option<&str> {
     if path == "/" || path.is_empty() {

@@ -392,7 +392,13 @@ pub struct Scan {
 /// whether command lines are needed (see [`read_process_with`]).
 pub fn scan(host: &Host, cgroup: Option<&str>, cmdline: bool) -> Result<Scan, ProbeError> {
     let mut out = Scan::default();
-    for pid in list_pids(host)? {
+    // A cgroup scope reads only its own processes (from cgroup.procs); each one's cgroup is
+    // still checked below, since a process can move between listing and reading.
+    let pids = match (cgroup, &host.memory) {
+        (Some(path), Some(hier)) => hier.subtree_pids(&host.root, path),
+        _ => list_pids(host)?,
+    };
+    for pid in pids {
         match read_process_with(host, pid, cmdline) {
             Ok(None) => out.vanished += 1,
             Ok(Some((snap, hidden))) => {
