@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, KillUnit, UnderOom};
-use crate::kill::{self, InFlight, KillError};
+use crate::kill::{self, Companion, InFlight, KillError};
 use crate::policy::Policy;
 use crate::probe::Host;
 use crate::probe::cgroup::CgroupVersion;
@@ -21,7 +21,7 @@ use crate::rank::{Candidate, Totals, rank};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 use crate::trigger::{FillRate, Level, next_sleep, system_level};
-use crate::watch::{cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system};
+use crate::watch::{SwapSpace, cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system};
 
 /// Why the loop woke up, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +185,14 @@ impl Enforcer {
         self.system.level
     }
 
+    /// A watched cgroup's current level; `None` if it is not watched (for tests and reports).
+    pub fn cgroup_level(&self, path: &str) -> Option<Level> {
+        self.cgroups
+            .iter()
+            .find(|c| c.path == path)
+            .map(|c| c.state.level)
+    }
+
     /// Runs one round as of `now` (a test can drive the clock); returns the sleep before the next.
     pub fn round_at(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
         if self
@@ -201,11 +209,14 @@ impl Enforcer {
 
         // The system scope.
         let mut system_t = 0;
-        let mut swap_total = 0;
+        let mut swap = SwapSpace::default();
         match sample_system(&self.host, &self.config) {
             Ok((mem, sample, thresholds)) => {
                 system_t = mem.total_pages(self.host.page_size);
-                swap_total = mem.swap_total;
+                swap = SwapSpace {
+                    total: mem.swap_total,
+                    free: mem.swap_free,
+                };
                 if self.config.system.enabled {
                     let level = system_level(&sample, &thresholds, self.system.level);
                     let fill = self
@@ -259,7 +270,7 @@ impl Enforcer {
         // The cgroups.
         let mut removed = Vec::new();
         for (i, cg) in self.cgroups.iter_mut().enumerate() {
-            let sample = match sample_cgroup(&self.host, &cg.path, system_t, swap_total) {
+            let sample = match sample_cgroup(&self.host, &cg.path, system_t, swap) {
                 Ok(s) => s,
                 Err(e) => {
                     if !e.is_gone() {
@@ -298,7 +309,9 @@ impl Enforcer {
             if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
                 let th = cgroup_thresholds(cfg, limit);
                 level = th.level(avail, cg.state.level);
-                fill = cg.state.fill.update(limit - avail.min(limit), t_secs);
+                // Memory in use, the quantity that grows as the cgroup fills.
+                let used = (limit + sample.swap_left).saturating_sub(avail);
+                fill = cg.state.fill.update(used, t_secs);
                 headroom = min_opt(headroom, th.headroom(avail));
             }
             // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
@@ -387,39 +400,39 @@ impl Enforcer {
                         .kv("pid", f.victim.pid)
                         .kv("comm", &f.victim.comm)
                         .kv("after_ms", now.duration_since(f.first_signal).as_millis())
-                        .kv(
-                            "signal",
-                            if f.kill_sent.is_some() {
-                                "SIGKILL"
-                            } else {
-                                "SIGTERM"
-                            },
-                        )
+                        .kv("signal", f.victim_signal())
+                        .kv_if(!f.companions.is_empty(), "members", f.companions.len() + 1)
+                        .kv_if(f.kill_sent.is_some(), "sigkilled", f.sigkilled_list())
                         .as_str(),
                 );
             } else if f.kill_sent.is_none()
                 && (now.duration_since(f.first_signal) >= self.config.kill.grace
                     || level == Level::Kill)
             {
-                f.escalate(now);
-                let released = self.reaper.release(&f.fd);
+                f.escalate(now, &self.reaper);
                 let why = if level == Level::Kill {
                     "kill_level"
                 } else {
                     "grace"
                 };
+                let victim_alive = f.sigkilled.contains(&f.victim.pid);
                 log.log(
                     Severity::Warning,
-                    Line::new("victim still alive, sent SIGKILL")
-                        .kv("event", "escalate")
-                        .kv("scope", &f.scope)
-                        .kv("pid", f.victim.pid)
-                        .kv("comm", &f.victim.comm)
-                        .kv("signal", "SIGKILL")
-                        .kv("reason", why)
-                        .kv("after_ms", now.duration_since(f.first_signal).as_millis())
-                        .kv("mrelease", released)
-                        .as_str(),
+                    Line::new(if victim_alive {
+                        "victim still alive, sent SIGKILL"
+                    } else {
+                        "victim gone, others signalled with it still alive: sent SIGKILL"
+                    })
+                    .kv("event", "escalate")
+                    .kv("scope", &f.scope)
+                    .kv("pid", f.victim.pid)
+                    .kv("comm", &f.victim.comm)
+                    .kv("victim_alive", victim_alive)
+                    .kv("sigkilled", f.sigkilled_list())
+                    .kv("signal", "SIGKILL")
+                    .kv("reason", why)
+                    .kv("after_ms", now.duration_since(f.first_signal).as_millis())
+                    .as_str(),
                 );
                 self.in_flight = Some(f);
             } else if f
@@ -730,12 +743,20 @@ impl Enforcer {
             return false;
         }
         self.note_kill(log, now);
+        let sigkilled = if sig == Sig::Kill {
+            std::iter::once(victim.process.pid)
+                .chain(companions.iter().map(|c| c.pid))
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.in_flight = Some(InFlight {
             victim: victim.process.clone(),
             scope,
             fd,
             companions,
             first_signal,
+            sigkilled,
             kill_sent: (sig == Sig::Kill).then_some(first_signal),
             cgroup_kill_file,
         });
@@ -749,8 +770,8 @@ impl Enforcer {
         victim: i32,
         sig: Sig,
         pick: impl Fn(&ProcessSnapshot) -> bool,
-    ) -> Vec<std::os::fd::OwnedFd> {
-        let mut fds = Vec::new();
+    ) -> Vec<Companion> {
+        let mut out = Vec::new();
         for p in procs {
             if p.pid == victim || !pick(p) || !self.may_kill(p) {
                 continue;
@@ -758,10 +779,10 @@ impl Enforcer {
             if let Ok(fd) = kill::open_verified(&self.host, p)
                 && kill::signal(&fd, sig).is_ok()
             {
-                fds.push(fd);
+                out.push(Companion { pid: p.pid, fd });
             }
         }
-        fds
+        out
     }
 
     /// Whether a process may be signalled at all: not oomward, not init, not a kernel thread,

@@ -64,13 +64,31 @@ pub struct InFlight {
     /// The pidfd that signals and watches it.
     pub fd: OwnedFd,
     /// Others signalled with it (its process group or its cgroup), to escalate together.
-    pub companions: Vec<OwnedFd>,
+    pub companions: Vec<Companion>,
     /// When the first signal went out.
     pub first_signal: Instant,
     /// When SIGKILL went out, if it has.
     pub kill_sent: Option<Instant>,
     /// Whether a v2 `cgroup.kill` should be written on escalation (kill_unit = cgroup).
     pub cgroup_kill_file: Option<std::path::PathBuf>,
+    /// The pids (victim and companions) still alive when SIGKILL went out: in a group kill the
+    /// victim may have left on SIGTERM while a companion needed SIGKILL, and the report must
+    /// name the one that did.
+    pub sigkilled: Vec<i32>,
+}
+
+/// A process signalled together with the victim.
+#[derive(Debug)]
+pub struct Companion {
+    /// Its pid, for reports.
+    pub pid: i32,
+    /// The verified pidfd that signals and watches it.
+    pub fd: OwnedFd,
+}
+
+/// Whether the process behind `fd` has exited (a poll error counts as not yet).
+fn exited(fd: &OwnedFd) -> bool {
+    sys::wait_exit(fd, Duration::ZERO).unwrap_or(false)
 }
 
 impl InFlight {
@@ -78,22 +96,45 @@ impl InFlight {
     /// readable): until then the shortage is still being resolved. A poll error counts as
     /// "not yet" (the stuck timeout bounds the wait).
     pub fn has_exited(&self) -> bool {
-        std::iter::once(&self.fd)
-            .chain(&self.companions)
-            .all(|fd| sys::wait_exit(fd, Duration::ZERO).unwrap_or(false))
+        exited(&self.fd) && self.companions.iter().all(|c| exited(&c.fd))
     }
 
-    /// Sends SIGKILL to the victim and its companions (v2: `cgroup.kill` when the whole cgroup
-    /// may die).
-    pub fn escalate(&mut self, now: Instant) {
-        let _ = signal(&self.fd, Sig::Kill);
-        for fd in &self.companions {
-            let _ = signal(fd, Sig::Kill);
+    /// Sends SIGKILL to the victim and those of its companions still alive (v2: `cgroup.kill`
+    /// when the whole cgroup may die), noting who they were in `sigkilled`; queues their
+    /// memory for release.
+    pub fn escalate(&mut self, now: Instant, reaper: &Reaper) {
+        self.sigkilled.clear();
+        let members = std::iter::once((self.victim.pid, &self.fd))
+            .chain(self.companions.iter().map(|c| (c.pid, &c.fd)));
+        for (pid, fd) in members {
+            if !exited(fd) && signal(fd, Sig::Kill).is_ok() {
+                reaper.release(fd);
+                self.sigkilled.push(pid);
+            }
         }
         if let Some(file) = &self.cgroup_kill_file {
             let _ = std::fs::write(file, "1");
         }
         self.kill_sent = Some(now);
+    }
+
+    /// The signal that ended the victim itself: SIGKILL only if it was still alive when the
+    /// escalation went out.
+    pub fn victim_signal(&self) -> &'static str {
+        if self.kill_sent.is_some() && self.sigkilled.contains(&self.victim.pid) {
+            "SIGKILL"
+        } else {
+            "SIGTERM"
+        }
+    }
+
+    /// `sigkilled` as a comma-separated list for a report (`-` when empty).
+    pub fn sigkilled_list(&self) -> String {
+        if self.sigkilled.is_empty() {
+            return "-".into();
+        }
+        let pids: Vec<String> = self.sigkilled.iter().map(i32::to_string).collect();
+        pids.join(",")
     }
 }
 

@@ -49,9 +49,15 @@ fn literal_prefix(glob: &str) -> String {
 pub struct CgroupSample {
     /// The cgroup and its ancestors, innermost first.
     pub chain: Vec<(String, CgroupMemory)>,
-    /// Least available memory on the path: trigger limit − working set, where the trigger limit
-    /// of each cgroup is the lower of memory.max and memory.high. `None` if nothing is limited.
+    /// What can still be charged before the kernel must OOM-kill: the least memory headroom on
+    /// the path (trigger limit − working set, where the trigger limit of each cgroup is the
+    /// lower of memory.max and memory.high) plus `swap_left`. `None` if nothing is limited.
     pub available: Option<u64>,
+    /// Swap the cgroup can still move memory to: the least swap limit headroom on the path,
+    /// at most the machine's SwapFree; 0 without swap or with swappiness 0 (the kernel then
+    /// reclaims no anonymous memory for the cgroup). At its memory limit the kernel swaps before
+    /// it OOM-kills, so a full memory limit with swap left is not yet an OOM.
+    pub swap_left: u64,
     /// The trigger limit that `available` is measured against.
     pub limit: Option<u64>,
     /// Kernel T for ranking within this cgroup (its OOM domain's `mem_cgroup_get_max`), or the
@@ -71,7 +77,7 @@ pub fn sample_cgroup(
     host: &Host,
     path: &str,
     system_t: u64,
-    swap_total: u64,
+    swap: SwapSpace,
 ) -> Result<CgroupSample, ProbeError> {
     let hier = host
         .memory
@@ -93,16 +99,40 @@ pub fn sample_cgroup(
             }
         }
     }
+    let swap_left = swap_left(&chain, swap);
+    let available = available.map(|a: u64| a.saturating_add(swap_left));
     let totalpages = match oom_domain(&chain) {
-        Some(i) => memcg_totalpages(&chain[i].1, swap_total / host.page_size, host.page_size),
+        Some(i) => memcg_totalpages(&chain[i].1, swap.total / host.page_size, host.page_size),
         None => system_t,
     };
     Ok(CgroupSample {
         chain,
         available,
+        swap_left,
         limit,
         totalpages,
     })
+}
+
+/// The machine's swap, from /proc/meminfo. Bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwapSpace {
+    /// SwapTotal.
+    pub total: u64,
+    /// SwapFree.
+    pub free: u64,
+}
+
+/// Swap a cgroup can still use: SwapFree, capped by each swap limit on its path (innermost
+/// first in `chain`); 0 when the cgroup's swappiness is 0.
+fn swap_left(chain: &[(String, CgroupMemory)], swap: SwapSpace) -> u64 {
+    if chain.first().is_none_or(|(_, m)| m.swappiness == 0) {
+        return 0;
+    }
+    chain
+        .iter()
+        .filter_map(|(_, m)| m.swap_left())
+        .fold(swap.free, u64::min)
 }
 
 /// A watched cgroup's thresholds in bytes for its current trigger limit.
@@ -149,6 +179,57 @@ pub fn sample_system(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn memory(swap_max: Option<u64>, swap_usage: u64) -> CgroupMemory {
+        CgroupMemory {
+            swap_max,
+            swap_usage,
+            swap_accounted: true,
+            swappiness: 60,
+            ..CgroupMemory::default()
+        }
+    }
+
+    #[test]
+    fn swap_left_is_the_tightest_of_the_machine_and_every_limit_on_the_path() {
+        const MIB: u64 = 1 << 20;
+        let swap = SwapSpace {
+            total: 1024 * MIB,
+            free: 900 * MIB,
+        };
+        let chain = |own: CgroupMemory, parent: CgroupMemory| {
+            vec![("/a/b".to_string(), own), ("/a".to_string(), parent)]
+        };
+        // No limits: the machine's free swap.
+        assert_eq!(
+            swap_left(&chain(memory(None, 0), memory(None, 0)), swap),
+            900 * MIB
+        );
+        // Its own limit, partly used.
+        let c = chain(memory(Some(64 * MIB), 16 * MIB), memory(None, 0));
+        assert_eq!(swap_left(&c, swap), 48 * MIB);
+        // An ancestor's tighter limit.
+        let c = chain(
+            memory(Some(64 * MIB), 0),
+            memory(Some(128 * MIB), 100 * MIB),
+        );
+        assert_eq!(swap_left(&c, swap), 28 * MIB);
+        // Used past the limit (limit lowered): none left, no underflow.
+        let c = chain(memory(Some(8 * MIB), 16 * MIB), memory(None, 0));
+        assert_eq!(swap_left(&c, swap), 0);
+        // The machine is the limit.
+        let low = SwapSpace {
+            total: 1024 * MIB,
+            free: 10 * MIB,
+        };
+        let c = chain(memory(Some(64 * MIB), 0), memory(None, 0));
+        assert_eq!(swap_left(&c, low), 10 * MIB);
+        // No swap on the machine, or swappiness 0: nothing.
+        assert_eq!(swap_left(&c, SwapSpace::default()), 0);
+        let mut own = memory(None, 0);
+        own.swappiness = 0;
+        assert_eq!(swap_left(&chain(own, memory(None, 0)), swap), 0);
+    }
 
     #[test]
     fn literal_prefixes() {

@@ -586,7 +586,9 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
             .unwrap(),
     );
     let mut idle_a = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "30"]);
-    let mut idle_b = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "10"]);
+    // idle b ignores SIGTERM: the escalation after grace is for it alone, and the report must
+    // say so (the victim, the allocator, left on SIGTERM).
+    let mut idle_b = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "10", "--ignore-term"]);
     let mut hog = fast_allocator(&cg, &[]);
     for (name, p) in [
         ("allocator", &mut hog),
@@ -598,11 +600,28 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
             .unwrap_or_else(|| panic!("{name} was not stopped: {}", d.output()));
         assert!(stopped_by_oomward(&status), "{name}: {status:?}");
     }
-    let out = d.wait_for("companions=2", Duration::from_secs(2));
+    let out = d.wait_for("event=exit", Duration::from_secs(2));
     assert!(
         keeper.wait_exit(Duration::from_millis(200)).is_none(),
         "the protected process survived: {out}"
     );
+    let line = |event: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("event={event} ")))
+            .unwrap_or_else(|| panic!("no {event} line: {out}"))
+            .to_string()
+    };
+    let term = line("term");
+    assert!(term.contains(&format!("pid={} ", hog.pid)), "{term}");
+    assert!(term.contains("companions=2"), "{term}");
+    let escalate = line("escalate");
+    let only_b = format!("sigkilled={}", idle_b.pid);
+    assert!(escalate.contains("victim_alive=false"), "{escalate}");
+    assert!(escalate.split(' ').any(|w| w == only_b), "{escalate}");
+    let exit = line("exit");
+    for want in ["signal=SIGTERM", "members=3", only_b.as_str()] {
+        assert!(exit.split(' ').any(|w| w == want), "{want} missing: {exit}");
+    }
     let left: Vec<String> = cg
         .read("cgroup.procs")
         .lines()

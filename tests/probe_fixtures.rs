@@ -441,10 +441,16 @@ fn v1_cgroup_memory_fields() {
     assert_eq!(app.usage, 192 * MIB);
     // total_inactive_file (32 MiB), not the cgroup-local inactive_file (1 MiB)
     assert_eq!(app.inactive_file, 32 * MIB);
-    assert_eq!(app.working_set(), 160 * MIB);
-    // memsw.limit == limit: swap is accounted and none is allowed
+    assert_eq!(app.active_file, 32 * MIB);
+    assert_eq!(app.mapped_file, 3_461_120);
+    // Both LRU lists of page cache are reclaimable, except what processes map.
+    assert_eq!(app.working_set(), 128 * MIB + 3_461_120);
+    // memsw.limit == limit: swap is accounted and none is allowed; memsw usage − usage is in
+    // swap (the limit was lowered after it went there)
     assert!(app.swap_accounted);
     assert_eq!(app.swap_max, Some(0));
+    assert_eq!(app.swap_usage, 4 * MIB);
+    assert_eq!(app.swap_left(), Some(0));
     assert_eq!(app.swappiness, 30);
     assert!(app.oom_kill_disable);
     assert!(app.under_oom);
@@ -481,9 +487,14 @@ fn v2_cgroup_memory_fields() {
     assert_eq!(w.high, Some(384 * MIB));
     assert_eq!(w.usage, 400 * MIB);
     assert_eq!(w.inactive_file, 50 * MIB);
-    assert_eq!(w.working_set(), 350 * MIB);
+    assert_eq!(w.active_file, 50 * MIB);
+    assert_eq!(w.mapped_file, MIB);
+    // 400 MiB − 50 inactive − (50 active − 1 mapped)
+    assert_eq!(w.working_set(), 301 * MIB);
     assert!(w.swap_accounted);
     assert_eq!(w.swap_max, Some(64 * MIB));
+    assert_eq!(w.swap_usage, 8 * MIB);
+    assert_eq!(w.swap_left(), Some(56 * MIB));
     // v2 has no per-cgroup swappiness: /proc/sys/vm/swappiness
     assert_eq!(w.swappiness, 30);
     // memory.events: oom 2, oom_kill 3, oom_group_kill 1

@@ -1,5 +1,6 @@
-//! The system scope's enforcement logic, run on a fixture /proc tree with a driven clock: this
-//! machine is never starved as a whole. The enforcer runs in dry run (and refuses to signal
+//! The enforcement logic of the system scope (and of a cgroup scope with swap, which this
+//! machine lacks), run on a fixture /proc tree with a driven clock: this machine is never
+//! starved as a whole. The enforcer runs in dry run (and refuses to signal
 //! anything read from a root other than `/` regardless), so the fixture's pids are never
 //! signalled on the real machine.
 
@@ -60,6 +61,11 @@ impl Rig {
             available / 1024
         );
         std::fs::write(self.root.join("proc/meminfo"), text).unwrap();
+    }
+
+    /// Writes `text` to the fixture file at `path` (relative to the root).
+    fn write(&self, path: &str, text: &str) {
+        std::fs::write(self.root.join(path), text).unwrap();
     }
 
     /// One round, `after` later than the previous one; returns the sleep it chose.
@@ -190,4 +196,79 @@ fn a_fixture_root_is_never_signalled_even_without_dry_run() {
         lines.iter().all(|l| !l.contains("signalled victim")),
         "{lines:?}"
     );
+}
+
+/// With swap the cgroup may use, a full memory limit is not an OOM (the kernel swaps first):
+/// the cgroup scope acts on memory headroom plus the swap left, which is the tightest of its own
+/// swap limit and the machine's SwapFree.
+#[test]
+fn a_cgroup_at_its_memory_limit_with_swap_left_is_not_in_trouble() {
+    let mut rig = Rig::new(
+        "[daemon]\ndry_run = true\n[system]\nenabled = false\n[[cgroup]]\npath = \"/batch\"\n",
+        true,
+    );
+    let cg = "sys/fs/cgroup/memory/batch";
+    let meminfo = |swap_free_mib: u64| {
+        format!(
+            "MemTotal: {} kB\nMemFree: 4194304 kB\nMemAvailable: 4194304 kB\nSwapTotal: 2097152 kB\nSwapFree: {} kB\n",
+            TOTAL / 1024,
+            swap_free_mib * 1024
+        )
+    };
+    // /batch: 1 GiB of memory, 256 MiB of swap (memsw 1.25 GiB); 1020 MiB charged, no cache.
+    rig.write(
+        &format!("{cg}/memory.memsw.limit_in_bytes"),
+        &format!("{}", 1280 * MIB),
+    );
+    rig.write(
+        &format!("{cg}/memory.usage_in_bytes"),
+        &format!("{}", 1020 * MIB),
+    );
+    rig.write(
+        &format!("{cg}/memory.stat"),
+        "total_inactive_file 0\ntotal_active_file 0\ntotal_mapped_file 0\n",
+    );
+    let swap_used = |rig: &Rig, mib: u64| {
+        rig.write(
+            &format!("{cg}/memory.memsw.usage_in_bytes"),
+            &format!("{}", (1020 + mib) * MIB),
+        )
+    };
+
+    // 100 MiB swapped out, 156 MiB of swap left: memory is at 99.6 % of the limit, but 160 MiB
+    // can still be charged. The term level is 10 % of the limit (102.4 MiB).
+    rig.write("proc/meminfo", &meminfo(1500));
+    swap_used(&rig, 100);
+    rig.round(Duration::ZERO);
+    assert_eq!(rig.enforcer.cgroup_level("/batch"), Some(Level::Ok));
+
+    // The machine's swap nearly gone (60 MiB free): it bounds the cgroup's; 64 MiB available
+    // is below the term level (and above the kill level, 51.2 MiB).
+    rig.write("proc/meminfo", &meminfo(60));
+    rig.round(Duration::from_millis(100));
+    assert_eq!(rig.enforcer.cgroup_level("/batch"), Some(Level::Term));
+    let lines = rig.take_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("scope=/batch") && l.contains(&format!("available={}", 64 * MIB))),
+        "{lines:?}"
+    );
+
+    // The cgroup's own swap limit nearly reached: 6 MiB of swap + 4 MiB of memory left.
+    rig.write("proc/meminfo", &meminfo(1500));
+    swap_used(&rig, 250);
+    rig.round(Duration::from_millis(100));
+    assert_eq!(rig.enforcer.cgroup_level("/batch"), Some(Level::Kill));
+    rig.take_lines();
+
+    // No swap allowed at all (memsw limit = memory limit): 4 MiB left, the kill level.
+    rig.write(
+        &format!("{cg}/memory.memsw.limit_in_bytes"),
+        &format!("{}", 1024 * MIB),
+    );
+    swap_used(&rig, 0);
+    rig.write("proc/meminfo", &meminfo(1500));
+    rig.round(Duration::from_millis(100));
+    assert_eq!(rig.enforcer.cgroup_level("/batch"), Some(Level::Kill));
 }

@@ -254,8 +254,19 @@ pub struct CgroupMemory {
     pub high: Option<u64>,
     /// Charged memory (`memory.current`, v1 `memory.usage_in_bytes`).
     pub usage: u64,
-    /// Reclaimable page cache (`inactive_file`, v1 `total_inactive_file`, whole subtree).
+    /// Page cache on the inactive list (`inactive_file`, v1 `total_inactive_file`, whole
+    /// subtree): the first the kernel reclaims.
     pub inactive_file: u64,
+    /// Page cache on the active list (`active_file`, v1 `total_active_file`). Reclaimable too:
+    /// the kernel deactivates it under pressure, and the classic LRU moves any file read twice
+    /// here, so leaving it out would count a re-read file as memory in use.
+    pub active_file: u64,
+    /// Page cache mapped into processes (`file_mapped`, v1 `total_mapped_file`): their code and
+    /// mapped files. Reclaiming it makes them fault it straight back in (thrashing), so it
+    /// counts as in use.
+    pub mapped_file: u64,
+    /// Swap in use by the cgroup's subtree (v2 `memory.swap.current`, v1 memsw usage − usage).
+    pub swap_usage: u64,
     /// Swap the cgroup may use beyond `max`: v2 `memory.swap.max`, v1 `memsw.limit - limit`;
     /// `None` = unlimited or not accounted.
     pub swap_max: Option<u64>,
@@ -305,12 +316,21 @@ impl CgroupMemory {
                     .parse()
                     .map_err(|_| ProbeError::parse(&usage_path, "not a number"))?;
                 let stat = read_text(&file("memory.stat"))?;
-                m.inactive_file = flat_keyed(&stat, "total_inactive_file")
-                    .or_else(|| flat_keyed(&stat, "inactive_file"))
-                    .unwrap_or(0);
+                let total = |key: &str| {
+                    flat_keyed(&stat, &format!("total_{key}"))
+                        .or_else(|| flat_keyed(&stat, key))
+                        .unwrap_or(0)
+                };
+                m.inactive_file = total("inactive_file");
+                m.active_file = total("active_file");
+                m.mapped_file = total("mapped_file");
                 let memsw = file("memory.memsw.limit_in_bytes");
                 if let Some(t) = read_optional(&memsw)? {
                     m.swap_accounted = true;
+                    if let Some(u) = read_optional(&file("memory.memsw.usage_in_bytes"))? {
+                        let memsw_usage: u64 = u.trim().parse().unwrap_or(m.usage);
+                        m.swap_usage = memsw_usage.saturating_sub(m.usage);
+                    }
                     let memsw_max = parse_limit(&t).map_err(|w| ProbeError::parse(&memsw, w))?;
                     m.swap_max = match (memsw_max, m.max) {
                         (Some(sw), Some(mx)) => Some(sw.saturating_sub(mx)),
@@ -342,11 +362,16 @@ impl CgroupMemory {
                 };
                 if let Some(stat) = read_optional(&file("memory.stat"))? {
                     m.inactive_file = flat_keyed(&stat, "inactive_file").unwrap_or(0);
+                    m.active_file = flat_keyed(&stat, "active_file").unwrap_or(0);
+                    m.mapped_file = flat_keyed(&stat, "file_mapped").unwrap_or(0);
                 }
                 let swap = file("memory.swap.max");
                 if let Some(t) = read_optional(&swap)? {
                     m.swap_accounted = true;
                     m.swap_max = parse_limit(&t).map_err(|w| ProbeError::parse(&swap, w))?;
+                    m.swap_usage = read_optional(&file("memory.swap.current"))?
+                        .and_then(|t| t.trim().parse().ok())
+                        .unwrap_or(0);
                 }
                 m.swappiness = read_optional(&under(root, "/proc/sys/vm/swappiness"))?
                     .and_then(|t| t.trim().parse().ok())
@@ -362,9 +387,18 @@ impl CgroupMemory {
         Ok(m)
     }
 
-    /// The working set the kernel cannot simply drop: usage minus inactive page cache.
+    /// The memory the kernel cannot simply drop: usage minus the page cache no process maps.
+    /// Like the kernel's MemAvailable, active cache counts as reclaimable, not only inactive;
+    /// unlike it, mapped cache does not (dropping a running program's code is a thrash, not a
+    /// rescue).
     pub fn working_set(&self) -> u64 {
-        self.usage.saturating_sub(self.inactive_file)
+        let reclaimable = self.inactive_file + self.active_file.saturating_sub(self.mapped_file);
+        self.usage.saturating_sub(reclaimable)
+    }
+
+    /// Swap this cgroup itself still allows (`None`: no limit of its own).
+    pub fn swap_left(&self) -> Option<u64> {
+        self.swap_max.map(|max| max.saturating_sub(self.swap_usage))
     }
 }
 

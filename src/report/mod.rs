@@ -31,6 +31,14 @@ impl Line {
         self
     }
 
+    /// Appends `key=value` when `cond` holds (fields that only mean something sometimes).
+    pub fn kv_if(mut self, cond: bool, key: &str, value: impl fmt::Display) -> Self {
+        if cond {
+            self.push(key, value);
+        }
+        self
+    }
+
     /// Appends `key=value` in place.
     pub fn push(&mut self, key: &str, value: impl fmt::Display) {
         let start = self.buf.len();
