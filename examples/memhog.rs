@@ -42,6 +42,21 @@ struct Args {
     /// Ignore SIGTERM (to test escalation to SIGKILL).
     #[arg(long)]
     ignore_term: bool,
+    /// On SIGTERM, print `term-at MS` (CLOCK_BOOTTIME, the clock of /proc/uptime) and then die
+    /// of it: when the signal arrived, for reaction latencies measured from outside.
+    #[arg(long)]
+    say_term: bool,
+}
+
+/// Milliseconds of CLOCK_BOOTTIME.
+fn boottime_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 const MIB: usize = 1 << 20;
@@ -88,6 +103,17 @@ fn main() {
     }
     if let Some(adj) = args.adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).expect("set oom_score_adj");
+    }
+    if args.say_term && !args.ignore_term {
+        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM])
+            .expect("SIGTERM handler");
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                say(&format!("term-at {}", boottime_ms()));
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTERM);
+            }
+        });
     }
     if args.ignore_term {
         let ignored = Arc::new(AtomicBool::new(false));

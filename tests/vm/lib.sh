@@ -1,0 +1,173 @@
+# Helpers for the VM lab's guest scenarios (busybox ash). The test appends this file as
+# /lab/lib.sh, /lab/env.sh (SCENARIO, KERNEL) and the scenario as /scenario.sh; every scenario
+# starts with `. /lab/lib.sh`.
+#
+# What the host reads from the serial console:
+#   RESULT PASS|FAIL <scenario> key=value ...   the verdict, with the facts it rests on
+#   <prefix>| ...                               logs dumped at the end (oomward|, dmesg|, ...)
+. /lab/env.sh
+
+# Milliseconds since boot.
+now_ms() {
+    awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+
+# Prints the verdict line. result PASS|FAIL key=value...
+result() {
+    local verdict=$1
+    shift
+    echo "RESULT $verdict $SCENARIO $*"
+}
+
+# wait_until TENTHS CMD...: runs CMD every 0.1 s until it succeeds, at most TENTHS times.
+wait_until() {
+    local n=$1
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# alive PID: true while PID exists and is not a zombie.
+alive() {
+    local st
+    [ -e "/proc/$1/stat" ] || return 1
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# The value of KEY in a flat keyed file (memory.events, memory.stat). events FILE KEY
+keyed() {
+    awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print "NA" }' "$1"
+}
+
+# make_cgroup NAME: creates /sys/fs/cgroup/NAME; CG is its directory.
+make_cgroup() {
+    CG=/sys/fs/cgroup/$1
+    mkdir -p "$CG"
+}
+
+# start_oomward: the config comes on stdin; the daemon logs to /tmp/oomward.log. Waits for its
+# start line. Sets OOMWARD_PID.
+start_oomward() {
+    cat >/tmp/oomward.toml
+    oomward run --config /tmp/oomward.toml 2>/tmp/oomward.log &
+    OOMWARD_PID=$!
+    if ! wait_until 100 grep -qs 'event=start' /tmp/oomward.log; then
+        dump /tmp/oomward.log oomward
+        result FAIL reason=oomward_did_not_start
+        exit 1
+    fi
+}
+
+# cgroup_config PATH: the usual config for a cgroup scenario (stderr log, no system scope, 1 s
+# grace) watching PATH; [[cgroup]] is the last table, so more of its keys can follow:
+#   { cgroup_config /app; echo 'kill_unit = "cgroup"'; } | start_oomward
+cgroup_config() {
+    printf '[daemon]\nlog = "stderr"\n[system]\nenabled = false\n[kill]\ngrace = "1s"\n[[cgroup]]\npath = "%s"\n' "$1"
+}
+
+# judge FACTS CONDITION: dumps the daemon's log and prints the verdict: PASS if the shell
+# CONDITION (a string, evaluated) holds, else FAIL; FACTS go on the result line either way.
+judge() {
+    dump /tmp/oomward.log oomward
+    if eval "$2"; then
+        result PASS "$1"
+    else
+        result FAIL "$1"
+    fi
+}
+
+# start_memhog OUT ARGS...: starts memhog in the background with its output in OUT and waits
+# until it says `ready` (at most 30 s). Sets HOG_PID. Fails (printing OUT as memhog|) if memhog
+# exits first. MEMHOG=PATH runs a copy of memhog at another path (another exe and comm).
+start_memhog() {
+    local out=$1 n
+    shift
+    "${MEMHOG:-memhog}" "$@" >"$out" 2>&1 &
+    HOG_PID=$!
+    n=300
+    while [ "$n" -gt 0 ]; do
+        grep -q '^ready' "$out" 2>/dev/null && return 0
+        if ! alive "$HOG_PID"; then
+            dump "$out" memhog
+            return 1
+        fi
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# shellcheck disable=SC2034 # STATUS is for the scenarios
+# wait_exit PID TENTHS: waits until PID ended (at most TENTHS × 0.1 s), then reaps it and sets
+# STATUS to its exit status (143 = SIGTERM, 137 = SIGKILL). STATUS=timeout if still alive.
+wait_exit() {
+    if wait_until "$2" eval "! alive $1"; then
+        wait "$1"
+        STATUS=$?
+    else
+        STATUS=timeout
+    fi
+}
+
+# stop_oomward: ends the daemon (SIGTERM) and waits for it.
+stop_oomward() {
+    if [ -n "$OOMWARD_PID" ]; then
+        kill "$OOMWARD_PID" 2>/dev/null
+        wait "$OOMWARD_PID" 2>/dev/null
+        OOMWARD_PID=
+    fi
+}
+
+# dump FILE PREFIX: prints FILE with every line prefixed by "PREFIX| ".
+dump() {
+    [ -f "$1" ] && sed "s/^/$2| /" "$1"
+}
+
+# The kernel's log lines about OOM, prefixed "dmesg| ".
+dump_dmesg() {
+    dmesg | grep -iE 'oom|killed process|memory cgroup' | sed 's/^/dmesg| /'
+}
+
+# The first `key=value` of the first log line with event=EVENT. log_field EVENT KEY
+log_field() {
+    grep -m1 "event=$1" /tmp/oomward.log | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2; exit }'
+}
+
+# Lines of the daemon's log with event=EVENT.
+log_count() {
+    grep -c "event=$1" /tmp/oomward.log
+}
+
+# setup_zram SIZE: swap on /dev/zram0 of SIZE (e.g. 256M), from the modules the initramfs
+# carries. Loads the compressors first: the kernel's own request for them would need
+# modules.alias, which the initramfs lacks. Prints zram| lines and fails if it cannot.
+setup_zram() {
+    for m in lzo lzo-rle lz4_compress lz4; do
+        modprobe "$m" 2>/dev/null
+    done
+    {
+        modprobe zram num_devices=1 &&
+            echo "$1" >/sys/block/zram0/disksize &&
+            mkswap /dev/zram0 >/dev/null &&
+            swapon /dev/zram0
+    } 2>/tmp/zram.err && return 0
+    echo "zram| comp_algorithm: $(cat /sys/block/zram0/comp_algorithm 2>/dev/null)"
+    dump /tmp/zram.err zram
+    return 1
+}
+
+# setup_disk DIR: mounts the lab's scratch ext4 disk (/dev/vda, from `#@ disk`) on DIR, loading
+# virtio_pci and virtio_blk first where they are modules.
+setup_disk() {
+    modprobe virtio_pci 2>/dev/null
+    modprobe virtio_blk 2>/dev/null
+    wait_until 50 test -b /dev/vda || { echo "disk| no /dev/vda"; return 1; }
+    mkdir -p "$1"
+    mount -t ext4 /dev/vda "$1" 2>&1 | sed 's/^/disk| /'
+    grep -q " $1 " /proc/mounts
+}
