@@ -1,6 +1,6 @@
 //! The daemon's life: load the config, protect itself, then the one loop: wait for a wake-up
-//! (the adaptive timer or a signal, delivered over a channel), run an enforcement round,
-//! repeat. SIGHUP reloads the config (an invalid one is reported and the running one kept);
+//! (the adaptive timer, a kernel event or a signal, the latter two delivered over one channel),
+//! run an enforcement round, repeat. SIGHUP reloads the config (an invalid one is reported and the running one kept);
 //! SIGTERM and SIGINT stop it cleanly.
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
@@ -9,6 +9,7 @@ use signal_hook::iterator::Signals;
 
 use crate::config::{Config, ConfigError, ConfigOrigin, format_duration};
 use crate::enforce::{Enforcer, Wake};
+use crate::events::{Events, Wakeup};
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
 use crate::report::{Line, Logger, Severity};
@@ -30,14 +31,15 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
     let config = origin.load()?;
     let host = Host::discover(std::path::Path::new("/"))
         .map_err(|e| DaemonError::Setup(format!("cannot read the host: {e}")))?;
-    let (tx, rx) = bounded::<i32>(8);
+    let (tx, rx) = bounded::<Wakeup>(16);
+    let events_tx = tx.clone();
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| DaemonError::Setup(format!("cannot install signal handlers: {e}")))?;
     std::thread::Builder::new()
         .name("oomward-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if tx.send(sig).is_err() {
+                if tx.send(Wakeup::Signal(sig)).is_err() {
                     break;
                 }
             }
@@ -48,12 +50,23 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
     protect_self(&mut log);
     announce(&mut log, &config, &host, force_dry_run, "start");
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
+    match Events::start(events_tx) {
+        Ok(events) => enforcer.attach_events(events),
+        Err(e) => log.log(
+            Severity::Warning,
+            Line::new("cannot start the kernel event thread, polling only")
+                .kv("event", "events_unavailable")
+                .kv("error", e)
+                .as_str(),
+        ),
+    }
     let mut wake = Wake::Timer;
     loop {
         let sleep = enforcer.round(&mut log, wake);
         match rx.recv_timeout(sleep) {
             Err(RecvTimeoutError::Timeout) => wake = Wake::Timer,
-            Ok(SIGHUP) => {
+            Ok(Wakeup::Event(source, id)) => wake = Wake::Event(source, id),
+            Ok(Wakeup::Signal(SIGHUP)) => {
                 wake = Wake::Signal;
                 match origin.load() {
                     Ok(new) => {
@@ -71,7 +84,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                     ),
                 }
             }
-            Ok(sig) => {
+            Ok(Wakeup::Signal(sig)) => {
                 log.log(
                     Severity::Info,
                     Line::new("stopping")
@@ -84,7 +97,9 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                 return Ok(());
             }
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(DaemonError::Setup("the signal thread ended".into()));
+                return Err(DaemonError::Setup(
+                    "the signal and event threads ended".into(),
+                ));
             }
         }
     }

@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, KillUnit, UnderOom};
+use crate::events::{ArmedSet, Events, Source, Spec};
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::policy::Policy;
 use crate::probe::Host;
@@ -21,7 +22,9 @@ use crate::rank::{Candidate, Totals, rank};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 use crate::trigger::{FillRate, Level, next_sleep, system_level};
-use crate::watch::{SwapSpace, cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system};
+use crate::watch::{
+    CgroupSample, SwapSpace, cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system,
+};
 
 /// Why the loop woke up, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub enum Wake {
     Timer,
     /// A signal (reload).
     Signal,
+    /// A kernel event: its source and the id it was armed with.
+    Event(Source, u64),
 }
 
 impl Wake {
@@ -37,6 +42,7 @@ impl Wake {
         match self {
             Wake::Timer => "timer",
             Wake::Signal => "signal",
+            Wake::Event(s, _) => s.as_str(),
         }
     }
 }
@@ -61,6 +67,29 @@ struct CgroupScope {
     path: String,
     config_index: usize,
     state: ScopeState,
+    /// Kernel event sources armed for this cgroup (disarmed when it is dropped).
+    events: Option<ArmedSet>,
+    /// What they were armed for: (index of the limiting cgroup in the chain, limit, term
+    /// bytes, kill bytes); re-armed when it changes.
+    armed_for: Option<(Option<usize>, u64, u64, u64)>,
+    /// Sources already reported as unavailable (a bit per `Source`), to say it once.
+    unavailable: u8,
+    /// The v1 OOM notification is armed: no need to poll for a hang.
+    oom_armed: bool,
+}
+
+impl CgroupScope {
+    fn new(path: String, config_index: usize) -> Self {
+        CgroupScope {
+            path,
+            config_index,
+            state: ScopeState::default(),
+            events: None,
+            armed_for: None,
+            unavailable: 0,
+            oom_armed: false,
+        }
+    }
 }
 
 /// What a round found about one scope in trouble.
@@ -123,6 +152,11 @@ pub struct Enforcer {
     /// mmap lock, which a stuck process may hold, so it is read only when needed.
     needs_cmdline: bool,
     reaper: kill::Reaper,
+    /// The kernel event poller, once attached (the daemon attaches it; tests may not).
+    events: Option<Events>,
+    /// The system scope's PSI trigger.
+    system_events: Option<ArmedSet>,
+    system_unavailable_reported: bool,
 }
 
 impl Enforcer {
@@ -151,6 +185,9 @@ impl Enforcer {
             self_pid,
             needs_cmdline: false,
             reaper: kill::Reaper::start(),
+            events: None,
+            system_events: None,
+            system_unavailable_reported: false,
         }
         .with_cmdline_need()
     }
@@ -168,6 +205,18 @@ impl Enforcer {
         self.config = config;
         self.last_resolve = None;
         self.needs_cmdline = self.policy.rules.iter().any(|r| r.cmdline.is_some());
+        // Thresholds may have changed: re-arm everything on the next round.
+        self.system_events = None;
+        for cg in &mut self.cgroups {
+            cg.armed_for = None;
+        }
+    }
+
+    /// Lets kernel events wake the loop: from the next round on, every watched cgroup gets its
+    /// sources armed (v1 usage thresholds at its term and kill levels and the OOM notification;
+    /// v2 `memory.events` and a `memory.pressure` trigger), and the system scope a PSI trigger.
+    pub fn attach_events(&mut self, events: Events) {
+        self.events = Some(events);
     }
 
     /// Whether decisions are only reported.
@@ -206,6 +255,11 @@ impl Enforcer {
         let mut hang_prone = false;
         let mut troubles: Vec<Trouble> = Vec::new();
         let t_secs = now.duration_since(self.started).as_secs_f64();
+
+        self.arm_system(log);
+        if let Wake::Event(source @ (Source::SystemPsi | Source::CgroupPsi), id) = wake {
+            self.report_pressure(log, source, id);
+        }
 
         // The system scope.
         let mut system_t = 0;
@@ -330,7 +384,11 @@ impl Enforcer {
                 .last_exit
                 .is_none_or(|t| now.duration_since(t) >= RESCUE_SETTLE);
             let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill && settled;
-            hang_prone |= own.oom_kill_disable && cfg.on_under_oom == UnderOom::Kill;
+            if let Some(events) = &self.events {
+                arm_cgroup(events, &self.host, cg, &sample, cfg, log);
+            }
+            hang_prone |=
+                own.oom_kill_disable && cfg.on_under_oom == UnderOom::Kill && !cg.oom_armed;
             if own.under_oom {
                 cg.state.under_oom_since.get_or_insert(now);
             } else if let Some(since) = cg.state.under_oom_since.take() {
@@ -512,11 +570,7 @@ impl Enforcer {
                         .kv("scope", path)
                         .as_str(),
                 );
-                self.cgroups.push(CgroupScope {
-                    path: path.clone(),
-                    config_index: *index,
-                    state: ScopeState::default(),
-                });
+                self.cgroups.push(CgroupScope::new(path.clone(), *index));
             }
         }
         self.cgroups.retain(|c| {
@@ -532,6 +586,82 @@ impl Enforcer {
             }
             keep
         });
+    }
+
+    /// Arms the system scope's PSI trigger once (and disarms it when the scope is disabled).
+    fn arm_system(&mut self, log: &mut Logger) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        if !self.config.system.enabled {
+            self.system_events = None;
+            return;
+        }
+        if self.system_events.is_some() {
+            return;
+        }
+        let mut set = ArmedSet::new(events.clone());
+        let spec = psi_spec(self.host.path("/proc/pressure/memory"));
+        match set.arm("psi", &spec, true) {
+            Ok(()) => log.log(
+                Severity::Info,
+                Line::new("kernel events armed")
+                    .kv("event", "events_armed")
+                    .kv("scope", "system")
+                    .kv("sources", Source::SystemPsi.as_str())
+                    .as_str(),
+            ),
+            Err(e) if !self.system_unavailable_reported => {
+                self.system_unavailable_reported = true;
+                log.log(
+                    Severity::Warning,
+                    Line::new("kernel event source unavailable, polling instead")
+                        .kv("event", "events_unavailable")
+                        .kv("scope", "system")
+                        .kv("source", Source::SystemPsi.as_str())
+                        .kv("error", e)
+                        .as_str(),
+                );
+            }
+            Err(_) => {}
+        }
+        self.system_events = Some(set);
+    }
+
+    /// Says which scope's PSI trigger fired, with its pressure now: a machine or container
+    /// starting to thrash is worth a line even when no threshold is crossed yet.
+    fn report_pressure(&self, log: &mut Logger, source: Source, id: u64) {
+        let (scope, file) = if source == Source::SystemPsi {
+            ("system", self.host.path("/proc/pressure/memory"))
+        } else {
+            let Some(cg) = self
+                .cgroups
+                .iter()
+                .find(|c| c.events.as_ref().is_some_and(|e| e.contains_id(id)))
+            else {
+                return;
+            };
+            let Some(dir) = self
+                .host
+                .memory
+                .as_ref()
+                .and_then(|h| h.dir(&self.host.root, &cg.path))
+            else {
+                return;
+            };
+            (cg.path.as_str(), dir.join("memory.pressure"))
+        };
+        let mut line = Line::new("the kernel reported memory pressure")
+            .kv("event", "pressure")
+            .kv("scope", scope)
+            .kv("source", source.as_str());
+        if let Ok(Some(p)) = crate::probe::psi::Pressure::read(&file) {
+            line.push("some_avg10", p.some.avg10);
+            if let Some(full) = p.full {
+                line.push("full_avg10", full.avg10);
+            }
+        }
+        log.log(Severity::Info, line.as_str());
     }
 
     fn mark_stuck(&mut self, pid: i32, starttime: u64) {
@@ -887,4 +1017,127 @@ fn read_vmstat_oom_kill(host: &Host) -> Option<u64> {
     let text = std::fs::read_to_string(host.path("/proc/vmstat")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// The PSI trigger oomward arms: 150 ms of stall (some task waiting on memory) within a 2 s
+/// window. 2 s is the shortest window the kernel accepts without CAP_SYS_RESOURCE; it makes
+/// this a wake-up for a machine or cgroup starting to thrash, not a millisecond reaction.
+fn psi_spec(file: std::path::PathBuf) -> Spec {
+    Spec::Psi {
+        file,
+        full: false,
+        stall: Duration::from_millis(150),
+        window: Duration::from_secs(2),
+    }
+}
+
+/// The bit of `source` in `CgroupScope::unavailable`.
+fn source_bit(source: Source) -> u8 {
+    1 << (source as u8)
+}
+
+/// Arms (or re-arms, when the limit or thresholds changed) the kernel event sources of one
+/// watched cgroup: v1 usage thresholds at the term and kill levels on the cgroup whose limit is
+/// the trigger, and the OOM notification; v2 that cgroup's `memory.events` and a
+/// `memory.pressure` trigger. Unavailable sources are reported once and left to polling.
+fn arm_cgroup(
+    events: &Events,
+    host: &Host,
+    cg: &mut CgroupScope,
+    sample: &CgroupSample,
+    cfg: &crate::config::WatchedCgroup,
+    log: &mut Logger,
+) {
+    let Some(hier) = &host.memory else {
+        return;
+    };
+    let thresholds = sample.limit.map(|l| (l, cgroup_thresholds(cfg, l)));
+    let want = (
+        sample.limit_index,
+        sample.limit.unwrap_or(0),
+        thresholds.map_or(0, |(_, t)| t.term),
+        thresholds.map_or(0, |(_, t)| t.kill),
+    );
+    if cg.armed_for == Some(want) {
+        return;
+    }
+    cg.armed_for = Some(want);
+    let limit_path = sample
+        .limit_index
+        .and_then(|i| sample.chain.get(i))
+        .map_or(cg.path.as_str(), |(p, _)| p.as_str());
+    let (Some(own_dir), Some(limit_dir)) = (
+        hier.dir(&host.root, &cg.path),
+        hier.dir(&host.root, limit_path),
+    ) else {
+        return;
+    };
+    let mut wants: Vec<(String, Spec)> = Vec::new();
+    match hier.version {
+        CgroupVersion::V1 => {
+            if let Some((limit, t)) = thresholds {
+                for below in [t.term, t.kill] {
+                    if below > 0 && below < limit {
+                        let bytes = limit - below;
+                        wants.push((
+                            format!("threshold:{limit_path}:{bytes}"),
+                            Spec::V1Threshold {
+                                dir: limit_dir.clone(),
+                                bytes,
+                            },
+                        ));
+                    }
+                }
+            }
+            wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
+        }
+        CgroupVersion::V2 => {
+            wants.push((
+                format!("events:{limit_path}"),
+                Spec::V2Events { dir: limit_dir },
+            ));
+            wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
+        }
+    }
+    let set = cg
+        .events
+        .get_or_insert_with(|| ArmedSet::new(events.clone()));
+    set.retain(|k| wants.iter().any(|(w, _)| w == k));
+    let mut armed: Vec<&'static str> = Vec::new();
+    for (key, spec) in &wants {
+        let source = spec.source(false);
+        match set.arm(key, spec, false) {
+            Ok(()) => {
+                if !armed.contains(&source.as_str()) {
+                    armed.push(source.as_str());
+                }
+            }
+            Err(e) => {
+                if cg.unavailable & source_bit(source) == 0 {
+                    cg.unavailable |= source_bit(source);
+                    log.log(
+                        Severity::Warning,
+                        Line::new("kernel event source unavailable, polling instead")
+                            .kv("event", "events_unavailable")
+                            .kv("scope", &cg.path)
+                            .kv("source", source.as_str())
+                            .kv("error", e)
+                            .as_str(),
+                    );
+                }
+            }
+        }
+    }
+    cg.oom_armed = set.has("oom");
+    if !armed.is_empty() {
+        log.log(
+            Severity::Info,
+            Line::new("kernel events armed")
+                .kv("event", "events_armed")
+                .kv("scope", &cg.path)
+                .kv("sources", armed.join(","))
+                .kv("limit_of", limit_path)
+                .as_str(),
+        );
+    }
 }

@@ -11,6 +11,7 @@ pub mod badness;
 pub mod config;
 pub mod daemon;
 pub mod enforce;
+pub mod events;
 pub mod kill;
 pub mod policy;
 pub mod probe;

@@ -119,3 +119,77 @@ pub fn own_pid() -> i32 {
 pub fn own_pgrp() -> i32 {
     rustix::process::getpgrp().as_raw_nonzero().get()
 }
+
+/// A new eventfd (non-blocking, close-on-exec): the kernel's cgroup v1 notifications signal
+/// one, and the event poller is woken through one.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    use rustix::event::EventfdFlags;
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
+}
+
+/// Adds 1 to an eventfd's counter (wakes whoever polls it).
+pub fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
+    rustix::io::write(fd, &1u64.to_ne_bytes())?;
+    Ok(())
+}
+
+/// Reads and resets an eventfd's counter; 0 when it was not signalled.
+pub fn eventfd_read(fd: &OwnedFd) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(_) => Ok(u64::from_ne_bytes(buf)),
+        Err(rustix::io::Errno::AGAIN) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a small file from offset 0 and throws the text away: re-arms a kernfs file's change
+/// notification (`memory.events`). An error (or nothing to read) means the file is gone.
+pub fn pread_discard(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = [0u8; 512];
+    match rustix::io::pread(fd, &mut buf, 0)? {
+        0 => Err(io::Error::from_raw_os_error(libc::ENODEV)),
+        _ => Ok(()),
+    }
+}
+
+/// The number of a descriptor, for `cgroup.event_control` lines.
+pub fn raw(fd: &impl AsFd) -> i32 {
+    fd.as_fd().as_raw_fd()
+}
+
+/// What poll reported for one descriptor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready(u32);
+
+impl Ready {
+    /// Anything at all (readable, priority data, error, hang-up).
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// Waits without a timeout until one of `fds` is ready: readable, or with `true`, priority data
+/// (PSI triggers, kernfs notifications). Fills `ready` one entry per descriptor.
+pub fn poll_ready(fds: &[(&OwnedFd, bool)], ready: &mut Vec<Ready>) -> io::Result<()> {
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|(fd, pri)| {
+            let flags = if *pri { PollFlags::PRI } else { PollFlags::IN };
+            PollFd::new(*fd, flags)
+        })
+        .collect();
+    loop {
+        match poll(&mut pfds, None) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ready.clear();
+    ready.extend(pfds.iter().map(|p| Ready(u32::from(p.revents().bits()))));
+    Ok(())
+}

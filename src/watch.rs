@@ -60,6 +60,8 @@ pub struct CgroupSample {
     pub swap_left: u64,
     /// The trigger limit that `available` is measured against.
     pub limit: Option<u64>,
+    /// Which cgroup of `chain` that limit belongs to.
+    pub limit_index: Option<usize>,
     /// Kernel T for ranking within this cgroup (its OOM domain's `mem_cgroup_get_max`), or the
     /// system's when nothing on the path is limited.
     pub totalpages: u64,
@@ -86,7 +88,8 @@ pub fn sample_cgroup(
     let chain = read_chain(hier, &host.root, path)?;
     let mut available = None;
     let mut limit = None;
-    for (_, m) in &chain {
+    let mut limit_index = None;
+    for (i, (_, m)) in chain.iter().enumerate() {
         let trigger = match (m.max, m.high) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -96,6 +99,7 @@ pub fn sample_cgroup(
             if available.is_none_or(|a| avail < a) {
                 available = Some(avail);
                 limit = Some(l);
+                limit_index = Some(i);
             }
         }
     }
@@ -110,6 +114,7 @@ pub fn sample_cgroup(
         available,
         swap_left,
         limit,
+        limit_index,
         totalpages,
     })
 }

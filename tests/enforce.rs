@@ -120,6 +120,27 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         );
     }
     println!("seed 000: stopped 20/20 by SIGTERM before the limit; peak usage MiB: {peaks:?}");
+    // What woke the daemon for each decision: the usage threshold armed at the term level
+    // fires as the allocator crosses it; the timer may still get there first now and then.
+    let out = d.output();
+    assert!(
+        out.contains("event=events_armed") && out.contains("sources=v1_threshold,v1_oom"),
+        "{out}"
+    );
+    let wakes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("event=term "))
+        .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("wake=")))
+        .collect();
+    let by_event = wakes.iter().filter(|w| **w == "v1_threshold").count();
+    println!(
+        "seed 000: decisions woken by the v1 threshold {by_event}/{}",
+        wakes.len()
+    );
+    assert!(
+        by_event > 0,
+        "no decision was woken by the threshold: {wakes:?}"
+    );
 }
 
 #[test]
@@ -351,6 +372,9 @@ fn hung_cgroup_with_oom_kill_disable_is_rescued() {
     assert_eq!(status.signal(), Some(libc::SIGKILL));
     let out = d.wait_for("event=rescue", Duration::from_secs(2));
     assert!(out.contains(&format!("pid={}", hog.pid)), "{out}");
+    // The kernel's OOM notification woke the daemon (it no longer polls for hangs).
+    let rescue = out.lines().find(|l| l.contains("event=rescue")).unwrap();
+    assert!(rescue.contains("wake=v1_oom"), "{rescue}");
     let cleared = Instant::now() + Duration::from_secs(5);
     while cg.keyed("memory.oom_control", "under_oom") != 0 {
         assert!(Instant::now() < cleared, "under_oom did not clear");

@@ -272,3 +272,44 @@ fn a_cgroup_at_its_memory_limit_with_swap_left_is_not_in_trouble() {
     rig.round(Duration::from_millis(100));
     assert_eq!(rig.enforcer.cgroup_level("/batch"), Some(Level::Kill));
 }
+
+/// Where the kernel offers no event source (no `cgroup.event_control`, no PSI file), arming
+/// fails, is reported once per scope and source, and the scope is still sampled by polling.
+#[test]
+fn missing_event_sources_fall_back_to_polling_on_a_fixture_tree() {
+    let mut rig = Rig::new(
+        "[daemon]\ndry_run = true\n[[cgroup]]\npath = \"/app\"\n",
+        true,
+    );
+    std::fs::remove_file(rig.root.join("proc/pressure/memory")).unwrap();
+    let (tx, _rx) = crossbeam_channel::bounded(16);
+    rig.enforcer
+        .attach_events(oomward::events::Events::start(tx).expect("event thread"));
+    rig.set_available(4096 * MIB);
+    rig.round(Duration::ZERO);
+    rig.round(Duration::from_millis(300));
+    let lines = rig.take_lines();
+    let unavailable = |scope: &str, source: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains("event=events_unavailable")
+                    && l.contains(&format!("scope={scope} "))
+                    && l.contains(&format!("source={source} "))
+            })
+            .count()
+    };
+    assert_eq!(unavailable("/app", "v1_threshold"), 1, "{lines:?}");
+    assert_eq!(unavailable("/app", "v1_oom"), 1, "{lines:?}");
+    assert_eq!(unavailable("system", "system_psi"), 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("cgroup.event_control")),
+        "the error names the missing file: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("event=events_armed")),
+        "{lines:?}"
+    );
+    // Polling goes on: the cgroup is sampled and has a level.
+    assert!(rig.enforcer.cgroup_level("/app").is_some());
+}

@@ -225,6 +225,22 @@ fn v2_oracle(kernel: &str) {
 }
 on_both_kernels!(v2_oracle);
 
+/// v2_events: the v2 event sources wake the daemon: a fast allocator reaching memory.max
+/// between two (deliberately slow) timer ticks is acted on when the kernel's `max` event wakes
+/// oomward (wake=v2_events on the decision line), and a cgroup throttled above memory.high
+/// fires its memory.pressure trigger (event=pressure, source=cgroup_psi).
+fn v2_events(kernel: &str) {
+    let Some(g) = run("v2_events", kernel, 120) else {
+        return;
+    };
+    g.expect_pass();
+    g.expect_kv("armed_app", "v2_events,cgroup_psi");
+    g.expect_kv("wake", "v2_events");
+    g.expect_kv("psi_source", "cgroup_psi");
+    assert_eq!(g.num("victim"), g.num("hog"), "oomward's victim");
+}
+on_both_kernels!(v2_events);
+
 /// system_oom: on a 384M guest without swap, page cache larger than RAM makes no kill; a fast
 /// allocator growing past RAM is SIGTERMed by oomward (not the kernel: vmstat oom_kill 0), and
 /// a small bystander survives.

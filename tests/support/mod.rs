@@ -50,6 +50,14 @@ pub struct Proc {
 impl Proc {
     /// Starts memhog with `args` and waits until it reports `ready`.
     pub fn memhog(args: &[&str]) -> Proc {
+        let mut p = Proc::memhog_started(args);
+        p.expect_line("ready");
+        p
+    }
+
+    /// Starts memhog with `args` without waiting for it (it may never be ready: an allocator
+    /// that hangs at its cgroup's limit).
+    pub fn memhog_started(args: &[&str]) -> Proc {
         let mut child = Command::new(memhog_path())
             .args(args)
             .stdout(Stdio::piped())
@@ -58,13 +66,11 @@ impl Proc {
             .expect("spawn memhog");
         let pid = child.id() as i32;
         let stdout = child.stdout.take().expect("stdout");
-        let mut p = Proc {
+        Proc {
             child,
             pid,
             lines: BufReader::new(stdout),
-        };
-        p.expect_line("ready");
-        p
+        }
     }
 
     /// Takes over a child started elsewhere (with piped stdout).
