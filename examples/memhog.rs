@@ -42,21 +42,22 @@ struct Args {
     /// Ignore SIGTERM (to test escalation to SIGKILL).
     #[arg(long)]
     ignore_term: bool,
-    /// On SIGTERM, print `term-at MS` (CLOCK_BOOTTIME, the clock of /proc/uptime) and then die
-    /// of it: when the signal arrived, for reaction latencies measured from outside.
+    /// On SIGTERM, print `term-at MS us=US` (CLOCK_BOOTTIME, the clock of /proc/uptime, in ms
+    /// and µs) and then die of it: when the signal arrived, for reaction latencies measured
+    /// from outside.
     #[arg(long)]
     say_term: bool,
 }
 
-/// Milliseconds of CLOCK_BOOTTIME.
-fn boottime_ms() -> u64 {
+/// Microseconds of CLOCK_BOOTTIME.
+fn boottime_us() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 const MIB: usize = 1 << 20;
@@ -109,7 +110,8 @@ fn main() {
             .expect("SIGTERM handler");
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
-                say(&format!("term-at {}", boottime_ms()));
+                let us = boottime_us();
+                say(&format!("term-at {} us={us}", us / 1000));
                 let _ =
                     signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTERM);
             }

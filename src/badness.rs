@@ -75,9 +75,37 @@ pub fn oom_score(badness: Option<i64>, totalpages: u64) -> u64 {
     }
 }
 
+/// The largest badness a process can have given its `/proc/PID/oom_score` with `totalpages`:
+/// the score is quantized (one step is about 1.5·T/1000 pages), so this bounds the kernel's
+/// badness from above for a cheap first pass; exact values need the process's own files.
+pub fn oom_badness_upper_bound(oom_score: i64, totalpages: u64) -> i64 {
+    let t = totalpages.max(1) as i64;
+    // score = floor(x * 2 / 3) with x = 1000 + trunc(b * 1000 / T) ≥ 0, so x ≤ (3·score + 2) / 2;
+    // then b * 1000 / T < x − 1000 + 1, and b < (x − 999) · T / 1000 (rounded up, plus one page
+    // for truncation toward zero on the negative side).
+    let x = (3 * oom_score.max(0) + 2) / 2;
+    ((x - 999).saturating_mul(t) + 999) / 1000 + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upper_bound_from_oom_score_holds_and_is_tight() {
+        for t in [1u64, 999, 1000, 65_536, 6_291_456, 25_000_000] {
+            let step = (t / 1000) as i64 + 1;
+            for b in (-(t as i64)..=(t as i64) * 2).step_by((t as usize / 97).max(1)) {
+                let s = oom_score(Some(b), t) as i64;
+                let ub = oom_badness_upper_bound(s, t);
+                assert!(ub >= b, "T={t} b={b} score={s}: bound {ub} below");
+                assert!(
+                    ub <= b + 3 * step + 3,
+                    "T={t} b={b} score={s}: bound {ub} too loose"
+                );
+            }
+        }
+    }
 
     fn pts(rss: u64) -> Points {
         Points {

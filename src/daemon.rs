@@ -112,11 +112,12 @@ fn protect_self(log: &mut Logger) {
     let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
     let locked = sys::lock_memory();
     let nice = sys::set_own_nice(-10);
+    let nofile = sys::raise_nofile_limit();
     let word = |r: &std::io::Result<()>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("failed: {e}"),
     };
-    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok();
+    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok() && nofile.is_ok();
     log.log(
         if all_ok {
             Severity::Info
@@ -128,6 +129,13 @@ fn protect_self(log: &mut Logger) {
             .kv("oom_score_adj_min", word(&adj))
             .kv("mlockall", word(&locked))
             .kv("nice", word(&nice))
+            .kv(
+                "nofile",
+                match &nofile {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("failed: {e}"),
+                },
+            )
             .as_str(),
     );
 }
@@ -150,6 +158,7 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     .kv("event", event)
     .kv("config", &config.source)
     .kv("dry_run", config.daemon.dry_run || force_dry_run)
+    .kv("events", config.daemon.events)
     .kv("min_interval", format_duration(config.daemon.min_interval))
     .kv("max_interval", format_duration(config.daemon.max_interval))
     .kv(

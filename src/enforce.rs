@@ -18,6 +18,7 @@ use crate::policy::Policy;
 use crate::probe::Host;
 use crate::probe::cgroup::CgroupVersion;
 use crate::probe::process::{ProcessSnapshot, scan};
+use crate::probe::table::ProcessTable;
 use crate::rank::{Candidate, Totals, rank};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
@@ -126,6 +127,17 @@ const KERNEL_KILL_COOLDOWN: Duration = Duration::from_secs(1);
 const RESCUE_SETTLE: Duration = Duration::from_millis(100);
 /// How long to wait before rescanning a scope that had no eligible candidate.
 const NO_CANDIDATE_BACKOFF: Duration = Duration::from_millis(500);
+/// How many of the best candidates the system scope's cheap pass reads in full (the first
+/// eligible one not given up on is chosen; stuck victims are rare).
+const CHEAP_FINALISTS: usize = 8;
+/// Descriptors kept free for everything else when sizing the process table.
+const FD_RESERVE: u64 = 256;
+
+/// The process table's descriptor budget: the soft RLIMIT_NOFILE less a reserve.
+fn fd_budget() -> usize {
+    usize::try_from(crate::sys::nofile_limit().saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+}
+
 /// Sample interval while a victim is exiting.
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(2);
 /// Longest sleep while a watched v1 cgroup has `oom_kill_disable = 1`: it can hang at its limit
@@ -154,6 +166,11 @@ pub struct Enforcer {
     reaper: kill::Reaper,
     /// The kernel event poller, once attached (the daemon attaches it; tests may not).
     events: Option<Events>,
+    /// Every process, kept across the system scope's ranking passes.
+    table: ProcessTable,
+    /// The table was filled once (at the first round with the system scope on), so that the
+    /// first pass of a shortage reads in full only the processes started since.
+    table_filled: bool,
     /// The system scope's PSI trigger.
     system_events: Option<ArmedSet>,
     system_unavailable_reported: bool,
@@ -186,6 +203,8 @@ impl Enforcer {
             needs_cmdline: false,
             reaper: kill::Reaper::start(),
             events: None,
+            table: ProcessTable::new(fd_budget()),
+            table_filled: false,
             system_events: None,
             system_unavailable_reported: false,
         }
@@ -267,6 +286,20 @@ impl Enforcer {
         match sample_system(&self.host, &self.config) {
             Ok((mem, sample, thresholds)) => {
                 system_t = mem.total_pages(self.host.page_size);
+                if self.config.system.enabled && !self.table_filled {
+                    self.table_filled = true;
+                    let totals = Totals {
+                        scope: system_t,
+                        system: system_t,
+                    };
+                    let _ = self.table.pass(
+                        &self.host,
+                        &self.policy,
+                        totals,
+                        CHEAP_FINALISTS,
+                        self.needs_cmdline,
+                    );
+                }
                 swap = SwapSpace {
                     total: mem.swap_total,
                     free: mem.swap_free,
@@ -384,7 +417,12 @@ impl Enforcer {
                 .last_exit
                 .is_none_or(|t| now.duration_since(t) >= RESCUE_SETTLE);
             let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill && settled;
-            if let Some(events) = &self.events {
+            if !self.config.daemon.events {
+                // Switched off (by a reload, perhaps): disarm.
+                cg.events = None;
+                cg.armed_for = None;
+                cg.oom_armed = false;
+            } else if let Some(events) = &self.events {
                 arm_cgroup(events, &self.host, cg, &sample, cfg, log);
             }
             hang_prone |=
@@ -593,7 +631,7 @@ impl Enforcer {
         let Some(events) = &self.events else {
             return;
         };
-        if !self.config.system.enabled {
+        if !self.config.system.enabled || !self.config.daemon.events {
             self.system_events = None;
             return;
         }
@@ -686,7 +724,31 @@ impl Enforcer {
         if self.dry_run && state_reported {
             return false;
         }
-        let scanned = match scan(&self.host, within.as_deref(), self.needs_cmdline) {
+        let totals = Totals {
+            scope: t.totalpages,
+            system: t.system_totalpages.max(1),
+        };
+        // The system scope ranks through the process table (one small read per process);
+        // a cgroup scope reads its few processes in full, and a process-group kill needs every
+        // process's group.
+        let cheap = t.config_index.is_none() && !self.config.kill.process_group;
+        let listed = if cheap {
+            self.table
+                .pass(
+                    &self.host,
+                    &self.policy,
+                    totals,
+                    CHEAP_FINALISTS,
+                    self.needs_cmdline,
+                )
+                .map(|p| crate::probe::process::Scan {
+                    processes: p.processes,
+                    ..Default::default()
+                })
+        } else {
+            scan(&self.host, within.as_deref(), self.needs_cmdline)
+        };
+        let scanned = match listed {
             Ok(s) => s,
             Err(e) => {
                 log.log(
@@ -697,14 +759,7 @@ impl Enforcer {
             }
         };
         let procs = &scanned.processes;
-        let ranked = rank(
-            procs,
-            &self.policy,
-            Totals {
-                scope: t.totalpages,
-                system: t.system_totalpages.max(1),
-            },
-        );
+        let ranked = rank(procs, &self.policy, totals);
         let victim = ranked.iter().find(|c| {
             c.is_eligible()
                 && c.process.pid != self.self_pid

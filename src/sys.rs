@@ -193,3 +193,22 @@ pub fn poll_ready(fds: &[(&OwnedFd, bool)], ready: &mut Vec<Ready>) -> io::Resul
     ready.extend(pfds.iter().map(|p| Ready(u32::from(p.revents().bits()))));
     Ok(())
 }
+
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit (allowed without privilege) and
+/// returns the soft limit now in force: the process table keeps a descriptor per process.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim)?;
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+/// The soft RLIMIT_NOFILE in force.
+pub fn nofile_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}

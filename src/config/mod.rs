@@ -105,6 +105,10 @@ pub struct Daemon {
     pub fill_rate: u64,
     /// Decide and report, never signal.
     pub dry_run: bool,
+    /// Let kernel events (memcg thresholds and notifications, PSI triggers) wake the loop;
+    /// false leaves every wake-up to the timer (to compare, or on a kernel whose events
+    /// misbehave).
+    pub events: bool,
     /// Log sink.
     pub log: LogTarget,
 }
@@ -204,6 +208,7 @@ struct RawDaemon {
     min_interval: Val<String>,
     fill_rate: Val<String>,
     dry_run: Val<bool>,
+    events: Val<bool>,
     log: Val<String>,
 }
 
@@ -407,6 +412,7 @@ impl Config {
             min_interval: duration(src, &d.min_interval, "daemon.min_interval", "2ms")?,
             fill_rate: size(src, &d.fill_rate, "daemon.fill_rate", "6GiB")?,
             dry_run: flag(&d.dry_run, false),
+            events: flag(&d.events, true),
             log: choice(
                 src,
                 &d.log,
@@ -623,6 +629,7 @@ impl Config {
         let _ = writeln!(o, "min_interval = \"{}\"", format_duration(d.min_interval));
         let _ = writeln!(o, "fill_rate = \"{}\"", ByteSize(d.fill_rate));
         let _ = writeln!(o, "dry_run = {}", d.dry_run);
+        let _ = writeln!(o, "events = {}", d.events);
         let _ = writeln!(o, "log = \"{log}\"");
         let s = &self.system;
         let _ = writeln!(o, "\n[system]");

@@ -9,6 +9,7 @@ pub mod host;
 pub mod meminfo;
 pub mod process;
 pub mod psi;
+pub mod table;
 
 use std::io;
 use std::path::{Path, PathBuf};

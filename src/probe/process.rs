@@ -160,18 +160,40 @@ impl Status {
 /// Lists the thread groups in `<root>/proc`, in ascending pid order (readdir of /proc yields
 /// thread-group leaders only).
 pub fn list_pids(host: &Host) -> Result<Vec<i32>, ProbeError> {
+    let mut pids = Vec::new();
+    list_pids_into(host, &mut pids)?;
+    Ok(pids)
+}
+
+/// [`list_pids`] into a buffer kept across passes (no allocation per entry: the names are read
+/// with getdents into one buffer).
+pub fn list_pids_into(host: &Host, pids: &mut Vec<i32>) -> Result<(), ProbeError> {
     let dir = host.path("/proc");
-    let entries = std::fs::read_dir(&dir).map_err(|source| ProbeError::Io {
+    let io = |source: std::io::Error| ProbeError::Io {
         path: dir.clone(),
         source,
-    })?;
-    let mut pids: Vec<i32> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|pid: &i32| *pid > 0)
-        .collect();
+    };
+    let fd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    let entries = rustix::fs::Dir::read_from(&fd).map_err(|e| io(e.into()))?;
+    pids.clear();
+    for entry in entries {
+        let entry = entry.map_err(|e| io(e.into()))?;
+        let name = entry.file_name().to_bytes();
+        if let Some(pid) = std::str::from_utf8(name)
+            .ok()
+            .and_then(|s| s.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        {
+            pids.push(pid);
+        }
+    }
     pids.sort_unstable();
-    Ok(pids)
+    Ok(())
 }
 
 /// Why some facts of a process could not be read although the process exists.

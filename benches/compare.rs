@@ -1,0 +1,776 @@
+//! oomward beside its peers, on this machine, in one run: Debian's earlyoom for the idle cost
+//! and the ranking pass, the kernel's OOM killer for the race and the hang. Prints one table;
+//! each figure is a median (and p99 where it is a latency) with the ratio to the peer measured
+//! in the same run. Run it with `bash benches/run.sh` (it fetches earlyoom and builds the
+//! release binaries); `cargo bench --bench compare -- SECTION...` runs some of `idle`, `rank`,
+//! `race`, `rescue`.
+//!
+//! Memory pressure is made only inside memory cgroups with a limit (cgroup v1 on this machine),
+//! never machine-wide; every cgroup and process the bench makes is removed at its end.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, bounded};
+use oomward::events::{Events, Source, Spec, Wakeup};
+use oomward::probe::Host;
+use oomward::probe::process::scan;
+use oomward::rank::rank;
+use oomward::scope::{ScopeSpec, ScopeView};
+
+const MIB: u64 = 1 << 20;
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let on = |s: &str| wanted.is_empty() || wanted.iter().any(|w| w == s);
+    let bins = Bins::find();
+    let mut table = Table::default();
+    println!("oomward benchmark on {}", machine());
+    if on("idle") {
+        idle(&bins, &mut table);
+    }
+    if on("rank") {
+        rank_pass(&bins, &mut table);
+    }
+    if on("race") {
+        race(&bins, &mut table);
+    }
+    if on("rescue") {
+        rescue(&bins, &mut table);
+    }
+    println!("\n{}", table.render());
+}
+
+/// The binaries under test.
+struct Bins {
+    oomward: PathBuf,
+    memhog: PathBuf,
+    earlyoom: PathBuf,
+}
+
+impl Bins {
+    fn find() -> Bins {
+        let release = Path::new(ROOT).join("target/release");
+        let earlyoom = std::env::var_os("OOMWARD_EARLYOOM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/earlyoom"));
+        let bins = Bins {
+            oomward: release.join("oomward"),
+            memhog: release.join("examples/memhog"),
+            earlyoom,
+        };
+        for p in [&bins.oomward, &bins.memhog, &bins.earlyoom] {
+            assert!(
+                p.exists(),
+                "{} is missing: run the bench with `bash benches/run.sh`",
+                p.display()
+            );
+        }
+        bins
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpus} CPUs, {} GiB RAM, kernel {}",
+        mem / (1 << 20),
+        kernel.trim()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement helpers
+// ---------------------------------------------------------------------------------------------
+
+/// CPU time of every thread of `pid`, ns (schedstat: precise, unlike clock ticks).
+fn cpu_ns(pid: u32) -> u64 {
+    tasks(pid)
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Context switches (voluntary + involuntary) of every thread of `pid`: its wake-ups.
+fn wakeups(pid: u32) -> u64 {
+    tasks(pid)
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.join("status")).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+fn tasks(pid: u32) -> Vec<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// A `Key:  N kB` value of /proc/PID/status, in kB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Read system calls made so far by `pid` (/proc/PID/io `syscr`).
+fn read_syscalls(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("syscr: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CLOCK_BOOTTIME in µs: the clock memhog stamps its SIGTERM with.
+fn boottime_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// CPU time of the calling thread, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as above.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn median(v: &[f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+fn p99(v: &[f64]) -> f64 {
+    quantile(v, 0.99)
+}
+
+/// Nearest-rank quantile; NaN when empty.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    /// A row: what, oomward's figure, the peer's, the ratio oomward/peer, the target.
+    fn row(&mut self, what: &str, ours: f64, peer: Option<f64>, unit: &str, target: &str) {
+        let fmt = |v: f64| {
+            if v.is_nan() {
+                "-".to_string()
+            } else if v.fract() == 0.0 && unit.is_empty() {
+                format!("{v:.0}")
+            } else if v >= 100.0 {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.2} {unit}")
+            }
+        };
+        let ratio = peer.map_or("-".into(), |p| {
+            if p > 0.0 {
+                format!("{:.2}", ours / p)
+            } else {
+                "-".into()
+            }
+        });
+        let row = [
+            what.to_string(),
+            fmt(ours),
+            peer.map_or("-".into(), fmt),
+            ratio,
+            target.to_string(),
+        ];
+        println!("{}", row.join(" | "));
+        self.rows.push(row);
+    }
+
+    fn render(&self) -> String {
+        let mut s =
+            String::from("| measure | oomward | peer | ratio | target |\n|---|---|---|---|---|\n");
+        for r in &self.rows {
+            s += &format!("| {} |\n", r.join(" | "));
+        }
+        s
+    }
+}
+
+/// A child killed and reaped when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A v1 memory cgroup made for the bench; its processes are killed and it is removed on drop.
+struct Cgroup {
+    dir: PathBuf,
+    path: String,
+}
+
+impl Cgroup {
+    fn create(name: &str, limit: u64) -> Cgroup {
+        let host = Host::discover(Path::new("/")).expect("read the host");
+        let hier = host.memory.expect("a memory cgroup hierarchy");
+        let path = format!("/oomward-bench-{name}-{}", std::process::id());
+        let dir = Path::new(&hier.mount_point).join(path.trim_start_matches('/'));
+        std::fs::create_dir(&dir).expect("create the bench cgroup (root, cgroup v1)");
+        let cg = Cgroup { dir, path };
+        cg.write("memory.limit_in_bytes", &limit.to_string());
+        cg
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        std::fs::write(self.dir.join(file), value).expect("write a cgroup file");
+    }
+
+    fn keyed(&self, file: &str, key: &str) -> u64 {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn procs(&self) -> String {
+        self.dir.join("cgroup.procs").display().to_string()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..200 {
+            let pids = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            if pids.trim().is_empty() {
+                break;
+            }
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) with a pid read from our own cgroup; no memory is touched.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..200 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}
+
+/// Starts `oomward run` with `config`, its log in a file; waits for its start line.
+fn start_oomward(bins: &Bins, dir: &Path, config: &str) -> (Running, PathBuf) {
+    let conf = dir.join("oomward.toml");
+    std::fs::write(&conf, config).expect("write the config");
+    let log = dir.join("oomward.log");
+    let child = Command::new(&bins.oomward)
+        .args(["run", "--config"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start oomward");
+    let running = Running(child);
+    wait_for_line(&log, "event=start", Duration::from_secs(10));
+    (running, log)
+}
+
+fn wait_for_line(file: &Path, needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(file).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no {needle:?} in {} within {timeout:?}", file.display());
+}
+
+fn wait_event(rx: &Receiver<Wakeup>, want: Source, timeout: Duration) -> Option<u64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left) {
+            Ok(Wakeup::Event(s, _)) if s == want => return Some(boottime_us()),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Idle
+// ---------------------------------------------------------------------------------------------
+
+/// Both daemons at their defaults on this (idle) machine for 60 s: CPU time and wake-ups per
+/// minute (medians over six 10 s windows), VmRSS and RssAnon at the end.
+fn idle(bins: &Bins, table: &mut Table) {
+    println!("\n== idle: oomward and earlyoom at their defaults, 60 s side by side");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // oomward's built-in defaults; only the log goes to a file.
+    let (ours, _log) = start_oomward(bins, dir.path(), "[daemon]\nlog = \"stderr\"\n");
+    // earlyoom as Debian's service starts it (/etc/default/earlyoom: -r 3600).
+    let peer = Running(
+        Command::new(&bins.earlyoom)
+            .args(["-r", "3600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start earlyoom"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (op, ep) = (ours.0.id(), peer.0.id());
+    let mut cpu = (Vec::new(), Vec::new());
+    let mut wake = (Vec::new(), Vec::new());
+    for _ in 0..6 {
+        let before = (cpu_ns(op), cpu_ns(ep), wakeups(op), wakeups(ep));
+        std::thread::sleep(Duration::from_secs(10));
+        // Per minute.
+        cpu.0.push((cpu_ns(op) - before.0) as f64 * 6.0 / 1e6);
+        cpu.1.push((cpu_ns(ep) - before.1) as f64 * 6.0 / 1e6);
+        wake.0.push((wakeups(op) - before.2) as f64 * 6.0);
+        wake.1.push((wakeups(ep) - before.3) as f64 * 6.0);
+    }
+    table.row(
+        "idle CPU time per minute",
+        median(&cpu.0),
+        Some(median(&cpu.1)),
+        "ms",
+        "<= 1.0",
+    );
+    table.row(
+        "idle wake-ups per minute",
+        median(&wake.0),
+        Some(median(&wake.1)),
+        "",
+        "<= 0.5",
+    );
+    table.row(
+        "VmRSS",
+        status_kb(op, "VmRSS") as f64 / 1024.0,
+        Some(status_kb(ep, "VmRSS") as f64 / 1024.0),
+        "MiB",
+        "<= 1.2",
+    );
+    table.row(
+        "RssAnon",
+        status_kb(op, "RssAnon") as f64 / 1024.0,
+        Some(status_kb(ep, "RssAnon") as f64 / 1024.0),
+        "MiB",
+        "-",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Ranking pass
+// ---------------------------------------------------------------------------------------------
+
+/// N idle processes (forked children that wait in pause()), killed and reaped on drop.
+struct Idlers(Vec<i32>);
+
+impl Idlers {
+    fn spawn(n: usize) -> Idlers {
+        let mut pids = Vec::with_capacity(n);
+        for _ in 0..n {
+            // SAFETY: the child only calls async-signal-safe functions (pause, _exit) before it
+            // is killed; the parent records its pid.
+            match unsafe { libc::fork() } {
+                0 => loop {
+                    unsafe { libc::pause() };
+                },
+                -1 => break,
+                pid => pids.push(pid),
+            }
+        }
+        Idlers(pids)
+    }
+}
+
+impl Drop for Idlers {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: signals and reaps our own children.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for &pid in &self.0 {
+            let mut status = 0;
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+    }
+}
+
+/// The system scope's ranking pass with 2k, 10k and 20k extra idle processes: CPU time per pass
+/// and read syscalls per process. oomward: the daemon's own scan + rank code, timed in this
+/// process (thread CPU time, median of 7 passes). earlyoom: in dry run with thresholds that
+/// always trigger, its CPU time over 10 s divided by the passes counted in its log.
+fn rank_pass(bins: &Bins, table: &mut Table) {
+    println!("\n== ranking pass: oomward's scan+rank vs earlyoom's victim search");
+    let host = Host::discover(Path::new("/")).expect("read the host");
+    let config = oomward::config::Config::parse("", "(built-in defaults)").expect("defaults");
+    let policy = config.policy(std::process::id() as i32, None);
+    for n in [2000usize, 10000, 20000] {
+        let idlers = Idlers::spawn(n);
+        let total = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                    .count()
+            })
+            .unwrap_or(0);
+        let view = ScopeView::read(&host, &ScopeSpec::System).expect("scope");
+        // The daemon's pass: the process table (its first pass reads everyone in full and opens
+        // the descriptors; the steady state is the passes after it).
+        let budget = oomward::sys::raise_nofile_limit()
+            .unwrap_or(1024)
+            .saturating_sub(256);
+        let mut procs =
+            oomward::probe::table::ProcessTable::new(usize::try_from(budget).unwrap_or(1024));
+        let mut ns = Vec::new();
+        let mut reads = Vec::new();
+        let mut cold_ms = 0.0;
+        for i in 0..8 {
+            let r0 = read_syscalls("self");
+            let t0 = thread_cpu_ns();
+            let pass = procs
+                .pass(&host, &policy, view.totals, 8, false)
+                .expect("pass");
+            std::hint::black_box(rank(&pass.processes, &policy, view.totals));
+            let spent = (thread_cpu_ns() - t0) as f64;
+            if i == 0 {
+                cold_ms = spent / 1e6;
+            } else {
+                ns.push(spent);
+                reads.push((read_syscalls("self") - r0) as f64 / total as f64);
+            }
+        }
+        // Every process read in full (what `oomward rank` does), for reference.
+        let t0 = thread_cpu_ns();
+        let s = scan(&host, None, false).expect("scan");
+        std::hint::black_box(rank(&s.processes, &policy, view.totals));
+        let full_ms = (thread_cpu_ns() - t0) as f64 / 1e6;
+        let (peer_ms, peer_reads) = earlyoom_pass(bins, total);
+        table.row(
+            &format!("ranking pass, {total} processes ({} extra)", idlers.0.len()),
+            median(&ns) / 1e6,
+            peer_ms,
+            "ms",
+            if n == 2000 { "<= 0.25" } else { "-" },
+        );
+        table.row(
+            &format!("  read syscalls per process per pass, {total} processes"),
+            median(&reads),
+            peer_reads,
+            "",
+            "-",
+        );
+        table.row(
+            &format!("  oomward's first pass / a full read of all, {total} processes"),
+            cold_ms,
+            Some(full_ms),
+            "ms",
+            "-",
+        );
+        println!("  ({} descriptors kept open)", procs.fds_open());
+        drop(idlers);
+    }
+}
+
+/// earlyoom's CPU time per victim search (ms) and read syscalls per process, from 10 s of dry
+/// run with thresholds that always trigger.
+fn earlyoom_pass(bins: &Bins, processes: usize) -> (Option<f64>, Option<f64>) {
+    let mut child = Command::new(&bins.earlyoom)
+        .args(["--dryrun", "-m", "99,99", "-s", "99,99", "-r", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start earlyoom");
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("piped");
+    let counter = std::thread::spawn(move || {
+        let mut passes = 0u64;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("sending SIG") {
+                passes += 1;
+            }
+            if text.len() < 2000 {
+                text += &line;
+                text.push('\n');
+            }
+        }
+        (passes, text)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (c0, r0) = (cpu_ns(pid), read_syscalls(&pid.to_string()));
+    // Passes are counted over the whole run; the CPU over the measured 10 s is scaled to it.
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let (c1, r1) = (cpu_ns(pid), read_syscalls(&pid.to_string()));
+    let measured = t0.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (passes, text) = counter.join().unwrap_or_default();
+    if passes == 0 {
+        println!("earlyoom made no pass; its output:\n{text}");
+        return (None, None);
+    }
+    // The passes of the measured window, by rate over the whole run (1 s more).
+    let window_passes = passes as f64 * measured.as_secs_f64() / (measured.as_secs_f64() + 1.0);
+    (
+        Some((c1 - c0) as f64 / 1e6 / window_passes),
+        Some((r1 - r0) as f64 / window_passes / processes as f64),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Race
+// ---------------------------------------------------------------------------------------------
+
+/// The seed scenario N times: a fast allocator in a 256 MiB memcg. For each trial: stopped by
+/// oomward's SIGTERM before the kernel's OOM killer (its oom_kill counter unchanged), and the
+/// latency from the term threshold's crossing (the bench's own eventfd at the same level) to the
+/// SIGTERM as the allocator saw it. With kernel events, then with the timer alone.
+fn race(bins: &Bins, table: &mut Table) {
+    let trials: usize = std::env::var("OOMWARD_BENCH_RACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    for events in [true, false] {
+        println!("\n== race: {trials} fast allocators in a 256 MiB memcg, events = {events}");
+        let (stopped, lat) = race_trials(bins, trials, events);
+        let label = if events { "events" } else { "polling only" };
+        table.row(
+            &format!("race ({label}): stopped by oomward before the kernel, of {trials}"),
+            stopped as f64,
+            None,
+            "",
+            if events { "100 of 100" } else { "-" },
+        );
+        table.row(
+            &format!("race ({label}): threshold -> SIGTERM, median"),
+            median(&lat),
+            None,
+            "ms",
+            "-",
+        );
+        table.row(
+            &format!("race ({label}): threshold -> SIGTERM, p99"),
+            p99(&lat),
+            None,
+            "ms",
+            if events { "< 10 ms" } else { "-" },
+        );
+    }
+}
+
+fn race_trials(bins: &Bins, trials: usize, events: bool) -> (usize, Vec<f64>) {
+    let cg = Cgroup::create("race", 256 * MIB);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\nevents = {events}\n[system]\nenabled = false\n[kill]\ngrace = \"1s\"\n[[cgroup]]\npath = \"{}\"\n",
+        cg.path
+    );
+    let (_daemon, log) = start_oomward(bins, dir.path(), &config);
+    wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
+    let (tx, rx) = bounded(64);
+    let watcher = Events::start(tx).expect("event thread");
+    // The term level: 10 % below the limit, as the daemon's default available_term.
+    watcher
+        .arm(
+            &Spec::V1Threshold {
+                dir: cg.dir.clone(),
+                bytes: 256 * MIB - 256 * MIB / 10,
+            },
+            false,
+        )
+        .expect("arm the bench's threshold");
+    let mut stopped = 0;
+    let mut lat = Vec::new();
+    for trial in 0..trials {
+        while rx.try_recv().is_ok() {}
+        let oom_before = cg.keyed("memory.oom_control", "oom_kill");
+        let mut hog = Command::new(&bins.memhog)
+            .args([
+                "--cgroup-procs",
+                &cg.procs(),
+                "--rate",
+                "0",
+                "--grow",
+                "600",
+            ])
+            .args(["--delay-ms", "50", "--say-term"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start memhog");
+        let crossed = wait_event(&rx, Source::V1Threshold, Duration::from_secs(10));
+        let status = wait_child(&mut hog, Duration::from_secs(20));
+        let mut out = String::new();
+        if let Some(mut s) = hog.stdout.take() {
+            let _ = s.read_to_string(&mut out);
+        }
+        let term_us = out
+            .lines()
+            .find_map(|l| l.strip_prefix("term-at "))
+            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("us=")))
+            .and_then(|v| v.parse::<u64>().ok());
+        let kernel = cg.keyed("memory.oom_control", "oom_kill") > oom_before;
+        if let (Some(t), Some(c), false) = (term_us, crossed, kernel) {
+            stopped += 1;
+            lat.push(t.saturating_sub(c) as f64 / 1000.0);
+        } else {
+            println!(
+                "trial {trial}: not stopped by oomward first (status {status:?}, kernel oom_kill {kernel}, crossed {crossed:?}, term {term_us:?})"
+            );
+        }
+        // The daemon sees the exit and the cgroup drains before the next allocator.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    (stopped, lat)
+}
+
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Hang rescue
+// ---------------------------------------------------------------------------------------------
+
+/// A 128 MiB v1 memcg with oom_kill_disable = 1: an allocator hangs at the limit (the kernel
+/// does nothing); latency from the cgroup entering OOM (the bench's own OOM eventfd) to the
+/// victim's exit (its pidfd), 20 times. With the timer alone too.
+fn rescue(bins: &Bins, table: &mut Table) {
+    for events in [true, false] {
+        println!("\n== rescue: 20 hangs in OOM with oom_kill_disable = 1, events = {events}");
+        let lat = rescue_trials(bins, 20, events);
+        let label = if events { "events" } else { "polling only" };
+        table.row(
+            &format!("under_oom rescue ({label}), median"),
+            median(&lat),
+            None,
+            "ms",
+            "-",
+        );
+        table.row(
+            &format!("under_oom rescue ({label}), p99 of {}", lat.len()),
+            p99(&lat),
+            None,
+            "ms",
+            if events { "< 50 ms" } else { "-" },
+        );
+    }
+}
+
+fn rescue_trials(bins: &Bins, trials: usize, events: bool) -> Vec<f64> {
+    let cg = Cgroup::create("rescue", 128 * MIB);
+    cg.write("memory.oom_control", "1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\nevents = {events}\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\navailable_term = \"0%\"\navailable_kill = \"0%\"\non_under_oom = \"kill\"\n",
+        cg.path
+    );
+    let (_daemon, log) = start_oomward(bins, dir.path(), &config);
+    wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
+    let (tx, rx) = bounded(64);
+    let watcher = Events::start(tx).expect("event thread");
+    watcher
+        .arm(
+            &Spec::V1Oom {
+                dir: cg.dir.clone(),
+            },
+            false,
+        )
+        .expect("arm the bench's OOM notification");
+    let mut lat = Vec::new();
+    for trial in 0..trials {
+        while rx.try_recv().is_ok() {}
+        let mut hog = Command::new(&bins.memhog)
+            .args(["--cgroup-procs", &cg.procs(), "--hold", "200"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start memhog");
+        let pidfd = oomward::sys::pidfd_open(hog.id() as i32).expect("pidfd");
+        let Some(oom_at) = wait_event(&rx, Source::V1Oom, Duration::from_secs(10)) else {
+            println!("trial {trial}: the cgroup never entered OOM");
+            let _ = hog.kill();
+            let _ = hog.wait();
+            continue;
+        };
+        let exited = oomward::sys::wait_exit(&pidfd, Duration::from_secs(10)).unwrap_or(false);
+        let exit_at = boottime_us();
+        let _ = hog.wait();
+        if exited {
+            lat.push(exit_at.saturating_sub(oom_at) as f64 / 1000.0);
+        } else {
+            println!("trial {trial}: not rescued within 10 s");
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+        // under_oom clears and the daemon's rescue settles before the next hang.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lat
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs oomward's benchmark (benches/compare.rs) beside its peers, printing one table:
+#   bash benches/run.sh [idle] [rank] [race] [rescue]      (default: all, about 6 minutes)
+# Needs root and a cgroup-v1 memory controller (the race and the hang run inside memory
+# cgroups with a limit; the machine as a whole is never short of memory).
+# Debian's earlyoom is fetched by package name and unpacked under target/bench-cache, not
+# installed: installing it would start it as a service on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=target/bench-cache
+mkdir -p "$cache"
+if [ ! -x "$cache/earlyoom/usr/bin/earlyoom" ]; then
+  deb="$(ls "$cache"/earlyoom_*.deb 2>/dev/null | head -n1 || true)"
+  if [ -z "$deb" ]; then
+    apt-get update -qq
+    (cd "$cache" && apt-get download -q earlyoom 2>&1 | grep -v unsandboxed || true)
+    deb="$(ls "$cache"/earlyoom_*.deb | head -n1)"
+  fi
+  rm -rf "$cache/earlyoom"
+  dpkg-deb -x "$deb" "$cache/earlyoom"
+fi
+export OOMWARD_EARLYOOM="$PWD/$cache/earlyoom/usr/bin/earlyoom"
+echo "earlyoom: $("$OOMWARD_EARLYOOM" -v 2>&1 | head -n1)"
+cargo build --release --bin oomward --example memhog
+cargo bench --bench compare -- "$@"
