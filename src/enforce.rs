@@ -24,7 +24,8 @@ use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 use crate::trigger::{FillRate, Level, next_sleep, system_level};
 use crate::watch::{
-    CgroupSample, SwapSpace, cgroup_thresholds, resolve_cgroups, sample_cgroup, sample_system,
+    CgroupSample, SwapSpace, SystemFiles, cgroup_thresholds, resolve_cgroups, sample_cgroup,
+    sample_system,
 };
 
 /// Why the loop woke up, for the report.
@@ -168,6 +169,8 @@ pub struct Enforcer {
     events: Option<Events>,
     /// Every process, kept across the system scope's ranking passes.
     table: ProcessTable,
+    /// The system scope's kernel files, kept open.
+    system_files: SystemFiles,
     /// The table was filled once (at the first round with the system scope on), so that the
     /// first pass of a shortage reads in full only the processes started since.
     table_filled: bool,
@@ -185,6 +188,7 @@ impl Enforcer {
             .map(|p| p.to_string_lossy().into_owned());
         let policy = config.policy(self_pid, self_exe);
         let dry_run = dry_run || config.daemon.dry_run;
+        let system_files = SystemFiles::new(&host);
         Enforcer {
             config,
             host,
@@ -204,6 +208,7 @@ impl Enforcer {
             reaper: kill::Reaper::start(),
             events: None,
             table: ProcessTable::new(fd_budget()),
+            system_files,
             table_filled: false,
             system_events: None,
             system_unavailable_reported: false,
@@ -283,7 +288,7 @@ impl Enforcer {
         // The system scope.
         let mut system_t = 0;
         let mut swap = SwapSpace::default();
-        match sample_system(&self.host, &self.config) {
+        match sample_system(&mut self.system_files, &self.config) {
             Ok((mem, sample, thresholds)) => {
                 system_t = mem.total_pages(self.host.page_size);
                 if self.config.system.enabled && !self.table_filled {
@@ -311,7 +316,7 @@ impl Enforcer {
                         .fill
                         .update(mem.mem_total.saturating_sub(mem.mem_available), t_secs);
                     // The kernel's own OOM kills, machine-wide.
-                    if let Some(n) = read_vmstat_oom_kill(&self.host) {
+                    if let Some(n) = self.system_files.oom_kills() {
                         if self.system.oom_kill_seen.is_some_and(|seen| n > seen) {
                             self.system.kernel_kill_at = Some(now);
                             log.log(
@@ -1065,13 +1070,6 @@ fn decision_line(
         .kv("badness", c.badness.unwrap_or(0))
         .kv("rank_score", c.rank_score.unwrap_or(0))
         .kv("signal", sig.name())
-}
-
-/// The machine-wide count of kernel OOM kills (`/proc/vmstat` `oom_kill`, Linux ≥ 4.13).
-fn read_vmstat_oom_kill(host: &Host) -> Option<u64> {
-    let text = std::fs::read_to_string(host.path("/proc/vmstat")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 
 /// The PSI trigger oomward arms: 150 ms of stall (some task waiting on memory) within a 2 s

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, WatchedCgroup};
 use crate::probe::cgroup::{CgroupMemory, read_chain};
+use crate::probe::kept::KeptFile;
 use crate::probe::meminfo::MemInfo;
 use crate::probe::psi::Pressure;
 use crate::probe::{Host, ProbeError};
@@ -148,15 +149,51 @@ pub fn cgroup_thresholds(c: &WatchedCgroup, limit: u64) -> Thresholds {
     }
 }
 
+/// The machine's files the system scope samples, kept open across rounds.
+#[derive(Debug)]
+pub struct SystemFiles {
+    /// /proc/meminfo.
+    pub meminfo: KeptFile,
+    /// /proc/pressure/memory.
+    pub pressure: KeptFile,
+    /// /proc/vmstat (the kernel's `oom_kill` count).
+    pub vmstat: KeptFile,
+}
+
+impl SystemFiles {
+    /// The files under `host`'s root (opened on first read).
+    pub fn new(host: &Host) -> Self {
+        SystemFiles {
+            meminfo: KeptFile::new(host.path("/proc/meminfo")),
+            pressure: KeptFile::new(host.path("/proc/pressure/memory")),
+            vmstat: KeptFile::new(host.path("/proc/vmstat")),
+        }
+    }
+
+    /// The kernel's machine-wide OOM kill count, if this kernel reports it.
+    pub fn oom_kills(&mut self) -> Option<u64> {
+        let text = self.vmstat.read().ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+    }
+}
+
 /// One sample of the system scope, with its thresholds resolved against MemTotal/SwapTotal.
 pub fn sample_system(
-    host: &Host,
+    files: &mut SystemFiles,
     config: &Config,
 ) -> Result<(MemInfo, SystemSample, SystemThresholds), ProbeError> {
-    let m = MemInfo::read(&host.root)?;
+    let m = MemInfo::read_kept(&mut files.meminfo)?;
     let s = &config.system;
     let psi = if s.psi_full_avg10_term > 0.0 {
-        Pressure::read(&host.path("/proc/pressure/memory"))?.and_then(|p| p.full.map(|f| f.avg10))
+        match files.pressure.read() {
+            Ok(text) => Pressure::parse(text)
+                .ok()
+                .and_then(|p| p.full.map(|f| f.avg10)),
+            // No PSI on this kernel: the condition is off.
+            Err(e) if e.is_gone() => None,
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };

@@ -279,3 +279,77 @@ fn the_cheap_pass_finds_the_full_scans_first_candidate() {
         second.listed
     );
 }
+
+/// The hand-written readers of the hot path agree with the `procfs` crate on this machine's real
+/// /proc: for every process, the facts the badness and the policy use (comm, ppid, start time,
+/// uid, rss, swap, page tables), and /proc/meminfo. A process whose values differ is read again
+/// (memory moves between two reads); only a difference that persists fails.
+#[test]
+fn hand_written_readers_agree_with_procfs() {
+    use procfs::Current;
+    let host = Host::discover(Path::new("/")).unwrap();
+    let page_kib = host.page_size / 1024;
+    let ours = |pid: i32| read_process(&host, pid).ok().flatten().map(|(s, _)| s);
+    let theirs = |pid: i32| {
+        let p = procfs::process::Process::new(pid).ok()?;
+        let stat = p.stat().ok()?;
+        let status = p.status().ok();
+        Some((
+            stat.comm,
+            stat.ppid,
+            stat.starttime,
+            stat.rss,
+            status.as_ref().map(|s| s.ruid),
+            status.as_ref().and_then(|s| s.vmswap).unwrap_or(0) / page_kib,
+            status.as_ref().and_then(|s| s.vmpte).unwrap_or(0) / page_kib,
+        ))
+    };
+    let view = |s: &oomward::probe::process::ProcessSnapshot| {
+        (
+            s.comm.clone(),
+            s.ppid,
+            s.starttime,
+            s.rss_pages,
+            s.uid,
+            s.swap_pages,
+            s.pgtables_pages,
+        )
+    };
+    let mut compared = 0;
+    let mut persistent = Vec::new();
+    for pid in list_pids(&host).unwrap() {
+        let agree = |pid| match (ours(pid), theirs(pid)) {
+            (Some(o), Some(t)) if !o.is_kernel_thread() => Some(view(&o) == t),
+            _ => None, // gone, or a kernel thread (procfs has no status VmSwap for it)
+        };
+        match agree(pid) {
+            Some(true) => compared += 1,
+            Some(false) => {
+                if agree(pid) == Some(false) && agree(pid) == Some(false) {
+                    persistent.push(format!(
+                        "pid {pid}: ours {:?}, procfs {:?}",
+                        ours(pid).map(|s| view(&s)),
+                        theirs(pid)
+                    ));
+                } else {
+                    compared += 1;
+                }
+            }
+            None => {}
+        }
+    }
+    println!("readers vs procfs: {compared} processes agree");
+    assert!(compared > 0);
+    assert!(persistent.is_empty(), "{}", persistent.join("\n"));
+
+    let ours = oomward::probe::meminfo::MemInfo::read(Path::new("/")).unwrap();
+    let theirs = procfs::Meminfo::current().unwrap();
+    assert_eq!(ours.mem_total, theirs.mem_total);
+    assert_eq!(ours.swap_total, theirs.swap_total);
+    // MemAvailable moves all the time; within 64 MiB across two reads.
+    let avail = theirs.mem_available.expect("MemAvailable");
+    assert!(
+        ours.mem_available.abs_diff(avail) < 64 << 20,
+        "{ours:?} vs {avail}"
+    );
+}

@@ -26,6 +26,15 @@ impl MemInfo {
         Self::parse(&text).map_err(|what| ProbeError::parse(&path, what))
     }
 
+    /// Reads a kept-open /proc/meminfo (the loop's idle path: no allocation).
+    pub fn read_kept(file: &mut super::kept::KeptFile) -> Result<Self, ProbeError> {
+        let text = file.read()?;
+        match Self::parse(text) {
+            Ok(m) => Ok(m),
+            Err(what) => Err(ProbeError::parse(file.path(), what)),
+        }
+    }
+
     /// Parses the text of /proc/meminfo.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut fields: [Option<u64>; 7] = [None; 7];

@@ -1,0 +1,100 @@
+//! A kernel file kept open and re-read from offset 0 into a buffer that is kept too: the
+//! readers of the loop's idle path (meminfo, vmstat, PSI) then make no allocation and no
+//! open/close per sample, one `pread` (rarely two) each.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::ProbeError;
+
+/// Room for /proc/meminfo and /proc/vmstat as they are today; the buffer grows (once) if a
+/// kernel writes more.
+const INITIAL: usize = 8192;
+
+/// One kept-open kernel file.
+#[derive(Debug)]
+pub struct KeptFile {
+    path: PathBuf,
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl KeptFile {
+    /// Prepares to read `path`; it is opened on the first read (and again after an error).
+    pub fn new(path: PathBuf) -> Self {
+        KeptFile {
+            path,
+            file: None,
+            buf: Vec::with_capacity(INITIAL),
+        }
+    }
+
+    /// The file's path, for errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's whole text now.
+    pub fn read(&mut self) -> Result<&str, ProbeError> {
+        if self.file.is_none() {
+            let opened = File::open(&self.path).map_err(|source| ProbeError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.file = Some(opened);
+        }
+        let file = self.file.as_ref().expect("opened above");
+        // The buffer's capacity is zero-filled once; later reads reuse it as it is.
+        let cap = self.buf.capacity().max(INITIAL);
+        if self.buf.len() < cap {
+            self.buf.resize(cap, 0);
+        }
+        let mut len = 0;
+        loop {
+            match file.read_at(&mut self.buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if len == self.buf.len() {
+                        // Full: the file is larger than the buffer; grow and read on.
+                        let more = self.buf.len();
+                        self.buf.resize(self.buf.len() + more, 0);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.file = None;
+                    return Err(ProbeError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        std::str::from_utf8(&self.buf[..len])
+            .map_err(|_| ProbeError::parse(&self.path, "not UTF-8 text"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_files_again_and_again_and_grows_for_large_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, "MemTotal: 1 kB\n").unwrap();
+        let mut k = KeptFile::new(small.clone());
+        assert_eq!(k.read().unwrap(), "MemTotal: 1 kB\n");
+        std::fs::write(&small, "MemTotal: 22 kB\n").unwrap();
+        assert_eq!(k.read().unwrap(), "MemTotal: 22 kB\n");
+        let big = dir.path().join("big");
+        let text = "x".repeat(3 * INITIAL + 17);
+        std::fs::write(&big, &text).unwrap();
+        assert_eq!(KeptFile::new(big).read().unwrap(), text);
+        let mut gone = KeptFile::new(dir.path().join("none"));
+        assert!(gone.read().unwrap_err().is_gone());
+    }
+}
