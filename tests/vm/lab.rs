@@ -10,7 +10,8 @@
 //!   two binaries, `/lab/lib.sh`, `/lab/env.sh` and the scenario as `/scenario.sh`.
 //! - A scenario's header may say `#@ mem=320M` (guest RAM, default 512M), `#@ disk` (an
 //!   empty ext4 image as /dev/vda, writes discarded at the end) and `#@ earlyoom` (Debian's
-//!   earlyoom as /usr/bin/earlyoom, with its libraries).
+//!   earlyoom as /usr/bin/earlyoom, with its libraries) and `#@ parallel` (may run beside
+//!   another such guest: nothing in it is timed).
 //! - The guest prints `RESULT PASS|FAIL NAME key=value ...`; QEMU ends when the guest powers off
 //!   (or panics: `panic=-1` + `-no-reboot`), or when the wall-clock limit kills it.
 //!
@@ -24,7 +25,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// The kernels of the lab, as `prepare.sh` names them.
@@ -83,9 +84,11 @@ pub struct Lab {
 }
 
 static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
-/// One guest at a time: each has one vCPU and the machine has two cores; racing guests would
-/// make every timing in them noise.
-static GUEST: Mutex<()> = Mutex::new(());
+/// Guests whose scenario races the kernel or is timed run alone (write lock): each has one
+/// vCPU and the machine has two cores, and a neighbour would make their timings noise. A
+/// scenario marked `#@ parallel` (an oracle: nothing in it is timed) takes a read lock and may
+/// run beside another such guest.
+static GUEST: RwLock<()> = RwLock::new(());
 
 fn vm_dir() -> PathBuf {
     Path::new(MANIFEST_DIR).join("tests/vm")
@@ -200,7 +203,14 @@ impl Lab {
         let path = vm_dir().join("scenarios").join(format!("{file}.sh"));
         let script = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
+        let parallel = script.lines().any(|l| l.trim() == "#@ parallel");
+        let _shared;
+        let _alone;
+        if parallel {
+            _shared = GUEST.read().unwrap_or_else(|e| e.into_inner());
+        } else {
+            _alone = GUEST.write().unwrap_or_else(|e| e.into_inner());
+        }
         let guest = self
             .boot(kernel, name, &script, self.accel, limit)
             .unwrap_or_else(|e| panic!("{name} on {kernel}: {e}"));

@@ -1,3 +1,4 @@
+#@ parallel
 # oracle: for every process, `oomward rank --json` gives the kernel's /proc/PID/oom_score,
 # with oom_score_adj -1000, -500, 0, 500 and 1000 (the guest's root has CAP_SYS_RESOURCE, so
 # negative values work), one large process, and one partly swapped out to zram (so T includes

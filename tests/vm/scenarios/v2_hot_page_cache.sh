@@ -1,3 +1,4 @@
+#@ parallel
 #@ disk
 # v2_hot_page_cache: clean page cache is reclaimable whether the kernel keeps it on the active
 # or the inactive list. In a 128M cgroup, an idle process holds 20 MiB and a reader reads a

@@ -1,3 +1,4 @@
+#@ parallel
 # v2_oracle: the kernel's memcg OOM killer as the oracle for `oomward rank --scope`, with
 # negative oom_score_adj. A 160M cgroup v2 holds three idle processes:
 #   big    60 MiB, adj -100   memcg T (40960 pages): 15360 - 4096  = ~11264 + page tables
