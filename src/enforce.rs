@@ -24,8 +24,8 @@ use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 use crate::trigger::{FillRate, Level, next_sleep, system_level};
 use crate::watch::{
-    CgroupSample, SwapSpace, SystemFiles, cgroup_thresholds, resolve_cgroups, sample_cgroup,
-    sample_system,
+    CgroupSample, ChainFiles, SwapSpace, SystemFiles, cgroup_thresholds, resolve_cgroups,
+    sample_cgroup_into, sample_system,
 };
 
 /// Why the loop woke up, for the report.
@@ -78,6 +78,10 @@ struct CgroupScope {
     unavailable: u8,
     /// The v1 OOM notification is armed: no need to poll for a hang.
     oom_armed: bool,
+    /// Its files and its ancestors', kept open.
+    files: Option<ChainFiles>,
+    /// The last sample, kept for its buffers.
+    sample: CgroupSample,
 }
 
 impl CgroupScope {
@@ -90,6 +94,8 @@ impl CgroupScope {
             armed_for: None,
             unavailable: 0,
             oom_armed: false,
+            files: None,
+            sample: CgroupSample::default(),
         }
     }
 }
@@ -362,8 +368,13 @@ impl Enforcer {
         // The cgroups.
         let mut removed = Vec::new();
         for (i, cg) in self.cgroups.iter_mut().enumerate() {
-            let sample = match sample_cgroup(&self.host, &cg.path, system_t, swap) {
-                Ok(s) => s,
+            let files = cg
+                .files
+                .get_or_insert_with(|| ChainFiles::new(&self.host, &cg.path));
+            // Reused across rounds (put back at the end of the iteration): no allocation.
+            let mut sample = std::mem::take(&mut cg.sample);
+            match sample_cgroup_into(&self.host, files, &mut sample, system_t, swap) {
+                Ok(()) => {}
                 Err(e) => {
                     if !e.is_gone() {
                         log.log(
@@ -474,6 +485,7 @@ impl Enforcer {
                     oom_group: own.oom_group,
                 });
             }
+            cg.sample = sample;
         }
         for i in removed.into_iter().rev() {
             let cg = self.cgroups.remove(i);

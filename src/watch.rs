@@ -2,7 +2,8 @@
 //! `[[cgroup]]` glob in the live hierarchy (re-resolved as cgroups come and go).
 
 use crate::config::{Config, WatchedCgroup};
-use crate::probe::cgroup::{CgroupMemory, read_chain};
+use crate::probe::cgroup::{CgroupMemory, SWAPPINESS, parent};
+use crate::probe::kept::KeptCgroupFiles;
 use crate::probe::kept::KeptFile;
 use crate::probe::meminfo::MemInfo;
 use crate::probe::psi::Pressure;
@@ -46,7 +47,7 @@ fn literal_prefix(glob: &str) -> String {
 }
 
 /// One sample of a watched cgroup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CgroupSample {
     /// The cgroup and its ancestors, innermost first.
     pub chain: Vec<(String, CgroupMemory)>,
@@ -75,18 +76,70 @@ impl CgroupSample {
     }
 }
 
-/// Samples a watched cgroup. An error whose `is_gone()` is true means it was removed.
-pub fn sample_cgroup(
+/// A watched cgroup's files and those of its ancestors (innermost first), kept open across
+/// samples so that a sample makes no allocation.
+#[derive(Debug, Default)]
+pub struct ChainFiles {
+    chain: Vec<(String, KeptCgroupFiles)>,
+}
+
+impl ChainFiles {
+    /// The files of `path` and of each ancestor within the mounted hierarchy.
+    pub fn new(host: &Host, path: &str) -> Self {
+        let mut chain = Vec::new();
+        if let Some(hier) = &host.memory {
+            let swappiness = host.path(SWAPPINESS);
+            let mut cur = Some(path);
+            while let Some(p) = cur {
+                let Some(dir) = hier.dir(&host.root, p) else {
+                    break;
+                };
+                chain.push((p.to_string(), KeptCgroupFiles::new(dir, swappiness.clone())));
+                cur = parent(p);
+            }
+        }
+        ChainFiles { chain }
+    }
+}
+
+/// Samples a watched cgroup through its kept files into `out` (reused: after the first sample
+/// nothing is allocated). An error whose `is_gone()` is true means it was removed. An ancestor
+/// that cannot be read (outside a container's view) ends the chain.
+pub fn sample_cgroup_into(
     host: &Host,
-    path: &str,
+    files: &mut ChainFiles,
+    out: &mut CgroupSample,
     system_t: u64,
     swap: SwapSpace,
-) -> Result<CgroupSample, ProbeError> {
+) -> Result<(), ProbeError> {
     let hier = host
         .memory
         .as_ref()
         .expect("cgroup scopes exist only with a memory hierarchy");
-    let chain = read_chain(hier, &host.root, path)?;
+    let mut n = 0;
+    for (i, (path, f)) in files.chain.iter_mut().enumerate() {
+        let m = match CgroupMemory::read_from(hier.version, parent(path).is_none(), f) {
+            Ok(m) => m,
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => break,
+        };
+        match out.chain.get_mut(i) {
+            Some((p, slot)) if p == path => *slot = m,
+            _ => {
+                out.chain.truncate(i);
+                out.chain.push((path.clone(), m));
+            }
+        }
+        n = i + 1;
+    }
+    out.chain.truncate(n);
+    summarize(host, out, system_t, swap);
+    Ok(())
+}
+
+/// Fills in a sample's available memory, limit and T from its chain.
+fn summarize(host: &Host, out: &mut CgroupSample, system_t: u64, swap: SwapSpace) {
+    let chain = &out.chain;
     let mut available = None;
     let mut limit = None;
     let mut limit_index = None;
@@ -104,20 +157,17 @@ pub fn sample_cgroup(
             }
         }
     }
-    let swap_left = swap_left(&chain, swap);
+    let swap_left = swap_left(chain, swap);
     let available = available.map(|a: u64| a.saturating_add(swap_left));
-    let totalpages = match oom_domain(&chain) {
+    let totalpages = match oom_domain(chain) {
         Some(i) => memcg_totalpages(&chain[i].1, swap.total / host.page_size, host.page_size),
         None => system_t,
     };
-    Ok(CgroupSample {
-        chain,
-        available,
-        swap_left,
-        limit,
-        limit_index,
-        totalpages,
-    })
+    out.available = available;
+    out.swap_left = swap_left;
+    out.limit = limit;
+    out.limit_index = limit_index;
+    out.totalpages = totalpages;
 }
 
 /// The machine's swap, from /proc/meminfo. Bytes.

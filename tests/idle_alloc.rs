@@ -1,8 +1,12 @@
 //! The loop's idle path makes no allocation: a round with the system scope at rest (meminfo,
-//! vmstat and PSI read through kept-open files into kept buffers) allocates nothing once the
+//! vmstat and PSI read through kept-open files into kept buffers), or with a watched cgroup at
+//! rest (its files and its ancestors' kept open, its sample reused), allocates nothing once the
 //! first rounds have opened the files and filled the process table. Counted by a global
-//! allocator on the test's own thread, on this machine's real /proc (dry run: nothing is ever
-//! signalled, and the machine is far from its thresholds).
+//! allocator on the test's own thread, on this machine's real /proc and a real v1 memory cgroup
+//! (dry run: nothing is ever signalled, and nothing is near a threshold). Not a sample and not
+//! counted: the re-resolution of `[[cgroup]]` globs every 200 ms, which walks directories.
+
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -79,5 +83,44 @@ fn idle_rounds_of_the_system_scope_allocate_nothing() {
     assert_eq!(
         allocations, 0,
         "50 idle rounds allocated {allocations} times"
+    );
+}
+
+#[test]
+fn idle_samples_of_a_watched_cgroup_allocate_nothing() {
+    if !support::is_root() || support::v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return;
+    }
+    let _serial = support::serial();
+    let cg = support::TestCgroup::create("idle-alloc", 256 << 20);
+    let host = Host::discover(std::path::Path::new("/")).expect("read the host");
+    let config = Config::parse(
+        &format!(
+            "[daemon]\ndry_run = true\nevents = false\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\n",
+            cg.path
+        ),
+        "test.toml",
+    )
+    .expect("config");
+    let mut enforcer = Enforcer::new(config, host, true);
+    let (mut log, _lines) = Logger::capture();
+    let mut now = Instant::now();
+    for _ in 0..3 {
+        enforcer.round_at(&mut log, Wake::Timer, now);
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(enforcer.cgroup_level(&cg.path), Some(Level::Ok));
+    // 50 samples 1 ms apart: within one re-resolution period.
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..50 {
+        enforcer.round_at(&mut log, Wake::Timer, now);
+        now += Duration::from_millis(1);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = COUNT.with(Cell::get);
+    assert_eq!(
+        allocations, 0,
+        "50 idle samples allocated {allocations} times"
     );
 }

@@ -245,6 +245,77 @@ fn parse_limit(text: &str) -> Result<Option<u64>, String> {
     Ok((v < (1u64 << 62)).then_some(v))
 }
 
+/// The name under which [`CgroupFiles`] hands out the machine's `vm.swappiness` (cgroup v2 has
+/// no per-cgroup value).
+pub const SWAPPINESS: &str = "/proc/sys/vm/swappiness";
+
+/// Where [`CgroupMemory::read_from`] gets a cgroup's files: read once, or kept open across
+/// samples ([`super::kept::KeptFile`]) so that sampling makes no allocation.
+pub trait CgroupFiles {
+    /// The text of the cgroup's file `name` (or of [`SWAPPINESS`]); `Ok(None)` when it does
+    /// not exist (an optional kernel feature).
+    fn text(&mut self, name: &str) -> Result<Option<&str>, ProbeError>;
+    /// The path of `name`, for errors.
+    fn path_of(&self, name: &str) -> PathBuf;
+    /// The error for a file that must exist: the cgroup was removed.
+    fn missing(&self, name: &str) -> ProbeError {
+        ProbeError::Io {
+            path: self.path_of(name),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+}
+
+/// A cgroup's files read once each (`oomward rank`, tests).
+struct OnceFiles {
+    dir: PathBuf,
+    swappiness: PathBuf,
+    text: String,
+}
+
+impl CgroupFiles for OnceFiles {
+    fn text(&mut self, name: &str) -> Result<Option<&str>, ProbeError> {
+        match read_optional(&self.path_of(name))? {
+            Some(t) => {
+                self.text = t;
+                Ok(Some(&self.text))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        if name == SWAPPINESS {
+            self.swappiness.clone()
+        } else {
+            self.dir.join(name)
+        }
+    }
+}
+
+fn limit_if_present(
+    files: &mut impl CgroupFiles,
+    name: &str,
+) -> Result<Option<Option<u64>>, ProbeError> {
+    match files.text(name)? {
+        None => Ok(None),
+        Some(t) => match parse_limit(t) {
+            Ok(v) => Ok(Some(v)),
+            Err(w) => Err(ProbeError::parse(&files.path_of(name), w)),
+        },
+    }
+}
+
+fn outside(path: &str) -> ProbeError {
+    ProbeError::Io {
+        path: PathBuf::from(path),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "outside the mounted part of the hierarchy",
+        ),
+    }
+}
+
 /// One cgroup's memory state. Sizes in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CgroupMemory {
@@ -290,98 +361,124 @@ impl CgroupMemory {
     /// Reads the memory state of cgroup `path`. A removed cgroup gives an error whose
     /// [`ProbeError::is_gone`] is true.
     pub fn read(hier: &MemoryHierarchy, root: &Path, path: &str) -> Result<Self, ProbeError> {
-        let dir = hier.dir(root, path).ok_or_else(|| ProbeError::Io {
-            path: PathBuf::from(path),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "outside the mounted part of the hierarchy",
-            ),
-        })?;
-        let file = |name: &str| dir.join(name);
-        let num = |name: &str| -> Result<Option<u64>, ProbeError> {
-            let p = file(name);
-            match read_optional(&p)? {
+        let dir = hier.dir(root, path).ok_or_else(|| outside(path))?;
+        let mut files = OnceFiles {
+            dir,
+            swappiness: under(root, "/proc/sys/vm/swappiness"),
+            text: String::new(),
+        };
+        Self::read_from(hier.version, parent(path).is_none(), &mut files)
+    }
+
+    /// Reads the memory state from `files` (a cgroup's directory, read once or kept open).
+    /// `is_root`: the v2 root has no memory.current.
+    pub fn read_from(
+        version: CgroupVersion,
+        is_root: bool,
+        files: &mut impl CgroupFiles,
+    ) -> Result<Self, ProbeError> {
+        let mut m = CgroupMemory::default();
+        let limit = |files: &mut dyn CgroupFiles, name: &str| -> Result<Option<u64>, ProbeError> {
+            match files.text(name)? {
                 None => Ok(None),
-                Some(t) => parse_limit(&t).map_err(|w| ProbeError::parse(&p, w)),
+                Some(t) => match parse_limit(t) {
+                    Ok(v) => Ok(v),
+                    Err(w) => Err(ProbeError::parse(&files.path_of(name), w)),
+                },
             }
         };
-        let mut m = CgroupMemory::default();
-        let is_root = parent(path).is_none();
-        match hier.version {
+        let number = |files: &mut dyn CgroupFiles, name: &str| -> Result<Option<u64>, ProbeError> {
+            match files.text(name)? {
+                None => Ok(None),
+                Some(t) => match t.trim().parse() {
+                    Ok(v) => Ok(Some(v)),
+                    Err(_) => Err(ProbeError::parse(&files.path_of(name), "not a number")),
+                },
+            }
+        };
+        match version {
             CgroupVersion::V1 => {
-                m.max = num("memory.limit_in_bytes")?;
-                let usage_path = file("memory.usage_in_bytes");
-                m.usage = read_text(&usage_path)?
-                    .trim()
-                    .parse()
-                    .map_err(|_| ProbeError::parse(&usage_path, "not a number"))?;
-                let stat = read_text(&file("memory.stat"))?;
-                let total = |key: &str| {
-                    flat_keyed(&stat, &format!("total_{key}"))
-                        .or_else(|| flat_keyed(&stat, key))
-                        .unwrap_or(0)
-                };
-                m.inactive_file = total("inactive_file");
-                m.active_file = total("active_file");
-                m.mapped_file = total("mapped_file");
-                let memsw = file("memory.memsw.limit_in_bytes");
-                if let Some(t) = read_optional(&memsw)? {
-                    m.swap_accounted = true;
-                    if let Some(u) = read_optional(&file("memory.memsw.usage_in_bytes"))? {
-                        let memsw_usage: u64 = u.trim().parse().unwrap_or(m.usage);
-                        m.swap_usage = memsw_usage.saturating_sub(m.usage);
+                m.max = limit(files, "memory.limit_in_bytes")?;
+                m.usage = number(files, "memory.usage_in_bytes")?
+                    .ok_or_else(|| files.missing("memory.usage_in_bytes"))?;
+                match files.text("memory.stat")? {
+                    Some(stat) => {
+                        // The hierarchical totals where the kernel has them (use_hierarchy).
+                        let total = |local: &str, whole: &str| {
+                            flat_keyed(stat, whole)
+                                .or_else(|| flat_keyed(stat, local))
+                                .unwrap_or(0)
+                        };
+                        m.inactive_file = total("inactive_file", "total_inactive_file");
+                        m.active_file = total("active_file", "total_active_file");
+                        m.mapped_file = total("mapped_file", "total_mapped_file");
                     }
-                    let memsw_max = parse_limit(&t).map_err(|w| ProbeError::parse(&memsw, w))?;
+                    None => return Err(files.missing("memory.stat")),
+                }
+                if let Some(t) = files.text("memory.memsw.limit_in_bytes")? {
+                    m.swap_accounted = true;
+                    let memsw_max = match parse_limit(t) {
+                        Ok(v) => v,
+                        Err(w) => {
+                            return Err(ProbeError::parse(
+                                &files.path_of("memory.memsw.limit_in_bytes"),
+                                w,
+                            ));
+                        }
+                    };
                     m.swap_max = match (memsw_max, m.max) {
                         (Some(sw), Some(mx)) => Some(sw.saturating_sub(mx)),
                         (Some(sw), None) => Some(sw),
                         (None, _) => None,
                     };
+                    if let Some(u) = files.text("memory.memsw.usage_in_bytes")? {
+                        let memsw_usage: u64 = u.trim().parse().unwrap_or(m.usage);
+                        m.swap_usage = memsw_usage.saturating_sub(m.usage);
+                    }
                 }
-                m.swappiness = read_optional(&file("memory.swappiness"))?
+                m.swappiness = files
+                    .text("memory.swappiness")?
                     .and_then(|t| t.trim().parse().ok())
                     .unwrap_or(60);
-                if let Some(oc) = read_optional(&file("memory.oom_control"))? {
-                    m.oom_kill_disable = flat_keyed(&oc, "oom_kill_disable") == Some(1);
-                    m.under_oom = flat_keyed(&oc, "under_oom") == Some(1);
-                    m.oom_kill = flat_keyed(&oc, "oom_kill").unwrap_or(0);
+                if let Some(oc) = files.text("memory.oom_control")? {
+                    m.oom_kill_disable = flat_keyed(oc, "oom_kill_disable") == Some(1);
+                    m.under_oom = flat_keyed(oc, "under_oom") == Some(1);
+                    m.oom_kill = flat_keyed(oc, "oom_kill").unwrap_or(0);
                 }
             }
             CgroupVersion::V2 => {
-                m.max = num("memory.max")?;
-                m.high = num("memory.high")?;
-                let current = file("memory.current");
-                m.usage = match read_optional(&current)? {
-                    Some(t) => t
-                        .trim()
-                        .parse()
-                        .map_err(|_| ProbeError::parse(&current, "not a number"))?,
+                m.max = limit(files, "memory.max")?;
+                m.high = limit(files, "memory.high")?;
+                m.usage = match number(files, "memory.current")? {
+                    Some(v) => v,
                     // The v2 root has no memory.current; its usage is the machine's.
                     None if is_root => 0,
-                    None => return Err(read_text(&current).unwrap_err()),
+                    None => return Err(files.missing("memory.current")),
                 };
-                if let Some(stat) = read_optional(&file("memory.stat"))? {
-                    m.inactive_file = flat_keyed(&stat, "inactive_file").unwrap_or(0);
-                    m.active_file = flat_keyed(&stat, "active_file").unwrap_or(0);
-                    m.mapped_file = flat_keyed(&stat, "file_mapped").unwrap_or(0);
+                if let Some(stat) = files.text("memory.stat")? {
+                    m.inactive_file = flat_keyed(stat, "inactive_file").unwrap_or(0);
+                    m.active_file = flat_keyed(stat, "active_file").unwrap_or(0);
+                    m.mapped_file = flat_keyed(stat, "file_mapped").unwrap_or(0);
                 }
-                let swap = file("memory.swap.max");
-                if let Some(t) = read_optional(&swap)? {
+                if let Some(max) = limit_if_present(files, "memory.swap.max")? {
                     m.swap_accounted = true;
-                    m.swap_max = parse_limit(&t).map_err(|w| ProbeError::parse(&swap, w))?;
-                    m.swap_usage = read_optional(&file("memory.swap.current"))?
+                    m.swap_max = max;
+                    m.swap_usage = files
+                        .text("memory.swap.current")?
                         .and_then(|t| t.trim().parse().ok())
                         .unwrap_or(0);
                 }
-                m.swappiness = read_optional(&under(root, "/proc/sys/vm/swappiness"))?
+                m.swappiness = files
+                    .text(SWAPPINESS)?
                     .and_then(|t| t.trim().parse().ok())
                     .unwrap_or(60);
-                if let Some(ev) = read_optional(&file("memory.events"))? {
-                    m.oom_events = flat_keyed(&ev, "oom").unwrap_or(0);
-                    m.oom_kill = flat_keyed(&ev, "oom_kill").unwrap_or(0);
+                if let Some(ev) = files.text("memory.events")? {
+                    m.oom_events = flat_keyed(ev, "oom").unwrap_or(0);
+                    m.oom_kill = flat_keyed(ev, "oom_kill").unwrap_or(0);
                 }
-                m.oom_group =
-                    read_optional(&file("memory.oom.group"))?.is_some_and(|t| t.trim() == "1");
+                m.oom_group = files
+                    .text("memory.oom.group")?
+                    .is_some_and(|t| t.trim() == "1");
             }
         }
         Ok(m)

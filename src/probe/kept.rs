@@ -7,10 +7,53 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::ProbeError;
+use super::cgroup::{CgroupFiles, SWAPPINESS};
 
-/// Room for /proc/meminfo and /proc/vmstat as they are today; the buffer grows (once) if a
-/// kernel writes more.
+/// Room for /proc/meminfo, /proc/vmstat and memory.stat as they are today; the buffer grows
+/// (once) if a kernel writes more.
 const INITIAL: usize = 8192;
+
+/// A cgroup's directory whose files are kept open as they are first asked for: the
+/// [`CgroupFiles`] of the loop's samples.
+#[derive(Debug)]
+pub struct KeptCgroupFiles {
+    dir: PathBuf,
+    swappiness: PathBuf,
+    files: Vec<(String, KeptFile)>,
+}
+
+impl KeptCgroupFiles {
+    /// The files of cgroup directory `dir`; `swappiness` is the machine's vm.swappiness file.
+    pub fn new(dir: PathBuf, swappiness: PathBuf) -> Self {
+        KeptCgroupFiles {
+            dir,
+            swappiness,
+            files: Vec::new(),
+        }
+    }
+}
+
+impl CgroupFiles for KeptCgroupFiles {
+    fn text(&mut self, name: &str) -> Result<Option<&str>, ProbeError> {
+        let i = match self.files.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                let path = self.path_of(name);
+                self.files.push((name.to_string(), KeptFile::new(path)));
+                self.files.len() - 1
+            }
+        };
+        self.files[i].1.read_optional()
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        if name == SWAPPINESS {
+            self.swappiness.clone()
+        } else {
+            self.dir.join(name)
+        }
+    }
+}
 
 /// One kept-open kernel file.
 #[derive(Debug)]
@@ -18,6 +61,8 @@ pub struct KeptFile {
     path: PathBuf,
     file: Option<File>,
     buf: Vec<u8>,
+    /// Known not to exist (see `read_optional`).
+    absent: bool,
 }
 
 impl KeptFile {
@@ -27,12 +72,38 @@ impl KeptFile {
             path,
             file: None,
             buf: Vec::with_capacity(INITIAL),
+            absent: false,
         }
     }
 
     /// The file's path, for errors.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's text, or `None` when it does not exist; a missing file is remembered and not
+    /// looked for again (a cgroup's optional files do not appear later: a cgroup that gains
+    /// them is a new scope with new files).
+    pub fn read_optional(&mut self) -> Result<Option<&str>, ProbeError> {
+        if self.absent {
+            return Ok(None);
+        }
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.absent = true;
+                    return Ok(None);
+                }
+                Err(source) => {
+                    return Err(ProbeError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        self.read().map(Some)
     }
 
     /// The file's whole text now.

@@ -40,12 +40,13 @@ pub enum ProbeError {
 
 impl ProbeError {
     /// True when the object behind the file no longer exists (a process that exited, a cgroup
-    /// that was removed): a normal event for a scanner, never an error for the scan.
+    /// that was removed): a normal event for a scanner, never an error for the scan. A file
+    /// kept open across the removal of its cgroup reads ENODEV.
     pub fn is_gone(&self) -> bool {
         match self {
             ProbeError::Io { source, .. } => {
                 source.kind() == io::ErrorKind::NotFound
-                    || source.raw_os_error() == Some(libc::ESRCH)
+                    || matches!(source.raw_os_error(), Some(libc::ESRCH | libc::ENODEV))
             }
             ProbeError::Parse { .. } => false,
         }
