@@ -76,6 +76,8 @@ struct CgroupScope {
     armed_for: Option<(Option<usize>, u64, u64, u64)>,
     /// Sources already reported as unavailable (a bit per `Source`), to say it once.
     unavailable: u8,
+    /// The last sample failed (other than by removal); reported once until one succeeds.
+    read_failing: bool,
     /// The v1 OOM notification is armed: no need to poll for a hang.
     oom_armed: bool,
     /// Its files and its ancestors', kept open.
@@ -93,6 +95,7 @@ impl CgroupScope {
             events: None,
             armed_for: None,
             unavailable: 0,
+            read_failing: false,
             oom_armed: false,
             files: None,
             sample: CgroupSample::default(),
@@ -137,12 +140,17 @@ const NO_CANDIDATE_BACKOFF: Duration = Duration::from_millis(500);
 /// How many of the best candidates the system scope's cheap pass reads in full (the first
 /// eligible one not given up on is chosen; stuck victims are rare).
 const CHEAP_FINALISTS: usize = 8;
-/// Descriptors kept free for everything else when sizing the process table.
+/// Descriptors kept free for everything else when sizing the process table: at least this
+/// many, and at least an eighth of the limit (each watched cgroup keeps a dozen files open per
+/// level of its path, and each armed event source one or two).
 const FD_RESERVE: u64 = 256;
 
-/// The process table's descriptor budget: the soft RLIMIT_NOFILE less a reserve.
+/// The process table's descriptor budget: the soft RLIMIT_NOFILE less the reserve. Should the
+/// rest still run out, the table gives half of its descriptors back.
 fn fd_budget() -> usize {
-    usize::try_from(crate::sys::nofile_limit().saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+    let limit = crate::sys::nofile_limit();
+    let reserve = FD_RESERVE.max(limit / 8);
+    usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
 }
 
 /// Sample interval while a victim is exiting.
@@ -375,20 +383,33 @@ impl Enforcer {
             let mut sample = std::mem::take(&mut cg.sample);
             match sample_cgroup_into(&self.host, files, &mut sample, system_t, swap) {
                 Ok(()) => {}
+                Err(e) if e.is_gone() => {
+                    removed.push(i);
+                    continue;
+                }
                 Err(e) => {
-                    if !e.is_gone() {
+                    // Still there but unreadable now (out of descriptors, an odd file): keep
+                    // watching, say so once, and reopen its files next round.
+                    if e.is_out_of_fds() {
+                        self.table.give_back_fds();
+                    }
+                    if !cg.read_failing {
+                        cg.read_failing = true;
                         log.log(
                             Severity::Error,
                             Line::new("cannot read cgroup")
+                                .kv("event", "scope_unreadable")
                                 .kv("scope", &cg.path)
                                 .kv("error", e)
                                 .as_str(),
                         );
                     }
-                    removed.push(i);
+                    cg.files = None;
+                    cg.sample = sample;
                     continue;
                 }
             };
+            cg.read_failing = false;
             let cfg = &self.config.cgroups[cg.config_index];
             let own = sample.own();
             let kernel_killed = cg

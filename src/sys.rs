@@ -206,6 +206,14 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
 }
 
+/// Whether `e` says this process (EMFILE) or the machine (ENFILE) has no descriptor left.
+pub fn is_out_of_fds(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE]
+        .iter()
+        .any(|n| code == Some(n.raw_os_error()))
+}
+
 /// The soft RLIMIT_NOFILE in force.
 pub fn nofile_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -116,6 +116,13 @@ pub fn sample_cgroup_into(
         .memory
         .as_ref()
         .expect("cgroup scopes exist only with a memory hierarchy");
+    if files.chain.is_empty() {
+        // Not under the mounted hierarchy (any more): as good as removed.
+        return Err(ProbeError::Io {
+            path: std::path::PathBuf::from(&hier.mount_point),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
     let mut n = 0;
     for (i, (path, f)) in files.chain.iter_mut().enumerate() {
         let m = match CgroupMemory::read_from(hier.version, parent(path).is_none(), f) {

@@ -443,6 +443,7 @@ fn v1_cgroup_memory_fields() {
     assert_eq!(app.inactive_file, 32 * MIB);
     assert_eq!(app.active_file, 32 * MIB);
     assert_eq!(app.mapped_file, 3_461_120);
+    assert_eq!(app.shmem, 0);
     // Both LRU lists of page cache are reclaimable, except what processes map.
     assert_eq!(app.working_set(), 128 * MIB + 3_461_120);
     // memsw.limit == limit: swap is accounted and none is allowed; memsw usage − usage is in
@@ -489,8 +490,9 @@ fn v2_cgroup_memory_fields() {
     assert_eq!(w.inactive_file, 50 * MIB);
     assert_eq!(w.active_file, 50 * MIB);
     assert_eq!(w.mapped_file, MIB);
-    // 400 MiB − 50 inactive − (50 active − 1 mapped)
-    assert_eq!(w.working_set(), 301 * MIB);
+    assert_eq!(w.shmem, MIB / 4);
+    // 400 MiB − (50 inactive + 50 active − (1 mapped − ¼ of it shmem, not on the file lists))
+    assert_eq!(w.working_set(), 300 * MIB + 3 * MIB / 4);
     assert!(w.swap_accounted);
     assert_eq!(w.swap_max, Some(64 * MIB));
     assert_eq!(w.swap_usage, 8 * MIB);

@@ -336,6 +336,9 @@ pub struct CgroupMemory {
     /// mapped files. Reclaiming it makes them fault it straight back in (thrashing), so it
     /// counts as in use.
     pub mapped_file: u64,
+    /// Shared memory and tmpfs (`shmem`, v1 `total_shmem`): swap-backed, on the anonymous LRU,
+    /// never in `inactive_file`/`active_file`, yet counted in `mapped_file` where mapped.
+    pub shmem: u64,
     /// Swap in use by the cgroup's subtree (v2 `memory.swap.current`, v1 memsw usage − usage).
     pub swap_usage: u64,
     /// Swap the cgroup may use beyond `max`: v2 `memory.swap.max`, v1 `memsw.limit - limit`;
@@ -412,6 +415,7 @@ impl CgroupMemory {
                         m.inactive_file = total("inactive_file", "total_inactive_file");
                         m.active_file = total("active_file", "total_active_file");
                         m.mapped_file = total("mapped_file", "total_mapped_file");
+                        m.shmem = total("shmem", "total_shmem");
                     }
                     None => return Err(files.missing("memory.stat")),
                 }
@@ -459,6 +463,7 @@ impl CgroupMemory {
                     m.inactive_file = flat_keyed(stat, "inactive_file").unwrap_or(0);
                     m.active_file = flat_keyed(stat, "active_file").unwrap_or(0);
                     m.mapped_file = flat_keyed(stat, "file_mapped").unwrap_or(0);
+                    m.shmem = flat_keyed(stat, "shmem").unwrap_or(0);
                 }
                 if let Some(max) = limit_if_present(files, "memory.swap.max")? {
                     m.swap_accounted = true;
@@ -487,9 +492,11 @@ impl CgroupMemory {
     /// The memory the kernel cannot simply drop: usage minus the page cache no process maps.
     /// Like the kernel's MemAvailable, active cache counts as reclaimable, not only inactive;
     /// unlike it, mapped cache does not (dropping a running program's code is a thrash, not a
-    /// rescue).
+    /// rescue). Mapped shared memory is not on the file lists at all, so only the mapped cache
+    /// beyond `shmem` is taken off them.
     pub fn working_set(&self) -> u64 {
-        let reclaimable = self.inactive_file + self.active_file.saturating_sub(self.mapped_file);
+        let mapped_cache = self.mapped_file.saturating_sub(self.shmem);
+        let reclaimable = (self.inactive_file + self.active_file).saturating_sub(mapped_cache);
         self.usage.saturating_sub(reclaimable)
     }
 

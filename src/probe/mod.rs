@@ -52,6 +52,12 @@ impl ProbeError {
         }
     }
 
+    /// True when this process or the machine ran out of file descriptors: the object is there,
+    /// the read may work once descriptors are given back.
+    pub fn is_out_of_fds(&self) -> bool {
+        matches!(self, ProbeError::Io { source, .. } if crate::sys::is_out_of_fds(source))
+    }
+
     /// True when permissions hide the file (an ordinary user reading another user's process).
     pub fn is_denied(&self) -> bool {
         matches!(self, ProbeError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)

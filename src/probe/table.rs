@@ -41,7 +41,8 @@ struct Entry {
     fd: Option<OwnedFd>,
     /// The pass that last saw it listed.
     seen: u64,
-    /// Never a candidate: a kernel thread or a zombie (neither changes back).
+    /// Never a candidate: a kernel thread or a zombie (neither changes back). Its descriptor
+    /// is still read each pass, to notice its exit: the pid may then name another process.
     excluded: bool,
     /// The most the policy can raise its score, in pages of the system T.
     raise: i64,
@@ -149,7 +150,8 @@ impl ProcessTable {
             {
                 break;
             }
-            let Some((snap, _)) = read_process_with(host, pid, cmdline)? else {
+            // Gone, or unreadable now: the others still decide the pass.
+            let Ok(Some((snap, _))) = read_process_with(host, pid, cmdline) else {
                 continue;
             };
             out.full_reads += 1;
@@ -177,33 +179,67 @@ impl ProcessTable {
         refresh: bool,
         out: &mut Pass,
     ) -> Option<i64> {
-        let unknown = !self.entries.contains_key(&pid);
-        let refresh = refresh && self.entries.get(&pid).is_some_and(|e| !e.excluded);
-        if (unknown || refresh) && !self.judge(host, policy, totals, pid, cmdline, out) {
-            return None;
+        // A second try when the first finds the process it knew gone: the pid is listed, so it
+        // names a new process now, to be judged at once rather than missed for a pass.
+        for first_try in [true, false] {
+            let entry = self.entries.get(&pid);
+            let unknown = entry.is_none();
+            // An excluded process without a kept descriptor cannot be told from a new process
+            // under its pid but by reading it again.
+            let refresh = entry.is_some_and(|e| {
+                (first_try && refresh && !e.excluded) || (e.excluded && e.fd.is_none())
+            });
+            if (unknown || refresh) && !self.judge(host, policy, totals, pid, cmdline, out) {
+                return None;
+            }
+            let e = self.entries.get_mut(&pid)?;
+            e.seen = self.pass;
+            let score = match &e.fd {
+                Some(fd) => read_score(fd, &mut self.buf),
+                None if e.excluded => return None,
+                None => std::fs::read(host.path(&format!("/proc/{pid}/oom_score")))
+                    .ok()
+                    .and_then(|t| parse_score(&t)),
+            };
+            match score {
+                Some(_) if e.excluded => return None,
+                Some(score) => {
+                    return Some(
+                        oom_badness_upper_bound(score, totals.system).saturating_add(e.raise),
+                    );
+                }
+                // Judged just now, yet its score does not read: let the final phase read it in
+                // full rather than guess it low.
+                None if !first_try || unknown => return (!e.excluded).then_some(i64::MAX),
+                None => {
+                    // Exited (ESRCH through the kept descriptor): forget it and try the pid
+                    // once more as a new process.
+                    if let Some(e) = self.entries.remove(&pid)
+                        && e.fd.is_some()
+                    {
+                        self.fds_open -= 1;
+                    }
+                }
+            }
         }
-        let e = self.entries.get_mut(&pid)?;
-        e.seen = self.pass;
-        if e.excluded {
-            return None;
-        }
-        let score = match &e.fd {
-            Some(fd) => read_score(fd, &mut self.buf),
-            None => std::fs::read(host.path(&format!("/proc/{pid}/oom_score")))
-                .ok()
-                .and_then(|t| parse_score(&t)),
-        };
-        let Some(score) = score else {
-            // Exited (ESRCH through the kept descriptor): forget it; if the pid is listed
-            // again it is another process and is read as new.
-            if let Some(e) = self.entries.remove(&pid)
-                && e.fd.is_some()
-            {
+        None
+    }
+
+    /// Gives descriptors back to the rest of the process (called when an open failed for want
+    /// of descriptors): halves the budget and closes what is held beyond it. Those processes'
+    /// scores are then opened and read by path each pass.
+    pub fn give_back_fds(&mut self) {
+        self.fd_budget = self.fds_open / 2;
+        let mut over = self.fds_open.saturating_sub(self.fd_budget);
+        for e in self.entries.values_mut() {
+            if over == 0 {
+                break;
+            }
+            if !e.excluded && e.fd.take().is_some() {
+                over -= 1;
                 self.fds_open -= 1;
             }
-            return None;
-        };
-        Some(oom_badness_upper_bound(score, totals.system).saturating_add(e.raise))
+        }
     }
 
     /// Reads `pid` in full and records what the policy may add; false when it is gone or
@@ -235,7 +271,9 @@ impl ProcessTable {
         let excluded = snap.is_kernel_thread() || !snap.has_mm || snap.pid <= 1;
         // The policy's shift of the adj, in pages of the system T (never below 0 for a bound).
         let step = i64::try_from(totals.system / 1000).unwrap_or(i64::MAX);
-        let raise = i64::from((c.effective_adj - snap.oom_score_adj).max(0)).saturating_mul(step);
+        // The policy's own shift, not the clamped difference it makes now: the adj it is added
+        // to can change without a new full read, and oom_score follows the adj at once.
+        let raise = i64::from(c.verdict.adjust.max(0)).saturating_mul(step);
         let entry = self.entries.entry(pid).or_insert(Entry {
             fd: None,
             seen: self.pass,
@@ -244,11 +282,17 @@ impl ProcessTable {
         });
         entry.excluded = excluded;
         entry.raise = raise;
-        if entry.fd.is_none() && !excluded && self.fds_open < self.fd_budget {
+        if entry.fd.is_none() && self.fds_open < self.fd_budget {
             let path = host.path(&format!("/proc/{pid}/oom_score"));
-            if let Ok(f) = std::fs::File::open(path) {
-                entry.fd = Some(OwnedFd::from(f));
-                self.fds_open += 1;
+            match std::fs::File::open(path) {
+                Ok(f) => {
+                    entry.fd = Some(OwnedFd::from(f));
+                    self.fds_open += 1;
+                }
+                Err(e) if crate::sys::is_out_of_fds(&e) => {
+                    self.give_back_fds();
+                }
+                Err(_) => {}
             }
         }
         true
