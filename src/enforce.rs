@@ -56,7 +56,7 @@ struct ScopeState {
     /// An action or a `no_candidate` was reported in this episode (level left `ok`).
     reported: bool,
     oom_kill_seen: Option<u64>,
-    oom_events_seen: Option<u64>,
+    oom_events_seen: Option<crate::watch::OomCounts>,
     kernel_kill_at: Option<Instant>,
     under_oom_since: Option<Instant>,
     /// When this scope's last victim exited.
@@ -439,14 +439,15 @@ impl Enforcer {
                 headroom = min_opt(headroom, th.headroom(avail));
             }
             // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
+            let oom_counts = sample.oom_counts();
             if cg
                 .state
                 .oom_events_seen
-                .is_some_and(|seen| own.oom_events > seen)
+                .is_some_and(|seen| oom_counts.rose_since(&seen))
             {
                 level = Level::Kill;
             }
-            cg.state.oom_events_seen = Some(own.oom_events);
+            cg.state.oom_events_seen = Some(oom_counts);
             // A rescue waits a moment after the previous victim exited: the tasks waiting in
             // the OOM need to run before `under_oom` can clear.
             let settled = cg
@@ -673,13 +674,21 @@ impl Enforcer {
             self.system_events = None;
             return;
         }
+        if self
+            .system_events
+            .as_mut()
+            .is_some_and(ArmedSet::prune_dropped)
+        {
+            self.system_events = None;
+        }
         if self.system_events.is_some() {
             return;
         }
         let mut set = ArmedSet::new(events.clone());
         let spec = psi_spec(self.host.path("/proc/pressure/memory"));
         match set.arm("psi", &spec, true) {
-            Ok(()) => log.log(
+            Ok(false) => {}
+            Ok(true) => log.log(
                 Severity::Info,
                 Line::new("kernel events armed")
                     .kv("event", "events_armed")
@@ -1137,6 +1146,10 @@ fn arm_cgroup(
     let Some(hier) = &host.memory else {
         return;
     };
+    if cg.events.as_mut().is_some_and(ArmedSet::prune_dropped) {
+        // The poller gave up on a source (its file broke): arm what is still wanted again.
+        cg.armed_for = None;
+    }
     let thresholds = sample.limit.map(|l| (l, cgroup_thresholds(cfg, l)));
     let want = (
         sample.limit_index,
@@ -1179,9 +1192,22 @@ fn arm_cgroup(
         }
         CgroupVersion::V2 => {
             wants.push((
-                format!("events:{limit_path}"),
-                Spec::V2Events { dir: limit_dir },
+                "events".into(),
+                Spec::V2Events {
+                    file: own_dir.join("memory.events"),
+                },
             ));
+            if limit_path != cg.path {
+                // An ancestor's limit: its own OOMs (`.local`), not its subtree's, which
+                // include every sibling's.
+                let local = limit_dir.join("memory.events.local");
+                let file = if local.exists() {
+                    local
+                } else {
+                    limit_dir.join("memory.events")
+                };
+                wants.push((format!("events:{limit_path}"), Spec::V2Events { file }));
+            }
             wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
         }
     }
@@ -1190,15 +1216,19 @@ fn arm_cgroup(
         .get_or_insert_with(|| ArmedSet::new(events.clone()));
     set.retain(|k| wants.iter().any(|(w, _)| w == k));
     let mut armed: Vec<&'static str> = Vec::new();
+    let mut retry = false;
     for (key, spec) in &wants {
         let source = spec.source(false);
         match set.arm(key, spec, false) {
-            Ok(()) => {
+            Ok(false) => {}
+            Ok(true) => {
                 if !armed.contains(&source.as_str()) {
                     armed.push(source.as_str());
                 }
             }
             Err(e) => {
+                // Out of descriptors or memory now: try again next round.
+                retry |= !e.is_permanent();
                 if cg.unavailable & source_bit(source) == 0 {
                     cg.unavailable |= source_bit(source);
                     log.log(
@@ -1215,6 +1245,9 @@ fn arm_cgroup(
         }
     }
     cg.oom_armed = set.has("oom");
+    if retry {
+        cg.armed_for = None;
+    }
     if !armed.is_empty() {
         log.log(
             Severity::Info,

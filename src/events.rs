@@ -16,8 +16,8 @@
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, unbounded};
@@ -76,10 +76,11 @@ pub enum Spec {
         /// The cgroup's directory.
         dir: PathBuf,
     },
-    /// v2: `memory.events`, which the kernel marks on every change.
+    /// v2: `memory.events` (this cgroup and its subtree) or `memory.events.local` (this
+    /// cgroup alone), which the kernel marks on every change.
     V2Events {
-        /// The cgroup's directory.
-        dir: PathBuf,
+        /// The file.
+        file: PathBuf,
     },
     /// A PSI trigger: `some|full <stall µs> <window µs>`.
     Psi {
@@ -123,6 +124,28 @@ pub enum ArmError {
     NoPoller,
 }
 
+impl ArmError {
+    /// True when arming again cannot work: the kernel has no such source, or refuses it to us.
+    /// Anything else (out of descriptors or memory) may pass, so the source is tried again.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ArmError::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::Unsupported
+                ) || matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENODEV | libc::EOPNOTSUPP | libc::EINVAL | libc::EPERM)
+                )
+            }
+            ArmError::NoPoller => true,
+        }
+    }
+}
+
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ArmError + '_ {
     move |source| ArmError::Io {
         path: path.to_path_buf(),
@@ -152,19 +175,47 @@ struct Armed {
     /// target), closed with it.
     _keep: Vec<OwnedFd>,
     clear: Clear,
-    /// Wake-ups in the current second, to stop a source that fires without pause (a removed
-    /// cgroup's file reporting an error forever).
+    /// Wake-ups in the current second, to mute a source that fires without pause.
     burst: (Instant, u32),
+    /// Not polled until then: a bursty source, or one that just fired and coalesces.
+    muted_until: Option<Instant>,
 }
+
+impl Armed {
+    /// How long a source stays quiet after it fired. `memory.events` changes on every
+    /// `high` throttling event, thousands a second in a cgroup at its `memory.high`: one
+    /// wake-up per few milliseconds says as much (the round re-reads everything).
+    fn coalesce(&self) -> Duration {
+        match self.clear {
+            Clear::Kernfs => V2_EVENTS_COALESCE,
+            Clear::Eventfd | Clear::Psi => Duration::ZERO,
+        }
+    }
+}
+
+/// See [`Armed::coalesce`].
+const V2_EVENTS_COALESCE: Duration = Duration::from_millis(5);
 
 enum Ctl {
     Add(Box<Armed>),
     Remove(u64),
 }
 
-/// A source firing more often than this per second is dropped (the round falls back to
-/// polling for it): a kernel event is a wake-up, not a stream.
+/// A source firing more often than this per second is muted for the rest of the second (the
+/// timer covers it meanwhile): a kernel event is a wake-up, not a stream.
 const MAX_WAKES_PER_SECOND: u32 = 500;
+
+/// How many dropped ids wait for their owners at most.
+const MAX_DROPPED_KEPT: usize = 1024;
+
+/// The sources the poller dropped (their file says the cgroup is gone, or cannot be read):
+/// the owner re-arms or forgets them.
+#[derive(Debug, Default)]
+struct Dropped {
+    /// Bumped on every drop, so that owners look at `ids` only when it moved.
+    generation: AtomicU64,
+    ids: Mutex<Vec<u64>>,
+}
 
 /// The caller's handle: arms and disarms sources; the poller thread does the waiting. Clones
 /// share the one poller.
@@ -173,6 +224,7 @@ pub struct Events {
     ctl: Sender<Ctl>,
     kick: Arc<OwnedFd>,
     next_id: Arc<AtomicU64>,
+    dropped: Arc<Dropped>,
 }
 
 impl Events {
@@ -182,13 +234,16 @@ impl Events {
         let kick = Arc::new(sys::eventfd()?);
         let (ctl, rx) = unbounded();
         let thread_kick = kick.clone();
+        let dropped = Arc::new(Dropped::default());
+        let thread_dropped = dropped.clone();
         std::thread::Builder::new()
             .name("oomward-events".into())
-            .spawn(move || poll_loop(&thread_kick, &rx, &wake))?;
+            .spawn(move || poll_loop(&thread_kick, &rx, &wake, &thread_dropped))?;
         Ok(Events {
             ctl,
             kick,
             next_id: Arc::new(AtomicU64::new(1)),
+            dropped,
         })
     }
 
@@ -205,6 +260,7 @@ impl Events {
             _keep: keep,
             clear,
             burst: (Instant::now(), 0),
+            muted_until: None,
         };
         if self.ctl.send(Ctl::Add(Box::new(armed))).is_err() {
             return Err(ArmError::NoPoller);
@@ -238,11 +294,10 @@ fn open(spec: &Spec) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
             let (efd, keep) = register_v1(dir, &target, None)?;
             Ok((efd, vec![keep], Clear::Eventfd))
         }
-        Spec::V2Events { dir } => {
-            let path = dir.join("memory.events");
-            let f = std::fs::File::open(&path).map_err(io_at(&path))?;
+        Spec::V2Events { file: path } => {
+            let f = std::fs::File::open(path).map_err(io_at(path))?;
             // Read once: the kernel reports a change relative to the last read.
-            sys::pread_discard(f.as_fd()).map_err(io_at(&path))?;
+            sys::pread_discard(f.as_fd()).map_err(io_at(path))?;
             Ok((OwnedFd::from(f), Vec::new(), Clear::Kernfs))
         }
         Spec::Psi {
@@ -291,62 +346,76 @@ fn register_v1(
 }
 
 /// The poller: waits on the kick eventfd and every armed source; forwards events.
-fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>) {
+fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped: &Dropped) {
     let mut armed: Vec<Armed> = Vec::new();
     let mut ready: Vec<Ready> = Vec::new();
+    // Which armed source each polled descriptor after the kick is (muted ones are left out).
+    let mut polled: Vec<usize> = Vec::new();
+    let mut drop_ids: Vec<u64> = Vec::new();
     loop {
         {
+            let now = Instant::now();
+            let mut timeout: Option<Duration> = None;
+            polled.clear();
             let mut fds: Vec<(&OwnedFd, bool)> = Vec::with_capacity(armed.len() + 1);
             fds.push((kick, false));
-            for a in &armed {
+            for (i, a) in armed.iter_mut().enumerate() {
+                if let Some(until) = a.muted_until {
+                    if until > now {
+                        let left = until - now;
+                        timeout = Some(timeout.map_or(left, |t: Duration| t.min(left)));
+                        continue;
+                    }
+                    a.muted_until = None;
+                }
+                polled.push(i);
+            }
+            for &i in &polled {
+                let a = &armed[i];
                 fds.push((&a.fd, a.clear != Clear::Eventfd));
             }
-            if sys::poll_ready(&fds, &mut ready).is_err() {
+            if sys::poll_ready(&fds, timeout, &mut ready).is_err() {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         }
-        if ready.first().is_some_and(|r| r.any()) {
-            let _ = sys::eventfd_read(kick);
-            let mut gone = false;
-            loop {
-                match ctl.try_recv() {
-                    Ok(Ctl::Add(a)) => armed.push(*a),
-                    Ok(Ctl::Remove(id)) => armed.retain(|a| a.id != id),
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                        gone = true;
-                        break;
-                    }
-                }
-            }
-            if gone {
-                return;
-            }
-            // The list changed: the readiness below is stale.
-            continue;
-        }
+        // The sources first, against the list that was polled: a PSI trigger's readiness is
+        // consumed by the poll itself, so it must not be lost to a kick in the same poll.
         let now = Instant::now();
-        let mut drop_ids: Vec<u64> = Vec::new();
-        for (a, r) in armed.iter_mut().zip(ready.iter().skip(1)) {
+        drop_ids.clear();
+        for (&i, r) in polled.iter().zip(ready.iter().skip(1)) {
             if !r.any() {
                 continue;
             }
-            let cleared = match a.clear {
-                Clear::Eventfd => sys::eventfd_read(&a.fd).map(|_| ()),
-                Clear::Psi => Ok(()),
-                Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
+            let a = &mut armed[i];
+            // A kernfs file reports POLLERR on every change; anything else reporting an error
+            // or a hang-up is a trigger whose cgroup went away.
+            let broken = r.invalid() || (a.clear != Clear::Kernfs && r.error());
+            let cleared = if broken {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            } else {
+                match a.clear {
+                    Clear::Eventfd => sys::eventfd_read(&a.fd).map(|_| ()),
+                    Clear::Psi => Ok(()),
+                    Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
+                }
             };
             if cleared.is_err() {
-                // A removed cgroup: its file errors forever. The round notices the removal.
+                // Its file errors from now on. Still a wake-up: the round notices the removal.
                 drop_ids.push(a.id);
-            }
-            if now.duration_since(a.burst.0) >= Duration::from_secs(1) {
-                a.burst = (now, 0);
-            }
-            a.burst.1 += 1;
-            if a.burst.1 > MAX_WAKES_PER_SECOND {
-                drop_ids.push(a.id);
+            } else {
+                if now.duration_since(a.burst.0) >= Duration::from_secs(1) {
+                    a.burst = (now, 0);
+                }
+                a.burst.1 += 1;
+                let quiet = if a.burst.1 > MAX_WAKES_PER_SECOND {
+                    a.burst.0 + Duration::from_secs(1)
+                } else {
+                    now + a.coalesce()
+                };
+                if quiet > now {
+                    a.muted_until = Some(quiet);
+                }
             }
             match wake.try_send(Wakeup::Event(a.source, a.id)) {
                 Ok(()) | Err(TrySendError::Full(_)) => {}
@@ -355,6 +424,25 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>) {
         }
         if !drop_ids.is_empty() {
             armed.retain(|a| !drop_ids.contains(&a.id));
+            if let Ok(mut ids) = dropped.ids.lock() {
+                ids.extend_from_slice(&drop_ids);
+                // An owner that disarmed a source as it was dropped never collects it: keep
+                // the list bounded (a lost entry only leaves that source to polling).
+                let excess = ids.len().saturating_sub(MAX_DROPPED_KEPT);
+                ids.drain(..excess);
+            }
+            dropped.generation.fetch_add(1, Ordering::Release);
+        }
+        if ready.first().is_some_and(|r| r.any()) {
+            let _ = sys::eventfd_read(kick);
+            loop {
+                match ctl.try_recv() {
+                    Ok(Ctl::Add(a)) => armed.push(*a),
+                    Ok(Ctl::Remove(id)) => armed.retain(|a| a.id != id),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                }
+            }
         }
     }
 }
@@ -365,15 +453,41 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>) {
 pub struct ArmedSet {
     events: Events,
     ids: Vec<(String, u64)>,
+    /// The poller's drop generation this set last looked at.
+    drops_seen: u64,
 }
 
 impl ArmedSet {
     /// An empty set arming through `events`.
     pub fn new(events: Events) -> Self {
+        let drops_seen = events.dropped.generation.load(Ordering::Acquire);
         ArmedSet {
             events,
             ids: Vec::new(),
+            drops_seen,
         }
+    }
+
+    /// Forgets the sources the poller dropped since the last call (so that they are armed
+    /// again, or reported); true if there were any. Cheap when nothing was dropped.
+    pub fn prune_dropped(&mut self) -> bool {
+        let generation = self.events.dropped.generation.load(Ordering::Acquire);
+        if generation == self.drops_seen {
+            return false;
+        }
+        self.drops_seen = generation;
+        let Ok(mut dropped) = self.events.dropped.ids.lock() else {
+            return false;
+        };
+        let before = self.ids.len();
+        self.ids.retain(|(_, id)| {
+            let gone = dropped.contains(id);
+            if gone {
+                dropped.retain(|d| d != id);
+            }
+            !gone
+        });
+        self.ids.len() != before
     }
 
     /// Whether `key` is armed.
@@ -386,18 +500,20 @@ impl ArmedSet {
         self.ids.iter().any(|(_, i)| *i == id)
     }
 
-    /// Arms `spec` under `key` unless it already is.
-    pub fn arm(&mut self, key: &str, spec: &Spec, system: bool) -> Result<(), ArmError> {
+    /// Arms `spec` under `key` unless it already is; true if it was armed now.
+    pub fn arm(&mut self, key: &str, spec: &Spec, system: bool) -> Result<bool, ArmError> {
         if self.has(key) {
-            return Ok(());
+            return Ok(false);
         }
         let id = self.events.arm(spec, system)?;
         self.ids.push((key.to_string(), id));
-        Ok(())
+        Ok(true)
     }
 
     /// Disarms every key `keep` rejects.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        // Collect this set's dropped ids first, so that none is left behind in the list.
+        self.prune_dropped();
         let events = &self.events;
         self.ids.retain(|(k, id)| {
             let kept = keep(k);

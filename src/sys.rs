@@ -170,11 +170,27 @@ impl Ready {
     pub fn any(self) -> bool {
         self.0 != 0
     }
+
+    /// An error or hang-up: a PSI trigger whose cgroup was removed says so (a kernfs file
+    /// says it on every change too, so that one is told by reading it).
+    pub fn error(self) -> bool {
+        self.0 & u32::from((PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL).bits()) != 0
+    }
+
+    /// Not an open descriptor at all.
+    pub fn invalid(self) -> bool {
+        self.0 & u32::from(PollFlags::NVAL.bits()) != 0
+    }
 }
 
-/// Waits without a timeout until one of `fds` is ready: readable, or with `true`, priority data
-/// (PSI triggers, kernfs notifications). Fills `ready` one entry per descriptor.
-pub fn poll_ready(fds: &[(&OwnedFd, bool)], ready: &mut Vec<Ready>) -> io::Result<()> {
+/// Waits until one of `fds` is ready (readable, or with `true`, priority data: PSI triggers,
+/// kernfs notifications) or `timeout` passes (`None`: no timeout). Fills `ready` one entry per
+/// descriptor.
+pub fn poll_ready(
+    fds: &[(&OwnedFd, bool)],
+    timeout: Option<Duration>,
+    ready: &mut Vec<Ready>,
+) -> io::Result<()> {
     let mut pfds: Vec<PollFd<'_>> = fds
         .iter()
         .map(|(fd, pri)| {
@@ -183,7 +199,11 @@ pub fn poll_ready(fds: &[(&OwnedFd, bool)], ready: &mut Vec<Ready>) -> io::Resul
         })
         .collect();
     loop {
-        match poll(&mut pfds, None) {
+        let ts = timeout.map(|d| Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        match poll(&mut pfds, ts.as_ref()) {
             Ok(_) => break,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

@@ -74,6 +74,42 @@ impl CgroupSample {
     pub fn own(&self) -> &CgroupMemory {
         &self.chain[0].1
     }
+
+    /// v2: the OOMs that hit this cgroup's memory: at its own limit or below (its
+    /// `memory.events` `oom`), and at the ancestor's limit that is its trigger (that ancestor's
+    /// index in `chain` and its `memory.events.local` count: its subtree's count would include
+    /// every sibling's). A rise of either, for the same ancestor, means a task of the cgroup
+    /// may be in OOM now.
+    pub fn oom_counts(&self) -> OomCounts {
+        let ancestor = self
+            .limit_index
+            .filter(|&i| i > 0)
+            .and_then(|i| Some((i, self.chain.get(i)?.1.oom_events_local?)));
+        OomCounts {
+            own: self.own().oom_events,
+            ancestor,
+        }
+    }
+}
+
+/// See [`CgroupSample::oom_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OomCounts {
+    /// The cgroup's own `memory.events` `oom` (its subtree).
+    pub own: u64,
+    /// The limiting ancestor (index in the chain) and its `memory.events.local` `oom`.
+    pub ancestor: Option<(usize, u64)>,
+}
+
+impl OomCounts {
+    /// Whether an OOM happened since `before` (a change of limiting ancestor is not one).
+    pub fn rose_since(&self, before: &OomCounts) -> bool {
+        let ancestor = match (self.ancestor, before.ancestor) {
+            (Some((i, now)), Some((j, then))) => i == j && now > then,
+            _ => false,
+        };
+        self.own > before.own || ancestor
+    }
 }
 
 /// A watched cgroup's files and those of its ancestors (innermost first), kept open across
@@ -328,6 +364,20 @@ mod tests {
         let mut own = memory(None, 0);
         own.swappiness = 0;
         assert_eq!(swap_left(&chain(own, memory(None, 0)), swap), 0);
+    }
+
+    #[test]
+    fn an_oom_counts_when_its_own_count_or_the_same_limiting_ancestors_rises() {
+        let counts = |own, ancestor| OomCounts { own, ancestor };
+        let before = counts(2, Some((1, 5)));
+        assert!(!counts(2, Some((1, 5))).rose_since(&before));
+        assert!(counts(3, Some((1, 5))).rose_since(&before));
+        assert!(counts(2, Some((1, 6))).rose_since(&before));
+        // Another ancestor became the limit: its old count is no news.
+        assert!(!counts(2, Some((2, 40))).rose_since(&before));
+        // The cgroup's own limit took over, or an old kernel without `.local`.
+        assert!(!counts(2, None).rose_since(&before));
+        assert!(!counts(2, Some((1, 9))).rose_since(&counts(2, None)));
     }
 
     #[test]
