@@ -73,7 +73,7 @@ struct CgroupScope {
     events: Option<ArmedSet>,
     /// What they were armed for: (index of the limiting cgroup in the chain, limit, term
     /// bytes, kill bytes); re-armed when it changes.
-    armed_for: Option<(Option<usize>, u64, u64, u64)>,
+    armed_for: Option<u64>,
     /// Sources already reported as unavailable (a bit per `Source`), to say it once.
     unavailable: u8,
     /// The last sample failed (other than by removal); reported once until one succeeds.
@@ -1131,10 +1131,11 @@ fn source_bit(source: Source) -> u8 {
     1 << (source as u8)
 }
 
-/// Arms (or re-arms, when the limit or thresholds changed) the kernel event sources of one
-/// watched cgroup: v1 usage thresholds at the term and kill levels on the cgroup whose limit is
-/// the trigger, and the OOM notification; v2 that cgroup's `memory.events` and a
-/// `memory.pressure` trigger. Unavailable sources are reported once and left to polling.
+/// Arms (or re-arms, when a limit on its path changed) the kernel event sources of one watched
+/// cgroup: v1 usage thresholds at the term and kill levels on each limited cgroup of its path,
+/// and the OOM notification; v2 its `memory.events`, each limited ancestor's
+/// `memory.events.local` and a `memory.pressure` trigger. Unavailable sources are reported once
+/// and left to polling.
 fn arm_cgroup(
     events: &Events,
     host: &Host,
@@ -1150,38 +1151,31 @@ fn arm_cgroup(
         // The poller gave up on a source (its file broke): arm what is still wanted again.
         cg.armed_for = None;
     }
-    let thresholds = sample.limit.map(|l| (l, cgroup_thresholds(cfg, l)));
-    let want = (
-        sample.limit_index,
-        sample.limit.unwrap_or(0),
-        thresholds.map_or(0, |(_, t)| t.term),
-        thresholds.map_or(0, |(_, t)| t.kill),
-    );
+    // Every limited cgroup on the path is armed, not only the tightest now: which one that
+    // is flips as they fill, and re-arming at each flip would churn registrations.
+    let want = sample.limits_fingerprint();
     if cg.armed_for == Some(want) {
         return;
     }
     cg.armed_for = Some(want);
-    let limit_path = sample
-        .limit_index
-        .and_then(|i| sample.chain.get(i))
-        .map_or(cg.path.as_str(), |(p, _)| p.as_str());
-    let (Some(own_dir), Some(limit_dir)) = (
-        hier.dir(&host.root, &cg.path),
-        hier.dir(&host.root, limit_path),
-    ) else {
+    let Some(own_dir) = hier.dir(&host.root, &cg.path) else {
         return;
     };
     let mut wants: Vec<(String, Spec)> = Vec::new();
     match hier.version {
         CgroupVersion::V1 => {
-            if let Some((limit, t)) = thresholds {
+            for (_, path, _, limit) in sample.limited() {
+                let Some(dir) = hier.dir(&host.root, path) else {
+                    continue;
+                };
+                let t = cgroup_thresholds(cfg, limit);
                 for below in [t.term, t.kill] {
                     if below > 0 && below < limit {
                         let bytes = limit - below;
                         wants.push((
-                            format!("threshold:{limit_path}:{bytes}"),
+                            format!("threshold:{path}:{bytes}"),
                             Spec::V1Threshold {
-                                dir: limit_dir.clone(),
+                                dir: dir.clone(),
                                 bytes,
                             },
                         ));
@@ -1197,16 +1191,19 @@ fn arm_cgroup(
                     file: own_dir.join("memory.events"),
                 },
             ));
-            if limit_path != cg.path {
+            for (i, path, _, _) in sample.limited() {
+                let Some(dir) = hier.dir(&host.root, path).filter(|_| i > 0) else {
+                    continue;
+                };
                 // An ancestor's limit: its own OOMs (`.local`), not its subtree's, which
                 // include every sibling's.
-                let local = limit_dir.join("memory.events.local");
+                let local = dir.join("memory.events.local");
                 let file = if local.exists() {
                     local
                 } else {
-                    limit_dir.join("memory.events")
+                    dir.join("memory.events")
                 };
-                wants.push((format!("events:{limit_path}"), Spec::V2Events { file }));
+                wants.push((format!("events:{path}"), Spec::V2Events { file }));
             }
             wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
         }
@@ -1255,7 +1252,7 @@ fn arm_cgroup(
                 .kv("event", "events_armed")
                 .kv("scope", &cg.path)
                 .kv("sources", armed.join(","))
-                .kv("limit_of", limit_path)
+                .kv("limited", sample.limited().count())
                 .as_str(),
         );
     }

@@ -76,19 +76,53 @@ impl CgroupSample {
     }
 
     /// v2: the OOMs that hit this cgroup's memory: at its own limit or below (its
-    /// `memory.events` `oom`), and at the ancestor's limit that is its trigger (that ancestor's
-    /// index in `chain` and its `memory.events.local` count: its subtree's count would include
-    /// every sibling's). A rise of either, for the same ancestor, means a task of the cgroup
-    /// may be in OOM now.
+    /// `memory.events` `oom`), and at the limit of any limited ancestor (their
+    /// `memory.events.local` counts: a subtree's count would include every sibling's). A rise
+    /// of either, with the same ancestors limited, means a task of the cgroup may be in OOM now.
     pub fn oom_counts(&self) -> OomCounts {
-        let ancestor = self
-            .limit_index
-            .filter(|&i| i > 0)
-            .and_then(|i| Some((i, self.chain.get(i)?.1.oom_events_local?)));
+        let mut ancestors = 0u64;
+        let mut which = FINGERPRINT_SEED;
+        for (i, _, m, _) in self.limited().filter(|&(i, ..)| i > 0) {
+            if let Some(n) = m.oom_events_local {
+                ancestors = ancestors.saturating_add(n);
+                which = mix(which, i as u64);
+            }
+        }
         OomCounts {
             own: self.own().oom_events,
-            ancestor,
+            ancestor: (which != FINGERPRINT_SEED).then_some((which, ancestors)),
         }
+    }
+
+    /// The cgroups of the chain that have a trigger limit: (index, path, state, limit).
+    pub fn limited(&self) -> impl Iterator<Item = (usize, &str, &CgroupMemory, u64)> {
+        self.chain
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (p, m))| Some((i, p.as_str(), m, trigger_limit(m)?)))
+    }
+
+    /// A number that changes when the set of limited cgroups on the path or any of their
+    /// limits changes: what the kernel event sources were armed for.
+    pub fn limits_fingerprint(&self) -> u64 {
+        self.limited()
+            .fold(FINGERPRINT_SEED, |h, (i, _, _, l)| mix(mix(h, i as u64), l))
+    }
+}
+
+const FINGERPRINT_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One step of an FNV-1a-like fold over 64-bit words (no allocation, order-sensitive).
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x0100_0000_01b3)
+}
+
+/// A cgroup's trigger limit: `memory.max`, or `memory.high` when lower (above it every
+/// allocation is throttled).
+fn trigger_limit(m: &CgroupMemory) -> Option<u64> {
+    match (m.max, m.high) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -97,8 +131,9 @@ impl CgroupSample {
 pub struct OomCounts {
     /// The cgroup's own `memory.events` `oom` (its subtree).
     pub own: u64,
-    /// The limiting ancestor (index in the chain) and its `memory.events.local` `oom`.
-    pub ancestor: Option<(usize, u64)>,
+    /// The limited ancestors that report `memory.events.local` (a fingerprint of which) and
+    /// the sum of their `oom` counts.
+    pub ancestor: Option<(u64, u64)>,
 }
 
 impl OomCounts {
@@ -187,11 +222,7 @@ fn summarize(host: &Host, out: &mut CgroupSample, system_t: u64, swap: SwapSpace
     let mut limit = None;
     let mut limit_index = None;
     for (i, (_, m)) in chain.iter().enumerate() {
-        let trigger = match (m.max, m.high) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(l) = trigger {
+        if let Some(l) = trigger_limit(m) {
             let avail = l.saturating_sub(m.working_set());
             if available.is_none_or(|a| avail < a) {
                 available = Some(avail);
@@ -373,7 +404,7 @@ mod tests {
         assert!(!counts(2, Some((1, 5))).rose_since(&before));
         assert!(counts(3, Some((1, 5))).rose_since(&before));
         assert!(counts(2, Some((1, 6))).rose_since(&before));
-        // Another ancestor became the limit: its old count is no news.
+        // Another ancestor got a limit: its old count is no news.
         assert!(!counts(2, Some((2, 40))).rose_since(&before));
         // The cgroup's own limit took over, or an old kernel without `.local`.
         assert!(!counts(2, None).rose_since(&before));
