@@ -231,7 +231,9 @@ fn kernel_memcg_oom_kills_the_process_rank_put_first() {
 
 /// The system scope's cheap pass (one kept-open `oom_score` read per process, full reads only
 /// for the finalists) finds the same best candidate as reading every process in full, on this
-/// machine's real process list; a second pass reads almost nothing in full.
+/// machine's real process list; a second pass reads almost nothing in full; a process started
+/// after it, and one that exited, are seen by the next pass (the table lists /proc only when a
+/// pid was allocated since its last listing).
 #[test]
 fn the_cheap_pass_finds_the_full_scans_first_candidate() {
     if !is_root() {
@@ -278,6 +280,15 @@ fn the_cheap_pass_finds_the_full_scans_first_candidate() {
         second.full_reads,
         second.listed
     );
+
+    // A newcomer that outranks everyone, and the old favourite gone.
+    let newcomer = Proc::memhog(&["--hold", "8", "--adj", "1000"]);
+    drop(favourite);
+    let third = table.pass(&host, &policy, view.totals, 3, false).unwrap();
+    assert_eq!(best(&third.processes), [newcomer.pid, big.pid]);
+    // Nothing started since: the same best from the kept list.
+    let fourth = table.pass(&host, &policy, view.totals, 3, false).unwrap();
+    assert_eq!(best(&fourth.processes), [newcomer.pid, big.pid]);
 }
 
 /// The hand-written readers of the hot path agree with the `procfs` crate on this machine's real

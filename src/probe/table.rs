@@ -19,17 +19,30 @@
 //! is best filled once at start ([`ProcessTable::pass`] with no need of the result): the first
 //! pass of a shortage then reads only the processes started since.
 //!
+//! Listing /proc costs the kernel about as much as the reads themselves (it builds a dentry
+//! for every process), so a pass lists it only when a pid was allocated since the last
+//! listing: `/proc/loadavg` ends with the last pid allocated, and while it has not moved no
+//! process (or thread) has been created, and the exits are seen through the kept descriptors.
+//! Every [`LIST_AT_LEAST_EVERY`]th pass lists anyway (a pid space that wrapped around exactly).
+//! The last pid is that of the reader's pid namespace, so this is done only when /proc is of
+//! that namespace (`/proc/self` names this process); otherwise every pass lists.
+//!
 //! Descriptors are kept while the budget lasts (the caller sizes it from RLIMIT_NOFILE); past
 //! it, `oom_score` is opened, read and closed each pass.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
+use super::kept::KeptFile;
 use super::process::{ProcessSnapshot, read_process_with};
 use super::{Host, ProbeError};
 use crate::badness::oom_badness_upper_bound;
 use crate::policy::Policy;
 use crate::rank::{Totals, score};
+
+/// A pass lists /proc at least this often, even when no pid was allocated since the last
+/// listing.
+pub const LIST_AT_LEAST_EVERY: u64 = 16;
 
 /// One process in this many is read in full again each pass, oldest first (exec, setuid or a
 /// cgroup move can change what the policy says without changing the pid).
@@ -71,6 +84,10 @@ pub struct ProcessTable {
     buf: Vec<u8>,
     /// Where in the pid list the next refresh starts.
     refresh_at: usize,
+    /// `/proc/loadavg`, whose last field is the last pid allocated.
+    loadavg: Option<KeptFile>,
+    /// That pid at the last listing of /proc, and the pass it was made in.
+    listed_at: Option<(i32, u64)>,
 }
 
 impl ProcessTable {
@@ -85,6 +102,37 @@ impl ProcessTable {
             bounds: Vec::new(),
             buf: vec![0; 32],
             refresh_at: 0,
+            loadavg: None,
+            listed_at: None,
+        }
+    }
+
+    /// Whether the pid list of the last pass may be missing a process: a pid was allocated
+    /// since (or it cannot be told), or the last listing is [`LIST_AT_LEAST_EVERY`] passes old.
+    fn must_list(&mut self, host: &Host) -> Option<i32> {
+        if self.loadavg.is_none() {
+            let own_pid_ns = std::fs::read_link(host.path("/proc/self"))
+                .ok()
+                .and_then(|p| p.to_str()?.parse::<u32>().ok())
+                == Some(std::process::id());
+            if !own_pid_ns {
+                return Some(-1);
+            }
+        }
+        let file = self
+            .loadavg
+            .get_or_insert_with(|| KeptFile::new(host.path("/proc/loadavg")));
+        let last_pid = file
+            .read()
+            .ok()
+            .and_then(|t| t.split_ascii_whitespace().last()?.parse::<i32>().ok());
+        match (last_pid, self.listed_at) {
+            (Some(now), Some((then, pass)))
+                if now == then && self.pass - pass < LIST_AT_LEAST_EVERY =>
+            {
+                None
+            }
+            _ => Some(last_pid.unwrap_or(-1)),
         }
     }
 
@@ -107,7 +155,14 @@ impl ProcessTable {
         self.pass += 1;
         let mut out = Pass::default();
         let mut pids = std::mem::take(&mut self.pids);
-        super::process::list_pids_into(host, &mut pids)?;
+        if let Some(last_pid) = self.must_list(host) {
+            // Read before the listing: a pid allocated during it makes the next pass list.
+            if let Err(e) = super::process::list_pids_into(host, &mut pids) {
+                self.pids = pids;
+                return Err(e);
+            }
+            self.listed_at = (last_pid >= 0).then_some((last_pid, self.pass));
+        }
         out.listed = pids.len();
         self.bounds.clear();
         let refresh = pids.len().div_ceil(REFRESH_ONE_IN);
@@ -123,8 +178,10 @@ impl ProcessTable {
                 self.bounds.push((bound, pid));
             }
         }
+        // Forget the processes that are gone (closing their descriptors); until the next
+        // listing the pid list is what is left of this one.
+        pids.retain(|p| self.entries.get(p).is_some_and(|e| e.seen == self.pass));
         self.pids = pids;
-        // Forget the processes that are gone (closing their descriptors).
         let pass = self.pass;
         let mut closed = 0;
         self.entries.retain(|_, e| {
