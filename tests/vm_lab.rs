@@ -241,6 +241,23 @@ fn v2_events(kernel: &str) {
 }
 on_both_kernels!(v2_events);
 
+/// v2_removed: a watched cgroup removed while its memory.events and memory.pressure trigger
+/// are armed: the scope is dropped and the daemon lives on without a wake-up spin (its CPU time
+/// over the next 2 s stays under 0.2 s); the cgroup created again is armed again and its fast
+/// allocator is stopped by SIGTERM with the kernel's oom_kill at 0.
+fn v2_removed(kernel: &str) {
+    let Some(g) = run("v2_removed", kernel, 120) else {
+        return;
+    };
+    g.expect_pass();
+    g.expect_kv("removed", "yes");
+    g.expect_kv("rearmed", "v2_events,cgroup_psi");
+    g.expect_kv("status", "143");
+    g.expect_kv("oom_kill", "0");
+    g.expect_kv("daemon", "alive");
+}
+on_both_kernels!(v2_removed);
+
 /// system_oom: on a 384M guest without swap, page cache larger than RAM makes no kill; a fast
 /// allocator growing past RAM is SIGTERMed by oomward (not the kernel: vmstat oom_kill 0), and
 /// a small bystander survives.
