@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, KillUnit, UnderOom};
-use crate::events::{ArmedSet, Events, Source, Spec};
+use crate::events::{ArmError, ArmedSet, Events, Source, Spec};
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::policy::Policy;
 use crate::probe::Host;
@@ -56,7 +56,8 @@ struct ScopeState {
     /// An action or a `no_candidate` was reported in this episode (level left `ok`).
     reported: bool,
     oom_kill_seen: Option<u64>,
-    oom_events_seen: Option<crate::watch::OomCounts>,
+    /// A cgroup's OOM counts at the last sample.
+    oom_counts_seen: Option<crate::watch::OomCounts>,
     kernel_kill_at: Option<Instant>,
     under_oom_since: Option<Instant>,
     /// When this scope's last victim exited.
@@ -412,10 +413,9 @@ impl Enforcer {
             cg.read_failing = false;
             let cfg = &self.config.cgroups[cg.config_index];
             let own = sample.own();
-            let kernel_killed = cg
-                .state
-                .oom_kill_seen
-                .is_some_and(|seen| own.oom_kill > seen);
+            let counts = sample.oom_counts();
+            let seen = cg.state.oom_counts_seen.replace(counts);
+            let kernel_killed = seen.is_some_and(|seen| counts.kill_rose_since(&seen));
             if kernel_killed {
                 cg.state.kernel_kill_at = Some(now);
                 log.log(
@@ -427,7 +427,6 @@ impl Enforcer {
                         .as_str(),
                 );
             }
-            cg.state.oom_kill_seen = Some(own.oom_kill);
             let mut level = Level::Ok;
             let mut fill = 0.0;
             if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
@@ -439,15 +438,9 @@ impl Enforcer {
                 headroom = min_opt(headroom, th.headroom(avail));
             }
             // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
-            let oom_counts = sample.oom_counts();
-            if cg
-                .state
-                .oom_events_seen
-                .is_some_and(|seen| oom_counts.rose_since(&seen))
-            {
+            if seen.is_some_and(|seen| counts.oom_rose_since(&seen)) {
                 level = Level::Kill;
             }
-            cg.state.oom_events_seen = Some(oom_counts);
             // A rescue waits a moment after the previous victim exited: the tasks waiting in
             // the OOM need to run before `under_oom` can clear.
             let settled = cg
@@ -460,8 +453,11 @@ impl Enforcer {
                 cg.events = None;
                 cg.armed_for = None;
                 cg.oom_armed = false;
-            } else if let Some(events) = &self.events {
-                arm_cgroup(events, &self.host, cg, &sample, cfg, log);
+            } else if let Some(events) = &self.events
+                && arm_cgroup(events, &self.host, cg, &sample, cfg, log)
+            {
+                // Out of descriptors: the process table gives some back.
+                self.table.give_back_fds();
             }
             hang_prone |=
                 own.oom_kill_disable && cfg.on_under_oom == UnderOom::Kill && !cg.oom_armed;
@@ -686,7 +682,13 @@ impl Enforcer {
         }
         let mut set = ArmedSet::new(events.clone());
         let spec = psi_spec(self.host.path("/proc/pressure/memory"));
-        match set.arm("psi", &spec, true) {
+        let armed = set.arm("psi", &spec, true);
+        // Failed for a passing reason (out of descriptors): try again next round.
+        let retry = armed.as_ref().is_err_and(|e| !e.is_permanent());
+        if armed.as_ref().is_err_and(ArmError::is_out_of_fds) {
+            self.table.give_back_fds();
+        }
+        match armed {
             Ok(false) => {}
             Ok(true) => log.log(
                 Severity::Info,
@@ -710,7 +712,9 @@ impl Enforcer {
             }
             Err(_) => {}
         }
-        self.system_events = Some(set);
+        if !retry {
+            self.system_events = Some(set);
+        }
     }
 
     /// Says which scope's PSI trigger fired, with its pressure now: a machine or container
@@ -1135,7 +1139,8 @@ fn source_bit(source: Source) -> u8 {
 /// cgroup: v1 usage thresholds at the term and kill levels on each limited cgroup of its path,
 /// and the OOM notification; v2 its `memory.events`, each limited ancestor's
 /// `memory.events.local` and a `memory.pressure` trigger. Unavailable sources are reported once
-/// and left to polling.
+/// and left to polling; those that failed for a passing reason are tried again next round.
+/// Returns true when arming ran out of descriptors.
 fn arm_cgroup(
     events: &Events,
     host: &Host,
@@ -1143,9 +1148,9 @@ fn arm_cgroup(
     sample: &CgroupSample,
     cfg: &crate::config::WatchedCgroup,
     log: &mut Logger,
-) {
+) -> bool {
     let Some(hier) = &host.memory else {
-        return;
+        return false;
     };
     if cg.events.as_mut().is_some_and(ArmedSet::prune_dropped) {
         // The poller gave up on a source (its file broke): arm what is still wanted again.
@@ -1155,11 +1160,11 @@ fn arm_cgroup(
     // is flips as they fill, and re-arming at each flip would churn registrations.
     let want = sample.limits_fingerprint();
     if cg.armed_for == Some(want) {
-        return;
+        return false;
     }
     cg.armed_for = Some(want);
     let Some(own_dir) = hier.dir(&host.root, &cg.path) else {
-        return;
+        return false;
     };
     let mut wants: Vec<(String, Spec)> = Vec::new();
     match hier.version {
@@ -1214,6 +1219,7 @@ fn arm_cgroup(
     set.retain(|k| wants.iter().any(|(w, _)| w == k));
     let mut armed: Vec<&'static str> = Vec::new();
     let mut retry = false;
+    let mut out_of_fds = false;
     for (key, spec) in &wants {
         let source = spec.source(false);
         match set.arm(key, spec, false) {
@@ -1226,6 +1232,7 @@ fn arm_cgroup(
             Err(e) => {
                 // Out of descriptors or memory now: try again next round.
                 retry |= !e.is_permanent();
+                out_of_fds |= e.is_out_of_fds();
                 if cg.unavailable & source_bit(source) == 0 {
                     cg.unavailable |= source_bit(source);
                     log.log(
@@ -1256,4 +1263,5 @@ fn arm_cgroup(
                 .as_str(),
         );
     }
+    out_of_fds
 }

@@ -125,6 +125,11 @@ pub enum ArmError {
 }
 
 impl ArmError {
+    /// True when this process or the machine ran out of descriptors.
+    pub fn is_out_of_fds(&self) -> bool {
+        matches!(self, ArmError::Io { source, .. } if sys::is_out_of_fds(source))
+    }
+
     /// True when arming again cannot work: the kernel has no such source, or refuses it to us.
     /// Anything else (out of descriptors or memory) may pass, so the source is tried again.
     pub fn is_permanent(&self) -> bool {

@@ -75,22 +75,24 @@ impl CgroupSample {
         &self.chain[0].1
     }
 
-    /// v2: the OOMs that hit this cgroup's memory: at its own limit or below (its
-    /// `memory.events` `oom`), and at the limit of any limited ancestor (their
-    /// `memory.events.local` counts: a subtree's count would include every sibling's). A rise
-    /// of either, with the same ancestors limited, means a task of the cgroup may be in OOM now.
+    /// The kernel's OOM counts that matter to this cgroup: its own `oom` (v2 `memory.events`,
+    /// its subtree: a rise means a task of the cgroup is in OOM now) and the kernel's OOM kills
+    /// in its OOM domain (its own `oom_kill` and every limited ancestor's, whose counts include
+    /// their whole subtree: a kill in a sibling under the same limit frees memory for it too).
+    /// An ancestor's OOM is not counted as the cgroup's own: it may be a sibling's, and acting
+    /// in this cgroup then would kill the wrong process; the path's least headroom already
+    /// shows an ancestor that is full.
     pub fn oom_counts(&self) -> OomCounts {
-        let mut ancestors = 0u64;
+        let own = self.own();
+        let mut kills = own.oom_kill;
         let mut which = FINGERPRINT_SEED;
         for (i, _, m, _) in self.limited().filter(|&(i, ..)| i > 0) {
-            if let Some(n) = m.oom_events_local {
-                ancestors = ancestors.saturating_add(n);
-                which = mix(which, i as u64);
-            }
+            kills = kills.saturating_add(m.oom_kill);
+            which = mix(which, i as u64);
         }
         OomCounts {
-            own: self.own().oom_events,
-            ancestor: (which != FINGERPRINT_SEED).then_some((which, ancestors)),
+            oom: own.oom_events,
+            kills: (which, kills),
         }
     }
 
@@ -130,20 +132,22 @@ fn trigger_limit(m: &CgroupMemory) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OomCounts {
     /// The cgroup's own `memory.events` `oom` (its subtree).
-    pub own: u64,
-    /// The limited ancestors that report `memory.events.local` (a fingerprint of which) and
-    /// the sum of their `oom` counts.
-    pub ancestor: Option<(u64, u64)>,
+    pub oom: u64,
+    /// Which limited ancestors are summed (a fingerprint), and the sum of their `oom_kill`
+    /// counts and the cgroup's own.
+    pub kills: (u64, u64),
 }
 
 impl OomCounts {
-    /// Whether an OOM happened since `before` (a change of limiting ancestor is not one).
-    pub fn rose_since(&self, before: &OomCounts) -> bool {
-        let ancestor = match (self.ancestor, before.ancestor) {
-            (Some((i, now)), Some((j, then))) => i == j && now > then,
-            _ => false,
-        };
-        self.own > before.own || ancestor
+    /// Whether the cgroup (or a descendant) met an OOM since `before`.
+    pub fn oom_rose_since(&self, before: &OomCounts) -> bool {
+        self.oom > before.oom
+    }
+
+    /// Whether the kernel OOM-killed in the cgroup's domain since `before` (a change of which
+    /// ancestors are limited is not a kill).
+    pub fn kill_rose_since(&self, before: &OomCounts) -> bool {
+        self.kills.0 == before.kills.0 && self.kills.1 > before.kills.1
     }
 }
 
@@ -398,17 +402,29 @@ mod tests {
     }
 
     #[test]
-    fn an_oom_counts_when_its_own_count_or_the_same_limiting_ancestors_rises() {
-        let counts = |own, ancestor| OomCounts { own, ancestor };
-        let before = counts(2, Some((1, 5)));
-        assert!(!counts(2, Some((1, 5))).rose_since(&before));
-        assert!(counts(3, Some((1, 5))).rose_since(&before));
-        assert!(counts(2, Some((1, 6))).rose_since(&before));
-        // Another ancestor got a limit: its old count is no news.
-        assert!(!counts(2, Some((2, 40))).rose_since(&before));
-        // The cgroup's own limit took over, or an old kernel without `.local`.
-        assert!(!counts(2, None).rose_since(&before));
-        assert!(!counts(2, Some((1, 9))).rose_since(&counts(2, None)));
+    fn a_kill_counts_in_the_whole_domain_an_oom_only_in_the_cgroup_itself() {
+        const MIB: u64 = 1 << 20;
+        let level = |max: Option<u64>, oom_events, oom_kill| CgroupMemory {
+            max,
+            oom_events,
+            oom_kill,
+            ..CgroupMemory::default()
+        };
+        let sample = |own: CgroupMemory, pod: CgroupMemory| CgroupSample {
+            chain: vec![("/pod/a".into(), own), ("/pod".into(), pod)],
+            ..CgroupSample::default()
+        };
+        let before = sample(level(None, 0, 0), level(Some(256 * MIB), 3, 1)).oom_counts();
+        // A sibling's OOM at the pod's limit: a kill in the domain, not an OOM of this cgroup.
+        let sibling = sample(level(None, 0, 0), level(Some(256 * MIB), 4, 2)).oom_counts();
+        assert!(!sibling.oom_rose_since(&before));
+        assert!(sibling.kill_rose_since(&before));
+        // Its own OOM.
+        let own = sample(level(None, 1, 0), level(Some(256 * MIB), 4, 1)).oom_counts();
+        assert!(own.oom_rose_since(&before));
+        // The pod's limit lifted: its old kill count is no news.
+        let unlimited = sample(level(None, 0, 0), level(None, 0, 9)).oom_counts();
+        assert!(!unlimited.kill_rose_since(&before));
     }
 
     #[test]

@@ -501,8 +501,6 @@ fn v2_cgroup_memory_fields() {
     assert_eq!(w.swappiness, 30);
     // memory.events: oom 2, oom_kill 3, oom_group_kill 1
     assert_eq!(w.oom_events, 2);
-    // memory.events.local: the OOMs at its own limit, not its subtree's
-    assert_eq!(w.oom_events_local, Some(1));
     assert_eq!(w.oom_kill, 3);
     assert!(w.oom_group);
     assert!(!w.under_oom);
@@ -516,8 +514,6 @@ fn v2_cgroup_memory_fields() {
     assert!(job.swap_accounted);
     assert_eq!(job.swap_max, None);
     assert_eq!((job.oom_events, job.oom_kill), (0, 0));
-    // A kernel before 5.2 has no memory.events.local.
-    assert_eq!(job.oom_events_local, None);
     assert!(!job.oom_group);
 
     // The v2 root has no memory.current, memory.max or memory.swap.max.

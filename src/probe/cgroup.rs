@@ -354,9 +354,6 @@ pub struct CgroupMemory {
     pub under_oom: bool,
     /// v2 `memory.events` `oom` count.
     pub oom_events: u64,
-    /// v2 `memory.events.local` `oom` count: OOMs at this cgroup's own limit only (the count
-    /// of `memory.events` includes every descendant's). `None` before Linux 5.2 and on v1.
-    pub oom_events_local: Option<u64>,
     /// Kernel OOM kills in this cgroup (v1 `oom_control` `oom_kill`, v2 `memory.events` `oom_kill`).
     pub oom_kill: u64,
     /// v2 `memory.oom.group`.
@@ -484,9 +481,6 @@ impl CgroupMemory {
                     m.oom_events = flat_keyed(ev, "oom").unwrap_or(0);
                     m.oom_kill = flat_keyed(ev, "oom_kill").unwrap_or(0);
                 }
-                m.oom_events_local = files
-                    .text("memory.events.local")?
-                    .and_then(|ev| flat_keyed(ev, "oom"));
                 m.oom_group = files
                     .text("memory.oom.group")?
                     .is_some_and(|t| t.trim() == "1");

@@ -86,8 +86,10 @@ pub struct ProcessTable {
     refresh_at: usize,
     /// `/proc/loadavg`, whose last field is the last pid allocated.
     loadavg: Option<KeptFile>,
-    /// That pid at the last listing of /proc, and the pass it was made in.
-    listed_at: Option<(i32, u64)>,
+    /// That pid at the last listing of /proc, the pass it was made in, and whether the listing
+    /// before it saw the same pid (a task whose pid was just allocated may not be in /proc yet:
+    /// only a second listing at the same pid is trusted to hold every process).
+    listed_at: Option<(i32, u64, bool)>,
 }
 
 impl ProcessTable {
@@ -127,7 +129,7 @@ impl ProcessTable {
             .ok()
             .and_then(|t| t.split_ascii_whitespace().last()?.parse::<i32>().ok());
         match (last_pid, self.listed_at) {
-            (Some(now), Some((then, pass)))
+            (Some(now), Some((then, pass, true)))
                 if now == then && self.pass - pass < LIST_AT_LEAST_EVERY =>
             {
                 None
@@ -158,10 +160,13 @@ impl ProcessTable {
         if let Some(last_pid) = self.must_list(host) {
             // Read before the listing: a pid allocated during it makes the next pass list.
             if let Err(e) = super::process::list_pids_into(host, &mut pids) {
+                // A partial list: the next pass lists again.
+                self.listed_at = None;
                 self.pids = pids;
                 return Err(e);
             }
-            self.listed_at = (last_pid >= 0).then_some((last_pid, self.pass));
+            let confirmed = self.listed_at.is_some_and(|(pid, ..)| pid == last_pid);
+            self.listed_at = (last_pid >= 0).then_some((last_pid, self.pass, confirmed));
         }
         out.listed = pids.len();
         self.bounds.clear();
@@ -286,6 +291,9 @@ impl ProcessTable {
     /// of descriptors): halves the budget and closes what is held beyond it. Those processes'
     /// scores are then opened and read by path each pass.
     pub fn give_back_fds(&mut self) {
+        if self.fds_open == 0 {
+            return;
+        }
         self.fd_budget = self.fds_open / 2;
         let mut over = self.fds_open.saturating_sub(self.fd_budget);
         for e in self.entries.values_mut() {
@@ -312,7 +320,12 @@ impl ProcessTable {
     ) -> bool {
         let snap = match read_process_with(host, pid, cmdline) {
             Ok(Some((snap, _))) => snap,
-            _ => {
+            failed => {
+                if failed.is_err() {
+                    // There but unreadable now (out of descriptors, say): it leaves the pid
+                    // list, so the next pass must list /proc again to find it.
+                    self.listed_at = None;
+                }
                 if let Some(e) = self.entries.remove(&pid)
                     && e.fd.is_some()
                 {
