@@ -72,8 +72,8 @@ struct CgroupScope {
     state: ScopeState,
     /// Kernel event sources armed for this cgroup (disarmed when it is dropped).
     events: Option<ArmedSet>,
-    /// What they were armed for: (index of the limiting cgroup in the chain, limit, term
-    /// bytes, kill bytes); re-armed when it changes.
+    /// What they were armed for ([`CgroupSample::limits_fingerprint`]: the limited cgroups of
+    /// its path and their limits); re-armed when it changes, or when arming is to be retried.
     armed_for: Option<u64>,
     /// Sources already reported as unavailable (a bit per `Source`), to say it once.
     unavailable: u8,

@@ -135,16 +135,15 @@ impl ArmError {
     pub fn is_permanent(&self) -> bool {
         match self {
             ArmError::Io { source, .. } => {
+                // ENOENT, EACCES/EPERM, EINVAL, EOPNOTSUPP/ENOSYS by kind; ENODEV (a removed
+                // cgroup's file) has no kind of its own.
                 matches!(
                     source.kind(),
                     io::ErrorKind::NotFound
                         | io::ErrorKind::PermissionDenied
                         | io::ErrorKind::InvalidInput
                         | io::ErrorKind::Unsupported
-                ) || matches!(
-                    source.raw_os_error(),
-                    Some(libc::ENODEV | libc::EOPNOTSUPP | libc::EINVAL | libc::EPERM)
-                )
+                ) || source.raw_os_error() == Some(libc::ENODEV)
             }
             ArmError::NoPoller => true,
         }
@@ -539,6 +538,29 @@ impl Drop for ArmedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_missing_or_refused_source_is_given_up() {
+        let err = |code| ArmError::Io {
+            path: "/sys/fs/cgroup/app/memory.pressure".into(),
+            source: io::Error::from_raw_os_error(code),
+        };
+        for code in [
+            libc::ENOENT,
+            libc::EACCES,
+            libc::EPERM,
+            libc::EINVAL,
+            libc::EOPNOTSUPP,
+            libc::ENODEV,
+        ] {
+            assert!(err(code).is_permanent(), "errno {code}");
+        }
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
+            assert!(!err(code).is_permanent(), "errno {code}");
+        }
+        assert!(err(libc::EMFILE).is_out_of_fds());
+        assert!(!err(libc::ENOMEM).is_out_of_fds());
+    }
 
     #[test]
     fn specs_name_their_sources() {
