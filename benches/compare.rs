@@ -1,14 +1,17 @@
 //! oomward beside its peers, on this machine, in one run: Debian's earlyoom for the idle cost
-//! and the ranking pass, the kernel's OOM killer for the race and the hang. Prints one table;
+//! (with oomward watching the system, 100 idle cgroups or one) and the ranking pass, the
+//! kernel's OOM killer for the race, the respawning workers and the hang. Prints one table;
 //! each figure is a median (and p99 where it is a latency) with the ratio to the peer measured
 //! in the same run. Run it with `bash benches/run.sh` (it fetches earlyoom and builds the
-//! release binaries); `cargo bench --bench compare -- SECTION...` runs some of `idle`, `rank`,
-//! `race`, `rescue`.
+//! release binaries); `cargo bench --bench compare -- SECTION...` runs some of `idle`,
+//! `idle_cgroups`, `rank`, `race`, `respawn`, `rescue`.
 //!
 //! Memory pressure is made only inside memory cgroups with a limit (cgroup v1 on this machine),
 //! never machine-wide; every cgroup and process the bench makes is removed at its end.
 
+use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,11 +38,17 @@ fn main() {
     if on("idle") {
         idle(&bins, &mut table);
     }
+    if on("idle_cgroups") {
+        idle_cgroups(&bins, &mut table);
+    }
     if on("rank") {
         rank_pass(&bins, &mut table);
     }
     if on("race") {
         race(&bins, &mut table);
+    }
+    if on("respawn") {
+        respawn(&bins, &mut table);
     }
     if on("rescue") {
         rescue(&bins, &mut table);
@@ -51,6 +60,8 @@ fn main() {
 struct Bins {
     oomward: PathBuf,
     memhog: PathBuf,
+    /// `examples/supervisor.rs`: checked only by the section that uses it.
+    supervisor: PathBuf,
     earlyoom: PathBuf,
 }
 
@@ -63,6 +74,7 @@ impl Bins {
         let bins = Bins {
             oomward: release.join("oomward"),
             memhog: release.join("examples/memhog"),
+            supervisor: release.join("examples/supervisor"),
             earlyoom,
         };
         for p in [&bins.oomward, &bins.memhog, &bins.earlyoom] {
@@ -257,14 +269,35 @@ struct Cgroup {
 
 impl Cgroup {
     fn create(name: &str, limit: u64) -> Cgroup {
+        Cgroup::at(
+            &format!("/oomward-bench-{name}-{}", std::process::id()),
+            Some(limit),
+        )
+    }
+
+    /// The cgroup at `path` of the memory hierarchy (its parent must exist), with a limit or
+    /// none.
+    fn at(path: &str, limit: Option<u64>) -> Cgroup {
         let host = Host::discover(Path::new("/")).expect("read the host");
         let hier = host.memory.expect("a memory cgroup hierarchy");
-        let path = format!("/oomward-bench-{name}-{}", std::process::id());
         let dir = Path::new(&hier.mount_point).join(path.trim_start_matches('/'));
         std::fs::create_dir(&dir).expect("create the bench cgroup (root, cgroup v1)");
-        let cg = Cgroup { dir, path };
-        cg.write("memory.limit_in_bytes", &limit.to_string());
+        let cg = Cgroup {
+            dir,
+            path: path.to_string(),
+        };
+        if let Some(limit) = limit {
+            cg.write("memory.limit_in_bytes", &limit.to_string());
+        }
         cg
+    }
+
+    /// `/oomward-bench-NAME-PID` without a limit (a parent for limited children).
+    fn create_unlimited(name: &str) -> Cgroup {
+        Cgroup::at(
+            &format!("/oomward-bench-{name}-{}", std::process::id()),
+            None,
+        )
     }
 
     fn write(&self, file: &str, value: &str) {
@@ -369,28 +402,18 @@ fn idle(bins: &Bins, table: &mut Table) {
     );
     std::thread::sleep(Duration::from_secs(2));
     let (op, ep) = (ours.0.id(), peer.0.id());
-    let mut cpu = (Vec::new(), Vec::new());
-    let mut wake = (Vec::new(), Vec::new());
-    for _ in 0..6 {
-        let before = (cpu_ns(op), cpu_ns(ep), wakeups(op), wakeups(ep));
-        std::thread::sleep(Duration::from_secs(10));
-        // Per minute.
-        cpu.0.push((cpu_ns(op) - before.0) as f64 * 6.0 / 1e6);
-        cpu.1.push((cpu_ns(ep) - before.1) as f64 * 6.0 / 1e6);
-        wake.0.push((wakeups(op) - before.2) as f64 * 6.0);
-        wake.1.push((wakeups(ep) - before.3) as f64 * 6.0);
-    }
+    let (cpu, wake) = idle_windows(&[op, ep], 6);
     table.row(
         "idle CPU time per minute",
-        median(&cpu.0),
-        Some(median(&cpu.1)),
+        median(&cpu[0]),
+        Some(median(&cpu[1])),
         "ms",
         "<= 1.0",
     );
     table.row(
         "idle wake-ups per minute",
-        median(&wake.0),
-        Some(median(&wake.1)),
+        median(&wake[0]),
+        Some(median(&wake[1])),
         "",
         "<= 0.5",
     );
@@ -407,6 +430,193 @@ fn idle(bins: &Bins, table: &mut Table) {
         Some(status_kb(ep, "RssAnon") as f64 / 1024.0),
         "MiB",
         "-",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1b. Idle, watching idle cgroups
+// ---------------------------------------------------------------------------------------------
+
+/// CPU time (ms) and wake-ups per minute of each of `pids` over `windows` windows of 10 s,
+/// side by side: one list per pid of each. CPU from schedstat, wake-ups as context switches.
+fn idle_windows(pids: &[u32], windows: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut cpu = vec![Vec::new(); pids.len()];
+    let mut wake = vec![Vec::new(); pids.len()];
+    for _ in 0..windows {
+        let before: Vec<(u64, u64)> = pids.iter().map(|&p| (cpu_ns(p), wakeups(p))).collect();
+        std::thread::sleep(Duration::from_secs(10));
+        for (i, &p) in pids.iter().enumerate() {
+            // Per minute.
+            cpu[i].push(cpu_ns(p).saturating_sub(before[i].0) as f64 * 6.0 / 1e6);
+            wake[i].push(wakeups(p).saturating_sub(before[i].1) as f64 * 6.0);
+        }
+    }
+    (cpu, wake)
+}
+
+/// A process asleep in `cg` (`sleep 3600`, which joins the cgroup between fork and exec): an
+/// idle member that never wakes. Killed and reaped on drop.
+fn sleeper(cg: &Cgroup) -> Running {
+    let procs = CString::new(cg.procs()).expect("a path without NUL");
+    let mut cmd = Command::new("sleep");
+    cmd.arg("3600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: runs in the child between fork and exec and makes only async-signal-safe system
+    // calls (open, write, close) on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0": the writing process itself.
+            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if n == 1 { Ok(()) } else { Err(err) }
+        });
+    }
+    Running(cmd.spawn().expect("start sleep in a bench cgroup"))
+}
+
+/// A parent cgroup without a limit and `n` children `c000`.. with a 256 MiB limit and one
+/// sleeping process each. Fields drop in order: the sleepers (killed and reaped), the
+/// children, the parent.
+struct IdleTree {
+    _sleepers: Vec<Running>,
+    children: Vec<Cgroup>,
+    parent: Cgroup,
+}
+
+impl IdleTree {
+    fn create(n: usize) -> IdleTree {
+        let mut tree = IdleTree {
+            _sleepers: Vec::new(),
+            children: Vec::new(),
+            parent: Cgroup::create_unlimited("idle"),
+        };
+        for i in 0..n {
+            let cg = Cgroup::at(&format!("{}/c{i:03}", tree.parent.path), Some(256 * MIB));
+            tree._sleepers.push(sleeper(&cg));
+            tree.children.push(cg);
+        }
+        tree
+    }
+}
+
+/// Descriptors open in `pid`.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// oomward watching 100 idle v1 cgroups (256 MiB each, one sleeping process in each, one
+/// `[[cgroup]]` glob, the system scope off) and, in the same 60 s, oomward watching one of
+/// them (its exact path) and earlyoom at its defaults on the system: CPU time and wake-ups per
+/// minute, measured as `idle` measures them.
+fn idle_cgroups(bins: &Bins, table: &mut Table) {
+    const N: usize = 100;
+    println!(
+        "\n== idle_cgroups: oomward watching {N} idle cgroups, and one, beside earlyoom (system), 60 s"
+    );
+    let tree = IdleTree::create(N);
+    let config = |path: &str| {
+        format!(
+            "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[[cgroup]]\npath = \"{path}\"\n"
+        )
+    };
+    let (dir_many, dir_one) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let (many, log_many) = start_oomward(
+        bins,
+        dir_many.path(),
+        &config(&format!("{}/*", tree.parent.path)),
+    );
+    let (one, log_one) = start_oomward(bins, dir_one.path(), &config(&tree.children[0].path));
+    let peer = Running(
+        Command::new(&bins.earlyoom)
+            .args(["-r", "3600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start earlyoom"),
+    );
+    wait_for_count(&log_many, "event=scope_added", N, Duration::from_secs(20));
+    wait_for_count(&log_one, "event=scope_added", 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    let pids = [many.0.id(), one.0.id(), peer.0.id()];
+    let (cpu, wake) = idle_windows(&pids, 6);
+    let label = format!("{N} idle cgroups");
+    table.row(
+        &format!("idle CPU time per minute, oomward watching {label} vs earlyoom (system)"),
+        median(&cpu[0]),
+        Some(median(&cpu[2])),
+        "ms",
+        "<= 2.0",
+    );
+    table.row(
+        &format!("idle wake-ups per minute, oomward watching {label} vs earlyoom (system)"),
+        median(&wake[0]),
+        Some(median(&wake[2])),
+        "",
+        "<= 2.0",
+    );
+    table.row(
+        "idle CPU time per minute, oomward watching 1 idle cgroup vs earlyoom (system)",
+        median(&cpu[1]),
+        Some(median(&cpu[2])),
+        "ms",
+        "-",
+    );
+    table.row(
+        "idle wake-ups per minute, oomward watching 1 idle cgroup vs earlyoom (system)",
+        median(&wake[1]),
+        Some(median(&wake[2])),
+        "",
+        "-",
+    );
+    println!(
+        "  oomward with {label}: VmRSS {:.2} MiB, {} descriptors; with 1: VmRSS {:.2} MiB, {} descriptors",
+        status_kb(pids[0], "VmRSS") as f64 / 1024.0,
+        fds(pids[0]),
+        status_kb(pids[1], "VmRSS") as f64 / 1024.0,
+        fds(pids[1]),
+    );
+    let killed = [&log_many, &log_one]
+        .iter()
+        .map(|l| count_lines(l, &["event=term ", "event=kill "]))
+        .sum::<usize>();
+    if killed > 0 {
+        println!("  warning: the idle daemons signalled {killed} processes");
+    }
+    // The daemons end before the tree goes.
+    drop((many, one, peer));
+    drop(tree);
+}
+
+/// Lines of `file` containing any of `needles`.
+fn count_lines(file: &Path, needles: &[&str]) -> usize {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| needles.iter().any(|n| l.contains(n)))
+        .count()
+}
+
+fn wait_for_count(file: &Path, needle: &str, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if count_lines(file, &[needle]) >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "fewer than {n} {needle:?} lines in {} within {timeout:?}",
+        file.display()
     );
 }
 
@@ -692,6 +902,145 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::Exit
         }
         std::thread::sleep(Duration::from_micros(500));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Respawning workers
+// ---------------------------------------------------------------------------------------------
+
+/// What one respawn run saw.
+#[derive(Debug, Default, Clone, Copy)]
+struct RespawnRun {
+    /// The kernel's OOM kills in the cgroup (memory.oom_control `oom_kill`).
+    kernel: u64,
+    /// oomward's victims: its decision lines (`event=term`, `event=kill`).
+    ours: usize,
+    /// The supervisor's counts, from its last line; None if it did not print one (it died).
+    restarts: Option<u64>,
+    term: u64,
+    kill: u64,
+    other: u64,
+}
+
+/// The respawning-workers race: the supervisor (in the cgroup itself, `--join`) keeps two
+/// `memhog --rate 0 --grow 600` workers alive in a 256 MiB v1 memcg for 10 s, restarting each
+/// the moment it dies; five runs with oomward watching the cgroup (default thresholds, grace
+/// 1 s) and five with the kernel alone. Figures per 10 s, medians: the kernel's OOM kills
+/// (target 0 with oomward), oomward's kills, the supervisor's restarts.
+/// `OOMWARD_BENCH_RESPAWN=N` runs each side N times (default 5).
+fn respawn(bins: &Bins, table: &mut Table) {
+    assert!(
+        bins.supervisor.exists(),
+        "{} is missing: run the bench with `bash benches/run.sh`",
+        bins.supervisor.display()
+    );
+    let runs: usize = std::env::var("OOMWARD_BENCH_RESPAWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let secs = 10;
+    let mut medians = Vec::new();
+    for daemon in [true, false] {
+        let who = if daemon {
+            "oomward"
+        } else {
+            "the kernel alone"
+        };
+        println!(
+            "\n== respawn: 2 respawned fast allocators in a 256 MiB memcg, {runs} runs of {secs} s, {who}"
+        );
+        let mut all = Vec::new();
+        for run in 0..runs {
+            let r = respawn_run(bins, daemon, secs);
+            println!("run {run}: {r:?}");
+            all.push(r);
+        }
+        let med = |f: &dyn Fn(&RespawnRun) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+        let died = all.iter().filter(|r| r.restarts.is_none()).count();
+        if died > 0 {
+            println!("  the supervisor itself died in {died} of {runs} runs");
+        }
+        medians.push((
+            med(&|r| r.kernel as f64),
+            med(&|r| r.ours as f64),
+            med(&|r| r.restarts.map_or(f64::NAN, |n| n as f64)),
+            died,
+        ));
+    }
+    let (ours, kernel) = (medians[0], medians[1]);
+    table.row(
+        "respawn: kernel OOM kills per 10 s, with oomward vs the kernel alone",
+        ours.0,
+        Some(kernel.0),
+        "",
+        "0",
+    );
+    table.row("respawn: oomward's kills per 10 s", ours.1, None, "", "-");
+    table.row(
+        "respawn: supervisor restarts per 10 s, with oomward vs the kernel alone",
+        ours.2,
+        Some(kernel.2),
+        "",
+        "-",
+    );
+    table.row(
+        &format!(
+            "respawn: runs where the supervisor died, of {runs}, with oomward vs the kernel alone"
+        ),
+        ours.3 as f64,
+        Some(kernel.3 as f64),
+        "",
+        "0",
+    );
+}
+
+fn respawn_run(bins: &Bins, daemon: bool, secs: u64) -> RespawnRun {
+    let cg = Cgroup::create("respawn", 256 * MIB);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let oomward = daemon.then(|| {
+        let config = format!(
+            "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[kill]\ngrace = \"1s\"\n[[cgroup]]\npath = \"{}\"\n",
+            cg.path
+        );
+        let (running, log) = start_oomward(bins, dir.path(), &config);
+        wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
+        (running, log)
+    });
+    let mut sup = Command::new(&bins.supervisor)
+        .args(["--workers", "2", "--seconds", &secs.to_string()])
+        .args(["--cgroup-procs", &cg.procs(), "--join", "--"])
+        .arg(&bins.memhog)
+        .args(["--rate", "0", "--grow", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the supervisor");
+    let status = wait_child(&mut sup, Duration::from_secs(secs + 20));
+    let mut out = String::new();
+    if let Some(mut s) = sup.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    let mut r = RespawnRun {
+        kernel: cg.keyed("memory.oom_control", "oom_kill"),
+        ours: oomward.as_ref().map_or(0, |(_, log)| {
+            count_lines(log, &["event=term ", "event=kill "])
+        }),
+        ..RespawnRun::default()
+    };
+    if let Some(line) = out.lines().find_map(|l| l.strip_prefix("supervisor ")) {
+        let kv = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k)?.strip_prefix('=')?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        r.restarts = Some(kv("restarts"));
+        (r.term, r.kill, r.other) = (kv("term"), kv("kill"), kv("other"));
+    } else {
+        println!("  the supervisor printed no counts (status {status:?})");
+    }
+    // The daemon ends before the cgroup goes (its processes are killed by the drop).
+    drop(oomward);
+    r
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs oomward's benchmark (benches/compare.rs) beside its peers, printing one table:
-#   bash benches/run.sh [idle] [rank] [race] [rescue]      (default: all, about 6 minutes)
+#   bash benches/run.sh [idle] [idle_cgroups] [rank] [race] [respawn] [rescue]
+#   (default: all, about 9 minutes)
 # Needs root and a cgroup-v1 memory controller (the race and the hang run inside memory
 # cgroups with a limit; the machine as a whole is never short of memory).
 # Debian's earlyoom is fetched by package name and unpacked under target/bench-cache, not
@@ -21,5 +22,5 @@ if [ ! -x "$cache/earlyoom/usr/bin/earlyoom" ]; then
 fi
 export OOMWARD_EARLYOOM="$PWD/$cache/earlyoom/usr/bin/earlyoom"
 echo "earlyoom: $("$OOMWARD_EARLYOOM" -v 2>&1 | head -n1)"
-cargo build --release --bin oomward --example memhog
+cargo build --release --bin oomward --example memhog --example supervisor
 cargo bench --bench compare -- "$@"

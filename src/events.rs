@@ -46,6 +46,8 @@ pub enum Source {
     CgroupPsi,
     /// The machine's `/proc/pressure/memory` trigger fired.
     SystemPsi,
+    /// A cgroup was made or removed below a watched glob's literal prefix (inotify).
+    CgroupTree,
 }
 
 impl Source {
@@ -57,6 +59,7 @@ impl Source {
             Source::V2Events => "v2_events",
             Source::CgroupPsi => "cgroup_psi",
             Source::SystemPsi => "system_psi",
+            Source::CgroupTree => "cgroup_tree",
         }
     }
 }
@@ -93,6 +96,11 @@ pub enum Spec {
         /// The window (0.5–10 s; a multiple of 2 s without CAP_SYS_RESOURCE).
         window: Duration,
     },
+    /// Subdirectories made or removed in any of these cgroup directories.
+    Tree {
+        /// The directories.
+        dirs: Vec<PathBuf>,
+    },
 }
 
 impl Spec {
@@ -104,6 +112,7 @@ impl Spec {
             Spec::V2Events { .. } => Source::V2Events,
             Spec::Psi { .. } if system => Source::SystemPsi,
             Spec::Psi { .. } => Source::CgroupPsi,
+            Spec::Tree { .. } => Source::CgroupTree,
         }
     }
 }
@@ -166,6 +175,8 @@ enum Clear {
     Psi,
     /// A kernfs file (`memory.events`): POLLPRI|POLLERR until read again.
     Kernfs,
+    /// An inotify instance: readable until its events are read.
+    Drain,
 }
 
 /// One armed source, owned by the poller.
@@ -193,12 +204,16 @@ impl Armed {
         match self.clear {
             Clear::Kernfs => V2_EVENTS_COALESCE,
             Clear::Eventfd | Clear::Psi => Duration::ZERO,
+            // A container start makes several directories at once: one look after them.
+            Clear::Drain => TREE_COALESCE,
         }
     }
 }
 
 /// See [`Armed::coalesce`].
 const V2_EVENTS_COALESCE: Duration = Duration::from_millis(5);
+/// See [`Armed::coalesce`].
+const TREE_COALESCE: Duration = Duration::from_millis(5);
 
 enum Ctl {
     Add(Box<Armed>),
@@ -324,6 +339,11 @@ fn open(spec: &Spec) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
             f.write_all(trigger.as_bytes()).map_err(io_at(file))?;
             Ok((OwnedFd::from(f), Vec::new(), Clear::Psi))
         }
+        Spec::Tree { dirs } => {
+            let at = dirs.first().map_or(Path::new("/"), PathBuf::as_path);
+            let fd = sys::inotify_dirs(dirs).map_err(io_at(at))?;
+            Ok((fd, Vec::new(), Clear::Drain))
+        }
     }
 }
 
@@ -376,7 +396,7 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
             }
             for &i in &polled {
                 let a = &armed[i];
-                fds.push((&a.fd, a.clear != Clear::Eventfd));
+                fds.push((&a.fd, !matches!(a.clear, Clear::Eventfd | Clear::Drain)));
             }
             if sys::poll_ready(&fds, timeout, &mut ready).is_err() {
                 std::thread::sleep(Duration::from_millis(10));
@@ -402,6 +422,7 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
                     Clear::Eventfd => sys::eventfd_read(&a.fd).map(|_| ()),
                     Clear::Psi => Ok(()),
                     Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
+                    Clear::Drain => sys::drain(&a.fd),
                 }
             };
             if cleared.is_err() {

@@ -156,6 +156,40 @@ pub fn pread_discard(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// A new inotify instance (non-blocking, close-on-exec) watching each directory of `dirs` for
+/// subdirectories made or removed: a cgroup tree's containers coming and going. Directories
+/// that are gone by now are skipped.
+pub fn inotify_dirs(dirs: &[std::path::PathBuf]) -> io::Result<OwnedFd> {
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+    let mask = WatchFlags::CREATE
+        | WatchFlags::DELETE
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::ONLYDIR;
+    for dir in dirs {
+        match inotify::add_watch(&fd, dir.as_path(), mask) {
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(fd)
+}
+
+/// Reads and discards whatever a non-blocking descriptor (an inotify instance) has pending.
+pub fn drain(fd: &OwnedFd) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::ENODEV)),
+            Ok(_) => {}
+            Err(rustix::io::Errno::AGAIN) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The number of a descriptor, for `cgroup.event_control` lines.
 pub fn raw(fd: &impl AsFd) -> i32 {
     fd.as_fd().as_raw_fd()

@@ -2,7 +2,7 @@
 //! `[[cgroup]]` glob in the live hierarchy (re-resolved as cgroups come and go).
 
 use crate::config::{Config, WatchedCgroup};
-use crate::probe::cgroup::{CgroupMemory, SWAPPINESS, parent};
+use crate::probe::cgroup::{CgroupFiles, CgroupMemory, SWAPPINESS, parent};
 use crate::probe::kept::KeptCgroupFiles;
 use crate::probe::kept::KeptFile;
 use crate::probe::meminfo::MemInfo;
@@ -30,7 +30,7 @@ pub fn resolve_cgroups(config: &Config, host: &Host) -> Vec<(String, usize)> {
 }
 
 /// The directory part of a glob before its first wildcard: `/kubepods/*/x` → `/kubepods`.
-fn literal_prefix(glob: &str) -> String {
+pub fn literal_prefix(glob: &str) -> String {
     let cut = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
     let dir = &glob[..cut];
     let dir = if cut < glob.len() {
@@ -217,6 +217,109 @@ pub fn sample_cgroup_into(
     out.chain.truncate(n);
     summarize(host, out, system_t, swap);
     Ok(())
+}
+
+/// A cheap look at a watched cgroup whose last sample was calm: one read of the usage of each
+/// limited cgroup on its path (`memory.current`, v1 `memory.usage_in_bytes`), no `memory.stat`.
+/// Since page cache only ever lowers the working set, `limit − usage` is a floor of what is
+/// available; when that floor stays above every term threshold the cgroup is still calm, and
+/// the returned bytes are the least distance to one. `None`: the floor is too close (or a read
+/// failed, or nothing is limited): take a full sample. The limits themselves are the last full
+/// sample's (a changed limit is seen at the next full sample).
+pub fn quick_headroom(
+    host: &Host,
+    files: &mut ChainFiles,
+    last: &CgroupSample,
+    cfg: &WatchedCgroup,
+) -> Option<u64> {
+    let usage_file = match host.memory.as_ref()?.version {
+        crate::probe::cgroup::CgroupVersion::V1 => "memory.usage_in_bytes",
+        crate::probe::cgroup::CgroupVersion::V2 => "memory.current",
+    };
+    let mut headroom: Option<u64> = None;
+    for (i, path, _, limit) in last.limited() {
+        let (p, f) = files.chain.get_mut(i)?;
+        if p != path {
+            return None;
+        }
+        let usage: u64 = f.text(usage_file).ok()??.trim().parse().ok()?;
+        let floor = limit.saturating_sub(usage);
+        let term = cgroup_thresholds(cfg, limit).term;
+        if floor <= term {
+            return None;
+        }
+        headroom = Some(headroom.map_or(floor - term, |h: u64| h.min(floor - term)));
+    }
+    headroom
+}
+
+/// Whether the last sample leaves every limited cgroup on the path below its usage threshold
+/// at the term level (`limit − term`; with `kill`, at the kill level): the v1 thresholds armed
+/// there fire on the way up, so the cgroup needs no timed look until then.
+pub fn below_usage_thresholds(sample: &CgroupSample, cfg: &WatchedCgroup, kill: bool) -> bool {
+    let mut any = false;
+    for (_, _, m, limit) in sample.limited() {
+        any = true;
+        let t = cgroup_thresholds(cfg, limit);
+        let below = if kill { t.kill } else { t.term };
+        if below == 0 || m.usage.saturating_add(below) >= limit {
+            return false;
+        }
+    }
+    any
+}
+
+/// The kernel's OOM kills in a v1 cgroup's whole subtree: its `memory.oom_control` counts only
+/// kills in the cgroup itself, so a domain's count is the sum over its descendants.
+pub fn v1_subtree_oom_kills(host: &Host, path: &str) -> Option<u64> {
+    let hier = host.memory.as_ref()?;
+    let mut total = 0u64;
+    for cg in hier.walk(&host.root, path) {
+        let Some(dir) = hier.dir(&host.root, &cg) else {
+            continue;
+        };
+        if let Ok(text) = std::fs::read_to_string(dir.join("memory.oom_control")) {
+            total = total.saturating_add(crate::probe::flat_keyed(&text, "oom_kill").unwrap_or(0));
+        }
+    }
+    Some(total)
+}
+
+/// The child of `domain` holding the most memory among those no watched scope covers (not
+/// within one, none within it): where the charge is when the watched processes cannot free it.
+pub fn largest_outside(host: &Host, domain: &str, watched: &[&str]) -> Option<(String, u64)> {
+    let hier = host.memory.as_ref()?;
+    let dir = hier.dir(&host.root, domain)?;
+    let usage_file = match hier.version {
+        crate::probe::cgroup::CgroupVersion::V1 => "memory.usage_in_bytes",
+        crate::probe::cgroup::CgroupVersion::V2 => "memory.current",
+    };
+    let mut best: Option<(String, u64)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if domain == "/" {
+            format!("/{name}")
+        } else {
+            format!("{domain}/{name}")
+        };
+        let covered = watched.iter().any(|w| {
+            crate::probe::cgroup::is_within(&child, w) || crate::probe::cgroup::is_within(w, &child)
+        });
+        if covered {
+            continue;
+        }
+        let usage = std::fs::read_to_string(entry.path().join(usage_file))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if best.as_ref().is_none_or(|(_, u)| usage > *u) {
+            best = Some((child, usage));
+        }
+    }
+    best
 }
 
 /// Fills in a sample's available memory, limit and T from its chain.

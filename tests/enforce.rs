@@ -22,8 +22,9 @@ fn can_run() -> bool {
     true
 }
 
-/// A daemon watching `path` only, logging to stderr, with a 1 s grace unless `extra` sets the
-/// [kill] table itself; `cgroup_extra` goes into the [[cgroup]] table.
+/// A daemon watching `path` only, logging to stderr, with a 300 ms grace unless `extra` sets
+/// the [kill] table itself; `cgroup_extra` goes into the [[cgroup]] table. (The grace is short
+/// so that a [`steady_allocator`] is projected to reach the limit after it, and gets SIGTERM.)
 fn daemon(
     dir: &tempfile::TempDir,
     path: &str,
@@ -34,7 +35,7 @@ fn daemon(
     let kill = if extra.contains("[kill]") {
         ""
     } else {
-        "[kill]\ngrace = \"1s\"\n"
+        "[kill]\ngrace = \"300ms\"\n"
     };
     let config = format!(
         "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n{kill}{extra}\n[[cgroup]]\npath = \"{path}\"\n{cgroup_extra}\n"
@@ -68,6 +69,25 @@ fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
     Proc::memhog(&args)
 }
 
+/// An allocator that grows at 20 MiB/s: slow enough that at a 10 % or 20 % threshold of a
+/// 256 MiB cgroup its projected time to the limit (about a second) exceeds the tests' 300 ms
+/// grace, so the first signal is SIGTERM; a fast one gets SIGKILL at once (`reason=eta`).
+fn steady_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
+    let procs = cg.procs_file();
+    let mut args = vec![
+        "--cgroup-procs",
+        procs.as_str(),
+        "--rate",
+        "20",
+        "--grow",
+        "600",
+        "--delay-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    Proc::memhog(&args)
+}
+
 #[test]
 fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
     if !can_run() {
@@ -86,6 +106,7 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
     let mut peaks = Vec::new();
+    let (mut by_term, mut by_eta) = (0, 0);
     for round in 0..20 {
         cg.write("memory.max_usage_in_bytes", "0");
         let mut hog = fast_allocator(&cg, &[]);
@@ -98,19 +119,31 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
             "round {round}: the kernel OOM killer fired; daemon output:\n{}",
             d.output()
         );
-        assert_eq!(
-            status.signal(),
-            Some(libc::SIGTERM),
-            "round {round}: stopped by SIGTERM"
-        );
-        d.wait_for(
-            &format!("event=term scope={} ", cg.path),
-            Duration::from_secs(2),
-        );
-        d.wait_for(
+        // SIGTERM, or SIGKILL at once when the projection says the limit comes before the
+        // grace could end (the decision line says reason=eta with its eta_ms).
+        let out = d.wait_for(
             &format!("pid={} comm=memhog", hog.pid),
             Duration::from_secs(2),
         );
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("pid={} comm=memhog", hog.pid)))
+            .unwrap()
+            .to_string();
+        match status.signal() {
+            Some(libc::SIGTERM) => {
+                assert!(line.contains("event=term "), "round {round}: {line}");
+                by_term += 1;
+            }
+            Some(libc::SIGKILL) => {
+                assert!(
+                    line.contains("event=kill ") && line.contains("reason=eta"),
+                    "round {round}: SIGKILL without the projection saying so: {line}"
+                );
+                by_eta += 1;
+            }
+            other => panic!("round {round}: ended by {other:?}"),
+        }
         peaks.push(
             cg.read("memory.max_usage_in_bytes")
                 .trim()
@@ -119,7 +152,9 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
                 / MIB,
         );
     }
-    println!("seed 000: stopped 20/20 by SIGTERM before the limit; peak usage MiB: {peaks:?}");
+    println!(
+        "seed 000: stopped 20/20 before the limit, {by_term} by SIGTERM, {by_eta} by SIGKILL on the projection; peak usage MiB: {peaks:?}"
+    );
     // What woke the daemon for each decision: the usage threshold armed at the term level
     // fires as the allocator crosses it; the timer may still get there first now and then.
     let out = d.output();
@@ -129,7 +164,7 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
     );
     let wakes: Vec<&str> = out
         .lines()
-        .filter(|l| l.contains("event=term "))
+        .filter(|l| l.contains("event=term ") || l.contains("event=kill "))
         .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("wake=")))
         .collect();
     let by_event = wakes.iter().filter(|w| **w == "v1_threshold").count();
@@ -167,7 +202,7 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
         &procs,
         "--ignore-term",
         "--rate",
-        "0",
+        "20",
         "--grow",
         "224",
     ]);
@@ -192,8 +227,8 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
         .parse()
         .unwrap();
     assert!(
-        (1000..3000).contains(&after),
-        "SIGKILL {after} ms after SIGTERM, grace is 1 s"
+        (300..2000).contains(&after),
+        "SIGKILL {after} ms after SIGTERM, grace is 300 ms"
     );
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
     println!("escalation after grace: SIGKILL {after} ms after SIGTERM");
@@ -216,7 +251,24 @@ fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
         &[],
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
-    let mut hog = fast_allocator(&cg, &["--ignore-term"]);
+    // It creeps into the term band at 1 MiB/s (projected to reach the limit in minutes, so the
+    // first signal is SIGTERM, which it ignores), then jumps 60 MiB past the kill level.
+    let procs = cg.procs_file();
+    let mut hog = Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--ignore-term",
+        "--hold",
+        "150",
+        "--rate",
+        "1",
+        "--grow",
+        "10",
+        "--grow-on-signal",
+        "60",
+    ]);
+    d.wait_for("event=term ", Duration::from_secs(20));
+    hog.signal(libc::SIGUSR1);
     let status = hog
         .wait_exit(Duration::from_secs(20))
         .expect("the allocator was stopped");
@@ -269,11 +321,11 @@ fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
             .unwrap();
         Proc::adopt(child)
     };
-    let mut small = fast_allocator(&cg, &[]);
+    let mut small = steady_allocator(&cg, &[]);
     let status = small
         .wait_exit(Duration::from_secs(20))
         .expect("the small allocator was stopped");
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{}", d.output());
     assert!(
         big.wait_exit(Duration::from_millis(100)).is_none(),
         "the protected process survived"
@@ -299,7 +351,7 @@ fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
     let impostor_comm = std::fs::read_to_string(format!("/proc/{}/comm", impostor.pid)).unwrap();
     let big_comm = std::fs::read_to_string(format!("/proc/{}/comm", big.pid)).unwrap();
     assert_eq!(impostor_comm, big_comm, "same comm");
-    let mut trigger = fast_allocator(&cg, &[]);
+    let mut trigger = steady_allocator(&cg, &[]);
     let status = impostor
         .wait_exit(Duration::from_secs(20))
         .expect("the impostor was stopped");
@@ -552,7 +604,7 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
     };
     freezer.freeze(frozen.pid);
     // A second one brings the cgroup into the term band (about 18 MiB of 256 left) and stays.
-    let mut next = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "66"]);
+    let mut next = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "20", "--grow", "66"]);
     let Some(status) = next.wait_exit(Duration::from_secs(20)) else {
         panic!(
             "the next candidate was not stopped; daemon output:\n{}",
@@ -613,7 +665,7 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
     // idle b ignores SIGTERM: the escalation after grace is for it alone, and the report must
     // say so (the victim, the allocator, left on SIGTERM).
     let mut idle_b = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "10", "--ignore-term"]);
-    let mut hog = fast_allocator(&cg, &[]);
+    let mut hog = steady_allocator(&cg, &[]);
     for (name, p) in [
         ("allocator", &mut hog),
         ("idle a", &mut idle_a),

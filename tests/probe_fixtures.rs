@@ -280,6 +280,9 @@ fn process_with_spaces_and_parentheses_in_comm_reads_every_field() {
         swap_pages: 1024,
         // VmPTE 312 kB / 4
         pgtables_pages: 78,
+        // RssAnon 152000 kB / 4, RssShmem 0: what its death frees (with the swap)
+        rss_anon_pages: 38_000,
+        rss_shmem_pages: 0,
         has_mm: true,
         // Uid: 1000 1001 1001 1001: the real uid
         uid: Some(1000),

@@ -258,6 +258,49 @@ fn v2_removed(kernel: &str) {
 }
 on_both_kernels!(v2_removed);
 
+/// v2_respawn: a supervisor (in the cgroup itself) keeps two fast 600 MiB allocators alive in
+/// a 256M cgroup v2, restarting each the moment it dies, five runs of 12 s under one daemon:
+/// the kernel's OOM killer never acts (memory.events oom_kill unchanged in every run), the
+/// supervisor survives every run and its workers were restarted (oomward stopped them), and
+/// the daemon lives on.
+fn v2_respawn(kernel: &str) {
+    let Some(g) = run("v2_respawn", kernel, 240) else {
+        return;
+    };
+    let v = g.expect_pass();
+    let runs = usize::try_from(g.num("runs")).unwrap_or(0);
+    for (key, want) in [("oom_kill", "0"), ("supervisor", "ok")] {
+        let got: Vec<&str> = v.kv[key].split(',').collect();
+        assert!(
+            got.len() == runs && got.iter().all(|r| *r == want),
+            "{key} per run is not {want} in each of {runs}: {}\n{}",
+            v.line,
+            g.transcript()
+        );
+    }
+    g.expect_kv("daemon", "alive");
+}
+on_both_kernels!(v2_respawn);
+
+/// v2_idle: the daemon's wake-ups and CPU time per minute with one idle watched cgroup v2
+/// (256M, one sleeping process), over 30 s: a figure, printed; the test fails only if the
+/// daemon died, signalled the idle process or spins (over 200 wake-ups a second).
+fn v2_idle(kernel: &str) {
+    let Some(g) = run("v2_idle", kernel, 120) else {
+        return;
+    };
+    g.expect_pass();
+    g.expect_kv("decisions", "0");
+    let figure = format!(
+        "v2_idle on {kernel}: {} wake-ups and {} ms CPU per minute, one idle watched cgroup",
+        g.num("wakeups_per_min"),
+        g.expect_pass().kv["cpu_ms_per_min"]
+    );
+    lab::notice(&figure);
+    println!("{figure}");
+}
+on_both_kernels!(v2_idle);
+
 /// system_oom: on a 384M guest without swap, page cache larger than RAM makes no kill; a fast
 /// allocator growing past RAM is SIGTERMed by oomward (not the kernel: vmstat oom_kill 0), and
 /// a small bystander survives.

@@ -130,6 +130,9 @@ pub struct System {
     pub require: Require,
     /// PSI `full` avg10 percent at which to act at the term level; 0 = off.
     pub psi_full_avg10_term: f64,
+    /// Act at the term level when MemAvailable would run out within this long at the fill
+    /// rate seen; zero = off.
+    pub exhaustion_term: Duration,
 }
 
 /// One `[[cgroup]]`.
@@ -145,6 +148,9 @@ pub struct WatchedCgroup {
     pub on_under_oom: UnderOom,
     /// A process or the whole cgroup.
     pub kill_unit: KillUnit,
+    /// Act at the term level when available memory would run out within this long at the
+    /// fill rate seen; zero = off.
+    pub exhaustion_term: Duration,
 }
 
 /// `[kill]`.
@@ -159,6 +165,9 @@ pub struct Kill {
     pub stuck_timeout: Duration,
     /// Warn when more kills than this happen within a minute (a respawning workload).
     pub warn_kills_per_minute: u32,
+    /// A candidate whose kill would free less than this (share of the OOM domain's limit, or
+    /// bytes) is never chosen.
+    pub min_gain: Amount,
 }
 
 /// The whole, valid configuration.
@@ -222,6 +231,7 @@ struct RawSystem {
     swap_free_kill: Val<String>,
     require: Val<String>,
     psi_full_avg10_term: Val<f64>,
+    exhaustion_term: Val<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +242,7 @@ struct RawCgroup {
     available_kill: Val<String>,
     on_under_oom: Val<String>,
     kill_unit: Val<String>,
+    exhaustion_term: Val<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,6 +252,7 @@ struct RawKill {
     process_group: Val<bool>,
     stuck_timeout: Val<String>,
     warn_kills_per_minute: Val<u32>,
+    min_gain: Val<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -473,6 +485,7 @@ impl Config {
                 Require::Both,
             )?,
             psi_full_avg10_term: s.psi_full_avg10_term.as_ref().map_or(0.0, |v| *v.get_ref()),
+            exhaustion_term: duration(src, &s.exhaustion_term, "system.exhaustion_term", "0s")?,
         };
         ordered(
             src,
@@ -533,6 +546,7 @@ impl Config {
                     &[("process", KillUnit::Process), ("cgroup", KillUnit::Cgroup)],
                     KillUnit::Process,
                 )?,
+                exhaustion_term: duration(src, &c.exhaustion_term, &key("exhaustion_term"), "0s")?,
             };
             ordered(
                 src,
@@ -554,6 +568,7 @@ impl Config {
                 .warn_kills_per_minute
                 .as_ref()
                 .map_or(10, |v| *v.get_ref()),
+            min_gain: amount(src, &raw.kill.min_gain, "kill.min_gain", "2%")?,
         };
         if kill.grace.is_zero() {
             return Err(src.err(
@@ -648,6 +663,11 @@ impl Config {
             }
         );
         let _ = writeln!(o, "psi_full_avg10_term = {:?}", s.psi_full_avg10_term);
+        let _ = writeln!(
+            o,
+            "exhaustion_term = \"{}\"",
+            format_duration(s.exhaustion_term)
+        );
         for c in &self.cgroups {
             let _ = writeln!(o, "\n[[cgroup]]");
             let _ = writeln!(o, "path = {}", toml_str(&c.path.text));
@@ -671,6 +691,11 @@ impl Config {
                     "cgroup"
                 }
             );
+            let _ = writeln!(
+                o,
+                "exhaustion_term = \"{}\"",
+                format_duration(c.exhaustion_term)
+            );
         }
         let _ = writeln!(o, "\n[kill]");
         let _ = writeln!(o, "grace = \"{}\"", format_duration(self.kill.grace));
@@ -685,6 +710,7 @@ impl Config {
             "warn_kills_per_minute = {}",
             self.kill.warn_kills_per_minute
         );
+        let _ = writeln!(o, "min_gain = \"{}\"", self.kill.min_gain);
         let _ = writeln!(o, "\n[policy]");
         let _ = writeln!(o, "builtin = {}", self.builtin_protection);
         for r in &self.rules {

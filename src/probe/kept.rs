@@ -1,6 +1,7 @@
 //! A kernel file kept open and re-read from offset 0 into a buffer that is kept too: the
 //! readers of the loop's idle path (meminfo, vmstat, PSI) then make no allocation and no
-//! open/close per sample, one `pread` (rarely two) each.
+//! open/close per sample, one `pread` each (two or more only for a file larger than the
+//! buffer, which then grows once).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -127,11 +128,15 @@ impl KeptFile {
                 Ok(0) => break,
                 Ok(n) => {
                     len += n;
-                    if len == self.buf.len() {
-                        // Full: the file is larger than the buffer; grow and read on.
-                        let more = self.buf.len();
-                        self.buf.resize(self.buf.len() + more, 0);
+                    if len < self.buf.len() {
+                        // A short read is the end: the kernel's seq files (and sysfs, and
+                        // regular files) fill the buffer as far as they have text. Stopping
+                        // here saves the second read that would only return 0.
+                        break;
                     }
+                    // Full: the file is larger than the buffer; grow and read on.
+                    let more = self.buf.len();
+                    self.buf.resize(self.buf.len() + more, 0);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {

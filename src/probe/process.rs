@@ -35,6 +35,11 @@ pub struct ProcessSnapshot {
     pub swap_pages: u64,
     /// Page-table pages (`VmPTE`).
     pub pgtables_pages: u64,
+    /// Resident private anonymous pages (`RssAnon`): with the swap, what its death frees.
+    pub rss_anon_pages: u64,
+    /// Resident shared memory and tmpfs pages it maps (`RssShmem`): they stay charged after it
+    /// dies.
+    pub rss_shmem_pages: u64,
     /// False for zombies and exiting processes: nothing to free, never a candidate.
     pub has_mm: bool,
     /// Real uid; `None` if status could not be parsed.
@@ -128,6 +133,10 @@ pub struct Status {
     pub vm_swap_kib: u64,
     /// `VmPTE` in KiB.
     pub vm_pte_kib: u64,
+    /// `RssAnon` in KiB.
+    pub rss_anon_kib: u64,
+    /// `RssShmem` in KiB.
+    pub rss_shmem_kib: u64,
     /// Whether any `Vm*` line is present: the kernel prints them only for a task with an mm.
     pub has_mm: bool,
     /// First field of `Uid:` (real uid).
@@ -146,6 +155,8 @@ impl Status {
             match key {
                 "VmSwap" => s.vm_swap_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
                 "VmPTE" => s.vm_pte_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
+                "RssAnon" => s.rss_anon_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
+                "RssShmem" => s.rss_shmem_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
                 "Uid" => s.uid = first.and_then(|v| v.parse().ok()),
                 _ => {}
             }
@@ -254,6 +265,8 @@ fn read_process_inner(
     snap.has_mm = status.has_mm;
     snap.swap_pages = status.vm_swap_kib * 1024 / host.page_size;
     snap.pgtables_pages = status.vm_pte_kib * 1024 / host.page_size;
+    snap.rss_anon_pages = status.rss_anon_kib * 1024 / host.page_size;
+    snap.rss_shmem_pages = status.rss_shmem_kib * 1024 / host.page_size;
     if !snap.has_mm && stat.num_threads > 1 {
         // A thread-group leader that exited before its threads: the kernel scores the group
         // through a live thread's mm (find_lock_task_mm), so read one.
@@ -262,6 +275,8 @@ fn read_process_inner(
             snap.rss_pages = rss;
             snap.swap_pages = st.vm_swap_kib * 1024 / host.page_size;
             snap.pgtables_pages = st.vm_pte_kib * 1024 / host.page_size;
+            snap.rss_anon_pages = st.rss_anon_kib * 1024 / host.page_size;
+            snap.rss_shmem_pages = st.rss_shmem_kib * 1024 / host.page_size;
         }
     }
     let adj_path = base.join("oom_score_adj");

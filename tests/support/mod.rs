@@ -387,3 +387,160 @@ impl Drop for Freezer {
         eprintln!("warning: could not remove {}", self.dir.display());
     }
 }
+
+// ---- Helpers for tests/domains.rs (OOM domains and episodes). ----
+
+/// The test supervisor (examples/supervisor.rs), built by `cargo test` beside memhog.
+pub fn supervisor_path() -> PathBuf {
+    let path = memhog_path().with_file_name("supervisor");
+    assert!(
+        path.exists(),
+        "{} missing: run the tests with `cargo test`, which builds examples",
+        path.display()
+    );
+    path
+}
+
+impl Proc {
+    /// Blocks until the child prints a line starting with `word`; that line, without its
+    /// newline. Panics if the child ends first.
+    pub fn line_starting(&mut self, word: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.lines.read_line(&mut line).expect("read child stdout");
+            assert!(n > 0, "pid {} ended before printing {word:?}", self.pid);
+            if line.starts_with(word) {
+                return line.trim_end().to_string();
+            }
+        }
+    }
+}
+
+impl TestCgroup {
+    /// A number from memory.stat (`total_*` for the subtree).
+    pub fn stat(&self, key: &str) -> u64 {
+        self.read("memory.stat")
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("memory.stat has no {key}"))
+    }
+
+    /// memory.usage_in_bytes.
+    pub fn usage(&self) -> u64 {
+        self.read("memory.usage_in_bytes")
+            .trim()
+            .parse()
+            .expect("usage")
+    }
+
+    /// What is left to charge under this cgroup's own limit before the kernel must reclaim
+    /// anything but unmapped page cache: limit − (usage − file LRU pages). Shared memory and
+    /// tmpfs pages live on the anon lists, so they count as used (they cannot be dropped).
+    pub fn available_under(&self, limit: u64) -> i64 {
+        let cache = self.stat("total_inactive_file") + self.stat("total_active_file");
+        limit as i64 - (self.usage() as i64 - cache as i64)
+    }
+
+    /// The kernel's OOM kills of tasks in this cgroup and every cgroup below it. (In cgroup v1
+    /// a memcg OOM kill is counted in `oom_kill` of the victim's own cgroup, not in the cgroup
+    /// whose limit was hit.)
+    pub fn oom_kills_subtree(&self) -> u64 {
+        let mut n = self.keyed("memory.oom_control", "oom_kill");
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    // Borrowed view of a child; forgotten so its Drop never removes it.
+                    let child = std::mem::ManuallyDrop::new(TestCgroup {
+                        path: format!("{}/{name}", self.path),
+                        dir: e.path(),
+                    });
+                    n += child.oom_kills_subtree();
+                }
+            }
+        }
+        n
+    }
+}
+
+/// A tmpfs mounted on a directory for one test; unmounted (lazily if still busy) when dropped.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's syntax, e.g. `300m`) on `dir`, which must exist.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Writes `mib` MiB of zeros to `name` from a short-lived `dd` that first joins the cgroup
+    /// `procs` (a cgroup.procs file), so that the tmpfs pages are charged to that cgroup and
+    /// stay charged after `dd` exits.
+    pub fn fill_from(&self, procs: &str, name: &str, mib: u64) {
+        let script = format!(
+            "echo $$ > {procs} && exec dd if=/dev/zero of={} bs=1M count={mib} status=none",
+            self.dir.join(name).display()
+        );
+        let status = Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .expect("run sh");
+        assert!(
+            status.success(),
+            "writing {mib} MiB to the tmpfs: {status:?}"
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+            eprintln!("warning: {} was busy, unmounted lazily", self.dir.display());
+        }
+    }
+}
+
+/// Context switches (voluntary + involuntary) of every thread of `pid` so far: how often it
+/// has woken up.
+pub fn context_switches(pid: i32) -> u64 {
+    let mut total = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        for l in status.lines() {
+            if let Some(v) = l
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    total
+}

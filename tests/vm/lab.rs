@@ -1,13 +1,14 @@
 //! The VM lab: boots Debian cloud kernels under QEMU with a busybox initramfs, a static
-//! oomward and memhog, and one scenario script (`tests/vm/scenarios/NAME.sh`), and reads the
-//! verdict back from the serial console.
+//! oomward, memhog and supervisor, and one scenario script (`tests/vm/scenarios/NAME.sh`), and
+//! reads the verdict back from the serial console.
 //!
 //! - `tests/vm/prepare.sh` (run once per test run, cheap when cached) installs QEMU, unpacks the
 //!   kernels and builds one base initramfs per kernel under `target/vm-cache/`.
-//! - oomward and memhog are built static (`+crt-static`) into `target/vm-build/`, a target
-//!   directory of their own so the inner cargo never waits on the outer one's lock.
+//! - oomward, memhog and supervisor (the examples) are built static (`+crt-static`) into
+//!   `target/vm-build/`, a target directory of their own so the inner cargo never waits on the
+//!   outer one's lock.
 //! - Per run, a second (uncompressed newc) cpio archive is appended to the base initramfs: the
-//!   two binaries, `/lab/lib.sh`, `/lab/env.sh` and the scenario as `/scenario.sh`.
+//!   three binaries (in `/bin`), `/lab/lib.sh`, `/lab/env.sh` and the scenario as `/scenario.sh`.
 //! - A scenario's header may say `#@ mem=320M` (guest RAM, default 512M), `#@ disk` (an
 //!   empty ext4 image as /dev/vda, writes discarded at the end) and `#@ earlyoom` (Debian's
 //!   earlyoom as /usr/bin/earlyoom, with its libraries) and `#@ parallel` (may run beside
@@ -83,6 +84,7 @@ pub struct Lab {
     cache: PathBuf,
     oomward: PathBuf,
     memhog: PathBuf,
+    supervisor: PathBuf,
     accel: Accel,
 }
 
@@ -132,18 +134,19 @@ impl Lab {
         let prepared = t.elapsed();
 
         let t = Instant::now();
-        let (oomward, memhog) = build_static()?;
+        let [oomward, memhog, supervisor] = build_static()?;
         let built = t.elapsed();
 
         let mut lab = Lab {
             cache,
             oomward,
             memhog,
+            supervisor,
             accel: Accel::Tcg,
         };
         lab.accel = lab.choose_accel();
         notice(&format!(
-            "prepared in {:.1} s, static oomward+memhog built in {:.1} s, accel={}",
+            "prepared in {:.1} s, static oomward+memhog+supervisor built in {:.1} s, accel={}",
             prepared.as_secs_f64(),
             built.as_secs_f64(),
             lab.accel.name()
@@ -269,6 +272,7 @@ impl Lab {
         cpio.file("scenario.sh", 0o755, script.as_bytes());
         cpio.file("bin/oomward", 0o755, &read(&self.oomward)?);
         cpio.file("bin/memhog", 0o755, &read(&self.memhog)?);
+        cpio.file("bin/supervisor", 0o755, &read(&self.supervisor)?);
         initrd.extend_from_slice(&cpio.finish());
         let runs = self.cache.join("runs");
         std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
@@ -356,14 +360,15 @@ impl Lab {
     }
 }
 
-/// Builds the static oomward and memhog for the guest.
-fn build_static() -> Result<(PathBuf, PathBuf), String> {
+/// Builds the static oomward, memhog and supervisor for the guest.
+fn build_static() -> Result<[PathBuf; 3], String> {
     let target_dir = Path::new(MANIFEST_DIR).join("target/vm-build");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(MANIFEST_DIR)
         .args(["build", "--release", "--target", TARGET])
         .args(["--bin", "oomward", "--example", "memhog"])
+        .args(["--example", "supervisor"])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -381,12 +386,13 @@ fn build_static() -> Result<(PathBuf, PathBuf), String> {
     let release = target_dir.join(TARGET).join("release");
     let oomward = release.join("oomward");
     let memhog = release.join("examples").join("memhog");
-    for p in [&oomward, &memhog] {
+    let supervisor = release.join("examples").join("supervisor");
+    for p in [&oomward, &memhog, &supervisor] {
         if !p.exists() {
             return Err(format!("{} missing after the build", p.display()));
         }
     }
-    Ok((oomward, memhog))
+    Ok([oomward, memhog, supervisor])
 }
 
 /// One `RESULT PASS|FAIL NAME key=value ...` line.

@@ -63,6 +63,34 @@ impl Thresholds {
         }
     }
 
+    /// Bytes the quantity must rise by to leave `level` (past the threshold and its
+    /// hysteresis margin); 0 at `ok` or when that level is off.
+    pub fn need(&self, level: Level, free: u64) -> u64 {
+        let threshold = match level {
+            Level::Ok => return 0,
+            Level::Term => self.term,
+            Level::Kill => self.kill,
+        };
+        if threshold == 0 {
+            return 0;
+        }
+        threshold
+            .saturating_add(self.hysteresis())
+            .saturating_sub(free)
+    }
+
+    /// Bytes left before the next level down is reached from `level` (the term threshold from
+    /// `ok`, the kill threshold from `term`); `None` when that threshold is off or already
+    /// passed at the kill level.
+    pub fn headroom_from(&self, level: Level, free: u64) -> Option<u64> {
+        let next = match level {
+            Level::Ok => self.term,
+            Level::Term => self.kill,
+            Level::Kill => return None,
+        };
+        (next > 0).then(|| free.saturating_sub(next))
+    }
+
     /// Bytes left before the term level is reached (0 when at or past it); `None` when the
     /// term level is off.
     pub fn headroom(&self, free: u64) -> Option<u64> {
@@ -117,6 +145,33 @@ pub fn system_level(s: &SystemSample, t: &SystemThresholds, prev: Level) -> Leve
     level.max(psi)
 }
 
+impl SystemThresholds {
+    /// Bytes the machine must gain to leave `level`: what MemAvailable needs, or with swap and
+    /// `require = both` the smaller of what memory and swap need (either one recovering ends
+    /// the condition); a level from PSI alone needs nothing in particular.
+    pub fn need(&self, s: &SystemSample, level: Level) -> u64 {
+        let mem = self.mem.need(level, s.mem_available);
+        if s.swap_total == 0 {
+            return mem;
+        }
+        let swap = self.swap.need(level, s.swap_free);
+        if self.require_both {
+            mem.min(swap)
+        } else {
+            mem.max(swap)
+        }
+    }
+}
+
+/// A level raised by the projected time to exhaustion: at least `term` when memory runs out
+/// within `exhaustion_term` at the fill rate seen (`None` or a zero setting: off).
+pub fn with_exhaustion(level: Level, eta: Option<Duration>, exhaustion_term: Duration) -> Level {
+    match eta {
+        Some(eta) if !exhaustion_term.is_zero() && eta <= exhaustion_term => level.max(Level::Term),
+        _ => level,
+    }
+}
+
 /// The sleep before the next sample: the headroom divided by the worst-case fill rate, within
 /// `[min, max]`. No headroom at all (no thresholds) sleeps `max`.
 pub fn next_sleep(headroom: Option<u64>, fill_rate: u64, min: Duration, max: Duration) -> Duration {
@@ -129,8 +184,14 @@ pub fn next_sleep(headroom: Option<u64>, fill_rate: u64, min: Duration, max: Dur
     }
 }
 
-/// The observed fill rate of a scope, bytes per second (an exponentially weighted average of
-/// increases only), for reports; sleeping uses the configured worst case instead.
+/// See [`FillRate`]: seconds.
+pub const FILL_RATE_MEMORY: f64 = 0.25;
+
+/// The observed fill rate of a scope, bytes per second: an average of increases only, weighted
+/// by time with a quarter-second memory ([`FILL_RATE_MEMORY`]), so that it follows what the
+/// scope does now whatever the sampling rate (a sample after a long quiet spell says little;
+/// ten samples 10 ms apart say as much as one 100 ms apart). For reports and the projected time
+/// to exhaustion; sleeping uses the configured worst case instead.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FillRate {
     last: Option<(u64, f64)>,
@@ -144,11 +205,24 @@ impl FillRate {
             let dt = t - pt;
             if dt > 0.0 {
                 let inst = (used as f64 - prev as f64).max(0.0) / dt;
-                self.rate = 0.7 * self.rate + 0.3 * inst;
+                let weight = 1.0 - (-dt / FILL_RATE_MEMORY).exp();
+                self.rate += weight * (inst - self.rate);
             }
         }
         self.last = Some((used, t));
         self.rate
+    }
+
+    /// The rate now, bytes per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// When `available` bytes run out at this rate; `None` when not filling (below 1 MiB/s,
+    /// which is noise at the sampling rates used).
+    pub fn eta(&self, available: u64) -> Option<Duration> {
+        (self.rate >= (1u64 << 20) as f64)
+            .then(|| Duration::from_secs_f64((available as f64 / self.rate).min(1e6)))
     }
 }
 
@@ -272,6 +346,79 @@ mod tests {
         assert_eq!(next_sleep(Some(0), rate, min, max), min);
         assert_eq!(next_sleep(Some(u64::MAX), rate, min, max), max);
         assert_eq!(next_sleep(None, rate, min, max), max);
+    }
+
+    #[test]
+    fn need_and_headroom_follow_the_level() {
+        // need = threshold + margin (25 MiB) - free
+        assert_eq!(T.need(Level::Ok, 10 * MIB), 0);
+        assert_eq!(T.need(Level::Term, 90 * MIB), 35 * MIB);
+        assert_eq!(T.need(Level::Kill, 40 * MIB), 35 * MIB);
+        assert_eq!(T.need(Level::Term, 200 * MIB), 0);
+        assert_eq!(Thresholds { term: 0, kill: 0 }.need(Level::Term, 0), 0);
+        assert_eq!(T.headroom_from(Level::Ok, 150 * MIB), Some(50 * MIB));
+        assert_eq!(T.headroom_from(Level::Term, 80 * MIB), Some(30 * MIB));
+        assert_eq!(T.headroom_from(Level::Kill, 10 * MIB), None);
+    }
+
+    #[test]
+    fn system_need_with_and_without_swap() {
+        let s = SystemSample {
+            mem_available: 40 * MIB,
+            swap_total: 0,
+            swap_free: 0,
+            psi_full_avg10: None,
+        };
+        assert_eq!(sys(true).need(&s, Level::Kill), 35 * MIB);
+        let s = SystemSample {
+            swap_total: 1024 * MIB,
+            swap_free: 4 * MIB,
+            ..s
+        };
+        // swap needs 5 + 2.5 - 4 = 3.5 MiB: either recovering ends a `both` condition.
+        assert_eq!(sys(true).need(&s, Level::Kill), 7 * MIB / 2);
+        assert_eq!(sys(false).need(&s, Level::Kill), 35 * MIB);
+    }
+
+    #[test]
+    fn exhaustion_raises_to_term_when_on() {
+        let s = Duration::from_secs(1);
+        assert_eq!(with_exhaustion(Level::Ok, Some(s), 2 * s), Level::Term);
+        assert_eq!(with_exhaustion(Level::Ok, Some(3 * s), 2 * s), Level::Ok);
+        assert_eq!(with_exhaustion(Level::Kill, Some(s), 2 * s), Level::Kill);
+        assert_eq!(
+            with_exhaustion(Level::Ok, Some(s), Duration::ZERO),
+            Level::Ok
+        );
+        assert_eq!(with_exhaustion(Level::Ok, None, 2 * s), Level::Ok);
+    }
+
+    #[test]
+    fn eta_is_available_over_the_rate_seen() {
+        let mut f = FillRate::default();
+        assert_eq!(f.eta(100 * MIB), None);
+        f.update(0, 0.0);
+        f.update(1000 * MIB, 1.0);
+        let rate = 1000.0 * MIB as f64 * (1.0 - (-1.0 / FILL_RATE_MEMORY).exp());
+        let eta = f.eta(300 * MIB).unwrap();
+        assert!(
+            (eta.as_secs_f64() - 300.0 * MIB as f64 / rate).abs() < 1e-6,
+            "{eta:?}"
+        );
+        // A stop: 100 ms later nothing grew; the rate falls by e^-0.4, not by a fixed share
+        // per sample, so ten quick samples count as much as one slow one.
+        let mut a = f;
+        let mut b = f;
+        a.update(1000 * MIB, 1.1);
+        for k in 1..=10 {
+            b.update(1000 * MIB, 1.0 + 0.01 * f64::from(k));
+        }
+        assert!(
+            (a.rate() - b.rate()).abs() < 1.0,
+            "{} {}",
+            a.rate(),
+            b.rate()
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn signal(fd: &OwnedFd, sig: Sig) -> Result<(), KillError> {
 pub struct InFlight {
     /// The victim as it was chosen.
     pub victim: ProcessSnapshot,
-    /// The scope it was chosen for.
+    /// The scope it lies in (for reports).
     pub scope: String,
     /// The pidfd that signals and watches it.
     pub fd: OwnedFd,
@@ -101,14 +101,14 @@ impl InFlight {
 
     /// Sends SIGKILL to the victim and those of its companions still alive (v2: `cgroup.kill`
     /// when the whole cgroup may die), noting who they were in `sigkilled`; queues their
-    /// memory for release.
+    /// memory for release (the victim's release is what [`Reaper::released`] reports).
     pub fn escalate(&mut self, now: Instant, reaper: &Reaper) {
         self.sigkilled.clear();
         let members = std::iter::once((self.victim.pid, &self.fd))
             .chain(self.companions.iter().map(|c| (c.pid, &c.fd)));
         for (pid, fd) in members {
             if !exited(fd) && signal(fd, Sig::Kill).is_ok() {
-                reaper.release(fd);
+                reaper.release(fd, pid);
                 self.sigkilled.push(pid);
             }
         }
@@ -140,11 +140,14 @@ impl InFlight {
 
 /// Calls process_mrelease on its own thread: the call takes the victim's mmap lock and can wait
 /// for it, and a victim stuck in D state may hold it. The loop hands over a duplicate of the
-/// pidfd and goes on. One thread for the daemon's life; no allocation per kill beyond the
-/// channel slot.
+/// pidfd and goes on; the pids whose memory was released come back over a second channel, so
+/// that the episode knows when a SIGKILLed victim no longer holds anything (the kernel's
+/// `MMF_OOM_SKIP`). One thread for the daemon's life; no allocation per kill beyond the
+/// channel slots.
 #[derive(Debug)]
 pub struct Reaper {
-    tx: Option<crossbeam_channel::Sender<OwnedFd>>,
+    tx: Option<crossbeam_channel::Sender<(OwnedFd, i32)>>,
+    done: crossbeam_channel::Receiver<i32>,
 }
 
 /// Pidfds waiting for the reaper; beyond this, releases are skipped (the kernel still frees the
@@ -154,31 +157,45 @@ const REAPER_QUEUE: usize = 64;
 impl Reaper {
     /// Starts the reaper thread (or a reaper that does nothing if a thread cannot be made).
     pub fn start() -> Self {
-        let (tx, rx) = crossbeam_channel::bounded::<OwnedFd>(REAPER_QUEUE);
+        let (tx, rx) = crossbeam_channel::bounded::<(OwnedFd, i32)>(REAPER_QUEUE);
+        let (done_tx, done) = crossbeam_channel::bounded::<i32>(REAPER_QUEUE);
         let started = std::thread::Builder::new()
             .name("oomward-reaper".into())
             .spawn(move || {
-                for fd in rx {
-                    let _ = sys::process_mrelease(&fd);
+                for (fd, pid) in rx {
+                    // ESRCH: it is already gone, which releases its memory too.
+                    let freed = match sys::process_mrelease(&fd) {
+                        Ok(()) => true,
+                        Err(e) => e.raw_os_error() == Some(libc::ESRCH),
+                    };
+                    if freed {
+                        let _ = done_tx.try_send(pid);
+                    }
                 }
             })
             .is_ok();
         Reaper {
             tx: started.then_some(tx),
+            done,
         }
     }
 
     /// Queues the memory release of a SIGKILLed process; the word says what happened to it.
-    pub fn release(&self, fd: &OwnedFd) -> &'static str {
+    pub fn release(&self, fd: &OwnedFd, pid: i32) -> &'static str {
         let Some(tx) = &self.tx else {
             return "unavailable";
         };
         match fd.try_clone() {
-            Ok(dup) => match tx.try_send(dup) {
+            Ok(dup) => match tx.try_send((dup, pid)) {
                 Ok(()) => "queued",
                 Err(_) => "skipped",
             },
             Err(_) => "skipped",
         }
+    }
+
+    /// A pid whose memory was released since the last call, if any (call until `None`).
+    pub fn released(&self) -> Option<i32> {
+        self.done.try_recv().ok()
     }
 }

@@ -1,0 +1,851 @@
+//! One OOM domain's episode: calm → pressure → victims in flight → recovered, as a pure state
+//! machine driven by what each round observed and the clock it was given.
+//!
+//! The rules are the kernel's, moved earlier:
+//! - while a victim only asked to exit (SIGTERM) is within its grace, nobody else is chosen;
+//!   it is escalated to SIGKILL when the grace ends, when the domain reaches its kill level, or
+//!   when the projected time to exhaustion is shorter than the grace left;
+//! - a SIGKILLed victim whose memory has been released (`process_mrelease` returned) no longer
+//!   holds anything up: at the kill level the next victim is chosen at once, as the kernel's
+//!   OOM killer skips a victim the OOM reaper has finished with (`MMF_OOM_SKIP`). A workload
+//!   that respawns its workers must not outrun one kill at a time;
+//! - a kill by the kernel's own OOM killer means oomward was late: the episode waits for that
+//!   victim's memory to come back, at most [`Limits::kernel_wait`], once, and then acts on the
+//!   next sample; later kernel kills never extend the wait;
+//! - a domain where nothing can be done backs off instead of rescanning every few milliseconds,
+//!   and is looked at again when it gets worse or when the back-off ends.
+
+use std::time::{Duration, Instant};
+
+use crate::decide::domain::ProcessKey;
+use crate::decide::trigger::Level;
+use crate::sys::Sig;
+
+/// The timings an episode runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// SIGTERM → this long → SIGKILL.
+    pub grace: Duration,
+    /// A SIGKILLed victim still there after this is given up on.
+    pub stuck_timeout: Duration,
+    /// The longest wait for the kernel's own victim.
+    pub kernel_wait: Duration,
+    /// How long a domain where nothing could be done is left alone.
+    pub backoff: Duration,
+    /// After a victim exits, how long a hung cgroup gets before another rescue (its waiting
+    /// tasks must run before `under_oom` can clear).
+    pub rescue_settle: Duration,
+}
+
+impl Limits {
+    /// The daemon's timings around the configured grace and stuck timeout.
+    pub fn new(grace: Duration, stuck_timeout: Duration) -> Self {
+        Limits {
+            grace,
+            stuck_timeout,
+            kernel_wait: KERNEL_WAIT,
+            backoff: BACKOFF,
+            rescue_settle: RESCUE_SETTLE,
+        }
+    }
+}
+
+/// See [`Limits::kernel_wait`]. The kernel's OOM reaper frees a victim's anonymous memory within
+/// milliseconds; a tenth of a second covers a large victim and keeps oomward in the race.
+pub const KERNEL_WAIT: Duration = Duration::from_millis(100);
+/// See [`Limits::backoff`]: at most two looks a second at a domain where nothing can be done.
+pub const BACKOFF: Duration = Duration::from_millis(500);
+/// See [`Limits::rescue_settle`].
+pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
+/// The first signal is SIGKILL when the projection puts the limit closer than this (and
+/// closer than the grace). A projection made at a threshold's event after a quiet spell rests
+/// on one long interval and was seen here to overstate a slow grower's rate fifty-fold, so the
+/// first signal trusts it only when the limit is imminent; once a victim is in flight the
+/// domain is sampled every [`EXIT_POLL`], and a projection shorter than the grace left
+/// escalates at once.
+pub const IMMINENT: Duration = Duration::from_millis(250);
+/// How often a domain with a SIGKILLed victim being released is sampled.
+pub const RELEASE_POLL: Duration = Duration::from_millis(2);
+/// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
+pub const EXIT_POLL: Duration = Duration::from_millis(10);
+/// A rise of available memory that shows the kernel's victim gave its memory back.
+const RELEASE_SEEN: u64 = 1 << 20;
+/// A fall of available memory that ends a back-off early: the domain is getting worse.
+const WORSE_BY: u64 = 4 << 20;
+
+/// What a round observed of one domain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// The worst level of the domain's scopes.
+    pub level: Level,
+    /// A watched v1 cgroup of the domain hangs in OOM (`under_oom`) and asks to be rescued.
+    pub rescue: bool,
+    /// The domain's available memory, bytes.
+    pub available: u64,
+    /// When available memory runs out at the fill rate observed so far; `None` when not filling.
+    pub eta: Option<Duration>,
+    /// The kernel's OOM kills in the domain so far (a count that only grows); `None` unknown.
+    pub kernel_kills: Option<u64>,
+}
+
+/// A victim in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Victim {
+    /// Who.
+    pub key: ProcessKey,
+    /// When the first signal went out.
+    pub signalled: Instant,
+    /// When SIGKILL went out, if it has.
+    pub killed: Option<Instant>,
+    /// `process_mrelease` returned for it: its memory is back.
+    pub released: bool,
+    /// It (and everyone signalled with it) has exited.
+    pub exited: bool,
+}
+
+/// Why a victim is escalated to SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalation {
+    /// Its grace ended.
+    Grace,
+    /// The domain reached its kill level.
+    KillLevel,
+    /// The domain runs out before the grace would end.
+    Eta,
+}
+
+impl Escalation {
+    /// The word on the `escalate` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Escalation::Grace => "grace",
+            Escalation::KillLevel => "kill_level",
+            Escalation::Eta => "eta",
+        }
+    }
+}
+
+/// Why a new victim is to be chosen, and so with which signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// At the term level: ask it to exit.
+    Term,
+    /// At the kill level.
+    Kill,
+    /// At the kill level while earlier victims are still exiting (their memory released).
+    KeepUp,
+    /// Memory runs out before SIGTERM plus the grace could finish.
+    Eta,
+    /// A hung cgroup (`oom_kill_disable = 1`, `under_oom`): its tasks cannot run a handler.
+    Rescue,
+}
+
+impl Reason {
+    /// The signal this reason calls for.
+    pub fn signal(self) -> Sig {
+        match self {
+            Reason::Term => Sig::Term,
+            _ => Sig::Kill,
+        }
+    }
+
+    /// The word on the decision line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Term => "term_level",
+            Reason::Kill => "kill_level",
+            Reason::KeepUp => "keep_up",
+            Reason::Eta => "eta",
+            Reason::Rescue => "rescue",
+        }
+    }
+}
+
+/// The kernel's OOM killer acted in the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelKills {
+    /// Kills since the last round.
+    pub new: u64,
+    /// Kills in this episode (or, outside one, since the count was first read).
+    pub in_episode: u64,
+    /// The first report of this episode: say it; later ones are counted, not logged.
+    pub first: bool,
+    /// The episode now waits for the kernel's victim (at most [`Limits::kernel_wait`]).
+    pub waiting: bool,
+}
+
+/// An episode that ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// From the first sample in trouble to the last victim gone and the level back to ok.
+    pub lasted: Duration,
+    /// oomward's victims.
+    pub kills: u32,
+    /// The kernel's.
+    pub kernel_kills: u64,
+}
+
+/// What to do about one domain now.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    /// An episode began with this sample.
+    pub started: bool,
+    /// Victims that have exited, with the time since their first signal.
+    pub exited: Vec<(ProcessKey, Duration)>,
+    /// Victims to SIGKILL now.
+    pub escalate: Vec<(ProcessKey, Escalation)>,
+    /// SIGKILLed victims still there after the stuck timeout: given up on.
+    pub stuck: Vec<ProcessKey>,
+    /// Choose a new victim, for this reason.
+    pub choose: Option<Reason>,
+    /// The kernel killed in the domain.
+    pub kernel: Option<KernelKills>,
+    /// The episode ended.
+    pub recovered: Option<Summary>,
+    /// The next sample of this domain is wanted within this long (victims in flight, a wait
+    /// or a back-off ending); `None`: the domain's thresholds and events decide.
+    pub wake_in: Option<Duration>,
+}
+
+/// Why nothing could be done (each said once per episode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Futility {
+    /// No eligible candidate's kill could take the domain out of its level.
+    Futile,
+    /// No eligible candidate at all.
+    NoCandidate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hold {
+    until: Instant,
+    available: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    until: Instant,
+    level: Level,
+    available: u64,
+}
+
+/// One domain's episode state, kept across rounds.
+#[derive(Debug, Clone, Default)]
+pub struct Episode {
+    started: Option<Instant>,
+    level: Level,
+    victims: Vec<Victim>,
+    kills: u32,
+    kernel_seen: Option<u64>,
+    kernel_kills: u64,
+    kernel_said: bool,
+    hold: Option<Hold>,
+    /// A wait for the kernel's victim was had since oomward last chose: no second one.
+    hold_spent: bool,
+    backoff: Option<Backoff>,
+    said_futile: bool,
+    said_no_candidate: bool,
+    dry_run_decided: bool,
+    last_exit: Option<Instant>,
+}
+
+impl Episode {
+    /// The level at the last assessment.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Whether an episode is under way (trouble seen and not yet recovered).
+    pub fn in_episode(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// The victims in flight.
+    pub fn victims(&self) -> &[Victim] {
+        &self.victims
+    }
+
+    /// A victim in flight, to record what the round saw of it (exited, released).
+    pub fn victim_mut(&mut self, key: ProcessKey) -> Option<&mut Victim> {
+        self.victims.iter_mut().find(|v| v.key == key)
+    }
+
+    /// oomward's kills in this episode.
+    pub fn kills(&self) -> u32 {
+        self.kills
+    }
+
+    /// Records a victim signalled now (SIGKILL at once when `killed`).
+    pub fn signalled(&mut self, key: ProcessKey, now: Instant, killed: bool) {
+        self.victims.push(Victim {
+            key,
+            signalled: now,
+            killed: killed.then_some(now),
+            released: false,
+            exited: false,
+        });
+        self.kills += 1;
+        self.hold_spent = false;
+        self.backoff = None;
+    }
+
+    /// Records that a dry run reported its decision: one per episode.
+    pub fn dry_run_decided(&mut self) {
+        self.dry_run_decided = true;
+    }
+
+    /// Leaves the domain alone for a while because nothing could be done; true the first time
+    /// in this episode for this reason (the caller says why then, and only then).
+    pub fn back_off(&mut self, why: Futility, obs: &Observation, now: Instant, l: &Limits) -> bool {
+        self.backoff = Some(Backoff {
+            until: now + l.backoff,
+            level: obs.level,
+            available: obs.available,
+        });
+        let said = match why {
+            Futility::Futile => &mut self.said_futile,
+            Futility::NoCandidate => &mut self.said_no_candidate,
+        };
+        !std::mem::replace(said, true)
+    }
+
+    /// The round's step for this domain: follow the episode, the kernel's kills and the victims
+    /// in flight, and say whether to choose a new victim.
+    pub fn assess(&mut self, obs: &Observation, now: Instant, l: &Limits) -> Plan {
+        let mut plan = Plan::default();
+        let hung = if obs.rescue { Level::Kill } else { obs.level };
+        if hung > Level::Ok && self.started.is_none() {
+            self.start(now);
+            plan.started = true;
+        }
+        plan.kernel = self.follow_kernel(obs, now, l);
+        self.follow_victims(obs, hung, now, l, &mut plan);
+        // A hung cgroup is rescued again only once the last victim's exit had time to settle.
+        let rescue_settled = self
+            .last_exit
+            .is_none_or(|t| now.duration_since(t) >= l.rescue_settle);
+        let rescue = obs.rescue && rescue_settled;
+        let level = if rescue { Level::Kill } else { obs.level };
+        self.level = level;
+        if level == Level::Ok && self.victims.is_empty() && !obs.rescue {
+            plan.recovered = self.end(now);
+            return plan;
+        }
+        plan.choose = self.may_choose(obs, level, rescue, now, l, &mut plan.wake_in);
+        if obs.rescue && !rescue_settled {
+            let left = l.rescue_settle - now.duration_since(self.last_exit.unwrap_or(now));
+            plan.wake_in = Some(plan.wake_in.map_or(left, |w| w.min(left)));
+        }
+        plan
+    }
+
+    fn start(&mut self, now: Instant) {
+        *self = Episode {
+            started: Some(now),
+            kernel_seen: self.kernel_seen,
+            last_exit: self.last_exit,
+            victims: std::mem::take(&mut self.victims),
+            ..Episode::default()
+        };
+    }
+
+    fn end(&mut self, now: Instant) -> Option<Summary> {
+        let started = self.started?;
+        let summary = Summary {
+            lasted: now.duration_since(started),
+            kills: self.kills,
+            kernel_kills: self.kernel_kills,
+        };
+        *self = Episode {
+            kernel_seen: self.kernel_seen,
+            last_exit: self.last_exit,
+            ..Episode::default()
+        };
+        Some(summary)
+    }
+
+    /// Counts the kernel's kills; the first one since oomward last chose starts the one wait.
+    fn follow_kernel(
+        &mut self,
+        obs: &Observation,
+        now: Instant,
+        l: &Limits,
+    ) -> Option<KernelKills> {
+        // A wait ends when the memory came back, the trouble is over, or its time is up.
+        if let Some(h) = self.hold
+            && (now >= h.until
+                || obs.available >= h.available.saturating_add(RELEASE_SEEN)
+                || obs.level == Level::Ok)
+        {
+            self.hold = None;
+        }
+        let n = obs.kernel_kills?;
+        let seen = self.kernel_seen.replace(n);
+        let new = n.saturating_sub(seen?);
+        if new == 0 {
+            return None;
+        }
+        self.kernel_kills += new;
+        let waiting = self.started.is_some() && self.hold.is_none() && !self.hold_spent;
+        if waiting {
+            self.hold = Some(Hold {
+                until: now + l.kernel_wait,
+                available: obs.available,
+            });
+            self.hold_spent = true;
+        }
+        let first = !std::mem::replace(&mut self.kernel_said, true);
+        Some(KernelKills {
+            new,
+            in_episode: self.kernel_kills,
+            first,
+            waiting,
+        })
+    }
+
+    fn follow_victims(
+        &mut self,
+        obs: &Observation,
+        level: Level,
+        now: Instant,
+        l: &Limits,
+        plan: &mut Plan,
+    ) {
+        let mut i = 0;
+        while i < self.victims.len() {
+            let v = self.victims[i];
+            if v.exited {
+                plan.exited.push((v.key, now.duration_since(v.signalled)));
+                self.last_exit = Some(now);
+                self.victims.remove(i);
+                continue;
+            }
+            match v.killed {
+                Some(at) if now.duration_since(at) >= l.stuck_timeout => {
+                    plan.stuck.push(v.key);
+                    self.victims.remove(i);
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    let elapsed = now.duration_since(v.signalled);
+                    let why = if level == Level::Kill {
+                        Some(Escalation::KillLevel)
+                    } else if elapsed >= l.grace {
+                        Some(Escalation::Grace)
+                    } else if obs
+                        .eta
+                        .is_some_and(|eta| eta < (l.grace - elapsed).min(IMMINENT))
+                    {
+                        Some(Escalation::Eta)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        plan.escalate.push((v.key, why));
+                        self.victims[i].killed = Some(now);
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Whether a new victim may be chosen now; otherwise when to look again.
+    fn may_choose(
+        &mut self,
+        obs: &Observation,
+        level: Level,
+        rescue: bool,
+        now: Instant,
+        l: &Limits,
+        wake_in: &mut Option<Duration>,
+    ) -> Option<Reason> {
+        let mut want = |d: Duration| *wake_in = Some(wake_in.map_or(d, |w| w.min(d)));
+        for v in &self.victims {
+            match v.killed {
+                None => {
+                    want(EXIT_POLL.min(l.grace.saturating_sub(now.duration_since(v.signalled))))
+                }
+                Some(_) if !v.released => want(RELEASE_POLL),
+                Some(_) => want(EXIT_POLL),
+            }
+        }
+        if level == Level::Ok || self.dry_run_decided {
+            return None;
+        }
+        if let Some(b) = self.backoff {
+            let worse = level > b.level || obs.available.saturating_add(WORSE_BY) <= b.available;
+            if now < b.until && !worse {
+                want(b.until - now);
+                return None;
+            }
+            self.backoff = None;
+        }
+        if let Some(h) = self.hold {
+            want(h.until.saturating_duration_since(now).max(RELEASE_POLL));
+            return None;
+        }
+        if obs.rescue && !rescue {
+            return None; // settling after the last rescue
+        }
+        let asked_only = self.victims.iter().any(|v| v.killed.is_none());
+        let releasing = self
+            .victims
+            .iter()
+            .any(|v| v.killed.is_some() && !v.released);
+        if asked_only || releasing {
+            return None;
+        }
+        let at_kill = level == Level::Kill;
+        if !self.victims.is_empty() && !at_kill {
+            // Every victim is SIGKILLed and released: its memory shows at the next sample.
+            return None;
+        }
+        Some(if rescue {
+            Reason::Rescue
+        } else if at_kill && !self.victims.is_empty() {
+            Reason::KeepUp
+        } else if at_kill {
+            Reason::Kill
+        } else if obs.eta.is_some_and(|eta| eta < l.grace.min(IMMINENT)) {
+            Reason::Eta
+        } else {
+            Reason::Term
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const MS: Duration = Duration::from_millis(1);
+
+    fn limits() -> Limits {
+        Limits::new(Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    fn obs(level: Level, available_mib: u64) -> Observation {
+        Observation {
+            level,
+            rescue: false,
+            available: available_mib * MIB,
+            eta: None,
+            kernel_kills: Some(0),
+        }
+    }
+
+    fn key(pid: i32) -> ProcessKey {
+        ProcessKey { pid, starttime: 1 }
+    }
+
+    /// A driven clock: `at(ms)` is that long after the start.
+    struct Clock(Instant);
+    impl Clock {
+        fn at(&self, ms: u64) -> Instant {
+            self.0 + Duration::from_millis(ms)
+        }
+    }
+
+    #[test]
+    fn calm_pressure_in_flight_recovered() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        // Calm: nothing to do.
+        let p = e.assess(&obs(Level::Ok, 100), c.at(0), &l);
+        assert_eq!(p, Plan::default());
+        // Pressure: choose, with SIGTERM.
+        let p = e.assess(&obs(Level::Term, 20), c.at(10), &l);
+        assert!(p.started);
+        assert_eq!(p.choose, Some(Reason::Term));
+        e.signalled(key(1), c.at(10), false);
+        // In flight: wait for it, sampled every EXIT_POLL.
+        let p = e.assess(&obs(Level::Term, 20), c.at(20), &l);
+        assert_eq!((p.choose, p.wake_in), (None, Some(EXIT_POLL)));
+        // It exits; the level is back to ok: recovered, with the summary.
+        e.victim_mut(key(1)).unwrap().exited = true;
+        let p = e.assess(&obs(Level::Ok, 120), c.at(50), &l);
+        assert_eq!(p.exited, vec![(key(1), 40 * MS)]);
+        assert_eq!(
+            p.recovered,
+            Some(Summary {
+                lasted: 40 * MS,
+                kills: 1,
+                kernel_kills: 0
+            })
+        );
+        assert!(!e.in_episode());
+    }
+
+    #[test]
+    fn escalation_table() {
+        let l = limits();
+        // (level, ms since SIGTERM, eta ms) -> escalation
+        let table: &[(Level, u64, Option<u64>, Option<Escalation>)] = &[
+            (Level::Term, 100, None, None),
+            (Level::Term, 999, None, None),
+            (Level::Term, 1000, None, Some(Escalation::Grace)),
+            (Level::Kill, 1, None, Some(Escalation::KillLevel)),
+            (Level::Term, 100, Some(950), None),
+            (Level::Term, 100, Some(800), None),
+            (Level::Term, 100, Some(200), Some(Escalation::Eta)),
+            (Level::Ok, 100, None, None),
+            (Level::Ok, 1500, None, Some(Escalation::Grace)),
+        ];
+        for &(level, ms, eta, want) in table {
+            let c = Clock(Instant::now());
+            let mut e = Episode::default();
+            e.assess(&obs(Level::Term, 20), c.at(0), &l);
+            e.signalled(key(1), c.at(0), false);
+            let mut o = obs(level, 20);
+            o.eta = eta.map(Duration::from_millis);
+            let p = e.assess(&o, c.at(ms), &l);
+            assert_eq!(
+                p.escalate.first().map(|(_, w)| *w),
+                want,
+                "{level:?} {ms} ms {eta:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn choice_table() {
+        let l = limits();
+        // (level, eta ms, rescue) -> reason of the first choice
+        let table: &[(Level, Option<u64>, bool, Option<Reason>)] = &[
+            (Level::Ok, None, false, None),
+            (Level::Term, None, false, Some(Reason::Term)),
+            (Level::Term, Some(5000), false, Some(Reason::Term)),
+            (Level::Term, Some(300), false, Some(Reason::Term)),
+            (Level::Term, Some(200), false, Some(Reason::Eta)),
+            (Level::Kill, None, false, Some(Reason::Kill)),
+            (Level::Ok, None, true, Some(Reason::Rescue)),
+            (Level::Term, None, true, Some(Reason::Rescue)),
+        ];
+        for &(level, eta, rescue, want) in table {
+            let mut e = Episode::default();
+            let mut o = obs(level, 20);
+            o.eta = eta.map(Duration::from_millis);
+            o.rescue = rescue;
+            let p = e.assess(&o, Instant::now(), &l);
+            assert_eq!(p.choose, want, "{level:?} {eta:?} {rescue}");
+            assert_eq!(want.map(Reason::signal).is_some(), p.choose.is_some());
+        }
+        assert_eq!(Reason::Term.signal(), Sig::Term);
+        assert_eq!(Reason::Eta.signal(), Sig::Kill);
+    }
+
+    #[test]
+    fn at_the_kill_level_the_next_victim_follows_once_the_last_ones_memory_is_released() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        assert_eq!(
+            e.assess(&obs(Level::Kill, 5), c.at(0), &l).choose,
+            Some(Reason::Kill)
+        );
+        e.signalled(key(1), c.at(0), true);
+        // SIGKILLed, memory not yet released: wait, sampling every RELEASE_POLL.
+        let p = e.assess(&obs(Level::Kill, 5), c.at(2), &l);
+        assert_eq!((p.choose, p.wake_in), (None, Some(RELEASE_POLL)));
+        // Released, still at the kill level (a respawned worker filled it again): next one.
+        e.victim_mut(key(1)).unwrap().released = true;
+        let p = e.assess(&obs(Level::Kill, 5), c.at(4), &l);
+        assert_eq!(p.choose, Some(Reason::KeepUp));
+        e.signalled(key(2), c.at(4), true);
+        assert_eq!(e.victims().len(), 2);
+        // Released but only at the term level: the freed memory shows soon, wait for exits.
+        e.victim_mut(key(2)).unwrap().released = true;
+        let p = e.assess(&obs(Level::Term, 20), c.at(6), &l);
+        assert_eq!(p.choose, None);
+        // Both exit, still at the term level: a new SIGTERM victim.
+        e.victim_mut(key(1)).unwrap().exited = true;
+        e.victim_mut(key(2)).unwrap().exited = true;
+        let p = e.assess(&obs(Level::Term, 20), c.at(8), &l);
+        assert_eq!(p.exited.len(), 2);
+        assert_eq!(p.choose, Some(Reason::Term));
+        assert_eq!(e.kills(), 2);
+    }
+
+    #[test]
+    fn a_victim_only_asked_to_exit_holds_up_the_next_choice_until_escalated() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        e.assess(&obs(Level::Term, 20), c.at(0), &l);
+        e.signalled(key(1), c.at(0), false);
+        // Kill level: escalate it, but do not choose another before its memory is released.
+        let p = e.assess(&obs(Level::Kill, 5), c.at(30), &l);
+        assert_eq!(p.escalate, vec![(key(1), Escalation::KillLevel)]);
+        assert_eq!(p.choose, None);
+        e.victim_mut(key(1)).unwrap().released = true;
+        assert_eq!(
+            e.assess(&obs(Level::Kill, 5), c.at(32), &l).choose,
+            Some(Reason::KeepUp)
+        );
+    }
+
+    #[test]
+    fn a_kernel_kill_mid_episode_waits_for_its_victim_once_then_acts_on_the_next_sample() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        let at = |level, avail, kills| Observation {
+            kernel_kills: Some(kills),
+            ..obs(level, avail)
+        };
+        e.assess(&at(Level::Term, 20, 3), c.at(0), &l);
+        e.signalled(key(1), c.at(0), false);
+        // The kernel kills (its own victim) while ours is within its grace.
+        let p = e.assess(&at(Level::Kill, 1, 4), c.at(100), &l);
+        let k = p.kernel.unwrap();
+        assert_eq!(
+            (k.new, k.in_episode, k.first, k.waiting),
+            (1, 1, true, true)
+        );
+        assert_eq!(p.escalate, vec![(key(1), Escalation::KillLevel)]);
+        e.victim_mut(key(1)).unwrap().released = true;
+        e.victim_mut(key(1)).unwrap().exited = true;
+        // Still at the kill level, the kernel's victim not yet gone: wait.
+        let p = e.assess(&at(Level::Kill, 1, 4), c.at(110), &l);
+        assert_eq!(p.choose, None);
+        assert!(p.wake_in.is_some_and(|w| w <= l.kernel_wait));
+        // More kernel kills do not extend the wait (counted, not said again).
+        let p = e.assess(&at(Level::Kill, 1, 6), c.at(120), &l);
+        let k = p.kernel.unwrap();
+        assert_eq!(
+            (k.new, k.in_episode, k.first, k.waiting),
+            (2, 3, false, false)
+        );
+        // Its memory comes back (available rises) 30 ms after the kill; still at the term
+        // level: oomward acts on that very sample, well within 50 ms of the victim's exit.
+        let p = e.assess(&at(Level::Term, 12, 6), c.at(130), &l);
+        assert_eq!(p.choose, Some(Reason::Term));
+    }
+
+    #[test]
+    fn kernel_kills_that_never_stop_cannot_keep_oomward_waiting() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        let mut t = 0;
+        let mut kills = 0;
+        let mut chosen_at = Vec::new();
+        // A kill every 20 ms, memory never seen coming back, for two seconds.
+        while t < 2000 {
+            kills += 1;
+            let o = Observation {
+                kernel_kills: Some(kills),
+                ..obs(Level::Kill, 1)
+            };
+            let p = e.assess(&o, c.at(t), &l);
+            if p.choose.is_some() {
+                chosen_at.push(t);
+                e.signalled(key(t as i32), c.at(t), true);
+                let v = e.victim_mut(key(t as i32)).unwrap();
+                v.released = true;
+                v.exited = true;
+            }
+            t += 20;
+        }
+        // The first choice comes at most kernel_wait after the first kill, and then at every
+        // sample after a wait (one wait per choice).
+        assert!(
+            chosen_at[0] <= l.kernel_wait.as_millis() as u64 + 20,
+            "{chosen_at:?}"
+        );
+        assert!(chosen_at.len() >= 15, "{chosen_at:?}");
+    }
+
+    #[test]
+    fn a_kill_outside_an_episode_is_counted_but_starts_no_wait() {
+        let l = limits();
+        let mut e = Episode::default();
+        e.assess(&obs(Level::Ok, 100), Instant::now(), &l);
+        let o = Observation {
+            kernel_kills: Some(1),
+            ..obs(Level::Ok, 100)
+        };
+        let k = e.assess(&o, Instant::now(), &l).kernel.unwrap();
+        assert!(k.first && !k.waiting);
+    }
+
+    #[test]
+    fn nothing_to_do_backs_off_says_so_once_and_looks_again_when_worse() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        let o = obs(Level::Term, 20);
+        assert_eq!(e.assess(&o, c.at(0), &l).choose, Some(Reason::Term));
+        assert!(e.back_off(Futility::Futile, &o, c.at(0), &l));
+        // Within the back-off: no choice, next look when it ends.
+        let p = e.assess(&o, c.at(100), &l);
+        assert_eq!((p.choose, p.wake_in), (None, Some(400 * MS)));
+        // It ends: look again, and say nothing new.
+        assert_eq!(e.assess(&o, c.at(500), &l).choose, Some(Reason::Term));
+        assert!(!e.back_off(Futility::Futile, &o, c.at(500), &l));
+        // A different reason is said once too.
+        assert!(e.back_off(Futility::NoCandidate, &o, c.at(500), &l));
+        // Worse: the kill level, or 4 MiB less available, ends it early.
+        assert_eq!(
+            e.assess(&obs(Level::Kill, 19), c.at(510), &l).choose,
+            Some(Reason::Kill)
+        );
+        e.back_off(Futility::Futile, &obs(Level::Term, 20), c.at(520), &l);
+        assert_eq!(e.assess(&obs(Level::Term, 17), c.at(530), &l).choose, None);
+        assert_eq!(
+            e.assess(&obs(Level::Term, 16), c.at(540), &l).choose,
+            Some(Reason::Term)
+        );
+        // A new episode says it again.
+        e.assess(&obs(Level::Ok, 100), c.at(600), &l);
+        e.assess(&o, c.at(700), &l);
+        assert!(e.back_off(Futility::Futile, &o, c.at(700), &l));
+    }
+
+    #[test]
+    fn a_stuck_victim_is_given_up_and_the_next_one_chosen() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        e.assess(&obs(Level::Kill, 5), c.at(0), &l);
+        e.signalled(key(1), c.at(0), true);
+        assert_eq!(e.assess(&obs(Level::Kill, 5), c.at(9_999), &l).choose, None);
+        let p = e.assess(&obs(Level::Kill, 5), c.at(10_000), &l);
+        assert_eq!(p.stuck, vec![key(1)]);
+        assert_eq!(p.choose, Some(Reason::Kill));
+    }
+
+    #[test]
+    fn a_rescue_waits_for_the_hung_cgroup_to_settle_after_an_exit() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        let hung = Observation {
+            rescue: true,
+            ..obs(Level::Kill, 0)
+        };
+        assert_eq!(e.assess(&hung, c.at(0), &l).choose, Some(Reason::Rescue));
+        e.signalled(key(1), c.at(0), true);
+        e.victim_mut(key(1)).unwrap().exited = true;
+        let p = e.assess(&hung, c.at(20), &l);
+        assert_eq!(p.choose, None);
+        assert_eq!(p.wake_in, Some(100 * MS));
+        assert_eq!(e.assess(&hung, c.at(120), &l).choose, Some(Reason::Rescue));
+    }
+
+    #[test]
+    fn a_dry_run_decides_once_per_episode() {
+        let l = limits();
+        let mut e = Episode::default();
+        let now = Instant::now();
+        assert!(e.assess(&obs(Level::Term, 20), now, &l).choose.is_some());
+        e.dry_run_decided();
+        assert!(e.assess(&obs(Level::Kill, 2), now, &l).choose.is_none());
+        e.assess(&obs(Level::Ok, 200), now, &l);
+        assert!(e.assess(&obs(Level::Term, 20), now, &l).choose.is_some());
+    }
+}

@@ -1,0 +1,182 @@
+//! What a kill would free, and whether any kill can help.
+//!
+//! The kernel kills at its limit whatever the victim frees. oomward acts earlier, when it still
+//! has the choice not to: a kill that frees nothing the domain is short of (the charge is tmpfs
+//! or shared memory, or lies in a part of the domain no watched scope covers) only costs a
+//! process. So before signalling, each candidate's *expected gain* is estimated: its private
+//! anonymous memory and its swap (shared memory and tmpfs pages stay charged after it dies).
+//! The order of candidates stays the kernel's badness with the policy on top; the gain only
+//! (a) rules out candidates below `kill.min_gain`, (b) prefers, in that order, the first whose
+//! kill alone frees what the domain needs, and (c) declares the domain *futile* when even every
+//! remaining candidate together could not free it.
+
+/// What a process's death gives back: private anonymous pages and swap, in bytes.
+pub fn expected_gain(rss_anon_pages: u64, swap_pages: u64, page_size: u64) -> u64 {
+    rss_anon_pages
+        .saturating_add(swap_pages)
+        .saturating_mul(page_size)
+}
+
+/// One ranked candidate as the choice sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prospect {
+    /// It may be chosen (eligible under the kernel's rules and the policy, not given up on).
+    pub eligible: bool,
+    /// Its expected gain, bytes (for a group kill, the group's).
+    pub gain: u64,
+}
+
+/// What to do about a domain in trouble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Kill the candidate at this index of the ranked list.
+    Victim {
+        /// Index into the ranked list.
+        index: usize,
+        /// Its kill alone frees what the domain needs.
+        enough: bool,
+    },
+    /// Killing would not help: kill nobody.
+    Futile {
+        /// What all candidates at or above `min_gain` would free together.
+        total: u64,
+        /// How many candidates were eligible at all.
+        eligible: usize,
+    },
+    /// No eligible candidate.
+    NoCandidate,
+}
+
+/// Chooses among `ranked` (most likely victim first) for a domain that must gain `need` bytes
+/// to leave its level. A `rescue` (a hung cgroup the kernel will not act on) takes the first
+/// eligible candidate whatever it frees.
+pub fn select(ranked: &[Prospect], need: u64, min_gain: u64, rescue: bool) -> Selection {
+    let mut eligible = 0;
+    let mut total: u64 = 0;
+    let mut first_useful = None;
+    let mut first_enough = None;
+    for (i, c) in ranked.iter().enumerate() {
+        if !c.eligible {
+            continue;
+        }
+        eligible += 1;
+        if rescue {
+            return Selection::Victim {
+                index: i,
+                enough: c.gain >= need,
+            };
+        }
+        if c.gain < min_gain {
+            continue;
+        }
+        total = total.saturating_add(c.gain);
+        first_useful.get_or_insert(i);
+        if c.gain >= need {
+            first_enough.get_or_insert(i);
+            break;
+        }
+    }
+    if eligible == 0 {
+        return Selection::NoCandidate;
+    }
+    if let Some(index) = first_enough {
+        return Selection::Victim {
+            index,
+            enough: true,
+        };
+    }
+    // No single kill is enough. Kills add up (the next victim follows this one), as long as
+    // together they can get there.
+    match first_useful {
+        Some(index) if total >= need => Selection::Victim {
+            index,
+            enough: false,
+        },
+        _ => {
+            // Count what the rest would free, for the report.
+            let total = ranked
+                .iter()
+                .filter(|c| c.eligible && c.gain >= min_gain)
+                .fold(0u64, |t, c| t.saturating_add(c.gain));
+            Selection::Futile { total, eligible }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn c(gain_mib: u64) -> Prospect {
+        Prospect {
+            eligible: true,
+            gain: gain_mib * MIB,
+        }
+    }
+
+    const NO: Prospect = Prospect {
+        eligible: false,
+        gain: 500 * MIB,
+    };
+
+    #[test]
+    fn gain_is_private_anonymous_memory_and_swap() {
+        assert_eq!(expected_gain(256, 0, 4096), MIB);
+        assert_eq!(expected_gain(128, 128, 4096), MIB);
+        assert_eq!(expected_gain(u64::MAX, 1, 4096), u64::MAX);
+    }
+
+    #[test]
+    fn selection_table() {
+        // (ranked, need MiB, min_gain MiB) -> selection
+        let victim = |index, enough| Selection::Victim { index, enough };
+        let futile = |total_mib: u64, eligible| Selection::Futile {
+            total: total_mib * MIB,
+            eligible,
+        };
+        let table: &[(&[Prospect], u64, u64, Selection)] = &[
+            // The first by rank frees enough: it.
+            (&[c(100), c(200)], 10, 5, victim(0, true)),
+            // The first by rank is below min_gain: passed over.
+            (&[c(2), c(100)], 10, 5, victim(1, true)),
+            // Prefer the first (by rank) whose kill is enough.
+            (&[c(8), c(30), c(300)], 20, 5, victim(1, true)),
+            // None alone is enough, together they are: the first useful one.
+            (&[c(8), c(9), c(7)], 20, 5, victim(0, false)),
+            // Idle processes beside tmpfs: each below min_gain, nothing to gain.
+            (&[c(4), c(3), c(2), c(1)], 7, 5, futile(0, 4)),
+            // Above min_gain but together not enough.
+            (&[c(6), c(6)], 20, 5, futile(12, 2)),
+            // Ineligible ones never count, however large.
+            (&[NO, c(1)], 10, 5, futile(0, 1)),
+            (&[NO, NO], 10, 5, Selection::NoCandidate),
+            (&[], 10, 5, Selection::NoCandidate),
+            // Nothing needed (the level comes from pressure alone): the first useful one.
+            (&[c(1), c(6)], 0, 5, victim(1, true)),
+        ];
+        for (ranked, need, min_gain, want) in table {
+            assert_eq!(
+                select(ranked, need * MIB, min_gain * MIB, false),
+                *want,
+                "{ranked:?} need {need} min {min_gain}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rescue_takes_the_first_eligible_whatever_it_frees() {
+        assert_eq!(
+            select(&[NO, c(1), c(100)], 50 * MIB, 5 * MIB, true),
+            Selection::Victim {
+                index: 1,
+                enough: false
+            }
+        );
+        assert_eq!(
+            select(&[NO], 50 * MIB, 5 * MIB, true),
+            Selection::NoCandidate
+        );
+    }
+}

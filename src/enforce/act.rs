@@ -1,0 +1,519 @@
+//! Choosing and signalling a victim for a domain: gather the candidates of its watched scopes,
+//! rank them with the domain's T, weigh what each kill would free, and either signal the one
+//! [`select`] picks or say why nobody is killed.
+
+use std::time::Instant;
+
+use crate::config::KillUnit;
+use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
+use crate::decide::episode::{Futility, Observation, Reason};
+use crate::decide::gain::{Prospect, Selection, expected_gain, select};
+use crate::kill::{self, Companion, InFlight, KillError};
+use crate::probe::cgroup::{CgroupVersion, is_within};
+use crate::probe::process::{ProcessSnapshot, Scan, scan};
+use crate::rank::{Candidate, Totals, rank};
+use crate::report::{Line, Logger, Severity};
+use crate::sys::Sig;
+
+use super::domains::Figures;
+use super::lines::decision_line;
+use super::{CHEAP_FINALISTS, Enforcer, Wake};
+
+/// Where a candidate lies: the watched scope that holds it, and how it is killed there.
+#[derive(Debug, Clone)]
+pub(super) struct Owner {
+    pub scope: ScopeId,
+    pub path: Option<String>,
+    pub unit: KillUnit,
+}
+
+impl Enforcer {
+    /// Chooses among the domain's candidates and acts: signal the victim, or back off.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn choose_and_act(
+        &mut self,
+        i: usize,
+        reason: Reason,
+        obs: &Observation,
+        fig: &Figures,
+        log: &mut Logger,
+        wake: Wake,
+        now: Instant,
+    ) {
+        let totals = Totals {
+            scope: fig.totalpages,
+            system: fig.system_totalpages.max(1),
+        };
+        let scanned = match self.gather(i, totals) {
+            Ok(s) => s,
+            Err(e) => {
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot list processes").kv("error", e).as_str(),
+                );
+                return;
+            }
+        };
+        let procs = &scanned.processes;
+        let ranked = rank(procs, &self.policy, totals);
+        let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
+        let prospects: Vec<Prospect> = ranked
+            .iter()
+            .zip(&owners)
+            .map(|(c, o)| Prospect {
+                eligible: self.may_choose(c),
+                gain: self.gain(c.process, o, procs),
+            })
+            .collect();
+        let min_gain = self.config.kill.min_gain.bytes_of(fig.limit);
+        match select(&prospects, fig.need, min_gain, reason == Reason::Rescue) {
+            Selection::Victim { index, enough } => {
+                let pick = Pick {
+                    victim: &ranked[index],
+                    owner: &owners[index],
+                    gain: prospects[index].gain,
+                    enough,
+                    reason,
+                };
+                self.signal(i, &pick, procs, obs, fig, log, wake, now);
+            }
+            Selection::Futile { total, eligible } => {
+                if self.domains[i]
+                    .episode
+                    .back_off(Futility::Futile, obs, now, &self.limits)
+                {
+                    self.report_futile(i, obs, fig, total, eligible, min_gain, log);
+                }
+            }
+            Selection::NoCandidate => {
+                if self.domains[i]
+                    .episode
+                    .back_off(Futility::NoCandidate, obs, now, &self.limits)
+                {
+                    log.log(
+                        Severity::Warning,
+                        Line::new("domain is low on memory but has no eligible candidate")
+                            .kv("event", "no_candidate")
+                            .kv("scope", self.members_list(i))
+                            .kv("domain", self.domain_key_name(i))
+                            .kv("level", obs.level.as_str())
+                            .kv("available", obs.available)
+                            .kv("limit", fig.limit)
+                            .kv("processes", ranked.len())
+                            .kv("vanished", scanned.vanished)
+                            .kv("unreadable", scanned.unreadable.len())
+                            .as_str(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The candidates of a domain: the system's through the process table (one small read per
+    /// process, full reads for the finalists), a cgroup domain's from its watched scopes'
+    /// subtrees (nested scopes read once).
+    fn gather(&mut self, i: usize, totals: Totals) -> Result<Scan, crate::probe::ProbeError> {
+        if self.domains[i].key == DomainKey::System {
+            if self.config.kill.process_group {
+                return scan(&self.host, None, self.needs_cmdline);
+            }
+            return self
+                .table
+                .pass(
+                    &self.host,
+                    &self.policy,
+                    totals,
+                    CHEAP_FINALISTS,
+                    self.needs_cmdline,
+                )
+                .map(|p| Scan {
+                    processes: p.processes,
+                    ..Scan::default()
+                });
+        }
+        let paths = self.member_paths(i);
+        let mut out = Scan::default();
+        for p in &paths {
+            if paths.iter().any(|q| q != p && is_within(p, q)) {
+                continue; // inside another member: already read with it
+            }
+            let s = scan(&self.host, Some(p), self.needs_cmdline)?;
+            out.processes.extend(s.processes);
+            out.vanished += s.vanished;
+            out.unreadable.extend(s.unreadable);
+        }
+        Ok(out)
+    }
+
+    fn member_paths(&self, i: usize) -> Vec<String> {
+        self.domains[i]
+            .members
+            .iter()
+            .filter_map(|id| match id {
+                ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
+                ScopeId::System => None,
+            })
+            .map(|c| c.path.clone())
+            .collect()
+    }
+
+    fn members_list(&self, i: usize) -> String {
+        let names: Vec<&str> = self.domains[i]
+            .members
+            .iter()
+            .map(|id| self.scope_name(*id))
+            .collect();
+        names.join(",")
+    }
+
+    /// The innermost watched scope of the domain that holds `p`.
+    fn owner(&self, i: usize, p: &ProcessSnapshot) -> Owner {
+        let system = Owner {
+            scope: ScopeId::System,
+            path: None,
+            unit: KillUnit::Process,
+        };
+        if self.domains[i].key == DomainKey::System {
+            return system;
+        }
+        let cgroup = p.cgroup.as_deref().unwrap_or("");
+        self.domains[i]
+            .members
+            .iter()
+            .filter_map(|id| match id {
+                ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
+                ScopeId::System => None,
+            })
+            .filter(|c| is_within(cgroup, &c.path))
+            .max_by_key(|c| c.path.len())
+            .map_or(system, |c| {
+                let cfg = &self.config.cgroups[c.config_index];
+                let oom_group = c.sample.chain.first().is_some_and(|(_, m)| m.oom_group);
+                Owner {
+                    scope: ScopeId::Cgroup(c.id),
+                    path: Some(c.path.clone()),
+                    unit: if oom_group {
+                        KillUnit::Cgroup
+                    } else {
+                        cfg.kill_unit
+                    },
+                }
+            })
+    }
+
+    /// May this ranked process be chosen: eligible for the kernel and the policy, not oomward,
+    /// not init, not given up on, not already in flight in some domain.
+    fn may_choose(&self, c: &Candidate<'_>) -> bool {
+        let p = c.process;
+        let key = ProcessKey::of(p);
+        c.is_eligible()
+            && p.pid != self.self_pid
+            && p.pid > 1
+            && !self.is_stuck(key)
+            && !self
+                .domains
+                .iter()
+                .any(|d| d.in_flight.iter().any(|f| f.victim.pid == p.pid))
+    }
+
+    /// Whether a process may be signalled at all: not oomward, not init, not a kernel thread,
+    /// not unkillable for the kernel (adj -1000, no mm), not protected by policy. The same
+    /// promise holds for companions of a group or cgroup kill as for a chosen victim.
+    fn may_kill(&self, p: &ProcessSnapshot) -> bool {
+        p.pid != self.self_pid
+            && p.pid > 1
+            && crate::rank::unkillable(p).is_none()
+            && self.policy.evaluate(p).protected.is_none()
+    }
+
+    /// What killing `p` frees: its private anonymous memory and swap, or for a group kill the
+    /// killable members' together.
+    fn gain(&self, p: &ProcessSnapshot, owner: &Owner, procs: &[ProcessSnapshot]) -> u64 {
+        let one = |q: &ProcessSnapshot| {
+            expected_gain(q.rss_anon_pages, q.swap_pages, self.host.page_size)
+        };
+        match (&owner.unit, &owner.path) {
+            (KillUnit::Cgroup, Some(path)) => procs
+                .iter()
+                .filter(|q| is_within(q.cgroup.as_deref().unwrap_or(""), path))
+                .filter(|q| q.pid == p.pid || self.may_kill(q))
+                .map(one)
+                .fold(0u64, u64::saturating_add),
+            _ if self.config.kill.process_group && p.pgrp > 1 => procs
+                .iter()
+                .filter(|q| q.pid == p.pid || (q.pgrp == p.pgrp && self.may_kill(q)))
+                .map(one)
+                .fold(0u64, u64::saturating_add),
+            _ => one(p),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report_futile(
+        &self,
+        i: usize,
+        obs: &Observation,
+        fig: &Figures,
+        total: u64,
+        eligible: usize,
+        min_gain: u64,
+        log: &mut Logger,
+    ) {
+        let domain = self.domain_key_name(i);
+        let mut line = Line::new(
+            "no kill can free what the domain needs: killing nobody, leaving the limit to the kernel",
+        )
+        .kv("event", "futile")
+        .kv("scope", self.members_list(i))
+        .kv("domain", domain)
+        .kv("level", obs.level.as_str())
+        .kv("available", obs.available)
+        .kv("limit", fig.limit)
+        .kv("need", fig.need)
+        .kv("gain_total", total)
+        .kv("eligible", eligible)
+        .kv("min_gain", min_gain);
+        match fig.shmem {
+            Some(s) => {
+                line.push("shmem", s);
+                line.push("shmem_mib", s >> 20);
+            }
+            None => line.push("shmem", "-"),
+        }
+        if self.domains[i].key != DomainKey::System {
+            let paths = self.member_paths(i);
+            let watched: Vec<&str> = paths.iter().map(String::as_str).collect();
+            match crate::watch::largest_outside(&self.host, domain, &watched) {
+                Some((path, usage)) => {
+                    line.push("largest_outside", path);
+                    line.push("largest_outside_usage", usage);
+                }
+                None => line.push("largest_outside", "-"),
+            }
+        }
+        log.log(Severity::Warning, line.as_str());
+    }
+
+    /// Signals the chosen victim (and, for a group kill, its group within its scope); the
+    /// signal goes first and the line after.
+    #[allow(clippy::too_many_arguments)]
+    fn signal(
+        &mut self,
+        i: usize,
+        pick: &Pick<'_, '_>,
+        procs: &[ProcessSnapshot],
+        obs: &Observation,
+        fig: &Figures,
+        log: &mut Logger,
+        wake: Wake,
+        now: Instant,
+    ) {
+        let victim = pick.victim;
+        let sig = pick.reason.signal();
+        let event = match pick.reason {
+            Reason::Rescue => "rescue",
+            Reason::Term => "term",
+            _ => "kill",
+        };
+        let scope = self.scope_name(pick.owner.scope).to_string();
+        let domain = self.domain_key_name(i).to_string();
+        let line = |message: &str| {
+            decision_line(
+                message, event, &scope, &domain, obs, fig, pick, wake, victim, sig,
+            )
+        };
+        if self.dry_run {
+            log.log(
+                Severity::Info,
+                line("would signal (dry run)").kv("dry_run", true).as_str(),
+            );
+            self.domains[i].episode.dry_run_decided();
+            return;
+        }
+        if self.host.root != std::path::Path::new("/") {
+            // Pids under another root are not this machine's processes: never signal them.
+            log.log(
+                Severity::Error,
+                Line::new("refusing to signal: processes read from a root other than /")
+                    .kv("root", self.host.root.display())
+                    .as_str(),
+            );
+            self.domains[i].episode.dry_run_decided();
+            return;
+        }
+        let key = ProcessKey::of(victim.process);
+        let fd = match kill::open_verified(&self.host, victim.process) {
+            Ok(fd) => fd,
+            Err(KillError::Gone) | Err(KillError::Reused) => return,
+            Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
+                // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot open a pidfd for the victim")
+                        .kv("pid", victim.process.pid)
+                        .kv("error", e)
+                        .as_str(),
+                );
+                return;
+            }
+            Err(e) => {
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot signal victim")
+                        .kv("pid", victim.process.pid)
+                        .kv("error", e)
+                        .as_str(),
+                );
+                self.mark_stuck(key);
+                return;
+            }
+        };
+        let sent = kill::signal(&fd, sig);
+        let first_signal = Instant::now();
+        let (companions, cgroup_kill_file) = self.signal_group(pick, procs, sig);
+        let released = if sig == Sig::Kill {
+            self.reaper.release(&fd, victim.process.pid)
+        } else {
+            "-"
+        };
+        let mut l = line("signalled victim");
+        match &sent {
+            Ok(()) => l.push("outcome", "sent"),
+            Err(e) => l.push("outcome", format!("failed: {e}")),
+        }
+        if !companions.is_empty() {
+            l.push("companions", companions.len());
+        }
+        if sig == Sig::Kill {
+            l.push("mrelease", released);
+        }
+        let severity = if pick.reason == Reason::Rescue {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        log.log(severity, l.as_str());
+        if sent.is_err() {
+            self.mark_stuck(key);
+            return;
+        }
+        self.note_kill(log, now);
+        let sigkilled = if sig == Sig::Kill {
+            std::iter::once(victim.process.pid)
+                .chain(companions.iter().map(|c| c.pid))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let d = &mut self.domains[i];
+        d.episode.signalled(key, first_signal, sig == Sig::Kill);
+        d.in_flight.push(InFlight {
+            victim: victim.process.clone(),
+            scope,
+            fd,
+            companions,
+            first_signal,
+            sigkilled,
+            kill_sent: (sig == Sig::Kill).then_some(first_signal),
+            cgroup_kill_file,
+        });
+    }
+
+    /// For a group kill: the other killable processes of the victim's scope (or its process
+    /// group within the domain), signalled through verified pidfds; on v2 the `cgroup.kill`
+    /// file when every process of the scope may die.
+    fn signal_group(
+        &self,
+        pick: &Pick<'_, '_>,
+        procs: &[ProcessSnapshot],
+        sig: Sig,
+    ) -> (Vec<Companion>, Option<std::path::PathBuf>) {
+        let victim = pick.victim.process;
+        match (&pick.owner.unit, &pick.owner.path) {
+            (KillUnit::Cgroup, Some(path)) => {
+                let within =
+                    |q: &ProcessSnapshot| is_within(q.cgroup.as_deref().unwrap_or(""), path);
+                let companions = self.signal_others(procs, victim.pid, sig, within);
+                // cgroup.kill spares nobody: use it only when every process of the subtree may die.
+                let all_killable = procs.iter().filter(|q| within(q)).all(|q| self.may_kill(q));
+                let mut file = None;
+                if let Some(hier) = &self.host.memory
+                    && hier.version == CgroupVersion::V2
+                    && all_killable
+                    && let Some(f) = hier
+                        .dir(&self.host.root, path)
+                        .map(|d| d.join("cgroup.kill"))
+                        .filter(|f| f.exists())
+                {
+                    if sig == Sig::Kill {
+                        let _ = std::fs::write(&f, "1");
+                    }
+                    file = Some(f);
+                }
+                (companions, file)
+            }
+            _ if self.config.kill.process_group => {
+                let pgrp = victim.pgrp;
+                if pgrp > 1 && pgrp != crate::sys::own_pgrp() {
+                    (
+                        self.signal_others(procs, victim.pid, sig, |q| q.pgrp == pgrp),
+                        None,
+                    )
+                } else {
+                    (Vec::new(), None)
+                }
+            }
+            _ => (Vec::new(), None),
+        }
+    }
+
+    /// Signals the other processes of the scan that `pick` selects, through verified pidfds.
+    fn signal_others(
+        &self,
+        procs: &[ProcessSnapshot],
+        victim: i32,
+        sig: Sig,
+        pick: impl Fn(&ProcessSnapshot) -> bool,
+    ) -> Vec<Companion> {
+        let mut out = Vec::new();
+        for p in procs {
+            if p.pid == victim || !pick(p) || !self.may_kill(p) {
+                continue;
+            }
+            if let Ok(fd) = kill::open_verified(&self.host, p)
+                && kill::signal(&fd, sig).is_ok()
+            {
+                if sig == Sig::Kill {
+                    self.reaper.release(&fd, p.pid);
+                }
+                out.push(Companion { pid: p.pid, fd });
+            }
+        }
+        out
+    }
+
+    /// Counts a kill and warns, at most once a minute, when a workload keeps coming back.
+    fn note_kill(&mut self, log: &mut Logger, now: Instant) {
+        let s = now.duration_since(self.started).as_secs();
+        let recent = self.kill_rate.note(s);
+        if recent > self.config.kill.warn_kills_per_minute && self.kill_rate.may_warn(s) {
+            log.log(
+                Severity::Warning,
+                Line::new("many kills in the last minute: a workload keeps coming back")
+                    .kv("event", "kill_rate")
+                    .kv("kills_last_minute", recent)
+                    .kv("warn_at", self.config.kill.warn_kills_per_minute)
+                    .as_str(),
+            );
+        }
+    }
+}
+
+/// The chosen candidate and why.
+pub(super) struct Pick<'a, 'p> {
+    pub victim: &'a Candidate<'p>,
+    pub owner: &'a Owner,
+    pub gain: u64,
+    pub enough: bool,
+    pub reason: Reason,
+}

@@ -1,0 +1,403 @@
+//! The OOM domains of a round: which watched scopes share a binding limit, what the domain as
+//! a whole looks like (the episode's observation), the victims in flight, and the plan's
+//! follow-up (exits, escalations, stuck victims, the kernel's kills, recovery).
+
+use std::time::{Duration, Instant};
+
+use crate::decide::domain::{DomainKey, ProcessKey, ScopeId, combine};
+use crate::decide::episode::{Episode, Escalation, Observation, Plan};
+use crate::decide::trigger::Level;
+use crate::kill::InFlight;
+use crate::probe::cgroup::CgroupVersion;
+use crate::report::{Line, Logger, Severity};
+
+use super::{Enforcer, Wake};
+
+/// One OOM domain's state across rounds.
+pub(super) struct Domain {
+    pub key: DomainKey,
+    pub episode: Episode,
+    /// The victims being made to exit, with their pidfds.
+    pub in_flight: Vec<InFlight>,
+    /// Its watched scopes this round.
+    pub members: Vec<ScopeId>,
+    /// A member was sampled in full this round.
+    pub fresh: bool,
+    /// The kernel's OOM kills in the domain, as last counted.
+    pub kernel_kills: Option<u64>,
+    /// The machine's count when the domain's (v1) count was last summed.
+    pub vmstat_seen: Option<u64>,
+}
+
+impl Domain {
+    fn new(key: DomainKey) -> Self {
+        Domain {
+            key,
+            episode: Episode::default(),
+            in_flight: Vec::new(),
+            members: Vec::new(),
+            fresh: false,
+            kernel_kills: None,
+            vmstat_seen: None,
+        }
+    }
+
+    /// An episode is under way or a victim is in flight: every member is looked at each round.
+    pub fn busy(&self) -> bool {
+        self.episode.in_episode() || !self.in_flight.is_empty()
+    }
+
+    /// Kept while it has members or business.
+    pub fn worth_keeping(&self) -> bool {
+        self.busy() || !self.members.is_empty()
+    }
+}
+
+/// The domain's figures this round, for the choice and the reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Figures {
+    /// The limit that binds (MemTotal for the system), bytes.
+    pub limit: u64,
+    /// Kernel T for ranking within the domain, pages.
+    pub totalpages: u64,
+    /// The machine's T, pages.
+    pub system_totalpages: u64,
+    /// Bytes to gain to leave the level.
+    pub need: u64,
+    /// Observed fill rate, bytes per second (the fastest member's).
+    pub fill_rate: f64,
+    /// Shared memory and tmpfs charged to the domain, bytes (cgroups only).
+    pub shmem: Option<u64>,
+}
+
+impl Enforcer {
+    /// Step 4: groups the scopes by the limit that binds them.
+    pub(super) fn group_domains(&mut self) {
+        for d in &mut self.domains {
+            d.members.clear();
+            d.fresh = false;
+        }
+        if self.config.system.enabled && self.system.mem.is_some() {
+            let d = self.domain_mut(DomainKey::System);
+            d.members.push(ScopeId::System);
+            d.fresh = true;
+        }
+        for c in 0..self.cgroups.len() {
+            let cg = &self.cgroups[c];
+            let Some(path) = cg.domain_path() else {
+                continue;
+            };
+            let (id, fresh) = (ScopeId::Cgroup(cg.id), cg.fresh);
+            // Found without allocating a key (the idle path allocates nothing).
+            let i = match self
+                .domains
+                .iter()
+                .position(|d| matches!(&d.key, DomainKey::Memcg(p) if p == path))
+            {
+                Some(i) => i,
+                None => {
+                    self.domains.push(Domain::new(DomainKey::of_cgroup(path)));
+                    self.domains.len() - 1
+                }
+            };
+            let d = &mut self.domains[i];
+            d.members.push(id);
+            d.fresh |= fresh;
+        }
+    }
+
+    fn domain_mut(&mut self, key: DomainKey) -> &mut Domain {
+        let i = match self.domains.iter().position(|d| d.key == key) {
+            Some(i) => i,
+            None => {
+                self.domains.push(Domain::new(key));
+                self.domains.len() - 1
+            }
+        };
+        &mut self.domains[i]
+    }
+
+    /// Step 5: what the victims in flight did since the last round: exited, or had their
+    /// memory released by `process_mrelease`.
+    pub(super) fn follow_victims(&mut self) {
+        while let Some(pid) = self.reaper.released() {
+            for d in &mut self.domains {
+                let Domain {
+                    in_flight, episode, ..
+                } = d;
+                for f in in_flight.iter().filter(|f| f.victim.pid == pid) {
+                    if let Some(v) = episode.victim_mut(ProcessKey::of(&f.victim)) {
+                        v.released = true;
+                    }
+                }
+            }
+        }
+        for d in &mut self.domains {
+            let Domain {
+                in_flight, episode, ..
+            } = d;
+            for f in in_flight.iter() {
+                if f.has_exited()
+                    && let Some(v) = episode.victim_mut(ProcessKey::of(&f.victim))
+                {
+                    v.exited = true;
+                }
+            }
+        }
+    }
+
+    /// Step 6, per domain: assess its episode and carry out the plan. Returns when the domain
+    /// wants its next sample.
+    pub(super) fn handle_domain(
+        &mut self,
+        i: usize,
+        log: &mut Logger,
+        wake: Wake,
+        now: Instant,
+    ) -> Option<Duration> {
+        if !self.domains[i].fresh && !self.domains[i].busy() {
+            return None;
+        }
+        let (obs, fig) = self.observe(i);
+        let plan = self.domains[i].episode.assess(&obs, now, &self.limits);
+        for &(key, after) in &plan.exited {
+            self.victim_exited(i, key, after, log);
+        }
+        self.report_plan(i, &plan, &obs, log);
+        for &key in &plan.stuck {
+            self.victim_stuck(i, key, log);
+        }
+        for &(key, why) in &plan.escalate {
+            self.escalate(i, key, why, obs.level, now, log);
+        }
+        if let Some(reason) = plan.choose {
+            self.choose_and_act(i, reason, &obs, &fig, log, wake, now);
+        }
+        plan.wake_in
+    }
+
+    /// The domain as its episode sees it: its members combined, the kernel's kills counted.
+    fn observe(&mut self, i: usize) -> (Observation, Figures) {
+        let system_t = self
+            .system
+            .mem
+            .map_or(1, |m| m.total_pages(self.host.page_size));
+        if self.domains[i].key == DomainKey::System {
+            let m = self.system.mem.unwrap_or_default();
+            let kills = self.machine_oom_kills();
+            let obs = Observation {
+                level: self.system.member.level,
+                rescue: false,
+                available: m.mem_available,
+                eta: self.system.eta,
+                kernel_kills: kills,
+            };
+            let fig = Figures {
+                limit: m.mem_total,
+                totalpages: system_t,
+                system_totalpages: system_t,
+                need: self.system.member.need,
+                fill_rate: self.system.fill.rate(),
+                shmem: None,
+            };
+            return (obs, fig);
+        }
+        let cgroups = &self.cgroups;
+        let members = || {
+            self.domains[i]
+                .members
+                .iter()
+                .filter_map(|id| cgroups.iter().find(|c| ScopeId::Cgroup(c.id) == *id))
+        };
+        let combined = combine(members().map(|c| c.member));
+        let mut available = u64::MAX;
+        let mut fig = Figures {
+            system_totalpages: system_t,
+            totalpages: u64::MAX,
+            need: combined.need,
+            ..Figures::default()
+        };
+        let mut eta: Option<Duration> = None;
+        let mut v2_kills = None;
+        for c in members() {
+            let s = &c.sample;
+            available = available.min(s.available.unwrap_or(u64::MAX));
+            fig.limit = fig.limit.max(s.limit.unwrap_or(0));
+            fig.totalpages = fig.totalpages.min(s.totalpages);
+            fig.fill_rate = fig.fill_rate.max(c.fill.rate());
+            eta = match (eta, c.eta) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some((_, m)) = s.limit_index.and_then(|li| s.chain.get(li)) {
+                fig.shmem = Some(m.shmem);
+                v2_kills = Some(m.oom_kill);
+            }
+        }
+        if available == u64::MAX {
+            available = 0;
+        }
+        let level = combined.level;
+        let rescue = combined.rescue;
+        let busy = self.domains[i].busy() || level > Level::Ok || rescue;
+        let kernel_kills = match self.host.memory.as_ref().map(|h| h.version) {
+            Some(CgroupVersion::V2) => v2_kills,
+            _ if busy => self.v1_domain_kills(i),
+            _ => self.domains[i].kernel_kills,
+        };
+        self.domains[i].kernel_kills = kernel_kills;
+        let obs = Observation {
+            level,
+            rescue,
+            available,
+            eta,
+            kernel_kills,
+        };
+        (obs, fig)
+    }
+
+    /// A v1 domain's kernel OOM kills: summed over its subtree (a v1 cgroup counts only its
+    /// own), and only again when the machine's count moved.
+    fn v1_domain_kills(&mut self, i: usize) -> Option<u64> {
+        let machine = self.machine_oom_kills();
+        let d = &self.domains[i];
+        if d.kernel_kills.is_some() && machine.is_some() && d.vmstat_seen == machine {
+            return d.kernel_kills;
+        }
+        let sum = crate::watch::v1_subtree_oom_kills(&self.host, d.key.name());
+        self.domains[i].vmstat_seen = machine;
+        sum
+    }
+
+    fn report_plan(&mut self, i: usize, plan: &Plan, obs: &Observation, log: &mut Logger) {
+        let name = self.domain_key_name(i);
+        if let Some(k) = plan.kernel
+            && k.first
+        {
+            let mut line = Line::new(if k.waiting {
+                "the kernel OOM killer acted in a watched domain: oomward was late; waiting for its victim, then acting"
+            } else {
+                "the kernel OOM killer acted in a watched domain"
+            })
+            .kv("event", "kernel_oom_kill")
+            .kv("domain", name)
+            .kv("kernel_kills", k.in_episode)
+            .kv("level", obs.level.as_str())
+            .kv("available", obs.available);
+            if k.waiting {
+                line.push("wait_ms", self.limits.kernel_wait.as_millis());
+            }
+            log.log(Severity::Warning, line.as_str());
+        }
+        if let Some(s) = plan.recovered {
+            log.log(
+                Severity::Info,
+                Line::new("domain recovered")
+                    .kv("event", "recovered")
+                    .kv("domain", name)
+                    .kv("after_ms", s.lasted.as_millis())
+                    .kv("kills", s.kills)
+                    .kv("kernel_kills", s.kernel_kills)
+                    .as_str(),
+            );
+        }
+    }
+
+    fn victim_exited(&mut self, i: usize, key: ProcessKey, after: Duration, log: &mut Logger) {
+        let d = &mut self.domains[i];
+        let Some(pos) = d
+            .in_flight
+            .iter()
+            .position(|f| ProcessKey::of(&f.victim) == key)
+        else {
+            return;
+        };
+        let f = d.in_flight.remove(pos);
+        log.log(
+            Severity::Info,
+            Line::new("victim exited")
+                .kv("event", "exit")
+                .kv("scope", &f.scope)
+                .kv("domain", d.key.name())
+                .kv("pid", f.victim.pid)
+                .kv("comm", &f.victim.comm)
+                .kv("after_ms", after.as_millis())
+                .kv("signal", f.victim_signal())
+                .kv_if(!f.companions.is_empty(), "members", f.companions.len() + 1)
+                .kv_if(f.kill_sent.is_some(), "sigkilled", f.sigkilled_list())
+                .as_str(),
+        );
+    }
+
+    fn victim_stuck(&mut self, i: usize, key: ProcessKey, log: &mut Logger) {
+        let d = &mut self.domains[i];
+        let Some(pos) = d
+            .in_flight
+            .iter()
+            .position(|f| ProcessKey::of(&f.victim) == key)
+        else {
+            return;
+        };
+        let f = d.in_flight.remove(pos);
+        log.log(
+            Severity::Error,
+            Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")
+                .kv("event", "stuck")
+                .kv("scope", &f.scope)
+                .kv("domain", d.key.name())
+                .kv("pid", f.victim.pid)
+                .kv("comm", &f.victim.comm)
+                .kv("state", f.victim.state)
+                .as_str(),
+        );
+        self.mark_stuck(key);
+    }
+
+    fn escalate(
+        &mut self,
+        i: usize,
+        key: ProcessKey,
+        why: Escalation,
+        level: Level,
+        now: Instant,
+        log: &mut Logger,
+    ) {
+        let Enforcer {
+            domains, reaper, ..
+        } = self;
+        let d = &mut domains[i];
+        let Some(f) = d
+            .in_flight
+            .iter_mut()
+            .find(|f| ProcessKey::of(&f.victim) == key)
+        else {
+            return;
+        };
+        f.escalate(now, reaper);
+        let victim_alive = f.sigkilled.contains(&f.victim.pid);
+        if !victim_alive && let Some(v) = d.episode.victim_mut(key) {
+            // Only companions were left: nothing of the victim's own to release.
+            v.released = true;
+        }
+        log.log(
+            Severity::Warning,
+            Line::new(if victim_alive {
+                "victim still alive, sent SIGKILL"
+            } else {
+                "victim gone, others signalled with it still alive: sent SIGKILL"
+            })
+            .kv("event", "escalate")
+            .kv("scope", &f.scope)
+            .kv("domain", d.key.name())
+            .kv("level", level.as_str())
+            .kv("pid", f.victim.pid)
+            .kv("comm", &f.victim.comm)
+            .kv("victim_alive", victim_alive)
+            .kv("sigkilled", f.sigkilled_list())
+            .kv("signal", "SIGKILL")
+            .kv("reason", why.as_str())
+            .kv("after_ms", now.duration_since(f.first_signal).as_millis())
+            .as_str(),
+        );
+    }
+}

@@ -1,0 +1,742 @@
+//! One round of enforcement, as named steps: refresh what is watched, sample the scopes that
+//! are due, group them into OOM domains, follow the victims in flight, then per domain assess
+//! its episode, act on the plan, and sleep until the next thing is due.
+//!
+//! The decisions are pure and live in `decide` (`episode::Episode::assess`, `gain::select`,
+//! `rank`); this module only gathers their inputs and carries out their outputs, in the spirit
+//! of the kernel's `out_of_memory` → `select_bad_process` → `oom_kill_process`.
+//!
+//! Rules that keep it from doing harm:
+//! - each OOM domain has its own episode and victims; domains never wait on each other;
+//! - candidates come only from the domain's watched scopes; PID 1, kernel threads, oomward and
+//!   protected processes are never chosen; a victim that survives SIGKILL is never chosen again;
+//! - no kill that cannot help: a candidate below `kill.min_gain` is never chosen, and a domain
+//!   whose candidates cannot free what it needs is left to the kernel (`event=futile`).
+
+mod act;
+mod domains;
+mod lines;
+mod scopes;
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::decide::domain::{DomainKey, Member, ProcessKey, ScopeId};
+use crate::decide::episode::Limits;
+use crate::decide::trigger::{FillRate, Level, next_sleep, system_level, with_exhaustion};
+use crate::events::{ArmedSet, Events, Source, Spec};
+use crate::kill;
+use crate::policy::Policy;
+use crate::probe::Host;
+use crate::probe::meminfo::MemInfo;
+use crate::probe::table::ProcessTable;
+use crate::rank::Totals;
+use crate::report::{Line, Logger, Severity};
+use crate::watch::{SwapSpace, SystemFiles, resolve_cgroups, sample_system};
+
+use domains::Domain;
+use scopes::{CgroupScope, Look};
+
+/// Why the loop woke up, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The adaptive timer.
+    Timer,
+    /// A signal (reload).
+    Signal,
+    /// A kernel event: its source and the id it was armed with.
+    Event(Source, u64),
+}
+
+impl Wake {
+    fn as_str(self) -> &'static str {
+        match self {
+            Wake::Timer => "timer",
+            Wake::Signal => "signal",
+            Wake::Event(s, _) => s.as_str(),
+        }
+    }
+}
+
+/// How often globs are re-resolved against the live hierarchy when no inotify watch tells of
+/// new cgroups (and so the longest sleep while any `[[cgroup]]` is configured then).
+const RESOLVE_EVERY: Duration = Duration::from_millis(200);
+/// With the inotify watch armed, a full re-resolution this often all the same (a lost event).
+const RESOLVE_SAFETY: Duration = Duration::from_secs(60);
+/// How many of the best candidates the system scope's cheap pass reads in full.
+const CHEAP_FINALISTS: usize = 8;
+/// Descriptors kept free for everything else when sizing the process table: at least this
+/// many, and at least an eighth of the limit.
+const FD_RESERVE: u64 = 256;
+/// Victims that did not exit after SIGKILL, never chosen again.
+const STUCK_MAX: usize = 64;
+
+/// The process table's descriptor budget: the soft RLIMIT_NOFILE less the reserve.
+fn fd_budget() -> usize {
+    let limit = crate::sys::nofile_limit();
+    let reserve = FD_RESERVE.max(limit / 8);
+    usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
+}
+
+/// The system scope's state across rounds.
+struct SystemScope {
+    files: SystemFiles,
+    level: Level,
+    fill: FillRate,
+    events: Option<ArmedSet>,
+    unavailable_reported: bool,
+    /// /proc/meminfo as last read, and the round it was read in.
+    mem: Option<MemInfo>,
+    mem_round: u64,
+    /// What this round makes of it (when enabled).
+    member: Member,
+    eta: Option<Duration>,
+    /// The kernel's machine-wide OOM kill count (`/proc/vmstat`), and the round it was read in.
+    oom_kills: Option<u64>,
+    oom_kills_round: u64,
+}
+
+/// Kills per second over the last minute, for the rate warning: exact to the second, no
+/// allocation, never capped.
+#[derive(Debug)]
+struct KillRate {
+    buckets: [u32; 60],
+    /// The second (since the enforcer started) each bucket counts.
+    second: [u64; 60],
+    warned_at: Option<u64>,
+}
+
+impl Default for KillRate {
+    fn default() -> Self {
+        KillRate {
+            buckets: [0; 60],
+            second: [u64::MAX; 60],
+            warned_at: None,
+        }
+    }
+}
+
+impl KillRate {
+    /// Counts a kill at second `s`; the count over the last minute.
+    fn note(&mut self, s: u64) -> u32 {
+        let i = (s % 60) as usize;
+        if self.second[i] != s {
+            self.second[i] = s;
+            self.buckets[i] = 0;
+        }
+        self.buckets[i] += 1;
+        (0..60)
+            .filter(|&j| s.saturating_sub(self.second[j]) < 60)
+            .map(|j| self.buckets[j])
+            .sum()
+    }
+
+    /// Whether to warn now (at most once a minute).
+    fn may_warn(&mut self, s: u64) -> bool {
+        if self.warned_at.is_some_and(|w| s.saturating_sub(w) < 60) {
+            return false;
+        }
+        self.warned_at = Some(s);
+        true
+    }
+}
+
+/// The enforcement state that lives across rounds.
+pub struct Enforcer {
+    config: Config,
+    host: Host,
+    policy: Policy,
+    dry_run: bool,
+    limits: Limits,
+    system: SystemScope,
+    cgroups: Vec<CgroupScope>,
+    next_scope: u32,
+    domains: Vec<Domain>,
+    stuck: [ProcessKey; STUCK_MAX],
+    stuck_len: usize,
+    kill_rate: KillRate,
+    started: Instant,
+    round: u64,
+    self_pid: i32,
+    /// Whether any rule matches on cmdline: reading /proc/PID/cmdline takes the process's
+    /// mmap lock, which a stuck process may hold, so it is read only when needed.
+    needs_cmdline: bool,
+    reaper: kill::Reaper,
+    /// The kernel event poller, once attached (the daemon attaches it; tests may not).
+    events: Option<Events>,
+    /// Every process, kept across the system scope's ranking passes.
+    table: ProcessTable,
+    /// The table was filled once (at the first round with the system scope on).
+    table_filled: bool,
+    /// The inotify watch on the directories below the globs, and what it was armed for.
+    tree: Option<ArmedSet>,
+    tree_for: Option<u64>,
+    tree_reported: bool,
+    last_resolve: Option<Instant>,
+}
+
+impl Enforcer {
+    /// Prepares enforcement of `config` on `host`.
+    pub fn new(config: Config, host: Host, dry_run: bool) -> Self {
+        let self_pid = crate::sys::own_pid();
+        let self_exe = std::fs::read_link(host.path("/proc/self/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        let policy = config.policy(self_pid, self_exe);
+        let dry_run = dry_run || config.daemon.dry_run;
+        let system = SystemScope {
+            files: SystemFiles::new(&host),
+            level: Level::Ok,
+            fill: FillRate::default(),
+            events: None,
+            unavailable_reported: false,
+            mem: None,
+            mem_round: 0,
+            member: Member {
+                level: Level::Ok,
+                need: 0,
+                rescue: false,
+            },
+            eta: None,
+            oom_kills: None,
+            oom_kills_round: 0,
+        };
+        let limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
+        let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
+        Enforcer {
+            config,
+            host,
+            policy,
+            dry_run,
+            limits,
+            system,
+            cgroups: Vec::new(),
+            next_scope: 0,
+            domains: Vec::new(),
+            stuck: [ProcessKey {
+                pid: 0,
+                starttime: 0,
+            }; STUCK_MAX],
+            stuck_len: 0,
+            kill_rate: KillRate::default(),
+            started: Instant::now(),
+            round: 0,
+            self_pid,
+            needs_cmdline,
+            reaper: kill::Reaper::start(),
+            events: None,
+            table: ProcessTable::new(fd_budget()),
+            table_filled: false,
+            tree: None,
+            tree_for: None,
+            tree_reported: false,
+            last_resolve: None,
+        }
+    }
+
+    /// Takes a new config (reload) without losing the victims in flight or the episodes.
+    pub fn set_config(&mut self, config: Config, force_dry_run: bool) {
+        let self_exe = self.policy.self_exe.clone();
+        self.policy = config.policy(self.self_pid, self_exe);
+        self.dry_run = force_dry_run || config.daemon.dry_run;
+        self.limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
+        self.config = config;
+        self.last_resolve = None;
+        self.tree_for = None;
+        self.needs_cmdline = self.policy.rules.iter().any(|r| r.cmdline.is_some());
+        // Thresholds may have changed: re-arm and look at everything on the next round.
+        self.system.events = None;
+        for cg in &mut self.cgroups {
+            cg.armed_for = None;
+            cg.next_look = None;
+        }
+    }
+
+    /// Lets kernel events wake the loop: from the next round on, every watched cgroup gets its
+    /// sources armed (v1 usage thresholds at its term and kill levels and the OOM notification;
+    /// v2 `memory.events` and a `memory.pressure` trigger), the system scope a PSI trigger, and
+    /// the cgroup tree below the globs an inotify watch.
+    pub fn attach_events(&mut self, events: Events) {
+        self.events = Some(events);
+    }
+
+    /// Whether decisions are only reported.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Runs one round now; returns how long to sleep before the next.
+    pub fn round(&mut self, log: &mut Logger, wake: Wake) -> Duration {
+        self.round_at(log, wake, Instant::now())
+    }
+
+    /// The system scope's current level (for tests and reports).
+    pub fn system_level(&self) -> Level {
+        self.system.level
+    }
+
+    /// A watched cgroup's current level; `None` if it is not watched (for tests and reports).
+    pub fn cgroup_level(&self, path: &str) -> Option<Level> {
+        self.cgroups
+            .iter()
+            .find(|c| c.path == path)
+            .map(|c| c.level)
+    }
+
+    /// Runs one round as of `now` (a test can drive the clock); returns the sleep before the next.
+    pub fn round_at(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
+        self.round += 1;
+        self.refresh(log, wake, now);
+        self.report_wake(log, wake);
+        self.sample_system(log, now);
+        self.sample_cgroups(log, wake, now);
+        self.group_domains();
+        self.follow_victims();
+        let mut wake_in = None;
+        for i in 0..self.domains.len() {
+            let w = self.handle_domain(i, log, wake, now);
+            wake_in = min_opt(wake_in, w);
+        }
+        self.domains.retain(Domain::worth_keeping);
+        self.sleep(now, wake_in)
+    }
+
+    /// Step 1: what is watched. Globs re-resolved when the tree watch says something changed
+    /// (or periodically without one), the tree watch and the system's PSI trigger armed.
+    fn refresh(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
+        self.arm_system(log);
+        if self.config.cgroups.is_empty() {
+            return;
+        }
+        let every = if self.tree.is_some() {
+            RESOLVE_SAFETY
+        } else {
+            RESOLVE_EVERY
+        };
+        let told = matches!(wake, Wake::Event(Source::CgroupTree, _));
+        if told
+            || self
+                .last_resolve
+                .is_none_or(|t| now.duration_since(t) >= every)
+        {
+            self.resolve(log, now);
+            self.last_resolve = Some(now);
+            self.arm_tree(log);
+        }
+    }
+
+    /// Step 2: says what woke the round when that is news (a PSI trigger), and marks a cgroup
+    /// whose own source fired as due.
+    fn report_wake(&mut self, log: &mut Logger, wake: Wake) {
+        let Wake::Event(source, id) = wake else {
+            return;
+        };
+        if matches!(source, Source::SystemPsi | Source::CgroupPsi) {
+            self.report_pressure(log, source, id);
+        }
+        for cg in &mut self.cgroups {
+            if cg.events.as_ref().is_some_and(|e| e.contains_id(id)) {
+                cg.next_look = None;
+            }
+        }
+    }
+
+    /// /proc/meminfo, read at most once a round and only when something needs it.
+    fn meminfo(&mut self, log: &mut Logger) -> Option<MemInfo> {
+        if self.system.mem_round == self.round {
+            return self.system.mem;
+        }
+        self.system.mem_round = self.round;
+        match MemInfo::read_kept(&mut self.system.files.meminfo) {
+            Ok(m) => self.system.mem = Some(m),
+            Err(e) => log.log(
+                Severity::Error,
+                Line::new("cannot read meminfo").kv("error", e).as_str(),
+            ),
+        }
+        self.system.mem
+    }
+
+    /// The machine's kernel OOM kill count, read at most once a round.
+    fn machine_oom_kills(&mut self) -> Option<u64> {
+        if self.system.oom_kills_round != self.round {
+            self.system.oom_kills_round = self.round;
+            self.system.oom_kills = self.system.files.oom_kills();
+        }
+        self.system.oom_kills
+    }
+
+    /// Step 3a: the system scope, when enabled.
+    fn sample_system(&mut self, log: &mut Logger, now: Instant) {
+        if !self.config.system.enabled {
+            return;
+        }
+        let t_secs = now.duration_since(self.started).as_secs_f64();
+        match sample_system(&mut self.system.files, &self.config) {
+            Ok((mem, sample, thresholds)) => {
+                self.system.mem = Some(mem);
+                self.system.mem_round = self.round;
+                if !self.table_filled {
+                    self.table_filled = true;
+                    let t = mem.total_pages(self.host.page_size);
+                    let totals = Totals {
+                        scope: t,
+                        system: t,
+                    };
+                    let _ = self.table.pass(
+                        &self.host,
+                        &self.policy,
+                        totals,
+                        CHEAP_FINALISTS,
+                        self.needs_cmdline,
+                    );
+                }
+                self.system
+                    .fill
+                    .update(mem.mem_total.saturating_sub(mem.mem_available), t_secs);
+                let eta = self.system.fill.eta(mem.mem_available);
+                let level = with_exhaustion(
+                    system_level(&sample, &thresholds, self.system.level),
+                    eta,
+                    self.config.system.exhaustion_term,
+                );
+                self.system.level = level;
+                self.system.eta = eta;
+                self.system.member = Member {
+                    level,
+                    need: thresholds.need(&sample, level),
+                    rescue: false,
+                };
+            }
+            Err(e) => log.log(
+                Severity::Error,
+                Line::new("cannot read meminfo").kv("error", e).as_str(),
+            ),
+        }
+    }
+
+    /// Step 3b: every watched cgroup that is due: the cheap look or a full sample, its level,
+    /// its event sources, and when it is due again.
+    fn sample_cgroups(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
+        let t_secs = now.duration_since(self.started).as_secs_f64();
+        let in_episode: Vec<ScopeId> = self
+            .domains
+            .iter()
+            .filter(|d| d.busy())
+            .flat_map(|d| d.members.iter().copied())
+            .collect();
+        let mut removed = Vec::new();
+        for i in 0..self.cgroups.len() {
+            self.cgroups[i].fresh = false;
+            let id = ScopeId::Cgroup(self.cgroups[i].id);
+            let busy = in_episode.contains(&id);
+            if !busy && !self.cgroups[i].due(now) {
+                continue;
+            }
+            let (system_t, swap) = match self.meminfo(log) {
+                Some(m) => (
+                    m.total_pages(self.host.page_size),
+                    SwapSpace {
+                        total: m.swap_total,
+                        free: m.swap_free,
+                    },
+                ),
+                None => (u64::MAX, SwapSpace::default()),
+            };
+            let cfg = &self.config.cgroups[self.cgroups[i].config_index];
+            // A look woken by the cgroup's own event, or in an episode, is a full sample.
+            let own_event = matches!(wake, Wake::Event(_, eid)
+                if self.cgroups[i].events.as_ref().is_some_and(|e| e.contains_id(eid)));
+            let cheap_ok = !busy && !own_event;
+            let cg = &mut self.cgroups[i];
+            let calm = match scopes::look(&self.host, cg, cfg, system_t, swap, cheap_ok, log) {
+                Look::Gone => {
+                    removed.push(i);
+                    continue;
+                }
+                Look::Unreadable => {
+                    cg.next_look = Some(now + self.config.daemon.min_interval.max(RESOLVE_EVERY));
+                    continue;
+                }
+                Look::Calm(h) => Some(h),
+                Look::Sampled => {
+                    scopes::assess_cgroup(cg, cfg, t_secs, log);
+                    None
+                }
+            };
+            if !self.config.daemon.events {
+                scopes::disarm_cgroup(cg);
+            } else if let Some(events) = &self.events
+                && cg.fresh
+                && scopes::arm_cgroup(events, &self.host, cg, cfg, log)
+            {
+                // Out of descriptors: the process table gives some back.
+                self.table.give_back_fds();
+            }
+            cg.next_look = Some(scopes::next_look(cg, cfg, calm, &self.config.daemon, now));
+        }
+        for i in removed.into_iter().rev() {
+            let cg = self.cgroups.remove(i);
+            log.log(
+                Severity::Info,
+                Line::new("stopped watching a removed cgroup")
+                    .kv("event", "scope_removed")
+                    .kv("scope", cg.path)
+                    .as_str(),
+            );
+        }
+    }
+
+    /// The final step: sleep until the first thing is due (a cgroup's look, the system's
+    /// worst-case fill, a domain's victims or wait, a re-resolution).
+    fn sleep(&self, now: Instant, wake_in: Option<Duration>) -> Duration {
+        let d = &self.config.daemon;
+        let mut sleep = d.max_interval;
+        if self.config.system.enabled
+            && let Some(m) = self.system.mem
+        {
+            let s = &self.config.system;
+            let th = crate::trigger::Thresholds {
+                term: s.mem_available_term.bytes_of(m.mem_total),
+                kill: s.mem_available_kill.bytes_of(m.mem_total),
+            };
+            let headroom = th.headroom_from(self.system.level, m.mem_available);
+            sleep = sleep.min(next_sleep(
+                headroom,
+                d.fill_rate,
+                d.min_interval,
+                d.max_interval,
+            ));
+        }
+        for cg in &self.cgroups {
+            let at = cg.next_look.unwrap_or(now);
+            sleep = sleep.min(at.saturating_duration_since(now));
+        }
+        if let Some(w) = wake_in {
+            sleep = sleep.min(w);
+        }
+        if !self.config.cgroups.is_empty() {
+            let every = if self.tree.is_some() {
+                RESOLVE_SAFETY
+            } else {
+                RESOLVE_EVERY
+            };
+            let next = self.last_resolve.map_or(now, |t| t + every);
+            sleep = sleep.min(next.saturating_duration_since(now));
+        }
+        sleep.clamp(d.min_interval, d.max_interval)
+    }
+
+    fn resolve(&mut self, log: &mut Logger, now: Instant) {
+        let found = resolve_cgroups(&self.config, &self.host);
+        for (path, index) in &found {
+            if let Some(cg) = self.cgroups.iter_mut().find(|c| c.path == *path) {
+                cg.config_index = *index;
+            } else {
+                log.log(
+                    Severity::Info,
+                    Line::new("watching cgroup")
+                        .kv("event", "scope_added")
+                        .kv("scope", path)
+                        .as_str(),
+                );
+                self.cgroups
+                    .push(CgroupScope::new(self.next_scope, path.clone(), *index, now));
+                self.next_scope = self.next_scope.wrapping_add(1);
+            }
+        }
+        self.cgroups.retain(|c| {
+            let keep = found.iter().any(|(p, _)| *p == c.path);
+            if !keep {
+                log.log(
+                    Severity::Info,
+                    Line::new("stopped watching a removed cgroup")
+                        .kv("event", "scope_removed")
+                        .kv("scope", &c.path)
+                        .as_str(),
+                );
+            }
+            keep
+        });
+    }
+
+    /// Arms an inotify watch on every directory below the globs' literal prefixes (and their
+    /// parents), so that a cgroup made or removed there wakes the loop at once instead of a
+    /// re-resolution every 200 ms. Re-armed when the set of directories changed.
+    fn arm_tree(&mut self, log: &mut Logger) {
+        let (Some(events), Some(hier)) = (&self.events, &self.host.memory) else {
+            return;
+        };
+        if !self.config.daemon.events {
+            self.tree = None;
+            return;
+        }
+        let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+        for c in &self.config.cgroups {
+            let start = crate::watch::literal_prefix(&c.path.text);
+            let parent = crate::probe::cgroup::parent(&start)
+                .unwrap_or("/")
+                .to_string();
+            for p in std::iter::once(parent).chain(hier.walk(&self.host.root, &start)) {
+                if let Some(d) = hier.dir(&self.host.root, &p)
+                    && !dirs.contains(&d)
+                {
+                    dirs.push(d);
+                }
+            }
+        }
+        let fingerprint = dirs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, d| {
+            d.as_os_str()
+                .as_encoded_bytes()
+                .iter()
+                .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+        });
+        if self.tree_for == Some(fingerprint) && self.tree.is_some() {
+            return;
+        }
+        let spec = Spec::Tree { dirs };
+        let (set, out_of_fds) = scopes::arm_one(
+            events,
+            "tree",
+            &spec,
+            false,
+            "cgroup_tree",
+            &mut self.tree_reported,
+            log,
+        );
+        if out_of_fds {
+            self.table.give_back_fds();
+        }
+        self.tree_for = set.is_some().then_some(fingerprint);
+        self.tree = set;
+    }
+
+    /// Arms the system scope's PSI trigger once (and disarms it when the scope is disabled).
+    fn arm_system(&mut self, log: &mut Logger) {
+        let Some(events) = &self.events else {
+            return;
+        };
+        if !self.config.system.enabled || !self.config.daemon.events {
+            self.system.events = None;
+            return;
+        }
+        if self
+            .system
+            .events
+            .as_mut()
+            .is_some_and(ArmedSet::prune_dropped)
+        {
+            self.system.events = None;
+        }
+        if self.system.events.is_some() {
+            return;
+        }
+        let spec = scopes::psi_spec(self.host.path("/proc/pressure/memory"));
+        let (set, out_of_fds) = scopes::arm_one(
+            events,
+            "psi",
+            &spec,
+            true,
+            "system",
+            &mut self.system.unavailable_reported,
+            log,
+        );
+        if out_of_fds {
+            self.table.give_back_fds();
+        }
+        self.system.events = set;
+    }
+
+    /// Says which scope's PSI trigger fired, with its pressure now: a machine or container
+    /// starting to thrash is worth a line even when no threshold is crossed yet.
+    fn report_pressure(&self, log: &mut Logger, source: Source, id: u64) {
+        let (scope, file) = if source == Source::SystemPsi {
+            ("system", self.host.path("/proc/pressure/memory"))
+        } else {
+            let Some(cg) = self
+                .cgroups
+                .iter()
+                .find(|c| c.events.as_ref().is_some_and(|e| e.contains_id(id)))
+            else {
+                return;
+            };
+            let Some(dir) = self
+                .host
+                .memory
+                .as_ref()
+                .and_then(|h| h.dir(&self.host.root, &cg.path))
+            else {
+                return;
+            };
+            (cg.path.as_str(), dir.join("memory.pressure"))
+        };
+        let mut line = Line::new("the kernel reported memory pressure")
+            .kv("event", "pressure")
+            .kv("scope", scope)
+            .kv("source", source.as_str());
+        if let Ok(Some(p)) = crate::probe::psi::Pressure::read(&file) {
+            line.push("some_avg10", p.some.avg10);
+            if let Some(full) = p.full {
+                line.push("full_avg10", full.avg10);
+            }
+        }
+        log.log(Severity::Info, line.as_str());
+    }
+
+    fn mark_stuck(&mut self, key: ProcessKey) {
+        self.stuck[self.stuck_len % STUCK_MAX] = key;
+        self.stuck_len += 1;
+    }
+
+    fn is_stuck(&self, key: ProcessKey) -> bool {
+        self.stuck[..self.stuck_len.min(STUCK_MAX)].contains(&key)
+    }
+
+    /// The scope a domain member is, for logs.
+    fn scope_name(&self, id: ScopeId) -> &str {
+        match id {
+            ScopeId::System => "system",
+            ScopeId::Cgroup(n) => self
+                .cgroups
+                .iter()
+                .find(|c| c.id == n)
+                .map_or("-", |c| c.path.as_str()),
+        }
+    }
+
+    fn domain_key_name(&self, i: usize) -> &str {
+        self.domains[i].key.name()
+    }
+}
+
+fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl DomainKey {
+    fn of_cgroup(path: &str) -> DomainKey {
+        DomainKey::Memcg(path.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kill_rate_counts_the_last_minute_exactly_and_warns_once_a_minute() {
+        let mut r = KillRate::default();
+        for _ in 0..100 {
+            r.note(5);
+        }
+        assert_eq!(r.note(30), 101);
+        // A minute after second 5, those hundred are out of the window.
+        assert_eq!(r.note(65), 2);
+        assert!(r.may_warn(65));
+        assert!(!r.may_warn(100));
+        assert!(r.may_warn(125));
+    }
+}

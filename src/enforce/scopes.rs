@@ -1,0 +1,467 @@
+//! The watched scopes and when each is looked at: the system every round it is enabled, each
+//! cgroup only when it is due (its own kernel event, its timer from the worst-case fill rate, or
+//! an episode in its domain), so that a hundred idle containers cost what one does.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{UnderOom, WatchedCgroup};
+use crate::decide::domain::Member;
+use crate::decide::trigger::{FillRate, Level, next_sleep, with_exhaustion};
+use crate::events::{ArmError, ArmedSet, Events, Source, Spec};
+use crate::probe::Host;
+use crate::probe::cgroup::CgroupVersion;
+use crate::report::{Line, Logger, Severity};
+use crate::watch::{
+    CgroupSample, ChainFiles, SwapSpace, below_usage_thresholds, cgroup_thresholds, quick_headroom,
+    sample_cgroup_into,
+};
+
+/// How long a v1 cgroup whose usage thresholds are armed (and not yet crossed) goes without a
+/// look: its thresholds and OOM notification wake the loop when it fills; this look only
+/// catches a limit changed on its path (the kernel sends no event for that) and re-arms.
+pub const ARMED_REFRESH: Duration = Duration::from_secs(60);
+/// A cgroup just made is looked at this often for its first [`YOUNG`]: its limit is usually
+/// written and its processes moved in right after the directory appears.
+const YOUNG_LOOK: Duration = Duration::from_millis(50);
+/// See [`YOUNG_LOOK`].
+const YOUNG: Duration = Duration::from_secs(2);
+/// Longest time between looks at a v1 cgroup with `oom_kill_disable = 1` whose OOM
+/// notification could not be armed: it can hang at its limit without crossing a threshold.
+const HANG_WATCH: Duration = Duration::from_millis(20);
+
+/// One watched cgroup.
+pub(super) struct CgroupScope {
+    /// Its identity for as long as it is watched.
+    pub id: u32,
+    /// Its path in the memory hierarchy.
+    pub path: String,
+    /// The `[[cgroup]]` that matched it.
+    pub config_index: usize,
+    /// When it started being watched.
+    pub added: Instant,
+    /// Its level from its own thresholds at the last look.
+    pub level: Level,
+    /// Fill rate seen over its looks.
+    pub fill: FillRate,
+    /// Kernel event sources armed for it (disarmed when it is dropped).
+    pub events: Option<ArmedSet>,
+    /// What they were armed for ([`CgroupSample::limits_fingerprint`]).
+    pub armed_for: Option<u64>,
+    /// Every usage threshold and the OOM notification are armed (v1).
+    pub thresholds_armed: bool,
+    /// Sources already reported as unavailable (a bit per `Source`), to say it once.
+    pub unavailable: u16,
+    /// The last sample failed (other than by removal); reported once until one succeeds.
+    pub read_failing: bool,
+    /// The v1 OOM notification is armed: no need to poll for a hang.
+    pub oom_armed: bool,
+    /// Its files and its ancestors', kept open.
+    pub files: Option<ChainFiles>,
+    /// The last full sample (kept for its buffers too).
+    pub sample: CgroupSample,
+    /// A full sample was taken this round.
+    pub fresh: bool,
+    /// When it is due for a look; `None`: now.
+    pub next_look: Option<Instant>,
+    /// What this round makes of it for its domain.
+    pub member: Member,
+    /// Its projected time to exhaustion at the last full sample.
+    pub eta: Option<Duration>,
+    /// The kernel's OOM counts at the last full sample.
+    pub oom_counts: Option<crate::watch::OomCounts>,
+}
+
+impl CgroupScope {
+    pub fn new(id: u32, path: String, config_index: usize, now: Instant) -> Self {
+        CgroupScope {
+            id,
+            path,
+            config_index,
+            added: now,
+            level: Level::Ok,
+            fill: FillRate::default(),
+            events: None,
+            armed_for: None,
+            thresholds_armed: false,
+            unavailable: 0,
+            read_failing: false,
+            oom_armed: false,
+            files: None,
+            sample: CgroupSample::default(),
+            fresh: false,
+            next_look: None,
+            member: Member {
+                level: Level::Ok,
+                need: 0,
+                rescue: false,
+            },
+            eta: None,
+            oom_counts: None,
+        }
+    }
+
+    /// Whether it must be looked at this round.
+    pub fn due(&self, now: Instant) -> bool {
+        self.next_look.is_none_or(|t| now >= t)
+    }
+
+    /// The cgroup whose limit binds it (its OOM domain), if anything on its path is limited.
+    pub fn domain_path(&self) -> Option<&str> {
+        let i = self.sample.limit_index?;
+        self.sample.chain.get(i).map(|(p, _)| p.as_str())
+    }
+}
+
+/// What one look at a cgroup found.
+pub(super) enum Look {
+    /// Full sample taken.
+    Sampled,
+    /// The cheap look says it is still calm; the bytes to its nearest term threshold.
+    Calm(u64),
+    /// It was removed.
+    Gone,
+    /// It cannot be read now (said once).
+    Unreadable,
+}
+
+/// Looks at one cgroup: the cheap usage floor when it was calm, a full sample otherwise.
+pub(super) fn look(
+    host: &Host,
+    cg: &mut CgroupScope,
+    cfg: &WatchedCgroup,
+    system_t: u64,
+    swap: SwapSpace,
+    cheap_ok: bool,
+    log: &mut Logger,
+) -> Look {
+    let files = cg
+        .files
+        .get_or_insert_with(|| ChainFiles::new(host, &cg.path));
+    if cheap_ok
+        && cg.level == Level::Ok
+        && cg.sample.limit.is_some()
+        && let Some(h) = quick_headroom(host, files, &cg.sample, cfg)
+    {
+        return Look::Calm(h);
+    }
+    // Reused across rounds: no allocation after the first sample.
+    let mut sample = std::mem::take(&mut cg.sample);
+    let result = sample_cgroup_into(host, files, &mut sample, system_t, swap);
+    cg.sample = sample;
+    match result {
+        Ok(()) => {
+            cg.read_failing = false;
+            cg.fresh = true;
+            Look::Sampled
+        }
+        Err(e) if e.is_gone() => Look::Gone,
+        Err(e) => {
+            // Still there but unreadable now (out of descriptors, an odd file): keep watching,
+            // say so once, and reopen its files next time.
+            if !cg.read_failing {
+                cg.read_failing = true;
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot read cgroup")
+                        .kv("event", "scope_unreadable")
+                        .kv("scope", &cg.path)
+                        .kv("error", e)
+                        .as_str(),
+                );
+            }
+            cg.files = None;
+            Look::Unreadable
+        }
+    }
+}
+
+/// What a fresh sample makes of a cgroup: its level (with hysteresis, the exhaustion trigger,
+/// the v2 `oom` count and a v1 hang) and what its domain needs. Also says when the kernel
+/// left OOM. `t_secs` is the loop's clock in seconds.
+pub(super) fn assess_cgroup(
+    cg: &mut CgroupScope,
+    cfg: &WatchedCgroup,
+    t_secs: f64,
+    log: &mut Logger,
+) {
+    let sample = &cg.sample;
+    let own = sample.own();
+    let counts = sample.oom_counts();
+    let seen = cg.oom_counts.replace(counts);
+    let mut level = Level::Ok;
+    let mut need = 0;
+    cg.eta = None;
+    if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
+        let th = cgroup_thresholds(cfg, limit);
+        let used = (limit + sample.swap_left).saturating_sub(avail);
+        cg.fill.update(used, t_secs);
+        cg.eta = cg.fill.eta(avail);
+        level = with_exhaustion(th.level(avail, cg.level), cg.eta, cfg.exhaustion_term);
+        need = th.need(level, avail);
+    }
+    // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
+    if seen.is_some_and(|seen| counts.oom_rose_since(&seen)) {
+        level = Level::Kill;
+        need = need.max(1);
+    }
+    let rescue = own.under_oom && cfg.on_under_oom == UnderOom::Kill;
+    if !own.under_oom && cg.member.rescue {
+        log.log(
+            Severity::Info,
+            Line::new("cgroup left OOM")
+                .kv("event", "under_oom_cleared")
+                .kv("scope", &cg.path)
+                .as_str(),
+        );
+    }
+    cg.level = level;
+    cg.member = Member {
+        level,
+        need,
+        rescue,
+    };
+}
+
+/// When a calm cgroup is next due, from its state after a look.
+pub(super) fn next_look(
+    cg: &CgroupScope,
+    cfg: &WatchedCgroup,
+    calm_headroom: Option<u64>,
+    d: &crate::config::Daemon,
+    now: Instant,
+) -> Instant {
+    // Its next crossing (into term from ok, into kill from term) is one the kernel reports.
+    let armed = cg.thresholds_armed && cg.oom_armed;
+    let covered = armed
+        && match cg.level {
+            Level::Ok => below_usage_thresholds(&cg.sample, cfg, false),
+            Level::Term => below_usage_thresholds(&cg.sample, cfg, true),
+            Level::Kill => false,
+        };
+    let mut wait = if cg.sample.limit.is_none() {
+        // Nothing limited on its path: no level to watch until a limit appears.
+        d.max_interval
+    } else if covered {
+        ARMED_REFRESH
+    } else {
+        let headroom = calm_headroom.or_else(|| {
+            let avail = cg.sample.available?;
+            cgroup_thresholds(cfg, cg.sample.limit?).headroom_from(cg.level, avail)
+        });
+        next_sleep(headroom, d.fill_rate, d.min_interval, d.max_interval)
+    };
+    if now.duration_since(cg.added) < YOUNG {
+        wait = wait.min(YOUNG_LOOK);
+    }
+    let own = cg.sample.chain.first().map(|(_, m)| m);
+    if own.is_some_and(|m| m.oom_kill_disable)
+        && cfg.on_under_oom == UnderOom::Kill
+        && !cg.oom_armed
+    {
+        wait = wait.min(HANG_WATCH);
+    }
+    now + wait
+}
+
+/// The PSI trigger oomward arms: 150 ms of stall (some task waiting on memory) within a 2 s
+/// window. 2 s is the shortest window the kernel accepts without CAP_SYS_RESOURCE; it makes
+/// this a wake-up for a machine or cgroup starting to thrash, not a millisecond reaction.
+pub(super) fn psi_spec(file: std::path::PathBuf) -> Spec {
+    Spec::Psi {
+        file,
+        full: false,
+        stall: Duration::from_millis(150),
+        window: Duration::from_secs(2),
+    }
+}
+
+/// The bit of `source` in `CgroupScope::unavailable`.
+fn source_bit(source: Source) -> u16 {
+    1 << (source as u16)
+}
+
+/// Arms (or re-arms, when a limit on its path changed) the kernel event sources of one watched
+/// cgroup: v1 usage thresholds at the term and kill levels on each limited cgroup of its path,
+/// and the OOM notification; v2 its `memory.events`, each limited ancestor's
+/// `memory.events.local` and a `memory.pressure` trigger. Unavailable sources are reported once
+/// and left to polling; those that failed for a passing reason are tried again next time.
+/// Returns true when arming ran out of descriptors.
+pub(super) fn arm_cgroup(
+    events: &Events,
+    host: &Host,
+    cg: &mut CgroupScope,
+    cfg: &WatchedCgroup,
+    log: &mut Logger,
+) -> bool {
+    let Some(hier) = &host.memory else {
+        return false;
+    };
+    if cg.events.as_mut().is_some_and(ArmedSet::prune_dropped) {
+        // The poller gave up on a source (its file broke): arm what is still wanted again.
+        cg.armed_for = None;
+    }
+    let sample = &cg.sample;
+    // Every limited cgroup on the path is armed, not only the tightest now: which one that
+    // is flips as they fill, and re-arming at each flip would churn registrations.
+    let want = sample.limits_fingerprint();
+    if cg.armed_for == Some(want) {
+        return false;
+    }
+    cg.armed_for = Some(want);
+    let Some(own_dir) = hier.dir(&host.root, &cg.path) else {
+        return false;
+    };
+    let mut wants: Vec<(String, Spec)> = Vec::new();
+    match hier.version {
+        CgroupVersion::V1 => {
+            for (_, path, _, limit) in sample.limited() {
+                let Some(dir) = hier.dir(&host.root, path) else {
+                    continue;
+                };
+                let t = cgroup_thresholds(cfg, limit);
+                for below in [t.term, t.kill] {
+                    if below > 0 && below < limit {
+                        let bytes = limit - below;
+                        wants.push((
+                            format!("threshold:{path}:{bytes}"),
+                            Spec::V1Threshold {
+                                dir: dir.clone(),
+                                bytes,
+                            },
+                        ));
+                    }
+                }
+            }
+            wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
+        }
+        CgroupVersion::V2 => {
+            wants.push((
+                "events".into(),
+                Spec::V2Events {
+                    file: own_dir.join("memory.events"),
+                },
+            ));
+            for (i, path, _, _) in sample.limited() {
+                let Some(dir) = hier.dir(&host.root, path).filter(|_| i > 0) else {
+                    continue;
+                };
+                // An ancestor's limit: its own OOMs (`.local`), not its subtree's, which
+                // include every sibling's.
+                let local = dir.join("memory.events.local");
+                let file = if local.exists() {
+                    local
+                } else {
+                    dir.join("memory.events")
+                };
+                wants.push((format!("events:{path}"), Spec::V2Events { file }));
+            }
+            wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
+        }
+    }
+    let set = cg
+        .events
+        .get_or_insert_with(|| ArmedSet::new(events.clone()));
+    set.retain(|k| wants.iter().any(|(w, _)| w == k));
+    let mut armed: Vec<&'static str> = Vec::new();
+    let mut retry = false;
+    let mut out_of_fds = false;
+    let mut thresholds_armed = hier.version == CgroupVersion::V1;
+    for (key, spec) in &wants {
+        let source = spec.source(false);
+        match set.arm(key, spec, false) {
+            Ok(false) => {}
+            Ok(true) => {
+                if !armed.contains(&source.as_str()) {
+                    armed.push(source.as_str());
+                }
+            }
+            Err(e) => {
+                thresholds_armed = false;
+                // Out of descriptors or memory now: try again next time.
+                retry |= !e.is_permanent();
+                out_of_fds |= e.is_out_of_fds();
+                if cg.unavailable & source_bit(source) == 0 {
+                    cg.unavailable |= source_bit(source);
+                    log.log(
+                        Severity::Warning,
+                        Line::new("kernel event source unavailable, polling instead")
+                            .kv("event", "events_unavailable")
+                            .kv("scope", &cg.path)
+                            .kv("source", source.as_str())
+                            .kv("error", e)
+                            .as_str(),
+                    );
+                }
+            }
+        }
+    }
+    cg.oom_armed = set.has("oom");
+    cg.thresholds_armed = thresholds_armed && cg.oom_armed;
+    if retry {
+        cg.armed_for = None;
+    }
+    if !armed.is_empty() {
+        log.log(
+            Severity::Info,
+            Line::new("kernel events armed")
+                .kv("event", "events_armed")
+                .kv("scope", &cg.path)
+                .kv("sources", armed.join(","))
+                .kv("limited", sample.limited().count())
+                .as_str(),
+        );
+    }
+    out_of_fds
+}
+
+/// Disarms a cgroup's sources (events switched off by a reload).
+pub(super) fn disarm_cgroup(cg: &mut CgroupScope) {
+    cg.events = None;
+    cg.armed_for = None;
+    cg.oom_armed = false;
+    cg.thresholds_armed = false;
+}
+
+/// Arms one source for the system or the watched tree, reporting the outcome once; returns
+/// the set (`None`: try again next round) and whether descriptors ran out.
+pub(super) fn arm_one(
+    events: &Events,
+    key: &str,
+    spec: &Spec,
+    system: bool,
+    scope: &str,
+    reported: &mut bool,
+    log: &mut Logger,
+) -> (Option<ArmedSet>, bool) {
+    let mut set = ArmedSet::new(events.clone());
+    let armed = set.arm(key, spec, system);
+    let source = spec.source(system);
+    // Failed for a passing reason (out of descriptors): try again next round.
+    let retry = armed.as_ref().is_err_and(|e| !e.is_permanent());
+    let out_of_fds = armed.as_ref().is_err_and(ArmError::is_out_of_fds);
+    match armed {
+        Ok(false) => {}
+        Ok(true) => log.log(
+            Severity::Info,
+            Line::new("kernel events armed")
+                .kv("event", "events_armed")
+                .kv("scope", scope)
+                .kv("sources", source.as_str())
+                .as_str(),
+        ),
+        Err(e) if !*reported => {
+            *reported = true;
+            log.log(
+                Severity::Warning,
+                Line::new("kernel event source unavailable, polling instead")
+                    .kv("event", "events_unavailable")
+                    .kv("scope", scope)
+                    .kv("source", source.as_str())
+                    .kv("error", e)
+                    .as_str(),
+            );
+        }
+        Err(_) => {}
+    }
+    ((!retry).then_some(set), out_of_fds)
+}
