@@ -247,7 +247,7 @@ fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
         &dir,
         &cg.path,
         "available_term = \"40%\"\navailable_kill = \"25%\"",
-        "[kill]\ngrace = \"60s\"\n",
+        "[kill]\ngrace = \"20s\"\n",
         &[],
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
@@ -594,18 +594,22 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
     let procs = cg.procs_file();
-    // The largest process is frozen: it cannot exit, whatever it is sent, and its memory is
-    // shared, so process_mrelease cannot free it either. (Declared before the freezer so that
-    // the freezer, dropped first, thaws it before its guard reaps it.)
-    let mut frozen = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "170", "--shared"]);
+    // The largest process is frozen: it cannot exit, whatever it is sent. Its memory is
+    // private, so it is worth killing, and process_mrelease gives that memory back once it is
+    // SIGKILLed, but the process itself stays. (Declared before the freezer so that the
+    // freezer, dropped first, thaws it before its guard reaps it.) A process holding only
+    // shared memory would not be chosen at all: its death would free nothing.
+    let mut frozen = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "150"]);
     let Some(freezer) = Freezer::create("stuck") else {
         println!("SKIPPED: needs the cgroup-v1 freezer");
         return;
     };
     freezer.freeze(frozen.pid);
-    // A second one brings the cgroup into the term band (about 18 MiB of 256 left) and stays.
-    let mut next = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "20", "--grow", "66"]);
-    let Some(status) = next.wait_exit(Duration::from_secs(20)) else {
+    // A second one grows at 20 MiB/s: it brings the cgroup into the term band next to the
+    // frozen one (which is chosen, SIGTERMed, SIGKILLed after the grace, has its memory
+    // released, does not exit and is given up on), then again on its own, and is chosen then.
+    let mut next = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "20", "--grow", "240"]);
+    let Some(status) = next.wait_exit(Duration::from_secs(30)) else {
         panic!(
             "the next candidate was not stopped; daemon output:\n{}",
             d.output()
@@ -617,7 +621,10 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
         .matches(&format!("event=term scope={} ", cg.path))
         .count();
     assert!(
-        out.contains(&format!("event=stuck scope={} pid={}", cg.path, frozen.pid)),
+        out.contains(&format!(
+            "event=stuck scope={0} domain={0} pid={1}",
+            cg.path, frozen.pid
+        )),
         "{out}"
     );
     assert!(

@@ -57,17 +57,13 @@ pub const KERNEL_WAIT: Duration = Duration::from_millis(100);
 pub const BACKOFF: Duration = Duration::from_millis(500);
 /// See [`Limits::rescue_settle`].
 pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
-/// The first signal is SIGKILL when the projection puts the limit closer than this (and
-/// closer than the grace). A projection made at a threshold's event after a quiet spell rests
-/// on one long interval and was seen here to overstate a slow grower's rate fifty-fold, so the
-/// first signal trusts it only when the limit is imminent; once a victim is in flight the
-/// domain is sampled every [`EXIT_POLL`], and a projection shorter than the grace left
-/// escalates at once.
-pub const IMMINENT: Duration = Duration::from_millis(250);
 /// How often a domain with a SIGKILLed victim being released is sampled.
 pub const RELEASE_POLL: Duration = Duration::from_millis(2);
 /// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
 pub const EXIT_POLL: Duration = Duration::from_millis(10);
+/// While backed off at the kill level, how often the domain is sampled for a process that has
+/// grown worth killing (a backed-off domain at the term level has the kill threshold's event).
+pub const BACKOFF_KILL_LOOK: Duration = Duration::from_millis(250);
 /// A rise of available memory that shows the kernel's victim gave its memory back.
 const RELEASE_SEEN: u64 = 1 << 20;
 /// A fall of available memory that ends a back-off early: the domain is getting worse.
@@ -296,7 +292,14 @@ impl Episode {
 
     /// Leaves the domain alone for a while because nothing could be done; true the first time
     /// in this episode for this reason (the caller says why then, and only then).
+    ///
+    /// Not while victims are in flight: their memory is on its way back, and a worker that was
+    /// just restarted beside them (too small to be worth a kill yet) may be the next one, so
+    /// the domain stays sampled every few milliseconds; false then, nothing to say.
     pub fn back_off(&mut self, why: Futility, obs: &Observation, now: Instant, l: &Limits) -> bool {
+        if !self.victims.is_empty() {
+            return false;
+        }
         self.backoff = Some(Backoff {
             until: now + l.backoff,
             level: obs.level,
@@ -433,10 +436,7 @@ impl Episode {
                         Some(Escalation::KillLevel)
                     } else if elapsed >= l.grace {
                         Some(Escalation::Grace)
-                    } else if obs
-                        .eta
-                        .is_some_and(|eta| eta < (l.grace - elapsed).min(IMMINENT))
-                    {
+                    } else if obs.eta.is_some_and(|eta| eta < l.grace - elapsed) {
                         Some(Escalation::Eta)
                     } else {
                         None
@@ -451,6 +451,21 @@ impl Episode {
         }
     }
 
+    /// How soon the victims in flight want the domain sampled again: a SIGKILLed one whose
+    /// memory is not yet released every [`RELEASE_POLL`], one asked to exit every [`EXIT_POLL`]
+    /// (and at the end of its grace). `None` without victims. The caller asks again after
+    /// signalling a new victim, which the plan it acted on could not know of.
+    pub fn victims_poll(&self, now: Instant, l: &Limits) -> Option<Duration> {
+        self.victims
+            .iter()
+            .map(|v| match v.killed {
+                None => EXIT_POLL.min(l.grace.saturating_sub(now.duration_since(v.signalled))),
+                Some(_) if !v.released => RELEASE_POLL,
+                Some(_) => EXIT_POLL,
+            })
+            .min()
+    }
+
     /// Whether a new victim may be chosen now; otherwise when to look again.
     fn may_choose(
         &mut self,
@@ -461,23 +476,22 @@ impl Episode {
         l: &Limits,
         wake_in: &mut Option<Duration>,
     ) -> Option<Reason> {
+        *wake_in = self.victims_poll(now, l);
         let mut want = |d: Duration| *wake_in = Some(wake_in.map_or(d, |w| w.min(d)));
-        for v in &self.victims {
-            match v.killed {
-                None => {
-                    want(EXIT_POLL.min(l.grace.saturating_sub(now.duration_since(v.signalled))))
-                }
-                Some(_) if !v.released => want(RELEASE_POLL),
-                Some(_) => want(EXIT_POLL),
-            }
-        }
         if level == Level::Ok || self.dry_run_decided {
             return None;
         }
         if let Some(b) = self.backoff {
             let worse = level > b.level || obs.available.saturating_add(WORSE_BY) <= b.available;
             if now < b.until && !worse {
-                want(b.until - now);
+                // At the kill level the rest can go fast, and no threshold is left to tell:
+                // look more often there (still a few times a second, not every 2 ms).
+                let look = if b.level == Level::Kill {
+                    BACKOFF_KILL_LOOK
+                } else {
+                    b.until - now
+                };
+                want(look.min(b.until - now));
                 return None;
             }
             self.backoff = None;
@@ -508,7 +522,7 @@ impl Episode {
             Reason::KeepUp
         } else if at_kill {
             Reason::Kill
-        } else if obs.eta.is_some_and(|eta| eta < l.grace.min(IMMINENT)) {
+        } else if obs.eta.is_some_and(|eta| eta < l.grace) {
             Reason::Eta
         } else {
             Reason::Term
@@ -562,6 +576,8 @@ mod tests {
         assert!(p.started);
         assert_eq!(p.choose, Some(Reason::Term));
         e.signalled(key(1), c.at(10), false);
+        // Right after signalling, the caller learns when to look again.
+        assert_eq!(e.victims_poll(c.at(10), &l), Some(EXIT_POLL));
         // In flight: wait for it, sampled every EXIT_POLL.
         let p = e.assess(&obs(Level::Term, 20), c.at(20), &l);
         assert_eq!((p.choose, p.wake_in), (None, Some(EXIT_POLL)));
@@ -590,8 +606,7 @@ mod tests {
             (Level::Term, 1000, None, Some(Escalation::Grace)),
             (Level::Kill, 1, None, Some(Escalation::KillLevel)),
             (Level::Term, 100, Some(950), None),
-            (Level::Term, 100, Some(800), None),
-            (Level::Term, 100, Some(200), Some(Escalation::Eta)),
+            (Level::Term, 100, Some(800), Some(Escalation::Eta)),
             (Level::Ok, 100, None, None),
             (Level::Ok, 1500, None, Some(Escalation::Grace)),
         ];
@@ -619,8 +634,7 @@ mod tests {
             (Level::Ok, None, false, None),
             (Level::Term, None, false, Some(Reason::Term)),
             (Level::Term, Some(5000), false, Some(Reason::Term)),
-            (Level::Term, Some(300), false, Some(Reason::Term)),
-            (Level::Term, Some(200), false, Some(Reason::Eta)),
+            (Level::Term, Some(300), false, Some(Reason::Eta)),
             (Level::Kill, None, false, Some(Reason::Kill)),
             (Level::Ok, None, true, Some(Reason::Rescue)),
             (Level::Term, None, true, Some(Reason::Rescue)),
@@ -799,6 +813,19 @@ mod tests {
         assert_eq!(
             e.assess(&obs(Level::Term, 16), c.at(540), &l).choose,
             Some(Reason::Term)
+        );
+        // At the kill level the back-off looks every BACKOFF_KILL_LOOK.
+        e.back_off(Futility::Futile, &obs(Level::Kill, 2), c.at(550), &l);
+        let p = e.assess(&obs(Level::Kill, 2), c.at(560), &l);
+        assert_eq!((p.choose, p.wake_in), (None, Some(BACKOFF_KILL_LOOK)));
+        // Not while a victim is in flight: it goes on being followed.
+        let mut f = Episode::default();
+        f.assess(&obs(Level::Kill, 2), c.at(0), &l);
+        f.signalled(key(9), c.at(0), true);
+        assert!(!f.back_off(Futility::Futile, &obs(Level::Kill, 2), c.at(0), &l));
+        assert_eq!(
+            f.assess(&obs(Level::Kill, 2), c.at(2), &l).wake_in,
+            Some(RELEASE_POLL)
         );
         // A new episode says it again.
         e.assess(&obs(Level::Ok, 100), c.at(600), &l);

@@ -192,24 +192,51 @@ pub const FILL_RATE_MEMORY: f64 = 0.25;
 /// scope does now whatever the sampling rate (a sample after a long quiet spell says little;
 /// ten samples 10 ms apart say as much as one 100 ms apart). For reports and the projected time
 /// to exhaustion; sleeping uses the configured worst case instead.
+///
+/// A rate needs recent samples: after a gap longer than [`FILL_RATE_MAX_GAP`] (an idle
+/// cgroup that only the kernel's threshold event woke) the difference between two samples is
+/// no rate at all: a process that jumped by 100 MiB a minute ago and one that is growing now
+/// look the same. The rate is then unknown ([`FillRate::eta`] is `None`) until the next
+/// sample within the gap, which an episode takes within milliseconds.
+///
+/// Each step spans at least [`FILL_RATE_MIN_SPAN`]: allocators grow in bursts (a chunk, a
+/// page-fault storm), and a burst seen over 10 ms would read as a hundred times the rate.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FillRate {
-    last: Option<(u64, f64)>,
+    /// The sample the next step is measured from.
+    anchor: Option<(u64, f64)>,
     rate: f64,
+    known: bool,
 }
+
+/// See [`FillRate`]: seconds.
+pub const FILL_RATE_MAX_GAP: f64 = 0.5;
+/// See [`FillRate`]: seconds.
+pub const FILL_RATE_MIN_SPAN: f64 = 0.1;
 
 impl FillRate {
     /// Feeds a sample of used bytes at time `t` seconds.
     pub fn update(&mut self, used: u64, t: f64) -> f64 {
-        if let Some((prev, pt)) = self.last {
-            let dt = t - pt;
-            if dt > 0.0 {
-                let inst = (used as f64 - prev as f64).max(0.0) / dt;
-                let weight = 1.0 - (-dt / FILL_RATE_MEMORY).exp();
-                self.rate += weight * (inst - self.rate);
-            }
+        let Some((prev, pt)) = self.anchor else {
+            self.anchor = Some((used, t));
+            return self.rate;
+        };
+        let dt = t - pt;
+        if dt > FILL_RATE_MAX_GAP {
+            self.rate = 0.0;
+            self.known = false;
+            self.anchor = Some((used, t));
+        } else if used < prev {
+            // Memory was freed (a victim's): the next step measures the growth from here,
+            // not from above the drop, where a new worker's growth would cancel out.
+            self.anchor = Some((used, t));
+        } else if dt >= FILL_RATE_MIN_SPAN - 1e-9 {
+            let inst = (used as f64 - prev as f64).max(0.0) / dt;
+            let weight = 1.0 - (-dt / FILL_RATE_MEMORY).exp();
+            self.rate += weight * (inst - self.rate);
+            self.known = true;
+            self.anchor = Some((used, t));
         }
-        self.last = Some((used, t));
         self.rate
     }
 
@@ -218,10 +245,10 @@ impl FillRate {
         self.rate
     }
 
-    /// When `available` bytes run out at this rate; `None` when not filling (below 1 MiB/s,
-    /// which is noise at the sampling rates used).
+    /// When `available` bytes run out at this rate; `None` when the rate is unknown (see
+    /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used).
     pub fn eta(&self, available: u64) -> Option<Duration> {
-        (self.rate >= (1u64 << 20) as f64)
+        (self.known && self.rate >= (1u64 << 20) as f64)
             .then(|| Duration::from_secs_f64((available as f64 / self.rate).min(1e6)))
     }
 }
@@ -398,36 +425,59 @@ mod tests {
         let mut f = FillRate::default();
         assert_eq!(f.eta(100 * MIB), None);
         f.update(0, 0.0);
-        f.update(1000 * MIB, 1.0);
-        let rate = 1000.0 * MIB as f64 * (1.0 - (-1.0 / FILL_RATE_MEMORY).exp());
+        f.update(100 * MIB, 0.1);
+        let rate = 1000.0 * MIB as f64 * (1.0 - (-0.1 / FILL_RATE_MEMORY).exp());
         let eta = f.eta(300 * MIB).unwrap();
         assert!(
             (eta.as_secs_f64() - 300.0 * MIB as f64 / rate).abs() < 1e-6,
             "{eta:?}"
         );
-        // A stop: 100 ms later nothing grew; the rate falls by e^-0.4, not by a fixed share
-        // per sample, so ten quick samples count as much as one slow one.
+        // A stop: 100 ms later nothing grew; the rate falls by e^-0.4 whether that was seen
+        // in one sample or in ten 10 ms apart (steps span at least FILL_RATE_MIN_SPAN).
         let mut a = f;
         let mut b = f;
-        a.update(1000 * MIB, 1.1);
+        a.update(100 * MIB, 0.2);
         for k in 1..=10 {
-            b.update(1000 * MIB, 1.0 + 0.01 * f64::from(k));
+            b.update(100 * MIB, 0.1 + 0.01 * f64::from(k));
         }
+        // A drop (a victim's memory freed) is a new baseline: a worker that starts over and
+        // grows 40 MiB in 100 ms reads as growing, not as 160 MiB less.
+        let mut d = FillRate::default();
+        d.update(200 * MIB, 0.0);
+        d.update(0, 0.05);
+        d.update(40 * MIB, 0.15);
+        assert!(d.rate() > 100.0 * MIB as f64, "{}", d.rate());
+        // A burst of 1 MiB seen within 10 ms is not a rate of 100 MiB/s.
+        let mut burst = FillRate::default();
+        burst.update(0, 0.0);
+        burst.update(MIB, 0.01);
+        assert_eq!(burst.eta(10 * MIB), None);
+        burst.update(MIB, 1.0 / 3.0);
+        assert!(burst.rate() < 4.0 * MIB as f64, "{}", burst.rate());
         assert!(
             (a.rate() - b.rate()).abs() < 1.0,
             "{} {}",
             a.rate(),
             b.rate()
         );
+        // After a quiet minute, one sample says nothing about the rate now: a jump made long
+        // ago is not a fill rate. The next sample within the gap tells again.
+        let mut c = f;
+        c.update(200 * MIB, 60.0);
+        assert_eq!(c.eta(300 * MIB), None);
+        c.update(210 * MIB, 60.1);
+        assert!(c.eta(300 * MIB).is_some());
     }
 
     #[test]
     fn fill_rate_tracks_increases_only() {
         let mut f = FillRate::default();
         f.update(0, 0.0);
-        let r = f.update(100, 1.0);
+        let r = f.update(100, 0.1);
         assert!(r > 0.0);
-        let r2 = f.update(50, 2.0);
+        // A drop only moves the baseline; then nothing grows for 100 ms: the rate falls.
+        assert_eq!(f.update(50, 0.2), r);
+        let r2 = f.update(50, 0.3);
         assert!(r2 < r);
     }
 }

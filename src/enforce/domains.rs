@@ -173,7 +173,9 @@ impl Enforcer {
         if let Some(reason) = plan.choose {
             self.choose_and_act(i, reason, &obs, &fig, log, wake, now);
         }
-        plan.wake_in
+        // A victim signalled just now is followed from the next few milliseconds on.
+        let victims = self.domains[i].episode.victims_poll(now, &self.limits);
+        super::min_opt(plan.wake_in, victims)
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
