@@ -263,7 +263,13 @@ fn respawn(mode: &str, runs: u64, secs: u64) {
             problems.push("the daemon decided nothing".into());
         }
         if !problems.is_empty() {
-            let tail: Vec<&String> = out.iter().rev().take(15).collect();
+            // Around the kernel's first kill if there was one (its line comes once per
+            // episode, after the sample that saw it), else the end.
+            let at = out
+                .iter()
+                .position(|l| event(l) == Some("kernel_oom_kill"))
+                .map_or(out.len(), |i| (i + 3).min(out.len()));
+            let tail: Vec<&String> = out[at.saturating_sub(20)..at].iter().collect();
             failures.push(format!(
                 "run {run}: {}; last daemon lines: {tail:#?}",
                 problems.join(", ")

@@ -53,13 +53,15 @@ fn stopped_by_oomward(status: &std::process::ExitStatus) -> bool {
     matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL))
 }
 
-fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
+/// An allocator in `cg` that starts 50 ms after `ready` and grows up to 600 MiB at `rate` MiB/s
+/// (0: as fast as it can).
+fn allocator(cg: &TestCgroup, rate: &str, extra: &[&str]) -> Proc {
     let procs = cg.procs_file();
     let mut args = vec![
         "--cgroup-procs",
         procs.as_str(),
         "--rate",
-        "0",
+        rate,
         "--grow",
         "600",
         "--delay-ms",
@@ -69,23 +71,16 @@ fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
     Proc::memhog(&args)
 }
 
-/// An allocator that grows at 20 MiB/s: slow enough that at a 10 % or 20 % threshold of a
-/// 256 MiB cgroup its projected time to the limit (about a second) exceeds the tests' 300 ms
-/// grace, so the first signal is SIGTERM; a fast one gets SIGKILL at once (`reason=eta`).
+/// As fast as it can: the seed's allocator.
+fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
+    allocator(cg, "0", extra)
+}
+
+/// At 20 MiB/s: slow enough that at a 10 % or 20 % threshold of a 256 MiB cgroup its projected
+/// time to the limit (about a second) exceeds the tests' 300 ms grace, so the first signal is
+/// SIGTERM; a fast one gets SIGKILL at once (`reason=eta`).
 fn steady_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
-    let procs = cg.procs_file();
-    let mut args = vec![
-        "--cgroup-procs",
-        procs.as_str(),
-        "--rate",
-        "20",
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ];
-    args.extend_from_slice(extra);
-    Proc::memhog(&args)
+    allocator(cg, "20", extra)
 }
 
 #[test]

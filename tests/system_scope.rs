@@ -40,6 +40,24 @@ impl Rig {
         let root = dir.path().to_path_buf();
         let mut host = Host::discover(&root).unwrap();
         host.page_size = 4096;
+        // The fixture's processes hold little private memory for an 8 GiB machine; a kill must
+        // be able to relieve it (the gain check), so the two candidates the tests name are
+        // given enough: pid 523 (adj 500, the top candidate) and pid 412 (the next one).
+        for (pid, kib) in [(523, 1 << 20), (412, 600 << 10)] {
+            let path = root.join(format!("proc/{pid}/status"));
+            let status = std::fs::read_to_string(&path).unwrap();
+            let patched: Vec<String> = status
+                .lines()
+                .map(|l| {
+                    if l.starts_with("RssAnon:") {
+                        format!("RssAnon:\t{kib} kB")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            std::fs::write(&path, patched.join("\n") + "\n").unwrap();
+        }
         let config = Config::parse(config, "test.toml").unwrap();
         let enforcer = Enforcer::new(config, host, dry_run);
         let (log, lines) = Logger::capture();
@@ -99,11 +117,9 @@ fn system_scope_levels_episodes_and_sleep_on_a_fixture_tree() {
     rig.set_available(300 * MIB);
     let sleep = rig.round(Duration::from_millis(500));
     assert_eq!(rig.enforcer.system_level(), Level::Kill);
-    assert_eq!(
-        sleep,
-        Duration::from_millis(2),
-        "no headroom: the shortest sleep"
-    );
+    // Nothing more to do in this episode (its dry-run decision is made, below this level there
+    // is no threshold left): no spinning, the longest sleep.
+    assert_eq!(sleep, Duration::from_secs(5), "no spinning");
     let lines = rig.take_lines();
     let decision = lines
         .iter()
@@ -306,8 +322,12 @@ fn missing_event_sources_fall_back_to_polling_on_a_fixture_tree() {
         lines.iter().any(|l| l.contains("cgroup.event_control")),
         "the error names the missing file: {lines:?}"
     );
+    // Nothing of the kernel's memory events was armed (the inotify watch on the fixture's
+    // directories is, and is no memory event).
     assert!(
-        !lines.iter().any(|l| l.contains("event=events_armed")),
+        !lines
+            .iter()
+            .any(|l| l.contains("event=events_armed") && !l.contains("scope=cgroup_tree")),
         "{lines:?}"
     );
     // Polling goes on: the cgroup is sampled and has a level.

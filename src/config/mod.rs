@@ -168,6 +168,9 @@ pub struct Kill {
     /// A candidate whose kill would free less than this (share of the OOM domain's limit, or
     /// bytes) is never chosen.
     pub min_gain: Amount,
+    /// The most a percent `min_gain` asks for, bytes (2 % of a 64 GiB machine is too much to
+    /// ask of one kill).
+    pub min_gain_max: u64,
 }
 
 /// The whole, valid configuration.
@@ -253,6 +256,7 @@ struct RawKill {
     stuck_timeout: Val<String>,
     warn_kills_per_minute: Val<u32>,
     min_gain: Val<String>,
+    min_gain_max: Val<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -569,6 +573,7 @@ impl Config {
                 .as_ref()
                 .map_or(10, |v| *v.get_ref()),
             min_gain: amount(src, &raw.kill.min_gain, "kill.min_gain", "2%")?,
+            min_gain_max: size(src, &raw.kill.min_gain_max, "kill.min_gain_max", "128MiB")?,
         };
         if kill.grace.is_zero() {
             return Err(src.err(
@@ -616,6 +621,18 @@ impl Config {
             rules,
             warnings,
         })
+    }
+
+    /// The least a kill must free in a domain whose limit is `limit` bytes.
+    pub fn min_gain_bytes(&self, limit: u64) -> u64 {
+        match self.kill.min_gain {
+            Amount::Percent(_) => self
+                .kill
+                .min_gain
+                .bytes_of(limit)
+                .min(self.kill.min_gain_max),
+            Amount::Bytes(b) => b,
+        }
     }
 
     /// The policy this config describes, for a daemon with the given pid and executable.
@@ -711,6 +728,7 @@ impl Config {
             self.kill.warn_kills_per_minute
         );
         let _ = writeln!(o, "min_gain = \"{}\"", self.kill.min_gain);
+        let _ = writeln!(o, "min_gain_max = \"{}\"", ByteSize(self.kill.min_gain_max));
         let _ = writeln!(o, "\n[policy]");
         let _ = writeln!(o, "builtin = {}", self.builtin_protection);
         for r in &self.rules {

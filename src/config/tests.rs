@@ -259,3 +259,27 @@ fn zero_grace_and_tiny_intervals_are_refused() {
     let e = err("[daemon]\nmin_interval = \"0.1us\"\n");
     assert!(e.starts_with("test.toml:2: daemon.min_interval:"), "{e}");
 }
+
+#[test]
+fn min_gain_is_a_share_of_the_limit_capped_or_a_size() {
+    const MIB: u64 = 1 << 20;
+    let c = Config::default();
+    // 2 % of a 256 MiB cgroup; of 64 GiB it would be 1.3 GiB: capped at 128 MiB.
+    assert_eq!(c.min_gain_bytes(256 * MIB), 256 * MIB / 50);
+    assert_eq!(c.min_gain_bytes(64 << 30), 128 * MIB);
+    let c = Config::parse("[kill]\nmin_gain = \"1GiB\"\n", "x").unwrap();
+    assert_eq!(
+        c.min_gain_bytes(256 * MIB),
+        1 << 30,
+        "a size is taken as it is"
+    );
+    let c = Config::parse("[kill]\nmin_gain = \"10%\"\nmin_gain_max = \"8MiB\"\n", "x").unwrap();
+    assert_eq!(c.min_gain_bytes(256 * MIB), 8 * MIB);
+    let e = err("[kill]\nmin_gain = \"lots\"\n");
+    assert!(e.starts_with("test.toml:2: kill.min_gain:"), "{e}");
+    let e = err("[[cgroup]]\npath = \"/a\"\nexhaustion_term = \"2\"\n");
+    assert!(
+        e.starts_with("test.toml:3: cgroup[1].exhaustion_term:"),
+        "{e}"
+    );
+}

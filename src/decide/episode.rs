@@ -285,6 +285,13 @@ impl Episode {
         self.backoff = None;
     }
 
+    /// Whether the episode has stopped choosing for now: its dry-run decision was reported, or
+    /// it is backing off. A choice that led to nothing otherwise (the victim vanished before
+    /// its pidfd was opened) is tried again at the next sample.
+    pub fn standing_by(&self) -> bool {
+        self.dry_run_decided || self.backoff.is_some()
+    }
+
     /// Records that a dry run reported its decision: one per episode.
     pub fn dry_run_decided(&mut self) {
         self.dry_run_decided = true;

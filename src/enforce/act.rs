@@ -19,6 +19,14 @@ use super::domains::Figures;
 use super::lines::decision_line;
 use super::{CHEAP_FINALISTS, Enforcer, Wake};
 
+/// What the round knows about a domain when it acts on it.
+pub(super) struct Moment<'a> {
+    pub obs: &'a Observation,
+    pub fig: &'a Figures,
+    pub wake: Wake,
+    pub now: Instant,
+}
+
 /// Where a candidate lies: the watched scope that holds it, and how it is killed there.
 #[derive(Debug, Clone)]
 pub(super) struct Owner {
@@ -29,17 +37,14 @@ pub(super) struct Owner {
 
 impl Enforcer {
     /// Chooses among the domain's candidates and acts: signal the victim, or back off.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn choose_and_act(
         &mut self,
         i: usize,
         reason: Reason,
-        obs: &Observation,
-        fig: &Figures,
+        m: &Moment<'_>,
         log: &mut Logger,
-        wake: Wake,
-        now: Instant,
     ) {
+        let (obs, fig, now) = (m.obs, m.fig, m.now);
         let totals = Totals {
             scope: fig.totalpages,
             system: fig.system_totalpages.max(1),
@@ -65,7 +70,7 @@ impl Enforcer {
                 gain: self.gain(c.process, o, procs),
             })
             .collect();
-        let min_gain = self.config.kill.min_gain.bytes_of(fig.limit);
+        let min_gain = self.config.min_gain_bytes(fig.limit);
         match select(&prospects, fig.need, min_gain, reason == Reason::Rescue) {
             Selection::Victim { index, enough } => {
                 let pick = Pick {
@@ -75,14 +80,14 @@ impl Enforcer {
                     enough,
                     reason,
                 };
-                self.signal(i, &pick, procs, obs, fig, log, wake, now);
+                self.signal(i, &pick, procs, m, log);
             }
             Selection::Futile { total, eligible } => {
                 if self.domains[i]
                     .episode
                     .back_off(Futility::Futile, obs, now, &self.limits)
                 {
-                    self.report_futile(i, obs, fig, total, eligible, min_gain, log);
+                    self.report_futile(i, m, total, eligible, min_gain, log);
                 }
             }
             Selection::NoCandidate => {
@@ -97,6 +102,7 @@ impl Enforcer {
                             .kv("scope", self.members_list(i))
                             .kv("domain", self.domain_key_name(i))
                             .kv("level", obs.level.as_str())
+                            .kv_if(obs.rescue, "rescue", true)
                             .kv("available", obs.available)
                             .kv("limit", fig.limit)
                             .kv("processes", ranked.len())
@@ -145,16 +151,16 @@ impl Enforcer {
         Ok(out)
     }
 
+    /// The watched cgroups of a domain.
+    fn member_cgroups(&self, i: usize) -> impl Iterator<Item = &super::CgroupScope> {
+        self.domains[i].members.iter().filter_map(|id| match id {
+            ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
+            ScopeId::System => None,
+        })
+    }
+
     fn member_paths(&self, i: usize) -> Vec<String> {
-        self.domains[i]
-            .members
-            .iter()
-            .filter_map(|id| match id {
-                ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
-                ScopeId::System => None,
-            })
-            .map(|c| c.path.clone())
-            .collect()
+        self.member_cgroups(i).map(|c| c.path.clone()).collect()
     }
 
     fn members_list(&self, i: usize) -> String {
@@ -177,13 +183,7 @@ impl Enforcer {
             return system;
         }
         let cgroup = p.cgroup.as_deref().unwrap_or("");
-        self.domains[i]
-            .members
-            .iter()
-            .filter_map(|id| match id {
-                ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
-                ScopeId::System => None,
-            })
+        self.member_cgroups(i)
             .filter(|c| is_within(cgroup, &c.path))
             .max_by_key(|c| c.path.len())
             .map_or(system, |c| {
@@ -248,17 +248,16 @@ impl Enforcer {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn report_futile(
         &self,
         i: usize,
-        obs: &Observation,
-        fig: &Figures,
+        m: &Moment<'_>,
         total: u64,
         eligible: usize,
         min_gain: u64,
         log: &mut Logger,
     ) {
+        let (obs, fig) = (m.obs, m.fig);
         let domain = self.domain_key_name(i);
         let mut line = Line::new(
             "no kill can free what the domain needs: killing nobody, leaving the limit to the kernel",
@@ -296,32 +295,20 @@ impl Enforcer {
 
     /// Signals the chosen victim (and, for a group kill, its group within its scope); the
     /// signal goes first and the line after.
-    #[allow(clippy::too_many_arguments)]
     fn signal(
         &mut self,
         i: usize,
         pick: &Pick<'_, '_>,
         procs: &[ProcessSnapshot],
-        obs: &Observation,
-        fig: &Figures,
+        m: &Moment<'_>,
         log: &mut Logger,
-        wake: Wake,
-        now: Instant,
     ) {
         let victim = pick.victim;
         let sig = pick.reason.signal();
-        let event = match pick.reason {
-            Reason::Rescue => "rescue",
-            Reason::Term => "term",
-            _ => "kill",
-        };
+        let now = m.now;
         let scope = self.scope_name(pick.owner.scope).to_string();
         let domain = self.domain_key_name(i).to_string();
-        let line = |message: &str| {
-            decision_line(
-                message, event, &scope, &domain, obs, fig, pick, wake, victim, sig,
-            )
-        };
+        let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
         if self.dry_run {
             log.log(
                 Severity::Info,

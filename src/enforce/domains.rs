@@ -96,7 +96,8 @@ impl Enforcer {
             {
                 Some(i) => i,
                 None => {
-                    self.domains.push(Domain::new(DomainKey::of_cgroup(path)));
+                    self.domains
+                        .push(Domain::new(DomainKey::Memcg(path.to_string())));
                     self.domains.len() - 1
                 }
             };
@@ -171,11 +172,22 @@ impl Enforcer {
             self.escalate(i, key, why, obs.level, now, log);
         }
         if let Some(reason) = plan.choose {
-            self.choose_and_act(i, reason, &obs, &fig, log, wake, now);
+            let moment = super::act::Moment {
+                obs: &obs,
+                fig: &fig,
+                wake,
+                now,
+            };
+            self.choose_and_act(i, reason, &moment, log);
         }
-        // A victim signalled just now is followed from the next few milliseconds on.
-        let victims = self.domains[i].episode.victims_poll(now, &self.limits);
-        super::min_opt(plan.wake_in, victims)
+        // A victim signalled just now is followed from the next few milliseconds on; a choice
+        // that came to nothing (its victim vanished) is made again at once.
+        let episode = &self.domains[i].episode;
+        let retry =
+            (plan.choose.is_some() && episode.victims().is_empty() && !episode.standing_by())
+                .then_some(crate::decide::episode::RELEASE_POLL);
+        let victims = episode.victims_poll(now, &self.limits);
+        super::min_opt(super::min_opt(plan.wake_in, victims), retry)
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
@@ -305,16 +317,21 @@ impl Enforcer {
         }
     }
 
-    fn victim_exited(&mut self, i: usize, key: ProcessKey, after: Duration, log: &mut Logger) {
+    /// Takes a victim out of the domain's flight (its pidfds close when it is dropped).
+    fn take_in_flight(&mut self, i: usize, key: ProcessKey) -> Option<InFlight> {
         let d = &mut self.domains[i];
-        let Some(pos) = d
+        let pos = d
             .in_flight
             .iter()
-            .position(|f| ProcessKey::of(&f.victim) == key)
-        else {
+            .position(|f| ProcessKey::of(&f.victim) == key)?;
+        Some(d.in_flight.remove(pos))
+    }
+
+    fn victim_exited(&mut self, i: usize, key: ProcessKey, after: Duration, log: &mut Logger) {
+        let Some(f) = self.take_in_flight(i, key) else {
             return;
         };
-        let f = d.in_flight.remove(pos);
+        let d = &self.domains[i];
         log.log(
             Severity::Info,
             Line::new("victim exited")
@@ -332,15 +349,10 @@ impl Enforcer {
     }
 
     fn victim_stuck(&mut self, i: usize, key: ProcessKey, log: &mut Logger) {
-        let d = &mut self.domains[i];
-        let Some(pos) = d
-            .in_flight
-            .iter()
-            .position(|f| ProcessKey::of(&f.victim) == key)
-        else {
+        let Some(f) = self.take_in_flight(i, key) else {
             return;
         };
-        let f = d.in_flight.remove(pos);
+        let d = &self.domains[i];
         log.log(
             Severity::Error,
             Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")

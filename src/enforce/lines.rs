@@ -1,29 +1,25 @@
 //! The decision line: everything a reader needs to check a kill, in one `key=value` line.
 
-use crate::decide::episode::Observation;
-use crate::rank::Candidate;
+use crate::decide::episode::Reason;
 use crate::report::Line;
-use crate::sys::Sig;
 
-use super::Wake;
-use super::act::Pick;
-use super::domains::Figures;
+use super::act::{Moment, Pick};
 
-/// The line for a decision about `c` in `scope` of `domain`.
-#[allow(clippy::too_many_arguments)]
+/// The line for the decision `pick` about a process of `scope` in `domain`.
 pub(super) fn decision_line(
     message: &str,
-    event: &str,
     scope: &str,
     domain: &str,
-    obs: &Observation,
-    fig: &Figures,
+    m: &Moment<'_>,
     pick: &Pick<'_, '_>,
-    wake: Wake,
-    c: &Candidate<'_>,
-    sig: Sig,
 ) -> Line {
+    let (obs, fig, c) = (m.obs, m.fig, pick.victim);
     let p = c.process;
+    let event = match pick.reason {
+        Reason::Rescue => "rescue",
+        Reason::Term => "term",
+        _ => "kill",
+    };
     Line::new(message)
         .kv("event", event)
         .kv("scope", scope)
@@ -40,7 +36,7 @@ pub(super) fn decision_line(
             obs.eta
                 .map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()),
         )
-        .kv("wake", wake.as_str())
+        .kv("wake", m.wake.as_str())
         .kv("pid", p.pid)
         .kv("comm", &p.comm)
         .kv("exe", p.exe.as_deref().unwrap_or("?"))
@@ -57,5 +53,5 @@ pub(super) fn decision_line(
         .kv("fill_rate", fig.fill_rate as u64)
         .kv("badness", c.badness.unwrap_or(0))
         .kv("rank_score", c.rank_score.unwrap_or(0))
-        .kv("signal", sig.name())
+        .kv("signal", pick.reason.signal().name())
 }

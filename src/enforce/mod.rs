@@ -21,7 +21,7 @@ mod scopes;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::decide::domain::{DomainKey, Member, ProcessKey, ScopeId};
+use crate::decide::domain::{Member, ProcessKey, ScopeId};
 use crate::decide::episode::Limits;
 use crate::decide::trigger::{FillRate, Level, next_sleep, system_level, with_exhaustion};
 use crate::events::{ArmedSet, Events, Source, Spec};
@@ -415,11 +415,9 @@ impl Enforcer {
         }
     }
 
-    /// Step 3b: every watched cgroup that is due: the cheap look or a full sample, its level,
-    /// its event sources, and when it is due again.
+    /// Step 3b: every watched cgroup that is due (or whose domain is in an episode).
     fn sample_cgroups(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
-        let t_secs = now.duration_since(self.started).as_secs_f64();
-        let in_episode: Vec<ScopeId> = self
+        let busy: Vec<ScopeId> = self
             .domains
             .iter()
             .filter(|d| d.busy())
@@ -428,52 +426,12 @@ impl Enforcer {
         let mut removed = Vec::new();
         for i in 0..self.cgroups.len() {
             self.cgroups[i].fresh = false;
-            let id = ScopeId::Cgroup(self.cgroups[i].id);
-            let busy = in_episode.contains(&id);
-            if !busy && !self.cgroups[i].due(now) {
-                continue;
-            }
-            let (system_t, swap) = match self.meminfo(log) {
-                Some(m) => (
-                    m.total_pages(self.host.page_size),
-                    SwapSpace {
-                        total: m.swap_total,
-                        free: m.swap_free,
-                    },
-                ),
-                None => (u64::MAX, SwapSpace::default()),
-            };
-            let cfg = &self.config.cgroups[self.cgroups[i].config_index];
-            // A look woken by the cgroup's own event, or in an episode, is a full sample.
-            let own_event = matches!(wake, Wake::Event(_, eid)
-                if self.cgroups[i].events.as_ref().is_some_and(|e| e.contains_id(eid)));
-            let cheap_ok = !busy && !own_event;
-            let cg = &mut self.cgroups[i];
-            let calm = match scopes::look(&self.host, cg, cfg, system_t, swap, cheap_ok, log) {
-                Look::Gone => {
-                    removed.push(i);
-                    continue;
-                }
-                Look::Unreadable => {
-                    cg.next_look = Some(now + self.config.daemon.min_interval.max(RESOLVE_EVERY));
-                    continue;
-                }
-                Look::Calm(h) => Some(h),
-                Look::Sampled => {
-                    scopes::assess_cgroup(cg, cfg, t_secs, log);
-                    None
-                }
-            };
-            if !self.config.daemon.events {
-                scopes::disarm_cgroup(cg);
-            } else if let Some(events) = &self.events
-                && cg.fresh
-                && scopes::arm_cgroup(events, &self.host, cg, cfg, log)
+            let in_episode = busy.contains(&ScopeId::Cgroup(self.cgroups[i].id));
+            if (in_episode || self.cgroups[i].due(now))
+                && self.look_at(i, in_episode, wake, now, log) == Look::Gone
             {
-                // Out of descriptors: the process table gives some back.
-                self.table.give_back_fds();
+                removed.push(i);
             }
-            cg.next_look = Some(scopes::next_look(cg, cfg, calm, &self.config.daemon, now));
         }
         for i in removed.into_iter().rev() {
             let cg = self.cgroups.remove(i);
@@ -484,6 +442,78 @@ impl Enforcer {
                     .kv("scope", cg.path)
                     .as_str(),
             );
+        }
+    }
+
+    /// One cgroup's look: the cheap floor when it is calm and nothing says otherwise, else a
+    /// full sample and its level; its event sources; when it is due again.
+    fn look_at(
+        &mut self,
+        i: usize,
+        in_episode: bool,
+        wake: Wake,
+        now: Instant,
+        log: &mut Logger,
+    ) -> Look {
+        let cfg = &self.config.cgroups[self.cgroups[i].config_index];
+        // Woken by its own event, or in an episode: a full sample.
+        let own_event = matches!(wake, Wake::Event(_, id)
+            if self.cgroups[i].events.as_ref().is_some_and(|e| e.contains_id(id)));
+        let calm = if in_episode || own_event {
+            None
+        } else {
+            scopes::cheap_look(&self.host, &mut self.cgroups[i], cfg, now)
+        };
+        let look = match calm {
+            Some(h) => Look::Calm(h),
+            None => {
+                let (system_t, swap) = self.machine_totals(log);
+                scopes::sample(&self.host, &mut self.cgroups[i], system_t, swap, now, log)
+            }
+        };
+        let cfg = &self.config.cgroups[self.cgroups[i].config_index];
+        let cg = &mut self.cgroups[i];
+        match look {
+            Look::Gone => return look,
+            Look::Unreadable => {
+                cg.next_look = Some(now + RESOLVE_EVERY);
+                return look;
+            }
+            Look::Sampled => {
+                let t_secs = now.duration_since(self.started).as_secs_f64();
+                scopes::assess_cgroup(cg, cfg, t_secs, log);
+            }
+            Look::Calm(_) => {}
+        }
+        if !self.config.daemon.events {
+            scopes::disarm_cgroup(cg);
+        } else if let Some(events) = &self.events
+            && cg.fresh
+            && scopes::arm_cgroup(events, &self.host, cg, cfg, log)
+        {
+            // Out of descriptors: the process table gives some back.
+            self.table.give_back_fds();
+        }
+        let calm = match look {
+            Look::Calm(h) => Some(h),
+            _ => None,
+        };
+        cg.next_look = Some(scopes::next_look(cg, cfg, calm, &self.config.daemon, now));
+        look
+    }
+
+    /// The machine's T and swap for a cgroup's sample (/proc/meminfo read once a round, and
+    /// only when a full sample needs it).
+    fn machine_totals(&mut self, log: &mut Logger) -> (u64, SwapSpace) {
+        match self.meminfo(log) {
+            Some(m) => (
+                m.total_pages(self.host.page_size),
+                SwapSpace {
+                    total: m.swap_total,
+                    free: m.swap_free,
+                },
+            ),
+            None => (u64::MAX, SwapSpace::default()),
         }
     }
 
@@ -713,12 +743,6 @@ fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
-    }
-}
-
-impl DomainKey {
-    fn of_cgroup(path: &str) -> DomainKey {
-        DomainKey::Memcg(path.to_string())
     }
 }
 

@@ -61,6 +61,8 @@ pub(super) struct CgroupScope {
     pub sample: CgroupSample,
     /// A full sample was taken this round.
     pub fresh: bool,
+    /// When the last full sample was taken.
+    pub last_full: Option<Instant>,
     /// When it is due for a look; `None`: now.
     pub next_look: Option<Instant>,
     /// What this round makes of it for its domain.
@@ -89,6 +91,7 @@ impl CgroupScope {
             files: None,
             sample: CgroupSample::default(),
             fresh: false,
+            last_full: None,
             next_look: None,
             member: Member {
                 level: Level::Ok,
@@ -113,6 +116,7 @@ impl CgroupScope {
 }
 
 /// What one look at a cgroup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Look {
     /// Full sample taken.
     Sampled,
@@ -124,26 +128,39 @@ pub(super) enum Look {
     Unreadable,
 }
 
-/// Looks at one cgroup: the cheap usage floor when it was calm, a full sample otherwise.
-pub(super) fn look(
+/// The cheap look at a calm cgroup: the usage floor (one read per limited cgroup on its path).
+/// `None` when a full sample is due: it was not calm, its floor is near a threshold, or its last
+/// full sample is older than [`ARMED_REFRESH`] (which notices a changed limit).
+pub(super) fn cheap_look(
     host: &Host,
     cg: &mut CgroupScope,
     cfg: &WatchedCgroup,
+    now: Instant,
+) -> Option<u64> {
+    let recent = cg
+        .last_full
+        .is_some_and(|t| now.duration_since(t) < ARMED_REFRESH);
+    if !recent || cg.level != Level::Ok || cg.sample.limit.is_none() {
+        return None;
+    }
+    let files = cg
+        .files
+        .get_or_insert_with(|| ChainFiles::new(host, &cg.path));
+    quick_headroom(host, files, &cg.sample, cfg)
+}
+
+/// A full sample of one cgroup and its ancestors.
+pub(super) fn sample(
+    host: &Host,
+    cg: &mut CgroupScope,
     system_t: u64,
     swap: SwapSpace,
-    cheap_ok: bool,
+    now: Instant,
     log: &mut Logger,
 ) -> Look {
     let files = cg
         .files
         .get_or_insert_with(|| ChainFiles::new(host, &cg.path));
-    if cheap_ok
-        && cg.level == Level::Ok
-        && cg.sample.limit.is_some()
-        && let Some(h) = quick_headroom(host, files, &cg.sample, cfg)
-    {
-        return Look::Calm(h);
-    }
     // Reused across rounds: no allocation after the first sample.
     let mut sample = std::mem::take(&mut cg.sample);
     let result = sample_cgroup_into(host, files, &mut sample, system_t, swap);
@@ -152,6 +169,7 @@ pub(super) fn look(
         Ok(()) => {
             cg.read_failing = false;
             cg.fresh = true;
+            cg.last_full = Some(now);
             Look::Sampled
         }
         Err(e) if e.is_gone() => Look::Gone,
