@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -787,9 +787,12 @@ fn earlyoom_pass(bins: &Bins, processes: usize) -> (Option<f64>, Option<f64>) {
 // ---------------------------------------------------------------------------------------------
 
 /// The seed scenario N times: a fast allocator in a 256 MiB memcg. For each trial: stopped by
-/// oomward's SIGTERM before the kernel's OOM killer (its oom_kill counter unchanged), and the
-/// latency from the term threshold's crossing (the bench's own eventfd at the same level) to the
-/// SIGTERM as the allocator saw it. With kernel events, then with the timer alone.
+/// oomward before the kernel's OOM killer (its oom_kill counter unchanged), by SIGTERM or by
+/// SIGKILL at once when the daemon's decision line says `reason=eta` (the projected time to the
+/// limit is shorter than the 1 s grace, so SIGTERM could not finish in time). Latencies from the
+/// term threshold's crossing (the bench's own eventfd at the same level): to the SIGTERM as the
+/// allocator saw it, and for a SIGKILL (which the allocator cannot see) to its exit (its pidfd).
+/// With kernel events, then with the timer alone.
 fn race(bins: &Bins, table: &mut Table) {
     let trials: usize = std::env::var("OOMWARD_BENCH_RACE")
         .ok()
@@ -797,33 +800,69 @@ fn race(bins: &Bins, table: &mut Table) {
         .unwrap_or(100);
     for events in [true, false] {
         println!("\n== race: {trials} fast allocators in a 256 MiB memcg, events = {events}");
-        let (stopped, lat) = race_trials(bins, trials, events);
+        let r = race_trials(bins, trials, events);
         let label = if events { "events" } else { "polling only" };
         table.row(
             &format!("race ({label}): stopped by oomward before the kernel, of {trials}"),
-            stopped as f64,
+            (r.term_ms.len() + r.eta_exit_ms.len()) as f64,
             None,
             "",
             if events { "100 of 100" } else { "-" },
         );
         table.row(
-            &format!("race ({label}): threshold -> SIGTERM, median"),
-            median(&lat),
+            &format!("race ({label}): of those, by SIGKILL at once (reason=eta)"),
+            r.eta_exit_ms.len() as f64,
+            None,
+            "",
+            "-",
+        );
+        table.row(
+            &format!(
+                "race ({label}): threshold -> SIGTERM, median of {}",
+                r.term_ms.len()
+            ),
+            median(&r.term_ms),
             None,
             "ms",
             "-",
         );
         table.row(
             &format!("race ({label}): threshold -> SIGTERM, p99"),
-            p99(&lat),
+            p99(&r.term_ms),
             None,
             "ms",
             if events { "< 10 ms" } else { "-" },
         );
+        table.row(
+            &format!(
+                "race ({label}): threshold -> exit after SIGKILL (reason=eta), median of {}",
+                r.eta_exit_ms.len()
+            ),
+            median(&r.eta_exit_ms),
+            None,
+            "ms",
+            "-",
+        );
+        table.row(
+            &format!("race ({label}): threshold -> exit after SIGKILL (reason=eta), p99"),
+            p99(&r.eta_exit_ms),
+            None,
+            "ms",
+            "-",
+        );
     }
 }
 
-fn race_trials(bins: &Bins, trials: usize, events: bool) -> (usize, Vec<f64>) {
+/// What the race's trials saw.
+#[derive(Debug, Default)]
+struct RaceTrials {
+    /// Trials stopped by SIGTERM: threshold -> SIGTERM as the allocator saw it, ms.
+    term_ms: Vec<f64>,
+    /// Trials stopped by SIGKILL with `reason=eta`: threshold -> the allocator's exit, ms.
+    eta_exit_ms: Vec<f64>,
+}
+
+fn race_trials(bins: &Bins, trials: usize, events: bool) -> RaceTrials {
     let cg = Cgroup::create("race", 256 * MIB);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
@@ -844,8 +883,7 @@ fn race_trials(bins: &Bins, trials: usize, events: bool) -> (usize, Vec<f64>) {
             false,
         )
         .expect("arm the bench's threshold");
-    let mut stopped = 0;
-    let mut lat = Vec::new();
+    let mut out_r = RaceTrials::default();
     for trial in 0..trials {
         while rx.try_recv().is_ok() {}
         let oom_before = cg.keyed("memory.oom_control", "oom_kill");
@@ -863,8 +901,12 @@ fn race_trials(bins: &Bins, trials: usize, events: bool) -> (usize, Vec<f64>) {
             .stderr(Stdio::null())
             .spawn()
             .expect("start memhog");
+        let pid = hog.id();
+        let pidfd = oomward::sys::pidfd_open(pid as i32).expect("pidfd");
         let crossed = wait_event(&rx, Source::V1Threshold, Duration::from_secs(10));
-        let status = wait_child(&mut hog, Duration::from_secs(20));
+        let exited = oomward::sys::wait_exit(&pidfd, Duration::from_secs(20)).unwrap_or(false);
+        let exit_at = boottime_us();
+        let status = wait_child(&mut hog, Duration::from_secs(if exited { 5 } else { 0 }));
         let mut out = String::new();
         if let Some(mut s) = hog.stdout.take() {
             let _ = s.read_to_string(&mut out);
@@ -875,18 +917,61 @@ fn race_trials(bins: &Bins, trials: usize, events: bool) -> (usize, Vec<f64>) {
             .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("us=")))
             .and_then(|v| v.parse::<u64>().ok());
         let kernel = cg.keyed("memory.oom_control", "oom_kill") > oom_before;
-        if let (Some(t), Some(c), false) = (term_us, crossed, kernel) {
-            stopped += 1;
-            lat.push(t.saturating_sub(c) as f64 / 1000.0);
-        } else {
-            println!(
-                "trial {trial}: not stopped by oomward first (status {status:?}, kernel oom_kill {kernel}, crossed {crossed:?}, term {term_us:?})"
-            );
+        // oomward's decision line naming this allocator (written as the signal goes out; the
+        // exit may be seen first).
+        let decision = decision_line(&log, pid, Duration::from_secs(1));
+        let field = |k: &str| {
+            decision.as_deref().and_then(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
+                    .map(str::to_string)
+            })
+        };
+        let sigkill = status.and_then(|s| s.signal()) == Some(libc::SIGKILL);
+        let eta = sigkill
+            && field("event").as_deref() == Some("kill")
+            && field("reason").as_deref() == Some("eta");
+        match (term_us, crossed, kernel) {
+            (Some(t), Some(c), false) => out_r.term_ms.push(t.saturating_sub(c) as f64 / 1000.0),
+            (None, Some(c), false) if eta && exited => {
+                out_r
+                    .eta_exit_ms
+                    .push(exit_at.saturating_sub(c) as f64 / 1000.0);
+            }
+            _ => println!(
+                "trial {trial}: not stopped by oomward first (status {status:?}, kernel oom_kill {kernel}, crossed {crossed:?}, term {term_us:?}, decision {:?})",
+                decision.unwrap_or_default()
+            ),
         }
         // The daemon sees the exit and the cgroup drains before the next allocator.
         std::thread::sleep(Duration::from_millis(150));
     }
-    (stopped, lat)
+    let eta = out_r.eta_exit_ms.len();
+    println!(
+        "stopped by SIGTERM: {}, by SIGKILL with reason=eta: {eta}, of {trials}",
+        out_r.term_ms.len()
+    );
+    out_r
+}
+
+/// The daemon's first decision line (`event=term` or `event=kill`) naming `pid`, waiting for it
+/// at most `timeout`.
+fn decision_line(log: &Path, pid: u32, timeout: Duration) -> Option<String> {
+    let needle = format!(" pid={pid} ");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| {
+                (l.contains("event=term ") || l.contains("event=kill ")) && l.contains(&needle)
+            })
+            .map(str::to_string);
+        if found.is_some() || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {

@@ -143,6 +143,40 @@ log_count() {
     grep -c "event=$1" /tmp/oomward.log
 }
 
+# oomward's decision lines: a new victim signalled, with SIGTERM (event=term) or with SIGKILL at
+# once (event=kill: the kill level, or reason=eta when the projected time to exhaustion is
+# shorter than the grace, so SIGTERM could not finish in time).
+decisions() {
+    grep -E 'event=(term|kill) ' /tmp/oomward.log
+}
+
+# How many decision lines the daemon's log has.
+decision_count() {
+    decisions | grep -c .
+}
+
+# The first `key=value` of the first decision line, or of the first one naming pid=PID.
+# decision_field KEY [PID]
+decision_field() {
+    decisions | grep -E -m1 " pid=${2:-[0-9]+} " | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'
+}
+
+# stopped_how STATUS PID: how oomward stopped PID, which exited with STATUS: `term` (143, a
+# decision line event=term naming it), `eta` (137, a decision line event=kill reason=eta naming
+# it), else `no`.
+stopped_how() {
+    local ev reason
+    ev=$(decision_field event "$2")
+    reason=$(decision_field reason "$2")
+    if [ "$1" = 143 ] && [ "$ev" = term ]; then
+        echo term
+    elif [ "$1" = 137 ] && [ "$ev" = kill ] && [ "$reason" = eta ]; then
+        echo eta
+    else
+        echo no
+    fi
+}
+
 # setup_zram SIZE: swap on /dev/zram0 of SIZE (e.g. 256M), from the modules the initramfs
 # carries. Loads the compressors first: the kernel's own request for them would need
 # modules.alias, which the initramfs lacks. Prints zram| lines and fails if it cannot.

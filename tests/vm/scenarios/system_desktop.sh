@@ -16,8 +16,10 @@
 # reached it (memhog --say-term). Facts: who died and how, the kernel's oom_kill count, the
 # reaction latencies from the trigger to the first signal and to the first death, the time the
 # machine stalled on memory (PSI memory `full` and `some` totals over the run).
-# oomward's verdict (PASS/FAIL) is that it stopped the allocator before the kernel did, spared
-# sshd and the bystander; the other variants PASS whenever the run completes (a benchmark).
+# oomward's verdict (PASS/FAIL) is that it stopped the allocator before the kernel did (by
+# SIGTERM, or by SIGKILL at once when its decision line says reason=eta: the projected time to
+# exhaustion is shorter than the 5 s grace), spared sshd and the bystander; the other variants
+# PASS whenever the run completes (a benchmark).
 . /lab/lib.sh
 
 setup_disk /mnt || { result FAIL reason=no_disk; exit 1; }
@@ -132,7 +134,7 @@ esac
 # When SIGTERM reached the first victim (none if the kernel's SIGKILL came first), in s.
 term_at=$(awk '$1 == "term-at" { printf "%.3f\n", $2 / 1000; exit }' "$out")
 if [ "$oom_kill" -gt 0 ]; then killer=kernel; elif [ "$s_hog" = 143 ] || [ "$s_hog" = 137 ]; then killer=$VARIANT; else killer=none; fi
-facts="variant=$VARIANT allocator=$s_hog sshd=$s_sshd bystander=$s_by first_victim=$first_name killer=$killer oom_kill=$oom_kill signal_ms=$(ms "$cross" "$term_at") exit_ms=$(ms "$cross" "$death") psi_full_ms=$(((full1 - full0) / 1000)) psi_some_ms=$(((some1 - some0) / 1000)) alloc_ms=$((t1 - t0)) hog=$hog victim=$(log_field term pid) victim_swap_pages=$(log_field term swap_pages)"
+facts="variant=$VARIANT allocator=$s_hog sshd=$s_sshd bystander=$s_by first_victim=$first_name killer=$killer oom_kill=$oom_kill signal_ms=$(ms "$cross" "$term_at") exit_ms=$(ms "$cross" "$death") psi_full_ms=$(((full1 - full0) / 1000)) psi_some_ms=$(((some1 - some0) / 1000)) alloc_ms=$((t1 - t0)) hog=$hog victim=$(decision_field pid) victim_swap_pages=$(decision_field swap_pages)"
 
 dump /tmp/monitor.out monitor
 dump /tmp/earlyoom.log earlyoom
@@ -142,7 +144,9 @@ grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree|Cached):' /proc/meminfo | se
 dump_dmesg
 
 if [ "$VARIANT" = oomward ]; then
-    judge "$facts" '[ "$s_hog" = 143 ] && [ "$oom_kill" = 0 ] && [ "$s_sshd" = alive ] && [ "$s_by" = alive ]'
+    stopped=$(stopped_how "$s_hog" "$hog")
+    facts="$facts stopped=$stopped reason=$(decision_field reason) eta_ms=$(decision_field eta_ms) fill_rate=$(decision_field fill_rate)"
+    judge "$facts" '[ "$stopped" != no ] && [ "$oom_kill" = 0 ] && [ "$s_sshd" = alive ] && [ "$s_by" = alive ]'
 else
     judge "$facts" '[ "$s_hog" != timeout ]'
 fi

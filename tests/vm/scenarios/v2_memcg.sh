@@ -1,6 +1,8 @@
-# v2_memcg: a fast allocator in a cgroup v2 with memory.max = 128M is stopped by oomward's
-# SIGTERM before the kernel's OOM killer acts (memory.events oom_kill stays 0), five times in a
-# row under one daemon (each trial a new episode).
+# v2_memcg: a fast allocator in a cgroup v2 with memory.max = 128M is stopped by oomward
+# before the kernel's OOM killer acts (memory.events oom_kill stays 0), five times in a row
+# under one daemon (each trial a new episode): by SIGTERM, or by SIGKILL at once when the
+# decision line says reason=eta (once the daemon has measured the allocator's fill rate, the
+# projected time to the limit is shorter than the 1 s grace).
 . /lab/lib.sh
 
 trials=5
@@ -10,6 +12,8 @@ echo 128M >"$CG/memory.max"
 cgroup_config /app | start_oomward
 
 stopped=0
+by_term=0
+by_eta=0
 statuses=
 hogs=
 worst_ms=0
@@ -22,11 +26,16 @@ while [ "$i" -lt "$trials" ]; do
     wait_exit "$hog" 600
     ms=$(($(now_ms) - t0))
     [ "$ms" -gt "$worst_ms" ] && worst_ms=$ms
-    [ "$STATUS" = 143 ] && stopped=$((stopped + 1))
     statuses="$statuses${statuses:+,}$STATUS"
     hogs="$hogs${hogs:+,}$hog"
     # The next trial starts once the daemon has seen this victim's exit.
     wait_until 50 eval '[ "$(log_count exit)" -ge "$i" ]'
+    how=$(stopped_how "$STATUS" "$hog")
+    case $how in
+    term) by_term=$((by_term + 1)) ;;
+    eta) by_eta=$((by_eta + 1)) ;;
+    esac
+    [ "$how" != no ] && stopped=$((stopped + 1))
 done
 stop_oomward
 
@@ -35,10 +44,11 @@ oom=$(keyed "$CG/memory.events" oom)
 max=$(keyed "$CG/memory.events" max)
 peak=$(cat "$CG/memory.peak" 2>/dev/null || echo NA)
 terms=$(log_count term)
-victims=$(grep 'event=term' /tmp/oomward.log | tr ' ' '\n' | sed -n 's/^pid=//p' | tr '\n' ',' | sed 's/,$//')
-limit=$(log_field term limit)
-available=$(log_field term available)
-facts="trials=$trials stopped=$stopped statuses=$statuses oom_kill=$oom_kill oom=$oom max_events=$max peak=$peak term_lines=$terms victims=$victims hogs=$hogs limit=$limit available=$available worst_ms=$worst_ms"
+decisions=$(decision_count)
+victims=$(decisions | tr ' ' '\n' | sed -n 's/^pid=//p' | tr '\n' ',' | sed 's/,$//')
+limit=$(decision_field limit)
+available=$(decision_field available)
+facts="trials=$trials stopped=$stopped by_term=$by_term by_eta=$by_eta statuses=$statuses oom_kill=$oom_kill oom=$oom max_events=$max peak=$peak term_lines=$terms decision_lines=$decisions victims=$victims hogs=$hogs limit=$limit available=$available worst_ms=$worst_ms"
 
 dump "$CG/memory.events" memory.events
 dump_dmesg
