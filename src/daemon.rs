@@ -47,7 +47,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
         .map_err(|e| DaemonError::Setup(format!("cannot start the signal thread: {e}")))?;
 
     let mut log = Logger::new(config.daemon.log);
-    protect_self(&mut log);
+    protect_self(&mut log, config.daemon.realtime);
     announce(&mut log, &config, &host, force_dry_run, "start");
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
     match Events::start(events_tx) {
@@ -106,18 +106,25 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
 }
 
 /// The daemon must never be the victim and must run while others thrash: adj -1000, locked
-/// memory, higher priority. Each step may be refused (no CAP_SYS_RESOURCE, RLIMIT_MEMLOCK); that
-/// is logged and the daemon goes on.
-fn protect_self(log: &mut Logger) {
+/// memory, higher priority, and (unless configured off) the real-time scheduling class for the
+/// loop and the threads it starts (the event poller, the reaper; the log writer and the signal
+/// thread, started before, stay ordinary). Each step may be refused (no CAP_SYS_RESOURCE,
+/// RLIMIT_MEMLOCK, RLIMIT_RTPRIO); that is logged and the daemon goes on.
+fn protect_self(log: &mut Logger, realtime: bool) {
     let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
     let locked = sys::lock_memory();
     let nice = sys::set_own_nice(-10);
+    let rt = if realtime {
+        sys::set_own_realtime(1).map(|()| "ok".to_string())
+    } else {
+        Ok("off".to_string())
+    };
     let nofile = sys::raise_nofile_limit();
     let word = |r: &std::io::Result<()>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("failed: {e}"),
     };
-    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok() && nofile.is_ok();
+    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok() && rt.is_ok() && nofile.is_ok();
     log.log(
         if all_ok {
             Severity::Info
@@ -129,6 +136,13 @@ fn protect_self(log: &mut Logger) {
             .kv("oom_score_adj_min", word(&adj))
             .kv("mlockall", word(&locked))
             .kv("nice", word(&nice))
+            .kv(
+                "realtime",
+                match &rt {
+                    Ok(w) => w.clone(),
+                    Err(e) => format!("failed: {e}"),
+                },
+            )
             .kv(
                 "nofile",
                 match &nofile {

@@ -110,6 +110,24 @@ pub fn set_own_nice(nice: i32) -> io::Result<()> {
     Ok(rustix::process::setpriority_process(None, nice)?)
 }
 
+/// Moves the calling thread to the real-time class (`SCHED_FIFO`, priority `priority`); threads
+/// it starts afterwards inherit it. A real-time thread is run as soon as it wakes, ahead of every
+/// ordinary task, however busy the CPUs are; the kernel's RT throttling (95 % of each second by
+/// default) bounds what a runaway one could take.
+pub fn set_own_realtime(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler reads one sched_param from the valid pointer it is given and
+    // changes only the calling thread (pid 0); it has no other memory effects.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// This process's id.
 pub fn own_pid() -> i32 {
     rustix::process::getpid().as_raw_nonzero().get()

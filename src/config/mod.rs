@@ -109,6 +109,8 @@ pub struct Daemon {
     /// false leaves every wake-up to the timer (to compare, or on a kernel whose events
     /// misbehave).
     pub events: bool,
+    /// Run the loop in the real-time scheduling class (`SCHED_FIFO` 1).
+    pub realtime: bool,
     /// Log sink.
     pub log: LogTarget,
 }
@@ -221,6 +223,7 @@ struct RawDaemon {
     fill_rate: Val<String>,
     dry_run: Val<bool>,
     events: Val<bool>,
+    realtime: Val<bool>,
     log: Val<String>,
 }
 
@@ -429,6 +432,7 @@ impl Config {
             fill_rate: size(src, &d.fill_rate, "daemon.fill_rate", "6GiB")?,
             dry_run: flag(&d.dry_run, false),
             events: flag(&d.events, true),
+            realtime: flag(&d.realtime, true),
             log: choice(
                 src,
                 &d.log,
@@ -662,6 +666,7 @@ impl Config {
         let _ = writeln!(o, "fill_rate = \"{}\"", ByteSize(d.fill_rate));
         let _ = writeln!(o, "dry_run = {}", d.dry_run);
         let _ = writeln!(o, "events = {}", d.events);
+        let _ = writeln!(o, "realtime = {}", d.realtime);
         let _ = writeln!(o, "log = \"{log}\"");
         let s = &self.system;
         let _ = writeln!(o, "\n[system]");
