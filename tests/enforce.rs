@@ -712,3 +712,34 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
     );
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
 }
+
+/// A glob whose literal prefix does not exist yet (a node before its first pod): the nearest
+/// existing ancestor is watched, so the prefix's making and then its first cgroup are picked up
+/// at once, not at the minute's safety re-resolution.
+#[test]
+fn a_glob_below_a_cgroup_made_later_is_picked_up_at_once() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let parent = TestCgroup::create("anchor", 0);
+    let dir = tempfile::tempdir().unwrap();
+    // Two levels missing: the prefix's parent does not exist either.
+    let d = daemon(&dir, &format!("{}/kube/pods/*", parent.path), "", "", &[]);
+    d.wait_for("scope=cgroup_tree", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let kube = parent.child("kube", 0);
+    std::thread::sleep(Duration::from_millis(100));
+    let pods = kube.child("pods", 0);
+    std::thread::sleep(Duration::from_millis(100));
+    let first = pods.child("first", 128 * MIB);
+    let started = Instant::now();
+    d.wait_for(
+        &format!("event=scope_added scope={}", first.path),
+        Duration::from_secs(5),
+    );
+    println!(
+        "glob below a cgroup made later: watched {} ms after it was made",
+        started.elapsed().as_millis()
+    );
+}

@@ -590,9 +590,10 @@ impl Enforcer {
         });
     }
 
-    /// Arms an inotify watch on every directory below the globs' literal prefixes (and their
-    /// parents), so that a cgroup made or removed there wakes the loop at once instead of a
-    /// re-resolution every 200 ms. Re-armed when the set of directories changed.
+    /// Arms an inotify watch on every directory below the globs' literal prefixes (and the
+    /// nearest existing ancestor of each), so that a cgroup made or removed there wakes the loop
+    /// at once instead of a re-resolution every 200 ms. Re-armed when the set of directories
+    /// changed.
     fn arm_tree(&mut self, log: &mut Logger) {
         let (Some(events), Some(hier)) = (&self.events, &self.host.memory) else {
             return;
@@ -604,10 +605,18 @@ impl Enforcer {
         let mut dirs: Vec<std::path::PathBuf> = Vec::new();
         for c in &self.config.cgroups {
             let start = crate::watch::literal_prefix(&c.path.text);
-            let parent = crate::probe::cgroup::parent(&start)
-                .unwrap_or("/")
-                .to_string();
-            for p in std::iter::once(parent).chain(hier.walk(&self.host.root, &start)) {
+            // The nearest existing ancestor too: the prefix itself may not exist yet (a
+            // Kubernetes node before its first pod), and its making must wake the loop.
+            let mut anchor = crate::probe::cgroup::parent(&start).unwrap_or("/");
+            while anchor != "/"
+                && !hier
+                    .dir(&self.host.root, anchor)
+                    .is_some_and(|d| d.is_dir())
+            {
+                anchor = crate::probe::cgroup::parent(anchor).unwrap_or("/");
+            }
+            let anchor = anchor.to_string();
+            for p in std::iter::once(anchor).chain(hier.walk(&self.host.root, &start)) {
                 if let Some(d) = hier.dir(&self.host.root, &p)
                     && !dirs.contains(&d)
                 {
