@@ -269,7 +269,14 @@ fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
         .expect("the allocator was stopped");
     assert_eq!(status.signal(), Some(libc::SIGKILL));
     let out = d.wait_for("event=escalate", Duration::from_secs(2));
-    assert!(out.contains("reason=kill_level"), "{out}");
+    // Escalated long before the 20 s grace: at the kill level, or on the way there when the
+    // projection (sampled every 10 ms while the victim is in flight) already showed the limit
+    // coming before the grace could end.
+    let line = out.lines().find(|l| l.contains("event=escalate")).unwrap();
+    assert!(
+        line.contains("reason=kill_level") || line.contains("reason=eta"),
+        "{line}"
+    );
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{out}");
 }
 

@@ -427,6 +427,9 @@ impl Enforcer {
         for i in 0..self.cgroups.len() {
             self.cgroups[i].fresh = false;
             let in_episode = busy.contains(&ScopeId::Cgroup(self.cgroups[i].id));
+            if in_episode {
+                self.cgroups[i].warm_until = Some(now + scopes::WARM);
+            }
             if (in_episode || self.cgroups[i].due(now))
                 && self.look_at(i, in_episode, wake, now, log) == Look::Gone
             {

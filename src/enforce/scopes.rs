@@ -20,6 +20,13 @@ use crate::watch::{
 /// look: its thresholds and OOM notification wake the loop when it fills; this look only
 /// catches a limit changed on its path (the kernel sends no event for that) and re-arms.
 pub const ARMED_REFRESH: Duration = Duration::from_secs(60);
+/// After its domain's episode, how long a cgroup is looked at by the worst-case rule although
+/// its thresholds are armed. A victim's memory coming back and a restarted worker filling the
+/// cgroup again cross the same threshold down and up within milliseconds: the two signals of
+/// its eventfd can be read as one, after the round that saw the dip, and the way up is then
+/// announced by nothing. Seen here once in about ten thousand kills of a respawning workload
+/// (a kernel OOM kill); the timer is the second, independent path while that can happen.
+pub const WARM: Duration = Duration::from_secs(1);
 /// A cgroup just made is looked at this often for its first [`YOUNG`]: its limit is usually
 /// written and its processes moved in right after the directory appears.
 const YOUNG_LOOK: Duration = Duration::from_millis(50);
@@ -63,6 +70,9 @@ pub(super) struct CgroupScope {
     pub fresh: bool,
     /// When the last full sample was taken.
     pub last_full: Option<Instant>,
+    /// Until when it is looked at by the worst-case rule even with its thresholds armed: its
+    /// domain was in an episode moments ago (see [`WARM`]).
+    pub warm_until: Option<Instant>,
     /// When it is due for a look; `None`: now.
     pub next_look: Option<Instant>,
     /// What this round makes of it for its domain.
@@ -92,6 +102,7 @@ impl CgroupScope {
             sample: CgroupSample::default(),
             fresh: false,
             last_full: None,
+            warm_until: None,
             next_look: None,
             member: Member {
                 level: Level::Ok,
@@ -249,7 +260,9 @@ pub(super) fn next_look(
     now: Instant,
 ) -> Instant {
     // Its next crossing (into term from ok, into kill from term) is one the kernel reports.
-    let armed = cg.thresholds_armed && cg.oom_armed;
+    // Only once calm again: in the episode the domain's own plan says when to look.
+    let warm = cg.level == Level::Ok && cg.warm_until.is_some_and(|t| now < t);
+    let armed = cg.thresholds_armed && cg.oom_armed && !warm;
     let covered = armed
         && match cg.level {
             Level::Ok => below_usage_thresholds(&cg.sample, cfg, false),
