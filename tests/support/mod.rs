@@ -88,15 +88,7 @@ impl Proc {
 
     /// Blocks until the child prints a line starting with `word`.
     pub fn expect_line(&mut self, word: &str) {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.lines.read_line(&mut line).expect("read child stdout");
-            assert!(n > 0, "pid {} ended before printing {word:?}", self.pid);
-            if line.starts_with(word) {
-                return;
-            }
-        }
+        self.line_starting(word);
     }
 
     /// Waits up to `timeout` for the child to exit; its status if it did.
