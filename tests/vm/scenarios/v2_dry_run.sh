@@ -35,8 +35,8 @@ wait_until 50 grep -q 'event=kernel_oom_kill' /tmp/oomward.log
 stop_oomward
 
 oom_kill=$(keyed "$CG/memory.events" oom_kill)
-would=$(log_field term pid)
-dry=$(log_field term dry_run)
+would=$(decision_field pid)
+dry=$(decision_field dry_run)
 seen=$(log_count kernel_oom_kill)
 first=$(dmesg | sed -n 's/.*Killed process \([0-9]*\).*/\1/p' | head -n1)
 facts="status_hog=$s_hog status_idle=$s_idle oom_kill=$oom_kill would_signal=$would dry_run=$dry first_kernel_victim=$first idle=$idle hog=$hog kernel_oom_kill_lines=$seen ms=$((t1 - t0))"
@@ -44,4 +44,4 @@ facts="status_hog=$s_hog status_idle=$s_idle oom_kill=$oom_kill would_signal=$wo
 dump "$CG/memory.events" memory.events
 dump_dmesg
 
-judge "$facts" '[ "$would" = "$first" ] && [ "$first" = "$idle" ] && [ "$s_hog" = 137 ] && [ "$s_idle" = 137 ] && [ "$seen" -ge 1 ]'
+judge "$facts" '[ "$would" = "$first" ] && [ "$first" = "$idle" ] && [ "$s_hog" = 137 ] && [ "$s_idle" = 137 ] && [ "$seen" -ge 1 ] && [ "$dry" = true ]'
