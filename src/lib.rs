@@ -9,10 +9,12 @@
 //!   kill), unit-tested with tables;
 //! - acting: `act` (pidfd signalling, escalation, memory release) and `report` (log lines).
 //!
-//! `enforce` runs one round as named steps over those layers; `daemon` is the process's life.
+//! `cli` is the command line's one definition (the binary, the man page and the completions
+//! come from it). `enforce` runs one round as named steps over those layers; `daemon` is the process's life.
 #![warn(missing_docs)]
 
 pub mod act;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;

@@ -1,55 +1,16 @@
-//! The `oomward` command line: `run` (the default), `rank`, `check-config`.
+//! The `oomward` binary: parses the command line (defined in [`oomward::cli`]) and runs the
+//! subcommand.
 //!
 //! Only this file maps errors to exit codes: 0 success, 1 runtime failure, 2 usage or config
-//! error (clap's own usage errors exit 2 as well).
+//! error (clap's own usage errors, and no subcommand at all, exit 2 as well).
 
 mod cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-use oomward::config::ConfigOrigin;
-
-/// Userspace early-OOM policy enforcer: acts before the kernel's OOM killer, ranks victims
-/// with the kernel's own formula plus your rules.
-#[derive(Parser)]
-#[command(name = "oomward", version, about)]
-struct Cli {
-    /// Config file (default: /etc/oomward/config.toml if it exists, else built-in defaults).
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the daemon (the default).
-    Run {
-        /// Decide and report, never signal.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Show candidates as oomward would rank them, with every term of their scores.
-    Rank {
-        /// `system` or a memory cgroup path such as /kubepods/pod1.
-        #[arg(long, default_value = "system")]
-        scope: String,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        /// Only the first N.
-        #[arg(long, value_name = "N")]
-        top: Option<usize>,
-    },
-    /// Validate a config and print it with every default filled in.
-    CheckConfig {
-        /// The file (default: --config, else /etc/oomward/config.toml).
-        file: Option<PathBuf>,
-    },
-}
+use oomward::cli::{Cli, Command};
 
 /// An error with the exit code it maps to.
 pub struct Failure {
@@ -76,14 +37,24 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let origin = match &cli.config {
-        Some(p) => ConfigOrigin::Explicit(p.clone()),
-        None => ConfigOrigin::Default,
+    let Some(command) = cli.command else {
+        // `arg_required_else_help` covers a bare `oomward`; a global flag alone lands here.
+        let _ = oomward::cli::command().print_help();
+        return ExitCode::from(2);
     };
-    let result = match cli.command.unwrap_or(Command::Run { dry_run: false }) {
-        Command::Run { dry_run } => cmd::run(&origin, dry_run),
-        Command::Rank { scope, json, top } => cmd::rank(&origin, &scope, json, top),
-        Command::CheckConfig { file } => cmd::check_config(file.or(cli.config)),
+    let result = match command {
+        Command::Run { dry_run } => {
+            cmd::run(&oomward::cli::origin(cli.config, cli.config_dir), dry_run)
+        }
+        Command::Rank { scope, json, top } => cmd::rank(
+            &oomward::cli::origin(cli.config, cli.config_dir),
+            &scope,
+            json,
+            top,
+        ),
+        Command::CheckConfig { file, quiet } => {
+            cmd::check_config(file.or(cli.config), cli.config_dir, quiet)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

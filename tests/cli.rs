@@ -72,6 +72,87 @@ fn comm_only_protect_rule_warns_at_load() {
 }
 
 #[test]
+fn no_subcommand_prints_help_and_starts_nothing() {
+    let out = oomward().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("Usage: oomward"), "{all}");
+    assert!(all.contains("check-config"), "{all}");
+}
+
+#[test]
+fn check_config_without_a_file_checks_what_run_would_load_and_says_which() {
+    let out = oomward().arg("check-config").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if std::path::Path::new("/etc/oomward/config.toml").exists() {
+        assert!(err.contains("checked /etc/oomward/config.toml"), "{err}");
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("built-in defaults"), "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("[daemon]"));
+    }
+}
+
+#[test]
+fn check_config_merges_the_dropin_directory_and_names_the_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write_config(&dir, "[kill]\ngrace = \"2s\"\n");
+    let d = dir.path().join("config.d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("50-a.toml"), "[kill]\ngrace = \"3s\"\n").unwrap();
+    let run = || {
+        oomward()
+            .arg("--config")
+            .arg(&main)
+            .arg("--config-dir")
+            .arg(&d)
+            .arg("check-config")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grace = \"3s\""));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("50-a.toml"));
+    let bad = d.join("60-b.toml");
+    std::fs::write(&bad, "[kill]\ngrace = 5\n").unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2: kill.grace:", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("\"5s\""), "a bare number gets a hint: {err}");
+}
+
+#[test]
+fn check_config_quiet_prints_nothing_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "");
+    let out = oomward()
+        .args(["check-config", "--quiet"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn a_config_that_watches_nothing_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[system]\nenabled = false\n");
+    let out = oomward().arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scope is enabled"));
+}
+
+#[test]
 fn missing_explicit_config_is_an_error() {
     let out = oomward()
         .args(["--config", "/nonexistent/oomward.toml", "rank"])

@@ -2,9 +2,9 @@
 
 mod rank;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use oomward::config::{Config, ConfigOrigin, DEFAULT_PATH};
+use oomward::config::{ConfigOrigin, DEFAULT_DROPIN_DIR, DEFAULT_PATH};
 use oomward::daemon::{self, DaemonError};
 
 use crate::Failure;
@@ -19,13 +19,28 @@ pub fn run(origin: &ConfigOrigin, dry_run: bool) -> Result<(), Failure> {
     })
 }
 
-/// `oomward check-config [FILE]`: exit 0 and the effective config, or 2 and the error.
-pub fn check_config(file: Option<PathBuf>) -> Result<(), Failure> {
-    let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-    let config = Config::load(&path).map_err(Failure::usage)?;
+/// `oomward check-config [FILE]`: exit 0 and the effective config, or 2 and the error. Says on
+/// stderr what it checked: the files, or the built-in defaults when there are none.
+pub fn check_config(
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let origin = oomward::cli::origin(file, dir);
+    let config = origin.load().map_err(Failure::usage)?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    print!("{}", config.to_toml());
+    if !quiet {
+        if origin == ConfigOrigin::Default && !Path::new(DEFAULT_PATH).exists() {
+            eprintln!(
+                "oomward: no {DEFAULT_PATH}: checked the built-in defaults and the drop-ins in {DEFAULT_DROPIN_DIR}: {}",
+                config.source
+            );
+        } else {
+            eprintln!("oomward: checked {}", config.source);
+        }
+        print!("{}", config.to_toml());
+    }
     Ok(())
 }

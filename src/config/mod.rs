@@ -21,6 +21,8 @@ pub use value::{Amount, ByteSize, format_duration, parse_duration};
 
 /// Where the daemon looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/oomward/config.toml";
+/// Drop-ins merged over it, in name order (presets are enabled by linking them here).
+pub const DEFAULT_DROPIN_DIR: &str = "/etc/oomward/config.d";
 
 /// A config that cannot be used. Displayed as `FILE:LINE: KEY: what is wrong`.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +206,39 @@ impl Default for Config {
 
 type Val<T> = Option<Spanned<T>>;
 
+/// Moves a value's span up by `base`, into the offset range of its file (see [`Part`]).
+fn rebase<T>(v: &mut Val<T>, base: usize) {
+    if let Some(s) = v.take() {
+        let r = s.span();
+        *v = Some(Spanned::new(r.start + base..r.end + base, s.into_inner()));
+    }
+}
+
+/// A `Raw*` table: every field optional and spanned; `rebase` moves its spans into its file's
+/// range, `overlay` lets a later file (a drop-in) override the fields it sets.
+macro_rules! raw_table {
+    ($name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct $name {
+            $($field: Val<$ty>,)*
+        }
+
+        impl $name {
+            fn rebase(&mut self, base: usize) {
+                $(rebase(&mut self.$field, base);)*
+            }
+
+            #[allow(dead_code)]
+            fn overlay(&mut self, later: Self) {
+                $(if later.$field.is_some() {
+                    self.$field = later.$field;
+                })*
+            }
+        }
+    };
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
@@ -215,58 +250,68 @@ struct RawConfig {
     rule: Vec<RawRule>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawDaemon {
-    max_interval: Val<String>,
-    min_interval: Val<String>,
-    fill_rate: Val<String>,
-    dry_run: Val<bool>,
-    events: Val<bool>,
-    realtime: Val<bool>,
-    log: Val<String>,
+impl RawConfig {
+    fn rebase(&mut self, base: usize) {
+        self.daemon.rebase(base);
+        self.system.rebase(base);
+        self.kill.rebase(base);
+        self.policy.rebase(base);
+        self.cgroup.iter_mut().for_each(|c| c.rebase(base));
+        self.rule.iter_mut().for_each(|r| r.rebase(base));
+    }
+
+    /// A drop-in over what came before: its keys override, its `[[cgroup]]` and `[[rule]]`
+    /// entries are appended (a later rule is evaluated after the earlier ones).
+    fn overlay(&mut self, later: RawConfig) {
+        self.daemon.overlay(later.daemon);
+        self.system.overlay(later.system);
+        self.kill.overlay(later.kill);
+        self.policy.overlay(later.policy);
+        self.cgroup.extend(later.cgroup);
+        self.rule.extend(later.rule);
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawSystem {
-    enabled: Val<bool>,
-    mem_available_term: Val<String>,
-    mem_available_kill: Val<String>,
-    swap_free_term: Val<String>,
-    swap_free_kill: Val<String>,
-    require: Val<String>,
-    psi_full_avg10_term: Val<f64>,
-    exhaustion_term: Val<String>,
-}
+raw_table!(RawDaemon {
+    max_interval: String,
+    min_interval: String,
+    fill_rate: String,
+    dry_run: bool,
+    events: bool,
+    realtime: bool,
+    log: String,
+});
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawCgroup {
-    path: Val<String>,
-    available_term: Val<String>,
-    available_kill: Val<String>,
-    on_under_oom: Val<String>,
-    kill_unit: Val<String>,
-    exhaustion_term: Val<String>,
-}
+raw_table!(RawSystem {
+    enabled: bool,
+    mem_available_term: String,
+    mem_available_kill: String,
+    swap_free_term: String,
+    swap_free_kill: String,
+    require: String,
+    psi_full_avg10_term: f64,
+    exhaustion_term: String,
+});
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawKill {
-    grace: Val<String>,
-    process_group: Val<bool>,
-    stuck_timeout: Val<String>,
-    warn_kills_per_minute: Val<u32>,
-    min_gain: Val<String>,
-    min_gain_max: Val<String>,
-}
+raw_table!(RawCgroup {
+    path: String,
+    available_term: String,
+    available_kill: String,
+    on_under_oom: String,
+    kill_unit: String,
+    exhaustion_term: String,
+});
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawPolicy {
-    builtin: Val<bool>,
-}
+raw_table!(RawKill {
+    grace: String,
+    process_group: bool,
+    stuck_timeout: String,
+    warn_kills_per_minute: u32,
+    min_gain: String,
+    min_gain_max: String,
+});
+
+raw_table!(RawPolicy { builtin: bool });
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -276,31 +321,62 @@ enum UserValue {
     Other(#[allow(dead_code)] toml::Value),
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawRule {
-    exe: Val<String>,
-    exe_namespace: Val<String>,
-    comm: Val<String>,
-    cmdline: Val<String>,
-    cgroup: Val<String>,
-    user: Val<UserValue>,
-    protect: Val<bool>,
-    adjust: Val<i64>,
+raw_table!(RawRule {
+    exe: String,
+    exe_namespace: String,
+    comm: String,
+    cmdline: String,
+    cgroup: String,
+    user: UserValue,
+    protect: bool,
+    adjust: i64,
+});
+
+/// One file of a config: the main file or a drop-in. Its values' spans were moved up by `base`,
+/// so that a span says which file it came from.
+struct Part {
+    file: String,
+    text: String,
+    base: usize,
 }
 
-/// Turns spans into lines and builds located errors.
-struct Source<'a> {
-    file: &'a str,
-    text: &'a str,
+/// A place in the config files, for an error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loc {
+    file: String,
+    line: usize,
 }
 
-impl Source<'_> {
-    fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+/// Turns spans into files and lines and builds located errors, across the main file and its
+/// drop-ins.
+struct Source {
+    parts: Vec<Part>,
+}
+
+impl Source {
+    /// The part a (rebased) offset falls in.
+    fn part_of(&self, offset: usize) -> Option<&Part> {
+        self.parts.iter().rev().find(|p| p.base <= offset)
+    }
+
+    /// File and 1-based line of a rebased offset.
+    fn loc(&self, span: Option<Range<usize>>) -> Option<Loc> {
+        let start = span?.start;
+        let part = self.part_of(start)?;
+        Some(Loc {
+            file: part.file.clone(),
+            line: line_of(&part.text, start - part.base),
+        })
+    }
+
+    /// The files, for an error that no single value caused.
+    fn files(&self) -> String {
+        let names: Vec<&str> = self.parts.iter().map(|p| p.file.as_str()).collect();
+        if names.is_empty() {
+            "<built-in defaults>".to_string()
+        } else {
+            names.join(" + ")
+        }
     }
 
     fn err(
@@ -309,65 +385,80 @@ impl Source<'_> {
         key: &str,
         message: impl Into<String>,
     ) -> ConfigError {
+        let loc = self.loc(span);
         ConfigError::Invalid {
-            file: self.file.to_string(),
-            line: span.map(|s| self.line_of(s.start)),
+            file: loc
+                .as_ref()
+                .map_or_else(|| self.files(), |l| l.file.clone()),
+            line: loc.map(|l| l.line),
             key: key.to_string(),
             message: message.into(),
         }
     }
 
-    /// Line of the `n`th (0-based) `[[name]]` header, for errors about a whole table.
-    fn header_line(&self, name: &str, n: usize) -> Option<usize> {
+    /// Where the `n`th (0-based) `[[name]]` header is, counting through the files in order,
+    /// for errors about a whole table.
+    fn header(&self, name: &str, n: usize) -> Option<Loc> {
         let header = format!("[[{name}]]");
-        self.text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| strip_comment(l).replace(' ', "") == header)
-            .nth(n)
-            .map(|(i, _)| i + 1)
-    }
-
-    /// For an error from the TOML parser: the dotted key at the error's line, found from the
-    /// text (the key before `=`, the nearest table header above, and which `[[...]]` it is).
-    fn key_at(&self, line: usize) -> String {
-        let lines: Vec<&str> = self.text.lines().collect();
-        let Some(this) = lines.get(line.saturating_sub(1)) else {
-            return "(file)".into();
-        };
-        let this = strip_comment(this).trim();
-        if this.starts_with('[') {
-            return this
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-        }
-        let key = this
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('"');
-        let header = lines[..line.saturating_sub(1)]
+        self.parts
             .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, l)| l.trim_start().starts_with('['));
-        match header {
-            None => key.to_string(),
-            Some((_, h)) => {
-                let h = strip_comment(h).trim();
-                let name = h.trim_matches(|c| c == '[' || c == ']').trim();
-                if h.starts_with("[[") {
-                    let header = format!("[[{name}]]");
-                    let index = lines[..line]
-                        .iter()
-                        .filter(|l| strip_comment(l).replace(' ', "") == header)
-                        .count();
-                    format!("{name}[{index}].{key}")
-                } else {
-                    format!("{name}.{key}")
-                }
+            .flat_map(|p| {
+                p.text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| strip_comment(l).replace(' ', "") == header)
+                    .map(move |(i, _)| Loc {
+                        file: p.file.clone(),
+                        line: i + 1,
+                    })
+            })
+            .nth(n)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// For an error from the TOML parser: the dotted key at the error's line of `text`, found from
+/// the text (the key before `=`, the nearest table header above, and which `[[...]]` it is).
+fn key_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(this) = lines.get(line.saturating_sub(1)) else {
+        return "(file)".into();
+    };
+    let this = strip_comment(this).trim();
+    if this.starts_with('[') {
+        return this
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string();
+    }
+    let key = this
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    let header = lines[..line.saturating_sub(1)]
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| l.trim_start().starts_with('['));
+    match header {
+        None => key.to_string(),
+        Some((_, h)) => {
+            let h = strip_comment(h).trim();
+            let name = h.trim_matches(|c| c == '[' || c == ']').trim();
+            if h.starts_with("[[") {
+                let header = format!("[[{name}]]");
+                let index = lines[..line]
+                    .iter()
+                    .filter(|l| strip_comment(l).replace(' ', "") == header)
+                    .count();
+                format!("{name}[{index}].{key}")
+            } else {
+                format!("{name}.{key}")
             }
         }
     }
@@ -387,6 +478,112 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// One file's text, named by its path.
+fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((path.display().to_string(), text))
+}
+
+/// The `*.toml` files of a drop-in directory, in name order (systemd's rule, so `50-desktop`
+/// comes before `90-local`). A missing directory has none; an unreadable one is an error.
+fn dropin_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dir.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// One file as spanned raw tables; a syntax or type error names the file, line and key, with
+/// a hint for the usual mistakes.
+fn parse_raw(file: &str, text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let key = line.map_or_else(|| "(file)".to_string(), |l| key_at(text, l));
+        let mut message = e.message().trim().to_string();
+        if let Some(h) = type_hint(&key, &message) {
+            message = format!("{message}; {h}");
+        }
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            key,
+            message,
+        }
+    })
+}
+
+/// Keys whose value is a duration, a size, or a share-or-size: their values are strings.
+const DURATION_KEYS: &[&str] = &[
+    "max_interval",
+    "min_interval",
+    "grace",
+    "stuck_timeout",
+    "exhaustion_term",
+];
+const SIZE_KEYS: &[&str] = &["fill_rate", "min_gain_max"];
+const AMOUNT_KEYS: &[&str] = &[
+    "mem_available_term",
+    "mem_available_kill",
+    "swap_free_term",
+    "swap_free_kill",
+    "available_term",
+    "available_kill",
+    "min_gain",
+];
+
+/// What the writer of `key = value` most likely meant, for a TOML type error.
+fn type_hint(key: &str, message: &str) -> Option<String> {
+    if !message.starts_with("invalid type") {
+        return None;
+    }
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let bare_number = message.contains("integer") || message.contains("floating point");
+    if message.contains("expected a string") {
+        let example = if DURATION_KEYS.contains(&leaf) {
+            "a duration in quotes with its unit, e.g. \"5s\" or \"500ms\""
+        } else if SIZE_KEYS.contains(&leaf) {
+            "a size in quotes with its unit, e.g. \"512MiB\""
+        } else if AMOUNT_KEYS.contains(&leaf) {
+            "a percent or a size in quotes, e.g. \"10%\" or \"512MiB\""
+        } else {
+            "a string in quotes"
+        };
+        let what = if bare_number {
+            "a bare number has no unit: "
+        } else {
+            ""
+        };
+        return Some(format!("{what}write {example}"));
+    }
+    if message.contains("expected a boolean") {
+        return Some("write true or false, without quotes".into());
+    }
+    if message.contains("string")
+        && (message.contains("expected u32")
+            || message.contains("expected i64")
+            || message.contains("expected f64"))
+    {
+        return Some("write the number without quotes".into());
+    }
+    None
+}
+
 /// A string as a TOML basic string (what `check-config` prints must parse again).
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -397,33 +594,50 @@ fn span<T>(v: &Val<T>) -> Option<Range<usize>> {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates one config file (no drop-ins).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        Self::load_layers(Some(path), None)
+    }
+
+    /// Reads the main file (if any; it must exist when named) and then every `*.toml` in
+    /// `dropins` (if the directory exists) in name order, merges them and validates the result.
+    pub fn load_layers(main: Option<&Path>, dropins: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut files = Vec::new();
+        if let Some(path) = main {
+            files.push(read_file(path)?);
+        }
+        if let Some(dir) = dropins {
+            for path in dropin_files(dir)? {
+                files.push(read_file(&path)?);
+            }
+        }
+        Self::from_files(files)
     }
 
     /// Validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let src = Source { file, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| src.line_of(s.start));
-            let key = line.map_or_else(|| "(file)".to_string(), |l| src.key_at(l));
-            let message = e.message().trim().to_string();
-            ConfigError::Invalid {
-                file: file.to_string(),
-                line,
-                key,
-                message,
-            }
-        })?;
-        Self::from_raw(raw, &src)
+        Self::from_files(vec![(file.to_string(), text.to_string())])
     }
 
-    fn from_raw(raw: RawConfig, src: &Source<'_>) -> Result<Self, ConfigError> {
+    /// Validates a config made of these files, in order: `(name, text)`. Each file is parsed
+    /// on its own (syntax and type errors name it), later files override earlier ones key by
+    /// key, then the merged whole is checked (errors name the file that set the key).
+    fn from_files(files: Vec<(String, String)>) -> Result<Self, ConfigError> {
+        let mut merged = RawConfig::default();
+        let mut parts = Vec::new();
+        let mut base = 0;
+        for (file, text) in files {
+            let mut raw = parse_raw(&file, &text)?;
+            raw.rebase(base);
+            merged.overlay(raw);
+            let len = text.len();
+            parts.push(Part { file, text, base });
+            base += len + 1;
+        }
+        Self::from_raw(merged, &Source { parts })
+    }
+
+    fn from_raw(raw: RawConfig, src: &Source) -> Result<Self, ConfigError> {
         let mut warnings = Vec::new();
         let d = &raw.daemon;
         let daemon = Daemon {
@@ -525,7 +739,7 @@ impl Config {
             let Some(path) = &c.path else {
                 return Err(src
                     .err(None, &key("path"), "every [[cgroup]] needs a path")
-                    .with_line(src.header_line("cgroup", i)));
+                    .at(src.header("cgroup", i)));
             };
             let p = path.get_ref();
             if !p.starts_with('/') {
@@ -605,9 +819,11 @@ impl Config {
         for (i, r) in raw.rule.iter().enumerate() {
             let rule = compile_rule(src, r, i)?;
             if rule.protects_by_spoofable_names_only() {
+                let file = src
+                    .header("rule", i)
+                    .map_or_else(|| src.files(), |l| l.file);
                 warnings.push(format!(
-                    "{}:{}: rule[{}]: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup.",
-                    src.file,
+                    "{file}:{}: rule[{}]: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup.",
                     rule.line,
                     i + 1
                 ));
@@ -615,8 +831,14 @@ impl Config {
             rules.push(rule);
         }
 
+        if !system.enabled && cgroups.is_empty() {
+            warnings.push(format!(
+                "{}: no scope is enabled ([system] enabled = false and no [[cgroup]]): oomward watches nothing and will never act",
+                src.files()
+            ));
+        }
         Ok(Config {
-            source: src.file.to_string(),
+            source: src.files(),
             daemon,
             system,
             cgroups,
@@ -773,9 +995,11 @@ impl Config {
 }
 
 impl ConfigError {
-    fn with_line(mut self, l: Option<usize>) -> Self {
-        if let ConfigError::Invalid { line, .. } = &mut self {
-            *line = l;
+    /// The error placed at `loc` (a table's header) when it is known.
+    fn at(mut self, loc: Option<Loc>) -> Self {
+        if let (ConfigError::Invalid { file, line, .. }, Some(loc)) = (&mut self, loc) {
+            *file = loc.file;
+            *line = Some(loc.line);
         }
         self
     }
@@ -786,7 +1010,7 @@ fn flag(v: &Val<bool>, default: bool) -> bool {
 }
 
 fn duration(
-    src: &Source<'_>,
+    src: &Source,
     v: &Val<String>,
     key: &str,
     default: &str,
@@ -795,25 +1019,20 @@ fn duration(
     parse_duration(text).map_err(|m| src.err(span(v), key, m))
 }
 
-fn size(src: &Source<'_>, v: &Val<String>, key: &str, default: &str) -> Result<u64, ConfigError> {
+fn size(src: &Source, v: &Val<String>, key: &str, default: &str) -> Result<u64, ConfigError> {
     let text = v.as_ref().map_or(default, |s| s.get_ref().as_str());
     ByteSize::parse(text)
         .map(|b| b.0)
         .map_err(|m| src.err(span(v), key, m))
 }
 
-fn amount(
-    src: &Source<'_>,
-    v: &Val<String>,
-    key: &str,
-    default: &str,
-) -> Result<Amount, ConfigError> {
+fn amount(src: &Source, v: &Val<String>, key: &str, default: &str) -> Result<Amount, ConfigError> {
     let text = v.as_ref().map_or(default, |s| s.get_ref().as_str());
     Amount::parse(text).map_err(|m| src.err(span(v), key, m))
 }
 
 fn choice<T: Copy>(
-    src: &Source<'_>,
+    src: &Source,
     v: &Val<String>,
     key: &str,
     options: &[(&str, T)],
@@ -837,7 +1056,7 @@ fn choice<T: Copy>(
 /// A kill threshold must not lie above its term threshold (it would skip SIGTERM). Mixed units
 /// (percent vs size) are compared when the scope's total is known.
 fn ordered(
-    src: &Source<'_>,
+    src: &Source,
     kill: Amount,
     term: Amount,
     kill_val: &Val<String>,
@@ -859,10 +1078,10 @@ fn ordered(
     Ok(())
 }
 
-fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigError> {
+fn compile_rule(src: &Source, r: &RawRule, i: usize) -> Result<Rule, ConfigError> {
     let n = i + 1;
     let key = |k: &str| format!("rule[{n}].{k}");
-    let header = src.header_line("rule", i);
+    let header = src.header("rule", i);
     let exe = match &r.exe {
         None => None,
         Some(v) => {
@@ -956,7 +1175,7 @@ fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigE
                 &format!("rule[{n}]"),
                 "a rule needs at least one of exe, comm, cmdline, cgroup, user",
             )
-            .with_line(header));
+            .at(header.clone()));
     }
     let protect = flag(&r.protect, false);
     let action = match (&r.adjust, protect) {
@@ -986,7 +1205,7 @@ fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigE
                     &key("protect"),
                     "the rule does nothing: set protect = true or an adjust",
                 )
-                .with_line(span(&r.protect).map(|s| src.line_of(s.start)).or(header)));
+                .at(src.loc(span(&r.protect)).or(header.clone())));
         }
     };
     Ok(Rule {
@@ -997,7 +1216,7 @@ fn compile_rule(src: &Source<'_>, r: &RawRule, i: usize) -> Result<Rule, ConfigE
         cgroup,
         uid,
         action,
-        line: header.unwrap_or(0),
+        line: header.map_or(0, |l| l.line),
     })
 }
 
@@ -1007,24 +1226,30 @@ mod tests;
 /// Where the config comes from, so a reload reads the same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigOrigin {
-    /// `--config FILE`: must exist.
-    Explicit(std::path::PathBuf),
-    /// No `--config`: [`DEFAULT_PATH`] if it exists, else the built-in defaults.
+    /// No `--config`/`--config-dir`: [`DEFAULT_PATH`] if it exists (else the built-in
+    /// defaults), then the drop-ins in [`DEFAULT_DROPIN_DIR`].
     Default,
+    /// `--config FILE` (must exist) and/or `--config-dir DIR`. Without a FILE the default
+    /// path is used as for [`ConfigOrigin::Default`]; without a DIR there are no drop-ins.
+    Explicit {
+        /// The main file.
+        file: Option<std::path::PathBuf>,
+        /// The drop-in directory.
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 impl ConfigOrigin {
     /// Loads the config from this origin.
     pub fn load(&self) -> Result<Config, ConfigError> {
+        let default = Path::new(DEFAULT_PATH);
+        let default_main = default.exists().then_some(default);
         match self {
-            ConfigOrigin::Explicit(path) => Config::load(path),
             ConfigOrigin::Default => {
-                let path = Path::new(DEFAULT_PATH);
-                if path.exists() {
-                    Config::load(path)
-                } else {
-                    Ok(Config::default())
-                }
+                Config::load_layers(default_main, Some(Path::new(DEFAULT_DROPIN_DIR)))
+            }
+            ConfigOrigin::Explicit { file, dir } => {
+                Config::load_layers(file.as_deref().or(default_main), dir.as_deref())
             }
         }
     }

@@ -283,3 +283,132 @@ fn min_gain_is_a_share_of_the_limit_capped_or_a_size() {
         "{e}"
     );
 }
+
+fn files(list: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_files(
+        list.iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn dropins_override_keys_and_append_tables_in_order() {
+    let c = files(&[
+        (
+            "main.toml",
+            "[kill]\ngrace = \"2s\"\nstuck_timeout = \"20s\"\n[[rule]]\ncomm = \"^a$\"\nadjust = 100\n",
+        ),
+        (
+            "d/50-x.toml",
+            "[kill]\ngrace = \"3s\"\n[[rule]]\ncomm = \"^b$\"\nadjust = 200\n[[cgroup]]\npath = \"/x\"\n",
+        ),
+        ("d/90-y.toml", "[system]\nenabled = false\n"),
+    ])
+    .unwrap();
+    assert_eq!(c.kill.grace, Duration::from_secs(3), "the later file wins");
+    assert_eq!(
+        c.kill.stuck_timeout,
+        Duration::from_secs(20),
+        "keys a drop-in leaves alone keep the earlier value"
+    );
+    let adjusts: Vec<_> = c.rules.iter().map(|r| r.action).collect();
+    assert_eq!(adjusts, vec![Action::Adjust(100), Action::Adjust(200)]);
+    assert_eq!(c.cgroups.len(), 1);
+    assert!(!c.system.enabled);
+    assert_eq!(c.source, "main.toml + d/50-x.toml + d/90-y.toml");
+}
+
+#[test]
+fn errors_name_the_file_and_line_that_set_the_key() {
+    // A value only wrong together with the main file: reported where the drop-in set it.
+    let e = files(&[
+        ("main.toml", "[system]\nmem_available_term = \"8%\"\n"),
+        ("d/50-x.toml", "\n\n[system]\nmem_available_kill = \"9%\"\n"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("d/50-x.toml:4: system.mem_available_kill:"),
+        "{e}"
+    );
+    // A syntax error in a drop-in names the drop-in.
+    let e = files(&[("main.toml", ""), ("d/50-x.toml", "[kill]\ngrace = \n")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("d/50-x.toml:2: kill.grace:"), "{e}");
+    // A [[rule]] without a matcher in the second file: the header of that file.
+    let e = files(&[
+        ("main.toml", "[[rule]]\ncomm = \"^a$\"\nadjust = 1\n"),
+        ("d/50-x.toml", "# c\n[[rule]]\nprotect = true\n"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("d/50-x.toml:2: rule[2]"), "{e}");
+}
+
+#[test]
+fn type_mistakes_get_a_hint() {
+    for (text, key, hint) in [
+        ("[kill]\ngrace = 5\n", "kill.grace", "\"5s\""),
+        (
+            "[daemon]\nfill_rate = 6\n",
+            "daemon.fill_rate",
+            "\"512MiB\"",
+        ),
+        (
+            "[system]\nmem_available_term = 10\n",
+            "system.mem_available_term",
+            "\"10%\"",
+        ),
+        (
+            "[daemon]\ndry_run = \"true\"\n",
+            "daemon.dry_run",
+            "without quotes",
+        ),
+        (
+            "[kill]\nwarn_kills_per_minute = \"10\"\n",
+            "kill.warn_kills_per_minute",
+            "without quotes",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(&format!("test.toml:2: {key}:")), "{e}");
+        assert!(e.contains(hint), "{text:?} → {e}");
+    }
+}
+
+#[test]
+fn a_config_that_watches_nothing_is_warned_about() {
+    let c = Config::parse("[system]\nenabled = false\n", "x.toml").unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no scope is enabled")),
+        "{:?}",
+        c.warnings
+    );
+    let c = Config::parse(
+        "[system]\nenabled = false\n[[cgroup]]\npath = \"/a\"\n",
+        "x",
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn a_dropin_directory_is_read_in_name_order_and_only_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "[kill]\ngrace = \"1s\"\n").unwrap();
+    let d = dir.path().join("config.d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("90-late.toml"), "[kill]\ngrace = \"9s\"\n").unwrap();
+    std::fs::write(d.join("10-early.toml"), "[kill]\ngrace = \"4s\"\n").unwrap();
+    std::fs::write(d.join("README"), "not toml").unwrap();
+    std::fs::write(d.join("50-x.toml.dpkg-old"), "garbage [").unwrap();
+    let c = Config::load_layers(Some(&main), Some(&d)).unwrap();
+    assert_eq!(c.kill.grace, Duration::from_secs(9));
+    assert!(c.source.contains("10-early.toml") && c.source.ends_with("90-late.toml"));
+    // No directory: no drop-ins, not an error.
+    let c = Config::load_layers(Some(&main), Some(&dir.path().join("none"))).unwrap();
+    assert_eq!(c.kill.grace, Duration::from_secs(1));
+}
