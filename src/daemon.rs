@@ -49,6 +49,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
     let mut log = Logger::new(config.daemon.log);
     protect_self(&mut log, config.daemon.realtime);
     announce(&mut log, &config, &host, force_dry_run, "start");
+    announce_namespace(&mut log, &host);
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
     match Events::start(events_tx) {
         Ok(events) => enforcer.attach_events(events),
@@ -152,6 +153,37 @@ fn protect_self(log: &mut Logger, realtime: bool) {
             )
             .as_str(),
     );
+}
+
+/// Says in which mount namespace exe rules are judged when it is not oomward's own: under the
+/// shipped unit (a private mount namespace) that is expected and harmless, since exe paths are
+/// judged in PID 1's; when PID 1's cannot be read, paths are judged in oomward's own view, which
+/// a container's image could make wrong, so that is a warning.
+fn announce_namespace(log: &mut Logger, host: &Host) {
+    let own = host.mount_ns.as_deref().unwrap_or("unknown");
+    match host.host_mount_ns.as_deref() {
+        Some(pid1) if pid1 == own => {}
+        Some(pid1) => log.log(
+            Severity::Info,
+            Line::new("oomward runs in its own mount namespace; exe rules judge paths in PID 1's")
+                .kv("event", "mount_namespace")
+                .kv("own", own)
+                .kv("pid1", pid1)
+                .kv("exe_root", host.exe_root.display())
+                .as_str(),
+        ),
+        None => log.log(
+            Severity::Warning,
+            Line::new(
+                "cannot read PID 1's mount namespace; exe rules judge paths as oomward sees them",
+            )
+            .kv("event", "mount_namespace")
+            .kv("own", own)
+            .kv("pid1", "unreadable")
+            .kv("exe_root", host.exe_root.display())
+            .as_str(),
+        ),
+    }
 }
 
 fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool, event: &str) {

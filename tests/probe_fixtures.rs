@@ -44,6 +44,8 @@ fn host(name: &str) -> Host {
         page_size: PAGE,
         memory,
         mount_ns: None,
+        host_mount_ns: None,
+        exe_root: std::path::PathBuf::from("/"),
     }
 }
 

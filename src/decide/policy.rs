@@ -27,11 +27,12 @@ pub enum Action {
 /// Which processes an `exe` matcher may match.
 ///
 /// `/proc/PID/exe` is resolved in the process's own mount namespace, so a container can run its
-/// own `/usr/sbin/sshd`; by default an exe rule matches only processes that share oomward's mount
-/// namespace.
+/// own `/usr/sbin/sshd`; by default an exe rule matches only processes whose exe is the host's
+/// file of that name (see `ProcessSnapshot::exe_in_host_mntns`): the host being PID 1's mount
+/// namespace, not oomward's own, which a sandboxed unit makes private.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExeNamespace {
-    /// Only processes in oomward's own mount namespace.
+    /// Only processes running the host's file of that path.
     Host,
     /// Any process, containers included.
     Any,

@@ -6,7 +6,7 @@ use super::ProbeError;
 use super::cgroup::MemoryHierarchy;
 
 /// The machine as the readers see it: where /proc and /sys are, the page size, the memory
-/// cgroup hierarchy and oomward's own mount namespace (for exe rules).
+/// cgroup hierarchy and the mount namespaces exe rules are judged in.
 #[derive(Debug, Clone)]
 pub struct Host {
     /// `/` in production; a fixture tree in tests.
@@ -15,8 +15,17 @@ pub struct Host {
     pub page_size: u64,
     /// The hierarchy with the memory controller, if any.
     pub memory: Option<MemoryHierarchy>,
-    /// `/proc/self/ns/mnt` as a link text, `None` when it cannot be read.
+    /// oomward's own `/proc/self/ns/mnt` as a link text, `None` when it cannot be read.
     pub mount_ns: Option<String>,
+    /// PID 1's `/proc/1/ns/mnt` as oomward sees it: the host's mount namespace, in which exe
+    /// paths are meant. oomward itself may run in another one (a sandboxed systemd unit has a
+    /// private mount namespace; so has a container with the host's PID namespace). `None` when
+    /// it cannot be read (an ordinary user running `rank`).
+    pub host_mount_ns: Option<String>,
+    /// Where the host's files are seen: `/proc/1/root` when oomward may look through it, else
+    /// its own root (a private mount namespace of a sandboxed unit still shows the same files,
+    /// same devices and inodes).
+    pub exe_root: PathBuf,
 }
 
 impl Host {
@@ -24,15 +33,30 @@ impl Host {
     pub fn discover(root: &Path) -> Result<Self, ProbeError> {
         let page_size = rustix::param::page_size() as u64;
         let memory = MemoryHierarchy::discover(root)?;
-        let mount_ns = std::fs::read_link(super::under(root, "/proc/self/ns/mnt"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+        let ns = |path: &str| {
+            std::fs::read_link(super::under(root, path))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        };
+        let pid1_root = super::under(root, "/proc/1/root");
+        let exe_root = if std::fs::metadata(&pid1_root).is_ok() {
+            pid1_root
+        } else {
+            root.to_path_buf()
+        };
         Ok(Host {
+            exe_root,
             root: root.to_path_buf(),
             page_size,
             memory,
-            mount_ns,
+            mount_ns: ns("/proc/self/ns/mnt"),
+            host_mount_ns: ns("/proc/1/ns/mnt"),
         })
+    }
+
+    /// The mount namespace exe paths are judged in: PID 1's, else (unreadable) oomward's own.
+    pub fn exe_mount_ns(&self) -> Option<&str> {
+        self.host_mount_ns.as_deref().or(self.mount_ns.as_deref())
     }
 
     /// Path of an absolute kernel path on this host.

@@ -49,8 +49,8 @@ pub struct ProcessSnapshot {
     /// Executable path with ` (deleted)` removed; `None` when unreadable (another user's process
     /// read by an unprivileged user) or absent (kernel threads).
     pub exe: Option<String>,
-    /// Whether the process shares oomward's mount namespace, so that its `exe` means what it
-    /// says on this host.
+    /// Whether its `exe` means the host's file of that name: the process is in the host's mount
+    /// namespace (PID 1's), or runs the very file (device and inode) the host has at that path.
     pub exe_in_host_mntns: bool,
     /// Arguments joined by single spaces.
     pub cmdline: String,
@@ -299,8 +299,14 @@ fn read_process_inner(
     let own_ns = std::fs::read_link(base.join("ns/mnt"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
-    snap.exe_in_host_mntns = match (&host.mount_ns, &own_ns) {
-        (Some(h), Some(p)) => h == p,
+    snap.exe_in_host_mntns = match (host.exe_mount_ns(), own_ns.as_deref()) {
+        (Some(h), Some(p)) if h == p => true,
+        // Another mount namespace (a sandboxed service, a container): its exe path means the
+        // host's file only if it is that very file.
+        (Some(_), Some(_)) => snap
+            .exe
+            .as_deref()
+            .is_some_and(|exe| runs_the_hosts_file(host, &base, exe)),
         // Without namespace information (fixture trees, old kernels) there is only one view.
         (None, _) => true,
         (Some(_), None) => false,
@@ -310,6 +316,21 @@ fn read_process_inner(
         snap.cgroup = hier.path_of_process(&text);
     }
     Ok(Some((snap, hidden)))
+}
+
+/// Whether the process at `base` runs the file that the host (PID 1's mount namespace, seen
+/// through `/proc/1/root`, else oomward's own view) has at `exe`: same device and inode. A process in another mount
+/// namespace that runs the host's own `/usr/sbin/sshd` is the host's sshd; a container's own
+/// `/usr/sbin/sshd` is another file and never gains the host path's protection.
+fn runs_the_hosts_file(host: &Host, base: &Path, exe: &str) -> bool {
+    let Ok(mine) = rustix::fs::stat(base.join("exe")) else {
+        return false;
+    };
+    let hosts = host.exe_root.join(exe.trim_start_matches('/'));
+    match rustix::fs::stat(&hosts) {
+        Ok(theirs) => mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino,
+        Err(_) => false,
+    }
 }
 
 fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
