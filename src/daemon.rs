@@ -12,7 +12,7 @@ use crate::enforce::{Enforcer, Wake};
 use crate::events::{Events, Wakeup};
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
-use crate::report::{Line, Logger, Severity};
+use crate::report::{Line, Logger, ServiceManager, Severity};
 use crate::sys;
 
 /// Why the daemon could not run.
@@ -61,9 +61,14 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                 .as_str(),
         ),
     }
+    let mut service = ServiceManager::from_env();
     let mut wake = Wake::Timer;
     loop {
-        let sleep = enforcer.round(&mut log, wake);
+        let mut sleep = enforcer.round(&mut log, wake);
+        service.after_round(std::time::Instant::now(), &enforcer.status());
+        if let Some(cap) = service.max_sleep() {
+            sleep = sleep.min(cap);
+        }
         match rx.recv_timeout(sleep) {
             Err(RecvTimeoutError::Timeout) => wake = Wake::Timer,
             Ok(Wakeup::Event(source, id)) => wake = Wake::Event(source, id),
@@ -93,6 +98,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                         .kv("signal", sig)
                         .as_str(),
                 );
+                service.stopping();
                 // Flush: the last lines must not be lost at exit.
                 log.finish();
                 return Ok(());
@@ -114,9 +120,15 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
 fn protect_self(log: &mut Logger, realtime: bool) {
     let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
     let locked = sys::lock_memory();
-    let nice = sys::set_own_nice(-10);
+    let nice = sys::raise_own_nice(-10);
     let rt = if realtime {
-        sys::set_own_realtime(1).map(|()| "ok".to_string())
+        match sys::set_own_realtime(1) {
+            Ok(()) => Ok("ok".to_string()),
+            // Refused by policy (the shipped unit's RestrictRealtime=yes, or RLIMIT_RTPRIO 0):
+            // a choice of the administrator's, not a fault; the nice value still applies.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok("not_permitted".to_string()),
+            Err(e) => Err(e),
+        }
     } else {
         Ok("off".to_string())
     };
@@ -136,7 +148,13 @@ fn protect_self(log: &mut Logger, realtime: bool) {
             .kv("event", "self_protect")
             .kv("oom_score_adj_min", word(&adj))
             .kv("mlockall", word(&locked))
-            .kv("nice", word(&nice))
+            .kv(
+                "nice",
+                match &nice {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("failed: {e}"),
+                },
+            )
             .kv(
                 "realtime",
                 match &rt {

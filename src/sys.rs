@@ -105,9 +105,34 @@ pub fn set_own_oom_score_adj(adj: i32) -> io::Result<()> {
     std::fs::write("/proc/self/oom_score_adj", adj.to_string())
 }
 
-/// Raises this process's scheduling priority (nice value) so it runs while others thrash.
-pub fn set_own_nice(nice: i32) -> io::Result<()> {
-    Ok(rustix::process::setpriority_process(None, nice)?)
+/// Raises the scheduling priority of every thread of this process to at least `nice`, so the
+/// daemon runs while others thrash; never lowers it (a unit's `Nice=-20` stays -20). On Linux a
+/// nice value belongs to a thread, and threads started later inherit their creator's; so every
+/// thread already running is set, by its id. Returns the value the process now runs at.
+pub fn raise_own_nice(nice: i32) -> io::Result<i32> {
+    let current = rustix::process::getpriority_process(None)?;
+    let target = current.min(nice);
+    if target == current {
+        return Ok(current);
+    }
+    let mut first_error = None;
+    for entry in std::fs::read_dir("/proc/self/task")?.filter_map(Result::ok) {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), target) {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(target),
+    }
 }
 
 /// Moves the calling thread to the real-time class (`SCHED_FIFO`, priority `priority`); threads

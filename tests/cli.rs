@@ -339,3 +339,105 @@ fn run_starts_keeps_its_config_on_a_bad_reload_and_stops_on_sigterm() {
     );
     d.wait_for("event=stop", Duration::from_secs(1));
 }
+
+#[test]
+fn run_tells_systemd_it_is_ready_after_a_round_and_pings_the_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[daemon]\nlog = \"stderr\"\ndry_run = true\n");
+    let sock_path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let d = Daemon::start_with(
+        &p,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            // 600 ms: pings are due every 150 ms, and the loop sleeps at most 200 ms.
+            ("WATCHDOG_USEC", "600000"),
+        ],
+    );
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a first notification");
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(first.contains("READY=1\n"), "{first}");
+    assert!(first.contains("STATUS=watching the system"), "{first}");
+    assert!(first.contains("WATCHDOG=1\n"), "{first}");
+    let out = d.output();
+    assert!(
+        out.contains("event=start"),
+        "READY comes after the start line and the first round: {out}"
+    );
+    let start = std::time::Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        let n = sock.recv(&mut buf).expect("a watchdog ping in time");
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        assert!(!msg.contains("READY=1"), "READY is sent once: {msg}");
+        pings += msg.matches("WATCHDOG=1").count();
+    }
+    // One every 150-200 ms: 7 to 10 in 1.5 s; a loop that slept its 5 s would send none.
+    assert!(pings >= 5, "{pings} watchdog pings in 1.5 s");
+}
+
+#[test]
+fn an_inherited_journal_stream_that_is_not_stderr_gives_plain_lines() {
+    // JOURNAL_STREAM is inherited by everything a service starts; stderr here is a pipe, not
+    // that stream, so lines must not carry <N> priority prefixes or go to the journal.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[daemon]\nlog = \"auto\"\ndry_run = true\n");
+    let d = Daemon::start_with(&p, &[], &[("JOURNAL_STREAM", "8:12345")]);
+    if std::path::Path::new("/dev/log").exists() {
+        eprintln!("SKIPPED: /dev/log exists, so auto picks syslog and stderr stays empty");
+        return;
+    }
+    let out = d.wait_for("event=start", Duration::from_secs(10));
+    assert!(out.contains("oomward: started "), "{out}");
+    assert!(!out.contains("<6>") && !out.contains("<4>"), "{out}");
+}
+
+#[test]
+fn a_nice_value_the_service_asks_for_is_kept_by_every_thread() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to start at nice -20");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[daemon]\nlog = \"stderr\"\ndry_run = true\n");
+    let mut cmd = oomward();
+    cmd.arg("--config").arg(&p).arg("run");
+    // As the unit's Nice=-20 does: the process starts at -20.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setpriority_process(None, -20).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.stderr(std::process::Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    // Wait for the worker threads (log, signals, events, reaper) to exist.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut nices = Vec::new();
+    while std::time::Instant::now() < deadline {
+        nices = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .map(|s| {
+                let after = &s[s.rfind(')').unwrap() + 2..];
+                // Fields after the command: state is 3rd overall; nice is the 19th.
+                after.split(' ').nth(16).unwrap().parse::<i32>().unwrap()
+            })
+            .collect();
+        if nices.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(nices.len() >= 4, "threads: {nices:?}");
+    assert!(
+        nices.iter().all(|&n| n == -20),
+        "every thread stays at -20: {nices:?}"
+    );
+}

@@ -59,13 +59,14 @@ fn located(file: &str, line: Option<usize>, key: &str, message: &str) -> String 
 /// `log = ...`: where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTarget {
-    /// journald when started by systemd, stderr on a terminal, else syslog.
+    /// The journal when stderr is the journal's stream, stderr on a terminal, else syslog.
     Auto,
     /// Plain lines on stderr.
     Stderr,
     /// The local syslog socket.
     Syslog,
-    /// stderr with `<N>` priority prefixes, which journald understands.
+    /// Native journal entries with structured fields (`OOMWARD_EVENT=` …); plain stderr
+    /// lines when there is no journal.
     Journald,
 }
 

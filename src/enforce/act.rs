@@ -481,6 +481,7 @@ impl Enforcer {
 
     /// Counts a kill and warns, at most once a minute, when a workload keeps coming back.
     fn note_kill(&mut self, log: &mut Logger, now: Instant) {
+        self.victims += 1;
         let s = now.duration_since(self.started).as_secs();
         let recent = self.kill_rate.note(s);
         if recent > self.config.kill.warn_kills_per_minute && self.kill_rate.may_warn(s) {

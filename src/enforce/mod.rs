@@ -155,6 +155,8 @@ pub struct Enforcer {
     stuck: [ProcessKey; STUCK_MAX],
     stuck_len: usize,
     kill_rate: KillRate,
+    /// Victims signalled since start (dry-run decisions included), for the service status.
+    victims: u64,
     started: Instant,
     round: u64,
     self_pid: i32,
@@ -176,6 +178,21 @@ pub struct Enforcer {
 }
 
 impl Enforcer {
+    /// One line for the service manager's status: what is watched, and victims so far.
+    pub fn status(&self) -> String {
+        let system = if self.config.system.enabled {
+            "the system"
+        } else {
+            "no system scope"
+        };
+        format!(
+            "watching {system} and {} cgroup(s); {} victim(s) since start{}",
+            self.cgroups.len(),
+            self.victims,
+            if self.dry_run { " (dry run)" } else { "" }
+        )
+    }
+
     /// Prepares enforcement of `config` on `host`.
     pub fn new(config: Config, host: Host, dry_run: bool) -> Self {
         let self_pid = crate::sys::own_pid();
@@ -219,6 +236,7 @@ impl Enforcer {
             }; STUCK_MAX],
             stuck_len: 0,
             kill_rate: KillRate::default(),
+            victims: 0,
             started: Instant::now(),
             round: 0,
             self_pid,

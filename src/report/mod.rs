@@ -4,8 +4,11 @@
 //! The line format is an interface (tests and log shippers parse it), so it is built in one
 //! place: [`Line`].
 
+pub mod journal;
+mod service;
 mod sink;
 
+pub use service::ServiceManager;
 pub use sink::{Logger, Severity};
 
 use std::fmt::{self, Write as _};

@@ -23,21 +23,30 @@ pub enum Severity {
 
 enum Sink {
     Stderr,
-    Journald,
+    /// Native entries on the journal's socket.
+    Journal(std::os::unix::net::UnixDatagram),
     Syslog(Box<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>),
 }
 
 impl Sink {
     fn open(target: LogTarget) -> Self {
         let resolved = match target {
-            LogTarget::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogTarget::Journald,
+            LogTarget::Auto if super::journal::stderr_is_journal() => LogTarget::Journald,
             LogTarget::Auto if std::io::stderr().is_terminal() => LogTarget::Stderr,
             LogTarget::Auto if std::path::Path::new("/dev/log").exists() => LogTarget::Syslog,
             LogTarget::Auto => LogTarget::Stderr,
             other => other,
         };
         match resolved {
-            LogTarget::Journald => Sink::Journald,
+            LogTarget::Journald => {
+                let sock = std::os::unix::net::UnixDatagram::unbound()
+                    .and_then(|s| s.connect(super::journal::SOCKET).map(|()| s));
+                match sock {
+                    Ok(s) => Sink::Journal(s),
+                    // No journal (not a systemd host): plain lines rather than nothing.
+                    Err(_) => Sink::Stderr,
+                }
+            }
             LogTarget::Syslog => {
                 let formatter = syslog::Formatter3164 {
                     facility: syslog::Facility::LOG_DAEMON,
@@ -59,13 +68,11 @@ impl Sink {
             Sink::Stderr => {
                 let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
             }
-            Sink::Journald => {
-                let prio = match severity {
-                    Severity::Info => 6,
-                    Severity::Warning => 4,
-                    Severity::Error => 3,
-                };
-                let _ = writeln!(std::io::stderr().lock(), "<{prio}>{line}");
+            Sink::Journal(sock) => {
+                let entry = super::journal::entry(severity, line, page_size());
+                if sock.send(&entry).is_err() {
+                    let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
+                }
             }
             Sink::Syslog(l) => {
                 let r = match severity {
@@ -81,6 +88,10 @@ impl Sink {
     }
 }
 
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
 /// Lines waiting for the writer; beyond this they are dropped and counted.
 const QUEUE: usize = 1024;
 
@@ -93,8 +104,9 @@ pub struct Logger {
 }
 
 impl Logger {
-    /// Opens the sink `target` names; `auto` picks journald under systemd (JOURNAL_STREAM set),
-    /// stderr on a terminal, else syslog if its socket exists, else stderr.
+    /// Opens the sink `target` names; `auto` picks the journal when stderr is the journal's
+    /// stream (`JOURNAL_STREAM` names stderr's device and inode: a service's), stderr on a
+    /// terminal, else syslog if its socket exists, else stderr.
     pub fn new(target: LogTarget) -> Self {
         let (tx, rx) = bounded::<(Severity, String)>(QUEUE);
         let writer = std::thread::Builder::new()

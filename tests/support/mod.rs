@@ -237,11 +237,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `oomward --config FILE run ARGS...`.
     pub fn start(config: &std::path::Path, args: &[&str]) -> Daemon {
+        Daemon::start_with(config, args, &[])
+    }
+
+    /// Starts `oomward --config FILE run ARGS...` with these environment variables added.
+    pub fn start_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = oomward()
             .arg("--config")
             .arg(config)
             .arg("run")
             .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

@@ -1,0 +1,250 @@
+//! Native journald entries: a log line (`message key=value ...`, see [`super::Line`]) becomes
+//! one datagram of fields, so `journalctl -o json` and `journalctl OOMWARD_EVENT=kill` work
+//! without parsing text: `OOMWARD_<KEY>=` for each pair (exact values), `PRIORITY=`,
+//! `SYSLOG_IDENTIFIER=oomward`, and a `MESSAGE=` for people, with sizes in MiB.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::Severity;
+
+/// The journal's socket for native entries.
+pub const SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Keys whose values are bytes: shown in MiB in the message.
+const BYTE_KEYS: &[&str] = &[
+    "available",
+    "limit",
+    "need",
+    "gain",
+    "gain_total",
+    "min_gain",
+    "mem_total",
+    "term_at_bytes",
+    "kill_at_bytes",
+    "shmem",
+    "largest_outside_usage",
+    "fill_rate",
+];
+
+/// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM=DEV:INODE` for the
+/// stream it gives a service, and the variable is inherited by anything the service starts
+/// (a shell, a test); only when stderr is still that very stream does it mean the journal.
+pub fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    stream
+        .to_str()
+        .is_some_and(|s| stream_matches(s, meta.dev(), meta.ino()))
+}
+
+/// `JOURNAL_STREAM`'s `DEV:INODE` against a file's device and inode.
+fn stream_matches(stream: &str, dev: u64, ino: u64) -> bool {
+    let mut parts = stream.splitn(2, ':');
+    let (Some(d), Some(i)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    d.parse::<u64>() == Ok(dev) && i.parse::<u64>() == Ok(ino)
+}
+
+/// The syslog priority of a severity.
+pub fn priority(severity: Severity) -> u8 {
+    match severity {
+        Severity::Info => 6,
+        Severity::Warning => 4,
+        Severity::Error => 3,
+    }
+}
+
+/// A line split back into its message and `key=value` pairs (values unquoted): the inverse of
+/// [`super::Line`]. The message ends before the first word that looks like `key=`.
+pub fn split(line: &str) -> (&str, Vec<(&str, String)>) {
+    let mut cut = line.len();
+    let mut at = 0;
+    while let Some(space) = line[at..].find(' ') {
+        let start = at + space + 1;
+        if starts_with_key(&line[start..]) {
+            cut = at + space;
+            break;
+        }
+        at = start;
+    }
+    let message = &line[..cut];
+    let mut pairs = Vec::new();
+    let mut rest = line[cut..].trim_start();
+    while let Some(eq) = rest.find('=') {
+        let key = &rest[..eq];
+        let (value, after) = read_value(&rest[eq + 1..]);
+        pairs.push((key, value));
+        rest = after.trim_start();
+    }
+    (message, pairs)
+}
+
+fn starts_with_key(s: &str) -> bool {
+    let Some(eq) = s.find('=') else {
+        return false;
+    };
+    let key = &s[..eq];
+    !key.is_empty()
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// One value (quoted with `\"`, `\\`, `\n`, `\t` escapes, or up to the next space) and the rest.
+fn read_value(s: &str) -> (String, &str) {
+    if let Some(quoted) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return (out, &quoted[i + 1..]),
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, 't')) => out.push('\t'),
+                    Some((_, other)) => out.push(other),
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        (out, "")
+    } else {
+        let end = s.find(' ').unwrap_or(s.len());
+        (s[..end].to_string(), &s[end..])
+    }
+}
+
+/// A value for people: bytes and pages in MiB, others as they are.
+fn human(key: &str, value: &str, page_size: u64) -> (String, String) {
+    let mib = |bytes: u64| format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64);
+    if let Ok(n) = value.parse::<u64>() {
+        if BYTE_KEYS.contains(&key) {
+            return (key.to_string(), mib(n));
+        }
+        if let Some(stem) = key.strip_suffix("_pages") {
+            return (stem.to_string(), mib(n.saturating_mul(page_size)));
+        }
+    }
+    (key.to_string(), value.to_string())
+}
+
+/// The entry for one line: the datagram's bytes.
+pub fn entry(severity: Severity, line: &str, page_size: u64) -> Vec<u8> {
+    let (message, pairs) = split(line);
+    let mut text = message.to_string();
+    for (k, v) in &pairs {
+        let (k, v) = human(k, v, page_size);
+        text.push(' ');
+        text.push_str(&super::Line::new("").kv(&k, v).as_str()[1..]);
+    }
+    let mut out = Vec::with_capacity(line.len() * 2 + 64);
+    field(&mut out, "MESSAGE", &text);
+    field(&mut out, "PRIORITY", &priority(severity).to_string());
+    field(&mut out, "SYSLOG_IDENTIFIER", "oomward");
+    for (k, v) in &pairs {
+        field(&mut out, &format!("OOMWARD_{}", k.to_ascii_uppercase()), v);
+    }
+    out
+}
+
+/// One field in the journal's native format: `KEY=value\n`, or for a value holding a newline
+/// `KEY\n`, its length as 64-bit little endian, the value, `\n`.
+fn field(out: &mut Vec<u8>, key: &str, value: &str) {
+    out.extend_from_slice(key.as_bytes());
+    if value.contains('\n') {
+        out.push(b'\n');
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        out.push(b'=');
+    }
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Line;
+
+    #[test]
+    fn a_line_splits_back_into_its_message_and_pairs() {
+        let line = Line::new("would signal (dry run)")
+            .kv("event", "kill")
+            .kv("comm", "Web Content")
+            .kv("cmd", "say \"hi\"\nbye")
+            .kv("empty", "")
+            .kv("pid", 42);
+        let (message, pairs) = split(line.as_str());
+        assert_eq!(message, "would signal (dry run)");
+        let want: Vec<(&str, String)> = vec![
+            ("event", "kill".into()),
+            ("comm", "Web Content".into()),
+            ("cmd", "say \"hi\"\nbye".into()),
+            ("empty", "".into()),
+            ("pid", "42".into()),
+        ];
+        assert_eq!(pairs, want);
+        assert_eq!(split("just words").1, vec![]);
+    }
+
+    fn fields(bytes: &[u8]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let nl = rest.iter().position(|&b| b == b'\n').unwrap();
+            let head = std::str::from_utf8(&rest[..nl]).unwrap();
+            if let Some((k, v)) = head.split_once('=') {
+                out.push((k.to_string(), v.to_string()));
+                rest = &rest[nl + 1..];
+            } else {
+                let len = u64::from_le_bytes(rest[nl + 1..nl + 9].try_into().unwrap()) as usize;
+                let v = std::str::from_utf8(&rest[nl + 9..nl + 9 + len]).unwrap();
+                out.push((head.to_string(), v.to_string()));
+                rest = &rest[nl + 9 + len + 1..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_entry_has_structured_fields_and_a_message_in_mib() {
+        let line = Line::new("sent SIGTERM")
+            .kv("event", "term")
+            .kv("scope", "/app")
+            .kv("pid", 1234)
+            .kv("available", 3 << 20)
+            .kv("rss_anon_pages", 256)
+            .kv("cmd", "a\nb");
+        let f = fields(&entry(Severity::Warning, line.as_str(), 4096));
+        let get = |k: &str| f.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PRIORITY"), Some("4"));
+        assert_eq!(get("SYSLOG_IDENTIFIER"), Some("oomward"));
+        assert_eq!(get("OOMWARD_EVENT"), Some("term"));
+        assert_eq!(get("OOMWARD_SCOPE"), Some("/app"));
+        assert_eq!(get("OOMWARD_PID"), Some("1234"));
+        assert_eq!(
+            get("OOMWARD_AVAILABLE"),
+            Some("3145728"),
+            "exact in the field"
+        );
+        assert_eq!(get("OOMWARD_CMD"), Some("a\nb"), "a newline survives");
+        let m = get("MESSAGE").unwrap();
+        assert!(m.starts_with("sent SIGTERM event=term"), "{m}");
+        assert!(m.contains("available=3.0MiB"), "{m}");
+        assert!(m.contains("rss_anon=1.0MiB"), "{m}");
+    }
+
+    #[test]
+    fn journal_stream_must_name_stderr_itself() {
+        assert!(stream_matches("64768:123", 64768, 123));
+        assert!(!stream_matches("64768:124", 64768, 123));
+        assert!(!stream_matches("64768", 64768, 123));
+        assert!(!stream_matches("x:y", 64768, 123));
+    }
+}
