@@ -10,7 +10,7 @@
 //! with a word that is not followed by ` = `).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oomward::config::Config;
 
@@ -318,4 +318,33 @@ fn every_accepted_table_and_key_is_documented_and_nothing_else() {
         unknown.is_empty(),
         "tables the code does not accept: {unknown:?}"
     );
+}
+
+/// The presets the package ships as drop-ins: each loads over the built-in defaults without
+/// warnings, says how to enable it, and they load together (a later one overriding).
+#[test]
+fn presets_load_as_dropins_and_say_how_to_enable_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/presets");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = Config::parse(&text, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("preset {name}: {e}"));
+        assert!(c.warnings.is_empty(), "{name}: {:?}", c.warnings);
+        let enable = format!(
+            "ln -s /usr/share/oomward/presets/{name}.toml /etc/oomward/config.d/50-{name}.toml"
+        );
+        assert!(text.contains(&enable), "{name} must say: {enable}");
+        assert_ne!(
+            body(&c),
+            body(&Config::default()),
+            "{name} changes something"
+        );
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, ["desktop", "server"]);
+    Config::load_layers(None, Some(&dir)).expect("the presets load together");
 }
