@@ -441,3 +441,17 @@ fn a_nice_value_the_service_asks_for_is_kept_by_every_thread() {
         "every thread stays at -20: {nices:?}"
     );
 }
+
+#[test]
+fn the_help_texts_agree_on_where_the_config_comes_from() {
+    let help = |args: &[&str]| {
+        let out = oomward().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for text in [help(&["--help"]), help(&["check-config", "--help"])] {
+        for words in ["/etc/oomward/config.toml", "/etc/oomward/config.d", "built-in defaults"] {
+            assert!(text.contains(words), "{words:?} missing from:\n{text}");
+        }
+    }
+}
