@@ -450,7 +450,11 @@ fn the_help_texts_agree_on_where_the_config_comes_from() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     for text in [help(&["--help"]), help(&["check-config", "--help"])] {
-        for words in ["/etc/oomward/config.toml", "/etc/oomward/config.d", "built-in defaults"] {
+        for words in [
+            "/etc/oomward/config.toml",
+            "/etc/oomward/config.d",
+            "built-in defaults",
+        ] {
             assert!(text.contains(words), "{words:?} missing from:\n{text}");
         }
     }
