@@ -15,6 +15,9 @@
 //!   another such guest: nothing in it is timed).
 //! - The guest prints `RESULT PASS|FAIL NAME key=value ...`; QEMU ends when the guest powers off
 //!   (or panics: `panic=-1` + `-no-reboot`), or when the wall-clock limit kills it.
+//! - The systemd guest (`Lab::run_systemd`, for `tests/systemd_lab.rs`) boots a whole Debian 12
+//!   root file system with systemd as PID 1 (`tests/vm/prepare-systemd.sh`) as the initramfs,
+//!   with the same runner and parser; its scenarios are in `tests/vm/systemd/scenarios/`.
 //!
 //! Environment: `OOMWARD_SKIP_VM=1` skips (saying so), `OOMWARD_VM_ACCEL=tcg|kvm` forces the
 //! accelerator (default: KVM only if a probe boot succeeds), `OOMWARD_VM_CACHE` moves the cache.
@@ -77,6 +80,17 @@ impl Accel {
             Accel::Kvm => "kvm",
         }
     }
+}
+
+/// The virtual machine of one guest run.
+struct Machine<'a> {
+    /// Guest RAM, as QEMU's `-m` takes it (`512M`).
+    mem: &'a str,
+    cpus: u32,
+    /// The scratch disk as /dev/vda.
+    disk: bool,
+    /// The kernel's command line.
+    append: &'a str,
 }
 
 /// Everything a guest run needs, made once per test run.
@@ -220,6 +234,12 @@ impl Lab {
         let guest = self
             .boot(kernel, name, &script, self.accel, limit)
             .unwrap_or_else(|e| panic!("{name} on {kernel}: {e}"));
+        self.timing(kernel, name, &guest);
+        guest
+    }
+
+    /// The one timing line of a run: `NAME on KERNEL: VERDICT in S s wall (boot, scenario)`.
+    fn timing(&self, kernel: &str, name: &str, guest: &Guest) {
         let verdict = match guest.results.iter().find(|r| r.name == name) {
             Some(r) if r.pass => "PASS",
             Some(_) => "FAIL",
@@ -238,7 +258,6 @@ impl Lab {
             },
             self.accel.name()
         ));
-        guest
     }
 
     fn boot(
@@ -281,26 +300,57 @@ impl Lab {
         std::fs::write(&initrd_path, &initrd)
             .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
 
-        let mem = script
-            .lines()
-            .find_map(|l| l.strip_prefix("#@ mem="))
-            .map_or("512M".to_string(), |m| m.trim().to_string());
+        let mem = header_mem(script).unwrap_or("512M");
+        let disk = script.lines().any(|l| l.trim() == "#@ disk");
+        let machine = Machine {
+            mem,
+            cpus: 1,
+            disk,
+            append: "console=ttyS0 panic=-1 quiet",
+        };
+        let log_stem = format!("{kernel}-{file_name}");
+        self.qemu(
+            kernel,
+            name,
+            &log_stem,
+            &initrd_path,
+            &machine,
+            accel,
+            limit,
+        )
+    }
+
+    /// Runs QEMU on `kernel` with `initrd` (the whole initramfs, already written) on `machine`,
+    /// reads the serial console until the guest powers off or `limit` of wall-clock time has
+    /// passed, and keeps the transcript as `logs/LOG_STEM.log`.
+    #[allow(clippy::too_many_arguments)]
+    fn qemu(
+        &self,
+        kernel: &str,
+        name: &str,
+        log_stem: &str,
+        initrd_path: &Path,
+        machine: &Machine,
+        accel: Accel,
+        limit: Duration,
+    ) -> Result<Guest, String> {
+        let kdir = self.cache.join("kernels").join(kernel);
         let mut cmd = Command::new("qemu-system-x86_64");
-        if script.lines().any(|l| l.trim() == "#@ disk") {
+        if machine.disk {
             let mut drive = std::ffi::OsString::from("file=");
             drive.push(self.cache.join("disk.img"));
             drive.push(",format=raw,if=virtio,snapshot=on");
             cmd.arg("-drive").arg(drive);
         }
         cmd.args(accel.args())
-            .args(["-smp", "1", "-m", &mem])
+            .args(["-smp", &machine.cpus.to_string(), "-m", machine.mem])
             .args(["-nodefaults", "-no-user-config", "-display", "none"])
             .args(["-serial", "stdio", "-no-reboot"])
             .arg("-kernel")
             .arg(kdir.join("vmlinuz"))
             .arg("-initrd")
-            .arg(&initrd_path)
-            .args(["-append", "console=ttyS0 panic=-1 quiet"])
+            .arg(initrd_path)
+            .args(["-append", machine.append])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -352,11 +402,140 @@ impl Lab {
         let guest = Guest::new(kernel, name, lines, wall, timed_out, status, qemu_stderr);
         let logs = self.cache.join("logs");
         let _ = std::fs::create_dir_all(&logs);
-        let _ = std::fs::write(
-            logs.join(format!("{kernel}-{file_name}.log")),
-            guest.transcript(),
-        );
+        let _ = std::fs::write(logs.join(format!("{log_stem}.log")), guest.transcript());
         Ok(guest)
+    }
+}
+
+/// The first `#@ mem=SIZE` header line of a scenario: the guest's RAM.
+fn header_mem(script: &str) -> Option<&str> {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("#@ mem="))
+        .map(str::trim)
+}
+
+/// The kernel the systemd guest boots: Debian 12's own, the one its systemd was built for.
+pub const SYSTEMD_KERNEL: &str = "6.1";
+
+/// The systemd guest's root file system, made once per test run by `prepare-systemd.sh`.
+static SYSTEMD_ROOTFS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The systemd guest: a real Debian 12 with systemd as PID 1, dbus and sshd, its whole root
+/// file system one initramfs (`tests/vm/prepare-systemd.sh`). Its `lab-scenario.service` runs,
+/// once the boot reached multi-user.target, `/lab/run.sh` (`tests/vm/systemd/run.sh`), which
+/// runs the scenario `tests/vm/systemd/scenarios/NAME.sh` and prints the same `VM-BOOT`,
+/// `RESULT` and `VM-DONE` lines as the busybox guest's `/init`.
+impl Lab {
+    /// The root file system archive, built (or found in the cache) on first use; panics with
+    /// the reason if it cannot be.
+    pub fn systemd_rootfs(&self) -> &'static Path {
+        let built = SYSTEMD_ROOTFS.get_or_init(|| {
+            let t = Instant::now();
+            let out = Command::new("bash")
+                .arg(vm_dir().join("prepare-systemd.sh"))
+                .arg(&self.cache)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running tests/vm/prepare-systemd.sh: {e}"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            print!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+            if !out.status.success() {
+                return Err(format!(
+                    "tests/vm/prepare-systemd.sh failed ({}):\n{stdout}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let path = stdout.lines().last().unwrap_or_default().trim().to_string();
+            notice(&format!(
+                "systemd root file system ready in {:.1} s: {path}",
+                t.elapsed().as_secs_f64()
+            ));
+            Ok(PathBuf::from(path))
+        });
+        match built {
+            Ok(p) => p,
+            Err(e) => panic!("systemd guest not available: {e}"),
+        }
+    }
+
+    /// Boots the systemd guest on [`SYSTEMD_KERNEL`] with `tests/vm/systemd/scenarios/NAME.sh`
+    /// (RAM from its `#@ mem=` header, default 1G), at most `limit` of wall-clock time. Appended
+    /// to the root file system: the scenario as `/scenario.sh`, `/lab/run.sh`, the busybox
+    /// guest's helpers as `/lab/lib.sh` with `/lab/env.sh` (SCENARIO, KERNEL), the systemd
+    /// helpers as `/lab/systemd.sh`, the static memhog and supervisor in `/usr/local/bin`, and
+    /// `files` (path in the guest without the leading `/`, mode, host file). The serial
+    /// transcript is kept as `logs/KERNEL-systemd-NAME.log`.
+    pub fn run_systemd(&self, name: &str, files: &[(&str, u32, &Path)], limit: Duration) -> Guest {
+        let kernel = SYSTEMD_KERNEL;
+        let rootfs = self.systemd_rootfs();
+        let _alone = GUEST.write().unwrap_or_else(|e| e.into_inner());
+        let guest = self
+            .boot_systemd(kernel, name, rootfs, files, limit)
+            .unwrap_or_else(|e| panic!("{name} on {kernel} (systemd): {e}"));
+        self.timing(kernel, name, &guest);
+        guest
+    }
+
+    fn boot_systemd(
+        &self,
+        kernel: &str,
+        name: &str,
+        rootfs: &Path,
+        files: &[(&str, u32, &Path)],
+        limit: Duration,
+    ) -> Result<Guest, String> {
+        let sd_dir = vm_dir().join("systemd");
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let script = std::fs::read_to_string(sd_dir.join("scenarios").join(format!("{name}.sh")))
+            .map_err(|e| format!("scenario {name}: {e}"))?;
+        let mut initrd = read(rootfs)?;
+        while !initrd.len().is_multiple_of(4) {
+            initrd.push(0);
+        }
+        let env = format!("SCENARIO={name}\nKERNEL={kernel}\nVARIANT=\n");
+        let mut cpio = Newc::default();
+        cpio.dir("lab");
+        cpio.file("lab/run.sh", 0o755, &read(&sd_dir.join("run.sh"))?);
+        cpio.file("lab/lib.sh", 0o644, &read(&vm_dir().join("lib.sh"))?);
+        cpio.file("lab/systemd.sh", 0o644, &read(&sd_dir.join("lib.sh"))?);
+        cpio.file("lab/env.sh", 0o644, env.as_bytes());
+        cpio.file("scenario.sh", 0o755, script.as_bytes());
+        cpio.file("usr/local/bin/memhog", 0o755, &read(&self.memhog)?);
+        cpio.file("usr/local/bin/supervisor", 0o755, &read(&self.supervisor)?);
+        for (guest_path, mode, host) in files {
+            cpio.file(guest_path, *mode, &read(host)?);
+        }
+        initrd.extend_from_slice(&cpio.finish());
+        let runs = self.cache.join("runs");
+        std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
+        let initrd_path = runs.join(format!("{kernel}-systemd-{name}.cpio"));
+        std::fs::write(&initrd_path, &initrd)
+            .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
+        // The initramfs is the root file system (rdinit: there is no /init to switch from).
+        // Two vCPUs: systemd starts units in parallel, and under software emulation each vCPU
+        // is a host thread (measured: multi-user.target 12 s after power-on instead of 17 s).
+        // Nothing in these scenarios is timed closely enough for a neighbour's CPU to matter.
+        let machine = Machine {
+            mem: header_mem(&script).unwrap_or("1G"),
+            cpus: 2,
+            disk: false,
+            append: "console=ttyS0 rdinit=/sbin/init panic=-1 quiet",
+        };
+        let log_stem = format!("{kernel}-systemd-{name}");
+        let result = self.qemu(
+            kernel,
+            name,
+            &log_stem,
+            &initrd_path,
+            &machine,
+            self.accel,
+            limit,
+        );
+        // A copy of the whole root file system per scenario: not worth keeping.
+        let _ = std::fs::remove_file(&initrd_path);
+        result
     }
 }
 

@@ -1,0 +1,105 @@
+#!/bin/sh
+# system_short: the whole machine runs short of memory on a real Debian 12 with systemd, the
+# package installed at its defaults (the system scope watched, nothing configured). An
+# allocator started as a transient unit (systemd-run --unit=hog) grows at 150 MiB/s towards
+# 2000 MiB on a 768M machine without swap. sshd, journald and dbus-daemon, each in its own unit,
+# get oom_score_adj 1000 first: by the kernel's formula they now rank above the allocator.
+# They are small, though (8 MiB each): below the default kill.min_gain (2 % of RAM) and far
+# from what the shortage needs, oomward would pass over them unprotected as well. So a large
+# process is protected by the same built-in exe rule too: a copy of memhog holding 200 MiB at
+# /usr/lib/openssh/sshd-session (a path of the built-in set that Debian 12's openssh does not
+# use), at oom_score_adj 1000, in a unit of its own (`protected`). Without the exe rule it is
+# the one victim whose kill alone would end the shortage and it ranks first: oomward would
+# choose it. Only the exe rules, judged against the host's files while the daemon runs in the
+# unit's private mount namespace, keep it (and sshd, journald, dbus-daemon) off the list.
+# Facts: the hog unit ended by a signal; oomward's first decision (journal, OOMWARD_EVENT term
+# or kill) names the hog's pid and no decision names anyone else; /proc/vmstat oom_kill did not
+# move; the protected stand-in, sshd, journald and dbus-daemon keep their MainPID, NRestarts
+# 0, still active.
+#@ mem=768M
+. /lab/lib.sh
+. /lab/systemd.sh
+
+install_package
+wait_active oomward 300
+oomward_active=$(systemctl is-active oomward)
+oomward_pid=$(main_pid oomward)
+
+# The protected services, made the kernel's first choice.
+for u in ssh systemd-journald dbus; do
+    p=$(main_pid "$u")
+    [ "$p" -gt 0 ] 2>/dev/null && echo 1000 >"/proc/$p/oom_score_adj"
+done
+# The large protected process.
+mkdir -p /usr/lib/openssh
+cp /usr/local/bin/memhog /usr/lib/openssh/sshd-session
+systemd-run --unit=protected --quiet -p OOMScoreAdjust=1000 /usr/lib/openssh/sshd-session --hold 200
+wait_until 300 sh -c 'journalctl -q -u protected -o cat | grep -q "^ready"' || echo "protected| not ready"
+big_pid=$(main_pid protected)
+big_exe=$(readlink "/proc/$big_pid/exe")
+big_score=$(cat "/proc/$big_pid/oom_score" 2>/dev/null)
+big_rss_kb=$(awk '/^RssAnon:/ { print $2 }' "/proc/$big_pid/status" 2>/dev/null)
+ssh_pid=$(main_pid ssh)
+jd_pid=$(main_pid systemd-journald)
+bus_pid=$(main_pid dbus)
+ssh_exe=$(readlink "/proc/$ssh_pid/exe")
+jd_exe=$(readlink "/proc/$jd_pid/exe")
+ssh_score=$(cat "/proc/$ssh_pid/oom_score" 2>/dev/null)
+jd_score=$(cat "/proc/$jd_pid/oom_score" 2>/dev/null)
+oomward rank --top 10 >/tmp/rank.txt 2>&1
+dump /tmp/rank.txt rank
+oom_before=$(keyed /proc/vmstat oom_kill)
+
+t0=$(now_ms)
+systemd-run --unit=hog --quiet /usr/local/bin/memhog --rate 150 --grow 2000
+hog_pid=$(main_pid hog)
+if wait_until 900 sh -c '! systemctl -q is-active hog'; then
+    hog_ms=$(($(now_ms) - t0))
+else
+    hog_ms=timeout
+fi
+hog_result=$(prop hog Result)
+hog_signal=$(prop hog ExecMainStatus)
+oom_after=$(keyed /proc/vmstat oom_kill)
+# The daemon's journal entries can trail the decision by a moment.
+sleep 1
+journal_json
+decision_entries >/tmp/decisions.json
+decisions=$(grep -c . /tmp/decisions.json)
+first_event=$(head -n1 /tmp/decisions.json | json_field OOMWARD_EVENT)
+victim=$(head -n1 /tmp/decisions.json | json_field OOMWARD_PID)
+victim_msg=$(head -n1 /tmp/decisions.json | json_field MESSAGE)
+echo "decision| $victim_msg"
+# Decisions naming another pid than the hog's.
+others=$(sed -n 's/.*"OOMWARD_PID":"\([0-9]*\)".*/\1/p' /tmp/decisions.json | grep -cvx "$hog_pid")
+
+# The protected ones.
+bystanders_ok=yes
+for u in protected ssh systemd-journald dbus oomward; do
+    echo "unit| $u MainPID=$(main_pid $u) NRestarts=$(prop $u NRestarts) $(systemctl is-active $u)"
+done
+[ "$(main_pid ssh)" = "$ssh_pid" ] && [ "$(prop ssh NRestarts)" = 0 ] && systemctl -q is-active ssh || bystanders_ok=no
+[ "$(main_pid systemd-journald)" = "$jd_pid" ] && [ "$(prop systemd-journald NRestarts)" = 0 ] && systemctl -q is-active systemd-journald || bystanders_ok=no
+[ "$(main_pid dbus)" = "$bus_pid" ] && [ "$(prop dbus NRestarts)" = 0 ] && systemctl -q is-active dbus || bystanders_ok=no
+[ "$(main_pid protected)" = "$big_pid" ] && systemctl -q is-active protected || bystanders_ok=no
+ssh_adj=$(cat "/proc/$ssh_pid/oom_score_adj" 2>/dev/null)
+oomward_after=$(main_pid oomward)
+
+dump_journal
+dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+facts="dpkg_rc=$DPKG_RC oomward=$oomward_active hog=$hog_pid hog_ms=$hog_ms hog_result=$hog_result"
+facts="$facts hog_signal=$hog_signal decisions=$decisions first_event=$first_event victim=$victim"
+facts="$facts others=$others oom_kill=$((oom_after - oom_before))"
+facts="$facts protected=$big_pid protected_exe=$big_exe protected_score=$big_score"
+facts="$facts protected_rss_mib=$((big_rss_kb / 1024))"
+facts="$facts sshd=$ssh_pid sshd_exe=$ssh_exe sshd_score=$ssh_score sshd_adj=$ssh_adj"
+facts="$facts journald=$jd_pid journald_exe=$jd_exe journald_score=$jd_score dbus=$bus_pid"
+facts="$facts bystanders_ok=$bystanders_ok oomward_pid=$oomward_pid oomward_pid_after=$oomward_after"
+if [ "$DPKG_RC" = 0 ] && [ "$oomward_active" = active ] && [ "$hog_result" = signal ] &&
+    [ -n "$victim" ] && [ "$victim" = "$hog_pid" ] && [ "$others" = 0 ] &&
+    [ "$oom_after" = "$oom_before" ] && [ "$bystanders_ok" = yes ] &&
+    [ "$oomward_after" = "$oomward_pid" ]; then
+    result PASS "$facts"
+else
+    result FAIL "$facts"
+fi
