@@ -292,7 +292,7 @@ fn respawning_workers() {
     respawn(
         "malloc",
         env_or("OOMWARD_RESPAWN_RUNS", 10),
-        env_or("OOMWARD_RESPAWN_SECS", 30),
+        env_or("OOMWARD_RESPAWN_SECS", 15),
     );
 }
 
@@ -304,7 +304,7 @@ fn respawning_workers_mmap() {
     respawn(
         "mmap",
         env_or("OOMWARD_RESPAWN_MMAP_RUNS", 3),
-        env_or("OOMWARD_RESPAWN_SECS", 30),
+        env_or("OOMWARD_RESPAWN_SECS", 15),
     );
 }
 
