@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs oomward's benchmark (benches/compare.rs) beside its peers, printing one table:
-#   bash benches/run.sh [idle] [idle_cgroups] [rank] [race] [respawn] [rescue]
+#   bash benches/run.sh [idle] [idle_cgroups] [rank] [race] [respawn] [rescue] [config]
 #   (default: all, about 9 minutes)
 # Needs root and a cgroup-v1 memory controller (the race and the hang run inside memory
 # cgroups with a limit; the machine as a whole is never short of memory).

@@ -46,10 +46,20 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
         })
         .map_err(|e| DaemonError::Setup(format!("cannot start the signal thread: {e}")))?;
 
+    let (reload, loaded) = start_loader(origin.clone())?;
     let mut log = Logger::new(config.daemon.log);
     protect_self(&mut log, config.daemon.realtime);
     announce(&mut log, &config, &host, force_dry_run, "start");
     announce_namespace(&mut log, &host);
+    if !rustix::process::geteuid().is_root() {
+        log.log(
+            Severity::Warning,
+            Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
+                .kv("event", "unprivileged")
+                .kv("uid", rustix::process::geteuid().as_raw())
+                .as_str(),
+        );
+    }
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
     match Events::start(events_tx) {
         Ok(events) => enforcer.attach_events(events),
@@ -69,15 +79,26 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
         if let Some(cap) = service.max_sleep() {
             sleep = sleep.min(cap);
         }
-        match rx.recv_timeout(sleep) {
+        let got = crossbeam_channel::select! {
+            recv(rx) -> w => w.map(Got::Wakeup).map_err(|_| RecvTimeoutError::Disconnected),
+            recv(loaded) -> c => c.map(Got::Loaded).map_err(|_| RecvTimeoutError::Disconnected),
+            default(sleep) => Err(RecvTimeoutError::Timeout),
+        };
+        match got {
             Err(RecvTimeoutError::Timeout) => wake = Wake::Timer,
-            Ok(Wakeup::Event(source, id)) => wake = Wake::Event(source, id),
-            Ok(Wakeup::Signal(SIGHUP)) => {
+            Ok(Got::Wakeup(Wakeup::Event(source, id))) => wake = Wake::Event(source, id),
+            Ok(Got::Wakeup(Wakeup::Signal(SIGHUP))) => {
+                // Read and checked on the loader thread: the loop goes on sampling meanwhile.
+                // A storm of SIGHUPs while one load runs is one more load, not many.
                 wake = Wake::Signal;
-                match origin.load() {
+                let _ = reload.try_send(());
+            }
+            Ok(Got::Loaded(result)) => {
+                wake = Wake::Signal;
+                match (*result).and_then(|new| enforcer.config().may_replace(&new).map(|()| new)) {
                     Ok(new) => {
-                        // The old logger flushes its queue when dropped.
-                        log = Logger::new(new.daemon.log);
+                        // The same writer thread, pointed at the new sink if it changed.
+                        log.switch(new.daemon.log);
                         announce(&mut log, &new, &host, force_dry_run, "reload");
                         enforcer.set_config(new, force_dry_run);
                     }
@@ -90,7 +111,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                     ),
                 }
             }
-            Ok(Wakeup::Signal(sig)) => {
+            Ok(Got::Wakeup(Wakeup::Signal(sig))) => {
                 log.log(
                     Severity::Info,
                     Line::new("stopping")
@@ -110,6 +131,44 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
             }
         }
     }
+}
+
+/// What woke the loop besides its timer.
+enum Got {
+    Wakeup(Wakeup),
+    /// A config read after a SIGHUP, or why it could not be.
+    Loaded(Box<Result<Config, String>>),
+}
+
+/// The thread that reads the config on request (a SIGHUP), off the enforcement loop: a large
+/// or slow config must never stop sampling. One request waits at most (the channel holds
+/// one); the result comes back on the second channel.
+#[allow(clippy::type_complexity)]
+fn start_loader(
+    origin: ConfigOrigin,
+) -> Result<
+    (
+        crossbeam_channel::Sender<()>,
+        crossbeam_channel::Receiver<Box<Result<Config, String>>>,
+    ),
+    DaemonError,
+> {
+    let (request, requests) = bounded::<()>(1);
+    let (done, loaded) = bounded::<Box<Result<Config, String>>>(1);
+    std::thread::Builder::new()
+        .name("oomward-config".into())
+        .spawn(move || {
+            for () in requests {
+                if done
+                    .send(Box::new(origin.load().map_err(|e| e.to_string())))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| DaemonError::Setup(format!("cannot start the config thread: {e}")))?;
+    Ok((request, loaded))
 }
 
 /// The daemon must never be the victim and must run while others thrash: adj -1000, locked

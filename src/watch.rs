@@ -12,7 +12,8 @@ use crate::scope::{memcg_totalpages, oom_domain};
 use crate::trigger::{SystemSample, SystemThresholds, Thresholds};
 
 /// Every cgroup path matched by the config's globs, with the index of the first `[[cgroup]]`
-/// that matched it. Walks only below each glob's literal prefix.
+/// that matched it. Walks only below each glob's literal prefix. The root cgroup is watched
+/// only when named as `/`: a `*` may match nothing, but `/*` means the cgroups below it.
 pub fn resolve_cgroups(config: &Config, host: &Host) -> Vec<(String, usize)> {
     let Some(hier) = &host.memory else {
         return Vec::new();
@@ -21,7 +22,8 @@ pub fn resolve_cgroups(config: &Config, host: &Host) -> Vec<(String, usize)> {
     for (i, c) in config.cgroups.iter().enumerate() {
         let start = literal_prefix(&c.path.text);
         for path in hier.walk(&host.root, &start) {
-            if c.path.is_match(&path) && !out.iter().any(|(p, _)| *p == path) {
+            let root_by_wildcard = path == "/" && c.path.text != "/";
+            if !root_by_wildcard && c.path.is_match(&path) && !out.iter().any(|(p, _)| *p == path) {
                 out.push((path, i));
             }
         }

@@ -459,3 +459,92 @@ fn the_help_texts_agree_on_where_the_config_comes_from() {
         }
     }
 }
+
+#[test]
+fn check_config_output_errors_are_reported_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "");
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = oomward()
+        .arg("check-config")
+        .arg(&p)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write the config"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A reader that goes away after one line: not an error, not a panic.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} check-config {} | head -n 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_oomward"),
+            p.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Threads and resident memory of a process.
+fn threads_and_rss_kib(pid: u32) -> (usize, u64) {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    (threads, rss)
+}
+
+#[test]
+fn a_sink_nobody_reads_leaks_nothing_on_reloads_and_does_not_hold_up_a_stop() {
+    use nix::sys::signal::{Signal, kill};
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(&dir, "[daemon]\nlog = \"stderr\"\ndry_run = true\n");
+    // stderr is a pipe this test never reads: it fills after 64 KiB and the writer blocks.
+    let mut child = oomward()
+        .arg("--config")
+        .arg(&p)
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = threads_and_rss_kib(child.id());
+    for _ in 0..400 {
+        kill(pid, Signal::SIGHUP).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = threads_and_rss_kib(child.id());
+    let start = std::time::Instant::now();
+    kill(pid, Signal::SIGTERM).unwrap();
+    let mut status = None;
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stop = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(after.0, before.0, "threads before/after 400 reloads");
+    assert!(
+        after.1 <= before.1 + 2048,
+        "RSS {} KiB → {} KiB after 400 reloads",
+        before.1,
+        after.1
+    );
+    assert!(status.is_some(), "SIGTERM did not stop it within 10 s");
+    assert!(stop < Duration::from_secs(5), "stop took {stop:?}");
+}

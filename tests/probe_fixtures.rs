@@ -46,6 +46,7 @@ fn host(name: &str) -> Host {
         mount_ns: None,
         host_mount_ns: None,
         exe_root: std::path::PathBuf::from("/"),
+        first_user_uid: 1000,
     }
 }
 
@@ -286,8 +287,9 @@ fn process_with_spaces_and_parentheses_in_comm_reads_every_field() {
         rss_anon_pages: 38_000,
         rss_shmem_pages: 0,
         has_mm: true,
-        // Uid: 1000 1001 1001 1001: the real uid
+        // Uid: 1000 1001 1001 1001: the real uid, then the effective one
         uid: Some(1000),
+        euid: Some(1001),
         oom_score_adj: 0,
         // the link reads "/usr/bin/python3 (deleted)"
         exe: Some("/usr/bin/python3".into()),

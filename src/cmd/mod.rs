@@ -40,7 +40,16 @@ pub fn check_config(
         } else {
             eprintln!("oomward: checked {}", config.source);
         }
-        print!("{}", config.to_toml());
+        // A closed pipe (`| head`) is the reader's choice; any other write error is a failure,
+        // never a panic.
+        let written =
+            std::io::Write::write_all(&mut std::io::stdout().lock(), config.to_toml().as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout().lock()));
+        if let Err(e) = written
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(Failure::runtime(format!("cannot write the config: {e}")));
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use oomward::report::escape_controls;
 use serde_json::json;
 
 use oomward::config::ConfigOrigin;
@@ -43,7 +44,8 @@ pub fn rank(
     let self_exe = std::fs::read_link("/proc/self/exe")
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
-    let policy = config.policy(std::process::id() as i32, self_exe);
+    let mut policy = config.policy(std::process::id() as i32, self_exe);
+    policy.first_user_uid = host.first_user_uid;
     let mut ranked = rank_candidates(&scan.processes, &policy, view.totals);
     if let Some(n) = top {
         ranked.truncate(n);
@@ -172,7 +174,7 @@ fn write_table(
             out,
             "{:>7} {:<15} {:>6} {:>9} {:>8} {:>6} {:>5} {:>+5} {:>10} {:>5} {:>10}  {:<16} {} {}",
             p.pid,
-            p.comm,
+            escape_controls(&p.comm),
             p.uid.map_or_else(|| "?".into(), |u| u.to_string()),
             mib(c.points.rss, page),
             mib(c.points.swap, page),
@@ -183,8 +185,8 @@ fn write_table(
             c.oom_score,
             fmt_opt(c.rank_score),
             protected,
-            p.cgroup.as_deref().unwrap_or("-"),
-            p.exe.as_deref().unwrap_or("?"),
+            escape_controls(p.cgroup.as_deref().unwrap_or("-")),
+            escape_controls(p.exe.as_deref().unwrap_or("?")),
         )?;
     }
     Ok(())

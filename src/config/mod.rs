@@ -197,6 +197,53 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Things that are allowed but probably not meant (a comm-only protect rule).
     pub warnings: Vec<String>,
+    /// The files it was read from, in order, for the reload guard.
+    pub files: Vec<LoadedFile>,
+}
+
+/// What a reload compares: one file as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedFile {
+    /// Its path.
+    pub name: String,
+    /// Its length in bytes.
+    pub len: usize,
+    /// Whether it ends with a newline (a file cut short by a writer usually does not).
+    pub complete: bool,
+}
+
+impl Config {
+    /// Whether `new`, read on a reload, may replace the running `self`. A file being written
+    /// (emptied by `>`, cut short, or removed and not yet back) reads as a valid but smaller
+    /// config: every rule and scope it lost would silently stop applying. So a reload is
+    /// refused when a file the running config came from is now missing, empty, or no longer
+    /// ends with a newline; a restart takes such a config as it is.
+    pub fn may_replace(&self, new: &Config) -> Result<(), String> {
+        for old in self.files.iter().filter(|f| f.len > 0) {
+            match new.files.iter().find(|f| f.name == old.name) {
+                None => {
+                    return Err(format!(
+                        "{} is gone (it had {} bytes); restart to run without it",
+                        old.name, old.len
+                    ));
+                }
+                Some(f) if f.len == 0 || (old.complete && !f.complete) => {
+                    return Err(format!(
+                        "{} is {} (it had {} bytes): still being written? Fix it or restart",
+                        f.name,
+                        if f.len == 0 {
+                            "empty"
+                        } else {
+                            "cut short, without a final newline"
+                        },
+                        old.len
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -352,6 +399,9 @@ struct Loc {
 /// drop-ins.
 struct Source {
     parts: Vec<Part>,
+    /// Where each `[[name]]` header is, in order through the files: found once, so that
+    /// placing errors and rules stays linear in the size of the config.
+    headers: std::collections::HashMap<String, Vec<Loc>>,
 }
 
 impl Source {
@@ -397,23 +447,26 @@ impl Source {
         }
     }
 
+    fn new(parts: Vec<Part>) -> Self {
+        let mut headers: std::collections::HashMap<String, Vec<Loc>> = Default::default();
+        for p in &parts {
+            for (i, l) in p.text.lines().enumerate() {
+                let l = strip_comment(l).replace([' ', '\t'], "");
+                if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+                    headers.entry(name.to_string()).or_default().push(Loc {
+                        file: p.file.clone(),
+                        line: i + 1,
+                    });
+                }
+            }
+        }
+        Source { parts, headers }
+    }
+
     /// Where the `n`th (0-based) `[[name]]` header is, counting through the files in order,
     /// for errors about a whole table.
     fn header(&self, name: &str, n: usize) -> Option<Loc> {
-        let header = format!("[[{name}]]");
-        self.parts
-            .iter()
-            .flat_map(|p| {
-                p.text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| strip_comment(l).replace(' ', "") == header)
-                    .map(move |(i, _)| Loc {
-                        file: p.file.clone(),
-                        line: i + 1,
-                    })
-            })
-            .nth(n)
+        self.headers.get(name)?.get(n).cloned()
     }
 }
 
@@ -424,6 +477,21 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// For an error from the TOML parser: the dotted key at the error's line of `text`, found from
 /// the text (the key before `=`, the nearest table header above, and which `[[...]]` it is).
 fn key_at(text: &str, line: usize) -> String {
+    let key = raw_key_at(text, line);
+    // What the user wrote, not all of it: a file of one long line (carriage returns only)
+    // would be echoed whole, and control characters shown raw.
+    let short: String = key.chars().take(64).collect();
+    let shown = crate::report::escape_controls(&short).into_owned();
+    if shown.trim().is_empty() {
+        "(line)".into()
+    } else if short.len() < key.len() {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
+
+fn raw_key_at(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let Some(this) = lines.get(line.saturating_sub(1)) else {
         return "(file)".into();
@@ -481,11 +549,73 @@ fn strip_comment(line: &str) -> &str {
 
 /// One file's text, named by its path.
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
+    let name = path.display().to_string();
+    trusted(path)?;
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: name.clone(),
         source,
     })?;
-    Ok((path.display().to_string(), text))
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(ConfigError::Invalid {
+                file: name,
+                line: Some(line),
+                key: "(file)".into(),
+                message: "not UTF-8 text (a TOML file must be UTF-8)".into(),
+            })
+        }
+    }
+}
+
+/// Run as root, oomward reads only files that only root can change: a config names what root
+/// will kill and what it will never kill. Refused, as sshd refuses them: a file or its
+/// directory owned by another user, or writable by group or others (a directory with the
+/// sticky bit, like /tmp, excepted: others cannot replace a root-owned file in it).
+fn trusted(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let refuse = |what: &Path, why: String| ConfigError::Invalid {
+        file: path.display().to_string(),
+        line: None,
+        key: "(file)".into(),
+        message: format!(
+            "{} {why}: refused, as oomward runs as root (chown root and chmod go-w it)",
+            what.display()
+        ),
+    };
+    let check = |what: &Path, dir: bool| -> Result<(), ConfigError> {
+        let Ok(m) = std::fs::metadata(what) else {
+            return Ok(()); // reading it says what is wrong
+        };
+        if m.uid() != 0 {
+            return Err(refuse(what, format!("is owned by uid {}", m.uid())));
+        }
+        let sticky = dir && m.mode() & 0o1000 != 0;
+        if m.mode() & 0o022 != 0 && !sticky {
+            return Err(refuse(
+                what,
+                format!(
+                    "is writable by {}",
+                    if m.mode() & 0o002 != 0 {
+                        "anyone"
+                    } else {
+                        "its group"
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    };
+    check(path, false)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check(dir, true)?;
+    }
+    Ok(())
 }
 
 /// The `*.toml` files of a drop-in directory, in name order (systemd's rule, so `50-desktop`
@@ -626,8 +756,14 @@ impl Config {
     fn from_files(files: Vec<(String, String)>) -> Result<Self, ConfigError> {
         let mut merged = RawConfig::default();
         let mut parts = Vec::new();
+        let mut loaded = Vec::new();
         let mut base = 0;
         for (file, text) in files {
+            loaded.push(LoadedFile {
+                name: file.clone(),
+                len: text.len(),
+                complete: text.is_empty() || text.ends_with('\n'),
+            });
             let mut raw = parse_raw(&file, &text)?;
             raw.rebase(base);
             merged.overlay(raw);
@@ -635,7 +771,9 @@ impl Config {
             parts.push(Part { file, text, base });
             base += len + 1;
         }
-        Self::from_raw(merged, &Source { parts })
+        let mut config = Self::from_raw(merged, &Source::new(parts))?;
+        config.files = loaded;
+        Ok(config)
     }
 
     fn from_raw(raw: RawConfig, src: &Source) -> Result<Self, ConfigError> {
@@ -679,9 +817,30 @@ impl Config {
                 ),
             ));
         }
-        if daemon.fill_rate == 0 {
-            return Err(src.err(span(&d.fill_rate), "daemon.fill_rate", "must be above 0"));
+        if !(1 << 20..=1 << 40).contains(&daemon.fill_rate) {
+            return Err(src.err(
+                span(&d.fill_rate),
+                "daemon.fill_rate",
+                format!(
+                    "{} per second is not a plausible worst-case fill rate: between 1MiB and 1TiB",
+                    ByteSize(daemon.fill_rate)
+                ),
+            ));
         }
+        at_most(
+            src,
+            &d.max_interval,
+            "daemon.max_interval",
+            daemon.max_interval,
+            LONGEST_SLEEP,
+        )?;
+        at_most(
+            src,
+            &d.min_interval,
+            "daemon.min_interval",
+            daemon.min_interval,
+            Duration::from_secs(1),
+        )?;
 
         let s = &raw.system;
         let system = System {
@@ -710,11 +869,42 @@ impl Config {
             psi_full_avg10_term: s.psi_full_avg10_term.as_ref().map_or(0.0, |v| *v.get_ref()),
             exhaustion_term: duration(src, &s.exhaustion_term, "system.exhaustion_term", "0s")?,
         };
+        for (v, key, amount) in [
+            (
+                &s.mem_available_term,
+                "system.mem_available_term",
+                system.mem_available_term,
+            ),
+            (
+                &s.mem_available_kill,
+                "system.mem_available_kill",
+                system.mem_available_kill,
+            ),
+            (
+                &s.swap_free_term,
+                "system.swap_free_term",
+                system.swap_free_term,
+            ),
+            (
+                &s.swap_free_kill,
+                "system.swap_free_kill",
+                system.swap_free_kill,
+            ),
+        ] {
+            sane_threshold(src, v, key, amount)?;
+        }
+        at_most(
+            src,
+            &s.exhaustion_term,
+            "system.exhaustion_term",
+            system.exhaustion_term,
+            LONGEST_WAIT,
+        )?;
         ordered(
             src,
             system.mem_available_kill,
             system.mem_available_term,
-            &s.mem_available_kill,
+            (&s.mem_available_kill, &s.mem_available_term),
             "system.mem_available_kill",
             "mem_available_term",
         )?;
@@ -722,7 +912,7 @@ impl Config {
             src,
             system.swap_free_kill,
             system.swap_free_term,
-            &s.swap_free_kill,
+            (&s.swap_free_kill, &s.swap_free_term),
             "system.swap_free_kill",
             "swap_free_term",
         )?;
@@ -775,10 +965,42 @@ impl Config {
                 src,
                 wc.available_kill,
                 wc.available_term,
-                &c.available_kill,
+                (&c.available_kill, &c.available_term),
                 &key("available_kill"),
                 "available_term",
             )?;
+            sane_threshold(
+                src,
+                &c.available_term,
+                &key("available_term"),
+                wc.available_term,
+            )?;
+            sane_threshold(
+                src,
+                &c.available_kill,
+                &key("available_kill"),
+                wc.available_kill,
+            )?;
+            at_most(
+                src,
+                &c.exhaustion_term,
+                &key("exhaustion_term"),
+                wc.exhaustion_term,
+                LONGEST_WAIT,
+            )?;
+            if let Some(first) = cgroups
+                .iter()
+                .position(|w: &WatchedCgroup| w.path.text == wc.path.text)
+            {
+                return Err(src.err(
+                    Some(path.span()),
+                    &key("path"),
+                    format!(
+                        "{p:?} is already watched by cgroup[{}]: one [[cgroup]] per path",
+                        first + 1
+                    ),
+                ));
+            }
             cgroups.push(wc);
         }
 
@@ -816,9 +1038,24 @@ impl Config {
             ));
         }
 
+        at_most(src, &raw.kill.grace, "kill.grace", kill.grace, LONGEST_WAIT)?;
+        at_most(
+            src,
+            &raw.kill.stuck_timeout,
+            "kill.stuck_timeout",
+            kill.stuck_timeout,
+            LONGEST_WAIT,
+        )?;
+        sane_threshold(src, &raw.kill.min_gain, "kill.min_gain", kill.min_gain)?;
+
         let mut rules = Vec::new();
         for (i, r) in raw.rule.iter().enumerate() {
             let rule = compile_rule(src, r, i)?;
+            if rule.action == Action::Protect && rule.matches(&crate::policy::sentinel_process()) {
+                return Err(src
+                    .err(None, &format!("rule[{}]", i + 1), "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup")
+                    .at(src.header("rule", i)));
+            }
             if rule.protects_by_spoofable_names_only() {
                 let file = src
                     .header("rule", i)
@@ -847,6 +1084,7 @@ impl Config {
             builtin_protection: flag(&raw.policy.builtin, true),
             rules,
             warnings,
+            files: Vec::new(),
         })
     }
 
@@ -869,6 +1107,7 @@ impl Config {
             rules: self.rules.clone(),
             self_pid,
             self_exe,
+            first_user_uid: crate::policy::DEFAULT_FIRST_USER_UID,
         }
     }
 
@@ -1056,11 +1295,61 @@ fn choice<T: Copy>(
 
 /// A kill threshold must not lie above its term threshold (it would skip SIGTERM). Mixed units
 /// (percent vs size) are compared when the scope's total is known.
+/// The longest sleep between samples: beyond it a machine can fill unseen.
+const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+/// The longest grace, stuck timeout or projection: a victim that blocks all action for longer
+/// (a year was accepted once) leaves the machine to the kernel.
+const LONGEST_WAIT: Duration = Duration::from_secs(600);
+/// The highest percent a threshold may be: above half the memory free there is no shortage.
+const HIGHEST_PERCENT: f64 = 50.0;
+
+fn at_most(
+    src: &Source,
+    v: &Val<String>,
+    key: &str,
+    value: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(src.err(
+            span(v),
+            key,
+            format!(
+                "{} is longer than {} allows: at most {}",
+                format_duration(value),
+                key,
+                format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn sane_threshold(
+    src: &Source,
+    v: &Val<String>,
+    key: &str,
+    amount: Amount,
+) -> Result<(), ConfigError> {
+    if let Amount::Percent(p) = amount
+        && p > HIGHEST_PERCENT
+    {
+        return Err(src.err(
+            span(v),
+            key,
+            format!(
+                "{p}% would act with more than half the memory free: at most {HIGHEST_PERCENT}%"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn ordered(
     src: &Source,
     kill: Amount,
     term: Amount,
-    kill_val: &Val<String>,
+    (kill_val, term_val): (&Val<String>, &Val<String>),
     key: &str,
     term_key: &str,
 ) -> Result<(), ConfigError> {
@@ -1070,8 +1359,9 @@ fn ordered(
         _ => false,
     };
     if above {
+        // Placed where the user wrote one of the two (the other may be a default).
         return Err(src.err(
-            span(kill_val),
+            span(kill_val).or(span(term_val)),
             key,
             format!("{kill} is above {term_key} {term}: the kill level must be at or below the term level"),
         ));
@@ -1146,13 +1436,16 @@ fn compile_rule(src: &Source, r: &RawRule, i: usize) -> Result<Rule, ConfigError
         None => None,
         Some(v) => {
             Some(match v.get_ref() {
-                UserValue::Uid(uid) => u32::try_from(*uid).map_err(|_| {
-                    src.err(
-                        Some(v.span()),
-                        &key("user"),
-                        format!("{uid} is not a uid (0 to 4294967295)"),
-                    )
-                })?,
+                UserValue::Uid(uid) => u32::try_from(*uid)
+                    .ok()
+                    .filter(|&u| u != u32::MAX)
+                    .ok_or_else(|| {
+                        src.err(
+                            Some(v.span()),
+                            &key("user"),
+                            format!("{uid} is not a uid (0 to 4294967294; 4294967295 means none)"),
+                        )
+                    })?,
                 UserValue::Other(_) => {
                     return Err(src.err(
                         Some(v.span()),

@@ -412,3 +412,54 @@ fn a_dropin_directory_is_read_in_name_order_and_only_toml() {
     let c = Config::load_layers(Some(&main), Some(&dir.path().join("none"))).unwrap();
     assert_eq!(c.kill.grace, Duration::from_secs(1));
 }
+
+#[test]
+fn a_reload_is_refused_when_a_file_is_emptied_cut_short_or_gone() {
+    let running = files(&[
+        ("main.toml", "[[rule]]\ncomm = \"^a$\"\nadjust = 5\n"),
+        ("d/50-x.toml", "[kill]\ngrace = \"2s\"\n"),
+    ])
+    .unwrap();
+    let ok = files(&[
+        ("main.toml", "[[rule]]\ncomm = \"^b$\"\nadjust = 5\n"),
+        ("d/50-x.toml", "[kill]\ngrace = \"3s\"\n"),
+    ])
+    .unwrap();
+    assert_eq!(running.may_replace(&ok), Ok(()));
+    let emptied = files(&[
+        ("main.toml", ""),
+        ("d/50-x.toml", "[kill]\ngrace = \"2s\"\n"),
+    ])
+    .unwrap();
+    let e = running.may_replace(&emptied).unwrap_err();
+    assert!(e.contains("main.toml is empty"), "{e}");
+    let cut = files(&[
+        ("main.toml", "[[rule]]\ncomm = \"^a$\"\nadjust = 5\n"),
+        ("d/50-x.toml", "[kill]"),
+    ])
+    .unwrap();
+    let e = running.may_replace(&cut).unwrap_err();
+    assert!(e.contains("d/50-x.toml is cut short"), "{e}");
+    let gone = files(&[("main.toml", "[[rule]]\ncomm = \"^a$\"\nadjust = 5\n")]).unwrap();
+    let e = running.may_replace(&gone).unwrap_err();
+    assert!(e.contains("d/50-x.toml is gone"), "{e}");
+    // A new drop-in, or the first load from nothing, is fine.
+    let defaults = Config::default();
+    assert_eq!(defaults.may_replace(&running), Ok(()));
+}
+
+#[test]
+fn globs_beyond_any_path_are_refused_not_compiled() {
+    let deep = format!("/{}x", "{a,".repeat(126));
+    let e = err(&format!("[[cgroup]]\npath = \"{deep}\"\n"));
+    assert!(e.contains("test.toml:2: cgroup[1].path:"), "{e}");
+    assert!(e.contains("nested"), "{e}");
+    let e = err(&format!(
+        "[[rule]]\nexe = \"/{}\"\nprotect = true\n",
+        "a".repeat(5000)
+    ));
+    assert!(
+        e.contains("rule[1].exe:") && e.contains("at most 4096"),
+        "{e}"
+    );
+}

@@ -139,7 +139,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs > 365.0 * 86400.0 {
         return Err(format!("invalid duration {text:?}: out of range"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Whole microseconds, as the file writes them back: "0.5us" would print as "0s".
+    let micros = secs * 1e6;
+    if (micros - micros.round()).abs() > 1e-3 {
+        return Err(format!(
+            "invalid duration {text:?}: finer than a microsecond"
+        ));
+    }
+    Ok(Duration::from_micros(micros.round() as u64))
 }
 
 /// Formats a duration the way the config file writes it.

@@ -49,7 +49,9 @@ pub struct Points {
 impl Points {
     /// `get_mm_rss + MM_SWAPENTS + mm_pgtables_bytes / PAGE_SIZE`.
     pub fn total(self) -> u64 {
-        self.rss + self.swap + self.pgtables
+        self.rss
+            .saturating_add(self.swap)
+            .saturating_add(self.pgtables)
     }
 }
 
@@ -58,8 +60,11 @@ impl Points {
 /// The division comes first, exactly as in the kernel, so with `totalpages < 1000` the adj has no
 /// effect at all. The result is signed: a large negative adj can make it negative.
 pub fn oom_badness(points: Points, oom_score_adj: i32, totalpages: u64) -> i64 {
-    let adj = i64::from(oom_score_adj) * (totalpages / 1000) as i64;
-    points.total() as i64 + adj
+    let adj = i64::from(oom_score_adj)
+        .saturating_mul(i64::try_from(totalpages / 1000).unwrap_or(i64::MAX));
+    i64::try_from(points.total())
+        .unwrap_or(i64::MAX)
+        .saturating_add(adj)
 }
 
 /// `/proc/PID/oom_score` as the kernel prints it: `(1000 + badness * 1000 / totalpages) * 2 / 3`

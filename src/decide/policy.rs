@@ -38,6 +38,46 @@ pub enum ExeNamespace {
     Any,
 }
 
+/// Longest glob accepted: far beyond any path (PATH_MAX is 4096).
+pub const GLOB_MAX_LEN: usize = 4096;
+/// Deepest `{a,{b,c}}` nesting accepted.
+pub const GLOB_MAX_BRACE_DEPTH: usize = 4;
+/// Most `{...}` groups in one glob.
+pub const GLOB_MAX_BRACES: usize = 64;
+
+fn check_glob_size(text: &str) -> Result<(), String> {
+    if text.len() > GLOB_MAX_LEN {
+        return Err(format!(
+            "glob of {} bytes: at most {GLOB_MAX_LEN}",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest, mut groups) = (0usize, 0usize, 0usize);
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '{' => {
+                depth += 1;
+                groups += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > GLOB_MAX_BRACE_DEPTH {
+        return Err(format!(
+            "braces nested {deepest} deep: at most {GLOB_MAX_BRACE_DEPTH}"
+        ));
+    }
+    if groups > GLOB_MAX_BRACES {
+        return Err(format!("{groups} brace groups: at most {GLOB_MAX_BRACES}"));
+    }
+    Ok(())
+}
+
 /// A glob that remembers the text it was compiled from, for error messages and `check-config`.
 #[derive(Debug, Clone)]
 pub struct Glob {
@@ -48,7 +88,11 @@ pub struct Glob {
 
 impl Glob {
     /// Compiles a path glob: `*` stays within one path component, `**` crosses any number.
+    /// Patterns beyond what a path needs (too long, braces nested too deep or too many) are
+    /// refused before the glob compiler sees them: it can exhaust its stack on deep nesting,
+    /// and a reload must never be able to take the daemon down.
     pub fn new(text: &str) -> Result<Self, String> {
+        check_glob_size(text)?;
         let glob = GlobBuilder::new(text)
             .literal_separator(true)
             .backslash_escape(true)
@@ -183,6 +227,22 @@ pub const BUILTIN_PROTECTED_EXES: &[&str] = &[
     "/usr/bin/oomward",
 ];
 
+/// A process no sane rule should match: control characters and no letter in every field a
+/// rule can look at (and no uid). A `protect` rule that matches it matches anything, which the
+/// config refuses.
+pub fn sentinel_process() -> ProcessSnapshot {
+    ProcessSnapshot {
+        pid: i32::MAX,
+        comm: "\u{1}\u{2}".into(),
+        exe: Some("/\u{1}/\u{2}".into()),
+        exe_in_host_mntns: true,
+        cmdline: "\u{1} \u{2}".into(),
+        cgroup: Some("/\u{1}/\u{2}".into()),
+        has_mm: true,
+        ..ProcessSnapshot::default()
+    }
+}
+
 /// The compiled policy: the built-in protected set (unless disabled) and the user's rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -194,7 +254,13 @@ pub struct Policy {
     pub self_pid: i32,
     /// oomward's own executable, so a second instance is protected too.
     pub self_exe: Option<String>,
+    /// The first uid of ordinary users (`UID_MIN` of /etc/login.defs, 1000 by default): the
+    /// built-in set protects only processes whose real and effective uids are below it.
+    pub first_user_uid: u32,
 }
+
+/// `UID_MIN` when /etc/login.defs does not say: Debian's and Fedora's.
+pub const DEFAULT_FIRST_USER_UID: u32 = 1000;
 
 impl Policy {
     /// Decides protection and adjustment for one process. Pure: the facts come in the snapshot.
@@ -206,7 +272,7 @@ impl Policy {
             return verdict;
         }
         if self.builtin
-            && let Some(what) = builtin_protection(p, self.self_exe.as_deref())
+            && let Some(what) = builtin_protection(p, self.self_exe.as_deref(), self.first_user_uid)
         {
             verdict.protected = Some(Protection::Builtin(what));
             return verdict;
@@ -227,7 +293,25 @@ impl Policy {
     }
 }
 
-fn builtin_protection(p: &ProcessSnapshot, self_exe: Option<&str>) -> Option<&'static str> {
+/// The built-in set, and the evidence each entry needs. A path alone proves nothing: any user
+/// may run `/usr/bin/dbus-daemon` (with `LD_PRELOAD` making it a memory hog), through a symlink
+/// or through another namespace's root, and every one of those shows the genuine file in
+/// `/proc/PID/exe`. What a user cannot fake is the kernel's record of who runs it and where:
+/// - the file is the host's (see `exe_in_host_mntns`);
+/// - real and effective uid are system uids (below `first_user_uid`), which a user cannot
+///   take: setuid helpers keep the caller's real uid, and the dynamic loader ignores
+///   `LD_PRELOAD` for them; a user namespace's root shows as the user's own uid. A process that
+///   root started with `LD_PRELOAD` was root's choice. (The environment is not read: reading
+///   another process's memory waits on its mmap lock, which the process itself can hold.)
+/// - it is not in a user's login session (`user.slice`, `user-UID.slice`), where system
+///   daemons never run.
+///
+/// Other oomward instances need uid 0 besides.
+fn builtin_protection(
+    p: &ProcessSnapshot,
+    self_exe: Option<&str>,
+    first_user_uid: u32,
+) -> Option<&'static str> {
     if p.pid == 1 {
         return Some("init");
     }
@@ -235,10 +319,23 @@ fn builtin_protection(p: &ProcessSnapshot, self_exe: Option<&str>) -> Option<&'s
         return Some("kthread");
     }
     let exe = p.exe.as_deref().filter(|_| p.exe_in_host_mntns)?;
-    if Some(exe) == self_exe {
-        return Some("oomward");
+    let system_uid = |id: Option<u32>| id.is_some_and(|u| u < first_user_uid);
+    if !system_uid(p.uid) || !system_uid(p.euid) || in_user_session(p.cgroup.as_deref()) {
+        return None;
+    }
+    if Some(exe) == self_exe || exe.ends_with("/oomward") && BUILTIN_PROTECTED_EXES.contains(&exe) {
+        return (p.uid == Some(0) && p.euid == Some(0)).then_some("oomward");
     }
     BUILTIN_PROTECTED_EXES.contains(&exe).then_some("system")
+}
+
+/// Whether a cgroup path lies in a user's login session: below `user.slice` or a
+/// `user-UID.slice` (systemd's layout; on a host without it nothing is).
+pub fn in_user_session(cgroup: Option<&str>) -> bool {
+    cgroup.is_some_and(|path| {
+        path.split('/')
+            .any(|c| c == "user.slice" || (c.starts_with("user-") && c.ends_with(".slice")))
+    })
 }
 
 /// The adj a rule-adjusted process is ranked with: the process's own `oom_score_adj` plus the
@@ -264,8 +361,13 @@ mod tests {
             exe: exe.map(Into::into),
             exe_in_host_mntns: true,
             uid: Some(uid),
+            euid: Some(uid),
             cmdline: format!("{comm} --flag"),
-            cgroup: Some("/user.slice/user-1000.slice/app".into()),
+            cgroup: Some(if uid < DEFAULT_FIRST_USER_UID {
+                "/system.slice/x.service".into()
+            } else {
+                "/user.slice/user-1000.slice/app".into()
+            }),
             has_mm: true,
             ..ProcessSnapshot::default()
         }
@@ -290,6 +392,7 @@ mod tests {
             rules,
             self_pid: 4242,
             self_exe: Some("/opt/oomward/bin/oomward".into()),
+            first_user_uid: DEFAULT_FIRST_USER_UID,
         }
     }
 
@@ -320,6 +423,108 @@ mod tests {
                 .protected,
             None
         );
+    }
+
+    /// A protected path is not enough: what a user can arrange (their own uid running the
+    /// genuine file, with LD_PRELOAD, through a symlink or another namespace's root; a root
+    /// process in a user's session; a setuid helper) gets no built-in protection.
+    #[test]
+    fn builtin_protection_needs_a_system_uid_outside_user_sessions() {
+        let p = policy(vec![]);
+        let dbus = |uid: u32, euid: u32, cgroup: &str| ProcessSnapshot {
+            euid: Some(euid),
+            cgroup: Some(cgroup.into()),
+            ..proc_(70, "dbus-daemon", Some("/usr/bin/dbus-daemon"), uid)
+        };
+        let sys = "/system.slice/dbus.service";
+        let session = "/user.slice/user-1000.slice/session-2.scope";
+        for (what, snap, want) in [
+            (
+                "messagebus in its service",
+                dbus(101, 101, sys),
+                Some("system"),
+            ),
+            ("root in its service", dbus(0, 0, sys), Some("system")),
+            (
+                "a user's copy in a session",
+                dbus(1000, 1000, session),
+                None,
+            ),
+            (
+                "a user's copy outside a session",
+                dbus(1000, 1000, sys),
+                None,
+            ),
+            ("root in a user's session", dbus(0, 0, session), None),
+            ("setuid root run by a user", dbus(1000, 0, sys), None),
+            ("a user dropped from root", dbus(0, 1000, sys), None),
+            (
+                "no cgroup information (no memory hierarchy)",
+                ProcessSnapshot {
+                    cgroup: None,
+                    ..dbus(0, 0, sys)
+                },
+                Some("system"),
+            ),
+            (
+                "uids unreadable",
+                ProcessSnapshot {
+                    uid: None,
+                    ..dbus(0, 0, sys)
+                },
+                None,
+            ),
+        ] {
+            let got = p.evaluate(&snap).protected;
+            assert_eq!(got, want.map(Protection::Builtin), "{what}");
+        }
+        let oomward = |exe: &str, uid: u32| ProcessSnapshot {
+            cgroup: Some("/system.slice/x.service".into()),
+            ..proc_(80, "oomward", Some(exe), uid)
+        };
+        for (what, snap, want) in [
+            (
+                "installed, root",
+                oomward("/usr/bin/oomward", 0),
+                Some("oomward"),
+            ),
+            (
+                "installed, a system uid",
+                oomward("/usr/bin/oomward", 5),
+                None,
+            ),
+            (
+                "the running binary, root",
+                oomward("/opt/oomward/bin/oomward", 0),
+                Some("oomward"),
+            ),
+            (
+                "the running binary, a system uid",
+                oomward("/opt/oomward/bin/oomward", 5),
+                None,
+            ),
+        ] {
+            assert_eq!(
+                p.evaluate(&snap).protected,
+                want.map(Protection::Builtin),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_sessions_are_told_by_their_slices() {
+        for (path, want) in [
+            ("/user.slice/user-1000.slice/session-3.scope", true),
+            ("/user.slice", true),
+            ("/user-1000.slice/app.scope", true),
+            ("/system.slice/sshd.service", false),
+            ("/kubepods/pod1/c1", false),
+            ("/userdata.slice", false),
+        ] {
+            assert_eq!(in_user_session(Some(path)), want, "{path}");
+        }
+        assert!(!in_user_session(None));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
             rules,
             self_pid: 99999,
             self_exe: None,
+            first_user_uid: crate::policy::DEFAULT_FIRST_USER_UID,
         }
     }
 

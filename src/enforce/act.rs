@@ -363,7 +363,11 @@ impl Enforcer {
         } else {
             "-"
         };
-        let mut l = line("signalled victim");
+        let mut l = line(if sent.is_ok() {
+            "signalled victim"
+        } else {
+            "could not signal the victim"
+        });
         match &sent {
             Ok(()) => l.push("outcome", "sent"),
             Err(e) => l.push("outcome", format!("failed: {e}")),
@@ -374,7 +378,9 @@ impl Enforcer {
         if sig == Sig::Kill {
             l.push("mrelease", released);
         }
-        let severity = if pick.reason == Reason::Rescue {
+        let severity = if sent.is_err() {
+            Severity::Error
+        } else if pick.reason == Reason::Rescue {
             Severity::Warning
         } else {
             Severity::Info

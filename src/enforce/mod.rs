@@ -193,13 +193,19 @@ impl Enforcer {
         )
     }
 
+    /// The running configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Prepares enforcement of `config` on `host`.
     pub fn new(config: Config, host: Host, dry_run: bool) -> Self {
         let self_pid = crate::sys::own_pid();
         let self_exe = std::fs::read_link(host.path("/proc/self/exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
-        let policy = config.policy(self_pid, self_exe);
+        let mut policy = config.policy(self_pid, self_exe);
+        policy.first_user_uid = host.first_user_uid;
         let dry_run = dry_run || config.daemon.dry_run;
         let system = SystemScope {
             files: SystemFiles::new(&host),
@@ -256,6 +262,7 @@ impl Enforcer {
     pub fn set_config(&mut self, config: Config, force_dry_run: bool) {
         let self_exe = self.policy.self_exe.clone();
         self.policy = config.policy(self.self_pid, self_exe);
+        self.policy.first_user_uid = self.host.first_user_uid;
         self.dry_run = force_dry_run || config.daemon.dry_run;
         self.limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
         self.config = config;

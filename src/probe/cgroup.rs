@@ -496,7 +496,10 @@ impl CgroupMemory {
     /// beyond `shmem` is taken off them.
     pub fn working_set(&self) -> u64 {
         let mapped_cache = self.mapped_file.saturating_sub(self.shmem);
-        let reclaimable = (self.inactive_file + self.active_file).saturating_sub(mapped_cache);
+        let reclaimable = self
+            .inactive_file
+            .saturating_add(self.active_file)
+            .saturating_sub(mapped_cache);
         self.usage.saturating_sub(reclaimable)
     }
 

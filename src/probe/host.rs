@@ -26,6 +26,8 @@ pub struct Host {
     /// its own root (a private mount namespace of a sandboxed unit still shows the same files,
     /// same devices and inodes).
     pub exe_root: PathBuf,
+    /// `UID_MIN` of `/etc/login.defs` (the first ordinary user's uid), else 1000.
+    pub first_user_uid: u32,
 }
 
 impl Host {
@@ -44,8 +46,13 @@ impl Host {
         } else {
             root.to_path_buf()
         };
+        let first_user_uid = std::fs::read_to_string(super::under(root, "/etc/login.defs"))
+            .ok()
+            .and_then(|t| uid_min(&t))
+            .unwrap_or(crate::policy::DEFAULT_FIRST_USER_UID);
         Ok(Host {
             exe_root,
+            first_user_uid,
             root: root.to_path_buf(),
             page_size,
             memory,
@@ -62,5 +69,26 @@ impl Host {
     /// Path of an absolute kernel path on this host.
     pub fn path(&self, abs: &str) -> PathBuf {
         super::under(&self.root, abs)
+    }
+}
+
+/// `UID_MIN` from login.defs text: a `UID_MIN <number>` line, comments ignored.
+fn uid_min(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("UID_MIN"))
+            .then(|| words.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_min_is_read_from_login_defs() {
+        let text = "# UID_MIN 5\nMAIL_DIR /var/mail\nUID_MIN\t\t 1000\nUID_MAX 60000\n";
+        assert_eq!(super::uid_min(text), Some(1000));
+        assert_eq!(super::uid_min("UID_MIN x\n"), None);
+        assert_eq!(super::uid_min(""), None);
     }
 }

@@ -56,7 +56,7 @@ impl MemInfo {
                 let kib: u64 = value
                     .parse()
                     .map_err(|_| format!("{key} has a non-numeric value {value:?}"))?;
-                fields[i] = Some(kib * 1024);
+                fields[i] = Some(kib.saturating_mul(1024));
             }
         }
         let mem_total = fields[0].ok_or("no MemTotal line")?;
@@ -64,7 +64,8 @@ impl MemInfo {
             Some(v) => v,
             None => {
                 let free = fields[4].ok_or("neither MemAvailable nor MemFree")?;
-                free + fields[5].unwrap_or(0) + fields[6].unwrap_or(0)
+                free.saturating_add(fields[5].unwrap_or(0))
+                    .saturating_add(fields[6].unwrap_or(0))
             }
         };
         Ok(MemInfo {
@@ -77,7 +78,7 @@ impl MemInfo {
 
     /// The kernel's `totalpages` for a system-wide OOM: `totalram_pages + total_swap_pages`.
     pub fn total_pages(&self, page_size: u64) -> u64 {
-        self.mem_total / page_size + self.swap_total / page_size
+        (self.mem_total / page_size).saturating_add(self.swap_total / page_size)
     }
 }
 

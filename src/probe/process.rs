@@ -44,6 +44,8 @@ pub struct ProcessSnapshot {
     pub has_mm: bool,
     /// Real uid; `None` if status could not be parsed.
     pub uid: Option<u32>,
+    /// Effective uid; `None` if status could not be parsed.
+    pub euid: Option<u32>,
     /// `/proc/PID/oom_score_adj`.
     pub oom_score_adj: i32,
     /// Executable path with ` (deleted)` removed; `None` when unreadable (another user's process
@@ -141,6 +143,8 @@ pub struct Status {
     pub has_mm: bool,
     /// First field of `Uid:` (real uid).
     pub uid: Option<u32>,
+    /// Second field of `Uid:` (effective uid).
+    pub euid: Option<u32>,
 }
 
 impl Status {
@@ -157,7 +161,11 @@ impl Status {
                 "VmPTE" => s.vm_pte_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
                 "RssAnon" => s.rss_anon_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
                 "RssShmem" => s.rss_shmem_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
-                "Uid" => s.uid = first.and_then(|v| v.parse().ok()),
+                "Uid" => {
+                    let mut ids = value.split_whitespace().map(|v| v.parse().ok());
+                    s.uid = ids.next().flatten();
+                    s.euid = ids.next().flatten();
+                }
                 _ => {}
             }
             if key == "VmSize" {
@@ -262,21 +270,22 @@ fn read_process_inner(
     }
     let status = Status::parse(&read_text(&base.join("status"))?);
     snap.uid = status.uid;
+    snap.euid = status.euid;
     snap.has_mm = status.has_mm;
-    snap.swap_pages = status.vm_swap_kib * 1024 / host.page_size;
-    snap.pgtables_pages = status.vm_pte_kib * 1024 / host.page_size;
-    snap.rss_anon_pages = status.rss_anon_kib * 1024 / host.page_size;
-    snap.rss_shmem_pages = status.rss_shmem_kib * 1024 / host.page_size;
+    snap.swap_pages = kib_pages(status.vm_swap_kib, host.page_size);
+    snap.pgtables_pages = kib_pages(status.vm_pte_kib, host.page_size);
+    snap.rss_anon_pages = kib_pages(status.rss_anon_kib, host.page_size);
+    snap.rss_shmem_pages = kib_pages(status.rss_shmem_kib, host.page_size);
     if !snap.has_mm && stat.num_threads > 1 {
         // A thread-group leader that exited before its threads: the kernel scores the group
         // through a live thread's mm (find_lock_task_mm), so read one.
         if let Some((rss, st)) = live_thread_memory(&base, pid) {
             snap.has_mm = true;
             snap.rss_pages = rss;
-            snap.swap_pages = st.vm_swap_kib * 1024 / host.page_size;
-            snap.pgtables_pages = st.vm_pte_kib * 1024 / host.page_size;
-            snap.rss_anon_pages = st.rss_anon_kib * 1024 / host.page_size;
-            snap.rss_shmem_pages = st.rss_shmem_kib * 1024 / host.page_size;
+            snap.swap_pages = kib_pages(st.vm_swap_kib, host.page_size);
+            snap.pgtables_pages = kib_pages(st.vm_pte_kib, host.page_size);
+            snap.rss_anon_pages = kib_pages(st.rss_anon_kib, host.page_size);
+            snap.rss_shmem_pages = kib_pages(st.rss_shmem_kib, host.page_size);
         }
     }
     let adj_path = base.join("oom_score_adj");
@@ -331,6 +340,11 @@ fn runs_the_hosts_file(host: &Host, base: &Path, exe: &str) -> bool {
         Ok(theirs) => mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino,
         Err(_) => false,
     }
+}
+
+/// KiB from a status line in pages; a nonsense value saturates instead of wrapping.
+fn kib_pages(kib: u64, page_size: u64) -> u64 {
+    kib.saturating_mul(1024) / page_size
 }
 
 fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {

@@ -96,24 +96,43 @@ fn starts_with_key(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// One value (quoted with `\"`, `\\`, `\n`, `\t` escapes, or up to the next space) and the rest.
+/// One value (quoted with `\"`, `\\`, `\n`, `\r`, `\t`, `\xNN` escapes, or up to the next
+/// space) and the rest.
 fn read_value(s: &str) -> (String, &str) {
     if let Some(quoted) = s.strip_prefix('"') {
-        let mut out = String::new();
+        let mut out: Vec<u8> = Vec::new();
         let mut chars = quoted.char_indices();
+        let mut end = quoted.len();
         while let Some((i, c)) = chars.next() {
             match c {
-                '"' => return (out, &quoted[i + 1..]),
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
                 '\\' => match chars.next() {
-                    Some((_, 'n')) => out.push('\n'),
-                    Some((_, 't')) => out.push('\t'),
-                    Some((_, other)) => out.push(other),
+                    Some((_, 'n')) => out.push(b'\n'),
+                    Some((_, 'r')) => out.push(b'\r'),
+                    Some((_, 't')) => out.push(b'\t'),
+                    Some((j, 'x')) => {
+                        let byte = quoted
+                            .get(j + 1..j + 3)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
+                        if let Some(b) = byte {
+                            out.push(b);
+                            chars.next();
+                            chars.next();
+                        }
+                    }
+                    Some((_, other)) => {
+                        out.extend_from_slice(other.encode_utf8(&mut [0u8; 4]).as_bytes())
+                    }
                     None => break,
                 },
-                c => out.push(c),
+                c => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
             }
         }
-        (out, "")
+        let rest = quoted.get(end..).unwrap_or("");
+        (String::from_utf8_lossy(&out).into_owned(), rest)
     } else {
         let end = s.find(' ').unwrap_or(s.len());
         (s[..end].to_string(), &s[end..])
@@ -177,7 +196,7 @@ mod tests {
         let line = Line::new("would signal (dry run)")
             .kv("event", "kill")
             .kv("comm", "Web Content")
-            .kv("cmd", "say \"hi\"\nbye")
+            .kv("cmd", "say \"hi\"\nbye\r\x1b[2J\u{85}")
             .kv("empty", "")
             .kv("pid", 42);
         let (message, pairs) = split(line.as_str());
@@ -185,7 +204,7 @@ mod tests {
         let want: Vec<(&str, String)> = vec![
             ("event", "kill".into()),
             ("comm", "Web Content".into()),
-            ("cmd", "say \"hi\"\nbye".into()),
+            ("cmd", "say \"hi\"\nbye\r\x1b[2J\u{85}".into()),
             ("empty", "".into()),
             ("pid", "42".into()),
         ];

@@ -11,7 +11,34 @@ mod sink;
 pub use service::ServiceManager;
 pub use sink::{Logger, Severity};
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+
+/// `s` with every control character (newline, carriage return, escape, ...) written as `\n`,
+/// `\r`, `\t` or `\xNN`, and backslashes doubled: text that processes choose for themselves
+/// (comm, cmdline, exe, cgroup names) must not forge log lines or move a terminal's cursor.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// A log line under construction: a short message, then `key=value` pairs, values quoted when
 /// they hold spaces, quotes, `=` or nothing.
@@ -49,17 +76,17 @@ impl Line {
         let vstart = self.buf.len();
         let _ = write!(self.buf, "{value}");
         let v = &self.buf[vstart..];
-        let needs_quotes = v.is_empty() || v.contains([' ', '"', '=', '\t', '\n', '\\']);
+        let needs_quotes =
+            v.is_empty() || v.contains([' ', '"', '=', '\\']) || v.chars().any(char::is_control);
         if needs_quotes {
             let raw = self.buf.split_off(vstart);
             self.buf.push('"');
             for c in raw.chars() {
                 match c {
                     '"' => self.buf.push_str("\\\""),
-                    '\\' => self.buf.push_str("\\\\"),
-                    '\n' => self.buf.push_str("\\n"),
-                    '\t' => self.buf.push_str("\\t"),
-                    c => self.buf.push(c),
+                    c => self
+                        .buf
+                        .push_str(&escape_controls(c.encode_utf8(&mut [0u8; 4]))),
                 }
             }
             self.buf.push('"');
@@ -95,5 +122,22 @@ mod tests {
             l.as_str(),
             r#"start event=start comm="Web Content" cmd="say \"hi\"" empty="" pid=42"#
         );
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_a_line_or_move_the_cursor() {
+        for (value, written) in [
+            ("a\nevent=kill pid=1", r#""a\nevent=kill pid=1""#),
+            ("x\ry", r#""x\ry""#),
+            ("\x1b[2Jboom", r#""\x1b[2Jboom""#),
+            ("nel\u{85}", r#""nel\xc2\x85""#),
+            ("back\\slash", r#""back\\slash""#),
+        ] {
+            let l = Line::new("m").kv("comm", value);
+            assert_eq!(l.as_str(), format!("m comm={written}"), "{value:?}");
+            assert!(!l.as_str().chars().any(char::is_control), "{value:?}");
+        }
+        assert_eq!(escape_controls("plain"), "plain");
+        assert_eq!(escape_controls("a\x07b"), "a\\x07b");
     }
 }

@@ -95,10 +95,26 @@ fn page_size() -> u64 {
 /// Lines waiting for the writer; beyond this they are dropped and counted.
 const QUEUE: usize = 1024;
 
-/// The daemon's logger: cheap, non-blocking `log` calls; the writing happens on its own thread.
+/// What the writer thread is handed, in order.
+enum Message {
+    Line(Severity, String),
+    /// Close the sink and open this one (a reload changed `log`).
+    Switch(LogTarget),
+}
+
+/// How long a stop waits for queued lines to be written: a sink nobody drains (stderr on an
+/// unread pipe) must not keep the daemon from exiting.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The daemon's logger: cheap, non-blocking `log` calls; the writing happens on one thread
+/// for the daemon's whole life (a reload switches its sink rather than starting another, so a
+/// thread blocked on a stuck sink is never left behind).
 pub struct Logger {
-    tx: Option<Sender<(Severity, String)>>,
+    tx: Option<Sender<Message>>,
     writer: Option<JoinHandle<()>>,
+    /// Closed by the writer thread when it has written everything and ended.
+    done: Option<crossbeam_channel::Receiver<()>>,
+    target: LogTarget,
     dropped: u64,
     capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
@@ -108,21 +124,41 @@ impl Logger {
     /// stream (`JOURNAL_STREAM` names stderr's device and inode: a service's), stderr on a
     /// terminal, else syslog if its socket exists, else stderr.
     pub fn new(target: LogTarget) -> Self {
-        let (tx, rx) = bounded::<(Severity, String)>(QUEUE);
+        let (tx, rx) = bounded::<Message>(QUEUE);
+        let (done_tx, done) = bounded::<()>(0);
         let writer = std::thread::Builder::new()
             .name("oomward-log".into())
             .spawn(move || {
+                let _done = done_tx;
                 let mut sink = Sink::open(target);
-                for (severity, line) in rx {
-                    sink.write(severity, &line);
+                for message in rx {
+                    match message {
+                        Message::Line(severity, line) => sink.write(severity, &line),
+                        Message::Switch(target) => sink = Sink::open(target),
+                    }
                 }
             })
             .ok();
         Logger {
             tx: Some(tx),
             writer,
+            done: Some(done),
+            target,
             dropped: 0,
             capture: None,
+        }
+    }
+
+    /// Points the logger at `target` from the next line on (after a reload); nothing happens
+    /// when it is the one in use. Queued like a line, so it never blocks.
+    pub fn switch(&mut self, target: LogTarget) {
+        if target == self.target {
+            return;
+        }
+        if let Some(tx) = &self.tx
+            && tx.try_send(Message::Switch(target)).is_ok()
+        {
+            self.target = target;
         }
     }
 
@@ -132,6 +168,8 @@ impl Logger {
         let logger = Logger {
             tx: None,
             writer: None,
+            done: None,
+            target: LogTarget::Stderr,
             dropped: 0,
             capture: Some(lines.clone()),
         };
@@ -152,11 +190,11 @@ impl Logger {
                 "log queue was full event=log_dropped lines={}",
                 self.dropped
             );
-            if tx.try_send((Severity::Warning, note)).is_ok() {
+            if tx.try_send(Message::Line(Severity::Warning, note)).is_ok() {
                 self.dropped = 0;
             }
         }
-        match tx.try_send((severity, line.to_string())) {
+        match tx.try_send(Message::Line(severity, line.to_string())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped += 1,
             Err(TrySendError::Disconnected(_)) => {
@@ -169,10 +207,17 @@ impl Logger {
 
 impl Logger {
     /// Waits until everything queued has been written (at stop, so the last lines are not
-    /// lost). Only for the end of the daemon's life: a wedged sink would make this wait.
+    /// lost), but no longer than [`FINISH_WAIT`]: a sink nobody drains must not keep the daemon
+    /// from exiting.
     pub fn finish(mut self) {
         self.tx.take();
-        if let Some(w) = self.writer.take() {
+        if let Some(done) = self.done.take() {
+            // Disconnected when the writer ends; a timeout leaves it to the process's exit.
+            let _ = done.recv_timeout(FINISH_WAIT);
+        }
+        if let Some(w) = self.writer.take()
+            && w.is_finished()
+        {
             let _ = w.join();
         }
     }
