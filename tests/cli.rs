@@ -548,3 +548,21 @@ fn a_sink_nobody_reads_leaks_nothing_on_reloads_and_does_not_hold_up_a_stop() {
     assert!(status.is_some(), "SIGTERM did not stop it within 10 s");
     assert!(stop < Duration::from_secs(5), "stop took {stop:?}");
 }
+
+#[test]
+fn a_reload_of_an_emptied_config_keeps_the_running_one() {
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        &dir,
+        "[daemon]\nlog = \"stderr\"\ndry_run = true\n[[rule]]\ncomm = \"^x$\"\nadjust = 5\n",
+    );
+    let d = Daemon::start(&p, &[]);
+    d.wait_for("rules=1", Duration::from_secs(10));
+    // What `>` does to a file while an editor or a tool writes it.
+    std::fs::write(&p, "").unwrap();
+    d.signal(Signal::SIGHUP);
+    let out = d.wait_for("reload refused", Duration::from_secs(10));
+    assert!(out.contains("is empty"), "{out}");
+    assert!(!out.contains("rules=0"), "{out}");
+}

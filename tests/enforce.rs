@@ -750,3 +750,73 @@ fn a_glob_below_a_cgroup_made_later_is_picked_up_at_once() {
         started.elapsed().as_millis()
     );
 }
+
+/// A reload is read off the enforcement loop: while SIGHUPs keep a 40 MB config loading
+/// (about 3 s each in a debug build: a generated file padded with comments), a fast allocator
+/// is still stopped before the kernel's OOM killer, five times over. Read on the loop, each
+/// load would leave the cgroup unsampled for far longer than the allocator takes to reach its
+/// limit.
+#[test]
+fn reloading_a_large_config_never_stops_the_loop_sampling() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("reload_race", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    // The same config, 40 MB of comments longer.
+    let file = dir.path().join("oomward.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let pad = format!("# {}\n", "x".repeat(98));
+    text.push_str(&pad.repeat(400_000));
+    std::fs::write(&file, &text).unwrap();
+    let started = Instant::now();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_for("event=reload", Duration::from_secs(60));
+    let load = started.elapsed();
+    let pid = d.pid();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storm = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let mut results = Vec::new();
+    for _ in 0..5 {
+        let mut hog = fast_allocator(&cg, &[]);
+        let status = hog.wait_exit(Duration::from_secs(20));
+        results.push((status, cg.keyed("memory.oom_control", "oom_kill")));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    storm.join().unwrap();
+    // The storm's loads were in flight through the rounds (each takes longer than all five):
+    // their results arrive after.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.output().matches("event=reload").count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reloads = d.output().matches("event=reload").count();
+    for (round, (status, oom_kill)) in results.iter().enumerate() {
+        let status = status.expect("the allocator was stopped");
+        assert!(stopped_by_oomward(&status), "round {round}: {status:?}");
+        assert_eq!(
+            *oom_kill,
+            0,
+            "round {round}: the kernel OOM killer fired while a reload was loading; output:\n{}",
+            d.output()
+        );
+    }
+    assert!(
+        reloads >= 2,
+        "the storm's loads came back: {reloads} reloads"
+    );
+    println!(
+        "reload race: a 40 MB config loads in {load:?}; {reloads} reloads; 5/5 stopped by oomward"
+    );
+}
