@@ -1066,6 +1066,16 @@ impl Config {
                     i + 1
                 ));
             }
+            if rule.protects_by_exe_alone() {
+                let file = src
+                    .header("rule", i)
+                    .map_or_else(|| src.files(), |l| l.file);
+                warnings.push(format!(
+                    "{file}:{}: rule[{}]: protects by exe alone; any user allowed to run it gets the protection (with LD_PRELOAD, for any program). Add user or cgroup (e.g. cgroup = \"/system.slice/**\").",
+                    rule.line,
+                    i + 1
+                ));
+            }
             rules.push(rule);
         }
 

@@ -167,6 +167,16 @@ impl Rule {
 
     /// True when the rule protects on names the process chose itself (comm/cmdline) and nothing
     /// it cannot forge (exe, uid, cgroup).
+    /// Protects on an executable alone: anyone allowed to run the file (with `LD_PRELOAD`, any
+    /// program) is protected. `user` or `cgroup` say who or where.
+    pub fn protects_by_exe_alone(&self) -> bool {
+        self.action == Action::Protect
+            && self.exe.is_some()
+            && self.cgroup.is_none()
+            && self.uid.is_none()
+    }
+
+    /// Protects by what a process names itself, with nothing it cannot choose.
     pub fn protects_by_spoofable_names_only(&self) -> bool {
         self.action == Action::Protect
             && self.exe.is_none()
