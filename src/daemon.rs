@@ -21,6 +21,9 @@ pub enum DaemonError {
     /// The config at start is invalid: refuse to start.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The config asks for more than this machine has.
+    #[error("{0}")]
+    Unfit(String),
     /// Setting up signal handling or reading the host failed.
     #[error("{0}")]
     Setup(String),
@@ -31,6 +34,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
     let config = origin.load()?;
     let host = Host::discover(std::path::Path::new("/"))
         .map_err(|e| DaemonError::Setup(format!("cannot read the host: {e}")))?;
+    fits_machine(&config, &host).map_err(DaemonError::Unfit)?;
     let (tx, rx) = bounded::<Wakeup>(16);
     let events_tx = tx.clone();
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
@@ -95,7 +99,10 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
             }
             Ok(Got::Loaded(result)) => {
                 wake = Wake::Signal;
-                match (*result).and_then(|new| enforcer.config().may_replace(&new).map(|()| new)) {
+                let checked = (*result)
+                    .and_then(|new| enforcer.config().may_replace(&new).map(|()| new))
+                    .and_then(|new| fits_machine(&new, &host).map(|()| new));
+                match checked {
                     Ok(new) => {
                         // The same writer thread, pointed at the new sink if it changed.
                         log.switch(new.daemon.log);
@@ -130,6 +137,14 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                 ));
             }
         }
+    }
+}
+
+/// The config's system thresholds against this machine's memory (when it can be read).
+pub fn fits_machine(config: &Config, host: &Host) -> Result<(), String> {
+    match MemInfo::read(&host.root) {
+        Ok(m) => config.check_against_machine(m.mem_total, m.swap_total),
+        Err(_) => Ok(()),
     }
 }
 

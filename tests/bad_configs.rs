@@ -23,6 +23,12 @@ const CASES: &[(&str, &str, usize, &str)] = &[
         "at most",
     ),
     (
+        "[system]\nmem_available_term = \"1000TiB\"\nmem_available_kill = \"1GiB\"\n",
+        "",
+        0,
+        "system.mem_available_term: 1000TiB is at least half of this machine's MemTotal",
+    ),
+    (
         "[daemon]\nmax_interval = \"8760h\"\n",
         "daemon.max_interval",
         2,

@@ -15,6 +15,7 @@ pub use rank::rank;
 pub fn run(origin: &ConfigOrigin, dry_run: bool) -> Result<(), Failure> {
     daemon::run(origin, dry_run).map_err(|e| match e {
         DaemonError::Config(c) => Failure::usage(c),
+        DaemonError::Unfit(why) => Failure::usage(why),
         other => Failure::runtime(other),
     })
 }
@@ -28,6 +29,10 @@ pub fn check_config(
 ) -> Result<(), Failure> {
     let origin = oomward::cli::origin(file, dir);
     let config = origin.load().map_err(Failure::usage)?;
+    // What run would refuse on this machine, check-config refuses too.
+    if let Ok(host) = oomward::probe::Host::discover(Path::new("/")) {
+        daemon::fits_machine(&config, &host).map_err(Failure::usage)?;
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }

@@ -213,6 +213,57 @@ pub struct LoadedFile {
 }
 
 impl Config {
+    /// Checks what only the machine can tell: a system threshold given as a size must be below
+    /// what the machine has (a `mem_available_term` of 64GiB on a 16 GiB machine would act on
+    /// every round of an idle machine). `mem_total` and `swap_total` in bytes; a machine without
+    /// swap accepts any swap size (the swap conditions do not block there).
+    pub fn check_against_machine(&self, mem_total: u64, swap_total: u64) -> Result<(), String> {
+        if !self.system.enabled {
+            return Ok(());
+        }
+        let s = &self.system;
+        let checks = [
+            (
+                "system.mem_available_term",
+                s.mem_available_term,
+                mem_total,
+                "MemTotal",
+            ),
+            (
+                "system.mem_available_kill",
+                s.mem_available_kill,
+                mem_total,
+                "MemTotal",
+            ),
+            (
+                "system.swap_free_term",
+                s.swap_free_term,
+                swap_total,
+                "SwapTotal",
+            ),
+            (
+                "system.swap_free_kill",
+                s.swap_free_kill,
+                swap_total,
+                "SwapTotal",
+            ),
+        ];
+        for (key, amount, total, what) in checks {
+            if let Amount::Bytes(b) = amount
+                && total > 0
+                && b >= total / 2
+            {
+                return Err(format!(
+                    "{}: {key}: {} is at least half of this machine's {what} ({}): at most 50%",
+                    self.source,
+                    ByteSize(b),
+                    ByteSize(total)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `new`, read on a reload, may replace the running `self`. A file being written
     /// (emptied by `>`, cut short, or removed and not yet back) reads as a valid but smaller
     /// config: every rule and scope it lost would silently stop applying. So a reload is

@@ -463,3 +463,28 @@ fn globs_beyond_any_path_are_refused_not_compiled() {
         "{e}"
     );
 }
+
+#[test]
+fn size_thresholds_must_be_below_half_of_what_the_machine_has() {
+    let c = Config::parse(
+        "[system]\nmem_available_term = \"8GiB\"\nmem_available_kill = \"1GiB\"\n",
+        "m.toml",
+    )
+    .unwrap();
+    assert_eq!(c.check_against_machine(32 << 30, 0), Ok(()));
+    let e = c.check_against_machine(16 << 30, 0).unwrap_err();
+    assert!(e.contains("m.toml: system.mem_available_term: 8GiB"), "{e}");
+    let swap = Config::parse(
+        "[system]\nswap_free_term = \"4GiB\"\nswap_free_kill = \"1GiB\"\n",
+        "s.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        swap.check_against_machine(32 << 30, 0),
+        Ok(()),
+        "no swap: not checked"
+    );
+    assert!(swap.check_against_machine(32 << 30, 4 << 30).is_err());
+    let off = Config::parse("[system]\nenabled = false\nmem_available_term = \"8GiB\"\nmem_available_kill = \"1GiB\"\n[[cgroup]]\npath = \"/a\"\n", "o.toml").unwrap();
+    assert_eq!(off.check_against_machine(1 << 30, 0), Ok(()));
+}
