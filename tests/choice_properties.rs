@@ -175,3 +175,53 @@ proptest! {
         }
     }
 }
+
+const TREE: &[&str] = &[
+    "/",
+    "/kubepods",
+    "/kubepods/pod1",
+    "/kubepods/pod1/c1",
+    "/kubepods/pod10",
+    "/kubepods/pod2/c1",
+    "/system.slice/db.service",
+    "/user.slice/user-1000.slice",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("OOMWARD_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000)
+    ))]
+
+    /// A cgroup domain's candidates are the processes inside its watched cgroups as their own
+    /// /proc/PID/cgroup says (one read before another may have moved): the victim always lies
+    /// inside one of them, never in a sibling that merely shares a prefix (`pod1` vs `pod10`).
+    #[test]
+    fn a_cgroup_scopes_victim_lies_inside_it(
+        mut procs in table(),
+        cgroups in prop::collection::vec(prop_oneof![Just(None), (0..TREE.len()).prop_map(Some)], 43),
+        members in prop::collection::vec(1..TREE.len(), 1..3),
+        need in 0u64..1 << 30,
+    ) {
+        for (p, c) in procs.iter_mut().zip(&cgroups) {
+            p.cgroup = c.map(|i| TREE[i].to_string());
+        }
+        let members: Vec<String> = members.iter().map(|&i| TREE[i].to_string()).collect();
+        oomward::scope::retain_within(&mut procs, &members);
+        let policy = policy(true, "");
+        let ranked = rank(&procs, &policy, Totals { scope: 65_536, system: 1 << 22 });
+        let prospects: Vec<Prospect> = ranked
+            .iter()
+            .map(|c| Prospect {
+                eligible: c.is_eligible(),
+                gain: expected_gain(c.process.rss_anon_pages, c.process.swap_pages, PAGE),
+            })
+            .collect();
+        if let Selection::Victim { index, .. } = select(&prospects, need, 0, false) {
+            let cg = ranked[index].process.cgroup.clone().expect("a victim has a cgroup");
+            prop_assert!(
+                members.iter().any(|m| cg == *m || cg.starts_with(&format!("{m}/"))),
+                "victim in {cg}, scope {members:?}"
+            );
+        }
+    }
+}

@@ -192,3 +192,20 @@ impl ScopeSpec {
         }
     }
 }
+
+/// Keeps the processes that lie inside one of a domain's watched cgroups, as their own
+/// `/proc/PID/cgroup` says when they were read: a process that moved out between the listing
+/// of a cgroup and the reading of its files (or whose cgroup is unknown) is no candidate of
+/// this domain. With this, a cgroup scope's victim lies inside it by construction.
+pub fn retain_within(
+    processes: &mut Vec<crate::probe::process::ProcessSnapshot>,
+    members: &[String],
+) {
+    processes.retain(|p| {
+        p.cgroup.as_deref().is_some_and(|c| {
+            members
+                .iter()
+                .any(|m| crate::probe::cgroup::is_within(c, m))
+        })
+    });
+}

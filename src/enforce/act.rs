@@ -148,6 +148,7 @@ impl Enforcer {
             out.vanished += s.vanished;
             out.unreadable.extend(s.unreadable);
         }
+        crate::scope::retain_within(&mut out.processes, &paths);
         Ok(out)
     }
 
