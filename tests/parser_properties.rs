@@ -5,7 +5,8 @@
 //! arithmetic overflow panics); a parsed value must keep its invariants.
 //!
 //! A nightly toolchain (for cargo-fuzz) cannot be had here, so this is proptest with
-//! shrinking; `OOMWARD_FUZZ_CASES` sets the number of inputs per target (CI: 2000).
+//! shrinking; `OOMWARD_FUZZ_CASES` sets the number of inputs per target (CI: 2000), or
+//! `OOMWARD_FUZZ_SECS` a time per target instead (each prints how many inputs it tried).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,37 @@ fn cases() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000)
+}
+
+/// Runs `test` on inputs from `strategy`: `cases()` of them, or batches until
+/// `OOMWARD_FUZZ_SECS` have passed. A failure panics with the smallest input proptest shrank
+/// it to.
+fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+    let budget = std::env::var("OOMWARD_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    let start = std::time::Instant::now();
+    let batch = if budget.is_some() { 5000 } else { cases() };
+    let mut tried: u64 = 0;
+    loop {
+        let mut runner = TestRunner::new(RunnerConfig::with_cases(batch));
+        if let Err(e) = runner.run(&strategy, &test) {
+            panic!("{name}: {e}");
+        }
+        tried += u64::from(batch);
+        if budget.is_none_or(|b| start.elapsed() >= b) {
+            break;
+        }
+    }
+    eprintln!(
+        "fuzz {name}: {tried} inputs in {:.0?}, no failure",
+        start.elapsed()
+    );
 }
 
 fn fixture(rel: &str) -> String {
@@ -200,44 +232,56 @@ fn mutated_cgroup(dir: &'static str) -> impl Strategy<Value = HashMap<String, St
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
-
-    #[test]
-    fn proc_stat_never_panics(text in mutated(vec![
-        fixture("v1/proc/412/stat"), fixture("v1/proc/2/stat"), fixture("v1/proc/600/stat"),
-    ])) {
+#[test]
+fn proc_stat_never_panics() {
+    let seeds = vec![
+        fixture("v1/proc/412/stat"),
+        fixture("v1/proc/2/stat"),
+        fixture("v1/proc/600/stat"),
+    ];
+    fuzz("proc_stat", mutated(seeds), |text| {
         let _ = Stat::parse(&text);
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn proc_status_never_panics(text in mutated(vec![
-        fixture("v1/proc/412/status"), fixture("v1/proc/600/status"),
-    ])) {
+#[test]
+fn proc_status_never_panics() {
+    let seeds = vec![fixture("v1/proc/412/status"), fixture("v1/proc/600/status")];
+    fuzz("proc_status", mutated(seeds), |text| {
         let s = Status::parse(&text);
         let _ = (s.uid, s.euid, s.vm_swap_kib);
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn meminfo_never_panics_and_keeps_available_within_total(text in mutated(vec![
-        fixture("v1/proc/meminfo"), fixture("v2/proc/meminfo"),
-    ])) {
+#[test]
+fn meminfo_never_panics() {
+    let seeds = vec![fixture("v1/proc/meminfo"), fixture("v2/proc/meminfo")];
+    fuzz("meminfo", mutated(seeds), |text| {
         if let Ok(m) = MemInfo::parse(&text) {
             let _ = m.total_pages(4096);
         }
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn pressure_never_panics(text in mutated(vec![
-        fixture("v1/proc/pressure/memory"),
-    ])) {
-        let _ = Pressure::parse(&text);
-    }
+#[test]
+fn pressure_never_panics() {
+    fuzz(
+        "pressure",
+        mutated(vec![fixture("v1/proc/pressure/memory")]),
+        |text| {
+            let _ = Pressure::parse(&text);
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn proc_cgroup_lines_never_panic(text in mutated(vec![
-        fixture("v1/proc/412/cgroup"), fixture("v2/proc/900/cgroup"),
-    ])) {
+#[test]
+fn proc_cgroup_lines_never_panic() {
+    let seeds = vec![fixture("v1/proc/412/cgroup"), fixture("v2/proc/900/cgroup")];
+    fuzz("proc_cgroup", mutated(seeds), |text| {
         for version in [CgroupVersion::V1, CgroupVersion::V2] {
             let h = MemoryHierarchy {
                 version,
@@ -246,31 +290,53 @@ proptest! {
             };
             let _ = h.path_of_process(&text);
         }
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn v1_cgroup_files_never_panic(files in mutated_cgroup("v1/sys/fs/cgroup/memory/app")) {
-        if let Ok(m) = CgroupMemory::read_from(CgroupVersion::V1, false, &mut MapFiles(files, String::new())) {
-            let _ = (m.working_set(), m.swap_left());
-        }
-    }
-
-    #[test]
-    fn v2_cgroup_files_never_panic(files in mutated_cgroup("v2/sys/fs/cgroup/workload")) {
-        for is_root in [false, true] {
-            if let Ok(m) = CgroupMemory::read_from(CgroupVersion::V2, is_root, &mut MapFiles(files.clone(), String::new())) {
+#[test]
+fn v1_cgroup_files_never_panic() {
+    fuzz(
+        "v1_cgroup",
+        mutated_cgroup("v1/sys/fs/cgroup/memory/app"),
+        |files| {
+            let mut f = MapFiles(files, String::new());
+            if let Ok(m) = CgroupMemory::read_from(CgroupVersion::V1, false, &mut f) {
                 let _ = (m.working_set(), m.swap_left());
             }
-        }
-    }
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn the_config_loader_never_panics(text in mutated(vec![
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")).unwrap(),
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/presets/desktop.toml")).unwrap(),
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/presets/server.toml")).unwrap(),
+#[test]
+fn v2_cgroup_files_never_panic() {
+    fuzz(
+        "v2_cgroup",
+        mutated_cgroup("v2/sys/fs/cgroup/workload"),
+        |files| {
+            for is_root in [false, true] {
+                let mut f = MapFiles(files.clone(), String::new());
+                if let Ok(m) = CgroupMemory::read_from(CgroupVersion::V2, is_root, &mut f) {
+                    let _ = (m.working_set(), m.swap_left());
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn the_config_loader_never_panics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let seeds = vec![
+        read("config.example.toml"),
+        read("packaging/presets/desktop.toml"),
+        read("packaging/presets/server.toml"),
         "[[cgroup]]\npath = \"/kubepods/{a,b}/**\"\navailable_term = \"64MiB\"\n[[rule]]\nexe = \"/usr/bin/x\"\nuser = 0\nprotect = true\n".to_string(),
-    ])) {
+    ];
+    fuzz("config", mutated(seeds), |text| {
         match Config::parse(&text, "fuzz.toml") {
             Ok(c) => {
                 // What it accepted, it prints back in a form it accepts again.
@@ -283,5 +349,6 @@ proptest! {
                 prop_assert!(!msg.chars().any(|c| c.is_control() && c != '\n'), "{msg:?}");
             }
         }
-    }
+        Ok(())
+    });
 }
