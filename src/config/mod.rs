@@ -49,7 +49,11 @@ pub enum ConfigError {
     },
 }
 
+/// An error as printed: control characters the file held (echoed in a message or key) are
+/// escaped, so a message is one line and cannot move a terminal's cursor.
 fn located(file: &str, line: Option<usize>, key: &str, message: &str) -> String {
+    let key = crate::report::escape_controls(key);
+    let message = crate::report::escape_controls(message);
     match line {
         Some(l) => format!("{file}:{l}: {key}: {message}"),
         None => format!("{file}: {key}: {message}"),

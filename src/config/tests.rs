@@ -488,3 +488,12 @@ fn size_thresholds_must_be_below_half_of_what_the_machine_has() {
     let off = Config::parse("[system]\nenabled = false\nmem_available_term = \"8GiB\"\nmem_available_kill = \"1GiB\"\n[[cgroup]]\npath = \"/a\"\n", "o.toml").unwrap();
     assert_eq!(off.check_against_machine(1 << 30, 0), Ok(()));
 }
+
+/// Found by the config fuzzer: a value with a tab was echoed raw in the suggestion.
+#[test]
+fn messages_escape_control_characters_the_file_held() {
+    let e = err("[[rule]]\nexe = \"\\t/usr/bin/x\"\nadjust = 5\n");
+    assert!(e.starts_with("test.toml:2: rule[1].exe:"), "{e}");
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    assert!(e.contains("\\t/usr/bin/x"), "{e}");
+}
