@@ -535,14 +535,14 @@ fn key_at(text: &str, line: usize) -> String {
     let key = raw_key_at(text, line);
     // What the user wrote, not all of it: a file of one long line (carriage returns only)
     // would be echoed whole, and control characters shown raw.
+    // (Control characters are escaped where the error is printed.)
     let short: String = key.chars().take(64).collect();
-    let shown = crate::report::escape_controls(&short).into_owned();
-    if shown.trim().is_empty() {
+    if short.trim().is_empty() {
         "(line)".into()
     } else if short.len() < key.len() {
-        format!("{shown}...")
+        format!("{short}...")
     } else {
-        shown
+        short
     }
 }
 
