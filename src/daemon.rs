@@ -79,7 +79,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
     let mut wake = Wake::Timer;
     loop {
         let mut sleep = enforcer.round(&mut log, wake);
-        service.after_round(std::time::Instant::now(), &enforcer.status());
+        service.after_round(std::time::Instant::now(), enforcer.status());
         if let Some(cap) = service.max_sleep() {
             sleep = sleep.min(cap);
         }

@@ -85,6 +85,17 @@ fn table() -> impl Strategy<Value = Vec<ProcessSnapshot>> {
     })
 }
 
+/// What the choice sees of each ranked candidate, as the enforcer builds it.
+fn prospects(ranked: &[oomward::rank::Candidate<'_>]) -> Vec<Prospect> {
+    ranked
+        .iter()
+        .map(|c| Prospect {
+            eligible: c.is_eligible(),
+            gain: expected_gain(c.process.rss_anon_pages, c.process.swap_pages, PAGE),
+        })
+        .collect()
+}
+
 fn policy(builtin: bool, rules: &str) -> Policy {
     let mut config = Config::parse(rules, "rules.toml").expect("rules");
     config.builtin_protection = builtin;
@@ -122,13 +133,7 @@ proptest! {
         let policy = policy(builtin, if with_rules { RULES } else { "" });
         let totals = Totals { scope: t_scope, system: t_scope.max(1000) * 2 };
         let ranked = rank(&procs, &policy, totals);
-        let prospects: Vec<Prospect> = ranked
-            .iter()
-            .map(|c| Prospect {
-                eligible: c.is_eligible(),
-                gain: expected_gain(c.process.rss_anon_pages, c.process.swap_pages, PAGE),
-            })
-            .collect();
+        let prospects = prospects(&ranked);
         match select(&prospects, need, min_gain, false) {
             Selection::Victim { index, enough } => {
                 let v = &ranked[index];
@@ -209,13 +214,7 @@ proptest! {
         oomward::scope::retain_within(&mut procs, &members);
         let policy = policy(true, "");
         let ranked = rank(&procs, &policy, Totals { scope: 65_536, system: 1 << 22 });
-        let prospects: Vec<Prospect> = ranked
-            .iter()
-            .map(|c| Prospect {
-                eligible: c.is_eligible(),
-                gain: expected_gain(c.process.rss_anon_pages, c.process.swap_pages, PAGE),
-            })
-            .collect();
+        let prospects = prospects(&ranked);
         if let Selection::Victim { index, .. } = select(&prospects, need, 0, false) {
             let cg = ranked[index].process.cgroup.clone().expect("a victim has a cgroup");
             prop_assert!(

@@ -141,6 +141,36 @@ impl KillRate {
     }
 }
 
+/// The daemon's state in a line for `systemctl status`: what is watched, victims so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The system scope is on.
+    pub system: bool,
+    /// Watched cgroups now.
+    pub cgroups: usize,
+    /// Victims signalled since start.
+    pub victims: u64,
+    /// Deciding without signalling.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let system = if self.system {
+            "the system"
+        } else {
+            "no system scope"
+        };
+        write!(
+            f,
+            "watching {system} and {} cgroup(s); {} victim(s) since start{}",
+            self.cgroups,
+            self.victims,
+            if self.dry_run { " (dry run)" } else { "" }
+        )
+    }
+}
+
 /// The enforcement state that lives across rounds.
 pub struct Enforcer {
     config: Config,
@@ -178,19 +208,15 @@ pub struct Enforcer {
 }
 
 impl Enforcer {
-    /// One line for the service manager's status: what is watched, and victims so far.
-    pub fn status(&self) -> String {
-        let system = if self.config.system.enabled {
-            "the system"
-        } else {
-            "no system scope"
-        };
-        format!(
-            "watching {system} and {} cgroup(s); {} victim(s) since start{}",
-            self.cgroups.len(),
-            self.victims,
-            if self.dry_run { " (dry run)" } else { "" }
-        )
+    /// What the service manager's status line says: compared every round (cheap, no
+    /// allocation), formatted only when it changed.
+    pub fn status(&self) -> Status {
+        Status {
+            system: self.config.system.enabled,
+            cgroups: self.cgroups.len(),
+            victims: self.victims,
+            dry_run: self.dry_run,
+        }
     }
 
     /// The running configuration.

@@ -7,23 +7,29 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::enforce::Status;
+
 /// The daemon's side of `Type=notify` and `WatchdogSec=`.
 pub struct ServiceManager {
+    /// `NOTIFY_SOCKET` is set: a service manager listens. Without it every call returns at
+    /// once, so the loop pays nothing outside systemd.
+    listening: bool,
     /// `WATCHDOG_USEC` for this process, when systemd watches it.
     watchdog: Option<Duration>,
     last_ping: Option<Instant>,
     ready: bool,
-    status: String,
+    status: Option<Status>,
 }
 
 impl ServiceManager {
     /// Reads what systemd asked for from the environment.
     pub fn from_env() -> Self {
         ServiceManager {
+            listening: std::env::var_os("NOTIFY_SOCKET").is_some(),
             watchdog: sd_notify::watchdog_enabled(),
             last_ping: None,
             ready: false,
-            status: String::new(),
+            status: None,
         }
     }
 
@@ -40,30 +46,35 @@ impl ServiceManager {
 
     /// After a complete round: READY=1 the first time, the status when it changed, and a
     /// watchdog ping when one is due (every quarter interval at most).
-    pub fn after_round(&mut self, now: Instant, status: &str) {
+    pub fn after_round(&mut self, now: Instant, status: Status) {
+        if !self.listening {
+            return;
+        }
+        let ping = self.watchdog.is_some_and(|w| {
+            self.last_ping
+                .is_none_or(|t| now.duration_since(t) >= w / 4)
+        });
+        let changed = self.status != Some(status);
+        if self.ready && !changed && !ping {
+            return;
+        }
+        let text = changed.then(|| status.to_string());
         let mut states = Vec::with_capacity(3);
         if !self.ready {
             states.push(NotifyState::Ready);
         }
-        if status != self.status {
-            states.push(NotifyState::Status(status));
+        if let Some(t) = &text {
+            states.push(NotifyState::Status(t));
         }
-        if let Some(w) = self.watchdog
-            && self
-                .last_ping
-                .is_none_or(|t| now.duration_since(t) >= w / 4)
-        {
+        if ping {
             states.push(NotifyState::Watchdog);
             self.last_ping = Some(now);
-        }
-        if states.is_empty() {
-            return;
         }
         // A failed notification cannot be reported anywhere useful (the service manager is
         // the listener); the next round tries again for what matters.
         if sd_notify::notify(&states).is_ok() {
             self.ready = true;
-            self.status = status.to_string();
+            self.status = Some(status);
         }
     }
 
