@@ -351,6 +351,8 @@ fn start_oomward(bins: &Bins, dir: &Path, config: &str) -> (Running, PathBuf) {
     let child = Command::new(&bins.oomward)
         .args(["run", "--config"])
         .arg(&conf)
+        .env("STATE_DIRECTORY", dir)
+        .env("RUNTIME_DIRECTORY", dir)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

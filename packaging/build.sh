@@ -60,7 +60,7 @@ target_dir=$(cargo metadata --no-deps --format-version 1 |
 # Everything the packages are made of; when none of it changed, neither do they.
 inputs=("$target_dir/release/oomward" "$work/docs"/oomward.8 "$work/docs"/oomward.toml.5
   "$work/docs"/completions/* packaging/systemd/oomward.service config.example.toml
-  packaging/presets/*.toml packaging/deb/* packaging/rpm/* packaging/build.sh LICENSE README.md)
+  packaging/presets/*.toml packaging/systemd/dropins/*.conf packaging/deb/* packaging/rpm/* packaging/build.sh LICENSE README.md)
 stamp=$( (
   echo "$version $homepage"
   for f in "${inputs[@]}"; do
@@ -115,6 +115,12 @@ ins 0644 "$work/config.toml" /etc/oomward/config.toml
 install -d -m 0755 "$tree/usr/share/oomward/presets"
 for p in packaging/presets/*.toml; do
   if [ -e "$p" ]; then ins 0644 "$p" "/usr/share/oomward/presets/$(basename "$p")"; fi
+done
+# Unit drop-ins for the features the hardened unit leaves out (hooks and notifications, a
+# metrics listener), linked into /etc/systemd/system/oomward.service.d/ by whoever wants them.
+install -d -m 0755 "$tree/usr/share/oomward/systemd"
+for p in packaging/systemd/dropins/*.conf; do
+  if [ -e "$p" ]; then ins 0644 "$p" "/usr/share/oomward/systemd/$(basename "$p")"; fi
 done
 ins 0644 "$work/docs/oomward.8" /usr/share/man/man8/oomward.8
 ins 0644 "$work/docs/oomward.toml.5" /usr/share/man/man5/oomward.toml.5

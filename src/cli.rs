@@ -43,6 +43,10 @@ pub enum Command {
         /// Decide and report, never signal.
         #[arg(long)]
         dry_run: bool,
+        /// Log lines as text (`message key=value ...`) or one JSON object per line; overrides
+        /// `[daemon] log_format`.
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+        log_format: Option<String>,
     },
     /// Show candidates as oomward would rank them, with every term of their scores.
     Rank {
@@ -55,6 +59,60 @@ pub enum Command {
         /// Only the first N.
         #[arg(long, value_name = "N")]
         top: Option<usize>,
+    },
+    /// List the kills recorded in the kill journal, oldest first.
+    History {
+        /// Only kills this recent: 30m, 1h, 2d.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// One JSON kill record per line, as the journal keeps them.
+        #[arg(long)]
+        json: bool,
+        /// The journal to read instead of `[report] journal`.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+    },
+    /// Explain a kill: the victim, why it was chosen, who else was considered and what each
+    /// would have freed.
+    Why {
+        /// The victim's pid or its process name (comm); the latest matching kill.
+        victim: String,
+        /// The kill record as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The journal to read instead of `[report] journal`.
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+    },
+    /// Show the running daemon's view: scopes, domains, levels, thresholds, event sources,
+    /// victims in flight, the last kills.
+    Status {
+        /// The status file as the daemon wrote it.
+        #[arg(long)]
+        json: bool,
+        /// The status file to read instead of `[report] status_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Send one desktop notification on a session bus and exit: 0 when the notification server
+    /// took it, 1 with the reason on stderr. The daemon runs this as the receiving user.
+    #[command(hide = true)]
+    NotifySend {
+        /// The session bus socket (/run/user/UID/bus).
+        #[arg(long, value_name = "SOCKET")]
+        bus: PathBuf,
+        /// The notification's title.
+        #[arg(long)]
+        summary: String,
+        /// Its text.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// 0 low, 1 normal, 2 critical.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+        urgency: u8,
+        /// How long to wait for the bus, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        timeout_ms: u64,
     },
     /// Validate the config the daemon would load and print it with every default filled in.
     ///

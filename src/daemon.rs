@@ -7,11 +7,12 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, ConfigError, ConfigOrigin, format_duration};
+use crate::config::{Config, ConfigError, ConfigOrigin, LogFormat, format_duration};
 use crate::enforce::{Enforcer, Wake};
 use crate::events::{Events, Wakeup};
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
+use crate::report::metrics::{self, Metrics};
 use crate::report::{Line, Logger, ServiceManager, Severity};
 use crate::sys;
 
@@ -29,8 +30,12 @@ pub enum DaemonError {
     Setup(String),
 }
 
-/// Runs until SIGTERM or SIGINT.
-pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError> {
+/// Runs until SIGTERM or SIGINT. `log_format` (from the command line) overrides the config's.
+pub fn run(
+    origin: &ConfigOrigin,
+    force_dry_run: bool,
+    log_format: Option<LogFormat>,
+) -> Result<(), DaemonError> {
     let config = origin.load()?;
     let host = Host::discover(std::path::Path::new("/"))
         .map_err(|e| DaemonError::Setup(format!("cannot read the host: {e}")))?;
@@ -52,6 +57,7 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
 
     let (reload, loaded) = start_loader(origin.clone())?;
     let mut log = Logger::new(config.daemon.log);
+    log.set_format(log_format.unwrap_or(config.daemon.log_format));
     protect_self(&mut log, config.daemon.realtime);
     announce(&mut log, &config, &host, force_dry_run, "start");
     announce_namespace(&mut log, &host);
@@ -76,9 +82,15 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
         ),
     }
     let mut service = ServiceManager::from_env();
+    let mut outputs = Outputs {
+        root: host.root.clone(),
+        ..Outputs::default()
+    };
+    outputs.apply(&mut enforcer, &mut log);
     let mut wake = Wake::Timer;
     loop {
         let mut sleep = enforcer.round(&mut log, wake);
+        outputs.after_round(&mut enforcer, &mut log);
         service.after_round(std::time::Instant::now(), enforcer.status());
         if let Some(cap) = service.max_sleep() {
             sleep = sleep.min(cap);
@@ -106,8 +118,10 @@ pub fn run(origin: &ConfigOrigin, force_dry_run: bool) -> Result<(), DaemonError
                     Ok(new) => {
                         // The same writer thread, pointed at the new sink if it changed.
                         log.switch(new.daemon.log);
+                        log.set_format(log_format.unwrap_or(new.daemon.log_format));
                         announce(&mut log, &new, &host, force_dry_run, "reload");
                         enforcer.set_config(new, force_dry_run);
+                        outputs.apply(&mut enforcer, &mut log);
                     }
                     Err(e) => log.log(
                         Severity::Error,
@@ -146,6 +160,252 @@ pub fn fits_machine(config: &Config, host: &Host) -> Result<(), String> {
         Ok(m) => config.check_against_machine(m.mem_total, m.swap_total),
         Err(_) => Ok(()),
     }
+}
+
+/// What the daemon tells beyond its log: metrics (an HTTP listener, a file) and desktop
+/// notifications; started, changed and stopped as the config says, at start and on reload.
+#[derive(Default)]
+struct Outputs {
+    metrics: Option<std::sync::Arc<Metrics>>,
+    server: Option<(std::net::SocketAddr, metrics::Server)>,
+    file: Option<(std::path::PathBuf, std::time::Duration, metrics::FileWriter)>,
+    notifier: Option<crate::report::notify::Notifier>,
+    /// `[notify]` as last applied.
+    notify: Option<crate::config::Notify>,
+    /// The host root, for logind's session files.
+    root: std::path::PathBuf,
+    /// Notes dropped by a full queue, as last reported.
+    notes_dropped: u64,
+    /// The notifier was started with the metrics on.
+    notifier_counts: bool,
+}
+
+impl Outputs {
+    /// Makes the outputs what `config` asks for.
+    fn apply(&mut self, enforcer: &mut Enforcer, log: &mut Logger) {
+        self.apply_metrics(enforcer, log);
+        self.apply_notify(enforcer.config().notify.clone(), log);
+    }
+
+    /// Starts, changes or stops the metrics as `[report]` says.
+    fn apply_metrics(&mut self, enforcer: &mut Enforcer, log: &mut Logger) {
+        let r = enforcer.config().report.clone();
+        let wanted = r.metrics_listen.is_some() || r.metrics_file.is_some();
+        if !wanted {
+            self.server = None;
+            self.file = None;
+            self.metrics = None;
+            enforcer.attach_metrics(None);
+            return;
+        }
+        let m = self
+            .metrics
+            .get_or_insert_with(|| std::sync::Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))))
+            .clone();
+        enforcer.attach_metrics(Some(m.clone()));
+        if self.server.as_ref().map(|(a, _)| *a) != r.metrics_listen {
+            self.server = None;
+            if let Some(addr) = r.metrics_listen {
+                let started = std::net::TcpListener::bind(addr)
+                    .and_then(|l| metrics::Server::start(l, m.clone()));
+                match started {
+                    Ok(s) => {
+                        log.log(
+                            Severity::Info,
+                            Line::new("serving metrics")
+                                .kv("event", "metrics_listen")
+                                .kv("address", s.local_addr())
+                                .as_str(),
+                        );
+                        self.server = Some((addr, s));
+                    }
+                    Err(e) => log.log(
+                        Severity::Error,
+                        Line::new("cannot serve metrics")
+                            .kv("event", "metrics_error")
+                            .kv("address", addr)
+                            .kv("error", e)
+                            .as_str(),
+                    ),
+                }
+            }
+        }
+        let file_now = self.file.as_ref().map(|(p, i, _)| (p.clone(), *i));
+        let file_wanted = r.metrics_file.clone().map(|p| (p, r.metrics_interval));
+        if file_now != file_wanted {
+            self.file = None;
+            if let Some((path, interval)) = file_wanted {
+                let shown = path.display().to_string();
+                let said = std::sync::atomic::AtomicBool::new(false);
+                let on_error = Box::new(move |e: &std::io::Error| {
+                    // The writer thread has no logger: stderr reaches the journal under the
+                    // unit; said once.
+                    if !said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!(
+                            "oomward: cannot write the metrics file event=metrics_error path={shown} error=\"{e}\""
+                        );
+                    }
+                });
+                match metrics::FileWriter::start(path.clone(), interval, m.clone(), on_error) {
+                    Ok(w) => self.file = Some((path, interval, w)),
+                    Err(e) => log.log(
+                        Severity::Error,
+                        Line::new("cannot start the metrics file writer")
+                            .kv("event", "metrics_error")
+                            .kv("error", e)
+                            .as_str(),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Starts or stops the notification thread as `[notify] desktop` says.
+    fn apply_notify(&mut self, n: crate::config::Notify, log: &mut Logger) {
+        use crate::report::notify::Outcome;
+        if !n.desktop {
+            self.notifier = None;
+            self.notify = Some(n);
+            return;
+        }
+        // Its outcomes are counted in the metrics it was started with.
+        if self.notifier_counts != self.metrics.is_some() {
+            self.notifier = None;
+        }
+        self.notifier_counts = self.metrics.is_some();
+        if self.notifier.is_none() {
+            let handle = log.handle();
+            let metrics = self.metrics.clone();
+            let tell = Box::new(move |outcome: &Outcome| {
+                let (word, severity, line) = match outcome {
+                    Outcome::Sent { uid } => (
+                        "sent",
+                        Severity::Info,
+                        Line::new("desktop notification sent")
+                            .kv("event", "notify")
+                            .kv("uid", uid)
+                            .kv("outcome", "sent"),
+                    ),
+                    Outcome::Failed { uid, why } => (
+                        "failed",
+                        Severity::Warning,
+                        Line::new("desktop notification failed")
+                            .kv("event", "notify")
+                            .kv("uid", uid)
+                            .kv("outcome", "failed")
+                            .kv("error", why),
+                    ),
+                };
+                handle.log(severity, line.as_str());
+                if let Some(m) = &metrics {
+                    m.notification(word);
+                }
+            });
+            match crate::report::notify::Notifier::start_telling(
+                "/proc/self/exe".into(),
+                Some(tell),
+            ) {
+                Ok(t) => self.notifier = Some(t),
+                Err(e) => log.log(
+                    Severity::Error,
+                    Line::new("cannot start the notification thread")
+                        .kv("event", "notify_error")
+                        .kv("error", e)
+                        .as_str(),
+                ),
+            }
+        }
+        self.notify = Some(n);
+    }
+
+    /// Passes the round's kill reports and warnings on (desktop notifications; the notification
+    /// thread logs how each went). Nothing to do, nothing done: two empty checks.
+    fn after_round(&mut self, enforcer: &mut Enforcer, log: &mut Logger) {
+        let (published, warnings) = enforcer.take_reports();
+        let (Some(notifier), Some(n)) = (&self.notifier, &self.notify) else {
+            return;
+        };
+        let notes = warnings.iter().map(warning_note).chain(
+            published
+                .iter()
+                .filter(|r| !r.dry_run)
+                .map(|r| kill_note(r)),
+        );
+        for (summary, body, urgency) in notes {
+            let extra: Vec<u32> = n.users.iter().map(|(_, uid)| *uid).collect();
+            let targets = crate::report::notify::targets(&self.root, &n.runtime_dir, &extra);
+            if targets.is_empty() {
+                continue;
+            }
+            notifier.send(crate::report::notify::Note {
+                summary,
+                body,
+                urgency,
+                targets,
+            });
+        }
+        let dropped = notifier.dropped();
+        if dropped > self.notes_dropped {
+            log.log(
+                Severity::Warning,
+                Line::new("desktop notifications dropped: the queue was full")
+                    .kv("event", "notify_dropped")
+                    .kv("dropped", dropped - self.notes_dropped)
+                    .as_str(),
+            );
+            self.notes_dropped = dropped;
+        }
+    }
+}
+
+/// The notification for a warning: what will be stopped first, so that a person can act.
+fn warning_note(r: &crate::report::kill::KillRecord) -> (String, String, u8) {
+    use crate::report::escape_controls as e;
+    use crate::report::kill::human;
+    let v = &r.victim;
+    let place = if r.scope == "system" {
+        String::new()
+    } else {
+        format!(" in {}", e(&r.scope))
+    };
+    (
+        "Memory is running low".into(),
+        format!(
+            "{} left of {}{place}. If it runs out, {} (pid {}, using {}) will be stopped first. Close something you do not need.",
+            human(r.trigger.available),
+            human(r.trigger.limit),
+            e(&v.comm),
+            v.pid,
+            human(r.victim_bytes())
+        ),
+        crate::report::notify::urgency::NORMAL,
+    )
+}
+
+/// The notification for a kill: who was stopped and why.
+fn kill_note(r: &crate::report::kill::KillRecord) -> (String, String, u8) {
+    use crate::report::escape_controls as e;
+    use crate::report::kill::human;
+    let v = &r.victim;
+    let place = if r.scope == "system" {
+        "the machine".to_string()
+    } else {
+        e(&r.scope).into_owned()
+    };
+    (
+        format!("{} was stopped to free memory", e(&v.comm)),
+        format!(
+            "{} (pid {}) used {}; {} had {} left of {}. `oomward why {}` explains the choice.",
+            e(&v.comm),
+            v.pid,
+            human(r.victim_bytes()),
+            place,
+            human(r.trigger.available),
+            human(r.trigger.limit),
+            v.pid
+        ),
+        crate::report::notify::urgency::CRITICAL,
+    )
 }
 
 /// What woke the loop besides its timer.

@@ -515,7 +515,12 @@ impl ArmedSet {
         self.ids.len() != before
     }
 
-    /// Whether `key` is armed.
+    /// The keys of the sources armed (for the status file).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// Whether a source is armed under `key`.
     pub fn has(&self, key: &str) -> bool {
         self.ids.iter().any(|(k, _)| k == key)
     }

@@ -43,9 +43,54 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let result = match command {
-        Command::Run { dry_run } => {
-            cmd::run(&oomward::cli::origin(cli.config, cli.config_dir), dry_run)
-        }
+        Command::Run {
+            dry_run,
+            log_format,
+        } => cmd::run(
+            &oomward::cli::origin(cli.config, cli.config_dir),
+            dry_run,
+            log_format.as_deref(),
+        ),
+        Command::History {
+            since,
+            json,
+            journal,
+        } => cmd::history(
+            &oomward::cli::origin(cli.config, cli.config_dir),
+            since.as_deref(),
+            json,
+            journal,
+        ),
+        Command::Why {
+            victim,
+            json,
+            journal,
+        } => cmd::why(
+            &oomward::cli::origin(cli.config, cli.config_dir),
+            &victim,
+            json,
+            journal,
+        ),
+        Command::Status { json, file } => cmd::status(
+            &oomward::cli::origin(cli.config, cli.config_dir),
+            json,
+            file,
+        ),
+        Command::NotifySend {
+            bus,
+            summary,
+            body,
+            urgency,
+            timeout_ms,
+        } => oomward::report::notify::send_one(
+            &bus,
+            &summary,
+            &body,
+            urgency,
+            std::time::Duration::from_millis(timeout_ms),
+        )
+        .map(drop)
+        .map_err(Failure::runtime),
         Command::Rank { scope, json, top } => cmd::rank(
             &oomward::cli::origin(cli.config, cli.config_dir),
             &scope,

@@ -317,3 +317,96 @@ pub fn nofile_limit() -> u64 {
         .current
         .unwrap_or(u64::MAX)
 }
+
+/// Sends SIGKILL to a process group (a hook that outlived its time, and what it started).
+pub fn kill_group(pgid: i32) -> io::Result<()> {
+    let pid = Pid::from_raw(pgid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    rustix::process::kill_process_group(pid, Signal::KILL)?;
+    Ok(())
+}
+
+/// Puts the calling thread back in the normal scheduling class. Threads inherit the loop's
+/// real-time class when it starts them; those that serve others (the metrics listener, the
+/// journal writer, hook and notification watchers) must never outrank the machine's own work
+/// however busy a client keeps them.
+pub fn leave_realtime() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads one sched_param from a valid reference; pid 0 is the
+    // calling thread.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+    }
+}
+
+/// Makes `cmd` start its child as `uid`:`gid` with no supplementary groups, in a process group
+/// of its own, unable to gain privileges (`PR_SET_NO_NEW_PRIVS`), with the scheduling and OOM
+/// standing of an ordinary process. For children that must not run as root: desktop
+/// notifications (run as the receiving user) and hooks.
+///
+/// All of it is done here, in the child before `exec`, rather than with `Command::uid`/`gid`:
+/// std switches the uid before it runs `pre_exec` closures, after which the child may no
+/// longer reset its `oom_score_adj` (its `/proc/self` then belongs to root) or clear its groups,
+/// and std itself ignores a refused `setgroups`. Do not also call `uid`/`gid` on `cmd`.
+///
+/// What a child of the daemon would otherwise inherit, and is reset:
+/// - `oom_score_adj` -1000: a user's process the kernel could never choose; set to 0.
+/// - real-time scheduling and nice -20: set to `SCHED_OTHER`, nice 0.
+/// - root's supplementary groups: cleared (`setgroups(0, NULL)`), then gid, then uid (real,
+///   effective and saved, so there is no way back).
+/// - descriptors without close-on-exec: marked close-on-exec (`close_range`, Linux ≥ 5.11;
+///   best effort, as every descriptor the daemon opens already is).
+///
+/// Needs CAP_SETUID and CAP_SETGID (and, under a seccomp filter, `setgroups`, `setresgid` and
+/// `setresuid`); a step that fails makes the spawn fail with its error.
+pub fn as_user(cmd: &mut std::process::Command, uid: u32, gid: u32) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // work is allowed: `drop_to_user` makes system calls only (no allocation, no locks), the same
+    // calls std makes there for `Command::uid`.
+    unsafe {
+        cmd.pre_exec(move || drop_to_user(uid, gid));
+    }
+    cmd
+}
+
+/// The child's side of [`as_user`]; see there.
+fn drop_to_user(uid: u32, gid: u32) -> io::Result<()> {
+    let check = |rc: libc::c_long| {
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY (for each call in this function): plain system calls on the calling thread with
+    // integer arguments or pointers to valid, live buffers; none keeps a pointer past the call.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        check(fd.into())?;
+        let wrote = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        check(wrote as libc::c_long)?;
+
+        let param = libc::sched_param { sched_priority: 0 };
+        check(libc::sched_setscheduler(0, libc::SCHED_OTHER, &param).into())?;
+        check(libc::setpriority(libc::PRIO_PROCESS, 0, 0).into())?;
+
+        check(libc::setgroups(0, std::ptr::null()).into())?;
+        check(libc::setresgid(gid, gid, gid).into())?;
+        check(libc::setresuid(uid, uid, uid).into())?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).into())?;
+
+        // Best effort: older kernels lack close_range or its CLOEXEC flag.
+        let _ = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use crate::probe::meminfo::MemInfo;
 use crate::probe::psi::Pressure;
 use crate::probe::{Host, ProbeError};
 use crate::scope::{memcg_totalpages, oom_domain};
-use crate::trigger::{SystemSample, SystemThresholds, Thresholds};
+use crate::trigger::{Level, SystemSample, SystemThresholds, Thresholds};
 
 /// Every cgroup path matched by the config's globs, with the index of the first `[[cgroup]]`
 /// that matched it. Walks only below each glob's literal prefix. The root cgroup is watched
@@ -233,6 +233,7 @@ pub fn quick_headroom(
     files: &mut ChainFiles,
     last: &CgroupSample,
     cfg: &WatchedCgroup,
+    warned: bool,
 ) -> Option<u64> {
     let usage_file = match host.memory.as_ref()?.version {
         crate::probe::cgroup::CgroupVersion::V1 => "memory.usage_in_bytes",
@@ -246,7 +247,7 @@ pub fn quick_headroom(
         }
         let usage: u64 = f.text(usage_file).ok()??.trim().parse().ok()?;
         let floor = limit.saturating_sub(usage);
-        let term = cgroup_thresholds(cfg, limit).term;
+        let term = look_thresholds(cfg, limit, warned).term;
         if floor <= term {
             return None;
         }
@@ -258,11 +259,16 @@ pub fn quick_headroom(
 /// Whether the last sample leaves every limited cgroup on the path below its usage threshold
 /// at the term level (`limit − term`; with `kill`, at the kill level): the v1 thresholds armed
 /// there fire on the way up, so the cgroup needs no timed look until then.
-pub fn below_usage_thresholds(sample: &CgroupSample, cfg: &WatchedCgroup, kill: bool) -> bool {
+pub fn below_usage_thresholds(
+    sample: &CgroupSample,
+    cfg: &WatchedCgroup,
+    kill: bool,
+    warned: bool,
+) -> bool {
     let mut any = false;
     for (_, _, m, limit) in sample.limited() {
         any = true;
-        let t = cgroup_thresholds(cfg, limit);
+        let t = look_thresholds(cfg, limit, warned);
         let below = if kill { t.kill } else { t.term };
         if below == 0 || m.usage.saturating_add(below) >= limit {
             return false;
@@ -380,6 +386,34 @@ pub fn cgroup_thresholds(c: &WatchedCgroup, limit: u64) -> Thresholds {
         term: c.available_term.bytes_of(limit),
         kill: c.available_kill.bytes_of(limit),
     }
+}
+
+/// The thresholds a calm cgroup is watched for: its term threshold, or its warn threshold
+/// when it has one above term and has not crossed it yet (the warning is the first crossing
+/// to catch; once warned, term is the next).
+pub fn look_thresholds(c: &WatchedCgroup, limit: u64, warned: bool) -> Thresholds {
+    let t = cgroup_thresholds(c, limit);
+    match c.available_warn.map(|w| w.bytes_of(limit)) {
+        Some(w) if !warned && w > t.term => Thresholds {
+            term: w,
+            kill: t.kill,
+        },
+        _ => t,
+    }
+}
+
+/// A cgroup's warn band: below its warn threshold (with the margin of hysteresis half the gap
+/// down to term), given whether it was in the band at the last look.
+pub fn cgroup_warned(c: &WatchedCgroup, limit: u64, available: u64, warned: bool) -> bool {
+    let Some(w) = c.available_warn else {
+        return false;
+    };
+    let band = Thresholds {
+        term: w.bytes_of(limit),
+        kill: c.available_term.bytes_of(limit),
+    };
+    let prev = if warned { Level::Term } else { Level::Ok };
+    band.level(available, prev) >= Level::Term
 }
 
 /// The machine's files the system scope samples, kept open across rounds.

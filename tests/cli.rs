@@ -404,6 +404,8 @@ fn a_nice_value_the_service_asks_for_is_kept_by_every_thread() {
     let p = write_config(&dir, "[daemon]\nlog = \"stderr\"\ndry_run = true\n");
     let mut cmd = oomward();
     cmd.arg("--config").arg(&p).arg("run");
+    cmd.env("STATE_DIRECTORY", dir.path())
+        .env("RUNTIME_DIRECTORY", dir.path());
     // As the unit's Nice=-20 does: the process starts at -20.
     unsafe {
         cmd.pre_exec(|| {
@@ -511,6 +513,8 @@ fn a_sink_nobody_reads_leaks_nothing_on_reloads_and_does_not_hold_up_a_stop() {
         .arg("--config")
         .arg(&p)
         .arg("run")
+        .env("STATE_DIRECTORY", dir.path())
+        .env("RUNTIME_DIRECTORY", dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

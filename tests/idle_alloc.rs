@@ -55,11 +55,25 @@ fn note() {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// `config` with the status file (and kill journal) in `dir`: the idle path is measured with
+/// the status file on, as the daemon runs by default.
+fn status_in(dir: &tempfile::TempDir, config: &str) -> String {
+    format!(
+        "{config}[report]\nstatus_file = \"{}\"\njournal = \"{}\"\n",
+        dir.path().join("status.json").display(),
+        dir.path().join("kills.jsonl").display()
+    )
+}
+
 #[test]
 fn idle_rounds_of_the_system_scope_allocate_nothing() {
+    let state = tempfile::tempdir().unwrap();
     let host = Host::discover(std::path::Path::new("/")).expect("read the host");
-    let config =
-        Config::parse("[daemon]\ndry_run = true\nevents = false\n", "test.toml").expect("config");
+    let config = Config::parse(
+        &status_in(&state, "[daemon]\ndry_run = true\nevents = false\n"),
+        "test.toml",
+    )
+    .expect("config");
     let mut enforcer = Enforcer::new(config, host, true);
     let (mut log, _lines) = Logger::capture();
     let mut now = Instant::now();
@@ -88,6 +102,7 @@ fn idle_rounds_of_the_system_scope_allocate_nothing() {
 
 #[test]
 fn idle_samples_of_a_watched_cgroup_allocate_nothing() {
+    let state = tempfile::tempdir().unwrap();
     if !support::is_root() || support::v1_memory_mount().is_none() {
         println!("SKIPPED: needs root and a cgroup-v1 memory controller");
         return;
@@ -97,7 +112,8 @@ fn idle_samples_of_a_watched_cgroup_allocate_nothing() {
     let host = Host::discover(std::path::Path::new("/")).expect("read the host");
     let config = Config::parse(
         &format!(
-            "[daemon]\ndry_run = true\nevents = false\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\n",
+            "{}[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\n",
+            status_in(&state, "[daemon]\ndry_run = true\nevents = false\n"),
             cg.path
         ),
         "test.toml",

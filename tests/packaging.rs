@@ -155,7 +155,24 @@ fn common_files() -> BTreeMap<String, &'static str> {
     for p in presets() {
         m.insert(format!("/usr/share/oomward/presets/{p}"), "-rw-r--r--");
     }
+    for d in unit_dropins() {
+        m.insert(format!("/usr/share/oomward/systemd/{d}"), "-rw-r--r--");
+    }
     m
+}
+
+/// The unit drop-ins the packages must ship: whatever `packaging/systemd/dropins/*.conf` holds.
+fn unit_dropins() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("packaging/systemd/dropins"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[test]

@@ -58,7 +58,13 @@ impl Rig {
                 .collect();
             std::fs::write(&path, patched.join("\n") + "\n").unwrap();
         }
-        let config = Config::parse(config, "test.toml").unwrap();
+        // The status file and kill journal beside the fixture, never the machine's.
+        let config = format!(
+            "{config}\n[report]\nstatus_file = \"{}\"\njournal = \"{}\"\n",
+            root.join("status.json").display(),
+            root.join("kills.jsonl").display()
+        );
+        let config = Config::parse(&config, "test.toml").unwrap();
         let enforcer = Enforcer::new(config, host, dry_run);
         let (log, lines) = Logger::capture();
         Rig {

@@ -155,6 +155,8 @@ fn package() {
 /// and sshd, journald and dbus-daemon at oom_score_adj 1000 (the kernel's first choices) are
 /// untouched, protected by the built-in exe rules alone; so is a 200 MiB process at a path of
 /// the built-in set (`/usr/lib/openssh/sshd-session`), which unprotected would be the victim.
+/// With the shipped hooks drop-in linked, a `post_kill` hook runs as nobody and knows the
+/// victim; `oomward status` works for nobody, `history` and `why` name the hog.
 #[test]
 fn system_short() {
     let Some(g) = run("system_short", 300) else {
@@ -193,4 +195,12 @@ fn system_short() {
         g.num("oomward_pid"),
         "the daemon restarted"
     );
+    // The reports under the unit: the shipped hooks drop-in lets a post_kill hook run as
+    // nobody with the victim in its environment; `status` works for nobody; `history` and
+    // `why` read the kill journal in the StateDirectory.
+    g.expect_kv("hook_caps", "yes");
+    g.expect_kv("hook_ok", "yes");
+    g.expect_kv("status_ok", "yes");
+    g.expect_kv("history_ok", "yes");
+    g.expect_kv("why_ok", "yes");
 }

@@ -1,4 +1,5 @@
 //! Actions: the thin layer that touches processes. Signalling through verified pidfds, the
 //! SIGTERM → grace → SIGKILL escalation, and `process_mrelease` on a thread of its own.
 
+pub mod hook;
 pub mod kill;

@@ -1,5 +1,6 @@
 //! The subcommands, each turning library errors into a [`Failure`] with its exit code.
 
+mod history;
 mod rank;
 
 use std::path::{Path, PathBuf};
@@ -9,11 +10,17 @@ use oomward::daemon::{self, DaemonError};
 
 use crate::Failure;
 
+pub use history::{history, status, why};
 pub use rank::rank;
 
 /// `oomward run`.
-pub fn run(origin: &ConfigOrigin, dry_run: bool) -> Result<(), Failure> {
-    daemon::run(origin, dry_run).map_err(|e| match e {
+pub fn run(origin: &ConfigOrigin, dry_run: bool, log_format: Option<&str>) -> Result<(), Failure> {
+    let format = match log_format {
+        Some("json") => Some(oomward::config::LogFormat::Json),
+        Some(_) => Some(oomward::config::LogFormat::Text),
+        None => None,
+    };
+    daemon::run(origin, dry_run, format).map_err(|e| match e {
         DaemonError::Config(c) => Failure::usage(c),
         DaemonError::Unfit(why) => Failure::usage(why),
         other => Failure::runtime(other),

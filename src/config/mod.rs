@@ -9,7 +9,7 @@ pub mod value;
 
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
@@ -74,6 +74,16 @@ pub enum LogTarget {
     Journald,
 }
 
+/// `log_format = ...`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `message key=value ...`, for people and `grep`.
+    Text,
+    /// One JSON object per line (`message`, `severity`, then every field; numbers as numbers),
+    /// for log shippers. A kill report is written whole, nested.
+    Json,
+}
+
 /// `require = ...`: how memory and swap combine for the system scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Require {
@@ -120,6 +130,8 @@ pub struct Daemon {
     pub realtime: bool,
     /// Log sink.
     pub log: LogTarget,
+    /// Log line format (`--log-format` overrides it).
+    pub log_format: LogFormat,
 }
 
 /// `[system]`.
@@ -127,6 +139,9 @@ pub struct Daemon {
 pub struct System {
     /// Watch the whole machine.
     pub enabled: bool,
+    /// MemAvailable at or below which to warn (once per episode, naming the likely victim);
+    /// `None` = no warn level. Swap combines with it as for `term`.
+    pub mem_available_warn: Option<Amount>,
     /// MemAvailable at or below which to send SIGTERM (share of MemTotal or bytes).
     pub mem_available_term: Amount,
     /// ... and SIGKILL.
@@ -149,6 +164,8 @@ pub struct System {
 pub struct WatchedCgroup {
     /// Path glob in the memory hierarchy.
     pub path: Glob,
+    /// Available memory at or below which to warn; `None` = no warn level.
+    pub available_warn: Option<Amount>,
     /// Available memory (limit − working set) at or below which to send SIGTERM.
     pub available_term: Amount,
     /// ... and SIGKILL.
@@ -182,6 +199,59 @@ pub struct Kill {
     pub min_gain_max: u64,
 }
 
+/// `[report]`: where oomward keeps what it did and shows what it sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The kill journal (one JSON record per kill, appended and fsync'd); `None` = off.
+    pub journal: Option<PathBuf>,
+    /// The journal is rotated (to `<journal>.1`) when it would grow past this, bytes.
+    pub journal_max_size: u64,
+    /// The daemon's view for `oomward status`, rewritten atomically at most once a second when
+    /// it changed; `None` = off.
+    pub status_file: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP here; `None` = off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write the metrics to this file (node_exporter's textfile collector); `None` = off.
+    pub metrics_file: Option<PathBuf>,
+    /// How often the metrics file is rewritten (when something changed).
+    pub metrics_interval: Duration,
+}
+
+/// `[hooks]`: programs run around kills, without privileges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hooks {
+    /// Run before a victim is signalled (argv; empty = none). The kill waits for it at most
+    /// `pre_kill_timeout`.
+    pub pre_kill: Vec<String>,
+    /// Run after a victim exited (or was given up on), with the outcome.
+    pub post_kill: Vec<String>,
+    /// Run when a scope crosses its warn level.
+    pub warn: Vec<String>,
+    /// The user hooks run as (never root), its uid and primary gid.
+    pub user: String,
+    /// Its uid and primary gid, resolved when the config was loaded (`None` when no hook is
+    /// set and the user does not exist).
+    pub ids: Option<(u32, u32)>,
+    /// The longest a kill waits for `pre_kill`.
+    pub pre_kill_timeout: Duration,
+    /// A hook still running after this long is killed.
+    pub timeout: Duration,
+    /// Hooks started in any minute beyond this are skipped (and counted).
+    pub max_per_minute: u32,
+}
+
+/// `[notify]`: desktop notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// At warn and at each kill, notify every logged-in graphical user (logind's sessions) on
+    /// their session bus.
+    pub desktop: bool,
+    /// Users to notify besides the graphical sessions' (names, resolved to uids at load).
+    pub users: Vec<(String, u32)>,
+    /// Where the per-user runtime directories are (each bus is `<dir>/<uid>/bus`).
+    pub runtime_dir: PathBuf,
+}
+
 /// The whole, valid configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -195,6 +265,12 @@ pub struct Config {
     pub cgroups: Vec<WatchedCgroup>,
     /// `[kill]`.
     pub kill: Kill,
+    /// `[report]`.
+    pub report: Report,
+    /// `[hooks]`.
+    pub hooks: Hooks,
+    /// `[notify]`.
+    pub notify: Notify,
     /// `[policy] builtin`.
     pub builtin_protection: bool,
     /// `[[rule]]`, compiled.
@@ -349,6 +425,9 @@ struct RawConfig {
     system: RawSystem,
     cgroup: Vec<RawCgroup>,
     kill: RawKill,
+    report: RawReport,
+    hooks: RawHooks,
+    notify: RawNotify,
     policy: RawPolicy,
     rule: Vec<RawRule>,
 }
@@ -358,6 +437,9 @@ impl RawConfig {
         self.daemon.rebase(base);
         self.system.rebase(base);
         self.kill.rebase(base);
+        self.report.rebase(base);
+        self.hooks.rebase(base);
+        self.notify.rebase(base);
         self.policy.rebase(base);
         self.cgroup.iter_mut().for_each(|c| c.rebase(base));
         self.rule.iter_mut().for_each(|r| r.rebase(base));
@@ -369,6 +451,9 @@ impl RawConfig {
         self.daemon.overlay(later.daemon);
         self.system.overlay(later.system);
         self.kill.overlay(later.kill);
+        self.report.overlay(later.report);
+        self.hooks.overlay(later.hooks);
+        self.notify.overlay(later.notify);
         self.policy.overlay(later.policy);
         self.cgroup.extend(later.cgroup);
         self.rule.extend(later.rule);
@@ -383,10 +468,12 @@ raw_table!(RawDaemon {
     events: bool,
     realtime: bool,
     log: String,
+    log_format: String,
 });
 
 raw_table!(RawSystem {
     enabled: bool,
+    mem_available_warn: String,
     mem_available_term: String,
     mem_available_kill: String,
     swap_free_term: String,
@@ -398,6 +485,7 @@ raw_table!(RawSystem {
 
 raw_table!(RawCgroup {
     path: String,
+    available_warn: String,
     available_term: String,
     available_kill: String,
     on_under_oom: String,
@@ -412,6 +500,31 @@ raw_table!(RawKill {
     warn_kills_per_minute: u32,
     min_gain: String,
     min_gain_max: String,
+});
+
+raw_table!(RawReport {
+    journal: String,
+    journal_max_size: String,
+    status_file: String,
+    metrics_listen: String,
+    metrics_file: String,
+    metrics_interval: String,
+});
+
+raw_table!(RawHooks {
+    pre_kill: Vec<String>,
+    post_kill: Vec<String>,
+    warn: Vec<String>,
+    user: String,
+    pre_kill_timeout: String,
+    timeout: String,
+    max_per_minute: u32,
+});
+
+raw_table!(RawNotify {
+    desktop: bool,
+    users: Vec<String>,
+    runtime_dir: String,
 });
 
 raw_table!(RawPolicy { builtin: bool });
@@ -771,6 +884,11 @@ fn type_hint(key: &str, message: &str) -> Option<String> {
 }
 
 /// A string as a TOML basic string (what `check-config` prints must parse again).
+/// An optional threshold as the config writes it.
+fn off_or(a: Option<Amount>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
+}
+
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -853,6 +971,13 @@ impl Config {
                 ],
                 LogTarget::Auto,
             )?,
+            log_format: choice(
+                src,
+                &d.log_format,
+                "daemon.log_format",
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                LogFormat::Text,
+            )?,
         };
         if daemon.min_interval < Duration::from_micros(100) {
             return Err(src.err(
@@ -900,6 +1025,11 @@ impl Config {
         let s = &raw.system;
         let system = System {
             enabled: flag(&s.enabled, true),
+            mem_available_warn: optional_amount(
+                src,
+                &s.mem_available_warn,
+                "system.mem_available_warn",
+            )?,
             mem_available_term: amount(
                 src,
                 &s.mem_available_term,
@@ -971,6 +1101,22 @@ impl Config {
             "system.swap_free_kill",
             "swap_free_term",
         )?;
+        if let Some(warn) = system.mem_available_warn {
+            sane_threshold(
+                src,
+                &s.mem_available_warn,
+                "system.mem_available_warn",
+                warn,
+            )?;
+            ordered(
+                src,
+                system.mem_available_term,
+                warn,
+                (&s.mem_available_term, &s.mem_available_warn),
+                "system.mem_available_term",
+                "mem_available_warn",
+            )?;
+        }
         if !(0.0..=100.0).contains(&system.psi_full_avg10_term) {
             return Err(src.err(
                 span(&s.psi_full_avg10_term),
@@ -998,6 +1144,7 @@ impl Config {
             let glob = Glob::new(p).map_err(|m| src.err(Some(path.span()), &key("path"), m))?;
             let wc = WatchedCgroup {
                 path: glob,
+                available_warn: optional_amount(src, &c.available_warn, &key("available_warn"))?,
                 available_term: amount(src, &c.available_term, &key("available_term"), "10%")?,
                 available_kill: amount(src, &c.available_kill, &key("available_kill"), "5%")?,
                 on_under_oom: choice(
@@ -1043,6 +1190,17 @@ impl Config {
                 wc.exhaustion_term,
                 LONGEST_WAIT,
             )?;
+            if let Some(warn) = wc.available_warn {
+                sane_threshold(src, &c.available_warn, &key("available_warn"), warn)?;
+                ordered(
+                    src,
+                    wc.available_term,
+                    warn,
+                    (&c.available_term, &c.available_warn),
+                    &key("available_term"),
+                    "available_warn",
+                )?;
+            }
             if let Some(first) = cgroups
                 .iter()
                 .position(|w: &WatchedCgroup| w.path.text == wc.path.text)
@@ -1103,6 +1261,10 @@ impl Config {
         )?;
         sane_threshold(src, &raw.kill.min_gain, "kill.min_gain", kill.min_gain)?;
 
+        let report = report_section(src, &raw.report, &mut warnings)?;
+        let hooks = hooks_section(src, &raw.hooks)?;
+        let notify = notify_section(src, &raw.notify)?;
+
         let mut rules = Vec::new();
         for (i, r) in raw.rule.iter().enumerate() {
             let rule = compile_rule(src, r, i)?;
@@ -1146,11 +1308,67 @@ impl Config {
             system,
             cgroups,
             kill,
+            report,
+            hooks,
+            notify,
             builtin_protection: flag(&raw.policy.builtin, true),
             rules,
             warnings,
             files: Vec::new(),
         })
+    }
+
+    /// `[report]`, `[hooks]` and `[notify]` as TOML, for [`Config::to_toml`].
+    fn report_toml(&self, o: &mut String) {
+        let path = |p: &Option<PathBuf>| {
+            toml_str(
+                &p.as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+            )
+        };
+        let argv = |a: &[String]| {
+            let items: Vec<String> = a.iter().map(|s| toml_str(s)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let r = &self.report;
+        let _ = writeln!(o, "\n[report]");
+        let _ = writeln!(o, "journal = {}", path(&r.journal));
+        let _ = writeln!(o, "journal_max_size = \"{}\"", ByteSize(r.journal_max_size));
+        let _ = writeln!(o, "status_file = {}", path(&r.status_file));
+        let _ = writeln!(
+            o,
+            "metrics_listen = {}",
+            toml_str(&r.metrics_listen.map_or(String::new(), |a| a.to_string()))
+        );
+        let _ = writeln!(o, "metrics_file = {}", path(&r.metrics_file));
+        let _ = writeln!(
+            o,
+            "metrics_interval = \"{}\"",
+            format_duration(r.metrics_interval)
+        );
+        let h = &self.hooks;
+        let _ = writeln!(o, "\n[hooks]");
+        let _ = writeln!(o, "pre_kill = {}", argv(&h.pre_kill));
+        let _ = writeln!(o, "post_kill = {}", argv(&h.post_kill));
+        let _ = writeln!(o, "warn = {}", argv(&h.warn));
+        let _ = writeln!(o, "user = {}", toml_str(&h.user));
+        let _ = writeln!(
+            o,
+            "pre_kill_timeout = \"{}\"",
+            format_duration(h.pre_kill_timeout)
+        );
+        let _ = writeln!(o, "timeout = \"{}\"", format_duration(h.timeout));
+        let _ = writeln!(o, "max_per_minute = {}", h.max_per_minute);
+        let n = &self.notify;
+        let _ = writeln!(o, "\n[notify]");
+        let _ = writeln!(o, "desktop = {}", n.desktop);
+        let users: Vec<String> = n.users.iter().map(|(name, _)| name.clone()).collect();
+        let _ = writeln!(o, "users = {}", argv(&users));
+        let _ = writeln!(
+            o,
+            "runtime_dir = {}",
+            toml_str(&n.runtime_dir.display().to_string())
+        );
     }
 
     /// The least a kill must free in a domain whose limit is `limit` bytes.
@@ -1195,9 +1413,23 @@ impl Config {
         let _ = writeln!(o, "events = {}", d.events);
         let _ = writeln!(o, "realtime = {}", d.realtime);
         let _ = writeln!(o, "log = \"{log}\"");
+        let _ = writeln!(
+            o,
+            "log_format = \"{}\"",
+            if d.log_format == LogFormat::Json {
+                "json"
+            } else {
+                "text"
+            }
+        );
         let s = &self.system;
         let _ = writeln!(o, "\n[system]");
         let _ = writeln!(o, "enabled = {}", s.enabled);
+        let _ = writeln!(
+            o,
+            "mem_available_warn = \"{}\"",
+            off_or(s.mem_available_warn)
+        );
         let _ = writeln!(o, "mem_available_term = \"{}\"", s.mem_available_term);
         let _ = writeln!(o, "mem_available_kill = \"{}\"", s.mem_available_kill);
         let _ = writeln!(o, "swap_free_term = \"{}\"", s.swap_free_term);
@@ -1220,6 +1452,7 @@ impl Config {
         for c in &self.cgroups {
             let _ = writeln!(o, "\n[[cgroup]]");
             let _ = writeln!(o, "path = {}", toml_str(&c.path.text));
+            let _ = writeln!(o, "available_warn = \"{}\"", off_or(c.available_warn));
             let _ = writeln!(o, "available_term = \"{}\"", c.available_term);
             let _ = writeln!(o, "available_kill = \"{}\"", c.available_kill);
             let _ = writeln!(
@@ -1261,6 +1494,7 @@ impl Config {
         );
         let _ = writeln!(o, "min_gain = \"{}\"", self.kill.min_gain);
         let _ = writeln!(o, "min_gain_max = \"{}\"", ByteSize(self.kill.min_gain_max));
+        self.report_toml(&mut o);
         let _ = writeln!(o, "\n[policy]");
         let _ = writeln!(o, "builtin = {}", self.builtin_protection);
         for r in &self.rules {
@@ -1308,6 +1542,247 @@ impl ConfigError {
         }
         self
     }
+}
+
+/// A threshold that may be `"off"` (the default).
+fn optional_amount(
+    src: &Source,
+    v: &Val<String>,
+    key: &str,
+) -> Result<Option<Amount>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.get_ref().trim() == "off" => Ok(None),
+        Some(_) => amount(src, v, key, "off").map(Some),
+    }
+}
+
+/// A path that may be `""` (off); relative paths are refused (the daemon's working directory
+/// is `/` under systemd but not in a shell).
+fn optional_path(
+    src: &Source,
+    v: &Val<String>,
+    key: &str,
+    default: Option<PathBuf>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(s) = v else { return Ok(default) };
+    let text = s.get_ref();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.starts_with('/') {
+        return Err(src.err(
+            Some(s.span()),
+            key,
+            format!("{text:?} must be an absolute path (or \"\" for off)"),
+        ));
+    }
+    Ok(Some(PathBuf::from(text)))
+}
+
+/// The first directory of a systemd-style directory variable (`STATE_DIRECTORY`,
+/// `RUNTIME_DIRECTORY`: colon-separated, absolute), else `fallback`. The unit's
+/// `StateDirectory=`/`RuntimeDirectory=` then decide where the files go, and a test can give a
+/// daemon directories of its own.
+fn systemd_dir(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var)
+        .and_then(|v| {
+            let v = v.to_str()?.split(':').next()?.to_string();
+            v.starts_with('/').then(|| PathBuf::from(v))
+        })
+        .unwrap_or_else(|| PathBuf::from(fallback))
+}
+
+/// Where the kill journal is by default.
+pub fn default_journal() -> PathBuf {
+    systemd_dir("STATE_DIRECTORY", "/var/lib/oomward").join("kills.jsonl")
+}
+
+/// Where the status file is by default.
+pub fn default_status_file() -> PathBuf {
+    systemd_dir("RUNTIME_DIRECTORY", "/run/oomward").join("status.json")
+}
+
+fn report_section(
+    src: &Source,
+    r: &RawReport,
+    warnings: &mut Vec<String>,
+) -> Result<Report, ConfigError> {
+    let metrics_listen = match &r.metrics_listen {
+        None => None,
+        Some(s) if s.get_ref().is_empty() => None,
+        Some(s) => Some(
+            parse_listen(s.get_ref())
+                .map_err(|m| src.err(Some(s.span()), "report.metrics_listen", m))?,
+        ),
+    };
+    if let Some(addr) = metrics_listen
+        && !addr.ip().is_loopback()
+    {
+        warnings.push(format!(
+            "{}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures",
+            src.files()
+        ));
+    }
+    let report = Report {
+        journal: optional_path(src, &r.journal, "report.journal", Some(default_journal()))?,
+        journal_max_size: size(src, &r.journal_max_size, "report.journal_max_size", "4MiB")?,
+        status_file: optional_path(
+            src,
+            &r.status_file,
+            "report.status_file",
+            Some(default_status_file()),
+        )?,
+        metrics_listen,
+        metrics_file: optional_path(src, &r.metrics_file, "report.metrics_file", None)?,
+        metrics_interval: duration(src, &r.metrics_interval, "report.metrics_interval", "15s")?,
+    };
+    if report.journal_max_size < 64 << 10 {
+        return Err(src.err(
+            span(&r.journal_max_size),
+            "report.journal_max_size",
+            "must be at least 64KiB (a kill record is a few KiB)",
+        ));
+    }
+    if report.metrics_interval < Duration::from_secs(1) {
+        return Err(src.err(
+            span(&r.metrics_interval),
+            "report.metrics_interval",
+            "must be at least 1s",
+        ));
+    }
+    at_most(
+        src,
+        &r.metrics_interval,
+        "report.metrics_interval",
+        report.metrics_interval,
+        LONGEST_WAIT,
+    )?;
+    Ok(report)
+}
+
+/// `127.0.0.1:9747`, `[::1]:9747`, or a port alone (`9747`, `:9747`: on loopback).
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let port_only = text.strip_prefix(':').unwrap_or(text);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an address and port such as \"127.0.0.1:9747\" (or \"\" for off)")
+    })
+}
+
+fn hooks_section(src: &Source, h: &RawHooks) -> Result<Hooks, ConfigError> {
+    let argv = |v: &Val<Vec<String>>, key: &str| -> Result<Vec<String>, ConfigError> {
+        let Some(s) = v else { return Ok(Vec::new()) };
+        let args = s.get_ref();
+        if let Some(first) = args.first()
+            && !first.starts_with('/')
+        {
+            return Err(src.err(
+                Some(s.span()),
+                key,
+                format!("{first:?}: the program must be an absolute path (hooks run with an empty PATH-free environment; no shell)"),
+            ));
+        }
+        if args.iter().any(|a| a.contains('\0')) {
+            return Err(src.err(Some(s.span()), key, "an argument holds a NUL byte"));
+        }
+        Ok(args.clone())
+    };
+    let mut hooks = Hooks {
+        pre_kill: argv(&h.pre_kill, "hooks.pre_kill")?,
+        post_kill: argv(&h.post_kill, "hooks.post_kill")?,
+        warn: argv(&h.warn, "hooks.warn")?,
+        user: h
+            .user
+            .as_ref()
+            .map_or_else(|| "nobody".to_string(), |u| u.get_ref().clone()),
+        ids: None,
+        pre_kill_timeout: duration(src, &h.pre_kill_timeout, "hooks.pre_kill_timeout", "300ms")?,
+        timeout: duration(src, &h.timeout, "hooks.timeout", "30s")?,
+        max_per_minute: h.max_per_minute.as_ref().map_or(30, |v| *v.get_ref()),
+    };
+    at_most(
+        src,
+        &h.pre_kill_timeout,
+        "hooks.pre_kill_timeout",
+        hooks.pre_kill_timeout,
+        Duration::from_secs(5),
+    )?;
+    at_most(
+        src,
+        &h.timeout,
+        "hooks.timeout",
+        hooks.timeout,
+        LONGEST_WAIT,
+    )?;
+    if hooks.timeout.is_zero() {
+        return Err(src.err(span(&h.timeout), "hooks.timeout", "must be above 0"));
+    }
+    if hooks.max_per_minute == 0 {
+        return Err(src.err(
+            span(&h.max_per_minute),
+            "hooks.max_per_minute",
+            "must be at least 1 (remove the hooks to run none)",
+        ));
+    }
+    let any = !(hooks.pre_kill.is_empty() && hooks.post_kill.is_empty() && hooks.warn.is_empty());
+    match nix::unistd::User::from_name(&hooks.user) {
+        Ok(Some(u)) if u.uid.is_root() => {
+            return Err(src.err(
+                span(&h.user),
+                "hooks.user",
+                format!("{:?} is root: hooks run without privileges (a hook that needs them can ask a service that has them)", hooks.user),
+            ));
+        }
+        Ok(Some(u)) => hooks.ids = Some((u.uid.as_raw(), u.gid.as_raw())),
+        _ if any => {
+            return Err(src.err(
+                span(&h.user),
+                "hooks.user",
+                format!("no user named {:?} on this machine", hooks.user),
+            ));
+        }
+        _ => {}
+    }
+    Ok(hooks)
+}
+
+fn notify_section(src: &Source, n: &RawNotify) -> Result<Notify, ConfigError> {
+    let mut users = Vec::new();
+    if let Some(list) = &n.users {
+        for name in list.get_ref() {
+            match nix::unistd::User::from_name(name) {
+                Ok(Some(u)) if !u.uid.is_root() => users.push((name.clone(), u.uid.as_raw())),
+                Ok(Some(_)) => {
+                    return Err(src.err(
+                        Some(list.span()),
+                        "notify.users",
+                        format!("{name:?} is root: notifications go to users' session buses"),
+                    ));
+                }
+                _ => {
+                    return Err(src.err(
+                        Some(list.span()),
+                        "notify.users",
+                        format!("no user named {name:?} on this machine"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Notify {
+        desktop: flag(&n.desktop, false),
+        users,
+        runtime_dir: optional_path(
+            src,
+            &n.runtime_dir,
+            "notify.runtime_dir",
+            Some(PathBuf::from("/run/user")),
+        )?
+        .unwrap_or_else(|| PathBuf::from("/run/user")),
+    })
 }
 
 fn flag(v: &Val<bool>, default: bool) -> bool {

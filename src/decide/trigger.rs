@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 /// How urgent a scope is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub enum Level {
     /// Enough memory.
     #[default]

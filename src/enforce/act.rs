@@ -49,6 +49,7 @@ impl Enforcer {
             scope: fig.totalpages,
             system: fig.system_totalpages.max(1),
         };
+        let ranking = Instant::now();
         let scanned = match self.gather(i, totals) {
             Ok(s) => s,
             Err(e) => {
@@ -61,15 +62,10 @@ impl Enforcer {
         };
         let procs = &scanned.processes;
         let ranked = rank(procs, &self.policy, totals);
-        let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
-        let prospects: Vec<Prospect> = ranked
-            .iter()
-            .zip(&owners)
-            .map(|(c, o)| Prospect {
-                eligible: self.may_choose(c),
-                gain: self.gain(c.process, o, procs),
-            })
-            .collect();
+        let (owners, prospects) = self.prospects(i, &ranked, procs);
+        if let Some(metrics) = &self.metrics {
+            metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
+        }
         let min_gain = self.config.min_gain_bytes(fig.limit);
         match select(&prospects, fig.need, min_gain, reason == Reason::Rescue) {
             Selection::Victim { index, enough } => {
@@ -80,7 +76,15 @@ impl Enforcer {
                     enough,
                     reason,
                 };
-                self.signal(i, &pick, procs, m, log);
+                let candidates = super::report::considered(
+                    &ranked,
+                    &prospects,
+                    Some(index),
+                    min_gain,
+                    self.host.page_size,
+                );
+                let record = self.new_record(i, &pick, m, candidates, min_gain);
+                self.signal(i, &pick, procs, m, record, log);
             }
             Selection::Futile { total, eligible } => {
                 if self.domains[i]
@@ -88,6 +92,9 @@ impl Enforcer {
                     .back_off(Futility::Futile, obs, now, &self.limits)
                 {
                     self.report_futile(i, m, total, eligible, min_gain, log);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.futile(self.domain_key_name(i));
+                    }
                 }
             }
             Selection::NoCandidate => {
@@ -115,10 +122,34 @@ impl Enforcer {
         }
     }
 
+    /// For each ranked candidate of domain `i`: the watched scope that holds it (and how it is
+    /// killed there), and what choosing it would mean (eligible, expected gain).
+    pub(super) fn prospects(
+        &self,
+        i: usize,
+        ranked: &[Candidate<'_>],
+        procs: &[ProcessSnapshot],
+    ) -> (Vec<Owner>, Vec<Prospect>) {
+        let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
+        let prospects = ranked
+            .iter()
+            .zip(&owners)
+            .map(|(c, o)| Prospect {
+                eligible: self.may_choose(c),
+                gain: self.gain(c.process, o, procs),
+            })
+            .collect();
+        (owners, prospects)
+    }
+
     /// The candidates of a domain: the system's through the process table (one small read per
     /// process, full reads for the finalists), a cgroup domain's from its watched scopes'
     /// subtrees (nested scopes read once).
-    fn gather(&mut self, i: usize, totals: Totals) -> Result<Scan, crate::probe::ProbeError> {
+    pub(super) fn gather(
+        &mut self,
+        i: usize,
+        totals: Totals,
+    ) -> Result<Scan, crate::probe::ProbeError> {
         if self.domains[i].key == DomainKey::System {
             if self.config.kill.process_group {
                 return scan(&self.host, None, self.needs_cmdline);
@@ -174,7 +205,7 @@ impl Enforcer {
     }
 
     /// The innermost watched scope of the domain that holds `p`.
-    fn owner(&self, i: usize, p: &ProcessSnapshot) -> Owner {
+    pub(super) fn owner(&self, i: usize, p: &ProcessSnapshot) -> Owner {
         let system = Owner {
             scope: ScopeId::System,
             path: None,
@@ -204,7 +235,7 @@ impl Enforcer {
 
     /// May this ranked process be chosen: eligible for the kernel and the policy, not oomward,
     /// not init, not given up on, not already in flight in some domain.
-    fn may_choose(&self, c: &Candidate<'_>) -> bool {
+    pub(super) fn may_choose(&self, c: &Candidate<'_>) -> bool {
         let p = c.process;
         let key = ProcessKey::of(p);
         c.is_eligible()
@@ -229,7 +260,12 @@ impl Enforcer {
 
     /// What killing `p` frees: its private anonymous memory and swap, or for a group kill the
     /// killable members' together.
-    fn gain(&self, p: &ProcessSnapshot, owner: &Owner, procs: &[ProcessSnapshot]) -> u64 {
+    pub(super) fn gain(
+        &self,
+        p: &ProcessSnapshot,
+        owner: &Owner,
+        procs: &[ProcessSnapshot],
+    ) -> u64 {
         let one = |q: &ProcessSnapshot| {
             expected_gain(q.rss_anon_pages, q.swap_pages, self.host.page_size)
         };
@@ -302,6 +338,7 @@ impl Enforcer {
         pick: &Pick<'_, '_>,
         procs: &[ProcessSnapshot],
         m: &Moment<'_>,
+        mut record: crate::report::kill::KillRecord,
         log: &mut Logger,
     ) {
         let victim = pick.victim;
@@ -316,6 +353,10 @@ impl Enforcer {
                 line("would signal (dry run)").kv("dry_run", true).as_str(),
             );
             self.domains[i].episode.dry_run_decided();
+            record.outcome = "dry_run".into();
+            self.pre_kill_hook(i, &mut record, pick.victim.process, log);
+            self.fill_in(i, &mut record, pick.victim.process);
+            self.publish(record, log);
             return;
         }
         if self.host.root != std::path::Path::new("/") {
@@ -356,14 +397,24 @@ impl Enforcer {
                 return;
             }
         };
+        self.pre_kill_hook(i, &mut record, victim.process, log);
+        if sig == Sig::Term {
+            // Asked to exit, it may be gone before a read after the signal; SIGTERM leaves it
+            // the grace anyway. A SIGKILL never waits for its report (see `fill_in`).
+            self.fill_in(i, &mut record, victim.process);
+        }
         let sent = kill::signal(&fd, sig);
         let first_signal = Instant::now();
+        record.time = crate::report::kill::unix_now();
+        record.time_text = crate::report::kill::rfc3339(record.time);
         let (companions, cgroup_kill_file) = self.signal_group(pick, procs, sig);
         let released = if sig == Sig::Kill {
             self.reaper.release(&fd, victim.process.pid)
         } else {
             "-"
         };
+        // Everything that acts went out first (signals, the memory release).
+        self.fill_in(i, &mut record, victim.process);
         let mut l = line(if sent.is_ok() {
             "signalled victim"
         } else {
@@ -387,10 +438,23 @@ impl Enforcer {
             Severity::Info
         };
         log.log(severity, l.as_str());
+        record.companions = companions.iter().map(|c| c.pid).collect();
+        if sig == Sig::Kill {
+            record.mrelease = Some(released.to_string());
+        }
         if sent.is_err() {
             self.mark_stuck(key);
+            record.outcome = "failed".into();
+            self.publish(record, log);
             return;
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.kill(&record.scope, sig.name(), pick.reason.as_str(), record.time);
+            if pick.reason == Reason::Rescue {
+                metrics.rescue(&record.scope);
+            }
+        }
+        self.hold_record(i, record);
         self.note_kill(log, now);
         let sigkilled = if sig == Sig::Kill {
             std::iter::once(victim.process.pid)

@@ -13,6 +13,9 @@ use crate::report::{Line, Logger, Severity};
 
 use super::{Enforcer, Wake};
 
+/// How soon after a victim's exit its domain is sampled again, for what the exit gave back.
+const AFTER_EXIT: Duration = Duration::from_millis(20);
+
 /// One OOM domain's state across rounds.
 pub(super) struct Domain {
     pub key: DomainKey,
@@ -27,6 +30,13 @@ pub(super) struct Domain {
     pub kernel_kills: Option<u64>,
     /// The machine's count when the domain's (v1) count was last summed.
     pub vmstat_seen: Option<u64>,
+    /// The records of its victims in flight, completed when they are gone.
+    pub records: Vec<crate::report::kill::KillRecord>,
+    /// A warning went out in this episode.
+    pub warned: bool,
+    /// Records of victims gone, waiting for the domain's next sample (what they left), and
+    /// since when.
+    pub exited: Vec<(crate::report::kill::KillRecord, Instant)>,
 }
 
 impl Domain {
@@ -39,6 +49,9 @@ impl Domain {
             fresh: false,
             kernel_kills: None,
             vmstat_seen: None,
+            records: Vec::new(),
+            warned: false,
+            exited: Vec::new(),
         }
     }
 
@@ -47,9 +60,9 @@ impl Domain {
         self.episode.in_episode() || !self.in_flight.is_empty()
     }
 
-    /// Kept while it has members or business.
+    /// Kept while it has members or business (a record still to publish included).
     pub fn worth_keeping(&self) -> bool {
-        self.busy() || !self.members.is_empty()
+        self.busy() || !self.members.is_empty() || !self.exited.is_empty()
     }
 }
 
@@ -157,9 +170,28 @@ impl Enforcer {
         now: Instant,
     ) -> Option<Duration> {
         if !self.domains[i].fresh && !self.domains[i].busy() {
+            if !self.domains[i].exited.is_empty() {
+                // No sample to give them: they go out without one after a while.
+                let waiting = std::mem::take(&mut self.domains[i].exited);
+                self.domains[i].exited = self.publish_gone(waiting, None, log);
+                return Some(Duration::from_millis(200));
+            }
             return None;
         }
         let (obs, fig) = self.observe(i);
+        // Records of victims gone take this sample as what they left; published after this
+        // round's decision, which must not wait for them.
+        let after_sample = obs.available;
+        let gone_before = std::mem::take(&mut self.domains[i].exited);
+        if obs.level == Level::Ok && self.domains[i].fresh && self.warn_due(i) {
+            let moment = super::act::Moment {
+                obs: &obs,
+                fig: &fig,
+                wake,
+                now,
+            };
+            self.warn_domain(i, &moment, log);
+        }
         let plan = self.domains[i].episode.assess(&obs, now, &self.limits);
         for &(key, after) in &plan.exited {
             self.victim_exited(i, key, after, log);
@@ -187,7 +219,13 @@ impl Enforcer {
             (plan.choose.is_some() && episode.victims().is_empty() && !episode.standing_by())
                 .then_some(crate::decide::episode::RELEASE_POLL);
         let victims = episode.victims_poll(now, &self.limits);
-        super::min_opt(super::min_opt(plan.wake_in, victims), retry)
+        self.publish_gone(gone_before, Some(after_sample), log);
+        // A victim gone: the next sample, soon, says what it left (its record waits for it).
+        let after = (!self.domains[i].exited.is_empty()).then_some(AFTER_EXIT);
+        super::min_opt(
+            super::min_opt(plan.wake_in, victims),
+            super::min_opt(retry, after),
+        )
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
@@ -199,6 +237,13 @@ impl Enforcer {
         if self.domains[i].key == DomainKey::System {
             let m = self.system.mem.unwrap_or_default();
             let kills = self.machine_oom_kills();
+            if let (Some(m), Some(before), Some(now)) =
+                (&self.metrics, self.domains[i].kernel_kills, kills)
+                && now > before
+            {
+                m.kernel_oom_kills("system", now - before);
+            }
+            self.domains[i].kernel_kills = kills;
             let obs = Observation {
                 level: self.system.member.level,
                 rescue: false,
@@ -259,6 +304,12 @@ impl Enforcer {
             _ if busy => self.v1_domain_kills(i),
             _ => self.domains[i].kernel_kills,
         };
+        if let (Some(m), Some(before), Some(now)) =
+            (&self.metrics, self.domains[i].kernel_kills, kernel_kills)
+            && now > before
+        {
+            m.kernel_oom_kills(self.domains[i].key.name(), now - before);
+        }
         self.domains[i].kernel_kills = kernel_kills;
         let obs = Observation {
             level,
@@ -331,6 +382,7 @@ impl Enforcer {
         let Some(f) = self.take_in_flight(i, key) else {
             return;
         };
+        self.finish_record(i, key, "exited", Some(after), log);
         let d = &self.domains[i];
         log.log(
             Severity::Info,
@@ -365,6 +417,7 @@ impl Enforcer {
                 .as_str(),
         );
         self.mark_stuck(key);
+        self.finish_record(i, key, "stuck", None, log);
     }
 
     fn escalate(
@@ -413,5 +466,14 @@ impl Enforcer {
             .kv("after_ms", now.duration_since(f.first_signal).as_millis())
             .as_str(),
         );
+        self.record_signal(i, key, "SIGKILL", why.as_str());
+        if let Some(m) = &self.metrics {
+            let scope = self.domains[i]
+                .records
+                .iter()
+                .find(|r| r.victim.pid == key.pid)
+                .map_or_else(|| self.domain_key_name(i).to_string(), |r| r.scope.clone());
+            m.escalation(&scope);
+        }
     }
 }

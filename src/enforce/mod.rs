@@ -16,6 +16,7 @@
 mod act;
 mod domains;
 mod lines;
+mod report;
 mod scopes;
 
 use std::time::{Duration, Instant};
@@ -94,6 +95,8 @@ struct SystemScope {
     /// The kernel's machine-wide OOM kill count (`/proc/vmstat`), and the round it was read in.
     oom_kills: Option<u64>,
     oom_kills_round: u64,
+    /// In the warn band (MemAvailable below `mem_available_warn`) at the last sample.
+    warned: bool,
 }
 
 /// Kills per second over the last minute, for the rate warning: exact to the second, no
@@ -205,6 +208,12 @@ pub struct Enforcer {
     tree_for: Option<u64>,
     tree_reported: bool,
     last_resolve: Option<Instant>,
+    /// Kill records, hooks, the kill journal and the status file.
+    reporting: report::Reporting,
+    /// When it started, seconds since the epoch (for the status file).
+    started_unix: f64,
+    /// The metrics, when something serves or writes them.
+    metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
 }
 
 impl Enforcer {
@@ -249,6 +258,7 @@ impl Enforcer {
             eta: None,
             oom_kills: None,
             oom_kills_round: 0,
+            warned: false,
         };
         let limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
         let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
@@ -281,7 +291,32 @@ impl Enforcer {
             tree_for: None,
             tree_reported: false,
             last_resolve: None,
+            reporting: report::Reporting::default(),
+            started_unix: crate::report::kill::unix_now(),
+            metrics: None,
         }
+    }
+
+    /// Counts into `metrics` from the next round on (`None`: stop counting).
+    pub fn attach_metrics(
+        &mut self,
+        metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
+    ) {
+        self.metrics = metrics;
+    }
+
+    /// The kill records completed and the warnings sent since the last call, for what the
+    /// daemon does beyond the log (metrics, desktop notifications).
+    pub fn take_reports(
+        &mut self,
+    ) -> (
+        Vec<std::sync::Arc<crate::report::kill::KillRecord>>,
+        Vec<crate::report::kill::KillRecord>,
+    ) {
+        (
+            std::mem::take(&mut self.reporting.published),
+            std::mem::take(&mut self.reporting.warnings),
+        )
     }
 
     /// Takes a new config (reload) without losing the victims in flight or the episodes.
@@ -336,6 +371,16 @@ impl Enforcer {
 
     /// Runs one round as of `now` (a test can drive the clock); returns the sleep before the next.
     pub fn round_at(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
+        let began = Instant::now();
+        let sleep = self.round_steps(log, wake, now);
+        if let Some(m) = &self.metrics {
+            m.wakeup(wake.as_str());
+            m.round_seconds(began.elapsed().as_secs_f64());
+        }
+        sleep
+    }
+
+    fn round_steps(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
         self.round += 1;
         self.refresh(log, wake, now);
         self.report_wake(log, wake);
@@ -349,6 +394,8 @@ impl Enforcer {
             wake_in = min_opt(wake_in, w);
         }
         self.domains.retain(Domain::worth_keeping);
+        self.drain_reports(log);
+        self.write_status(now, log);
         self.sleep(now, wake_in)
     }
 
@@ -453,6 +500,8 @@ impl Enforcer {
                 );
                 self.system.level = level;
                 self.system.eta = eta;
+                self.system.warned =
+                    system_warned(&self.config, &mem, &sample, &thresholds, self.system.warned);
                 self.system.member = Member {
                     level,
                     need: thresholds.need(&sample, level),
@@ -471,7 +520,7 @@ impl Enforcer {
         let busy: Vec<ScopeId> = self
             .domains
             .iter()
-            .filter(|d| d.busy())
+            .filter(|d| d.busy() || !d.exited.is_empty())
             .flat_map(|d| d.members.iter().copied())
             .collect();
         let mut removed = Vec::new();
@@ -536,6 +585,24 @@ impl Enforcer {
             Look::Sampled => {
                 let t_secs = now.duration_since(self.started).as_secs_f64();
                 scopes::assess_cgroup(cg, cfg, t_secs, log);
+                if let Some(m) = &self.metrics
+                    && let (Some(avail), Some(limit)) = (cg.sample.available, cg.sample.limit)
+                {
+                    let t = crate::watch::cgroup_thresholds(cfg, limit);
+                    m.scope(
+                        &cg.path,
+                        &crate::report::metrics::ScopeFigures {
+                            available_bytes: avail,
+                            limit_bytes: limit,
+                            warn_bytes: cfg.available_warn.map(|w| w.bytes_of(limit)),
+                            term_bytes: t.term,
+                            kill_bytes: t.kill,
+                            level: level_number(cg.level, cg.warned),
+                            fill_rate_bytes_per_second: cg.fill.rate(),
+                            eta_seconds: cg.eta.map(|e| e.as_secs_f64()),
+                        },
+                    );
+                }
             }
             Look::Calm(_) => {}
         }
@@ -558,7 +625,7 @@ impl Enforcer {
 
     /// The machine's T and swap for a cgroup's sample (/proc/meminfo read once a round, and
     /// only when a full sample needs it).
-    fn machine_totals(&mut self, log: &mut Logger) -> (u64, SwapSpace) {
+    pub(super) fn machine_totals(&mut self, log: &mut Logger) -> (u64, SwapSpace) {
         match self.meminfo(log) {
             Some(m) => (
                 m.total_pages(self.host.page_size),
@@ -583,6 +650,14 @@ impl Enforcer {
             let th = crate::trigger::Thresholds {
                 term: s.mem_available_term.bytes_of(m.mem_total),
                 kill: s.mem_available_kill.bytes_of(m.mem_total),
+            };
+            // Not yet warned: the warn threshold is the next crossing to catch.
+            let th = match s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)) {
+                Some(w) if !self.system.warned && w > th.term => crate::trigger::Thresholds {
+                    term: w,
+                    kill: th.kill,
+                },
+                _ => th,
             };
             let headroom = th.headroom_from(self.system.level, m.mem_available);
             sleep = sleep.min(next_sleep(
@@ -628,6 +703,12 @@ impl Enforcer {
                     .push(CgroupScope::new(self.next_scope, path.clone(), *index, now));
                 self.next_scope = self.next_scope.wrapping_add(1);
             }
+        }
+        if let Some(m) = &self.metrics {
+            let system = self.config.system.enabled;
+            m.retain_scopes(&|name: &str| {
+                (system && name == "system") || found.iter().any(|(p, _)| p == name)
+            });
         }
         self.cgroups.retain(|c| {
             let keep = found.iter().any(|(p, _)| *p == c.path);
@@ -799,6 +880,41 @@ impl Enforcer {
 
     fn domain_key_name(&self, i: usize) -> &str {
         self.domains[i].key.name()
+    }
+}
+
+/// The system's warn band: the term rule (memory and swap as `require` says) with
+/// `mem_available_warn` in place of `mem_available_term`, and a margin of half the gap down to
+/// term on the way back up.
+fn system_warned(
+    config: &Config,
+    mem: &MemInfo,
+    sample: &crate::trigger::SystemSample,
+    thresholds: &crate::trigger::SystemThresholds,
+    warned: bool,
+) -> bool {
+    let Some(w) = config.system.mem_available_warn else {
+        return false;
+    };
+    let band = crate::trigger::SystemThresholds {
+        mem: crate::trigger::Thresholds {
+            term: w.bytes_of(mem.mem_total),
+            kill: thresholds.mem.term,
+        },
+        psi_full_avg10_term: 0.0,
+        ..*thresholds
+    };
+    let prev = if warned { Level::Term } else { Level::Ok };
+    system_level(sample, &band, prev) >= Level::Term
+}
+
+/// A level as the metrics give it: 0 ok, 1 warn, 2 term, 3 kill.
+fn level_number(level: Level, warned: bool) -> u8 {
+    match level {
+        Level::Ok if warned => 1,
+        Level::Ok => 0,
+        Level::Term => 2,
+        Level::Kill => 3,
     }
 }
 

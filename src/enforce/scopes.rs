@@ -12,8 +12,8 @@ use crate::probe::Host;
 use crate::probe::cgroup::CgroupVersion;
 use crate::report::{Line, Logger, Severity};
 use crate::watch::{
-    CgroupSample, ChainFiles, SwapSpace, below_usage_thresholds, cgroup_thresholds, quick_headroom,
-    sample_cgroup_into,
+    CgroupSample, ChainFiles, SwapSpace, below_usage_thresholds, cgroup_thresholds,
+    look_thresholds, quick_headroom, sample_cgroup_into,
 };
 
 /// How long a v1 cgroup whose usage thresholds are armed (and not yet crossed) goes without a
@@ -77,6 +77,8 @@ pub(super) struct CgroupScope {
     pub next_look: Option<Instant>,
     /// What this round makes of it for its domain.
     pub member: Member,
+    /// In its warn band (below `available_warn`) at the last full sample.
+    pub warned: bool,
     /// Its projected time to exhaustion at the last full sample.
     pub eta: Option<Duration>,
     /// The kernel's OOM counts at the last full sample.
@@ -109,6 +111,7 @@ impl CgroupScope {
                 need: 0,
                 rescue: false,
             },
+            warned: false,
             eta: None,
             oom_counts: None,
         }
@@ -157,7 +160,7 @@ pub(super) fn cheap_look(
     let files = cg
         .files
         .get_or_insert_with(|| ChainFiles::new(host, &cg.path));
-    quick_headroom(host, files, &cg.sample, cfg)
+    quick_headroom(host, files, &cg.sample, cfg, cg.warned)
 }
 
 /// A full sample of one cgroup and its ancestors.
@@ -227,6 +230,7 @@ pub(super) fn assess_cgroup(
         cg.eta = cg.fill.eta(avail);
         level = with_exhaustion(th.level(avail, cg.level), cg.eta, cfg.exhaustion_term);
         need = th.need(level, avail);
+        cg.warned = crate::watch::cgroup_warned(cfg, limit, avail, cg.warned);
     }
     // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
     if seen.is_some_and(|seen| counts.oom_rose_since(&seen)) {
@@ -265,8 +269,8 @@ pub(super) fn next_look(
     let armed = cg.thresholds_armed && cg.oom_armed && !warm;
     let covered = armed
         && match cg.level {
-            Level::Ok => below_usage_thresholds(&cg.sample, cfg, false),
-            Level::Term => below_usage_thresholds(&cg.sample, cfg, true),
+            Level::Ok => below_usage_thresholds(&cg.sample, cfg, false, cg.warned),
+            Level::Term => below_usage_thresholds(&cg.sample, cfg, true, cg.warned),
             Level::Kill => false,
         };
     let mut wait = if cg.sample.limit.is_none() {
@@ -277,7 +281,7 @@ pub(super) fn next_look(
     } else {
         let headroom = calm_headroom.or_else(|| {
             let avail = cg.sample.available?;
-            cgroup_thresholds(cfg, cg.sample.limit?).headroom_from(cg.level, avail)
+            look_thresholds(cfg, cg.sample.limit?, cg.warned).headroom_from(cg.level, avail)
         });
         next_sleep(headroom, d.fill_rate, d.min_interval, d.max_interval)
     };
@@ -350,7 +354,8 @@ pub(super) fn arm_cgroup(
                     continue;
                 };
                 let t = cgroup_thresholds(cfg, limit);
-                for below in [t.term, t.kill] {
+                let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
+                for below in [warn, t.term, t.kill] {
                     if below > 0 && below < limit {
                         let bytes = limit - below;
                         wants.push((

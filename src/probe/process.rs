@@ -376,6 +376,13 @@ fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
     None
 }
 
+/// The command line of one process (arguments joined by spaces), for a report. The read takes
+/// the process's mmap lock: callers skip a process in uninterruptible sleep (state `D`), which
+/// may hold it for as long as it is stuck.
+pub fn cmdline_of(host: &Host, pid: i32) -> Option<String> {
+    read_cmdline(&host.path(&format!("/proc/{pid}/cmdline"))).ok()
+}
+
 fn read_cmdline(path: &Path) -> Result<String, ProbeError> {
     let bytes = std::fs::read(path).map_err(|source| ProbeError::Io {
         path: path.to_path_buf(),

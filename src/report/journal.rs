@@ -172,6 +172,11 @@ pub fn entry(severity: Severity, line: &str, page_size: u64) -> Vec<u8> {
     out
 }
 
+/// Appends one more field to an entry.
+pub fn push_field(entry: &mut Vec<u8>, key: &str, value: &str) {
+    field(entry, key, value);
+}
+
 /// One field in the journal's native format: `KEY=value\n`, or for a value holding a newline
 /// `KEY\n`, its length as 64-bit little endian, the value, `\n`.
 fn field(out: &mut Vec<u8>, key: &str, value: &str) {

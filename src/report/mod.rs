@@ -4,12 +4,19 @@
 //! The line format is an interface (tests and log shippers parse it), so it is built in one
 //! place: [`Line`].
 
+pub mod dbus;
+pub mod history;
 pub mod journal;
+pub mod json;
+pub mod kill;
+pub mod metrics;
+pub mod notify;
 mod service;
 mod sink;
+pub mod status;
 
 pub use service::ServiceManager;
-pub use sink::{Logger, Severity};
+pub use sink::{LogHandle, Logger, Severity};
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};

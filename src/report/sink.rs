@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
-use crate::config::LogTarget;
+use crate::config::{LogFormat, LogTarget};
 
 /// How serious a line is; mapped to syslog priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,22 +63,41 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, severity: Severity, line: &str) {
+    /// Writes one line. The journal always gets native fields (its own structured form, the
+    /// report as `OOMWARD_REPORT=` JSON); stderr and syslog get text or JSON as configured.
+    fn write(&mut self, format: LogFormat, r: &Record) {
+        let (severity, line) = (r.severity, r.text.as_str());
+        let report = r
+            .report
+            .as_ref()
+            .and_then(|k| serde_json::to_string(&**k).ok());
+        let json = || super::json::line_object(severity, line, r.time, report.as_deref());
         match self {
             Sink::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
+                let out = match format {
+                    LogFormat::Json => json(),
+                    LogFormat::Text => format!("oomward: {line}"),
+                };
+                let _ = writeln!(std::io::stderr().lock(), "{out}");
             }
             Sink::Journal(sock) => {
-                let entry = super::journal::entry(severity, line, page_size());
+                let mut entry = super::journal::entry(severity, line, page_size());
+                if let Some(report) = &report {
+                    super::journal::push_field(&mut entry, "OOMWARD_REPORT", report);
+                }
                 if sock.send(&entry).is_err() {
                     let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
                 }
             }
             Sink::Syslog(l) => {
+                let text = match format {
+                    LogFormat::Json => json(),
+                    LogFormat::Text => line.to_string(),
+                };
                 let r = match severity {
-                    Severity::Info => l.info(line),
-                    Severity::Warning => l.warning(line),
-                    Severity::Error => l.err(line),
+                    Severity::Info => l.info(&text),
+                    Severity::Warning => l.warning(&text),
+                    Severity::Error => l.err(&text),
                 };
                 if r.is_err() {
                     let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
@@ -95,11 +114,24 @@ fn page_size() -> u64 {
 /// Lines waiting for the writer; beyond this they are dropped and counted.
 const QUEUE: usize = 1024;
 
+/// One line to write.
+struct Record {
+    severity: Severity,
+    text: String,
+    /// When it was logged, seconds since the epoch (JSON lines carry it).
+    time: f64,
+    /// A kill record, for the JSON format and the journal (serialized on the writer thread,
+    /// not in the loop).
+    report: Option<std::sync::Arc<super::kill::KillRecord>>,
+}
+
 /// What the writer thread is handed, in order.
 enum Message {
-    Line(Severity, String),
+    Line(Record),
     /// Close the sink and open this one (a reload changed `log`).
     Switch(LogTarget),
+    /// Write lines in this format from now on.
+    Format(LogFormat),
 }
 
 /// How long a stop waits for queued lines to be written: a sink nobody drains (stderr on an
@@ -115,6 +147,7 @@ pub struct Logger {
     /// Closed by the writer thread when it has written everything and ended.
     done: Option<crossbeam_channel::Receiver<()>>,
     target: LogTarget,
+    format: LogFormat,
     dropped: u64,
     capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
@@ -131,10 +164,12 @@ impl Logger {
             .spawn(move || {
                 let _done = done_tx;
                 let mut sink = Sink::open(target);
+                let mut format = LogFormat::Text;
                 for message in rx {
                     match message {
-                        Message::Line(severity, line) => sink.write(severity, &line),
+                        Message::Line(record) => sink.write(format, &record),
                         Message::Switch(target) => sink = Sink::open(target),
+                        Message::Format(f) => format = f,
                     }
                 }
             })
@@ -144,8 +179,21 @@ impl Logger {
             writer,
             done: Some(done),
             target,
+            format: LogFormat::Text,
             dropped: 0,
             capture: None,
+        }
+    }
+
+    /// Writes lines in `format` from the next line on (start, `--log-format`, a reload).
+    pub fn set_format(&mut self, format: LogFormat) {
+        if format == self.format {
+            return;
+        }
+        if let Some(tx) = &self.tx
+            && tx.try_send(Message::Format(format)).is_ok()
+        {
+            self.format = format;
         }
     }
 
@@ -170,6 +218,7 @@ impl Logger {
             writer: None,
             done: None,
             target: LogTarget::Stderr,
+            format: LogFormat::Text,
             dropped: 0,
             capture: Some(lines.clone()),
         };
@@ -178,6 +227,26 @@ impl Logger {
 
     /// Queues one line; never blocks. If the queue is full the line is dropped and counted.
     pub fn log(&mut self, severity: Severity, line: &str) {
+        self.queue(severity, line, None);
+    }
+
+    /// Queues a kill report: its line, and the record for the JSON format and the journal's
+    /// `OOMWARD_REPORT=` field (made into JSON by the writer thread).
+    pub fn report(
+        &mut self,
+        severity: Severity,
+        line: &str,
+        record: std::sync::Arc<super::kill::KillRecord>,
+    ) {
+        self.queue(severity, line, Some(record));
+    }
+
+    fn queue(
+        &mut self,
+        severity: Severity,
+        line: &str,
+        report: Option<std::sync::Arc<super::kill::KillRecord>>,
+    ) {
         if let Some(lines) = &self.capture {
             if let Ok(mut l) = lines.lock() {
                 l.push(line.to_string());
@@ -185,16 +254,29 @@ impl Logger {
             return;
         }
         let Some(tx) = &self.tx else { return };
+        let time = super::kill::unix_now();
         if self.dropped > 0 {
             let note = format!(
                 "log queue was full event=log_dropped lines={}",
                 self.dropped
             );
-            if tx.try_send(Message::Line(Severity::Warning, note)).is_ok() {
+            let record = Record {
+                severity: Severity::Warning,
+                text: note,
+                time,
+                report: None,
+            };
+            if tx.try_send(Message::Line(record)).is_ok() {
                 self.dropped = 0;
             }
         }
-        match tx.try_send(Message::Line(severity, line.to_string())) {
+        let record = Record {
+            severity,
+            text: line.to_string(),
+            time,
+            report,
+        };
+        match tx.try_send(Message::Line(record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped += 1,
             Err(TrySendError::Disconnected(_)) => {
@@ -205,7 +287,43 @@ impl Logger {
     }
 }
 
+/// A handle other threads log through (a hook's watcher thread reporting how the hook ended):
+/// the logger's queue, never blocking; a full queue drops the line.
+#[derive(Clone)]
+pub struct LogHandle {
+    tx: Option<Sender<Message>>,
+    capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+impl LogHandle {
+    /// Queues one line; never blocks.
+    pub fn log(&self, severity: Severity, line: &str) {
+        if let Some(lines) = &self.capture {
+            if let Ok(mut l) = lines.lock() {
+                l.push(line.to_string());
+            }
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(Message::Line(Record {
+                severity,
+                text: line.to_string(),
+                time: super::kill::unix_now(),
+                report: None,
+            }));
+        }
+    }
+}
+
 impl Logger {
+    /// A handle for other threads.
+    pub fn handle(&self) -> LogHandle {
+        LogHandle {
+            tx: self.tx.clone(),
+            capture: self.capture.clone(),
+        }
+    }
+
     /// Waits until everything queued has been written (at stop, so the last lines are not
     /// lost), but no longer than [`FINISH_WAIT`]: a sink nobody drains must not keep the daemon
     /// from exiting.

@@ -232,6 +232,9 @@ impl Drop for TestCgroup {
 pub struct Daemon {
     pub child: std::process::Child,
     seen: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Its state and runtime directories (the kill journal, the status file), its own: a test
+    /// never writes to the machine's /var/lib/oomward or /run/oomward.
+    pub dirs: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -242,11 +245,14 @@ impl Daemon {
 
     /// Starts `oomward --config FILE run ARGS...` with these environment variables added.
     pub fn start_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let dirs = tempfile::tempdir().unwrap();
         let mut child = oomward()
             .arg("--config")
             .arg(config)
             .arg("run")
             .args(args)
+            .env("STATE_DIRECTORY", dirs.path().join("state"))
+            .env("RUNTIME_DIRECTORY", dirs.path().join("run"))
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
@@ -265,7 +271,7 @@ impl Daemon {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Daemon { child, seen }
+        Daemon { child, seen, dirs }
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {

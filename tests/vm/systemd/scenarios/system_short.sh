@@ -16,12 +16,29 @@
 # or kill) names the hog's pid and no decision names anyone else; /proc/vmstat oom_kill did not
 # move; the protected stand-in, sshd, journald and dbus-daemon keep their MainPID, NRestarts
 # 0, still active.
+# Reports under the unit (issue 12): with the shipped hooks drop-in linked and a post_kill hook
+# configured, the hook ran as nobody and knew the victim (it logs through logger); the status
+# file is readable by nobody (`runuser -u nobody -- oomward status`); `oomward history` and
+# `oomward why PID` name the hog from the kill journal in the unit's StateDirectory.
 #@ mem=768M
 . /lab/lib.sh
 . /lab/systemd.sh
 
 install_package
 wait_active oomward 300
+# The hooks drop-in as the README says, and a post_kill hook that tells the journal who it ran
+# as and what it was told.
+mkdir -p /etc/systemd/system/oomward.service.d
+ln -s /usr/share/oomward/systemd/hooks-and-notifications.conf /etc/systemd/system/oomward.service.d/
+cat >/etc/oomward/config.d/50-lab-hooks.toml <<'EOF2'
+[hooks]
+post_kill = ["/bin/sh", "-c", "logger -t oomward-hook \"uid=$(id -u) pid=$OOMWARD_PID comm=$OOMWARD_COMM outcome=$OOMWARD_OUTCOME\""]
+EOF2
+systemctl daemon-reload
+systemctl restart oomward
+wait_active oomward 300
+caps=$(prop oomward CapabilityBoundingSet)
+case "$caps" in *cap_setuid*) hook_caps=yes ;; *) hook_caps=no ;; esac
 oomward_active=$(systemctl is-active oomward)
 oomward_pid=$(main_pid oomward)
 
@@ -85,6 +102,26 @@ done
 ssh_adj=$(cat "/proc/$ssh_pid/oom_score_adj" 2>/dev/null)
 oomward_after=$(main_pid oomward)
 
+# The reports.
+wait_until 100 sh -c 'journalctl -q -t oomward-hook -o cat | grep -q uid=' || true
+hook_line=$(journalctl -q -t oomward-hook -o cat | head -n1)
+echo "hook| $hook_line"
+case "$hook_line" in "uid=65534 pid=$hog_pid comm=memhog outcome=exited"*) hook_ok=yes ;; *) hook_ok=no ;; esac
+if runuser -u nobody -- oomward status >/tmp/status.txt 2>&1 && grep -q system /tmp/status.txt; then
+    status_ok=yes
+else
+    status_ok=no
+fi
+dump /tmp/status.txt status
+oomward history >/tmp/history.txt 2>&1
+dump /tmp/history.txt history
+history_ok=no
+grep -q "(pid $hog_pid" /tmp/history.txt && history_ok=yes
+oomward why "$hog_pid" >/tmp/why.txt 2>&1
+dump /tmp/why.txt why
+why_ok=no
+grep -q "victim: memhog (pid $hog_pid" /tmp/why.txt && why_ok=yes
+
 dump_journal
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
 facts="dpkg_rc=$DPKG_RC oomward=$oomward_active hog=$hog_pid hog_ms=$hog_ms hog_result=$hog_result"
@@ -95,10 +132,12 @@ facts="$facts protected_rss_mib=$((big_rss_kb / 1024))"
 facts="$facts sshd=$ssh_pid sshd_exe=$ssh_exe sshd_score=$ssh_score sshd_adj=$ssh_adj"
 facts="$facts journald=$jd_pid journald_exe=$jd_exe journald_score=$jd_score dbus=$bus_pid"
 facts="$facts bystanders_ok=$bystanders_ok oomward_pid=$oomward_pid oomward_pid_after=$oomward_after"
+facts="$facts hook_caps=$hook_caps hook_ok=$hook_ok status_ok=$status_ok history_ok=$history_ok why_ok=$why_ok"
 if [ "$DPKG_RC" = 0 ] && [ "$oomward_active" = active ] && [ "$hog_result" = signal ] &&
     [ -n "$victim" ] && [ "$victim" = "$hog_pid" ] && [ "$others" = 0 ] &&
     [ "$oom_after" = "$oom_before" ] && [ "$bystanders_ok" = yes ] &&
-    [ "$oomward_after" = "$oomward_pid" ]; then
+    [ "$oomward_after" = "$oomward_pid" ] && [ "$hook_ok" = yes ] && [ "$status_ok" = yes ] &&
+    [ "$history_ok" = yes ] && [ "$why_ok" = yes ]; then
     result PASS "$facts"
 else
     result FAIL "$facts"

@@ -1,0 +1,358 @@
+//! Hooks: programs the administrator configured to run at a warning, before a kill and after
+//! one. Each runs as an argv (never through a shell), as the configured unprivileged user, with
+//! an environment holding only `PATH` and the event's `OOMWARD_*` variables, in a process group
+//! of its own. A thread per running hook waits for it, kills its group when it outlives
+//! `[hooks] timeout`, and reports how it ended; the loop only ever waits for `pre_kill`, and
+//! never longer than `pre_kill_timeout`. A hook that fails, hangs or cannot start is logged and
+//! changes nothing else.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+
+use crate::config::Hooks as HookConfig;
+use crate::report::kill::KillRecord;
+use crate::report::metrics::Metrics;
+use crate::report::{Line, LogHandle, Severity};
+
+/// Which hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    /// A scope crossed its warn level.
+    Warn,
+    /// A victim is about to be signalled.
+    PreKill,
+    /// A victim is gone (or was given up on).
+    PostKill,
+}
+
+impl HookKind {
+    /// Its name in logs, metrics and `OOMWARD_EVENT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Warn => "warn",
+            HookKind::PreKill => "pre_kill",
+            HookKind::PostKill => "post_kill",
+        }
+    }
+}
+
+/// How a hook ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this status code (0: success).
+    Exited(i32),
+    /// A signal ended it.
+    Signalled(i32),
+    /// It outlived `[hooks] timeout` and its group was killed.
+    TimedOut,
+    /// It could not be started.
+    NotStarted(String),
+}
+
+/// One hook's report, for the loop to log.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Which hook.
+    pub kind: HookKind,
+    /// The program.
+    pub program: String,
+    /// Its pid (0 if it never started).
+    pub pid: u32,
+    /// How it ended.
+    pub ending: Ending,
+    /// How long it ran.
+    pub ran: Duration,
+    /// The start of what it wrote on stderr, for the log.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// `ok`, `failed` or `timeout`, for metrics.
+    pub fn word(&self) -> &'static str {
+        match self.ending {
+            Ending::Exited(0) => "ok",
+            Ending::TimedOut => "timeout",
+            _ => "failed",
+        }
+    }
+}
+
+/// What starting a hook came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// No hook of that kind is configured.
+    None,
+    /// Over `[hooks] max_per_minute`: not run.
+    Skipped,
+    /// Running (or already finished); its ending comes through [`HookRunner::outcomes`].
+    Running,
+    /// `pre_kill` still running at its timeout: the kill goes on without it.
+    Late,
+    /// It could not be started (reported through the outcomes too).
+    Failed,
+}
+
+/// How much of a hook's stderr is kept for the log.
+const STDERR_KEPT: usize = 512;
+/// How often a hook's thread looks whether it exited.
+const POLL: Duration = Duration::from_millis(10);
+
+impl Outcome {
+    /// The log line of how it ended: failures and timeouts as warnings.
+    pub fn line(&self) -> (Severity, Line) {
+        let (severity, message) = match &self.ending {
+            Ending::Exited(0) => (Severity::Info, "hook finished"),
+            Ending::TimedOut => (Severity::Warning, "hook ran past its timeout: killed"),
+            Ending::NotStarted(_) => (Severity::Warning, "hook could not be started"),
+            _ => (Severity::Warning, "hook failed"),
+        };
+        let mut line = Line::new(message)
+            .kv("event", "hook")
+            .kv("hook", self.kind.as_str())
+            .kv("program", &self.program)
+            .kv("pid", self.pid)
+            .kv("outcome", self.word())
+            .kv("ran_ms", self.ran.as_millis());
+        match &self.ending {
+            Ending::Exited(c) => line.push("exit_code", c),
+            Ending::Signalled(s) => line.push("signal", s),
+            Ending::NotStarted(e) => line.push("error", e),
+            Ending::TimedOut => {}
+        }
+        if !self.stderr.is_empty() {
+            line.push("stderr", self.stderr.trim_end());
+        }
+        (severity, line)
+    }
+
+    /// Logs it and counts it.
+    fn tell(&self, log: &LogHandle, metrics: Option<&Metrics>) {
+        let (severity, line) = self.line();
+        log.log(severity, line.as_str());
+        if let Some(m) = metrics {
+            m.hook(self.kind.as_str(), self.word());
+        }
+    }
+}
+
+/// Where a hook's watcher tells how it ended: the log, and the metrics when they are on.
+#[derive(Clone)]
+pub struct Teller {
+    /// The daemon's log.
+    pub log: LogHandle,
+    /// The metrics.
+    pub metrics: Option<std::sync::Arc<Metrics>>,
+}
+
+/// Starts hooks; their watcher threads tell how each ended.
+#[derive(Default)]
+pub struct HookRunner {
+    /// Starts in the last minute, oldest first.
+    starts: std::collections::VecDeque<Instant>,
+    /// Hooks skipped by the rate limit since last reported.
+    pub skipped: u64,
+}
+
+impl HookRunner {
+    /// Runs the `kind` hook for `record` if one is configured. For `pre_kill` waits until it
+    /// exits or `pre_kill_timeout` passes, whichever comes first; never waits otherwise. How
+    /// it ends is told through `teller` by its watcher thread.
+    pub fn run(
+        &mut self,
+        kind: HookKind,
+        cfg: &HookConfig,
+        record: &KillRecord,
+        teller: &Teller,
+    ) -> Started {
+        let argv = match kind {
+            HookKind::Warn => &cfg.warn,
+            HookKind::PreKill => &cfg.pre_kill,
+            HookKind::PostKill => &cfg.post_kill,
+        };
+        let (Some(program), Some((uid, gid))) = (argv.first(), cfg.ids) else {
+            return Started::None;
+        };
+        let now = Instant::now();
+        while self
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.starts.pop_front();
+        }
+        if self.starts.len() >= cfg.max_per_minute as usize {
+            self.skipped += 1;
+            return Started::Skipped;
+        }
+        self.starts.push_back(now);
+        let mut cmd = Command::new(program);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(environment(kind, record))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        crate::sys::as_user(&mut cmd, uid, gid);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                Outcome {
+                    kind,
+                    program: program.clone(),
+                    pid: 0,
+                    ending: Ending::NotStarted(e.to_string()),
+                    ran: Duration::ZERO,
+                    stderr: String::new(),
+                }
+                .tell(&teller.log, teller.metrics.as_deref());
+                return Started::Failed;
+            }
+        };
+        let pid = child.id();
+        let (done_tx, done_rx) = bounded::<()>(1);
+        let teller = teller.clone();
+        let timeout = cfg.timeout;
+        let program = program.clone();
+        let started = now;
+        let spawned = std::thread::Builder::new()
+            .name("oomward-hook".into())
+            .spawn(move || {
+                crate::sys::leave_realtime();
+                let mut stderr = child.stderr.take();
+                let reader = std::thread::spawn(move || {
+                    let mut kept = Vec::new();
+                    if let Some(s) = stderr.as_mut() {
+                        let _ = s.take(STDERR_KEPT as u64).read_to_end(&mut kept);
+                        // Drain the rest so the hook never blocks on a full pipe.
+                        let _ = std::io::copy(s, &mut std::io::sink());
+                    }
+                    String::from_utf8_lossy(&kept).into_owned()
+                });
+                let ending = loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => {
+                            use std::os::unix::process::ExitStatusExt;
+                            break match (status.code(), status.signal()) {
+                                (Some(c), _) => Ending::Exited(c),
+                                (None, Some(s)) => Ending::Signalled(s),
+                                _ => Ending::Exited(-1),
+                            };
+                        }
+                        Ok(None) if started.elapsed() >= timeout => {
+                            let _ = crate::sys::kill_group(pid as i32);
+                            let _ = child.wait();
+                            break Ending::TimedOut;
+                        }
+                        Ok(None) => std::thread::sleep(POLL),
+                        Err(e) => break Ending::NotStarted(e.to_string()),
+                    }
+                };
+                let _ = done_tx.try_send(());
+                let stderr = reader.join().unwrap_or_default();
+                Outcome {
+                    kind,
+                    program,
+                    pid,
+                    ending,
+                    ran: started.elapsed(),
+                    stderr,
+                }
+                .tell(&teller.log, teller.metrics.as_deref());
+            });
+        if spawned.is_err() {
+            return Started::Failed;
+        }
+        if kind == HookKind::PreKill {
+            let left = cfg.pre_kill_timeout.saturating_sub(now.elapsed());
+            if done_rx.recv_timeout(left).is_err() {
+                return Started::Late;
+            }
+        }
+        Started::Running
+    }
+}
+
+/// The hook's environment: `OOMWARD_EVENT` and the record's figures (the victim, or for a
+/// warning the likely victim), and after a kill the outcome and the whole record as JSON.
+pub fn environment(kind: HookKind, r: &KillRecord) -> Vec<(String, String)> {
+    let v = &r.victim;
+    let opt = |o: Option<String>| o.unwrap_or_default();
+    let mut env = vec![
+        ("OOMWARD_EVENT", kind.as_str().to_string()),
+        ("OOMWARD_SCOPE", r.scope.clone()),
+        ("OOMWARD_DOMAIN", r.domain.clone()),
+        ("OOMWARD_LEVEL", r.level.clone()),
+        ("OOMWARD_REASON", r.reason.clone()),
+        ("OOMWARD_AVAILABLE", r.trigger.available.to_string()),
+        ("OOMWARD_LIMIT", r.trigger.limit.to_string()),
+        ("OOMWARD_PID", v.pid.to_string()),
+        ("OOMWARD_COMM", v.comm.clone()),
+        ("OOMWARD_EXE", opt(v.exe.clone())),
+        ("OOMWARD_UID", opt(v.uid.map(|u| u.to_string()))),
+        ("OOMWARD_USER", opt(v.user.clone())),
+        ("OOMWARD_CGROUP", opt(v.cgroup.clone())),
+        ("OOMWARD_CMDLINE", v.cmdline.clone()),
+        ("OOMWARD_USED_BYTES", r.victim_bytes().to_string()),
+        ("OOMWARD_EXPECTED_GAIN", r.expected_gain.to_string()),
+        ("OOMWARD_BADNESS", v.badness.to_string()),
+        (
+            "OOMWARD_SIGNAL",
+            r.signals
+                .first()
+                .map_or_else(String::new, |s| s.signal.clone()),
+        ),
+        ("OOMWARD_DRY_RUN", r.dry_run.to_string()),
+    ];
+    if kind == HookKind::PostKill {
+        env.push(("OOMWARD_OUTCOME", r.outcome.clone()));
+        env.push(("OOMWARD_EXIT_MS", opt(r.exit_ms.map(|m| m.to_string()))));
+        env.push((
+            "OOMWARD_FREED",
+            opt(r.released.freed.map(|f| f.to_string())),
+        ));
+        env.push((
+            "OOMWARD_REPORT",
+            serde_json::to_string(r).unwrap_or_default(),
+        ));
+    }
+    env.into_iter()
+        // A NUL cannot be passed in an environment; a process can put one nowhere we read, but
+        // be sure.
+        .map(|(k, v)| (k.to_string(), v.replace('\0', "")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::kill::tests::sample_record;
+
+    #[test]
+    fn the_environment_names_the_victim_and_after_a_kill_the_outcome() {
+        let r = sample_record(77, "hog", 5.0);
+        let pre = environment(HookKind::PreKill, &r);
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&pre, "OOMWARD_EVENT").as_deref(), Some("pre_kill"));
+        assert_eq!(get(&pre, "OOMWARD_PID").as_deref(), Some("77"));
+        assert_eq!(get(&pre, "OOMWARD_COMM").as_deref(), Some("hog"));
+        assert_eq!(get(&pre, "OOMWARD_USER").as_deref(), Some("alice"));
+        assert_eq!(get(&pre, "OOMWARD_SIGNAL").as_deref(), Some("SIGTERM"));
+        assert!(get(&pre, "OOMWARD_OUTCOME").is_none());
+        let post = environment(HookKind::PostKill, &r);
+        assert_eq!(get(&post, "OOMWARD_OUTCOME").as_deref(), Some("exited"));
+        assert_eq!(
+            get(&post, "OOMWARD_FREED").as_deref(),
+            Some(&*(200u64 << 20).to_string())
+        );
+        let report: KillRecord =
+            serde_json::from_str(&get(&post, "OOMWARD_REPORT").unwrap()).unwrap();
+        assert_eq!(report, r);
+    }
+}

@@ -1,0 +1,264 @@
+//! `oomward history`, `oomward why`, `oomward status`: reading what the daemon recorded (the
+//! kill journal, the status file) and showing it to people. They need no privilege beyond
+//! reading those files.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use oomward::config::{ConfigOrigin, parse_duration};
+use oomward::report::history;
+use oomward::report::kill::{KillRecord, human, human_signed, unix_now};
+use oomward::report::{escape_controls, status};
+
+use crate::Failure;
+
+/// The journal to read: `--journal`, else the config's `[report] journal`.
+fn journal_path(origin: &ConfigOrigin, given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let config = origin.load().map_err(Failure::usage)?;
+    config
+        .report
+        .journal
+        .ok_or_else(|| Failure::usage("the kill journal is off ([report] journal = \"\")"))
+}
+
+fn read_journal(path: &Path) -> Result<Vec<KillRecord>, Failure> {
+    let read = history::read(path)
+        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
+    if read.skipped > 0 {
+        eprintln!(
+            "oomward: {}: {} line(s) that are not kill records were skipped",
+            path.display(),
+            read.skipped
+        );
+    }
+    Ok(read.records)
+}
+
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut out, text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::runtime(format!("cannot write: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `oomward history [--since AGE] [--json]`.
+pub fn history(
+    origin: &ConfigOrigin,
+    since: Option<&str>,
+    json: bool,
+    journal: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let path = journal_path(origin, journal)?;
+    let mut records = read_journal(&path)?;
+    if let Some(age) = since {
+        let age = parse_duration(age).map_err(|e| Failure::usage(format!("--since: {e}")))?;
+        let from = unix_now() - age.as_secs_f64();
+        records.retain(|r| r.time >= from);
+    }
+    let mut out = String::new();
+    for r in &records {
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+        } else {
+            let _ = writeln!(
+                out,
+                "{}  {}  [{}{}]",
+                r.time_text,
+                r.summary(),
+                r.reason,
+                if r.dry_run { ", dry run" } else { "" }
+            );
+        }
+    }
+    if records.is_empty() && !json {
+        eprintln!("oomward: no kills recorded in {}", path.display());
+    }
+    print(&out)
+}
+
+/// `oomward why PID|COMM [--json]`.
+pub fn why(
+    origin: &ConfigOrigin,
+    who: &str,
+    json: bool,
+    journal: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let path = journal_path(origin, journal)?;
+    let records = read_journal(&path)?;
+    let Some(r) = history::find(&records, who) else {
+        return Err(Failure::runtime(format!(
+            "no kill of {who:?} in {} (pid or process name)",
+            path.display()
+        )));
+    };
+    if json {
+        return print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(r).unwrap_or_default()
+        ));
+    }
+    print(&explain(r))
+}
+
+/// A kill record in words.
+pub fn explain(r: &KillRecord) -> String {
+    let v = &r.victim;
+    let t = &r.trigger;
+    let mut o = String::new();
+    let _ = writeln!(o, "{}  {}", r.time_text, r.summary());
+    let _ = writeln!(
+        o,
+        "\nvictim: {} (pid {}, uid {}{}), cgroup {}, exe {}",
+        escape_controls(&v.comm),
+        v.pid,
+        v.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
+        v.user
+            .as_deref()
+            .map(|u| format!(" {}", escape_controls(u)))
+            .unwrap_or_default(),
+        escape_controls(v.cgroup.as_deref().unwrap_or("-")),
+        escape_controls(v.exe.as_deref().unwrap_or("?")),
+    );
+    let _ = writeln!(o, "  cmdline: {}", escape_controls(&v.cmdline));
+    let _ = writeln!(
+        o,
+        "\nwhy now: {} in {} (domain {}) was at level {}: {} available of {} (needs {} back to leave it)",
+        r.reason,
+        escape_controls(&r.scope),
+        escape_controls(&r.domain),
+        r.level,
+        human(t.available),
+        human(t.limit),
+        human(t.need)
+    );
+    let _ = writeln!(
+        o,
+        "  filling at {}/s{}{}",
+        human(t.fill_rate),
+        t.eta_ms
+            .map(|e| format!(", out of memory in {:.1} s at that rate", e as f64 / 1000.0))
+            .unwrap_or_default(),
+        t.psi_some_avg10
+            .map(|p| format!("; memory pressure (PSI some avg10) {p:.1}%"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        o,
+        "\nwhy this one: the highest score among the candidates that could be chosen.\n  \
+         badness {} = (rss {} + swap {} + page tables {}) in pages + oom_score_adj {} x {} pages / 1000 (the kernel's formula, T = {} pages)\n  \
+         score with the policy's adjustment ({:+}): {}",
+        v.badness,
+        human(v.rss_bytes),
+        human(v.swap_bytes),
+        human(v.pgtables_bytes),
+        v.oom_score_adj,
+        v.total_pages,
+        v.total_pages,
+        v.policy_adjust,
+        v.rank_score
+    );
+    let _ = writeln!(
+        o,
+        "  expected to free {} (its private anonymous memory and swap{}); enough to leave the level: {}; a kill had to free at least {}",
+        human(r.expected_gain),
+        if r.kill_unit == "cgroup" {
+            ", for the whole cgroup"
+        } else {
+            ""
+        },
+        if r.enough { "yes" } else { "no" },
+        human(r.min_gain)
+    );
+    let _ = writeln!(o, "\nwhat happened:");
+    for s in &r.signals {
+        let _ = writeln!(o, "  {} at {} ms ({})", s.signal, s.at_ms, s.why);
+    }
+    match r.exit_ms {
+        Some(ms) => {
+            let _ = writeln!(o, "  exited {ms} ms after the first signal");
+        }
+        None => {
+            let _ = writeln!(o, "  outcome: {}", r.outcome);
+        }
+    }
+    if let Some(after) = r.released.available_after {
+        let _ = writeln!(
+            o,
+            "  available {} -> {} ({})",
+            human(r.released.available_before),
+            human(after),
+            r.released
+                .freed
+                .map_or_else(|| "-".to_string(), human_signed)
+        );
+    }
+    if !r.companions.is_empty() {
+        let _ = writeln!(o, "  signalled with it: {:?}", r.companions);
+    }
+    let _ = writeln!(o, "\ncandidates considered (best first):");
+    let _ = writeln!(
+        o,
+        "  {:>4} {:>8} {:<16} {:>6} {:>8} {:>8} {:>10} {:>10} {:>12}  note",
+        "rank", "pid", "comm", "uid", "adj", "badness", "rss", "swap", "would free"
+    );
+    for c in &r.candidates {
+        let _ = writeln!(
+            o,
+            "  {:>4} {:>8} {:<16} {:>6} {:>8} {:>8} {:>10} {:>10} {:>12}  {}",
+            c.rank,
+            c.pid,
+            escape_controls(&c.comm),
+            c.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
+            c.oom_score_adj,
+            c.badness.map_or_else(|| "-".to_string(), |b| b.to_string()),
+            human(c.rss_bytes),
+            human(c.swap_bytes),
+            human(c.expected_gain),
+            if c.chosen {
+                "chosen".to_string()
+            } else {
+                c.not_chosen.clone().unwrap_or_default()
+            }
+        );
+    }
+    o
+}
+
+/// `oomward status [--json]`.
+pub fn status(origin: &ConfigOrigin, json: bool, file: Option<PathBuf>) -> Result<(), Failure> {
+    let path = match file {
+        Some(p) => p,
+        None => origin
+            .load()
+            .map_err(Failure::usage)?
+            .report
+            .status_file
+            .ok_or_else(|| {
+                Failure::usage("the status file is off ([report] status_file = \"\")")
+            })?,
+    };
+    let view = status::read(&path).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot read {}: {e} (is the daemon running? it writes the file after its first round)",
+            path.display()
+        ))
+    })?;
+    if json {
+        return print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&view).unwrap_or_default()
+        ));
+    }
+    let alive = Path::new(&format!("/proc/{}", view.pid)).exists();
+    let mut text = status::render(&view, unix_now());
+    if !alive {
+        text.push_str("\n(the daemon that wrote this is no longer running)\n");
+    }
+    print(&text)
+}

@@ -1,0 +1,799 @@
+//! What the rounds tell people: a kill record made when a victim is chosen, completed as its
+//! signals go out and when it is gone, then published (log, kill journal, `post_kill` hook,
+//! the status file's last kills); the warning at a scope's warn level; the status file.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::act::hook::{HookKind, HookRunner, Started, Teller};
+use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
+use crate::decide::episode::Reason;
+use crate::decide::gain::{Prospect, Selection, select};
+use crate::probe::process::ProcessSnapshot;
+use crate::rank::{Candidate, Totals, rank};
+use crate::report::history::Journal;
+use crate::report::kill::{
+    CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillRecord, RECORD_VERSION, Released, SignalSent,
+    Trigger, Victim, rfc3339, unix_now,
+};
+use crate::report::status::{
+    self, DomainStatus, InFlightStatus, KillSummary, ScopeStatus, StatusView,
+};
+use crate::report::{Line, Logger, Severity};
+
+use super::Enforcer;
+use super::act::{Moment, Pick};
+
+/// How many kills the status file lists.
+const LAST_KILLS: usize = 10;
+/// How long a finished record waits for its domain's next sample (its memory after).
+const AFTER_WAIT: Duration = Duration::from_secs(2);
+/// The status file is rewritten at most this often.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// The reporting state across rounds.
+#[derive(Default)]
+pub(super) struct Reporting {
+    /// The kill journal's writer, and what it was started for.
+    pub journal: Option<(Journal, std::path::PathBuf, u64)>,
+    /// Hooks running and their outcomes.
+    pub hooks: HookRunner,
+    /// The last kills, for the status file.
+    pub last_kills: VecDeque<KillSummary>,
+    /// User names by uid, from the host's /etc/passwd (never NSS: a directory service may hang
+    /// while the machine is short of memory).
+    pub users: std::collections::HashMap<u32, Option<String>>,
+    /// The fingerprint of what the status file last said, and when it was written.
+    pub status_said: Option<u64>,
+    pub status_at: Option<Instant>,
+    /// A failure to write the status file was reported (once).
+    pub status_failed: bool,
+    /// The status file's writer thread, started with the first view.
+    pub status_writer: Option<status::StatusWriter>,
+    /// Records completed this round, for the daemon to pass on (notifications).
+    pub published: Vec<std::sync::Arc<KillRecord>>,
+    /// Warnings sent this round (a record naming the likely victim), likewise.
+    pub warnings: Vec<KillRecord>,
+}
+
+/// A candidate's place in a record.
+pub(super) fn considered(
+    ranked: &[Candidate<'_>],
+    prospects: &[Prospect],
+    chosen: Option<usize>,
+    min_gain: u64,
+    page: u64,
+) -> Vec<Considered> {
+    ranked
+        .iter()
+        .zip(prospects)
+        .enumerate()
+        .take(CANDIDATES_KEPT)
+        .map(|(i, (c, p))| {
+            let q = c.process;
+            let not_chosen = if Some(i) == chosen {
+                None
+            } else if let Some(prot) = c.verdict.protected {
+                Some(format!("protected:{prot}"))
+            } else if let Some(u) = c.unkillable {
+                Some(format!("unkillable:{u:?}").to_lowercase())
+            } else if !p.eligible {
+                Some("not_eligible".into())
+            } else if p.gain < min_gain {
+                Some("below_min_gain".into())
+            } else {
+                Some("ranked_lower".into())
+            };
+            Considered {
+                rank: i + 1,
+                pid: q.pid,
+                comm: q.comm.clone(),
+                uid: q.uid,
+                cgroup: q.cgroup.clone(),
+                rss_bytes: q.rss_pages.saturating_mul(page),
+                swap_bytes: q.swap_pages.saturating_mul(page),
+                oom_score_adj: q.oom_score_adj,
+                badness: c.badness,
+                rank_score: c.rank_score,
+                expected_gain: p.gain,
+                chosen: Some(i) == chosen,
+                not_chosen,
+            }
+        })
+        .collect()
+}
+
+impl Enforcer {
+    /// The record of a decision, before its signal goes out.
+    pub(super) fn new_record(
+        &mut self,
+        i: usize,
+        pick: &Pick<'_, '_>,
+        m: &Moment<'_>,
+        candidates: Vec<Considered>,
+        min_gain: u64,
+    ) -> KillRecord {
+        let (obs, fig) = (m.obs, m.fig);
+        let c = pick.victim;
+        let p = c.process;
+        let page = self.host.page_size;
+        let time = unix_now();
+        KillRecord {
+            version: RECORD_VERSION,
+            time,
+            time_text: rfc3339(time),
+            scope: self.scope_name(pick.owner.scope).to_string(),
+            domain: self.domain_key_name(i).to_string(),
+            dry_run: self.dry_run,
+            reason: pick.reason.as_str().to_string(),
+            level: obs.level.as_str().to_string(),
+            wake: m.wake.as_str().to_string(),
+            trigger: Trigger {
+                available: obs.available,
+                limit: fig.limit,
+                need: fig.need,
+                fill_rate: fig.fill_rate as u64,
+                eta_ms: obs.eta.map(|e| e.as_millis() as u64),
+                psi_some_avg10: None,
+                psi_full_avg10: None,
+            },
+            victim: Victim {
+                pid: p.pid,
+                starttime: p.starttime,
+                comm: p.comm.clone(),
+                exe: p.exe.clone(),
+                uid: p.uid,
+                user: None,
+                cgroup: p.cgroup.clone(),
+                cmdline: cut(&p.cmdline, CMDLINE_KEPT),
+                oom_score_adj: p.oom_score_adj,
+                policy_adjust: c.verdict.adjust,
+                rss_anon_bytes: p.rss_anon_pages.saturating_mul(page),
+                rss_shmem_bytes: p.rss_shmem_pages.saturating_mul(page),
+                rss_bytes: c.points.rss.saturating_mul(page),
+                swap_bytes: c.points.swap.saturating_mul(page),
+                pgtables_bytes: c.points.pgtables.saturating_mul(page),
+                total_pages: fig.totalpages,
+                badness: c.badness.unwrap_or(0),
+                rank_score: c.rank_score.unwrap_or(0),
+            },
+            expected_gain: pick.gain,
+            enough: pick.enough,
+            min_gain,
+            kill_unit: match pick.owner.unit {
+                crate::config::KillUnit::Process => "process".into(),
+                crate::config::KillUnit::Cgroup => "cgroup".into(),
+            },
+            companions: Vec::new(),
+            // The signal it is decided to get (its time is set when it goes out).
+            signals: vec![SignalSent {
+                signal: pick.reason.signal().name().to_string(),
+                at_ms: 0,
+                why: pick.reason.as_str().to_string(),
+            }],
+            outcome: "in_flight".into(),
+            exit_ms: None,
+            mrelease: None,
+            released: Released {
+                available_before: obs.available,
+                available_after: None,
+                freed: None,
+            },
+            candidates,
+        }
+    }
+
+    /// Fills in what takes reading files: the domain's pressure, the victim's user name and,
+    /// when the scan did not read it (only rules on cmdline need it there), its command line.
+    /// Called once the signal is out, never before it (unless a `pre_kill` hook needs them
+    /// first), so that no victim waits for its own report: the command line read takes the
+    /// victim's mmap lock, which a process faulting under memory pressure may hold. Not for a
+    /// process in uninterruptible sleep, which may hold it for as long as it is stuck.
+    pub(super) fn fill_in(&mut self, i: usize, record: &mut KillRecord, p: &ProcessSnapshot) {
+        if record.victim.user.is_none() {
+            record.victim.user = p.uid.and_then(|u| self.user_name(u));
+            let (some, full) = self.domain_pressure(i);
+            record.trigger.psi_some_avg10 = some;
+            record.trigger.psi_full_avg10 = full;
+        }
+        if record.victim.cmdline.is_empty() && p.state != 'D' {
+            let text = crate::probe::process::cmdline_of(&self.host, p.pid).unwrap_or_default();
+            record.victim.cmdline = cut(&text, CMDLINE_KEPT);
+        }
+    }
+
+    /// PSI avg10 (some, full) of a domain: the machine's, or the binding cgroup's (v2).
+    fn domain_pressure(&self, i: usize) -> (Option<f64>, Option<f64>) {
+        let file = match &self.domains[i].key {
+            DomainKey::System => self.host.path("/proc/pressure/memory"),
+            DomainKey::Memcg(path) => match self
+                .host
+                .memory
+                .as_ref()
+                .and_then(|h| h.dir(&self.host.root, path))
+            {
+                Some(d) => d.join("memory.pressure"),
+                None => return (None, None),
+            },
+        };
+        match crate::probe::psi::Pressure::read(&file) {
+            Ok(Some(p)) => (Some(p.some.avg10), p.full.map(|f| f.avg10)),
+            _ => (None, None),
+        }
+    }
+
+    /// A uid's name from the host's /etc/passwd, cached.
+    fn user_name(&mut self, uid: u32) -> Option<String> {
+        if let Some(name) = self.reporting.users.get(&uid) {
+            return name.clone();
+        }
+        let name = std::fs::read_to_string(self.host.path("/etc/passwd"))
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let mut f = l.split(':');
+                    let name = f.next()?;
+                    let _pw = f.next()?;
+                    (f.next()? == uid.to_string()).then(|| name.to_string())
+                })
+            });
+        if self.reporting.users.len() < 4096 {
+            self.reporting.users.insert(uid, name.clone());
+        }
+        name
+    }
+
+    /// Runs the `pre_kill` hook for a record about to be acted on (filled in first: the hook
+    /// gets everything); the kill waits for it at most `pre_kill_timeout`.
+    pub(super) fn pre_kill_hook(
+        &mut self,
+        i: usize,
+        record: &mut KillRecord,
+        p: &ProcessSnapshot,
+        log: &mut Logger,
+    ) {
+        if self.config.hooks.pre_kill.is_empty() {
+            return;
+        }
+        self.fill_in(i, record, p);
+        let started = self.reporting.hooks.run(
+            HookKind::PreKill,
+            &self.config.hooks,
+            record,
+            &self.teller(log),
+        );
+        if started == Started::Late {
+            log.log(
+                Severity::Warning,
+                Line::new("pre_kill hook still running at its timeout: killing without it")
+                    .kv("event", "hook_late")
+                    .kv("hook", "pre_kill")
+                    .kv("pid", record.victim.pid)
+                    .kv("timeout_ms", self.config.hooks.pre_kill_timeout.as_millis())
+                    .as_str(),
+            );
+        }
+    }
+
+    /// Where hooks tell how they ended.
+    fn teller(&self, log: &Logger) -> Teller {
+        Teller {
+            log: log.handle(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Keeps a record of a victim in flight until it is gone.
+    pub(super) fn hold_record(&mut self, i: usize, record: KillRecord) {
+        self.domains[i].records.push(record);
+    }
+
+    /// Notes a signal in the record of the victim `key`.
+    pub(super) fn record_signal(&mut self, i: usize, key: ProcessKey, signal: &str, why: &str) {
+        let now = unix_now();
+        if let Some(r) = self.domains[i]
+            .records
+            .iter_mut()
+            .find(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
+        {
+            r.signals.push(SignalSent {
+                signal: signal.to_string(),
+                at_ms: ((now - r.time).max(0.0) * 1000.0) as u64,
+                why: why.to_string(),
+            });
+        }
+    }
+
+    /// Completes the record of the victim `key` (gone, or given up on) and publishes it.
+    pub(super) fn finish_record(
+        &mut self,
+        i: usize,
+        key: ProcessKey,
+        outcome: &str,
+        after: Option<Duration>,
+        log: &mut Logger,
+    ) {
+        let Some(pos) = self.domains[i]
+            .records
+            .iter()
+            .position(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
+        else {
+            return;
+        };
+        let mut record = self.domains[i].records.remove(pos);
+        record.outcome = outcome.to_string();
+        record.exit_ms = after.map(|a| a.as_millis() as u64);
+        if outcome == "exited" {
+            // What it gave back is read at the domain's next sample: no extra reads in the
+            // loop between a victim's exit and the next decision, and by then the kernel has
+            // uncharged everything the exit freed.
+            self.domains[i].exited.push((record, Instant::now()));
+        } else {
+            self.publish(record, log);
+        }
+    }
+
+    /// Publishes the records of victims that exited before `available` was sampled, with it
+    /// as what they left; without a sample, those that waited [`AFTER_WAIT`] go out without
+    /// it and the others are handed back.
+    pub(super) fn publish_gone(
+        &mut self,
+        gone: Vec<(KillRecord, Instant)>,
+        available: Option<u64>,
+        log: &mut Logger,
+    ) -> Vec<(KillRecord, Instant)> {
+        let now = Instant::now();
+        let mut still = Vec::new();
+        for (mut record, at) in gone {
+            match available {
+                Some(a) => {
+                    record.released.available_after = Some(a);
+                    record.released.freed =
+                        Some(a as i64 - record.released.available_before as i64);
+                }
+                None if now.duration_since(at) < AFTER_WAIT => {
+                    still.push((record, at));
+                    continue;
+                }
+                None => {}
+            }
+            self.publish(record, log);
+        }
+        still
+    }
+
+    /// Tells of a finished record: the report line, the kill journal, the `post_kill` hook,
+    /// the status file's last kills; and keeps it for the daemon (metrics, notifications).
+    pub(super) fn publish(&mut self, record: KillRecord, log: &mut Logger) {
+        let severity = match record.outcome.as_str() {
+            "failed" | "stuck" => Severity::Error,
+            _ => Severity::Info,
+        };
+        let record = std::sync::Arc::new(record);
+        log.report(severity, record.line().as_str(), record.clone());
+        self.journal_append(&record, log);
+        let teller = self.teller(log);
+        self.reporting
+            .hooks
+            .run(HookKind::PostKill, &self.config.hooks, &record, &teller);
+        self.reporting.last_kills.push_back(KillSummary {
+            time_text: record.time_text.clone(),
+            scope: record.scope.clone(),
+            pid: record.victim.pid,
+            comm: record.victim.comm.clone(),
+            reason: record.reason.clone(),
+            outcome: record.outcome.clone(),
+            used: record.victim_bytes(),
+            freed: record.released.freed,
+        });
+        while self.reporting.last_kills.len() > LAST_KILLS {
+            self.reporting.last_kills.pop_front();
+        }
+        self.reporting.published.push(record);
+    }
+
+    fn journal_append(&mut self, record: &std::sync::Arc<KillRecord>, log: &mut Logger) {
+        let Some(path) = self.config.report.journal.clone() else {
+            return;
+        };
+        let max = self.config.report.journal_max_size;
+        let current = self
+            .reporting
+            .journal
+            .as_ref()
+            .is_some_and(|(_, p, m)| *p == path && *m == max);
+        if !current {
+            match Journal::start(path.clone(), max) {
+                Ok(j) => self.reporting.journal = Some((j, path, max)),
+                Err(e) => {
+                    log.log(
+                        Severity::Error,
+                        Line::new("cannot start the kill journal's writer")
+                            .kv("error", e)
+                            .as_str(),
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some((j, _, _)) = &mut self.reporting.journal {
+            j.append(record.clone());
+        }
+    }
+
+    /// Logs what the report threads said since the last round: the journal's write errors and
+    /// drops, hooks skipped by the rate limit. Cheap when there is nothing: an empty channel
+    /// read. (A hook's watcher logs how it ended itself, as it ends.)
+    pub(super) fn drain_reports(&mut self, log: &mut Logger) {
+        let skipped = std::mem::take(&mut self.reporting.hooks.skipped);
+        if skipped > 0 {
+            log.log(
+                Severity::Warning,
+                Line::new("hooks skipped: more than hooks.max_per_minute started in a minute")
+                    .kv("event", "hook_skipped")
+                    .kv("skipped", skipped)
+                    .kv("max_per_minute", self.config.hooks.max_per_minute)
+                    .as_str(),
+            );
+        }
+        if let Some((j, _, _)) = &mut self.reporting.journal {
+            let (problems, dropped) = j.problems();
+            for p in problems {
+                log.log(
+                    Severity::Error,
+                    Line::new("cannot write the kill journal")
+                        .kv("event", "journal_error")
+                        .kv("error", p)
+                        .as_str(),
+                );
+            }
+            if dropped > 0 {
+                log.log(
+                    Severity::Warning,
+                    Line::new("kill journal writer is behind: records dropped")
+                        .kv("event", "journal_dropped")
+                        .kv("records", dropped)
+                        .as_str(),
+                );
+            }
+        }
+    }
+
+    /// At a domain's first crossing of a warn level in an episode: names the process that
+    /// would be chosen at term, logs it, runs the `warn` hook; the daemon notifies desktops.
+    pub(super) fn warn_domain(&mut self, i: usize, m: &Moment<'_>, log: &mut Logger) {
+        let Some(record) = self.likely_victim(i, m) else {
+            log.log(
+                Severity::Warning,
+                Line::new("memory is running low; no process could be stopped")
+                    .kv("event", "warn")
+                    .kv("scope", self.warned_scopes(i))
+                    .kv("domain", self.domain_key_name(i))
+                    .kv("available", m.obs.available)
+                    .kv("limit", m.fig.limit)
+                    .as_str(),
+            );
+            return;
+        };
+        let v = &record.victim;
+        log.log(
+            Severity::Warning,
+            Line::new(&format!(
+                "memory is running low in {}: {} (pid {}) would be stopped first; it uses {}",
+                crate::report::escape_controls(&record.scope),
+                crate::report::escape_controls(&v.comm),
+                v.pid,
+                crate::report::kill::human(record.victim_bytes())
+            ))
+            .kv("event", "warn")
+            .kv("scope", &record.scope)
+            .kv("domain", &record.domain)
+            .kv("available", record.trigger.available)
+            .kv("limit", record.trigger.limit)
+            .kv("pid", v.pid)
+            .kv("comm", &v.comm)
+            .kv("uid", v.uid.map_or(-1, i64::from))
+            .kv("used", record.victim_bytes())
+            .kv("expected_gain", record.expected_gain)
+            .as_str(),
+        );
+        let teller = self.teller(log);
+        self.reporting
+            .hooks
+            .run(HookKind::Warn, &self.config.hooks, &record, &teller);
+        if let Some(m) = &self.metrics {
+            m.warning(&record.scope);
+        }
+        self.reporting.warnings.push(record);
+    }
+
+    fn warned_scopes(&self, i: usize) -> String {
+        let names: Vec<&str> = self.domains[i]
+            .members
+            .iter()
+            .map(|id| self.scope_name(*id))
+            .collect();
+        names.join(",")
+    }
+
+    /// The process a term decision would choose now, as a record (outcome `warning`).
+    fn likely_victim(&mut self, i: usize, m: &Moment<'_>) -> Option<KillRecord> {
+        let fig = m.fig;
+        let totals = Totals {
+            scope: fig.totalpages,
+            system: fig.system_totalpages.max(1),
+        };
+        let scanned = self.gather(i, totals).ok()?;
+        let procs: &[ProcessSnapshot] = &scanned.processes;
+        let ranked = rank(procs, &self.policy, totals);
+        let (owners, prospects) = self.prospects(i, &ranked, procs);
+        let min_gain = self.config.min_gain_bytes(fig.limit);
+        // What a term decision would need: at least what brings it back above term.
+        let need = fig.need.max(1);
+        let Selection::Victim { index, enough } = select(&prospects, need, min_gain, false) else {
+            return None;
+        };
+        let candidates = considered(
+            &ranked,
+            &prospects,
+            Some(index),
+            min_gain,
+            self.host.page_size,
+        );
+        let pick = Pick {
+            victim: &ranked[index],
+            owner: &owners[index],
+            gain: prospects[index].gain,
+            enough,
+            reason: Reason::Term,
+        };
+        let mut record = self.new_record(i, &pick, m, candidates, min_gain);
+        let victim = pick.victim.process;
+        self.fill_in(i, &mut record, victim);
+        record.outcome = "warning".into();
+        record.reason = "warn_level".into();
+        record.level = "warn".into();
+        Some(record)
+    }
+
+    /// Whether a warning is due for domain `i` this round: a member is in its warn band, the
+    /// domain is still below term, and no warning went out in this episode.
+    pub(super) fn warn_due(&mut self, i: usize) -> bool {
+        let warned_now = self.domains[i].members.iter().any(|id| match id {
+            ScopeId::System => self.system.warned,
+            ScopeId::Cgroup(n) => self.cgroups.iter().any(|c| c.id == *n && c.warned),
+        });
+        let d = &mut self.domains[i];
+        if !warned_now {
+            // Out of the band (past its margin): the next crossing is a new episode.
+            if !d.busy() {
+                d.warned = false;
+            }
+            return false;
+        }
+        if d.warned {
+            return false;
+        }
+        d.warned = true;
+        true
+    }
+
+    /// Rewrites the status file when what it says changed (at most once a second): scopes,
+    /// domains, victims in flight, the last kills. Comparing costs a few small allocations, and
+    /// only while a status file is configured.
+    pub(super) fn write_status(&mut self, now: Instant, log: &mut Logger) {
+        if self.config.report.status_file.is_none() {
+            return;
+        }
+        if self
+            .reporting
+            .status_at
+            .is_some_and(|t| now.duration_since(t) < STATUS_EVERY)
+        {
+            return;
+        }
+        let said = self.status_fingerprint(now);
+        if self.reporting.status_said == Some(said) {
+            return;
+        }
+        let Some(path) = self.config.report.status_file.clone() else {
+            return;
+        };
+        let mut stamped = self.status_view(now);
+        stamped.updated = unix_now();
+        self.reporting.status_at = Some(now);
+        self.reporting.status_said = Some(said);
+        if self.reporting.status_writer.is_none() {
+            match status::StatusWriter::start() {
+                Ok(w) => self.reporting.status_writer = Some(w),
+                Err(e) => {
+                    self.status_problem(log, &path.display().to_string(), &e.to_string());
+                    return;
+                }
+            }
+        }
+        let Some(writer) = &self.reporting.status_writer else {
+            return;
+        };
+        if !writer.offer(path, stamped) {
+            // Still writing the last one: offer this again next round.
+            self.reporting.status_said = None;
+        }
+        if let Some(p) = writer.problem() {
+            self.status_problem(log, "", &p);
+        }
+    }
+
+    /// Says once that the status file cannot be written.
+    fn status_problem(&mut self, log: &mut Logger, path: &str, error: &str) {
+        if self.reporting.status_failed {
+            return;
+        }
+        self.reporting.status_failed = true;
+        log.log(
+            Severity::Error,
+            Line::new("cannot write the status file")
+                .kv("event", "status_error")
+                .kv_if(!path.is_empty(), "path", path)
+                .kv("error", error)
+                .as_str(),
+        );
+    }
+
+    /// What the status file would say, hashed without building it (no allocation: this runs
+    /// at every round, the idle ones included): levels, warn bands, available memory to the MiB,
+    /// limits, fill rates and projections to the MiB and second, armed sources, domains and
+    /// their victims, kills. Equal fingerprints: nothing a reader would notice changed.
+    fn status_fingerprint(&self, now: Instant) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mib = |b: u64| b >> 20;
+        if self.config.system.enabled
+            && let Some(m) = self.system.mem
+        {
+            (self.system.level, self.system.warned).hash(&mut h);
+            (mib(m.mem_available), m.mem_total).hash(&mut h);
+            mib(self.system.fill.rate() as u64).hash(&mut h);
+            self.system.eta.map(|e| e.as_secs()).hash(&mut h);
+            self.system
+                .events
+                .as_ref()
+                .map(|e| e.keys().count())
+                .hash(&mut h);
+        }
+        for cg in &self.cgroups {
+            (cg.id, cg.level, cg.warned).hash(&mut h);
+            cg.sample.available.map(mib).hash(&mut h);
+            cg.sample.limit.hash(&mut h);
+            mib(cg.fill.rate() as u64).hash(&mut h);
+            cg.eta.map(|e| e.as_secs()).hash(&mut h);
+            cg.events.as_ref().map(|e| e.keys().count()).hash(&mut h);
+        }
+        for d in &self.domains {
+            (d.members.len(), d.episode.in_episode(), d.episode.kills()).hash(&mut h);
+            for f in &d.in_flight {
+                (f.victim.pid, f.kill_sent.is_some()).hash(&mut h);
+                now.duration_since(f.first_signal).as_secs().hash(&mut h);
+            }
+        }
+        (self.victims, self.reporting.last_kills.len(), self.dry_run).hash(&mut h);
+        self.reporting.last_kills.back().map(|k| k.pid).hash(&mut h);
+        h.finish()
+    }
+
+    /// The status view without its time.
+    fn status_view(&self, now: Instant) -> StatusView {
+        let mib = |b: u64| b & !((1 << 20) - 1);
+        let mut scopes = Vec::new();
+        if self.config.system.enabled
+            && let Some(m) = self.system.mem
+        {
+            let s = &self.config.system;
+            scopes.push(ScopeStatus {
+                name: "system".into(),
+                level: level_word(self.system.level, self.system.warned).into(),
+                available: mib(m.mem_available),
+                limit: m.mem_total,
+                warn_at: s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)),
+                term_at: s.mem_available_term.bytes_of(m.mem_total),
+                kill_at: s.mem_available_kill.bytes_of(m.mem_total),
+                fill_rate: mib(self.system.fill.rate() as u64),
+                eta_ms: self
+                    .system
+                    .eta
+                    .map(|e| (e.as_millis() as u64) / 1000 * 1000),
+                events: self
+                    .system
+                    .events
+                    .as_ref()
+                    .map(|e| e.keys().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        for cg in &self.cgroups {
+            let cfg = &self.config.cgroups[cg.config_index];
+            let limit = cg.sample.limit.unwrap_or(0);
+            let t = crate::watch::cgroup_thresholds(cfg, limit);
+            scopes.push(ScopeStatus {
+                name: cg.path.clone(),
+                level: level_word(cg.level, cg.warned).into(),
+                available: mib(cg.sample.available.unwrap_or(0)),
+                limit,
+                warn_at: cfg.available_warn.map(|w| w.bytes_of(limit)),
+                term_at: t.term,
+                kill_at: t.kill,
+                fill_rate: mib(cg.fill.rate() as u64),
+                eta_ms: cg.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
+                events: cg
+                    .events
+                    .as_ref()
+                    .map(|e| e.keys().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        let domains = self
+            .domains
+            .iter()
+            .map(|d| DomainStatus {
+                name: d.key.name().to_string(),
+                members: d
+                    .members
+                    .iter()
+                    .map(|m| self.scope_name(*m).to_string())
+                    .collect(),
+                state: if d.episode.in_episode() {
+                    "episode".into()
+                } else {
+                    "calm".into()
+                },
+                kills: d.episode.kills(),
+                in_flight: d
+                    .in_flight
+                    .iter()
+                    .map(|f| InFlightStatus {
+                        pid: f.victim.pid,
+                        comm: f.victim.comm.clone(),
+                        signal: if f.kill_sent.is_some() {
+                            "SIGKILL".into()
+                        } else {
+                            "SIGTERM".into()
+                        },
+                        since_ms: (now.duration_since(f.first_signal).as_millis() as u64) / 1000
+                            * 1000,
+                    })
+                    .collect(),
+            })
+            .collect();
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started: self.started_unix,
+            updated: 0.0,
+            dry_run: self.dry_run,
+            victims: self.victims,
+            scopes,
+            domains,
+            last_kills: self.reporting.last_kills.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A scope's level for people, the warn band included.
+fn level_word(level: crate::trigger::Level, warned: bool) -> &'static str {
+    match level {
+        crate::trigger::Level::Ok if warned => "warn",
+        l => l.as_str(),
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

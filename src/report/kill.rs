@@ -1,0 +1,508 @@
+//! The kill report: one record per action, what the kernel prints at an OOM kill but written
+//! before it is too late, and completed when the victim is gone: the trigger's figures, the
+//! victim and every term of its badness, what its kill was expected to free and what the
+//! domain actually got back, the signals and their timings, and the candidates it was chosen
+//! from.
+//!
+//! The record is plain data (serde): the log line, the JSON log format, the kill journal,
+//! `oomward history` and `oomward why` all read the same fields.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::Line;
+
+/// How many candidates a record keeps: enough to see why the victim came first and what the
+/// next ones would have freed.
+pub const CANDIDATES_KEPT: usize = 10;
+/// A cmdline is cut to this many bytes (it may hold anything a process was started with).
+pub const CMDLINE_KEPT: usize = 256;
+/// The record format's version, for readers of old journals.
+pub const RECORD_VERSION: u32 = 1;
+
+/// One action and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillRecord {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// When the first signal was sent: seconds since the epoch.
+    pub time: f64,
+    /// The same in UTC, RFC 3339, for people and `--since`.
+    pub time_text: String,
+    /// The watched scope the victim lies in.
+    pub scope: String,
+    /// Its OOM domain (`system` or the binding cgroup).
+    pub domain: String,
+    /// Decided only (dry run): nothing was signalled.
+    pub dry_run: bool,
+    /// Why: `term_level`, `kill_level`, `keep_up`, `eta`, `rescue`.
+    pub reason: String,
+    /// The domain's level when it was decided.
+    pub level: String,
+    /// What woke the loop for the round that decided.
+    pub wake: String,
+    /// The figures that triggered it.
+    pub trigger: Trigger,
+    /// The chosen process.
+    pub victim: Victim,
+    /// What the kill was expected to free, bytes (its private anonymous memory and swap, or
+    /// its group's).
+    pub expected_gain: u64,
+    /// Whether that was enough to leave the level.
+    pub enough: bool,
+    /// The least a kill had to free to be chosen, bytes.
+    pub min_gain: u64,
+    /// `process` or `cgroup`.
+    pub kill_unit: String,
+    /// Other processes signalled with it (a group or cgroup kill).
+    pub companions: Vec<i32>,
+    /// The signals sent, in order.
+    pub signals: Vec<SignalSent>,
+    /// `exited`, `stuck` (did not exit after SIGKILL), `failed` (could not be signalled),
+    /// `dry_run`.
+    pub outcome: String,
+    /// First signal → exit, milliseconds.
+    pub exit_ms: Option<u64>,
+    /// What `process_mrelease` said for a SIGKILL (`released`, `unsupported`, ...).
+    pub mrelease: Option<String>,
+    /// The domain's available memory before and after.
+    pub released: Released,
+    /// The best-ranked candidates when it was decided, the victim among them.
+    pub candidates: Vec<Considered>,
+}
+
+/// The trigger's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Available memory in the domain, bytes.
+    pub available: u64,
+    /// The limit that binds (MemTotal for the system), bytes.
+    pub limit: u64,
+    /// Bytes to gain to leave the level.
+    pub need: u64,
+    /// Fill rate seen, bytes per second.
+    pub fill_rate: u64,
+    /// Projected time to exhaustion at that rate, milliseconds.
+    pub eta_ms: Option<u64>,
+    /// Memory pressure (PSI `some` avg10, percent) of the domain.
+    pub psi_some_avg10: Option<f64>,
+    /// PSI `full` avg10, percent.
+    pub psi_full_avg10: Option<f64>,
+}
+
+/// The victim as it was when chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Victim {
+    /// Its pid.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot): pid + start time identify it.
+    pub starttime: u64,
+    /// Its comm (set by the process itself).
+    pub comm: String,
+    /// Its executable, if readable.
+    pub exe: Option<String>,
+    /// Its real uid.
+    pub uid: Option<u32>,
+    /// That uid's name.
+    pub user: Option<String>,
+    /// Its memory cgroup.
+    pub cgroup: Option<String>,
+    /// Its command line, cut to [`CMDLINE_KEPT`] bytes.
+    pub cmdline: String,
+    /// `oom_score_adj`.
+    pub oom_score_adj: i32,
+    /// The policy's adjustment, in `oom_score_adj` units.
+    pub policy_adjust: i32,
+    /// Resident anonymous memory, bytes.
+    pub rss_anon_bytes: u64,
+    /// Resident shared memory and tmpfs it maps, bytes (stays charged after it dies).
+    pub rss_shmem_bytes: u64,
+    /// Resident memory as the kernel's OOM killer counts it, bytes.
+    pub rss_bytes: u64,
+    /// Swapped out, bytes.
+    pub swap_bytes: u64,
+    /// Page tables, bytes.
+    pub pgtables_bytes: u64,
+    /// The kernel's T for the domain, pages.
+    pub total_pages: u64,
+    /// Kernel badness with the domain's T.
+    pub badness: i64,
+    /// Badness with the policy's adjustment: the order oomward kills in.
+    pub rank_score: i64,
+}
+
+/// One signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalSent {
+    /// `SIGTERM` or `SIGKILL`.
+    pub signal: String,
+    /// Milliseconds after the first signal.
+    pub at_ms: u64,
+    /// Why this one: the decision's reason, or the escalation's (`grace`, `kill_level`, ...).
+    pub why: String,
+}
+
+/// The domain's available memory around the kill.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Released {
+    /// When it was decided, bytes.
+    pub available_before: u64,
+    /// Just after the victim was gone, bytes.
+    pub available_after: Option<u64>,
+    /// After − before, bytes (negative when the domain kept filling).
+    pub freed: Option<i64>,
+}
+
+/// A candidate as it was ranked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Considered {
+    /// Its place in the ranking, from 1.
+    pub rank: usize,
+    /// Its pid.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// Its real uid.
+    pub uid: Option<u32>,
+    /// Its memory cgroup.
+    pub cgroup: Option<String>,
+    /// Resident memory (kernel's count), bytes.
+    pub rss_bytes: u64,
+    /// Swapped out, bytes.
+    pub swap_bytes: u64,
+    /// `oom_score_adj`.
+    pub oom_score_adj: i32,
+    /// Kernel badness with the domain's T (`None`: the kernel would never pick it).
+    pub badness: Option<i64>,
+    /// With the policy's adjustment (`None`: not eligible).
+    pub rank_score: Option<i64>,
+    /// What killing it would have freed, bytes.
+    pub expected_gain: u64,
+    /// This one was the victim.
+    pub chosen: bool,
+    /// Why it could not be chosen, if so: `protected:<what>`, `unkillable:<why>`,
+    /// `below_min_gain`, `in_flight`, `oomward`.
+    pub not_chosen: Option<String>,
+}
+
+impl KillRecord {
+    /// The victim's memory as the kernel's OOM killer counts it (rss + swap + page tables).
+    pub fn victim_bytes(&self) -> u64 {
+        let v = &self.victim;
+        v.rss_bytes
+            .saturating_add(v.swap_bytes)
+            .saturating_add(v.pgtables_bytes)
+    }
+
+    /// The first line a person reads: who, where, how much, how it ended.
+    pub fn summary(&self) -> String {
+        let v = &self.victim;
+        let mut s = String::with_capacity(160);
+        let verb = match self.outcome.as_str() {
+            "dry_run" => "would kill",
+            "failed" => "could not kill",
+            "stuck" => "killed (stuck, never exited)",
+            _ => "killed",
+        };
+        let _ = write!(
+            s,
+            "{verb} {} (pid {}{}) in {}: used {}, expected to free {}",
+            super::escape_controls(&v.comm),
+            v.pid,
+            v.user
+                .as_deref()
+                .map(|u| format!(", {}", super::escape_controls(u)))
+                .unwrap_or_default(),
+            super::escape_controls(&self.scope),
+            human(self.victim_bytes()),
+            human(self.expected_gain),
+        );
+        if let Some(f) = self.released.freed {
+            let _ = write!(s, ", freed {}", human_signed(f));
+        }
+        if let Some(ms) = self.exit_ms {
+            let first = self.signals.first().map_or("-", |x| x.signal.as_str());
+            let _ = write!(s, ", exited {ms} ms after {first}");
+            if self.signals.len() > 1 {
+                let _ = write!(s, " (SIGKILL after {} ms)", self.signals[1].at_ms);
+            }
+        }
+        s
+    }
+
+    /// The report as one log line: the summary, then the main figures as raw numbers; the
+    /// candidates as `pid:comm:rank_score:gain` items.
+    pub fn line(&self) -> Line {
+        let v = &self.victim;
+        let candidates: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}:{}:{}:{}",
+                    c.pid,
+                    c.comm.replace([',', ':'], "_"),
+                    c.rank_score
+                        .map_or_else(|| "-".to_string(), |r| r.to_string()),
+                    c.expected_gain
+                )
+            })
+            .collect();
+        let signals: Vec<String> = self
+            .signals
+            .iter()
+            .map(|x| format!("{}@{}", x.signal, x.at_ms))
+            .collect();
+        Line::new(&self.summary())
+            .kv("event", "report")
+            .kv("outcome", &self.outcome)
+            .kv("scope", &self.scope)
+            .kv("domain", &self.domain)
+            .kv("reason", &self.reason)
+            .kv("level", &self.level)
+            .kv("pid", v.pid)
+            .kv("comm", &v.comm)
+            .kv("exe", v.exe.as_deref().unwrap_or("?"))
+            .kv("uid", v.uid.map_or(-1, i64::from))
+            .kv("user", v.user.as_deref().unwrap_or("?"))
+            .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"))
+            .kv("available", self.trigger.available)
+            .kv("limit", self.trigger.limit)
+            .kv("fill_rate", self.trigger.fill_rate)
+            .kv(
+                "eta_ms",
+                self.trigger
+                    .eta_ms
+                    .map_or_else(|| "-".to_string(), |e| e.to_string()),
+            )
+            .kv("badness", v.badness)
+            .kv("rank_score", v.rank_score)
+            .kv("expected_gain", self.expected_gain)
+            .kv(
+                "available_after",
+                self.released
+                    .available_after
+                    .map_or_else(|| "-".to_string(), |a| a.to_string()),
+            )
+            .kv(
+                "freed",
+                self.released
+                    .freed
+                    .map_or_else(|| "-".to_string(), |f| f.to_string()),
+            )
+            .kv(
+                "exit_ms",
+                self.exit_ms
+                    .map_or_else(|| "-".to_string(), |e| e.to_string()),
+            )
+            .kv("signals", signals.join(","))
+            .kv("candidates", candidates.join(","))
+    }
+}
+
+/// Bytes for people: `512 KiB`, `1.5 MiB`, `2.25 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{:.1} {}", v, UNITS[u])
+    }
+}
+
+/// [`human`] with a sign.
+pub fn human_signed(bytes: i64) -> String {
+    if bytes < 0 {
+        format!("-{}", human(bytes.unsigned_abs()))
+    } else {
+        human(bytes as u64)
+    }
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (`2026-12-02T16:04:05.123Z`), without a date crate:
+/// the civil-from-days conversion is a dozen lines.
+pub fn rfc3339(unix: f64) -> String {
+    let secs = unix.floor() as i64;
+    let millis = ((unix - secs as f64) * 1000.0).round().min(999.0) as i64;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Now, seconds since the epoch.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A complete record, for tests of everything that reads records.
+    pub(crate) fn sample_record(pid: i32, comm: &str, time: f64) -> KillRecord {
+        KillRecord {
+            version: RECORD_VERSION,
+            time,
+            time_text: rfc3339(time),
+            scope: "/app".into(),
+            domain: "/app".into(),
+            dry_run: false,
+            reason: "term_level".into(),
+            level: "term".into(),
+            wake: "v1_threshold".into(),
+            trigger: Trigger {
+                available: 20 << 20,
+                limit: 256 << 20,
+                need: 6 << 20,
+                fill_rate: 50 << 20,
+                eta_ms: Some(400),
+                psi_some_avg10: Some(1.5),
+                psi_full_avg10: None,
+            },
+            victim: Victim {
+                pid,
+                starttime: 12345,
+                comm: comm.into(),
+                exe: Some("/usr/bin/hog".into()),
+                uid: Some(1000),
+                user: Some("alice".into()),
+                cgroup: Some("/app".into()),
+                cmdline: "hog --big".into(),
+                oom_score_adj: 0,
+                policy_adjust: 0,
+                rss_anon_bytes: 200 << 20,
+                rss_shmem_bytes: 0,
+                rss_bytes: 201 << 20,
+                swap_bytes: 0,
+                pgtables_bytes: 1 << 20,
+                total_pages: 65536,
+                badness: 51712,
+                rank_score: 51712,
+            },
+            expected_gain: 200 << 20,
+            enough: true,
+            min_gain: 5 << 20,
+            kill_unit: "process".into(),
+            companions: vec![],
+            signals: vec![SignalSent {
+                signal: "SIGTERM".into(),
+                at_ms: 0,
+                why: "term_level".into(),
+            }],
+            outcome: "exited".into(),
+            exit_ms: Some(42),
+            mrelease: None,
+            released: Released {
+                available_before: 20 << 20,
+                available_after: Some(220 << 20),
+                freed: Some(200 << 20),
+            },
+            candidates: vec![Considered {
+                rank: 1,
+                pid,
+                comm: comm.into(),
+                uid: Some(1000),
+                cgroup: Some("/app".into()),
+                rss_bytes: 201 << 20,
+                swap_bytes: 0,
+                oom_score_adj: 0,
+                badness: Some(51712),
+                rank_score: Some(51712),
+                expected_gain: 200 << 20,
+                chosen: true,
+                not_chosen: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn dates_are_utc_rfc3339() {
+        for (unix, text) in [
+            (0.0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400.5, "2000-02-29T00:00:00.500Z"),
+            (1_796_227_445.0, "2026-12-02T16:04:05.000Z"),
+            (4_107_542_399.0, "2100-02-28T23:59:59.000Z"),
+        ] {
+            assert_eq!(rfc3339(unix), text, "{unix}");
+        }
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        for (b, text) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (200 << 20, "200 MiB"),
+            ((2 << 30) + (1 << 28), "2.2 GiB"),
+        ] {
+            assert_eq!(human(b), text, "{b}");
+        }
+        assert_eq!(human_signed(-(3 << 20)), "-3.0 MiB");
+    }
+
+    #[test]
+    fn the_line_names_the_victim_in_words_and_numbers() {
+        let r = sample_record(4242, "hog", 1_796_227_445.0);
+        let line = r.line();
+        let text = line.as_str();
+        assert!(
+            text.starts_with("killed hog (pid 4242, alice) in /app: used 202 MiB, expected to free 200 MiB, freed 200 MiB, exited 42 ms after SIGTERM"),
+            "{text}"
+        );
+        let (_, pairs) = super::super::journal::split(text);
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("event"), Some("report"));
+        assert_eq!(get("pid"), Some("4242"));
+        assert_eq!(get("freed"), Some(&*(200u64 << 20).to_string()));
+        assert_eq!(
+            get("candidates"),
+            Some(&*format!("4242:hog:51712:{}", 200u64 << 20))
+        );
+        assert_eq!(get("signals"), Some("SIGTERM@0"));
+    }
+
+    #[test]
+    fn a_record_survives_json() {
+        let r = sample_record(1, "a", 1.0);
+        let text = serde_json::to_string(&r).unwrap();
+        let back: KillRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,641 @@
+//! Desktop notifications: at a warning and at each kill, a notification on the session bus of
+//! every logged-in graphical user (`org.freedesktop.Notifications.Notify`), so the person at the
+//! machine learns why a window vanished.
+//!
+//! A session bus accepts only its own user (it checks the peer's uid), and the daemon is root,
+//! locked in memory and must never wait. So the daemon does not speak D-Bus at all: a
+//! [`Notifier`] thread runs `oomward notify-send` ([`send_one`]) once per user, as that user,
+//! with a cleared environment and a deadline, and kills it if it overstays. Whatever a user's
+//! bus sends back is parsed by that user's own short-lived process, never by root. The loop only
+//! queues a [`Note`] (a full queue drops it, counted) and reads [`Outcome`]s when it likes.
+//!
+//! Who is notified comes from logind's session files (`/run/systemd/sessions/*`), read without
+//! any user database lookup: NSS may go to the network, and these are read on the loop.
+//!
+//! Under a sandboxed unit this needs what switching users needs: CAP_SETUID and CAP_SETGID in
+//! the capability bounding set, the `@setuid` system calls past a `~@privileged` filter, and
+//! `/run/user` visible (`ProtectHome=read-only` is enough: connecting to a socket is not a write
+//! to its file system). Otherwise every outcome is a [`Outcome::Failed`] that says why.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use thiserror::Error;
+
+use super::dbus::{self, Connection, Message, Value};
+use super::escape_controls;
+
+/// Notes waiting for the notifier thread; beyond this, a note is dropped (and counted).
+const QUEUE: usize = 8;
+/// Outcomes the loop has not read yet; beyond this, outcomes are dropped.
+const OUTCOMES: usize = 64;
+/// How long `notify-send` itself waits for the bus.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(2);
+/// When a `notify-send` still running is killed.
+const KILL_AFTER: Duration = Duration::from_secs(3);
+/// A session file larger than this is not logind's.
+const MAX_SESSION_FILE: u64 = 64 * 1024;
+
+/// The notification service's well-known name, object and interface.
+const SERVICE: &str = "org.freedesktop.Notifications";
+const OBJECT: &str = "/org/freedesktop/Notifications";
+
+/// One logind session, as its state file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The session id (the file's name).
+    pub id: String,
+    /// `UID=`
+    pub uid: u32,
+    /// `USER=`
+    pub user: String,
+    /// `TYPE=`: tty, x11, wayland, mir, unspecified.
+    pub kind: String,
+    /// `CLASS=`: user, greeter, lock-screen, background.
+    pub class: String,
+    /// `STATE=`: online, active, closing.
+    pub state: String,
+    /// `REMOTE=1`
+    pub remote: bool,
+}
+
+impl Session {
+    /// A user's graphical session that is not ending: one with a desktop to show a notification
+    /// on. Greeters and lock screens are not the user's desktop.
+    pub fn is_graphical(&self) -> bool {
+        matches!(self.kind.as_str(), "x11" | "wayland" | "mir")
+            && self.class == "user"
+            && self.state != "closing"
+    }
+
+    fn parse(id: &str, text: &str) -> Option<Session> {
+        let mut s = Session {
+            id: id.to_string(),
+            uid: u32::MAX,
+            user: String::new(),
+            kind: String::new(),
+            class: String::new(),
+            state: String::new(),
+            remote: false,
+        };
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key {
+                "UID" => s.uid = value.parse().ok()?,
+                "USER" => s.user = value.to_string(),
+                "TYPE" => s.kind = value.to_string(),
+                "CLASS" => s.class = value.to_string(),
+                "STATE" => s.state = value.to_string(),
+                "REMOTE" => s.remote = value == "1",
+                _ => {}
+            }
+        }
+        (s.uid != u32::MAX).then_some(s)
+    }
+}
+
+/// The graphical user sessions under `<root>/run/systemd/sessions`, one per uid (lowest uid
+/// first). Missing or unreadable files are skipped; the `*.ref` FIFOs logind keeps beside the
+/// session files are never opened (opening a FIFO waits for a writer).
+pub fn sessions(root: &Path) -> Vec<Session> {
+    let dir = root.join("run/systemd/sessions");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Session> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let id = e.file_name().into_string().ok()?;
+            if id.contains('.') {
+                return None;
+            }
+            let mut text = String::new();
+            fs::File::open(e.path())
+                .ok()?
+                .take(MAX_SESSION_FILE)
+                .read_to_string(&mut text)
+                .ok()?;
+            Session::parse(&id, &text)
+        })
+        .filter(Session::is_graphical)
+        .collect();
+    found.sort_by(|a, b| a.uid.cmp(&b.uid).then_with(|| a.id.cmp(&b.id)));
+    found.dedup_by_key(|s| s.uid);
+    found
+}
+
+/// Where one user's notification goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The user, whom `notify-send` runs as.
+    pub uid: u32,
+    /// Their primary group.
+    pub gid: u32,
+    /// Their session bus socket.
+    pub bus: PathBuf,
+}
+
+/// The users to notify: those with a graphical session (see [`sessions`]) and `extra_users`,
+/// each once, who have a session bus at `<runtime_dir>/UID/bus`.
+///
+/// The gid is the group of the user's runtime directory, which logind creates with the user's
+/// primary group: no user database lookup (NSS may wait on the network). The directory must
+/// belong to the uid, and `bus` must be a socket. Root is listed like anyone (the [`Notifier`]
+/// refuses it, and says so).
+pub fn targets(root: &Path, runtime_dir: &Path, extra_users: &[u32]) -> Vec<Target> {
+    let mut uids: Vec<u32> = sessions(root).iter().map(|s| s.uid).collect();
+    uids.extend_from_slice(extra_users);
+    uids.sort_unstable();
+    uids.dedup();
+    uids.into_iter()
+        .filter_map(|uid| target(runtime_dir, uid))
+        .collect()
+}
+
+fn target(runtime_dir: &Path, uid: u32) -> Option<Target> {
+    let dir = runtime_dir.join(uid.to_string());
+    let meta = fs::symlink_metadata(&dir).ok()?;
+    if !meta.is_dir() || meta.uid() != uid {
+        return None;
+    }
+    let bus = dir.join("bus");
+    if !fs::symlink_metadata(&bus).ok()?.file_type().is_socket() {
+        return None;
+    }
+    Some(Target {
+        uid,
+        gid: meta.gid(),
+        bus,
+    })
+}
+
+/// Urgency levels of the notification specification.
+pub mod urgency {
+    /// Low.
+    pub const LOW: u8 = 0;
+    /// Normal.
+    pub const NORMAL: u8 = 1;
+    /// Critical: stays until dismissed on most desktops.
+    pub const CRITICAL: u8 = 2;
+}
+
+/// One notification for a list of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The title line.
+    pub summary: String,
+    /// The text (plain: markup characters are escaped where the server reads markup).
+    pub body: String,
+    /// 0 low, 1 normal, 2 critical ([`urgency`]).
+    pub urgency: u8,
+    /// Who receives it.
+    pub targets: Vec<Target>,
+}
+
+/// What became of one user's notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The notification server accepted it.
+    Sent {
+        /// The user.
+        uid: u32,
+    },
+    /// It did not reach the user.
+    Failed {
+        /// The user.
+        uid: u32,
+        /// One line: `notify-send`'s error, or why it was not run or was killed.
+        why: String,
+    },
+}
+
+/// What hears of each outcome on the notification thread.
+pub type Tell = Box<dyn Fn(&Outcome) + Send>;
+
+/// The notification thread and its queue. Dropping it closes the queue; the thread finishes
+/// the notes it holds (each bounded by [`KILL_AFTER`] per user) and ends.
+#[derive(Debug)]
+pub struct Notifier {
+    queue: Sender<Note>,
+    outcomes: Receiver<Outcome>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Notifier {
+    /// Starts the thread. `exe` is the oomward binary to run as `exe notify-send ...`;
+    /// `/proc/self/exe` keeps working after a package upgrade replaced the file.
+    pub fn start(exe: PathBuf) -> io::Result<Notifier> {
+        Notifier::start_telling(exe, None)
+    }
+
+    /// As [`Notifier::start`], and `tell` hears of each outcome on the notification thread
+    /// as it happens (the daemon logs it there, not at its next round).
+    pub fn start_telling(exe: PathBuf, tell: Option<Tell>) -> io::Result<Notifier> {
+        let (queue, notes) = crossbeam_channel::bounded::<Note>(QUEUE);
+        let (report, outcomes) = crossbeam_channel::bounded(OUTCOMES);
+        thread::Builder::new()
+            .name("oomward-notify".into())
+            .spawn(move || {
+                crate::sys::leave_realtime();
+                for note in notes {
+                    for target in &note.targets {
+                        let outcome = notify_as(&exe, target, &note);
+                        if let Some(tell) = &tell {
+                            tell(&outcome);
+                        }
+                        // A loop that does not read outcomes must not stall notifications.
+                        let _ = report.try_send(outcome);
+                    }
+                }
+            })?;
+        Ok(Notifier {
+            queue,
+            outcomes,
+            dropped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Queues a note; never waits. False when the queue was full (or the thread gone) and the
+    /// note was dropped.
+    pub fn send(&self, note: Note) -> bool {
+        match self.queue.try_send(note) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// The outcomes, one per target, for the loop to drain with `try_recv`.
+    pub fn outcomes(&self) -> Receiver<Outcome> {
+        self.outcomes.clone()
+    }
+
+    /// Notes dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `exe notify-send` as the target's user and waits for it, at most [`KILL_AFTER`].
+fn notify_as(exe: &Path, target: &Target, note: &Note) -> Outcome {
+    let uid = target.uid;
+    let failed = |why: String| Outcome::Failed { uid, why };
+    if uid == 0 {
+        return failed("refused: notifications never run as root".into());
+    }
+    let mut bus = OsString::from("--bus=");
+    bus.push(&target.bus);
+    let mut cmd = Command::new(exe);
+    cmd.arg("notify-send")
+        .arg(bus)
+        // `--x=value`: a value starting with '-' stays a value. Arguments cannot hold NUL.
+        .arg(format!("--summary={}", note.summary.replace('\0', "")))
+        .arg(format!("--body={}", note.body.replace('\0', "")))
+        .arg(format!("--urgency={}", note.urgency))
+        .arg(format!("--timeout-ms={}", CHILD_TIMEOUT.as_millis()))
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    crate::sys::as_user(&mut cmd, uid, target.gid);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot run {} as uid {uid}: {e}", exe.display())),
+    };
+    let stderr: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
+    let finished = wait_or_kill(&mut child, KILL_AFTER);
+    let status = child.wait();
+    let said = stderr.map(first_line).unwrap_or_default();
+    match (finished, status) {
+        (true, Ok(s)) if s.success() => Outcome::Sent { uid },
+        (false, _) => failed(format!("killed after {} s", KILL_AFTER.as_secs())),
+        (true, _) if !said.is_empty() => failed(said),
+        (true, Ok(s)) => failed(format!("notify-send {s}")),
+        (true, Err(e)) => failed(format!("notify-send: {e}")),
+    }
+}
+
+/// Waits for `child` to exit; past `limit`, kills its process group (it may have forked) and
+/// returns false. The child is not reaped yet, so its pid (and group id) cannot be reused.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
+    let pid = child.id() as i32;
+    let exited = match crate::sys::pidfd_open(pid) {
+        Ok(fd) => crate::sys::wait_exit(&fd, limit).unwrap_or(false),
+        Err(_) => {
+            let deadline = Instant::now() + limit;
+            loop {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break true;
+                }
+                if Instant::now() >= deadline {
+                    break false;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    if !exited {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.kill();
+    }
+    exited
+}
+
+/// The first line `notify-send` wrote to stderr, without its `oomward: ` prefix, escaped and
+/// bounded. Reads only what is there: a process the child left behind may hold the pipe open.
+fn first_line(fd: OwnedFd) -> String {
+    let mut ready = Vec::new();
+    if crate::sys::poll_ready(&[(&fd, false)], Some(Duration::ZERO), &mut ready).is_err()
+        || !ready.first().is_some_and(|r| r.any())
+    {
+        return String::new();
+    }
+    let mut buf = [0u8; 512];
+    let n = fs::File::from(fd).read(&mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let line = text.lines().next().unwrap_or("").trim();
+    let line = line.strip_prefix("oomward: ").unwrap_or(line);
+    escape_controls(line).into_owned()
+}
+
+/// Why one notification could not be sent (what `notify-send` prints before exiting 1).
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    /// Connecting, authenticating or the call itself failed.
+    #[error("{bus}: {source}")]
+    Bus {
+        /// The bus socket.
+        bus: String,
+        /// What went wrong.
+        #[source]
+        source: dbus::Error,
+    },
+    /// The server answered `Notify` with something other than an id.
+    #[error("{bus}: Notify answered with signature {signature:?}, not \"u\"")]
+    Reply {
+        /// The bus socket.
+        bus: String,
+        /// The reply's signature.
+        signature: String,
+    },
+}
+
+/// Sends one notification on the bus at `bus` as the calling user and returns the id the
+/// server gave it; everything (connecting included) within `timeout`. The body is escaped
+/// (`&`, `<`, `>`) when the server reads markup (or will not say): it carries process names,
+/// which their processes choose, and a notification from oomward must show them as they are.
+pub fn send_one(
+    bus: &Path,
+    summary: &str,
+    body: &str,
+    urgency: u8,
+    timeout: Duration,
+) -> Result<u32, NotifyError> {
+    let shown = || escape_controls(&bus.display().to_string()).into_owned();
+    let on_bus = |source| NotifyError::Bus {
+        bus: shown(),
+        source,
+    };
+    let mut conn = Connection::connect(bus, Some(Instant::now() + timeout)).map_err(on_bus)?;
+    conn.hello().map_err(on_bus)?;
+    let body = if reads_markup(&mut conn).map_err(on_bus)? {
+        escape_markup(body)
+    } else {
+        body.to_string()
+    };
+    let call = Message::method_call(
+        SERVICE,
+        OBJECT,
+        SERVICE,
+        "Notify",
+        &[
+            Value::str("oomward"),
+            Value::U32(0),
+            Value::str("dialog-warning"),
+            Value::str(summary),
+            Value::str(body),
+            Value::Array("s".into(), Vec::new()),
+            Value::dict_sv(vec![("urgency", Value::Byte(urgency))]),
+            // The server's default display time.
+            Value::I32(-1),
+        ],
+    )
+    .map_err(on_bus)?;
+    let reply = conn.call(&call).map_err(on_bus)?;
+    match reply.body().map_err(on_bus)?.as_slice() {
+        [Value::U32(id)] => Ok(*id),
+        _ => Err(NotifyError::Reply {
+            bus: shown(),
+            signature: reply.signature,
+        }),
+    }
+}
+
+/// Whether the server interprets markup in bodies (`GetCapabilities` lists `body-markup`). A
+/// server that answers with an error is taken to read markup; a timeout or hang-up is an error.
+fn reads_markup(conn: &mut Connection) -> Result<bool, dbus::Error> {
+    let call = Message::method_call(SERVICE, OBJECT, SERVICE, "GetCapabilities", &[])?;
+    match conn.call(&call) {
+        Ok(reply) => Ok(match reply.body()?.as_slice() {
+            [Value::Array(_, caps)] => caps.iter().any(|c| c.as_str() == Some("body-markup")),
+            _ => true,
+        }),
+        Err(dbus::Error::Remote { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// `s` with the three characters markup gives meaning to written as entities.
+fn escape_markup(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    fn session_file(root: &Path, id: &str, text: &str) {
+        let dir = root.join("run/systemd/sessions");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(id), text).unwrap();
+    }
+
+    #[test]
+    fn graphical_user_sessions_are_kept_once_per_uid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        session_file(
+            root,
+            "2",
+            "# This is private data.\nUID=1000\nUSER=ann\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=user\n",
+        );
+        session_file(
+            root,
+            "3",
+            "UID=1000\nUSER=ann\nSTATE=online\nTYPE=x11\nCLASS=user\n",
+        );
+        session_file(
+            root,
+            "4",
+            "UID=1001\nUSER=bob\nSTATE=active\nTYPE=tty\nCLASS=user\n",
+        );
+        session_file(
+            root,
+            "c1",
+            "UID=102\nUSER=gdm\nSTATE=active\nTYPE=wayland\nCLASS=greeter\n",
+        );
+        session_file(
+            root,
+            "5",
+            "UID=1002\nUSER=cy\nSTATE=closing\nTYPE=x11\nCLASS=user\n",
+        );
+        session_file(
+            root,
+            "6",
+            "UID=1003\nUSER=di\nSTATE=online\nTYPE=x11\nCLASS=user\nREMOTE=1\n",
+        );
+        session_file(root, "7", "USER=nobody-knows\nTYPE=x11\nCLASS=user\n");
+        session_file(root, "8", "UID=12x\nTYPE=x11\nCLASS=user\n");
+        // logind's reference FIFOs: never opened.
+        nix::unistd::mkfifo(
+            &root.join("run/systemd/sessions/2.ref"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let found = sessions(root);
+        let ids: Vec<(&str, u32)> = found.iter().map(|s| (s.id.as_str(), s.uid)).collect();
+        assert_eq!(ids, [("2", 1000), ("6", 1003)]);
+        assert_eq!(found[0].user, "ann");
+        assert!(found[1].remote);
+        assert!(sessions(&root.join("nowhere")).is_empty());
+    }
+
+    #[test]
+    fn targets_need_the_users_runtime_dir_and_bus_socket() {
+        use std::os::unix::fs::chown;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let run = tmp.path().join("run");
+        session_file(
+            &root,
+            "1",
+            "UID=65534\nSTATE=active\nTYPE=wayland\nCLASS=user\n",
+        );
+        session_file(
+            &root,
+            "2",
+            "UID=65533\nSTATE=active\nTYPE=wayland\nCLASS=user\n",
+        );
+        let me = rustix::process::geteuid().as_raw();
+        let my_gid = rustix::process::getegid().as_raw();
+        // uid 65534: a bus. uid 65533: a directory but no socket. `me`: listed by config.
+        for (uid, with_bus) in [(65534u32, true), (65533, false), (me, true)] {
+            let dir = run.join(uid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            if with_bus {
+                // The socket file outlives the listener, which is all a target needs.
+                UnixListener::bind(dir.join("bus")).unwrap();
+            }
+            if uid != me {
+                if me != 0 {
+                    continue; // cannot give a directory away
+                }
+                chown(&dir, Some(uid), Some(uid + 7)).unwrap();
+            }
+        }
+        let got = targets(&root, &run, &[me, 4242]);
+        let mut want = vec![Target {
+            uid: me,
+            gid: my_gid,
+            bus: run.join(format!("{me}/bus")),
+        }];
+        if me == 0 {
+            want.push(Target {
+                uid: 65534,
+                gid: 65541,
+                bus: run.join("65534/bus"),
+            });
+        }
+        want.sort_by_key(|t| t.uid);
+        assert_eq!(got, want);
+        // A directory owned by someone else is not the user's.
+        assert!(target(&run, 4242).is_none());
+        fs::create_dir_all(run.join("4242")).unwrap();
+        assert!(target(&run, 4242).is_none());
+    }
+
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            escape_markup("<b>x</b> & y"),
+            "&lt;b&gt;x&lt;/b&gt; &amp; y"
+        );
+        assert_eq!(escape_markup("plain"), "plain");
+    }
+
+    #[test]
+    fn root_is_refused_without_running_anything() {
+        let note = Note {
+            summary: "s".into(),
+            body: "b".into(),
+            urgency: urgency::NORMAL,
+            targets: vec![],
+        };
+        let target = Target {
+            uid: 0,
+            gid: 0,
+            bus: "/nonexistent".into(),
+        };
+        let out = notify_as(Path::new("/nonexistent/oomward"), &target, &note);
+        assert!(matches!(out, Outcome::Failed { uid: 0, ref why } if why.contains("root")));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        // A notifier whose thread never takes a note: the queue fills, then every note is
+        // dropped at once; with the thread gone, too.
+        let (queue, notes) = crossbeam_channel::bounded(QUEUE);
+        let (_report, outcomes) = crossbeam_channel::bounded(1);
+        let notifier = Notifier {
+            queue,
+            outcomes,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let note = Note {
+            summary: "s".into(),
+            body: "b".into(),
+            urgency: urgency::LOW,
+            targets: vec![],
+        };
+        let start = Instant::now();
+        let accepted = (0..20).filter(|_| notifier.send(note.clone())).count();
+        assert_eq!(accepted, QUEUE);
+        assert_eq!(notifier.dropped(), (20 - QUEUE) as u64);
+        drop(notes);
+        assert!(!notifier.send(note));
+        assert_eq!(notifier.dropped(), (21 - QUEUE) as u64);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,347 @@
+//! The daemon's view for `oomward status`: written by the daemon to a file
+//! (`/run/oomward/status.json` by default), atomically, at most once a second and only when
+//! something a reader would notice changed; rendered by the command. A file, not a socket: a
+//! reader needs no privilege the file's mode does not give, and can never slow the loop down.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::kill::human;
+
+/// The whole view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// oomward's version.
+    pub version: String,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// When it started, seconds since the epoch.
+    pub started: f64,
+    /// When this view was written.
+    pub updated: f64,
+    /// Deciding without signalling.
+    pub dry_run: bool,
+    /// Victims signalled since start.
+    pub victims: u64,
+    /// Every watched scope.
+    pub scopes: Vec<ScopeStatus>,
+    /// Every OOM domain with a member or business.
+    pub domains: Vec<DomainStatus>,
+    /// The last kills, newest last.
+    pub last_kills: Vec<KillSummary>,
+}
+
+/// One scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScopeStatus {
+    /// `system` or the cgroup's path.
+    pub name: String,
+    /// `ok`, `warn`, `term`, `kill`.
+    pub level: String,
+    /// Available memory, bytes (rounded to the MiB: the file changes when it matters).
+    pub available: u64,
+    /// The limit that binds, bytes.
+    pub limit: u64,
+    /// Warn threshold, bytes, if any.
+    pub warn_at: Option<u64>,
+    /// SIGTERM threshold, bytes.
+    pub term_at: u64,
+    /// SIGKILL threshold, bytes.
+    pub kill_at: u64,
+    /// Fill rate seen, bytes per second.
+    pub fill_rate: u64,
+    /// Projected time to exhaustion, milliseconds.
+    pub eta_ms: Option<u64>,
+    /// Kernel event sources armed for it.
+    pub events: Vec<String>,
+}
+
+/// One OOM domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainStatus {
+    /// `system` or the binding cgroup.
+    pub name: String,
+    /// Its watched scopes.
+    pub members: Vec<String>,
+    /// `calm` or `episode`.
+    pub state: String,
+    /// oomward's kills in the episode.
+    pub kills: u32,
+    /// Victims being made to exit.
+    pub in_flight: Vec<InFlightStatus>,
+}
+
+/// A victim in flight.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InFlightStatus {
+    /// Its pid.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// The last signal sent.
+    pub signal: String,
+    /// Since the first signal, milliseconds.
+    pub since_ms: u64,
+}
+
+/// A kill, in brief.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KillSummary {
+    /// When, RFC 3339.
+    pub time_text: String,
+    /// Its scope.
+    pub scope: String,
+    /// The victim's pid.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// Why.
+    pub reason: String,
+    /// How it ended.
+    pub outcome: String,
+    /// Memory it used (rss + swap + page tables), bytes.
+    pub used: u64,
+    /// What its domain got back, bytes.
+    pub freed: Option<i64>,
+}
+
+/// Writes status views on a thread of its own: the loop hands the latest over and goes on (a
+/// file system that stalls, even /run under memory pressure, must not hold it up). One view
+/// waits at most; a newer one replaces it only at the next hand-over, which comes within a
+/// second while anything changes.
+pub struct StatusWriter {
+    tx: crossbeam_channel::Sender<(std::path::PathBuf, StatusView)>,
+    problems: crossbeam_channel::Receiver<String>,
+}
+
+impl StatusWriter {
+    /// Starts the thread.
+    pub fn start() -> io::Result<StatusWriter> {
+        let (tx, rx) = crossbeam_channel::bounded::<(std::path::PathBuf, StatusView)>(1);
+        let (ptx, problems) = crossbeam_channel::bounded::<String>(4);
+        std::thread::Builder::new()
+            .name("oomward-status".into())
+            .spawn(move || {
+                crate::sys::leave_realtime();
+                for (path, view) in rx {
+                    if let Err(e) = write(&path, &view) {
+                        let _ = ptx.try_send(format!("{}: {e}", path.display()));
+                    }
+                }
+            })?;
+        Ok(StatusWriter { tx, problems })
+    }
+
+    /// Hands a view over; false when the previous one is still being written (this one is
+    /// dropped: the next round offers a newer one).
+    pub fn offer(&self, path: std::path::PathBuf, view: StatusView) -> bool {
+        self.tx.try_send((path, view)).is_ok()
+    }
+
+    /// A failed write since the last call, if any.
+    pub fn problem(&self) -> Option<String> {
+        self.problems.try_recv().ok()
+    }
+}
+
+/// Writes `view` to `path` atomically: a temporary file in the same directory, renamed over
+/// the old one, so a reader sees the old view or the new, never half of one. Mode 0644.
+pub fn write(path: &Path, view: &StatusView) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let text = serde_json::to_vec_pretty(view).map_err(io::Error::other)?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    f.write_all(&text)?;
+    f.write_all(b"\n")?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads a status file.
+pub fn read(path: &Path) -> io::Result<StatusView> {
+    let text = std::fs::read(path)?;
+    serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The view for people.
+pub fn render(v: &StatusView, now: f64) -> String {
+    let mut o = String::new();
+    let age = (now - v.updated).max(0.0);
+    let _ = writeln!(
+        o,
+        "oomward {} (pid {}), up {}, {} victim(s) since start{}; view {:.0} s old",
+        v.version,
+        v.pid,
+        ago(now - v.started),
+        v.victims,
+        if v.dry_run { " (dry run)" } else { "" },
+        age
+    );
+    let _ = writeln!(o, "\nscopes:");
+    let _ = writeln!(
+        o,
+        "  {:<32} {:<5} {:>10} {:>10} {:>22} {:>12} {:>8}  events",
+        "scope", "level", "available", "limit", "warn/term/kill at", "fill/s", "eta"
+    );
+    for s in &v.scopes {
+        let at = format!(
+            "{}/{}/{}",
+            s.warn_at.map_or_else(|| "-".to_string(), short),
+            short(s.term_at),
+            short(s.kill_at)
+        );
+        let _ = writeln!(
+            o,
+            "  {:<32} {:<5} {:>10} {:>10} {:>22} {:>12} {:>8}  {}",
+            super::escape_controls(&s.name),
+            s.level,
+            human(s.available),
+            human(s.limit),
+            at,
+            human(s.fill_rate),
+            s.eta_ms
+                .map_or_else(|| "-".to_string(), |e| format!("{:.1}s", e as f64 / 1000.0)),
+            if s.events.is_empty() {
+                "timer only".to_string()
+            } else {
+                s.events.join(",")
+            }
+        );
+    }
+    let _ = writeln!(o, "\ndomains:");
+    for d in &v.domains {
+        let _ = writeln!(
+            o,
+            "  {} [{}] members: {}; {} kill(s) this episode",
+            super::escape_controls(&d.name),
+            d.state,
+            super::escape_controls(&d.members.join(", ")),
+            d.kills
+        );
+        for f in &d.in_flight {
+            let _ = writeln!(
+                o,
+                "    in flight: {} (pid {}) {} {} ms ago",
+                super::escape_controls(&f.comm),
+                f.pid,
+                f.signal,
+                f.since_ms
+            );
+        }
+    }
+    let _ = writeln!(o, "\nlast kills:");
+    if v.last_kills.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for k in &v.last_kills {
+        let _ = writeln!(
+            o,
+            "  {} {} (pid {}) in {}: {}, used {}, freed {} [{}]",
+            k.time_text,
+            super::escape_controls(&k.comm),
+            k.pid,
+            super::escape_controls(&k.scope),
+            k.reason,
+            human(k.used),
+            k.freed
+                .map_or_else(|| "-".to_string(), super::kill::human_signed),
+            k.outcome
+        );
+    }
+    o
+}
+
+fn short(b: u64) -> String {
+    human(b).replace(' ', "")
+}
+
+fn ago(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{}m", s / 3600, (s / 60) % 60),
+        _ => format!("{}d{}h", s / 86400, (s / 3600) % 24),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> StatusView {
+        StatusView {
+            version: "0.1.0".into(),
+            pid: 42,
+            started: 1000.0,
+            updated: 1100.0,
+            dry_run: false,
+            victims: 1,
+            scopes: vec![ScopeStatus {
+                name: "/app".into(),
+                level: "term".into(),
+                available: 20 << 20,
+                limit: 256 << 20,
+                warn_at: Some(40 << 20),
+                term_at: 25 << 20,
+                kill_at: 12 << 20,
+                fill_rate: 10 << 20,
+                eta_ms: Some(2000),
+                events: vec!["v1_threshold".into(), "v1_oom".into()],
+            }],
+            domains: vec![DomainStatus {
+                name: "/app".into(),
+                members: vec!["/app".into()],
+                state: "episode".into(),
+                kills: 1,
+                in_flight: vec![InFlightStatus {
+                    pid: 7,
+                    comm: "hog".into(),
+                    signal: "SIGTERM".into(),
+                    since_ms: 300,
+                }],
+            }],
+            last_kills: vec![],
+        }
+    }
+
+    #[test]
+    fn written_atomically_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/status.json");
+        write(&path, &view()).unwrap();
+        assert_eq!(read(&path).unwrap(), view());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert!(!dir.path().join("run/status.json.tmp").exists());
+    }
+
+    #[test]
+    fn rendered_for_people() {
+        let text = render(&view(), 1101.0);
+        assert!(
+            text.contains("oomward 0.1.0 (pid 42), up 1m, 1 victim(s)"),
+            "{text}"
+        );
+        assert!(text.contains("/app"), "{text}");
+        assert!(text.contains("40.0MiB/25.0MiB/12.0MiB"), "{text}");
+        assert!(
+            text.contains("in flight: hog (pid 7) SIGTERM 300 ms ago"),
+            "{text}"
+        );
+        assert!(text.contains("v1_threshold,v1_oom"), "{text}");
+    }
+}

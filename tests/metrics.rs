@@ -1,0 +1,628 @@
+//! Metrics against their real consumers: `promtool check metrics` on what the endpoint serves, a
+//! real Prometheus server scraping it over loopback, the server's memory under 10,000 scrapes,
+//! and a reader racing 1,000 rewrites of the textfile. First on an in-process [`Metrics`], then
+//! against the daemon after a real kill in a 256 MiB v1 memory cgroup (root and cgroup v1).
+//!
+//! promtool and the Prometheus server come from Debian's `prometheus` package, which CI
+//! installs; without it the tests that need them fail rather than pass unseen, unless
+//! `OOMWARD_SKIP_PROMETHEUS=1` says that is expected.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use oomward::report::metrics::{self, Metrics, ScopeFigures, Server};
+use support::{Daemon, Proc, TestCgroup, is_root, serial, v1_memory_mount};
+
+const MIB: u64 = 1 << 20;
+
+/// Counts allocations made on the thread that turned counting on.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the thread-local counters
+// are plain Cells with const initialisers, which do not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    COUNT.with(|c| c.get())
+}
+
+/// Whether a Prometheus tool is installed; if not, the test says so and fails unless skipping
+/// was asked for.
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("OOMWARD_SKIP_PROMETHEUS").is_some(),
+            "{tool} is not installed (Debian package `prometheus`); \
+             set OOMWARD_SKIP_PROMETHEUS=1 to skip"
+        );
+        println!("SKIPPED: {tool} not installed");
+    }
+    found
+}
+
+/// One HTTP/1.0 GET: status, head and body. (1.0 so that no server answers in chunks.)
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8(bytes).expect("UTF-8 answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head.to_string(), body.to_string())
+}
+
+/// Runs `promtool check metrics` on `body`; panics with its output if it finds a problem.
+fn promtool_check(body: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {:?}\n{said}\non:\n{body}",
+        out.status
+    );
+    println!("promtool check metrics: ok ({} bytes)", body.len());
+}
+
+/// A loopback port free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus server on loopback scraping one target every second; killed, reaped and its
+/// directory removed when dropped.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: oomward\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { child, addr, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// The largest value of the instant query `metric` (a bare name), once one is at least
+    /// `at_least`; panics with the server's log after `timeout`.
+    fn wait_value(&mut self, metric: &str, at_least: f64, timeout: Duration) -> f64 {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("prometheus exited: {status}\n{}", self.log());
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                let (status, _, body) =
+                    http_get(self.addr, &format!("/api/v1/query?query={metric}"));
+                if status == 200 {
+                    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+                    let best = v["data"]["result"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+                        .fold(f64::NAN, f64::max);
+                    if best >= at_least {
+                        println!("prometheus: {metric} = {best} ({body})");
+                        return best;
+                    }
+                }
+                last = body;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let targets = http_get(self.addr, "/api/v1/targets").2;
+        panic!(
+            "prometheus never returned {metric} >= {at_least}; last answer {last}\ntargets: {targets}\nlog:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Metrics with a sample of everything, including a scope name that needs escaping.
+fn busy_metrics() -> Metrics {
+    let m = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let f = ScopeFigures {
+        available_bytes: 100 * MIB,
+        limit_bytes: 256 * MIB,
+        warn_bytes: Some(64 * MIB),
+        term_bytes: 25 * MIB,
+        kill_bytes: 12 * MIB,
+        level: 2,
+        fill_rate_bytes_per_second: 20.0 * MIB as f64,
+        eta_seconds: Some(4.5),
+    };
+    m.scope(
+        "system",
+        &ScopeFigures {
+            eta_seconds: None,
+            ..f
+        },
+    );
+    m.scope("/odd \"name\"\\with\nnewline", &f);
+    m.kill("/odd \"name\"\\with\nnewline", "SIGTERM", "term", 1.7e9);
+    m.kill("system", "SIGKILL", "eta", 1.7e9 + 1.0);
+    m.escalation("system");
+    m.futile("system");
+    m.rescue("system");
+    m.warning("system");
+    m.kernel_oom_kills("system", 2);
+    m.wakeup("timer");
+    m.wakeup("v1_threshold");
+    m.hook("pre_kill", "ok");
+    m.notification("sent");
+    for s in [0.00004, 0.0007, 0.03, 1.5] {
+        m.round_seconds(s);
+        m.ranking_seconds(s);
+    }
+    m
+}
+
+/// VmRSS of `pid` in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Scrapes `addr` 100 times to warm up, then 10,000 times; RSS of `pid` before and after, in KiB.
+fn rss_over_scrapes(addr: SocketAddr, pid: u32) -> (u64, u64) {
+    for _ in 0..100 {
+        assert_eq!(http_get(addr, "/metrics").0, 200);
+    }
+    let before = vm_rss_kib(pid);
+    let started = Instant::now();
+    for _ in 0..10_000 {
+        let (status, _, body) = http_get(addr, "/metrics");
+        assert_eq!(status, 200);
+        assert!(body.ends_with('\n'));
+    }
+    let after = vm_rss_kib(pid);
+    println!(
+        "10,000 scrapes in {:.1?}: VmRSS {before} KiB before, {after} KiB after ({:+.2} %)",
+        started.elapsed(),
+        (after as f64 - before as f64) * 100.0 / before as f64
+    );
+    (before, after)
+}
+
+#[test]
+fn updates_of_known_scopes_and_renders_into_a_used_buffer_allocate_nothing() {
+    let _serial = serial();
+    let m = busy_metrics();
+    let f = ScopeFigures {
+        available_bytes: 1,
+        limit_bytes: 2,
+        warn_bytes: None,
+        term_bytes: 1,
+        kill_bytes: 0,
+        level: 3,
+        fill_rate_bytes_per_second: -1.0,
+        eta_seconds: Some(0.5),
+    };
+    let mut out = String::new();
+    m.render(&mut out);
+    out.reserve(out.len());
+    let n = allocations(|| {
+        for _ in 0..100 {
+            m.scope("system", &f);
+            m.kill("system", "SIGKILL", "eta", 1.7e9);
+            m.escalation("system");
+            m.futile("system");
+            m.rescue("system");
+            m.warning("system");
+            m.kernel_oom_kills("system", 1);
+            m.wakeup("timer");
+            m.hook("pre_kill", "ok");
+            m.notification("sent");
+            m.round_seconds(0.0001);
+            m.ranking_seconds(0.01);
+        }
+        m.render(&mut out);
+    });
+    assert_eq!(n, 0, "the loop's updates or a render allocated");
+}
+
+#[test]
+fn the_endpoint_serves_what_promtool_accepts() {
+    let _serial = serial();
+    let m = Arc::new(busy_metrics());
+    let server = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), m.clone()).unwrap();
+    let addr = server.local_addr();
+    let (status, head, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        body.contains("scope=\"/odd \\\"name\\\"\\\\with\\nnewline\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("oomward_kills_total{scope=\"system\",signal=\"SIGKILL\",reason=\"eta\"} 1")
+    );
+    let (status, _, index) = http_get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(index.contains("/metrics"));
+    assert_eq!(http_get(addr, "/nothing").0, 404);
+    // A client that connects and sends nothing holds up only itself: the next scrape is
+    // answered once its read times out, and the server is not stuck.
+    let silent = TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    assert_eq!(http_get(addr, "/metrics").0, 200);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(silent);
+    if have("promtool") {
+        promtool_check(&body);
+    }
+    server.stop();
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
+}
+
+#[test]
+fn a_prometheus_server_scrapes_the_in_process_endpoint() {
+    let _serial = serial();
+    if !have("prometheus") {
+        return;
+    }
+    let m = Arc::new(busy_metrics());
+    let server = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), m.clone()).unwrap();
+    let mut prometheus = Prometheus::start(server.local_addr());
+    assert!(prometheus.wait_value("oomward_kills_total", 1.0, Duration::from_secs(60)) >= 1.0);
+    m.kill("system", "SIGKILL", "eta", 1.7e9 + 2.0);
+    assert!(prometheus.wait_value("oomward_kills_total", 2.0, Duration::from_secs(30)) >= 2.0);
+}
+
+#[test]
+fn ten_thousand_scrapes_leave_rss_within_5_percent_in_process() {
+    let _serial = serial();
+    let m = Arc::new(busy_metrics());
+    let server = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), m).unwrap();
+    let (before, after) = rss_over_scrapes(server.local_addr(), std::process::id());
+    assert!(
+        after as f64 <= before as f64 * 1.05,
+        "VmRSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+/// Checks that `text` is one whole exposition: it ends with a newline, every line is a comment
+/// or a sample with a number, and the last family is there. Returns the kills it counts, all
+/// label sets together.
+fn whole_exposition(text: &str) -> Result<u64, String> {
+    if !text.ends_with('\n') {
+        return Err("no final newline".into());
+    }
+    let mut kills = None;
+    for line in text.lines() {
+        if line.starts_with("# ") {
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("not a sample: {line:?}"))?;
+        value
+            .parse::<f64>()
+            .map_err(|_| format!("not a number: {line:?}"))?;
+        if name.starts_with("oomward_kills_total{") {
+            *kills.get_or_insert(0) +=
+                value.parse::<u64>().map_err(|e| format!("{line:?}: {e}"))?;
+        }
+    }
+    if !text.contains("\noomward_ranking_duration_seconds_count ") {
+        return Err("the last family is missing".into());
+    }
+    kills.ok_or_else(|| "no kill count".into())
+}
+
+#[test]
+fn the_textfile_is_never_seen_half_written_during_1000_rewrites() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oomward.prom");
+    let m = busy_metrics();
+    let mut buf = String::new();
+    metrics::write_file(&path, &m, &mut buf).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (path, done) = (path.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut reads, mut seen) = (0u64, std::collections::BTreeSet::new());
+            let mut text = String::new();
+            while !done.load(Ordering::Relaxed) {
+                text.clear();
+                std::fs::File::open(&path)
+                    .unwrap()
+                    .read_to_string(&mut text)
+                    .unwrap();
+                match whole_exposition(&text) {
+                    Ok(kills) => {
+                        seen.insert(kills);
+                    }
+                    Err(e) => panic!("read {reads}: {e}\n{text}"),
+                }
+                reads += 1;
+            }
+            (reads, seen.len())
+        })
+    };
+    for i in 0..1000 {
+        // The file's size changes from one write to the next (scopes come and go), so that a
+        // torn read could not pass for a whole one.
+        m.kill(&format!("/churn/{}", i % 7), "SIGTERM", "term", 1.7e9);
+        let keep = i % 3;
+        m.retain_scopes(&|s| !s.starts_with("/churn/") || s.len() % 3 == keep);
+        metrics::write_file(&path, &m, &mut buf).unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let (reads, versions) = reader.join().expect("every read was whole");
+    println!("{reads} whole reads of {versions} different versions during 1000 rewrites");
+    assert!(versions > 10, "the reader did not overlap the rewrites");
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &path)
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+// ---- Against the daemon (root and a cgroup-v1 memory controller). ----
+
+fn can_run_daemon() -> bool {
+    if !is_root() || v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return false;
+    }
+    true
+}
+
+/// A daemon watching a fresh 256 MiB cgroup with the metrics listener and file on, after it
+/// has stopped one fast allocator there.
+struct Killed {
+    daemon: Daemon,
+    addr: SocketAddr,
+    file: PathBuf,
+    // Dropped after the daemon, in declaration order: the cgroup is emptied and removed, the
+    // temp dir last.
+    _cg: TestCgroup,
+    _dir: tempfile::TempDir,
+}
+
+fn killed(name: &str) -> Killed {
+    let cg = TestCgroup::create(name, 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let file = dir.path().join("oomward.prom");
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[kill]\ngrace = \"1s\"\n\
+         [report]\nmetrics_listen = \"{addr}\"\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n\
+         [[cgroup]]\npath = \"{}\"\n",
+        file.display(),
+        cg.path
+    );
+    let config_file = dir.path().join("oomward.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let daemon = Daemon::start(&config_file, &[]);
+    daemon.wait_for("event=start", Duration::from_secs(10));
+    daemon.wait_for("event=scope_added", Duration::from_secs(5));
+    let procs = cg.procs_file();
+    let mut hog = Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--rate",
+        "0",
+        "--grow",
+        "600",
+        "--delay-ms",
+        "50",
+    ]);
+    hog.wait_exit(Duration::from_secs(20))
+        .expect("the allocator was stopped");
+    daemon.wait_for(
+        &format!("pid={} comm=memhog", hog.pid),
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        0,
+        "the kernel killed first:\n{}",
+        daemon.output()
+    );
+    Killed {
+        daemon,
+        addr,
+        file,
+        _cg: cg,
+        _dir: dir,
+    }
+}
+
+/// The kills the exposition counts, all label sets together.
+fn kills_in(body: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with("oomward_kills_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `path` until the file exists and counts at least one kill.
+fn wait_file(path: &Path, daemon: &Daemon) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && kills_in(&text) >= 1.0
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never counted the kill; daemon output:\n{}",
+            path.display(),
+            daemon.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn after_a_kill_the_daemon_serves_valid_metrics_that_prometheus_reads() {
+    if !can_run_daemon() {
+        return;
+    }
+    let _serial = serial();
+    let k = killed("metrics");
+    let (status, _, body) = http_get(k.addr, "/metrics");
+    assert_eq!(status, 200, "{}", k.daemon.output());
+    assert!(kills_in(&body) >= 1.0, "{body}");
+    assert!(body.contains("oomward_build_info{version="), "{body}");
+    assert!(!body.contains("pid="), "{body}");
+    if have("promtool") {
+        promtool_check(&body);
+    }
+    let file = wait_file(&k.file, &k.daemon);
+    whole_exposition(&file).unwrap();
+    if have("promtool") {
+        promtool_check(&file);
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&k.file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644);
+    if have("prometheus") {
+        let mut prometheus = Prometheus::start(k.addr);
+        let kills = prometheus.wait_value("oomward_kills_total", 1.0, Duration::from_secs(60));
+        assert!(kills >= 1.0);
+    }
+}
+
+#[test]
+fn ten_thousand_scrapes_leave_the_daemons_rss_within_5_percent() {
+    if !can_run_daemon() {
+        return;
+    }
+    let _serial = serial();
+    let k = killed("metrics-rss");
+    let (before, after) = rss_over_scrapes(k.addr, k.daemon.child.id());
+    assert!(
+        after as f64 <= before as f64 * 1.05,
+        "the daemon's VmRSS grew from {before} KiB to {after} KiB over 10,000 scrapes"
+    );
+}

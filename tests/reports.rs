@@ -1,0 +1,383 @@
+//! What oomward tells people (issue 12), against real kills in v1 memory cgroups: the kill
+//! report with every field (as text and as JSON), the kill journal read back by `history` and
+//! `why` after a restart, the status file and `status`, hooks (environment, a hanging
+//! `pre_kill` that cannot delay the kill, a failing hook logged), and the warning at the warn
+//! level naming the process then chosen at term.
+//!
+//! They race the kernel, so they run one at a time (and, across test binaries, under
+//! `flock /tmp/oomward-kernel.lock`).
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::{Daemon, Proc, TestCgroup, is_root, oomward, serial, v1_memory_mount};
+
+const MIB: u64 = 1 << 20;
+const LIMIT: u64 = 256 * MIB;
+
+fn can_run() -> bool {
+    if !is_root() || v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return false;
+    }
+    true
+}
+
+/// A config watching `path` only, with the journal and status file in `dir`.
+fn config(dir: &Path, path: &str, cgroup_extra: &str, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[kill]\ngrace = \"300ms\"\n\
+         [report]\njournal = \"{j}\"\nstatus_file = \"{s}\"\n{extra}\n\
+         [[cgroup]]\npath = \"{path}\"\n{cgroup_extra}\n",
+        j = dir.join("kills.jsonl").display(),
+        s = dir.join("status.json").display(),
+    );
+    let file = dir.join("oomward.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// An allocator in `cg` growing by 600 MiB at `rate` MiB/s after 50 ms.
+fn allocator(cg: &TestCgroup, rate: &str) -> Proc {
+    let procs = cg.procs_file();
+    Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--rate",
+        rate,
+        "--grow",
+        "600",
+        "--delay-ms",
+        "50",
+    ])
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = oomward()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_kill_is_reported_whole_kept_in_the_journal_and_explained_after_a_restart() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("report", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), &cg.path, "", "");
+    let d = Daemon::start(&conf, &["--log-format", "json"]);
+    d.wait_for("\"event\":\"start\"", Duration::from_secs(10));
+    let procs = cg.procs_file();
+    let idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "8"]);
+    let mut hog = allocator(&cg, "40");
+    let status = hog.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some(), "the allocator was never stopped");
+    let out = d.wait_for("\"event\":\"report\"", Duration::from_secs(10));
+    // Every line of the JSON format is one JSON object.
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines.len(),
+        out.lines().filter(|l| !l.trim().is_empty()).count(),
+        "a line that is not JSON:\n{out}"
+    );
+    let reports: Vec<&Value> = lines.iter().filter(|l| l["event"] == "report").collect();
+    assert_eq!(reports.len(), 1, "one report per action:\n{out}");
+    let line = reports[0];
+    let r = &line["report"];
+    println!("report: {}", serde_json::to_string_pretty(r).unwrap());
+    // The message is for people: human sizes; the fields are raw numbers.
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("killed memhog (pid {}", hog.pid)),
+        "{message}"
+    );
+    assert!(message.contains("MiB"), "{message}");
+    assert_eq!(line["pid"], hog.pid);
+    // The scenario's numbers.
+    let v = &r["victim"];
+    assert_eq!(v["pid"], hog.pid);
+    assert_eq!(v["comm"], "memhog");
+    assert_eq!(v["uid"], 0);
+    assert_eq!(v["user"], "root");
+    assert_eq!(v["cgroup"], cg.path.as_str());
+    assert!(v["exe"].as_str().unwrap().ends_with("memhog"));
+    assert!(v["cmdline"].as_str().unwrap().contains("--rate 40"));
+    let rss = v["rss_bytes"].as_u64().unwrap();
+    assert!((150 * MIB..LIMIT).contains(&rss), "rss {rss}");
+    let anon = v["rss_anon_bytes"].as_u64().unwrap();
+    assert!(anon > 150 * MIB && anon <= rss, "anon {anon} of rss {rss}");
+    for key in [
+        "badness",
+        "rank_score",
+        "total_pages",
+        "pgtables_bytes",
+        "swap_bytes",
+    ] {
+        assert!(v[key].is_number(), "victim.{key}");
+    }
+    assert_eq!(v["total_pages"].as_u64().unwrap(), LIMIT / 4096);
+    let t = &r["trigger"];
+    assert_eq!(t["limit"].as_u64().unwrap(), LIMIT);
+    let available = t["available"].as_u64().unwrap();
+    assert!(
+        available <= LIMIT / 10 + MIB,
+        "decided at {available} available"
+    );
+    // Decided on the kernel's threshold event: the fill rate is what the samples saw (maybe
+    // none yet), the projection there when there is a rate.
+    assert!(t["fill_rate"].is_u64(), "fill rate");
+    assert!(t["eta_ms"].is_number() || t["eta_ms"].is_null(), "eta");
+    assert!(t.get("psi_some_avg10").is_some());
+    assert_eq!(r["scope"], cg.path.as_str());
+    assert_eq!(r["domain"], cg.path.as_str());
+    assert_eq!(r["reason"], "term_level");
+    assert_eq!(r["outcome"], "exited");
+    assert_eq!(r["signals"][0]["signal"], "SIGTERM");
+    assert!(r["exit_ms"].as_u64().unwrap() < 1000);
+    let gain = r["expected_gain"].as_u64().unwrap();
+    assert!(
+        gain > 150 * MIB && gain <= anon + MIB,
+        "expected gain {gain}"
+    );
+    let before = r["released"]["available_before"].as_u64().unwrap();
+    let after = r["released"]["available_after"].as_u64().unwrap();
+    let freed = r["released"]["freed"].as_i64().unwrap();
+    assert_eq!(before, available);
+    assert_eq!(freed, after as i64 - before as i64);
+    assert!(freed > 120 * MIB as i64, "freed only {freed}");
+    // The candidates: the victim first, the idle one after it with what it would have freed.
+    let c = r["candidates"].as_array().unwrap();
+    assert!(c.len() >= 2, "{c:?}");
+    assert_eq!(c[0]["pid"], hog.pid);
+    assert_eq!(c[0]["chosen"], true);
+    let other = c
+        .iter()
+        .find(|x| x["pid"] == idle.pid)
+        .expect("the idle process");
+    assert_eq!(other["chosen"], false);
+    assert!(other["expected_gain"].as_u64().unwrap() >= 7 * MIB);
+    assert!(other["not_chosen"].is_string());
+
+    // The status file while it runs; `status` renders it without the daemon's help.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (ok, text, err) = run_cli(&conf, &["status"]);
+    assert!(ok, "{err}");
+    assert!(text.contains(&cg.path), "{text}");
+    assert!(text.contains("killed") || text.contains("memhog"), "{text}");
+    let (ok, text, _) = run_cli(&conf, &["status", "--json"]);
+    assert!(ok);
+    let view: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(view["scopes"][0]["name"], cg.path.as_str());
+    assert_eq!(view["last_kills"][0]["pid"], hog.pid);
+    let mode = std::fs::metadata(dir.path().join("status.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+
+    // Restarted: the journal is kept, and `history` and `why` explain the kill.
+    drop(d);
+    let d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let (ok, text, err) = run_cli(&conf, &["history"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains(&format!("killed memhog (pid {}", hog.pid)),
+        "{text}"
+    );
+    let (ok, text, _) = run_cli(&conf, &["history", "--since", "1h", "--json"]);
+    assert!(ok);
+    let kept: Vec<Value> = json_lines(&text);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0], *r, "the journal keeps the record as reported");
+    let (ok, text, err) = run_cli(&conf, &["why", &hog.pid.to_string()]);
+    assert!(ok, "{err}");
+    for needle in [
+        format!("victim: memhog (pid {}", hog.pid),
+        "why now: term_level".to_string(),
+        "candidates considered".to_string(),
+        format!("{}", idle.pid),
+        "chosen".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} missing:\n{text}");
+    }
+    println!("why:\n{text}");
+    let (ok, text, _) = run_cli(&conf, &["why", "memhog", "--json"]);
+    assert!(ok);
+    let again: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(again["victim"]["pid"], hog.pid);
+    let (ok, _, err) = run_cli(&conf, &["why", "nosuchprocess"]);
+    assert!(!ok && err.contains("no kill of"), "{err}");
+    drop(idle);
+}
+
+/// A directory every user may write (the hooks run as `nobody`).
+fn shared_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+fn env_file(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn wait_file(path: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("hooks", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let out = shared_dir();
+    let o = out.path().display();
+    let extra = format!(
+        "[hooks]\nuser = \"nobody\"\npre_kill_timeout = \"300ms\"\ntimeout = \"2s\"\n\
+         pre_kill = [\"/bin/sh\", \"-c\", \"date +%s%N > {o}/pre.start; (env; echo UID=$(id -u)) > {o}/pre.env; sleep 10\"]\n\
+         post_kill = [\"/bin/sh\", \"-c\", \"env > {o}/post.env\"]\n\
+         warn = [\"/bin/sh\", \"-c\", \"echo no such luck >&2; exit 3\"]\n"
+    );
+    let conf = config(dir.path(), &cg.path, "available_warn = \"30%\"", &extra);
+    let d = Daemon::start_with(&conf, &[], &[("OOMWARD_TEST_SECRET", "leak")]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let mut hog = allocator(&cg, "40");
+    let status = hog.wait_exit(Duration::from_secs(30));
+    let exited_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    assert!(status.is_some(), "the allocator was never stopped");
+    assert!(wait_file(
+        &out.path().join("pre.env"),
+        Duration::from_secs(5)
+    ));
+    let pre = env_file(&out.path().join("pre.env"));
+    assert_eq!(get(&pre, "OOMWARD_EVENT"), Some("pre_kill"));
+    assert_eq!(get(&pre, "OOMWARD_PID"), Some(&*hog.pid.to_string()));
+    assert_eq!(get(&pre, "OOMWARD_COMM"), Some("memhog"));
+    assert_eq!(get(&pre, "OOMWARD_CGROUP"), Some(cg.path.as_str()));
+    assert_eq!(get(&pre, "OOMWARD_SCOPE"), Some(cg.path.as_str()));
+    assert_eq!(get(&pre, "OOMWARD_SIGNAL"), Some("SIGTERM"));
+    assert_eq!(get(&pre, "OOMWARD_LIMIT"), Some(&*LIMIT.to_string()));
+    assert_eq!(get(&pre, "UID"), Some("65534"), "runs as nobody");
+    assert!(
+        get(&pre, "OOMWARD_TEST_SECRET").is_none(),
+        "the daemon's environment leaked"
+    );
+    // The kill did not wait for the hook's 10 s: the victim died within the 300 ms timeout
+    // (plus the time to die and be seen).
+    let started: u128 = std::fs::read_to_string(out.path().join("pre.start"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let waited_ms = (exited_at.as_nanos().saturating_sub(started)) / 1_000_000;
+    println!("pre_kill hook started {waited_ms} ms before the victim was seen gone");
+    assert!(
+        waited_ms < 1000,
+        "the kill waited {waited_ms} ms for the hook"
+    );
+    // post_kill: the outcome and the whole record.
+    assert!(wait_file(
+        &out.path().join("post.env"),
+        Duration::from_secs(5)
+    ));
+    let post = env_file(&out.path().join("post.env"));
+    assert_eq!(get(&post, "OOMWARD_EVENT"), Some("post_kill"));
+    assert_eq!(get(&post, "OOMWARD_OUTCOME"), Some("exited"));
+    let record: Value = serde_json::from_str(get(&post, "OOMWARD_REPORT").unwrap()).unwrap();
+    assert_eq!(record["victim"]["pid"], hog.pid);
+    // The failing warn hook and the hanging pre_kill hook are logged, and nothing else broke.
+    let text = d.wait_for("hook=warn", Duration::from_secs(5));
+    let warn_hook = text
+        .lines()
+        .find(|l| l.contains("event=hook hook=warn"))
+        .unwrap_or_else(|| panic!("no warn hook line:\n{text}"));
+    assert!(
+        warn_hook.contains("outcome=failed") && warn_hook.contains("exit_code=3"),
+        "{warn_hook}"
+    );
+    assert!(text.contains("stderr=\"no such luck\""), "{text}");
+    assert!(text.contains("event=hook_late hook=pre_kill"), "{text}");
+    let text = d.wait_for("outcome=timeout", Duration::from_secs(5));
+    assert!(text.contains("event=hook hook=pre_kill"), "{text}");
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+}
+
+#[test]
+fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("warn", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), &cg.path, "available_warn = \"40%\"", "");
+    let d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let procs = cg.procs_file();
+    let mut idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "16"]);
+    let mut hog = allocator(&cg, "30");
+    assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
+    let out = d.wait_for("event=report", Duration::from_secs(10));
+    let warns: Vec<&str> = out.lines().filter(|l| l.contains("event=warn")).collect();
+    let terms: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("event=term") || l.contains("event=kill "))
+        .collect();
+    println!("warnings: {warns:#?}\ndecisions: {terms:#?}");
+    assert_eq!(warns.len(), 1, "one warning per episode:\n{out}");
+    let named = format!("pid={} comm=memhog", hog.pid);
+    assert!(
+        warns[0].contains(&named),
+        "the warning names the allocator: {}",
+        warns[0]
+    );
+    assert!(warns[0].contains(&format!("(pid {})", hog.pid)));
+    assert_eq!(terms.len(), 1, "{out}");
+    assert!(terms[0].contains(&named), "{}", terms[0]);
+    assert!(
+        idle.wait_exit(Duration::from_millis(1)).is_none(),
+        "the idle one lives"
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+}
