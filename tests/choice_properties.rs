@@ -70,6 +70,7 @@ prop_compose! {
             exe: if kthread { None } else { exe },
             cmdline: String::new(),
             cgroup,
+            kube: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use oomward::config::Config;
 
 const CGROUP_EXAMPLES: usize = 3;
-const RULE_EXAMPLES: usize = 6;
+const RULE_EXAMPLES: usize = 9;
 
 fn example_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
@@ -345,6 +345,6 @@ fn presets_load_as_dropins_and_say_how_to_enable_them() {
         names.push(name);
     }
     names.sort();
-    assert_eq!(names, ["desktop", "server"]);
+    assert_eq!(names, ["desktop", "kubernetes-node", "server"]);
     Config::load_layers(None, Some(&dir)).expect("the presets load together");
 }

@@ -47,6 +47,8 @@ fn host(name: &str) -> Host {
         host_mount_ns: None,
         exe_root: std::path::PathBuf::from("/"),
         first_user_uid: 1000,
+        pods: Default::default(),
+        cgroup_ns_root: None,
     }
 }
 
@@ -297,6 +299,8 @@ fn process_with_spaces_and_parentheses_in_comm_reads_every_field() {
         cmdline: "python3 -m http.server 8080".into(),
         // 4:memory:/app, while name=systemd and 0:: say /system.slice/web.service
         cgroup: Some("/app".into()),
+        // not a pod's
+        kube: None,
     };
     assert_eq!(process(&h, 412), expected);
     assert!(!expected.is_kernel_thread());

@@ -88,6 +88,7 @@ fn write_json(
         .iter()
         .map(|c| {
             let p = c.process;
+            let k = p.kube.as_ref();
             json!({
                 "pid": p.pid,
                 "comm": p.comm,
@@ -110,6 +111,12 @@ fn write_json(
                 "protected_by": c.verdict.protected.map(|p| p.to_string())
                     .or_else(|| c.unkillable.map(|u| format!("kernel:{}", u.as_str()))),
                 "rank_score": c.rank_score,
+                "pod_uid": k.map(|k| &k.pod_uid),
+                "pod": k.and_then(|k| k.pod.as_ref()),
+                "namespace": k.and_then(|k| k.namespace.as_ref()),
+                "container": k.and_then(|k| k.container.as_ref()),
+                "container_id": k.and_then(|k| k.container_id.as_ref()),
+                "qos": k.map(|k| k.qos.as_str()),
             })
         })
         .collect();

@@ -544,6 +544,10 @@ raw_table!(RawRule {
     cmdline: String,
     cgroup: String,
     user: UserValue,
+    qos: String,
+    namespace: String,
+    pod: String,
+    container: String,
     protect: bool,
     adjust: i64,
 });
@@ -1520,6 +1524,18 @@ impl Config {
             if let Some(uid) = r.uid {
                 let _ = writeln!(o, "user = {uid}");
             }
+            if let Some(q) = r.pod.qos {
+                let _ = writeln!(o, "qos = \"{}\"", q.as_str());
+            }
+            for (k, g) in [
+                ("namespace", &r.pod.namespace),
+                ("pod", &r.pod.pod),
+                ("container", &r.pod.container),
+            ] {
+                if let Some(g) = g {
+                    let _ = writeln!(o, "{k} = {}", toml_str(&g.text));
+                }
+            }
             match r.action {
                 Action::Protect => {
                     let _ = writeln!(o, "protect = true");
@@ -2002,12 +2018,19 @@ fn compile_rule(src: &Source, r: &RawRule, i: usize) -> Result<Rule, ConfigError
             })
         }
     };
-    if exe.is_none() && comm.is_none() && cmdline.is_none() && cgroup.is_none() && uid.is_none() {
+    let pod = pod_match(src, r, &key)?;
+    if exe.is_none()
+        && comm.is_none()
+        && cmdline.is_none()
+        && cgroup.is_none()
+        && uid.is_none()
+        && pod.is_empty()
+    {
         return Err(src
             .err(
                 None,
                 &format!("rule[{n}]"),
-                "a rule needs at least one of exe, comm, cmdline, cgroup, user",
+                "a rule needs at least one of exe, comm, cmdline, cgroup, user, qos, namespace, pod, container",
             )
             .at(header.clone()));
     }
@@ -2049,8 +2072,49 @@ fn compile_rule(src: &Source, r: &RawRule, i: usize) -> Result<Rule, ConfigError
         cmdline,
         cgroup,
         uid,
+        pod,
         action,
         line: header.map_or(0, |l| l.line),
+    })
+}
+
+/// A rule's pod matchers: `qos` one of the three classes, the names as globs (a name has no
+/// `/`, so `*` matches any part of it).
+fn pod_match(
+    src: &Source,
+    r: &RawRule,
+    key: &dyn Fn(&str) -> String,
+) -> Result<crate::policy::PodMatch, ConfigError> {
+    use crate::probe::kube::Qos;
+    let qos = match &r.qos {
+        None => None,
+        Some(v) => Some(Qos::parse(v.get_ref()).ok_or_else(|| {
+            src.err(
+                Some(v.span()),
+                &key("qos"),
+                format!(
+                    "{:?} is not one of: guaranteed, burstable, besteffort",
+                    v.get_ref()
+                ),
+            )
+        })?),
+    };
+    let glob = |v: &Val<String>, k: &str| -> Result<Option<Glob>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.get_ref().is_empty() => {
+                Err(src.err(Some(s.span()), &key(k), "an empty name matches nothing"))
+            }
+            Some(s) => Glob::new(s.get_ref())
+                .map(Some)
+                .map_err(|m| src.err(Some(s.span()), &key(k), m)),
+        }
+    };
+    Ok(crate::policy::PodMatch {
+        qos,
+        namespace: glob(&r.namespace, "namespace")?,
+        pod: glob(&r.pod, "pod")?,
+        container: glob(&r.container, "container")?,
     })
 }
 

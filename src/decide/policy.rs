@@ -110,6 +110,50 @@ impl Glob {
     }
 }
 
+/// A rule's matchers on a process's pod: its QoS class (from the cgroup path kubelet made),
+/// namespace, pod and container names (from kubelet's log directories). A rule with any of
+/// them matches only processes of pods.
+#[derive(Debug, Clone, Default)]
+pub struct PodMatch {
+    /// The pod's QoS class.
+    pub qos: Option<crate::probe::kube::Qos>,
+    /// Glob on the pod's namespace.
+    pub namespace: Option<Glob>,
+    /// Glob on the pod's name.
+    pub pod: Option<Glob>,
+    /// Glob on the container's name.
+    pub container: Option<Glob>,
+}
+
+impl PodMatch {
+    /// No pod matcher is set.
+    pub fn is_empty(&self) -> bool {
+        self.qos.is_none()
+            && self.namespace.is_none()
+            && self.pod.is_none()
+            && self.container.is_none()
+    }
+
+    /// Whether every matcher set matches `k` (none matches a process outside pods, or one
+    /// whose names are not known).
+    pub fn matches(&self, k: Option<&crate::probe::kube::KubeIdentity>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Some(k) = k else {
+            return false;
+        };
+        let name = |glob: &Option<Glob>, value: &Option<String>| match glob {
+            None => true,
+            Some(g) => value.as_deref().is_some_and(|v| g.is_match(v)),
+        };
+        self.qos.is_none_or(|q| q == k.qos)
+            && name(&self.namespace, &k.namespace)
+            && name(&self.pod, &k.pod)
+            && name(&self.container, &k.container)
+    }
+}
+
 /// One `[[rule]]`: every matcher given must match, then the action applies.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -125,6 +169,8 @@ pub struct Rule {
     pub cgroup: Option<Glob>,
     /// Real uid.
     pub uid: Option<u32>,
+    /// Matchers on the process's pod.
+    pub pod: PodMatch,
     /// What the rule does.
     pub action: Action,
     /// Where the rule was written (line of its `[[rule]]` header), for verdicts and logs.
@@ -162,11 +208,9 @@ impl Rule {
         {
             return false;
         }
-        true
+        self.pod.matches(p.kube.as_ref())
     }
 
-    /// True when the rule protects on names the process chose itself (comm/cmdline) and nothing
-    /// it cannot forge (exe, uid, cgroup).
     /// Protects on an executable alone: anyone allowed to run the file (with `LD_PRELOAD`, any
     /// program) is protected. `user` or `cgroup` say who or where.
     pub fn protects_by_exe_alone(&self) -> bool {
@@ -176,13 +220,20 @@ impl Rule {
             && self.uid.is_none()
     }
 
-    /// Protects by what a process names itself, with nothing it cannot choose.
+    /// Protects by what a process names itself (comm, cmdline), or by a pod or container name
+    /// (whoever may create pods chooses those), with nothing it cannot choose: no exe, user,
+    /// cgroup, namespace or QoS class.
     pub fn protects_by_spoofable_names_only(&self) -> bool {
         self.action == Action::Protect
             && self.exe.is_none()
             && self.cgroup.is_none()
             && self.uid.is_none()
-            && (self.comm.is_some() || self.cmdline.is_some())
+            && self.pod.qos.is_none()
+            && self.pod.namespace.is_none()
+            && (self.comm.is_some()
+                || self.cmdline.is_some()
+                || self.pod.pod.is_some()
+                || self.pod.container.is_some())
     }
 }
 
@@ -391,6 +442,7 @@ mod tests {
             cmdline: None,
             cgroup: None,
             uid: None,
+            pod: PodMatch::default(),
             action,
             line: 10,
         }

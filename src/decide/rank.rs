@@ -213,6 +213,7 @@ mod tests {
             cmdline: None,
             cgroup: None,
             uid: None,
+            pod: crate::policy::PodMatch::default(),
             action: Action::Protect,
             line: 1,
         };
@@ -247,6 +248,7 @@ mod tests {
             cmdline: None,
             cgroup: None,
             uid: None,
+            pod: crate::policy::PodMatch::default(),
             action: Action::Adjust(1),
             line: 1,
         };

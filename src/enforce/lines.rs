@@ -42,6 +42,37 @@ pub(super) fn decision_line(
         .kv("exe", p.exe.as_deref().unwrap_or("?"))
         .kv("uid", p.uid.map_or(-1, i64::from))
         .kv("cgroup", p.cgroup.as_deref().unwrap_or("-"))
+        .kv_if(
+            p.kube.is_some(),
+            "pod_uid",
+            p.kube.as_ref().map_or("", |k| k.pod_uid.as_str()),
+        )
+        .kv_if(
+            p.kube.as_ref().is_some_and(|k| k.namespace.is_some()),
+            "namespace",
+            p.kube
+                .as_ref()
+                .and_then(|k| k.namespace.as_deref())
+                .unwrap_or(""),
+        )
+        .kv_if(
+            p.kube.as_ref().is_some_and(|k| k.pod.is_some()),
+            "pod",
+            p.kube.as_ref().and_then(|k| k.pod.as_deref()).unwrap_or(""),
+        )
+        .kv_if(
+            p.kube.as_ref().is_some_and(|k| k.container.is_some()),
+            "container",
+            p.kube
+                .as_ref()
+                .and_then(|k| k.container.as_deref())
+                .unwrap_or(""),
+        )
+        .kv_if(
+            p.kube.is_some(),
+            "qos",
+            p.kube.as_ref().map_or("", |k| k.qos.as_str()),
+        )
         .kv("rss_pages", c.points.rss)
         .kv("rss_anon_pages", p.rss_anon_pages)
         .kv("rss_shmem_pages", p.rss_shmem_pages)

@@ -403,6 +403,8 @@ impl Enforcer {
     /// (or periodically without one), the tree watch and the system's PSI trigger armed.
     fn refresh(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
         self.arm_system(log);
+        // Pod names for processes of pods kubelet's directories did not name yet.
+        self.host.pods.refresh(&self.host.root, now);
         if self.config.cgroups.is_empty() {
             return;
         }

@@ -98,6 +98,10 @@ pub(super) fn considered(
                 expected_gain: p.gain,
                 chosen: Some(i) == chosen,
                 not_chosen,
+                pod: q.kube.as_ref().map(|k| match (&k.namespace, &k.pod) {
+                    (Some(ns), Some(name)) => format!("{ns}/{name}"),
+                    _ => k.pod_uid.clone(),
+                }),
             }
         })
         .collect()
@@ -156,6 +160,12 @@ impl Enforcer {
                 total_pages: fig.totalpages,
                 badness: c.badness.unwrap_or(0),
                 rank_score: c.rank_score.unwrap_or(0),
+                pod_uid: p.kube.as_ref().map(|k| k.pod_uid.clone()),
+                pod: p.kube.as_ref().and_then(|k| k.pod.clone()),
+                namespace: p.kube.as_ref().and_then(|k| k.namespace.clone()),
+                container: p.kube.as_ref().and_then(|k| k.container.clone()),
+                container_id: p.kube.as_ref().and_then(|k| k.container_id.clone()),
+                qos: p.kube.as_ref().map(|k| k.qos.as_str().to_string()),
             },
             expected_gain: pick.gain,
             enough: pick.enough,
@@ -227,7 +237,8 @@ impl Enforcer {
         if let Some(name) = self.reporting.users.get(&uid) {
             return name.clone();
         }
-        let name = std::fs::read_to_string(self.host.path("/etc/passwd"))
+        // The host's (through PID 1's root): a container's image has its own or none.
+        let name = std::fs::read_to_string(self.host.exe_root.join("etc/passwd"))
             .ok()
             .and_then(|text| {
                 text.lines().find_map(|l| {

@@ -28,6 +28,75 @@ pub struct Host {
     pub exe_root: PathBuf,
     /// `UID_MIN` of `/etc/login.defs` (the first ordinary user's uid), else 1000.
     pub first_user_uid: u32,
+    /// Kubelet's pod and container names, shared by every reader of this host.
+    pub pods: std::sync::Arc<Pods>,
+    /// Where oomward's own cgroup namespace is rooted in the memory hierarchy, when it runs in
+    /// one of its own (a container on a cgroup v2 node): other processes' `/proc/PID/cgroup`
+    /// then read `/../../…`, relative to that root, while the mounted hierarchy shows the
+    /// host's whole tree. `None` in the host's namespace.
+    pub cgroup_ns_root: Option<String>,
+}
+
+/// Kubelet's pod and container names (`/var/log/pods`, `/var/log/containers` under the host's
+/// root), read at start and again, at most every [`PODS_REREAD`], once a process of a pod
+/// they do not name was met. Without those directories (not a node, or not mounted into a
+/// container) a pod is known by its uid and QoS class only.
+#[derive(Debug, Default)]
+pub struct Pods {
+    names: std::sync::Mutex<super::kube::PodNames>,
+    /// A process of an unnamed pod was met since the last read.
+    stale: std::sync::atomic::AtomicBool,
+    read_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// The least time between two readings of kubelet's log directories.
+pub const PODS_REREAD: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Pods {
+    /// Reads the names under `root`.
+    pub fn read(root: &Path) -> Pods {
+        Pods {
+            names: std::sync::Mutex::new(super::kube::PodNames::read(root)),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            read_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
+        }
+    }
+
+    /// The pod identity of a process in memory cgroup `cgroup`, with the names known.
+    pub fn identity(&self, cgroup: &str) -> Option<super::kube::KubeIdentity> {
+        // Most processes are no pod's: no lock for them.
+        if !cgroup.contains("kubepods") {
+            return None;
+        }
+        let names = self.names.lock().ok()?;
+        let id = super::kube::identity(cgroup, &names)?;
+        if !names.knows(&id.pod_uid) {
+            self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(id)
+    }
+
+    /// Reads the names again if a process of an unnamed pod was met and the last reading is
+    /// at least [`PODS_REREAD`] old; true when it did.
+    pub fn refresh(&self, root: &Path, now: std::time::Instant) -> bool {
+        if !self.stale.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(mut at) = self.read_at.lock() else {
+            return false;
+        };
+        if at.is_some_and(|t| now.saturating_duration_since(t) < PODS_REREAD) {
+            return false;
+        }
+        *at = Some(now);
+        let fresh = super::kube::PodNames::read(root);
+        if let Ok(mut names) = self.names.lock() {
+            *names = fresh;
+        }
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
 }
 
 impl Host {
@@ -46,7 +115,9 @@ impl Host {
         } else {
             root.to_path_buf()
         };
-        let first_user_uid = std::fs::read_to_string(super::under(root, "/etc/login.defs"))
+        // The host's /etc (through PID 1's root): in a container, the image's would say nothing
+        // of the node's users.
+        let first_user_uid = std::fs::read_to_string(exe_root.join("etc/login.defs"))
             .ok()
             .and_then(|t| uid_min(&t))
             .unwrap_or(crate::policy::DEFAULT_FIRST_USER_UID);
@@ -58,7 +129,42 @@ impl Host {
             memory,
             mount_ns: ns("/proc/self/ns/mnt"),
             host_mount_ns: ns("/proc/1/ns/mnt"),
-        })
+            pods: std::sync::Arc::new(Pods::read(root)),
+            cgroup_ns_root: None,
+        }
+        .with_cgroup_ns_root())
+    }
+
+    /// Finds [`Host::cgroup_ns_root`]: when PID 1's memory cgroup reads as a path above the
+    /// namespace's root (`/..`), the cgroup of the hierarchy whose `cgroup.procs` holds
+    /// oomward's own pid is that root (looked for once, at start, on the real machine only).
+    fn with_cgroup_ns_root(mut self) -> Self {
+        let Some(hier) = &self.memory else {
+            return self;
+        };
+        let pid1 = std::fs::read_to_string(self.path("/proc/1/cgroup"))
+            .ok()
+            .and_then(|t| hier.path_of_process(&t));
+        if self.root != Path::new("/") || !pid1.is_some_and(|p| p.starts_with("/..")) {
+            return self;
+        }
+        let me = std::process::id().to_string();
+        self.cgroup_ns_root = hier.walk(&self.root, "/").into_iter().find(|cg| {
+            hier.dir(&self.root, cg)
+                .and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+                .is_some_and(|procs| procs.lines().any(|l| l.trim() == me))
+        });
+        self
+    }
+
+    /// A memory cgroup path as `/proc/PID/cgroup` shows it, in the hierarchy's terms: a path
+    /// relative to oomward's cgroup namespace joined to its root, `..` resolved.
+    pub fn cgroup_path(&self, seen: String) -> String {
+        match &self.cgroup_ns_root {
+            // Inside the namespace every path is relative to its root, `/` included.
+            Some(root) => resolve_cgroup(root, &seen),
+            None => seen,
+        }
     }
 
     /// The mount namespace exe paths are judged in: PID 1's, else (unreadable) oomward's own.
@@ -70,6 +176,19 @@ impl Host {
     pub fn path(&self, abs: &str) -> PathBuf {
         super::under(&self.root, abs)
     }
+}
+
+/// `path` (absolute within a cgroup namespace rooted at `ns_root`) as a hierarchy path.
+fn resolve_cgroup(ns_root: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = ns_root.split('/').filter(|p| !p.is_empty()).collect();
+    for p in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if p == ".." {
+            parts.pop();
+        } else {
+            parts.push(p);
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// `UID_MIN` from login.defs text: a `UID_MIN <number>` line, comments ignored.
@@ -84,6 +203,26 @@ fn uid_min(text: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paths_in_a_cgroup_namespace_are_resolved_against_its_root() {
+        let root = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope";
+        for (seen, host) in [
+            ("/", root),
+            (
+                "/../../kubepods-besteffort.slice/kubepods-besteffort-pod2.slice/crio-d.scope",
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod2.slice/crio-d.scope",
+            ),
+            ("/../../../init.scope", "/init.scope"),
+            ("/../../../../../..", "/"),
+            (
+                "/sub",
+                "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope/sub",
+            ),
+        ] {
+            assert_eq!(super::resolve_cgroup(root, seen), host, "{seen}");
+        }
+    }
+
     #[test]
     fn uid_min_is_read_from_login_defs() {
         let text = "# UID_MIN 5\nMAIL_DIR /var/mail\nUID_MIN\t\t 1000\nUID_MAX 60000\n";

@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod host;
 pub mod kept;
+pub mod kube;
 pub mod meminfo;
 pub mod process;
 pub mod psi;

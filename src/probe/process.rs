@@ -58,6 +58,9 @@ pub struct ProcessSnapshot {
     pub cmdline: String,
     /// Memory cgroup path; `None` without a memory hierarchy.
     pub cgroup: Option<String>,
+    /// The pod it belongs to, when its cgroup is one kubelet made (names from kubelet's log
+    /// directories when they can be read).
+    pub kube: Option<super::kube::KubeIdentity>,
 }
 
 impl ProcessSnapshot {
@@ -322,7 +325,8 @@ fn read_process_inner(
     };
     if let Some(hier) = &host.memory {
         let text = read_text(&base.join("cgroup"))?;
-        snap.cgroup = hier.path_of_process(&text);
+        snap.cgroup = hier.path_of_process(&text).map(|c| host.cgroup_path(c));
+        snap.kube = snap.cgroup.as_deref().and_then(|c| host.pods.identity(c));
     }
     Ok(Some((snap, hidden)))
 }

@@ -28,6 +28,14 @@ const TEXT_KEYS: &[&str] = &[
     "config",
     "hook",
     "why",
+    "program",
+    "stderr",
+    "pod",
+    "pod_uid",
+    "namespace",
+    "container",
+    "container_id",
+    "qos",
 ];
 
 /// The severity's name in JSON lines.

@@ -130,6 +130,24 @@ pub struct Victim {
     pub badness: i64,
     /// Badness with the policy's adjustment: the order oomward kills in.
     pub rank_score: i64,
+    /// Its pod's uid, when it runs in a pod.
+    #[serde(default)]
+    pub pod_uid: Option<String>,
+    /// The pod's name (from kubelet's log directories).
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// The pod's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The container's name.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The container's id.
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// The pod's QoS class: guaranteed, burstable, besteffort.
+    #[serde(default)]
+    pub qos: Option<String>,
 }
 
 /// One signal.
@@ -184,6 +202,9 @@ pub struct Considered {
     /// Why it could not be chosen, if so: `protected:<what>`, `unkillable:<why>`,
     /// `below_min_gain`, `in_flight`, `oomward`.
     pub not_chosen: Option<String>,
+    /// `namespace/pod` when it runs in a pod (`pod uid` when the names are not known).
+    #[serde(default)]
+    pub pod: Option<String>,
 }
 
 impl KillRecord {
@@ -207,13 +228,14 @@ impl KillRecord {
         };
         let _ = write!(
             s,
-            "{verb} {} (pid {}{}) in {}: used {}, expected to free {}",
+            "{verb} {} (pid {}{}) in {}{}: used {}, expected to free {}",
             super::escape_controls(&v.comm),
             v.pid,
             v.user
                 .as_deref()
                 .map(|u| format!(", {}", super::escape_controls(u)))
                 .unwrap_or_default(),
+            self.pod_words(),
             super::escape_controls(&self.scope),
             human(self.victim_bytes()),
             human(self.expected_gain),
@@ -229,6 +251,29 @@ impl KillRecord {
             }
         }
         s
+    }
+
+    /// `pod NS/NAME container C (QOS) in ` for a victim in a pod, else nothing.
+    fn pod_words(&self) -> String {
+        let v = &self.victim;
+        let Some(uid) = &v.pod_uid else {
+            return String::new();
+        };
+        let pod = match (&v.namespace, &v.pod) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            _ => uid.clone(),
+        };
+        let container = v
+            .container
+            .as_deref()
+            .map(|c| format!(" container {c}"))
+            .unwrap_or_default();
+        let qos = v
+            .qos
+            .as_deref()
+            .map(|q| format!(" ({q})"))
+            .unwrap_or_default();
+        super::escape_controls(&format!("pod {pod}{container}{qos}, ")).into_owned()
     }
 
     /// The report as one log line: the summary, then the main figures as raw numbers; the
@@ -267,6 +312,28 @@ impl KillRecord {
             .kv("uid", v.uid.map_or(-1, i64::from))
             .kv("user", v.user.as_deref().unwrap_or("?"))
             .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"))
+            .kv_if(
+                v.pod_uid.is_some(),
+                "pod_uid",
+                v.pod_uid.as_deref().unwrap_or(""),
+            )
+            .kv_if(v.pod.is_some(), "pod", v.pod.as_deref().unwrap_or(""))
+            .kv_if(
+                v.namespace.is_some(),
+                "namespace",
+                v.namespace.as_deref().unwrap_or(""),
+            )
+            .kv_if(
+                v.container.is_some(),
+                "container",
+                v.container.as_deref().unwrap_or(""),
+            )
+            .kv_if(
+                v.container_id.is_some(),
+                "container_id",
+                v.container_id.as_deref().unwrap_or(""),
+            )
+            .kv_if(v.qos.is_some(), "qos", v.qos.as_deref().unwrap_or(""))
             .kv("available", self.trigger.available)
             .kv("limit", self.trigger.limit)
             .kv("fill_rate", self.trigger.fill_rate)
@@ -409,6 +476,12 @@ pub(crate) mod tests {
                 total_pages: 65536,
                 badness: 51712,
                 rank_score: 51712,
+                pod_uid: None,
+                pod: None,
+                namespace: None,
+                container: None,
+                container_id: None,
+                qos: None,
             },
             expected_gain: 200 << 20,
             enough: true,
@@ -442,6 +515,7 @@ pub(crate) mod tests {
                 expected_gain: 200 << 20,
                 chosen: true,
                 not_chosen: None,
+                pod: None,
             }],
         }
     }
