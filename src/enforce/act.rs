@@ -453,6 +453,11 @@ impl Enforcer {
             if pick.reason == Reason::Rescue {
                 metrics.rescue(&record.scope);
             }
+            if let Some(k) = &victim.process.kube {
+                let pod = k.pod.as_deref().unwrap_or(&k.pod_uid);
+                let namespace = k.namespace.as_deref().unwrap_or("");
+                metrics.pod_kill(namespace, pod, k.qos.as_str());
+            }
         }
         self.hold_record(i, record);
         self.note_kill(log, now);

@@ -652,20 +652,20 @@ impl Enforcer {
     }
 
     /// What the status file would say, hashed without building it (no allocation: this runs
-    /// at every round, the idle ones included): levels, warn bands, available memory to the MiB,
-    /// limits, fill rates and projections to the MiB and second, armed sources, domains and
-    /// their victims, kills. Equal fingerprints: nothing a reader would notice changed.
+    /// at every round, the idle ones included): levels, warn bands, available memory in steps
+    /// of 1 % of the limit, limits, fill rates and projections by order of magnitude, armed
+    /// sources, domains and their victims, kills. Equal fingerprints: nothing a reader would
+    /// act on changed (the file's figures are exact as of its `updated` time).
     fn status_fingerprint(&self, now: Instant) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let mib = |b: u64| b >> 20;
         if self.config.system.enabled
             && let Some(m) = self.system.mem
         {
             (self.system.level, self.system.warned).hash(&mut h);
-            (mib(m.mem_available), m.mem_total).hash(&mut h);
-            mib(self.system.fill.rate() as u64).hash(&mut h);
-            self.system.eta.map(|e| e.as_secs()).hash(&mut h);
+            (coarse(m.mem_available, m.mem_total), m.mem_total).hash(&mut h);
+            magnitude(self.system.fill.rate() as u64).hash(&mut h);
+            self.system.eta.map(|e| magnitude(e.as_secs())).hash(&mut h);
             self.system
                 .events
                 .as_ref()
@@ -674,10 +674,11 @@ impl Enforcer {
         }
         for cg in &self.cgroups {
             (cg.id, cg.level, cg.warned).hash(&mut h);
-            cg.sample.available.map(mib).hash(&mut h);
-            cg.sample.limit.hash(&mut h);
-            mib(cg.fill.rate() as u64).hash(&mut h);
-            cg.eta.map(|e| e.as_secs()).hash(&mut h);
+            let limit = cg.sample.limit.unwrap_or(0);
+            cg.sample.available.map(|a| coarse(a, limit)).hash(&mut h);
+            limit.hash(&mut h);
+            magnitude(cg.fill.rate() as u64).hash(&mut h);
+            cg.eta.map(|e| magnitude(e.as_secs())).hash(&mut h);
             cg.events.as_ref().map(|e| e.keys().count()).hash(&mut h);
         }
         for d in &self.domains {
@@ -787,6 +788,18 @@ impl Enforcer {
             last_kills: self.reporting.last_kills.iter().cloned().collect(),
         }
     }
+}
+
+/// Available memory in steps of 1 % of the limit (at least 4 MiB): what the status file says
+/// is rewritten when memory moves by a step, not with the jitter of an idle machine.
+fn coarse(bytes: u64, limit: u64) -> u64 {
+    bytes / (limit / 100).max(4 << 20)
+}
+
+/// A quantity's order of magnitude (its bit length): a fill rate or a projection changes
+/// the status file when it doubles or halves.
+fn magnitude(v: u64) -> u32 {
+    u64::BITS - v.leading_zeros()
 }
 
 /// A scope's level for people, the warn band included.

@@ -96,6 +96,9 @@ struct State {
     wakeups: Tally<1>,
     hooks: Tally<2>,
     notifications: Tally<1>,
+    /// Kills of processes of Kubernetes pods, by namespace, pod and QoS class (at most
+    /// [`TALLY_MAX`] label sets; pods come and go, so later ones count as `other`).
+    pod_kills: Tally<3>,
     /// Counts updates: the age of a scope's last update, for evicting retired scopes.
     clock: u64,
 }
@@ -367,6 +370,11 @@ impl Metrics {
         self.lock().hooks.add([hook, outcome], 1);
     }
 
+    /// Counts a kill of a process of a Kubernetes pod.
+    pub fn pod_kill(&self, namespace: &str, pod: &str, qos: &str) {
+        self.lock().pod_kills.add([namespace, pod, qos], 1);
+    }
+
     /// Counts a desktop or other notification that ended in `outcome` (sent, failed).
     pub fn notification(&self, outcome: &str) {
         self.lock().notifications.add([outcome], 1);
@@ -572,6 +580,23 @@ impl Metrics {
                     sample(out, name, &[("outcome", outcome)], *n);
                 }
             });
+        }
+        {
+            let state = self.lock();
+            let name = "oomward_pod_kills_total";
+            let help = "Kills of processes of Kubernetes pods, by namespace, pod and QoS class.";
+            if !state.pod_kills.is_empty() {
+                family(out, name, "counter", help, |out| {
+                    for ([namespace, pod, qos], n) in &state.pod_kills.entries {
+                        sample(
+                            out,
+                            name,
+                            &[("namespace", namespace), ("pod", pod), ("qos", qos)],
+                            *n,
+                        );
+                    }
+                });
+            }
         }
     }
 }
@@ -1081,8 +1106,11 @@ mod tests {
         m.hook("pre_kill", "ok");
         m.hook("pre_kill", "timeout");
         m.notification("sent");
+        m.pod_kill("shop", "web-1", "burstable");
+        m.pod_kill("shop", "web-1", "burstable");
         let text = rendered(&m);
         for line in [
+            "oomward_pod_kills_total{namespace=\"shop\",pod=\"web-1\",qos=\"burstable\"} 2",
             "oomward_wakeups_total{source=\"timer\"} 3",
             "oomward_wakeups_total{source=\"psi\"} 1",
             "oomward_hook_runs_total{hook=\"pre_kill\",outcome=\"ok\"} 1",
