@@ -664,8 +664,8 @@ impl Enforcer {
         {
             (self.system.level, self.system.warned).hash(&mut h);
             (coarse(m.mem_available, m.mem_total), m.mem_total).hash(&mut h);
-            magnitude(self.system.fill.rate() as u64).hash(&mut h);
-            self.system.eta.map(|e| magnitude(e.as_secs())).hash(&mut h);
+            filling(self.system.fill.rate(), m.mem_total).hash(&mut h);
+            soon(self.system.eta).hash(&mut h);
             self.system
                 .events
                 .as_ref()
@@ -677,8 +677,8 @@ impl Enforcer {
             let limit = cg.sample.limit.unwrap_or(0);
             cg.sample.available.map(|a| coarse(a, limit)).hash(&mut h);
             limit.hash(&mut h);
-            magnitude(cg.fill.rate() as u64).hash(&mut h);
-            cg.eta.map(|e| magnitude(e.as_secs())).hash(&mut h);
+            filling(cg.fill.rate(), limit).hash(&mut h);
+            soon(cg.eta).hash(&mut h);
             cg.events.as_ref().map(|e| e.keys().count()).hash(&mut h);
         }
         for d in &self.domains {
@@ -796,10 +796,19 @@ fn coarse(bytes: u64, limit: u64) -> u64 {
     bytes / (limit / 100).max(4 << 20)
 }
 
-/// A quantity's order of magnitude (its bit length): a fill rate or a projection changes
-/// the status file when it doubles or halves.
-fn magnitude(v: u64) -> u32 {
-    u64::BITS - v.leading_zeros()
+/// A fill rate by order of magnitude in units of 1 % of the limit per second: 0 for the
+/// jitter of an idle scope, then a step each time it doubles.
+fn filling(rate: f64, limit: u64) -> u32 {
+    let unit = (limit / 100).max(1 << 20) as f64;
+    let steps = (rate / unit).max(0.0) as u64;
+    u64::BITS - steps.leading_zeros()
+}
+
+/// A projected time to exhaustion, when it is under a minute, by order of magnitude in
+/// seconds; further off, nothing worth a rewrite.
+fn soon(eta: Option<Duration>) -> Option<u32> {
+    eta.filter(|e| e.as_secs() < 60)
+        .map(|e| u64::BITS - e.as_secs().leading_zeros())
 }
 
 /// A scope's level for people, the warn band included.
