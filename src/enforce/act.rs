@@ -195,7 +195,7 @@ impl Enforcer {
         self.member_cgroups(i).map(|c| c.path.clone()).collect()
     }
 
-    fn members_list(&self, i: usize) -> String {
+    pub(super) fn members_list(&self, i: usize) -> String {
         let names: Vec<&str> = self.domains[i]
             .members
             .iter()

@@ -478,7 +478,7 @@ impl Enforcer {
                 Severity::Warning,
                 Line::new("memory is running low; no process could be stopped")
                     .kv("event", "warn")
-                    .kv("scope", self.warned_scopes(i))
+                    .kv("scope", self.members_list(i))
                     .kv("domain", self.domain_key_name(i))
                     .kv("available", m.obs.available)
                     .kv("limit", m.fig.limit)
@@ -516,15 +516,6 @@ impl Enforcer {
             m.warning(&record.scope);
         }
         self.reporting.warnings.push(record);
-    }
-
-    fn warned_scopes(&self, i: usize) -> String {
-        let names: Vec<&str> = self.domains[i]
-            .members
-            .iter()
-            .map(|id| self.scope_name(*id))
-            .collect();
-        names.join(",")
     }
 
     /// The process a term decision would choose now, as a record (outcome `warning`).
