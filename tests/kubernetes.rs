@@ -271,7 +271,12 @@ fn pods_are_named_in_rank_and_a_container_is_stopped_before_its_own_oom_kill() {
         .unwrap()
         .to_string();
     println!("report: {report}");
-    assert!(report.contains(&format!("pid={}", grower.pid)), "{report}");
+    assert!(
+        report.contains(&format!("pid={}", grower.pid)),
+        "the first report is not the grower's ({}); the daemon said:\n{}",
+        grower.pid,
+        d.output()
+    );
     assert!(
         report.contains("in pod shop/web-7c9d8b6f5-q2w3e container web (burstable)"),
         "{report}"
@@ -299,8 +304,9 @@ fn pods_are_named_in_rank_and_a_container_is_stopped_before_its_own_oom_kill() {
     for p in procs.iter_mut() {
         assert!(
             p.wait_exit(Duration::from_millis(1)).is_none(),
-            "pid {} was killed",
-            p.pid
+            "pid {} was killed; the daemon said:\n{}",
+            p.pid,
+            d.output()
         );
     }
 }

@@ -201,13 +201,26 @@ pub const FILL_RATE_MEMORY: f64 = 0.25;
 ///
 /// Each step spans at least [`FILL_RATE_MIN_SPAN`]: allocators grow in bursts (a chunk, a
 /// page-fault storm), and a burst seen over 10 ms would read as a hundred times the rate.
+///
+/// A drop (a victim's memory back) keeps the rate but withholds the projection until the
+/// scope grows again from its lowest point since, by at least [`FILL_RATE_REGROWTH`] and at
+/// least half as fast as the rate says: a respawned worker that grows on at once is projected
+/// on the old rate within a millisecond, but when the victim was the allocator, nothing grows
+/// but noise, and a rate that was the victim's must not project an exhaustion that is no
+/// longer coming (it picked a second victim for nothing under a node's `exhaustion_term` in
+/// the VM lab). Meanwhile the rate decays as usual, so the bar falls with it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FillRate {
     /// The sample the next step is measured from.
     anchor: Option<(u64, f64)>,
     rate: f64,
     known: bool,
+    /// The lowest used bytes since the last drop and when, while the projection is withheld.
+    regrowth_from: Option<(u64, f64)>,
 }
+
+/// See [`FillRate`]: the least growth after a drop that makes the rate a projection again.
+pub const FILL_RATE_REGROWTH: u64 = 1 << 20;
 
 /// See [`FillRate`]: seconds.
 pub const FILL_RATE_MAX_GAP: f64 = 0.5;
@@ -222,6 +235,15 @@ impl FillRate {
             return self.rate;
         };
         let dt = t - pt;
+        self.regrowth_from = match self.regrowth_from {
+            Some((floor, _)) if used < floor => Some((used, t)),
+            None if used < prev => Some((used, t)),
+            Some((floor, ft)) => {
+                let bar = (0.5 * self.rate * (t - ft)).max(FILL_RATE_REGROWTH as f64);
+                (((used - floor) as f64) < bar).then_some((floor, ft))
+            }
+            None => None,
+        };
         if dt > FILL_RATE_MAX_GAP {
             self.rate = 0.0;
             self.known = false;
@@ -246,9 +268,10 @@ impl FillRate {
     }
 
     /// When `available` bytes run out at this rate; `None` when the rate is unknown (see
-    /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used).
+    /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used),
+    /// and after a drop until the scope grows again.
     pub fn eta(&self, available: u64) -> Option<Duration> {
-        (self.known && self.rate >= (1u64 << 20) as f64)
+        (self.known && self.regrowth_from.is_none() && self.rate >= (1u64 << 20) as f64)
             .then(|| Duration::from_secs_f64((available as f64 / self.rate).min(1e6)))
     }
 }
@@ -467,6 +490,47 @@ mod tests {
         assert_eq!(c.eta(300 * MIB), None);
         c.update(210 * MIB, 60.1);
         assert!(c.eta(300 * MIB).is_some());
+    }
+
+    #[test]
+    fn a_drop_withholds_the_projection_until_the_scope_grows_again() {
+        // An allocator at 1000 MiB/s for 300 ms: projected.
+        let mut f = FillRate::default();
+        for k in 0..=3u32 {
+            f.update(u64::from(k) * 100 * MIB, f64::from(k) * 0.1);
+        }
+        assert!(f.eta(300 * MIB).is_some());
+        // Killed: 300 MiB back. Nothing grows but a few pages (a page cache's noise): the
+        // rate that was the victim's projects nothing, however long it takes to decay.
+        let mut gone = f;
+        gone.update(0, 0.32);
+        assert_eq!(gone.eta(300 * MIB), None);
+        gone.update(512 * 1024, 0.34);
+        gone.update(256 * 1024, 0.36);
+        gone.update(900 * 1024, 0.38);
+        gone.update(900 * 1024, 0.9);
+        assert_eq!(gone.eta(300 * MIB), None);
+        // Noise of 3 MiB over 100 ms is not the 1000 MiB/s the rate still says: withheld.
+        let mut noise = f;
+        noise.update(0, 0.32);
+        noise.update(3 * MIB, 0.42);
+        assert_eq!(noise.eta(300 * MIB), None);
+        // Once the rate has decayed (nothing grew for a second), growth at its pace counts.
+        noise.update(3 * MIB, 1.4);
+        noise.update(8 * MIB, 1.5);
+        assert!(noise.eta(300 * MIB).is_some(), "{}", noise.rate());
+        // A respawned worker grows on at once: projected on the rate as it stands.
+        let mut respawned = f;
+        respawned.update(0, 0.32);
+        respawned.update(8 * MIB, 0.321);
+        let eta = respawned.eta(300 * MIB).expect("projected again");
+        assert!(eta < Duration::from_secs(1), "{eta:?}");
+        // Growth from the floor, not from the first sample after the drop.
+        let mut floor = f;
+        floor.update(10 * MIB, 0.32);
+        floor.update(5 * MIB, 0.33);
+        floor.update(10 * MIB + 512 * 1024, 0.34);
+        assert!(floor.eta(300 * MIB).is_some());
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(super) struct Figures {
 }
 
 impl Enforcer {
-    /// Step 4: groups the scopes by the limit that binds them.
+    /// Step 5: groups the scopes by the limit that binds them.
     pub(super) fn group_domains(&mut self) {
         for d in &mut self.domains {
             d.members.clear();
@@ -131,7 +131,7 @@ impl Enforcer {
         &mut self.domains[i]
     }
 
-    /// Step 5: what the victims in flight did since the last round: exited, or had their
+    /// Step 3: what the victims in flight did since the last round: exited, or had their
     /// memory released by `process_mrelease`.
     pub(super) fn follow_victims(&mut self) {
         while let Some(pid) = self.reaper.released() {

@@ -1,5 +1,5 @@
-//! One round of enforcement, as named steps: refresh what is watched, sample the scopes that
-//! are due, group them into OOM domains, follow the victims in flight, then per domain assess
+//! One round of enforcement, as named steps: refresh what is watched, follow the victims in
+//! flight, sample the scopes that are due, group them into OOM domains, then per domain assess
 //! its episode, act on the plan, and sleep until the next thing is due.
 //!
 //! The decisions are pure and live in `decide` (`episode::Episode::assess`, `gain::select`,
@@ -384,10 +384,13 @@ impl Enforcer {
         self.round += 1;
         self.refresh(log, wake, now);
         self.report_wake(log, wake);
+        // The victims first, the memory after: a victim seen gone must be gone from the sample
+        // too. Sampled first, a victim exiting in between left a domain at its level with
+        // nobody in flight, and a second victim was chosen on memory already given back.
+        self.follow_victims();
         self.sample_system(log, now);
         self.sample_cgroups(log, wake, now);
         self.group_domains();
-        self.follow_victims();
         let mut wake_in = None;
         for i in 0..self.domains.len() {
             let w = self.handle_domain(i, log, wake, now);
@@ -466,7 +469,7 @@ impl Enforcer {
         self.system.oom_kills
     }
 
-    /// Step 3a: the system scope, when enabled.
+    /// Step 4a: the system scope, when enabled.
     fn sample_system(&mut self, log: &mut Logger, now: Instant) {
         if !self.config.system.enabled {
             return;
@@ -517,7 +520,7 @@ impl Enforcer {
         }
     }
 
-    /// Step 3b: every watched cgroup that is due (or whose domain is in an episode).
+    /// Step 4b: every watched cgroup that is due (or whose domain is in an episode).
     fn sample_cgroups(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
         let busy: Vec<ScopeId> = self
             .domains
