@@ -2,11 +2,14 @@
 //! `[[cgroup]]` glob in the live hierarchy (re-resolved as cgroups come and go).
 
 use crate::config::{Config, WatchedCgroup};
+use crate::decide::stall::StallCounters;
+use crate::decide::swap::EffectiveSwap;
 use crate::probe::cgroup::{CgroupFiles, CgroupMemory, SWAPPINESS, parent};
 use crate::probe::kept::KeptCgroupFiles;
 use crate::probe::kept::KeptFile;
 use crate::probe::meminfo::MemInfo;
 use crate::probe::psi::Pressure;
+use crate::probe::swaps::SwapFiles;
 use crate::probe::{Host, ProbeError};
 use crate::scope::{memcg_totalpages, oom_domain};
 use crate::trigger::{Level, SystemSample, SystemThresholds, Thresholds};
@@ -423,8 +426,10 @@ pub struct SystemFiles {
     pub meminfo: KeptFile,
     /// /proc/pressure/memory.
     pub pressure: KeptFile,
-    /// /proc/vmstat (the kernel's `oom_kill` count).
+    /// /proc/vmstat (the kernel's `oom_kill` count, refaults and major faults).
     pub vmstat: KeptFile,
+    /// /proc/swaps and each zram device's mm_stat.
+    pub swaps: SwapFiles,
 }
 
 impl SystemFiles {
@@ -434,6 +439,56 @@ impl SystemFiles {
             meminfo: KeptFile::new(host.path("/proc/meminfo")),
             pressure: KeptFile::new(host.path("/proc/pressure/memory")),
             vmstat: KeptFile::new(host.path("/proc/vmstat")),
+            swaps: SwapFiles::new(host),
+        }
+    }
+
+    /// The kernel's stall counters that `needs` (PSI, vmstat) asks for; a counter the kernel
+    /// lacks (no PSI) or that cannot be read is `None`, and its terms do not fire.
+    pub fn stall_counters(&mut self, needs: (bool, bool), page_size: u64) -> StallCounters {
+        let mut c = StallCounters::default();
+        if needs.0
+            && let Ok(text) = self.pressure.read()
+            && let Ok(p) = Pressure::parse(text)
+        {
+            c.psi_some_us = Some(p.some.total_us);
+            c.psi_full_us = p.full.map(|f| f.total_us);
+        }
+        if needs.1
+            && let Ok(text) = self.vmstat.read()
+        {
+            for line in text.lines() {
+                let mut it = line.split_whitespace();
+                let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                match k {
+                    "workingset_refault_file" => {
+                        c.refault_file = v.parse::<u64>().ok().map(|n| n.saturating_mul(page_size))
+                    }
+                    "pgmajfault" => c.major_faults = v.parse().ok(),
+                    _ => {}
+                }
+            }
+        }
+        c
+    }
+
+    /// The machine's swap as RAM it can still give back: SwapTotal and SwapFree, or with zram
+    /// each zram device counted at what compression saves (see [`crate::decide::swap`]).
+    pub fn effective_swap(&mut self, m: &MemInfo) -> EffectiveSwap {
+        let plain = EffectiveSwap {
+            total: m.swap_total,
+            free: m.swap_free,
+            zram: false,
+        };
+        if m.swap_total == 0 {
+            return plain;
+        }
+        let mut e = EffectiveSwap::default();
+        match self.swaps.read(|dev, stat| e.add(dev, stat)) {
+            Ok(()) if e.zram => e,
+            _ => plain,
         }
     }
 
@@ -464,10 +519,11 @@ pub fn sample_system(
     } else {
         None
     };
+    let swap = files.effective_swap(&m);
     let sample = SystemSample {
         mem_available: m.mem_available,
-        swap_total: m.swap_total,
-        swap_free: m.swap_free,
+        swap_total: swap.total,
+        swap_free: swap.free,
         psi_full_avg10: psi,
     };
     let thresholds = SystemThresholds {
@@ -476,8 +532,8 @@ pub fn sample_system(
             kill: s.mem_available_kill.bytes_of(m.mem_total),
         },
         swap: Thresholds {
-            term: s.swap_free_term.bytes_of(m.swap_total),
-            kill: s.swap_free_kill.bytes_of(m.swap_total),
+            term: s.swap_free_term.bytes_of(swap.total),
+            kill: s.swap_free_kill.bytes_of(swap.total),
         },
         require_both: s.require == crate::config::Require::Both,
         psi_full_avg10_term: s.psi_full_avg10_term,

@@ -71,6 +71,7 @@ prop_compose! {
             cmdline: String::new(),
             cgroup,
             kube: None,
+            oomd: None,
         }
     }
 }

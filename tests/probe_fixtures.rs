@@ -301,6 +301,8 @@ fn process_with_spaces_and_parentheses_in_comm_reads_every_field() {
         cgroup: Some("/app".into()),
         // not a pod's
         kube: None,
+        // v1: systemd's ManagedOOMPreference lives on the unified hierarchy only
+        oomd: None,
     };
     assert_eq!(process(&h, 412), expected);
     assert!(!expected.is_kernel_thread());
@@ -836,4 +838,112 @@ fn broken_cgroup_files_are_parse_errors_and_a_removed_cgroup_is_gone() {
     );
     let gone = CgroupMemory::read(&v2, &root, "/removed").unwrap_err();
     assert!(gone.is_gone(), "{gone}");
+}
+
+/// A desktop's system files at two moments, written into a fixture root at test time: the
+/// stall counters read back as the kernel's totals, their rates over the span, and zram swap
+/// counted at what compression saves.
+#[test]
+fn stall_counters_and_zram_swap_from_a_fixture_root() {
+    use oomward::decide::stall::{StallTerms, StallWindow, judge};
+    use oomward::probe::meminfo::MemInfo;
+    use oomward::watch::SystemFiles;
+    use std::time::{Duration, Instant};
+
+    const MIB: u64 = 1 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for d in ["proc/pressure", "proc/self", "sys/block/zram0"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("proc/self/mountinfo"), "").unwrap();
+    let meminfo = "MemTotal:        1048576 kB\nMemFree:           10240 kB\n\
+                   MemAvailable:     102400 kB\nSwapTotal:        524284 kB\n\
+                   SwapFree:         262140 kB\n";
+    std::fs::write(root.join("proc/meminfo"), meminfo).unwrap();
+    // Half the device used, holding 256 MiB in 64 MiB of RAM: a quarter of each byte stays.
+    std::fs::write(
+        root.join("proc/swaps"),
+        "Filename\tType\tSize\tUsed\tPriority\n/dev/zram0 partition 524284 262144 100\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("sys/block/zram0/mm_stat"),
+        format!("{} {} {} 0 0 0 0 0 0\n", 256 * MIB, 60 * MIB, 64 * MIB),
+    )
+    .unwrap();
+    let write_counters = |some_us: u64, full_us: u64, refaults: u64, majflt: u64| {
+        std::fs::write(
+            root.join("proc/pressure/memory"),
+            format!(
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total={some_us}\n\
+                 full avg10=0.00 avg60=0.00 avg300=0.00 total={full_us}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("proc/vmstat"),
+            format!(
+                "nr_free_pages 2560\nworkingset_refault_anon 5\nworkingset_refault_file {refaults}\n\
+                 pgmajfault {majflt}\noom_kill 0\n"
+            ),
+        )
+        .unwrap();
+    };
+    let h = Host::discover(root).unwrap();
+    let mut files = SystemFiles::new(&h);
+    let mem = MemInfo::read_kept(&mut files.meminfo).unwrap();
+
+    let swap = files.effective_swap(&mem);
+    assert!(swap.zram);
+    let near = |a: u64, b: u64| a.abs_diff(b) <= MIB;
+    assert!(near(swap.total, 384 * MIB), "{}", swap.total / MIB);
+    assert!(near(swap.free, 192 * MIB), "{}", swap.free / MIB);
+
+    write_counters(1_000_000, 400_000, 1000, 50);
+    let c0 = files.stall_counters((true, true), 4096);
+    assert_eq!(c0.psi_some_us, Some(1_000_000));
+    assert_eq!(c0.psi_full_us, Some(400_000));
+    assert_eq!(c0.refault_file, Some(1000 * 4096));
+    assert_eq!(c0.major_faults, Some(50));
+    // Only what the terms need is read.
+    let only_psi = files.stall_counters((true, false), 4096);
+    assert_eq!((only_psi.refault_file, only_psi.major_faults), (None, None));
+
+    // Two seconds later: 1.2 s of `some`, 0.5 s of `full`, 64 MiB of file pages read back.
+    write_counters(2_200_000, 900_000, 1000 + 16384, 4050);
+    let c1 = files.stall_counters((true, true), 4096);
+    let t0 = Instant::now();
+    let window = Duration::from_secs(2);
+    let mut w = StallWindow::default();
+    w.push(t0, c0, window);
+    w.push(t0 + window, c1, window);
+    let r = w.rates(window).unwrap();
+    assert!((r.psi_some.unwrap() - 60.0).abs() < 1e-6);
+    assert!((r.psi_full.unwrap() - 25.0).abs() < 1e-6);
+    assert!((r.refault_rate.unwrap() - (32 * MIB) as f64).abs() < 1.0);
+    assert!((r.major_fault_rate.unwrap() - 2000.0).abs() < 1e-6);
+    let terms = StallTerms {
+        window,
+        psi_full: 20.0,
+        below_available: 200 * MIB,
+        ..StallTerms::default()
+    };
+    assert!(judge(&r, &terms, mem.mem_available).is_some());
+
+    // A kernel without PSI: the PSI counters are absent, the rest still read.
+    std::fs::remove_file(root.join("proc/pressure/memory")).unwrap();
+    let mut files = SystemFiles::new(&h);
+    let c = files.stall_counters((true, true), 4096);
+    assert_eq!((c.psi_some_us, c.psi_full_us), (None, None));
+    assert_eq!(c.major_faults, Some(4050));
+    // No zram: SwapTotal and SwapFree as they are.
+    std::fs::write(
+        root.join("proc/swaps"),
+        "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 524284 262144 -2\n",
+    )
+    .unwrap();
+    let swap = files.effective_swap(&mem);
+    assert!(!swap.zram);
+    assert_eq!((swap.total, swap.free), (mem.swap_total, mem.swap_free));
 }

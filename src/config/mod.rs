@@ -157,6 +157,29 @@ pub struct System {
     /// Act at the term level when MemAvailable would run out within this long at the fill
     /// rate seen; zero = off.
     pub exhaustion_term: Duration,
+    /// Act at the term level on thrashing (see [`Stall`]).
+    pub stall: Stall,
+}
+
+/// The stall terms of `[system]`: act at the term level when, over `stall_window`, memory
+/// stalls (PSI `some`/`full` percent of the window), evicted file pages come back (refaults,
+/// bytes a second) or major faults run at or above their term, while MemAvailable is at or
+/// below `stall_available_below`. Every term is off (0) by default; the desktop preset sets
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    /// The span the rates are measured over.
+    pub window: Duration,
+    /// PSI `some` percent of the window.
+    pub psi_some_term: f64,
+    /// PSI `full` percent of the window.
+    pub psi_full_term: f64,
+    /// File refaults, bytes a second.
+    pub refault_rate_term: u64,
+    /// Major faults a second.
+    pub major_fault_rate_term: u64,
+    /// MemAvailable (share of MemTotal or bytes) at or below which a stall counts.
+    pub available_below: Amount,
 }
 
 /// One `[[cgroup]]`.
@@ -481,6 +504,12 @@ raw_table!(RawSystem {
     require: String,
     psi_full_avg10_term: f64,
     exhaustion_term: String,
+    stall_window: String,
+    psi_some_term: f64,
+    psi_full_term: f64,
+    refault_rate_term: String,
+    major_fault_rate_term: u64,
+    stall_available_below: String,
 });
 
 raw_table!(RawCgroup {
@@ -838,8 +867,9 @@ const DURATION_KEYS: &[&str] = &[
     "grace",
     "stuck_timeout",
     "exhaustion_term",
+    "stall_window",
 ];
-const SIZE_KEYS: &[&str] = &["fill_rate", "min_gain_max"];
+const SIZE_KEYS: &[&str] = &["fill_rate", "min_gain_max", "refault_rate_term"];
 const AMOUNT_KEYS: &[&str] = &[
     "mem_available_term",
     "mem_available_kill",
@@ -848,6 +878,7 @@ const AMOUNT_KEYS: &[&str] = &[
     "available_term",
     "available_kill",
     "min_gain",
+    "stall_available_below",
 ];
 
 /// What the writer of `key = value` most likely meant, for a TOML type error.
@@ -1057,6 +1088,7 @@ impl Config {
             )?,
             psi_full_avg10_term: s.psi_full_avg10_term.as_ref().map_or(0.0, |v| *v.get_ref()),
             exhaustion_term: duration(src, &s.exhaustion_term, "system.exhaustion_term", "0s")?,
+            stall: stall_terms(src, s)?,
         };
         for (v, key, amount) in [
             (
@@ -1453,6 +1485,17 @@ impl Config {
             "exhaustion_term = \"{}\"",
             format_duration(s.exhaustion_term)
         );
+        let st = &s.stall;
+        let _ = writeln!(o, "stall_window = \"{}\"", format_duration(st.window));
+        let _ = writeln!(o, "psi_some_term = {:?}", st.psi_some_term);
+        let _ = writeln!(o, "psi_full_term = {:?}", st.psi_full_term);
+        let _ = writeln!(
+            o,
+            "refault_rate_term = \"{}\"",
+            ByteSize(st.refault_rate_term)
+        );
+        let _ = writeln!(o, "major_fault_rate_term = {}", st.major_fault_rate_term);
+        let _ = writeln!(o, "stall_available_below = \"{}\"", st.available_below);
         for c in &self.cgroups {
             let _ = writeln!(o, "\n[[cgroup]]");
             let _ = writeln!(o, "path = {}", toml_str(&c.path.text));
@@ -1799,6 +1842,49 @@ fn notify_section(src: &Source, n: &RawNotify) -> Result<Notify, ConfigError> {
         )?
         .unwrap_or_else(|| PathBuf::from("/run/user")),
     })
+}
+
+/// `[system]`'s stall terms, checked: percents within 0–100, a window of 100 ms to a minute.
+fn stall_terms(src: &Source, s: &RawSystem) -> Result<Stall, ConfigError> {
+    let percent = |v: &Val<f64>, key: &str| -> Result<f64, ConfigError> {
+        let p = v.as_ref().map_or(0.0, |v| *v.get_ref());
+        if (0.0..=100.0).contains(&p) {
+            Ok(p)
+        } else {
+            Err(src.err(
+                span(v),
+                key,
+                "must be a percent within 0 to 100 (0 turns it off)",
+            ))
+        }
+    };
+    let stall = Stall {
+        window: duration(src, &s.stall_window, "system.stall_window", "2s")?,
+        psi_some_term: percent(&s.psi_some_term, "system.psi_some_term")?,
+        psi_full_term: percent(&s.psi_full_term, "system.psi_full_term")?,
+        refault_rate_term: size(src, &s.refault_rate_term, "system.refault_rate_term", "0")?,
+        major_fault_rate_term: s.major_fault_rate_term.as_ref().map_or(0, |v| *v.get_ref()),
+        available_below: amount(
+            src,
+            &s.stall_available_below,
+            "system.stall_available_below",
+            "20%",
+        )?,
+    };
+    if stall.window < Duration::from_millis(100) || stall.window > Duration::from_secs(60) {
+        return Err(src.err(
+            span(&s.stall_window),
+            "system.stall_window",
+            "must be within 100ms and 1m",
+        ));
+    }
+    sane_threshold(
+        src,
+        &s.stall_available_below,
+        "system.stall_available_below",
+        stall.available_below,
+    )?;
+    Ok(stall)
 }
 
 fn flag(v: &Val<bool>, default: bool) -> bool {

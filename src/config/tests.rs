@@ -284,6 +284,55 @@ fn min_gain_is_a_share_of_the_limit_capped_or_a_size() {
     );
 }
 
+#[test]
+fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
+    const MIB: u64 = 1 << 20;
+    let c = Config::parse("", "x").unwrap();
+    let s = c.system.stall;
+    assert_eq!(s.window, std::time::Duration::from_secs(2));
+    assert_eq!((s.psi_some_term, s.psi_full_term), (0.0, 0.0));
+    assert_eq!((s.refault_rate_term, s.major_fault_rate_term), (0, 0));
+    assert_eq!(s.available_below, Amount::Percent(20.0));
+    let c = Config::parse(
+        "[system]\nstall_window = \"3s\"\npsi_some_term = 40\npsi_full_term = 12.5\n\
+         refault_rate_term = \"64MiB\"\nmajor_fault_rate_term = 3000\n\
+         stall_available_below = \"512MiB\"\n",
+        "x",
+    )
+    .unwrap();
+    let s = c.system.stall;
+    assert_eq!(s.window, std::time::Duration::from_secs(3));
+    assert_eq!((s.psi_some_term, s.psi_full_term), (40.0, 12.5));
+    assert_eq!(
+        (s.refault_rate_term, s.major_fault_rate_term),
+        (64 * MIB, 3000)
+    );
+    assert_eq!(s.available_below, Amount::Bytes(512 * MIB));
+    // The effective config says them back, and reads back the same.
+    let again = Config::parse(&c.to_toml(), "x").unwrap();
+    assert_eq!(again.system.stall, c.system.stall);
+    for (text, key) in [
+        ("[system]\npsi_full_term = 120\n", "system.psi_full_term"),
+        ("[system]\npsi_some_term = -1\n", "system.psi_some_term"),
+        ("[system]\nstall_window = \"10ms\"\n", "system.stall_window"),
+        ("[system]\nstall_window = \"2\"\n", "system.stall_window"),
+        (
+            "[system]\nrefault_rate_term = \"fast\"\n",
+            "system.refault_rate_term",
+        ),
+        (
+            "[system]\nstall_available_below = \"150%\"\n",
+            "system.stall_available_below",
+        ),
+    ] {
+        let e = err(text);
+        assert!(
+            e.starts_with(&format!("test.toml:2: {key}:")),
+            "{text}: {e}"
+        );
+    }
+}
+
 fn files(list: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_files(
         list.iter()

@@ -82,6 +82,9 @@ pub struct Observation {
     pub eta: Option<Duration>,
     /// The kernel's OOM kills in the domain so far (a count that only grows); `None` unknown.
     pub kernel_kills: Option<u64>,
+    /// The domain thrashes (a stall term crossed): the reason for a level that the percent
+    /// thresholds alone would not have raised.
+    pub stall: Option<crate::decide::stall::Stall>,
 }
 
 /// A victim in flight.
@@ -134,13 +137,15 @@ pub enum Reason {
     Eta,
     /// A hung cgroup (`oom_kill_disable = 1`, `under_oom`): its tasks cannot run a handler.
     Rescue,
+    /// At the term level because the domain thrashes (a stall term crossed): ask it to exit.
+    Stall,
 }
 
 impl Reason {
     /// The signal this reason calls for.
     pub fn signal(self) -> Sig {
         match self {
-            Reason::Term => Sig::Term,
+            Reason::Term | Reason::Stall => Sig::Term,
             _ => Sig::Kill,
         }
     }
@@ -153,6 +158,7 @@ impl Reason {
             Reason::KeepUp => "keep_up",
             Reason::Eta => "eta",
             Reason::Rescue => "rescue",
+            Reason::Stall => "stall",
         }
     }
 }
@@ -531,6 +537,8 @@ impl Episode {
             Reason::Kill
         } else if obs.eta.is_some_and(|eta| eta < l.grace) {
             Reason::Eta
+        } else if obs.stall.is_some() {
+            Reason::Stall
         } else {
             Reason::Term
         })
@@ -555,6 +563,7 @@ mod tests {
             available: available_mib * MIB,
             eta: None,
             kernel_kills: Some(0),
+            stall: None,
         }
     }
 
@@ -601,6 +610,33 @@ mod tests {
             })
         );
         assert!(!e.in_episode());
+    }
+
+    #[test]
+    fn a_stall_is_the_reason_at_the_term_level_unless_memory_runs_out_first() {
+        let l = limits();
+        let stall = Some(crate::decide::stall::Stall {
+            cause: crate::decide::stall::StallCause::PsiFull,
+            value: 42.0,
+        });
+        let table = [
+            // (level, eta ms, stall, expected)
+            (Level::Term, None, stall, Some(Reason::Stall)),
+            (Level::Term, Some(100), stall, Some(Reason::Eta)),
+            (Level::Kill, None, stall, Some(Reason::Kill)),
+            (Level::Term, None, None, Some(Reason::Term)),
+            (Level::Ok, None, stall, None),
+        ];
+        for (i, (level, eta, stall, want)) in table.into_iter().enumerate() {
+            let mut e = Episode::default();
+            let o = Observation {
+                eta: eta.map(Duration::from_millis),
+                stall,
+                ..obs(level, 50)
+            };
+            assert_eq!(e.assess(&o, Instant::now(), &l).choose, want, "row {i}");
+        }
+        assert_eq!(Reason::Stall.signal(), Sig::Term);
     }
 
     #[test]

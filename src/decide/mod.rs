@@ -1,5 +1,5 @@
 //! Decisions: pure functions of plain values, no I/O. The kernel's own arithmetic (`badness`,
-//! `scope`), the administrator's thresholds and rules (`trigger`, `policy`), the order of
+//! `scope`), the administrator's thresholds and rules (`trigger`, `stall`, `policy`), the order of
 //! candidates (`rank`), and what a round does about an OOM domain (`domain`, `episode`,
 //! `gain`). Each is unit-tested on tables of inputs and expected outputs.
 
@@ -10,4 +10,6 @@ pub mod gain;
 pub mod policy;
 pub mod rank;
 pub mod scope;
+pub mod stall;
+pub mod swap;
 pub mod trigger;

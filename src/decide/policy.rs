@@ -13,6 +13,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
 
 use crate::badness::{OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
+use crate::probe::oomd::OomdPreference;
 use crate::probe::process::ProcessSnapshot;
 
 /// What a rule does to the processes it matches.
@@ -244,6 +245,8 @@ pub enum Protection {
     Builtin(&'static str),
     /// A `[[rule]]` with `protect = true`; the line of its header.
     Rule(usize),
+    /// Its unit says `ManagedOOMPreference=omit` (a root-owned cgroup's `user.oomd_omit`).
+    OomdOmit,
 }
 
 impl std::fmt::Display for Protection {
@@ -251,6 +254,7 @@ impl std::fmt::Display for Protection {
         match self {
             Protection::Builtin(what) => write!(f, "builtin:{what}"),
             Protection::Rule(line) => write!(f, "rule@{line}"),
+            Protection::OomdOmit => write!(f, "oomd_omit"),
         }
     }
 }
@@ -320,6 +324,10 @@ pub struct Policy {
     pub first_user_uid: u32,
 }
 
+/// The adjustment of a process whose unit says `ManagedOOMPreference=avoid`: low enough that
+/// no adj and no rule can lift it off the floor, so it is chosen only when nothing else is.
+pub const OOMD_AVOID_ADJUST: i32 = -4000;
+
 /// `UID_MIN` when /etc/login.defs does not say: Debian's and Fedora's.
 pub const DEFAULT_FIRST_USER_UID: u32 = 1000;
 
@@ -337,6 +345,16 @@ impl Policy {
         {
             verdict.protected = Some(Protection::Builtin(what));
             return verdict;
+        }
+        match p.oomd.as_ref().map(|o| o.0) {
+            Some(OomdPreference::Omit) => {
+                verdict.protected = Some(Protection::OomdOmit);
+                return verdict;
+            }
+            // Below every other candidate whatever its own adj and the rules say: the
+            // kernel's floor (-999 after `effective_adj`) short of never.
+            Some(OomdPreference::Avoid) => verdict.adjust = OOMD_AVOID_ADJUST,
+            None => {}
         }
         for rule in &self.rules {
             if !rule.matches(p) {
@@ -484,6 +502,38 @@ mod tests {
             p.evaluate(&proc_(51, "sshd", Some("/home/u/sshd"), 1000))
                 .protected,
             None
+        );
+    }
+
+    #[test]
+    fn systemd_preferences_omit_protects_avoid_sinks_to_the_floor() {
+        let p = policy(vec![]);
+        let with = |pref: Option<OomdPreference>, adj: i32| ProcessSnapshot {
+            oomd: pref.map(|o| (o, "/system.slice/db.service".to_string())),
+            oom_score_adj: adj,
+            ..proc_(90, "db", Some("/usr/bin/db"), 0)
+        };
+        assert_eq!(
+            p.evaluate(&with(Some(OomdPreference::Omit), 1000))
+                .protected,
+            Some(Protection::OomdOmit)
+        );
+        for adj in [-500, 0, 1000] {
+            let v = p.evaluate(&with(Some(OomdPreference::Avoid), adj));
+            assert_eq!(v.protected, None);
+            assert_eq!(
+                effective_adj(adj, v.adjust),
+                OOM_SCORE_ADJ_MIN + 1,
+                "adj {adj}"
+            );
+        }
+        let v = p.evaluate(&with(None, 0));
+        assert_eq!((v.protected, v.adjust), (None, 0));
+        // The administrator's own -1000 stays what it is.
+        let v = p.evaluate(&with(Some(OomdPreference::Avoid), OOM_SCORE_ADJ_MIN));
+        assert_eq!(
+            effective_adj(OOM_SCORE_ADJ_MIN, v.adjust),
+            OOM_SCORE_ADJ_MIN
         );
     }
 

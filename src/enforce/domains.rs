@@ -146,17 +146,27 @@ impl Enforcer {
                 }
             }
         }
+        let mut system_exit = false;
         for d in &mut self.domains {
             let Domain {
-                in_flight, episode, ..
+                key,
+                in_flight,
+                episode,
+                ..
             } = d;
             for f in in_flight.iter() {
                 if f.has_exited()
                     && let Some(v) = episode.victim_mut(ProcessKey::of(&f.victim))
                 {
                     v.exited = true;
+                    system_exit |= *key == DomainKey::System;
                 }
             }
+        }
+        if system_exit {
+            // The stall the victim caused is over with it: only what comes after counts
+            // toward the next one (else the same window would choose a second victim).
+            self.system.stall_window.clear();
         }
     }
 
@@ -250,6 +260,7 @@ impl Enforcer {
                 available: m.mem_available,
                 eta: self.system.eta,
                 kernel_kills: kills,
+                stall: self.system.stall,
             };
             let fig = Figures {
                 limit: m.mem_total,
@@ -317,6 +328,7 @@ impl Enforcer {
             available,
             eta,
             kernel_kills,
+            stall: None,
         };
         (obs, fig)
     }

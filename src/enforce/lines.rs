@@ -17,7 +17,7 @@ pub(super) fn decision_line(
     let p = c.process;
     let event = match pick.reason {
         Reason::Rescue => "rescue",
-        Reason::Term => "term",
+        Reason::Term | Reason::Stall => "term",
         _ => "kill",
     };
     Line::new(message)
@@ -35,6 +35,13 @@ pub(super) fn decision_line(
             "eta_ms",
             obs.eta
                 .map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()),
+        )
+        .kv_if(
+            obs.stall.is_some(),
+            "stall",
+            obs.stall.map_or_else(String::new, |s| {
+                format!("{}:{:.1}", s.cause.as_str(), s.value)
+            }),
         )
         .kv("wake", m.wake.as_str())
         .kv("pid", p.pid)

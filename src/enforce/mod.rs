@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::decide::domain::{Member, ProcessKey, ScopeId};
 use crate::decide::episode::Limits;
+use crate::decide::stall::{Stall, StallTerms, StallWindow, judge};
 use crate::decide::trigger::{FillRate, Level, next_sleep, system_level, with_exhaustion};
 use crate::events::{ArmedSet, Events, Source, Spec};
 use crate::kill;
@@ -97,6 +98,9 @@ struct SystemScope {
     oom_kills_round: u64,
     /// In the warn band (MemAvailable below `mem_available_warn`) at the last sample.
     warned: bool,
+    /// The stall counters of recent samples, and what they said at the last one.
+    stall_window: StallWindow,
+    stall: Option<Stall>,
 }
 
 /// Kills per second over the last minute, for the rate warning: exact to the second, no
@@ -259,6 +263,8 @@ impl Enforcer {
             oom_kills: None,
             oom_kills_round: 0,
             warned: false,
+            stall_window: StallWindow::default(),
+            stall: None,
         };
         let limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
         let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
@@ -503,13 +509,24 @@ impl Enforcer {
                     eta,
                     self.config.system.exhaustion_term,
                 );
+                let terms = self.stall_terms(&mem);
+                let stall = self.system_stall(&terms, &mem, now);
+                let need = thresholds.need(&sample, level);
+                let (level, need) = match stall {
+                    Some(_) => (
+                        level.max(Level::Term),
+                        need.max(crate::decide::stall::need(&terms, mem.mem_available)),
+                    ),
+                    None => (level, need),
+                };
                 self.system.level = level;
                 self.system.eta = eta;
+                self.system.stall = stall;
                 self.system.warned =
                     system_warned(&self.config, &mem, &sample, &thresholds, self.system.warned);
                 self.system.member = Member {
                     level,
-                    need: thresholds.need(&sample, level),
+                    need,
                     rescue: false,
                 };
             }
@@ -518,6 +535,49 @@ impl Enforcer {
                 Line::new("cannot read meminfo").kv("error", e).as_str(),
             ),
         }
+    }
+
+    /// The system's stall terms, the bound on MemAvailable resolved against MemTotal.
+    fn stall_terms(&self, mem: &MemInfo) -> StallTerms {
+        let c = &self.config.system.stall;
+        StallTerms {
+            window: c.window,
+            psi_some: c.psi_some_term,
+            psi_full: c.psi_full_term,
+            refault_rate: c.refault_rate_term,
+            major_fault_rate: c.major_fault_rate_term,
+            below_available: c.available_below.bytes_of(mem.mem_total),
+        }
+    }
+
+    /// With stall terms on, the system is sampled often enough to measure its window: every
+    /// eighth of it at or below the bound on MemAvailable, and before the bound could be
+    /// reached at the worst-case fill rate above it.
+    fn stall_sleep(&self, m: &MemInfo) -> Duration {
+        let d = &self.config.daemon;
+        let terms = self.stall_terms(m);
+        if !terms.any() {
+            return d.max_interval;
+        }
+        let every = (terms.window / 8).max(d.min_interval);
+        let above = m.mem_available.saturating_sub(terms.below_available);
+        if terms.below_available == 0 || above == 0 {
+            return every;
+        }
+        next_sleep(Some(above), d.fill_rate, d.min_interval, d.max_interval)
+    }
+
+    /// Whether the machine thrashes: the stall counters read (only when a term is on) and
+    /// judged over the window.
+    fn system_stall(&mut self, terms: &StallTerms, mem: &MemInfo, now: Instant) -> Option<Stall> {
+        if !terms.any() {
+            return None;
+        }
+        let page = self.host.page_size;
+        let counters = self.system.files.stall_counters(terms.needs(), page);
+        let w = &mut self.system.stall_window;
+        w.push(now, counters, terms.window);
+        judge(&w.rates(terms.window)?, terms, mem.mem_available)
     }
 
     /// Step 4b: every watched cgroup that is due (or whose domain is in an episode).
@@ -671,6 +731,7 @@ impl Enforcer {
                 d.min_interval,
                 d.max_interval,
             ));
+            sleep = sleep.min(self.stall_sleep(&m));
         }
         for cg in &self.cgroups {
             let at = cg.next_look.unwrap_or(now);

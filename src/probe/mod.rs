@@ -9,8 +9,10 @@ pub mod host;
 pub mod kept;
 pub mod kube;
 pub mod meminfo;
+pub mod oomd;
 pub mod process;
 pub mod psi;
+pub mod swaps;
 pub mod table;
 
 use std::io;

@@ -61,6 +61,9 @@ pub struct ProcessSnapshot {
     /// The pod it belongs to, when its cgroup is one kubelet made (names from kubelet's log
     /// directories when they can be read).
     pub kube: Option<super::kube::KubeIdentity>,
+    /// systemd's `ManagedOOMPreference=` that applies to it (on a root-owned cgroup of the
+    /// unified hierarchy), with the cgroup that set it.
+    pub oomd: Option<(super::oomd::OomdPreference, String)>,
 }
 
 impl ProcessSnapshot {
@@ -327,6 +330,10 @@ fn read_process_inner(
         let text = read_text(&base.join("cgroup"))?;
         snap.cgroup = hier.path_of_process(&text).map(|c| host.cgroup_path(c));
         snap.kube = snap.cgroup.as_deref().and_then(|c| host.pods.identity(c));
+        snap.oomd = snap
+            .cgroup
+            .as_deref()
+            .and_then(|c| super::oomd::preference(hier, &host.root, c));
     }
     Ok(Some((snap, hidden)))
 }
