@@ -159,12 +159,17 @@ pub struct System {
     pub exhaustion_term: Duration,
     /// Act at the term level on thrashing (see [`Stall`]).
     pub stall: Stall,
+    /// MemAvailable (share of MemTotal or bytes) at or below which the early triggers count:
+    /// the stall terms, `psi_full_avg10_term` and `exhaustion_term`. `None` (`off`): always.
+    /// Pressure and projections on a machine with memory to spare are no reason to kill: I/O
+    /// stalls on page cache, a burst of allocation that will stop.
+    pub early_available_below: Option<Amount>,
 }
 
 /// The stall terms of `[system]`: act at the term level when, over `stall_window`, memory
 /// stalls (PSI `some`/`full` percent of the window), evicted file pages come back (refaults,
 /// bytes a second) or major faults run at or above their term, while MemAvailable is at or
-/// below `stall_available_below`. Every term is off (0) by default; the desktop preset sets
+/// below `early_available_below`. Every term is off (0) by default; the desktop preset sets
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stall {
@@ -178,8 +183,6 @@ pub struct Stall {
     pub refault_rate_term: u64,
     /// Major faults a second.
     pub major_fault_rate_term: u64,
-    /// MemAvailable (share of MemTotal or bytes) at or below which a stall counts.
-    pub available_below: Amount,
 }
 
 /// One `[[cgroup]]`.
@@ -509,7 +512,7 @@ raw_table!(RawSystem {
     psi_full_term: f64,
     refault_rate_term: String,
     major_fault_rate_term: u64,
-    stall_available_below: String,
+    early_available_below: String,
 });
 
 raw_table!(RawCgroup {
@@ -878,7 +881,7 @@ const AMOUNT_KEYS: &[&str] = &[
     "available_term",
     "available_kill",
     "min_gain",
-    "stall_available_below",
+    "early_available_below",
 ];
 
 /// What the writer of `key = value` most likely meant, for a TOML type error.
@@ -1089,7 +1092,20 @@ impl Config {
             psi_full_avg10_term: s.psi_full_avg10_term.as_ref().map_or(0.0, |v| *v.get_ref()),
             exhaustion_term: duration(src, &s.exhaustion_term, "system.exhaustion_term", "0s")?,
             stall: stall_terms(src, s)?,
+            early_available_below: optional_amount(
+                src,
+                &s.early_available_below,
+                "system.early_available_below",
+            )?,
         };
+        if let Some(bound) = system.early_available_below {
+            sane_threshold(
+                src,
+                &s.early_available_below,
+                "system.early_available_below",
+                bound,
+            )?;
+        }
         for (v, key, amount) in [
             (
                 &s.mem_available_term,
@@ -1495,7 +1511,11 @@ impl Config {
             ByteSize(st.refault_rate_term)
         );
         let _ = writeln!(o, "major_fault_rate_term = {}", st.major_fault_rate_term);
-        let _ = writeln!(o, "stall_available_below = \"{}\"", st.available_below);
+        let _ = writeln!(
+            o,
+            "early_available_below = \"{}\"",
+            off_or(s.early_available_below)
+        );
         for c in &self.cgroups {
             let _ = writeln!(o, "\n[[cgroup]]");
             let _ = writeln!(o, "path = {}", toml_str(&c.path.text));
@@ -1864,12 +1884,6 @@ fn stall_terms(src: &Source, s: &RawSystem) -> Result<Stall, ConfigError> {
         psi_full_term: percent(&s.psi_full_term, "system.psi_full_term")?,
         refault_rate_term: size(src, &s.refault_rate_term, "system.refault_rate_term", "0")?,
         major_fault_rate_term: s.major_fault_rate_term.as_ref().map_or(0, |v| *v.get_ref()),
-        available_below: amount(
-            src,
-            &s.stall_available_below,
-            "system.stall_available_below",
-            "20%",
-        )?,
     };
     if stall.window < Duration::from_millis(100) || stall.window > Duration::from_secs(60) {
         return Err(src.err(
@@ -1878,12 +1892,6 @@ fn stall_terms(src: &Source, s: &RawSystem) -> Result<Stall, ConfigError> {
             "must be within 100ms and 1m",
         ));
     }
-    sane_threshold(
-        src,
-        &s.stall_available_below,
-        "system.stall_available_below",
-        stall.available_below,
-    )?;
     Ok(stall)
 }
 

@@ -292,11 +292,11 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
     assert_eq!(s.window, std::time::Duration::from_secs(2));
     assert_eq!((s.psi_some_term, s.psi_full_term), (0.0, 0.0));
     assert_eq!((s.refault_rate_term, s.major_fault_rate_term), (0, 0));
-    assert_eq!(s.available_below, Amount::Percent(20.0));
+    assert_eq!(c.system.early_available_below, None);
     let c = Config::parse(
         "[system]\nstall_window = \"3s\"\npsi_some_term = 40\npsi_full_term = 12.5\n\
          refault_rate_term = \"64MiB\"\nmajor_fault_rate_term = 3000\n\
-         stall_available_below = \"512MiB\"\n",
+         early_available_below = \"512MiB\"\n",
         "x",
     )
     .unwrap();
@@ -307,10 +307,17 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
         (s.refault_rate_term, s.major_fault_rate_term),
         (64 * MIB, 3000)
     );
-    assert_eq!(s.available_below, Amount::Bytes(512 * MIB));
+    assert_eq!(
+        c.system.early_available_below,
+        Some(Amount::Bytes(512 * MIB))
+    );
     // The effective config says them back, and reads back the same.
     let again = Config::parse(&c.to_toml(), "x").unwrap();
     assert_eq!(again.system.stall, c.system.stall);
+    assert_eq!(
+        again.system.early_available_below,
+        c.system.early_available_below
+    );
     for (text, key) in [
         ("[system]\npsi_full_term = 120\n", "system.psi_full_term"),
         ("[system]\npsi_some_term = -1\n", "system.psi_some_term"),
@@ -321,8 +328,8 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
             "system.refault_rate_term",
         ),
         (
-            "[system]\nstall_available_below = \"150%\"\n",
-            "system.stall_available_below",
+            "[system]\nearly_available_below = \"150%\"\n",
+            "system.early_available_below",
         ),
     ] {
         let e = err(text);

@@ -83,6 +83,9 @@ pub(super) struct Figures {
     pub shmem: Option<u64>,
 }
 
+/// What PSI's avg10 averages over: after a system victim exits, its stall shows that long.
+const PSI_AVG10_SPAN: Duration = Duration::from_secs(10);
+
 impl Enforcer {
     /// Step 5: groups the scopes by the limit that binds them.
     pub(super) fn group_domains(&mut self) {
@@ -167,6 +170,7 @@ impl Enforcer {
             // The stall the victim caused is over with it: only what comes after counts
             // toward the next one (else the same window would choose a second victim).
             self.system.stall_window.clear();
+            self.system.psi_quiet_until = Some(Instant::now() + PSI_AVG10_SPAN);
         }
     }
 

@@ -101,6 +101,17 @@ struct SystemScope {
     /// The stall counters of recent samples, and what they said at the last one.
     stall_window: StallWindow,
     stall: Option<Stall>,
+    /// Until when PSI avg10 still shows the stall of a victim that has exited.
+    psi_quiet_until: Option<Instant>,
+}
+
+/// See [`Enforcer::early_triggers_count`].
+#[derive(Debug, Clone, Copy)]
+struct EarlyTriggers {
+    /// MemAvailable is at or below `early_available_below` (or there is none).
+    below: bool,
+    /// ... and PSI avg10 may count.
+    psi_avg10: bool,
 }
 
 /// Kills per second over the last minute, for the rate warning: exact to the second, no
@@ -265,6 +276,7 @@ impl Enforcer {
             warned: false,
             stall_window: StallWindow::default(),
             stall: None,
+            psi_quiet_until: None,
         };
         let limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
         let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
@@ -504,9 +516,14 @@ impl Enforcer {
                     .fill
                     .update(mem.mem_total.saturating_sub(mem.mem_available), t_secs);
                 let eta = self.system.fill.eta(mem.mem_available);
+                let early = self.early_triggers_count(&mem, now);
+                let sample = crate::trigger::SystemSample {
+                    psi_full_avg10: sample.psi_full_avg10.filter(|_| early.psi_avg10),
+                    ..sample
+                };
                 let level = with_exhaustion(
                     system_level(&sample, &thresholds, self.system.level),
-                    eta,
+                    eta.filter(|_| early.below),
                     self.config.system.exhaustion_term,
                 );
                 let terms = self.stall_terms(&mem);
@@ -537,7 +554,7 @@ impl Enforcer {
         }
     }
 
-    /// The system's stall terms, the bound on MemAvailable resolved against MemTotal.
+    /// The system's stall terms, the bound on MemAvailable resolved against MemTotal (0: none).
     fn stall_terms(&self, mem: &MemInfo) -> StallTerms {
         let c = &self.config.system.stall;
         StallTerms {
@@ -546,7 +563,28 @@ impl Enforcer {
             psi_full: c.psi_full_term,
             refault_rate: c.refault_rate_term,
             major_fault_rate: c.major_fault_rate_term,
-            below_available: c.available_below.bytes_of(mem.mem_total),
+            below_available: self
+                .config
+                .system
+                .early_available_below
+                .map_or(0, |b| b.bytes_of(mem.mem_total)),
+        }
+    }
+
+    /// Which early triggers may count now: MemAvailable at or below `early_available_below`
+    /// (the stall terms judge that themselves), and for PSI avg10 besides, not within its ten
+    /// seconds after a system victim exited: avg10 decays over 10 s and would otherwise choose
+    /// victim after victim on a stall that ended with the first.
+    fn early_triggers_count(&self, mem: &MemInfo, now: Instant) -> EarlyTriggers {
+        let below = self
+            .config
+            .system
+            .early_available_below
+            .is_none_or(|b| mem.mem_available <= b.bytes_of(mem.mem_total));
+        let quiet = self.system.psi_quiet_until.is_some_and(|t| now < t);
+        EarlyTriggers {
+            below,
+            psi_avg10: below && !quiet,
         }
     }
 
