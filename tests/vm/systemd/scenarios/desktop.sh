@@ -330,7 +330,7 @@ echo "uiprobe| $ui"
 dump "$D/runaway.out" runaway
 grep -E '^(MemTotal|MemAvailable|Cached|SwapTotal|SwapFree):' /proc/meminfo | sed 's/^/meminfo| /'
 if [ -n "$journal_unit" ]; then
-    journalctl --no-pager -u "$journal_unit" -o short-monotonic 2>&1 | tail -n 120 | sed 's/^/journal| /'
+    journalctl --no-pager -u "$journal_unit" -o short-monotonic 2>&1 | sed 's/^/journal| /'
 fi
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
 
