@@ -1351,7 +1351,7 @@ const DESKTOP_NUMBERS: [&str; 6] = [
 ];
 
 /// The stand-ins whose death is a loss to the user: everything but the runaway.
-const DESKTOP_INNOCENTS: [&str; 9] = [
+const DESKTOP_INNOCENTS: [&str; 8] = [
     "renderer",
     "browser",
     "launcher",
@@ -1360,7 +1360,6 @@ const DESKTOP_INNOCENTS: [&str; 9] = [
     "session",
     "pipewire",
     "reader",
-    "none",
 ];
 
 /// One desktop run: the variant, the trial, the verdict's facts, wall-clock seconds.
@@ -1455,7 +1454,12 @@ fn desktop_summary(runs: &[DesktopRun]) -> String {
         let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
         let mut innocents = 0;
         for r in &mine {
-            for victim in r.kv.get("victims").map_or("?", String::as_str).split(',') {
+            // A run without a result line (the guest hung or timed out) counts as such.
+            for victim in
+                r.kv.get("victims")
+                    .map_or("no-result", String::as_str)
+                    .split(',')
+            {
                 if victim == "none" {
                     continue;
                 }
@@ -1514,7 +1518,15 @@ fn desktop() {
             let g = lab.run_systemd(
                 &name,
                 &[("lab/oomward.deb", 0o644, deb)],
-                Duration::from_secs(180),
+                Duration::from_secs(150),
+            );
+            // Each trial's transcript of its own: the lab keeps only the last per variant.
+            let _ = std::fs::write(
+                lab.cache().join("logs").join(format!(
+                    "{}-systemd-desktop-{variant}-t{trial}.log",
+                    lab::SYSTEMD_KERNEL
+                )),
+                g.transcript(),
             );
             let verdict = g.results.iter().find(|r| r.name == name);
             runs.push(DesktopRun {

@@ -43,8 +43,13 @@
 journal_unit=
 # fail REASON: the setup failed; what the defender logged and the kernel's kills explain it.
 fail() {
+    mark "failing: $1"
+    for f in /tmp/desk/*.out; do
+        [ -e "$f" ] && dump "$f" "$(basename "$f" .out)"
+    done
     if [ -n "$journal_unit" ]; then
-        journalctl --no-pager -u "$journal_unit" -o short-monotonic 2>&1 | tail -n 60 | sed 's/^/journal| /'
+        timeout 20 journalctl --no-pager -u "$journal_unit" -o short-monotonic >/tmp/fail-journal.txt 2>&1
+        tail -n 60 /tmp/fail-journal.txt | sed 's/^/journal| /'
     fi
     dmesg | grep -iE 'killed process' | sed 's/^/dmesg| /'
     result FAIL "variant=$VARIANT reason=$1"
@@ -53,9 +58,31 @@ fail() {
 mark() {
     read -r up _ </proc/uptime
     echo "step| $up $*"
+    echo "$up $*" >/tmp/step
+}
+# A heartbeat on the console every 5 s; when no step was marked for 25 s, the kernel's view of
+# the tasks (sysrq w: blocked ones; m: memory) once, so that a stuck guest explains itself.
+heartbeat() {
+    echo 1 >/proc/sys/kernel/sysrq
+    told=
+    while :; do
+        sleep 5
+        read -r up _ </proc/uptime
+        read -r last _ </tmp/step
+        echo "beat| $up last_step=$last"
+        if [ -z "$told" ] && [ "${up%.*}" -gt $((${last%.*} + 25)) ]; then
+            told=yes
+            dmesg -n 7
+            echo w >/proc/sysrq-trigger
+            echo m >/proc/sysrq-trigger
+            dmesg -n 1
+        fi
+    done
 }
 
 mark start
+heartbeat &
+beat=$!
 lab_modules
 # The scratch disk and the zram swap.
 setup_disk /mnt || fail no_disk
@@ -146,6 +173,7 @@ cat >"$D/shell.sh" <<'EOF'
 cd /tmp/desk || exit 1
 /usr/bin/Xwayland --hold 20 >xwayland.out 2>&1 &
 echo $! >xwayland.pid
+echo $$ >shell.pid
 exec /usr/bin/gnome-shell --file /mnt/ui.dat --file-mib 64 --touch-pages 64 >shell.out 2>&1
 EOF
 # The apps' scopes are made by `systemd-run --scope`, which runs its command itself: it would
@@ -174,6 +202,15 @@ while :; do
     cat /mnt/files/f* >/dev/null
 done
 EOF
+# Scripts rather than `sh -c` lines: systemd would expand `$` in a command line.
+cat >"$D/session.sh" <<'EOF'
+echo $$ >/tmp/desk/session.pid
+exec /usr/libexec/gnome-session-binary --hold 20 >/tmp/desk/session.out 2>&1
+EOF
+cat >"$D/pipewire.sh" <<'EOF'
+echo $$ >/tmp/desk/pipewire.pid
+exec /usr/bin/pipewire --hold 10 >/tmp/desk/pipewire.out 2>&1
+EOF
 chmod 755 "$D"/*.sh
 
 run_user() {
@@ -186,36 +223,37 @@ run_user() {
 }
 run_user --unit=org.gnome.Shell@wayland.service --slice=session.slice /bin/sh "$D/shell.sh"
 run_user --unit=gnome-session-manager@gnome.service --slice=session.slice \
-    /bin/sh -c "exec /usr/libexec/gnome-session-binary --hold 20 >$D/session.out 2>&1"
+    /bin/sh "$D/session.sh"
 run_user --unit=pipewire.service --slice=session.slice \
-    /bin/sh -c "exec /usr/bin/pipewire --hold 10 >$D/pipewire.out 2>&1"
-session_ready() {
-    for f in shell xwayland session pipewire; do
-        grep -qs '^ready' "$D/$f.out" || return 1
+    /bin/sh "$D/pipewire.sh"
+# settled NAME...: each said `ready`, or is already gone (a defender may act while the session
+# starts: that is a fact, recorded below, not a broken setup).
+settled() {
+    for f in "$@"; do
+        grep -qs '^ready' "$D/$f.out" && continue
+        [ -s "$D/$f.pid" ] && ! alive "$(cat "$D/$f.pid")" && continue
+        return 1
     done
 }
-wait_until 300 session_ready || fail session_not_ready
-sed -n 's/^ready \([0-9]*\).*/\1/p' "$D/shell.out" | head -n1 >"$D/compositor.pid"
-cat "/proc/$(cat "$D/compositor.pid")/oom_score_adj" >"$D/app.adj"
+wait_until 300 settled shell xwayland session pipewire || fail session_not_ready
+# gnome-shell's adj (if it is gone already: 200, what alice's user manager gives its units).
+cat "/proc/$(cat "$D/shell.pid")/oom_score_adj" >"$D/app.adj" 2>/dev/null || echo 200 >"$D/app.adj"
 as_alice systemd-run --user --quiet --scope --unit="app-gnome-chromium-$$.scope" --slice=app.slice \
     /bin/sh "$D/chromium.sh" >/dev/null 2>&1 &
 as_alice systemd-run --user --quiet --scope --unit="app-gnome-reader-$$.scope" --slice=app.slice \
     /bin/sh "$D/reader.sh" >/dev/null 2>&1 &
 
-# Ready: every memhog said so, gnome-shell too.
+# Ready: every memhog said so, gnome-shell too (or is gone).
 ready() {
-    for f in shell xwayland session pipewire browser renderer1 renderer2 renderer3; do
-        grep -qs '^ready' "$D/$f.out" || return 1
-    done
-    test -s "$D/reader.pid" && test -s "$D/launcher.pid"
+    settled shell xwayland session pipewire browser renderer1 renderer2 renderer3 &&
+        test -s "$D/reader.pid" && test -s "$D/launcher.pid"
 }
 if ! wait_until 600 ready; then
-    for f in "$D"/*.out; do dump "$f" "$(basename "$f" .out)"; done
     as_alice systemctl --user list-units --no-legend --plain 2>&1 | sed 's/^/user-units| /'
     fail session_not_ready
 fi
 pid_of() {
-    cat "$D/$1.pid" 2>/dev/null || sed -n 's/^ready \([0-9]*\).*/\1/p' "$D/$1.out"
+    cat "$D/$1.pid"
 }
 compositor=$(pid_of shell)
 xwayland=$(pid_of xwayland)
@@ -256,6 +294,8 @@ mark "runaway $runaway started"
 end=$(($(now_ms) + 40000))
 while [ "$(now_ms)" -lt "$end" ] && alive "$runaway"; do
     sleep 0.2
+    read -r up _ </proc/uptime
+    echo "$up waiting" >/tmp/step
 done
 runaway_dead=no
 if ! alive "$runaway"; then
@@ -269,6 +309,7 @@ full1=$(psi_total full)
 some1=$(psi_total some)
 oom1=$(keyed /proc/vmstat oom_kill)
 mark "run over"
+kill "$beat" 2>/dev/null
 yes_if_alive() { if alive "$1"; then echo yes; else echo no; fi; }
 compositor_alive=$(yes_if_alive "$compositor")
 session_alive=$(yes_if_alive "$session")
@@ -330,7 +371,8 @@ echo "uiprobe| $ui"
 dump "$D/runaway.out" runaway
 grep -E '^(MemTotal|MemAvailable|Cached|SwapTotal|SwapFree):' /proc/meminfo | sed 's/^/meminfo| /'
 if [ -n "$journal_unit" ]; then
-    journalctl --no-pager -u "$journal_unit" -o short-monotonic 2>&1 | sed 's/^/journal| /'
+    timeout 20 journalctl --no-pager -u "$journal_unit" -o short-monotonic >/tmp/journal.txt 2>&1
+    dump /tmp/journal.txt journal
 fi
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
 
