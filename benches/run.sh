@@ -6,8 +6,26 @@
 # cgroups with a limit; the machine as a whole is never short of memory).
 # Debian's earlyoom is fetched by package name and unpacked under target/bench-cache, not
 # installed: installing it would start it as a service on this machine.
+#   bash benches/run.sh desktop [TRIALS]
+#   (the VM lab's desktop scenario, tests/systemd_lab.rs `desktop`: a GNOME-like session in the
+#   systemd guest, a runaway browser renderer, defended in turn by the kernel alone, earlyoom,
+#   nohang, systemd-oomd and oomward, each as Debian packages it; TRIALS boots of each, default
+#   3, about 80 s a boot under software emulation. Prints per variant the median and worst of
+#   the UI and stall figures, the victims seen and how many innocents died, from the test's
+#   table in target/vm-cache/desktop.md. Needs QEMU and root for the first image build, as the
+#   VM lab does.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = desktop ]; then
+  trials="${2:-3}"
+  rm -f target/vm-cache/desktop.md
+  rc=0
+  OOMWARD_BENCH_TRIALS="$trials" cargo test --test systemd_lab -- --exact desktop || rc=$?
+  if [ -s target/vm-cache/desktop.md ]; then
+    cat target/vm-cache/desktop.md
+  fi
+  exit "$rc"
+fi
 cache=target/bench-cache
 mkdir -p "$cache"
 if [ ! -x "$cache/earlyoom/usr/bin/earlyoom" ]; then

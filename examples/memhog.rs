@@ -47,6 +47,10 @@ struct Args {
     /// from outside.
     #[arg(long)]
     say_term: bool,
+    /// Ignored: lets a copy stand in for a browser's child process, whose command line says
+    /// what it is (`--type=renderer`), so that rules matching command lines see one.
+    #[arg(long = "type", hide = true)]
+    _process_type: Option<String>,
 }
 
 /// Microseconds of CLOCK_BOOTTIME.

@@ -87,8 +87,8 @@ struct Machine<'a> {
     /// Guest RAM, as QEMU's `-m` takes it (`512M`).
     mem: &'a str,
     cpus: u32,
-    /// The scratch disk as /dev/vda.
-    disk: bool,
+    /// The scratch disk as /dev/vda (QEMU's snapshot=on: the image itself is never written).
+    disk: Option<&'a Path>,
     /// The kernel's command line.
     append: &'a str,
 }
@@ -99,6 +99,7 @@ pub struct Lab {
     oomward: PathBuf,
     memhog: PathBuf,
     supervisor: PathBuf,
+    uiprobe: PathBuf,
     accel: Accel,
 }
 
@@ -148,7 +149,7 @@ impl Lab {
         let prepared = t.elapsed();
 
         let t = Instant::now();
-        let [oomward, memhog, supervisor] = build_static()?;
+        let [oomward, memhog, supervisor, uiprobe] = build_static()?;
         let built = t.elapsed();
 
         let mut lab = Lab {
@@ -156,11 +157,12 @@ impl Lab {
             oomward,
             memhog,
             supervisor,
+            uiprobe,
             accel: Accel::Tcg,
         };
         lab.accel = lab.choose_accel();
         notice(&format!(
-            "prepared in {:.1} s, static oomward+memhog+supervisor built in {:.1} s, accel={}",
+            "prepared in {:.1} s, static oomward+memhog+supervisor+uiprobe built in {:.1} s, accel={}",
             prepared.as_secs_f64(),
             built.as_secs_f64(),
             lab.accel.name()
@@ -301,7 +303,8 @@ impl Lab {
             .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
 
         let mem = header_mem(script).unwrap_or("512M");
-        let disk = script.lines().any(|l| l.trim() == "#@ disk");
+        let disk_img = self.cache.join("disk.img");
+        let disk = has_header(script, "#@ disk").then_some(disk_img.as_path());
         let machine = Machine {
             mem,
             cpus: 1,
@@ -336,9 +339,9 @@ impl Lab {
     ) -> Result<Guest, String> {
         let kdir = self.cache.join("kernels").join(kernel);
         let mut cmd = Command::new("qemu-system-x86_64");
-        if machine.disk {
+        if let Some(disk) = machine.disk {
             let mut drive = std::ffi::OsString::from("file=");
-            drive.push(self.cache.join("disk.img"));
+            drive.push(disk);
             drive.push(",format=raw,if=virtio,snapshot=on");
             cmd.arg("-drive").arg(drive);
         }
@@ -407,6 +410,11 @@ impl Lab {
     }
 }
 
+/// True if the scenario has the header line `line` (`#@ disk`).
+fn has_header(script: &str, line: &str) -> bool {
+    script.lines().any(|l| l.trim() == line)
+}
+
 /// The first `#@ mem=SIZE` header line of a scenario: the guest's RAM.
 fn header_mem(script: &str) -> Option<&str> {
     script
@@ -464,9 +472,14 @@ impl Lab {
     /// (RAM from its `#@ mem=` header, default 1G), at most `limit` of wall-clock time. Appended
     /// to the root file system: the scenario as `/scenario.sh`, `/lab/run.sh`, the busybox
     /// guest's helpers as `/lab/lib.sh` with `/lab/env.sh` (SCENARIO, KERNEL), the systemd
-    /// helpers as `/lab/systemd.sh`, the static memhog and supervisor in `/usr/local/bin`, and
-    /// `files` (path in the guest without the leading `/`, mode, host file). The serial
-    /// transcript is kept as `logs/KERNEL-systemd-NAME.log`.
+    /// helpers as `/lab/systemd.sh`, the static memhog, supervisor and uiprobe in
+    /// `/usr/local/bin`, the lab kernel's few modules (zram, virtio_blk, with what they depend
+    /// on; `prepare.sh` extracts them) under `/usr/lib/modules/RELEASE/`, and `files` (path in
+    /// the guest without the leading `/`, mode, host file). `name` may be `NAME:VARIANT`, as in
+    /// [`Lab::run`]. A scenario with the header `#@ disk` gets the image's scratch disk
+    /// (`disk-HASH.img` beside the root file system: ext4 with files, see
+    /// `prepare-systemd.sh`) as /dev/vda, writes discarded. The serial transcript is kept as
+    /// `logs/KERNEL-systemd-NAME[-VARIANT].log`.
     pub fn run_systemd(&self, name: &str, files: &[(&str, u32, &Path)], limit: Duration) -> Guest {
         let kernel = SYSTEMD_KERNEL;
         let rootfs = self.systemd_rootfs();
@@ -488,15 +501,25 @@ impl Lab {
     ) -> Result<Guest, String> {
         let sd_dir = vm_dir().join("systemd");
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-        let script = std::fs::read_to_string(sd_dir.join("scenarios").join(format!("{name}.sh")))
-            .map_err(|e| format!("scenario {name}: {e}"))?;
+        let (file, variant) = name.split_once(':').unwrap_or((name, ""));
+        let script = std::fs::read_to_string(sd_dir.join("scenarios").join(format!("{file}.sh")))
+            .map_err(|e| format!("scenario {file}: {e}"))?;
         let mut initrd = read(rootfs)?;
         while !initrd.len().is_multiple_of(4) {
             initrd.push(0);
         }
-        let env = format!("SCENARIO={name}\nKERNEL={kernel}\nVARIANT=\n");
+        let env = format!("SCENARIO={name}\nKERNEL={kernel}\nVARIANT={variant}\n");
         let mut cpio = Newc::default();
         cpio.dir("lab");
+        let kdir = self.cache.join("kernels").join(kernel);
+        let release = std::fs::read_to_string(kdir.join("release"))
+            .map_err(|e| format!("release of {kernel}: {e}"))?;
+        let modules = format!("usr/lib/modules/{}", release.trim());
+        cpio.dir("usr/lib/modules");
+        cpio.tree(
+            &modules,
+            &kdir.join("modules/lib/modules").join(release.trim()),
+        )?;
         cpio.file("lab/run.sh", 0o755, &read(&sd_dir.join("run.sh"))?);
         cpio.file("lab/lib.sh", 0o644, &read(&vm_dir().join("lib.sh"))?);
         cpio.file("lab/systemd.sh", 0o644, &read(&sd_dir.join("lib.sh"))?);
@@ -504,26 +527,29 @@ impl Lab {
         cpio.file("scenario.sh", 0o755, script.as_bytes());
         cpio.file("usr/local/bin/memhog", 0o755, &read(&self.memhog)?);
         cpio.file("usr/local/bin/supervisor", 0o755, &read(&self.supervisor)?);
+        cpio.file("usr/local/bin/uiprobe", 0o755, &read(&self.uiprobe)?);
         for (guest_path, mode, host) in files {
             cpio.file(guest_path, *mode, &read(host)?);
         }
         initrd.extend_from_slice(&cpio.finish());
         let runs = self.cache.join("runs");
         std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
-        let initrd_path = runs.join(format!("{kernel}-systemd-{name}.cpio"));
+        let file_name = name.replace(':', "-");
+        let initrd_path = runs.join(format!("{kernel}-systemd-{file_name}.cpio"));
         std::fs::write(&initrd_path, &initrd)
             .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
         // The initramfs is the root file system (rdinit: there is no /init to switch from).
         // Two vCPUs: systemd starts units in parallel, and under software emulation each vCPU
         // is a host thread (measured: multi-user.target 12 s after power-on instead of 17 s).
         // Nothing in these scenarios is timed closely enough for a neighbour's CPU to matter.
+        let disk_img = systemd_disk(rootfs);
         let machine = Machine {
             mem: header_mem(&script).unwrap_or("1G"),
             cpus: 2,
-            disk: false,
+            disk: has_header(&script, "#@ disk").then_some(disk_img.as_path()),
             append: "console=ttyS0 rdinit=/sbin/init panic=-1 quiet",
         };
-        let log_stem = format!("{kernel}-systemd-{name}");
+        let log_stem = format!("{kernel}-systemd-{file_name}");
         let result = self.qemu(
             kernel,
             name,
@@ -539,15 +565,26 @@ impl Lab {
     }
 }
 
-/// Builds the static oomward, memhog and supervisor for the guest.
-fn build_static() -> Result<[PathBuf; 3], String> {
+/// The systemd guest's scratch disk: `disk-HASH.img` beside `rootfs-HASH.cpio`, made with it.
+fn systemd_disk(rootfs: &Path) -> PathBuf {
+    let name = rootfs.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.unwrap_or_default();
+    let disk = name
+        .strip_prefix("rootfs-")
+        .and_then(|n| n.strip_suffix(".cpio"))
+        .map_or_else(|| "disk.img".to_string(), |h| format!("disk-{h}.img"));
+    rootfs.with_file_name(disk)
+}
+
+/// Builds the static oomward, memhog, supervisor and uiprobe for the guest.
+fn build_static() -> Result<[PathBuf; 4], String> {
     let target_dir = Path::new(MANIFEST_DIR).join("target/vm-build");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(MANIFEST_DIR)
         .args(["build", "--release", "--target", TARGET])
         .args(["--bin", "oomward", "--example", "memhog"])
-        .args(["--example", "supervisor"])
+        .args(["--example", "supervisor", "--example", "uiprobe"])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -566,12 +603,13 @@ fn build_static() -> Result<[PathBuf; 3], String> {
     let oomward = release.join("oomward");
     let memhog = release.join("examples").join("memhog");
     let supervisor = release.join("examples").join("supervisor");
-    for p in [&oomward, &memhog, &supervisor] {
+    let uiprobe = release.join("examples").join("uiprobe");
+    for p in [&oomward, &memhog, &supervisor, &uiprobe] {
         if !p.exists() {
             return Err(format!("{} missing after the build", p.display()));
         }
     }
-    Ok([oomward, memhog, supervisor])
+    Ok([oomward, memhog, supervisor, uiprobe])
 }
 
 /// One `RESULT PASS|FAIL NAME key=value ...` line.
@@ -855,6 +893,29 @@ impl Newc {
 
     pub fn file(&mut self, name: &str, perm: u32, data: &[u8]) {
         self.entry(name, 0o100_000 | perm, 1, data);
+    }
+
+    /// The directory `host` and everything below it as `name` (directories 0755, files 0644;
+    /// symbolic links and other kinds are left out), in name order.
+    pub fn tree(&mut self, name: &str, host: &Path) -> Result<(), String> {
+        self.dir(name);
+        let mut entries: Vec<_> = std::fs::read_dir(host)
+            .map_err(|e| format!("{}: {e}", host.display()))?
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let child = format!("{name}/{}", e.file_name().to_string_lossy());
+            let kind = e.file_type().map_err(|err| format!("{child}: {err}"))?;
+            if kind.is_dir() {
+                self.tree(&child, &e.path())?;
+            } else if kind.is_file() {
+                let data = std::fs::read(e.path())
+                    .map_err(|err| format!("{}: {err}", e.path().display()))?;
+                self.file(&child, 0o644, &data);
+            }
+        }
+        Ok(())
     }
 
     pub fn finish(mut self) -> Vec<u8> {

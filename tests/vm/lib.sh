@@ -205,3 +205,57 @@ setup_disk() {
     mount -t ext4 /dev/vda "$1" 2>&1 | sed 's/^/disk| /'
     grep -q " $1 " /proc/mounts
 }
+
+# PSI memory totals (µs): psi_total some|full prints the `total=` of that line.
+psi_total() {
+    while read -r kind _ _ _ total; do
+        [ "$kind" = "$1" ] && echo "${total#total=}"
+    done </proc/pressure/memory
+}
+
+# monitor PIDS...: writes "cross=UPTIME ..." (once, when MemAvailable and SwapFree both fell to
+# 10 %, the trigger oomward and earlyoom share by default) and "death=UPTIME pid=PID" (once per
+# PID, in the order they died) to /tmp/monitor.out, polling every 20 ms with shell built-ins
+# only (and sleep), until /tmp/monitor.stop exists. With zram, the largest zram0 mm_stat seen
+# (by mem_used_total) is written last as "zram_peak=MM_STAT".
+monitor() {
+    cross=
+    dead=" "
+    zram_peak=
+    zram_used=0
+    while [ ! -e /tmp/monitor.stop ]; do
+        read -r up _ </proc/uptime
+        if [ -z "$cross" ]; then
+            while read -r k v _; do
+                case $k in
+                MemTotal:) mt=$v ;;
+                MemAvailable:) ma=$v ;;
+                SwapTotal:) st=$v ;;
+                SwapFree:) sf=$v ;;
+                esac
+            done </proc/meminfo
+            if [ $((ma * 10)) -le "$mt" ] && [ $((sf * 10)) -le "$st" ]; then
+                cross=$up
+                echo "cross=$up avail_kb=$ma swap_free_kb=$sf" >>/tmp/monitor.out
+            fi
+        fi
+        for p in "$@"; do
+            case "$dead" in *" $p "*) continue ;; esac
+            state=Z
+            [ -r "/proc/$p/stat" ] && read -r _ _ state _ <"/proc/$p/stat" 2>/dev/null
+            if [ "$state" = Z ]; then
+                dead="$dead$p "
+                echo "death=$up pid=$p" >>/tmp/monitor.out
+            fi
+        done
+        if [ -r /sys/block/zram0/mm_stat ]; then
+            read -r z_orig z_compr z_used z_rest </sys/block/zram0/mm_stat
+            if [ "${z_used:-0}" -gt "$zram_used" ]; then
+                zram_used=$z_used
+                zram_peak="$z_orig $z_compr $z_used $z_rest"
+            fi
+        fi
+        sleep 0.02
+    done
+    [ -z "$zram_peak" ] || echo "zram_peak=$zram_peak" >>/tmp/monitor.out
+}

@@ -50,48 +50,6 @@ sshd=$HOG_PID
 start_memhog /tmp/by.out --hold 20 --say-term || { result FAIL reason=bystander_not_ready; exit 1; }
 by=$HOG_PID
 
-# PSI memory totals (µs): "some|full" "total=N".
-psi_total() {
-    while read -r kind _ _ _ total; do
-        [ "$kind" = "$1" ] && echo "${total#total=}"
-    done </proc/pressure/memory
-}
-# monitor PIDS...: writes "cross=UPTIME" and "death=UPTIME PID" to /tmp/monitor.out, polling
-# every 20 ms with shell built-ins only, until /tmp/monitor.stop exists.
-monitor() {
-    cross=
-    death=
-    while [ ! -e /tmp/monitor.stop ]; do
-        read -r up _ </proc/uptime
-        if [ -z "$cross" ]; then
-            while read -r k v _; do
-                case $k in
-                MemTotal:) mt=$v ;;
-                MemAvailable:) ma=$v ;;
-                SwapTotal:) st=$v ;;
-                SwapFree:) sf=$v ;;
-                esac
-            done </proc/meminfo
-            if [ $((ma * 10)) -le "$mt" ] && [ $((sf * 10)) -le "$st" ]; then
-                cross=$up
-                echo "cross=$up avail_kb=$ma swap_free_kb=$sf" >>/tmp/monitor.out
-            fi
-        fi
-        if [ -z "$death" ]; then
-            for p in "$@"; do
-                state=Z
-                [ -r "/proc/$p/stat" ] && read -r _ _ state _ <"/proc/$p/stat" 2>/dev/null
-                if [ "$state" = Z ]; then
-                    death=$up
-                    echo "death=$up pid=$p" >>/tmp/monitor.out
-                    break
-                fi
-            done
-        fi
-        sleep 0.02
-    done
-}
-
 full0=$(psi_total full)
 some0=$(psi_total some)
 oom0=$(keyed /proc/vmstat oom_kill)
@@ -122,8 +80,8 @@ stop_oomward
 [ -n "$DEFENDER" ] && kill "$DEFENDER" 2>/dev/null
 oom_kill=$(($(keyed /proc/vmstat oom_kill) - oom0))
 cross=$(sed -n 's/^cross=\([0-9.]*\).*/\1/p' /tmp/monitor.out)
-death=$(sed -n 's/^death=\([0-9.]*\).*/\1/p' /tmp/monitor.out)
-first=$(sed -n 's/^death=.* pid=\([0-9]*\)/\1/p' /tmp/monitor.out)
+death=$(sed -n 's/^death=\([0-9.]*\).*/\1/p' /tmp/monitor.out | head -n1)
+first=$(sed -n 's/^death=.* pid=\([0-9]*\)/\1/p' /tmp/monitor.out | head -n1)
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%d\n", (b - a) * 1000 }'; }
 case "$first" in
 "$hog") first_name=allocator out=/tmp/hog.out ;;

@@ -52,3 +52,17 @@ wait_active() {
 main_pid() {
     prop "$1" MainPID
 }
+
+# lab_modules: indexes the modules the lab appended under /usr/lib/modules/$(uname -r) (zram,
+# virtio_blk and what they need; no modules.dep.bin comes with them), so that modprobe, and
+# the kernel's own requests for a compressor, find them.
+lab_modules() {
+    depmod 2>&1 | grep -v 'could not open modules\.' | sed 's/^/depmod| /'
+}
+
+# as_alice CMD...: runs CMD as the desktop user alice (uid 1000, lingering: her user manager
+# runs from the boot), with her runtime directory, so that `systemd-run --user` reaches it.
+as_alice() {
+    runuser -u alice -- env XDG_RUNTIME_DIR=/run/user/1000 \
+        DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus "$@"
+}
