@@ -336,19 +336,14 @@ pub fn largest_outside(host: &Host, domain: &str, watched: &[&str]) -> Option<(S
 /// Fills in a sample's available memory, limit and T from its chain.
 fn summarize(host: &Host, out: &mut CgroupSample, system_t: u64, swap: SwapSpace) {
     let chain = &out.chain;
-    let mut available = None;
-    let mut limit = None;
-    let mut limit_index = None;
-    for (i, (_, m)) in chain.iter().enumerate() {
+    let mut available: Option<u64> = None;
+    for (_, m) in chain.iter() {
         if let Some(l) = trigger_limit(m) {
             let avail = l.saturating_sub(m.working_set());
-            if available.is_none_or(|a| avail < a) {
-                available = Some(avail);
-                limit = Some(l);
-                limit_index = Some(i);
-            }
+            available = Some(available.map_or(avail, |a| a.min(avail)));
         }
     }
+    let (limit, limit_index) = binding_limit(chain, available);
     let swap_left = swap_left(chain, swap);
     let available = available.map(|a: u64| a.saturating_add(swap_left));
     let totalpages = match oom_domain(chain) {
@@ -360,6 +355,41 @@ fn summarize(host: &Host, out: &mut CgroupSample, system_t: u64, swap: SwapSpace
     out.limit = limit;
     out.limit_index = limit_index;
     out.totalpages = totalpages;
+}
+
+/// How close to the least headroom an outer cgroup's must be to count as the same shortage.
+const SAME_LIMIT_SLACK: u64 = 4 << 20;
+
+/// The limit that binds a chain whose least headroom is `least`: the innermost cgroup with that
+/// headroom, or an ancestor whose limit is no larger and whose headroom is within
+/// [`SAME_LIMIT_SLACK`] (or 1/64 of its limit) of it, the outermost such. A container and its
+/// pod at the same limit are one shortage (the pod's usage includes the container's; their
+/// working sets differ by a little page cache and the moment each was read): taking the
+/// innermost made the container's scope and the pod's two domains, each choosing a victim for
+/// the one shortage (seen in tests/kubernetes). An ancestor with a larger limit stays apart: a
+/// charge can fill the inner one and leave it room, so its other children are no help.
+fn binding_limit(
+    chain: &[(String, CgroupMemory)],
+    least: Option<u64>,
+) -> (Option<u64>, Option<usize>) {
+    let Some(least) = least else {
+        return (None, None);
+    };
+    let limited = || {
+        chain.iter().enumerate().filter_map(|(i, (_, m))| {
+            trigger_limit(m).map(|l| (i, l, l.saturating_sub(m.working_set())))
+        })
+    };
+    let Some((i0, l0, _)) = limited().find(|&(_, _, avail)| avail == least) else {
+        return (None, None);
+    };
+    let mut found = (Some(l0), Some(i0));
+    for (i, l, avail) in limited().filter(|&(i, ..)| i > i0) {
+        if l <= l0 && avail <= least.saturating_add(SAME_LIMIT_SLACK.max(l / 64)) {
+            found = (Some(l), Some(i));
+        }
+    }
+    found
 }
 
 /// The machine's swap, from /proc/meminfo. Bytes.
@@ -594,6 +624,42 @@ mod tests {
         let mut own = memory(None, 0);
         own.swappiness = 0;
         assert_eq!(swap_left(&chain(own, memory(None, 0)), swap), 0);
+    }
+
+    #[test]
+    fn an_ancestor_at_the_same_limit_and_headroom_is_the_one_shortage() {
+        const MIB: u64 = 1 << 20;
+        let cg = |max: u64, usage: u64| CgroupMemory {
+            max: Some(max * MIB),
+            usage: usage * MIB,
+            ..CgroupMemory::default()
+        };
+        let chain = |inner: CgroupMemory, outer: CgroupMemory| {
+            vec![("/pod/c".to_string(), inner), ("/pod".to_string(), outer)]
+        };
+        let least = |c: &[(String, CgroupMemory)]| {
+            c.iter()
+                .filter_map(|(_, m)| Some(trigger_limit(m)?.saturating_sub(m.working_set())))
+                .min()
+        };
+        let table = [
+            // (inner max, usage, outer max, usage, binding index)
+            // A pod and its one container at one limit: the pod, whichever reads fuller.
+            (256, 230, 256, 229, 1),
+            (256, 230, 256, 231, 1),
+            // A parent with a larger limit stays apart however close its headroom.
+            (100, 98, 300, 296, 0),
+            // The same limit but far more room in the ancestor: the container.
+            (256, 230, 256, 100, 0),
+            // A tighter ancestor is the binding one anyway.
+            (512, 100, 256, 250, 1),
+        ];
+        for (row, (im, iu, om, ou, want)) in table.into_iter().enumerate() {
+            let c = chain(cg(im, iu), cg(om, ou));
+            let (_, at) = binding_limit(&c, least(&c));
+            assert_eq!(at, Some(want), "row {row}");
+        }
+        assert_eq!(binding_limit(&[], None), (None, None));
     }
 
     #[test]
