@@ -450,3 +450,44 @@ fn the_daemonset_carries_the_node_preset_and_asks_only_for_what_it_uses() {
     };
     assert_eq!(block("requests"), block("limits"), "not Guaranteed");
 }
+
+/// The shipped manifests are valid Kubernetes objects: checked offline against the API's
+/// published schemas, strictly (an unknown or misplaced field is an error), by
+/// `packaging/kubernetes/validate.sh` (kubernetes-validate, installed on first use). A copy with
+/// a misspelt field must fail, so the check is known to check.
+#[test]
+fn the_manifests_validate_against_the_kubernetes_schema() {
+    let script = repo("packaging/kubernetes/validate.sh");
+    let run = |file: &Path| {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let manifest = repo("packaging/kubernetes/oomward.yaml");
+    let out = run(&manifest);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("daemonset/oomward"), "{text}");
+    assert!(text.contains("configmap/oomward"), "{text}");
+
+    let yaml = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        yaml.contains("hostPID: true"),
+        "the DaemonSet shares the host's pids"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, yaml.replacen("hostPID: true", "hostPid: true", 1)).unwrap();
+    let out = run(&broken);
+    assert!(
+        !out.status.success(),
+        "a misspelt field passed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

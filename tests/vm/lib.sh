@@ -163,7 +163,8 @@ decision_field() {
 
 # stopped_how STATUS PID: how oomward stopped PID, which exited with STATUS: `term` (143, a
 # decision line event=term naming it), `eta` (137, a decision line event=kill reason=eta naming
-# it), else `no`.
+# it, or event=term followed by oomward's escalation to SIGKILL for the projection,
+# event=escalate reason=eta, before the victim could finish exiting), else `no`.
 stopped_how() {
     local ev reason
     ev=$(decision_field event "$2")
@@ -171,6 +172,9 @@ stopped_how() {
     if [ "$1" = 143 ] && [ "$ev" = term ]; then
         echo term
     elif [ "$1" = 137 ] && [ "$ev" = kill ] && [ "$reason" = eta ]; then
+        echo eta
+    elif [ "$1" = 137 ] && [ "$ev" = term ] &&
+        grep -E -q "event=escalate .* pid=$2 .*reason=eta" /tmp/oomward.log; then
         echo eta
     else
         echo no
