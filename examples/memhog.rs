@@ -39,14 +39,35 @@ struct Args {
     /// the OOM reaper cannot free while the process lingers.
     #[arg(long)]
     shared: bool,
+    /// Grow (`--rate`, `--grow`) in one shared mapping instead of private memory: memory that
+    /// dies with its last holder, freed by a kill only when nobody else maps it.
+    #[arg(long)]
+    shared_grow: bool,
+    /// Back the shared mappings with a memfd instead of `/dev/zero` (MAP_SHARED|MAP_ANONYMOUS).
+    #[arg(long)]
+    memfd: bool,
+    /// After `--hold`, fork this many children that keep every mapping (copy-on-write for
+    /// private memory, the same pages for shared) and sleep; each is announced as `child PID`,
+    /// and each dies with its parent.
+    #[arg(long, default_value_t = 0)]
+    fork_children: u32,
     /// Ignore SIGTERM (to test escalation to SIGKILL).
     #[arg(long)]
     ignore_term: bool,
+    /// On SIGTERM, allocate and touch this many MiB more, as fast as it can, and only then
+    /// exit: a shutdown handler that needs memory (a state dump), which must not win the race
+    /// against the limit.
+    #[arg(long)]
+    term_grow: Option<u64>,
     /// On SIGTERM, print `term-at MS us=US` (CLOCK_BOOTTIME, the clock of /proc/uptime, in ms
     /// and µs) and then die of it: when the signal arrived, for reaction latencies measured
     /// from outside.
     #[arg(long)]
     say_term: bool,
+    /// Set its own name (comm) to these bytes, given in hex (`ff` is the byte 0xff): a name
+    /// that is not UTF-8, as any user can give a process with prctl(PR_SET_NAME).
+    #[arg(long)]
+    comm_hex: Option<String>,
     /// Ignored: lets a copy stand in for a browser's child process, whose command line says
     /// what it is (`--type=renderer`), so that rules matching command lines see one.
     #[arg(long = "type", hide = true)]
@@ -72,27 +93,74 @@ fn touch(chunks: &mut Vec<Vec<u8>>, mib: u64) {
     }
 }
 
-/// Maps and touches `mib` MiB of MAP_SHARED|MAP_ANONYMOUS memory; kept until exit.
-fn shared_mapping(mib: u64) -> usize {
+/// Maps `mib` MiB of shared memory (a memfd, or MAP_SHARED|MAP_ANONYMOUS), untouched; kept
+/// until exit. Returns its address.
+fn shared_region(mib: u64, memfd: bool) -> *mut u8 {
     let len = (mib as usize) * MIB;
     if len == 0 {
-        return 0;
+        return std::ptr::null_mut();
     }
-    // SAFETY: a fresh anonymous mapping with no address hint; the pointer is checked against
-    // MAP_FAILED and the writes stay within the `len` bytes just mapped.
+    let (flags, fd) = if memfd {
+        // SAFETY: memfd_create reads the NUL-terminated name; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"memhog".as_ptr(), 0) };
+        assert!(fd >= 0, "memfd_create failed");
+        // SAFETY: ftruncate on the descriptor just made.
+        assert_eq!(
+            unsafe { libc::ftruncate(fd, len as libc::off_t) },
+            0,
+            "ftruncate"
+        );
+        (libc::MAP_SHARED, fd)
+    } else {
+        (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1)
+    };
+    // SAFETY: a fresh shared mapping with no address hint of a descriptor (or none) that this
+    // process owns; the pointer is checked against MAP_FAILED.
     unsafe {
         let p = libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
+            flags,
+            fd,
             0,
         );
         assert!(p != libc::MAP_FAILED, "mmap failed");
-        std::ptr::write_bytes(p.cast::<u8>(), 0xA5, len);
-        p as usize
+        p.cast::<u8>()
     }
+}
+
+/// Touches `mib` MiB of a region from `region` on.
+fn touch_region(region: *mut u8, from_mib: u64, mib: u64) {
+    // SAFETY: callers pass a region mapped by `shared_region` at least `from_mib + mib` MiB
+    // long; the writes stay within it.
+    unsafe {
+        std::ptr::write_bytes(
+            region.add(from_mib as usize * MIB),
+            0xA5,
+            mib as usize * MIB,
+        );
+    }
+}
+
+/// Forks a child that keeps every mapping and sleeps until its parent dies.
+fn fork_child() {
+    // SAFETY: the child only calls async-signal-safe functions (prctl, pause, _exit) before
+    // exiting; the parent goes on.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "child {pid}");
+    let _ = out.flush();
 }
 
 fn say(word: &str) {
@@ -101,10 +169,27 @@ fn say(word: &str) {
     let _ = out.flush();
 }
 
+/// prctl(PR_SET_NAME) with raw bytes (at most 15, the kernel's TASK_COMM_LEN less its NUL).
+fn set_comm(hex: &str) {
+    let mut name: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex comm"))
+        .filter(|b| *b != 0)
+        .take(15)
+        .collect();
+    name.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the pointer,
+    // which points at `name`, alive and NUL-terminated for the duration of the call.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    assert_eq!(rc, 0, "prctl(PR_SET_NAME)");
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(path) = &args.cgroup_procs {
         std::fs::write(path, std::process::id().to_string()).expect("join cgroup");
+    }
+    if let Some(hex) = &args.comm_hex {
+        set_comm(hex);
     }
     if let Some(adj) = args.adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).expect("set oom_score_adj");
@@ -129,19 +214,44 @@ fn main() {
     let grow = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, grow.clone())
         .expect("SIGUSR1 handler");
+    let termed = Arc::new(AtomicBool::new(false));
+    if args.term_grow.is_some() {
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, termed.clone())
+            .expect("SIGTERM handler");
+    }
     let mut chunks = Vec::new();
-    let _shared = if args.shared {
-        Some(shared_mapping(args.hold))
+    let on_term = |chunks: &mut Vec<Vec<u8>>| {
+        if let Some(mib) = args.term_grow
+            && termed.load(Ordering::SeqCst)
+        {
+            touch(chunks, mib);
+            std::process::exit(0);
+        }
+    };
+    if args.shared {
+        touch_region(shared_region(args.hold, args.memfd), 0, args.hold);
     } else {
         touch(&mut chunks, args.hold);
-        None
+    }
+    for _ in 0..args.fork_children {
+        fork_child();
+    }
+    let growing = if args.shared_grow {
+        shared_region(args.grow, args.memfd)
+    } else {
+        std::ptr::null_mut()
     };
     say("ready");
     if let Some(rate) = args.rate {
         std::thread::sleep(Duration::from_millis(args.delay_ms));
         let start = Instant::now();
         for i in 0..args.grow {
-            touch(&mut chunks, 1);
+            on_term(&mut chunks);
+            if growing.is_null() {
+                touch(&mut chunks, 1);
+            } else {
+                touch_region(growing, i, 1);
+            }
             if rate > 0 {
                 let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -152,6 +262,7 @@ fn main() {
         say("grown");
     }
     loop {
+        on_term(&mut chunks);
         if grow.swap(false, Ordering::SeqCst) {
             touch(&mut chunks, args.grow_on_signal);
             say("grown");

@@ -226,3 +226,138 @@ proptest! {
         }
     }
 }
+
+/// One process of a fixture /proc whose names are arbitrary bytes.
+#[derive(Debug, Clone)]
+struct OddProcess {
+    rss_mib: u64,
+    adj: i32,
+    comm: Vec<u8>,
+    exe: Vec<u8>,
+    cmdline: Vec<u8>,
+    cgroup: Vec<u8>,
+}
+
+fn bytes_without(
+    forbidden: &'static [u8],
+    len: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), len)
+        .prop_map(move |v| {
+            v.into_iter()
+                .filter(|b| !forbidden.contains(b))
+                .collect::<Vec<u8>>()
+        })
+        .prop_filter("not empty", |v| !v.is_empty())
+}
+
+prop_compose! {
+    fn odd_process()(
+        rss_mib in 1..500u64,
+        adj in prop_oneof![Just(0), Just(500), Just(-500)],
+        // A comm may hold any byte but NUL (prctl), a file name any but NUL and '/', a
+        // cgroup's name also no newline (its line in /proc/PID/cgroup).
+        comm in bytes_without(b"\0", 1..16),
+        exe in bytes_without(b"\0/", 1..40),
+        cmdline in prop::collection::vec(any::<u8>(), 0..60),
+        cgroup in bytes_without(b"\0/\n", 1..30),
+    ) -> OddProcess {
+        OddProcess { rss_mib, adj, comm, exe, cmdline, cgroup }
+    }
+}
+
+/// Writes `procs` as /proc entries (pids 5000, 5001, ...) of a copy of the v1 fixture root.
+fn odd_root(procs: &[OddProcess]) -> tempfile::TempDir {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    for f in ["proc/self/mountinfo", "proc/meminfo"] {
+        std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+        std::fs::copy(fixture.join(f), root.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(root.join("sys/fs/cgroup/memory/app")).unwrap();
+    for (n, p) in procs.iter().enumerate() {
+        let pid = 5000 + n;
+        let base = root.join(format!("proc/{pid}"));
+        std::fs::create_dir_all(&base).unwrap();
+        let pages = p.rss_mib * 256;
+        let mut stat = format!("{pid} (").into_bytes();
+        stat.extend_from_slice(&p.comm);
+        stat.extend_from_slice(
+            format!(
+                ") S 1 {pid} {pid} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 {} 1 {pages} 0\n",
+                100 + n
+            )
+            .as_bytes(),
+        );
+        std::fs::write(base.join("stat"), stat).unwrap();
+        let kib = pages * 4;
+        std::fs::write(
+            base.join("status"),
+            format!("Uid:\t1000\t1000\t1000\t1000\nVmSize:\t{kib} kB\nRssAnon:\t{kib} kB\nVmPTE:\t0 kB\nVmSwap:\t0 kB\n"),
+        )
+        .unwrap();
+        std::fs::write(base.join("oom_score_adj"), format!("{}\n", p.adj)).unwrap();
+        std::fs::write(base.join("cmdline"), &p.cmdline).unwrap();
+        let mut exe = b"/opt/".to_vec();
+        exe.extend_from_slice(&p.exe);
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&exe), base.join("exe")).unwrap();
+        let mut cgroup = b"4:memory:/app/".to_vec();
+        cgroup.extend_from_slice(&p.cgroup);
+        cgroup.push(b'\n');
+        std::fs::write(base.join("cgroup"), cgroup).unwrap();
+    }
+    dir
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("OOMWARD_PROPTEST_CASES").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(4000) / 16
+    ))]
+
+    /// Names are whatever their processes made them: random bytes in the comm, the executable's
+    /// file name, the command line and the cgroup's name never make a process unreadable, never
+    /// make it immune, and never change the choice: read through the real reader from a /proc
+    /// tree, the victim is the one chosen for the same table with plain names.
+    #[test]
+    fn names_of_any_bytes_never_make_a_candidate_immune(
+        procs in prop::collection::vec(odd_process(), 1..6),
+        need_mib in 0u64..600,
+    ) {
+        let dir = odd_root(&procs);
+        let host = oomward::probe::Host::discover(dir.path()).expect("host");
+        let scan = oomward::probe::process::scan(&host, None, true).expect("scan");
+        prop_assert!(scan.unreadable.is_empty(), "unreadable: {:?}", scan.unreadable);
+        prop_assert_eq!(scan.processes.len(), procs.len());
+        let mut plain = scan.processes.clone();
+        for p in &mut plain {
+            p.comm = format!("p{}", p.pid);
+            p.exe = Some(format!("/opt/x{}", p.pid));
+            p.cmdline = "x".into();
+            p.cgroup = Some(format!("/app/c{}", p.pid));
+        }
+        let policy = policy(true, RULES);
+        let totals = Totals { scope: 1 << 20, system: 1 << 22 };
+        let choose = |table: &[ProcessSnapshot], need: u64, min_gain: u64| {
+            let ranked = rank(table, &policy, totals);
+            match select(&prospects(&ranked), need, min_gain, false) {
+                Selection::Victim { index, .. } => Some(ranked[index].process.pid),
+                _ => None,
+            }
+        };
+        prop_assert_eq!(
+            choose(&scan.processes, need_mib << 20, 1 << 20),
+            choose(&plain, need_mib << 20, 1 << 20)
+        );
+        // Every process is eligible (an ordinary user's, adj above -1000): with nothing in
+        // particular needed, somebody is chosen.
+        let odd = choose(&scan.processes, 0, 0);
+        prop_assert!(odd.is_some());
+        prop_assert_eq!(odd, choose(&plain, 0, 0));
+        // And the chosen one can be told apart by the identity check, whatever its comm.
+        let chosen = scan.processes.iter().find(|p| Some(p.pid) == odd).unwrap();
+        let stat = std::fs::read(dir.path().join(format!("proc/{}/stat", chosen.pid))).unwrap();
+        prop_assert!(oomward::kill::same_process(&stat, chosen.starttime).is_ok());
+    }
+}

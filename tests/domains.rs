@@ -911,3 +911,155 @@ fn nothing_to_do() {
     assert_eq!(why.len(), 1, "one line says why:\n{out}");
     drop(tmpfs);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Kills that free what dies with the victim, and not what survives it.
+
+/// One run: in a fresh 256 MiB cgroup, an idle 20 MiB bystander and (with `sharers` > 0) a
+/// process whose shared 100 MiB mapping `sharers` forked children keep mapped; then a grower
+/// at 150 MiB/s whose memory is `grower_args` (a shared anonymous mapping or a memfd: memory
+/// that dies with its only holder). The grower must be the only victim, the kernel must not
+/// act. Returns the decision lines.
+fn only_the_grower(name: &str, grower_args: &[&str], sharers: u32) -> Vec<String> {
+    let cg = TestCgroup::create(name, LIMIT);
+    let procs = cg.procs_file();
+    let mut bystander = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "20"]);
+    let children = sharers.to_string();
+    let mut holder = (sharers > 0).then(|| {
+        Proc::memhog(&[
+            "--cgroup-procs",
+            &procs,
+            "--shared",
+            "--hold",
+            "100",
+            "--fork-children",
+            &children,
+        ])
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &[&cg.path], "", "", &[]);
+    d.wait_for(
+        &format!("event=scope_added scope={}", cg.path),
+        Duration::from_secs(5),
+    );
+    let mut args = vec!["--cgroup-procs", &procs, "--rate", "150", "--grow", "600"];
+    args.extend_from_slice(grower_args);
+    let mut grower = Proc::memhog(&args);
+    let status = grower
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{name}: the grower was not stopped:\n{}", d.output()));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.output();
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        0,
+        "{name}: the kernel OOM killer fired:\n{out}"
+    );
+    assert!(stopped_by_signal(&status), "{name}: {status:?}");
+    let decisions = matching(&d, is_decision);
+    assert!(!decisions.is_empty(), "{name}: no decision:\n{out}");
+    for l in &decisions {
+        assert_eq!(pid_of(l), Some(grower.pid), "{name}: another victim: {l}");
+    }
+    assert!(alive(&mut bystander), "{name}: the bystander died:\n{out}");
+    if let Some(h) = holder.as_mut() {
+        assert!(alive(h), "{name}: the sharers' parent died:\n{out}");
+    }
+    decisions
+}
+
+#[test]
+fn a_shared_mapping_or_memfd_that_dies_with_its_grower_makes_it_the_victim_5_of_5() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let runs = env_or("OOMWARD_GAIN_RUNS", 5);
+    for (what, args) in [
+        ("shared anonymous", &["--shared-grow"][..]),
+        ("memfd", &["--shared-grow", "--memfd"][..]),
+    ] {
+        for run in 0..runs {
+            let lines = only_the_grower(&format!("shgrow{run}"), args, 0);
+            let gain: u64 = field(&lines[0], "gain")
+                .and_then(|v| v.parse().ok())
+                .unwrap();
+            println!(
+                "{what} grower, run {run}: {} {} gain={} MiB",
+                field(&lines[0], "event").unwrap(),
+                field(&lines[0], "signal").unwrap(),
+                gain >> 20
+            );
+            assert!(
+                gain > 100 * MIB,
+                "{what}: its shared memory is its gain: {}",
+                lines[0]
+            );
+        }
+    }
+}
+
+/// Six processes map one shared 100 MiB region (none of them frees it alone); a grower of
+/// private memory beside them is the only victim (the kernel kills all six, as they share
+/// nothing it can free).
+#[test]
+fn six_sharers_of_one_mapping_are_spared_and_the_grower_stopped() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    only_the_grower("sixshare", &[], 5);
+}
+
+/// stress-ng's memfd stressor (two workers, 300 MiB of memfds each) in a 256 MiB cgroup for
+/// 15 s: every bit of its memory dies with the worker that holds it. oomward stops workers
+/// before the kernel must: the kernel's oom_kill stays 0.
+#[test]
+fn stress_ng_memfd_is_stopped_before_the_kernel() {
+    if !can_run() {
+        return;
+    }
+    if Command::new("stress-ng").arg("--version").output().is_err() {
+        panic!("stress-ng is missing: .ci/setup installs it");
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("memfd", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &[&cg.path], "", "", &[]);
+    d.wait_for(
+        &format!("event=scope_added scope={}", cg.path),
+        Duration::from_secs(5),
+    );
+    let secs = env_or("OOMWARD_MEMFD_SECS", 15);
+    let procs = cg.procs_file();
+    let mut stress = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {procs} && exec stress-ng --memfd 2 --memfd-bytes 300M --timeout {secs}s --metrics-brief"
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stress-ng");
+    let deadline = Instant::now() + Duration::from_secs(secs + 30);
+    while stress.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if stress.try_wait().unwrap().is_none() {
+        let _ = stress.kill();
+        let _ = stress.wait();
+    }
+    let out = d.output();
+    let kernel = cg.keyed("memory.oom_control", "oom_kill");
+    let decisions = matching(&d, is_decision);
+    let futile = matching(&d, |l| event(l) == Some("futile"));
+    println!(
+        "stress-ng memfd {secs}s: oomward decisions {}, futile lines {}, kernel oom_kill {kernel}",
+        decisions.len(),
+        futile.len()
+    );
+    assert_eq!(kernel, 0, "the kernel OOM killer fired:\n{out}");
+    assert!(!decisions.is_empty(), "oomward never acted:\n{out}");
+}

@@ -101,7 +101,7 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
     );
     d.wait_for("event=scope_added", Duration::from_secs(5));
     let mut peaks = Vec::new();
-    let (mut by_term, mut by_eta) = (0, 0);
+    let (mut by_term, mut by_eta, mut by_escalation) = (0, 0, 0);
     for round in 0..20 {
         cg.write("memory.max_usage_in_bytes", "0");
         let mut hog = fast_allocator(&cg, &[]);
@@ -130,9 +130,19 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
                 assert!(line.contains("event=term "), "round {round}: {line}");
                 by_term += 1;
             }
+            Some(libc::SIGKILL) if line.contains("event=term ") => {
+                // Asked first, then SIGKILLed at the last safe moment.
+                d.wait_for(
+                    &format!("pid={} comm=memhog victim_alive=true", hog.pid),
+                    Duration::from_secs(2),
+                );
+                by_escalation += 1;
+            }
             Some(libc::SIGKILL) => {
                 assert!(
-                    line.contains("event=kill ") && line.contains("reason=eta"),
+                    line.contains("event=kill ")
+                        && line.contains("reason=eta")
+                        && line.contains("signal_rule=no_room"),
                     "round {round}: SIGKILL without the projection saying so: {line}"
                 );
                 by_eta += 1;
@@ -148,7 +158,7 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         );
     }
     println!(
-        "seed 000: stopped 20/20 before the limit, {by_term} by SIGTERM, {by_eta} by SIGKILL on the projection; peak usage MiB: {peaks:?}"
+        "seed 000: stopped 20/20 before the limit, {by_term} by SIGTERM, {by_escalation} by SIGKILL after SIGTERM, {by_eta} by SIGKILL on the projection; peak usage MiB: {peaks:?}"
     );
     // What woke the daemon for each decision: the usage threshold armed at the term level
     // fires as the allocator crosses it; the timer may still get there first now and then.
@@ -171,6 +181,127 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         by_event > 0,
         "no decision was woken by the threshold: {wakes:?}"
     );
+}
+
+/// SIGTERM is sent whenever the projection leaves room, so a victim's SIGTERM handler may
+/// itself allocate (a state dump on the way out): oomward must still get there before the
+/// kernel, by SIGKILL at the last safe moment. Each round: an allocator growing at 300 MiB/s
+/// (projected about 80 ms from the limit at the term level: room to ask) whose handler then
+/// allocates 400 MiB more as fast as it can.
+#[test]
+fn a_sigterm_handler_that_allocates_is_sigkilled_before_the_limit_10_of_10() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("termgrow", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &cg.path, "", "[kill]\ngrace = \"5s\"\n", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let (mut asked, mut at_once) = (0, 0);
+    for round in 0..10 {
+        let mut hog = allocator(&cg, "300", &["--term-grow", "400"]);
+        let status = hog
+            .wait_exit(Duration::from_secs(20))
+            .expect("the allocator was stopped");
+        assert_eq!(
+            cg.keyed("memory.oom_control", "oom_kill"),
+            0,
+            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
+            d.output()
+        );
+        let needle = format!("pid={} comm=memhog", hog.pid);
+        let out = d.wait_for(&needle, Duration::from_secs(2));
+        let line = out.lines().find(|l| l.contains(&needle)).unwrap();
+        if line.contains("event=term ") {
+            // It was asked, its handler grew: SIGKILL by escalation, or its exit after the
+            // handler when that fitted.
+            assert!(
+                line.contains("signal_rule=room") || line.contains("signal_rule=term_level"),
+                "round {round}: SIGTERM without room: {line}"
+            );
+            if status.signal() == Some(libc::SIGKILL) {
+                d.wait_for(
+                    &format!("{needle} victim_alive=true"),
+                    Duration::from_secs(2),
+                );
+            }
+            asked += 1;
+        } else {
+            assert!(
+                line.contains("signal_rule=no_room"),
+                "round {round}: {line}"
+            );
+            at_once += 1;
+        }
+    }
+    println!(
+        "term handler that allocates: 10/10 before the kernel, {asked} asked first, {at_once} SIGKILLed at once"
+    );
+    assert!(
+        asked > 0,
+        "never asked first: the rule gave no room at 300 MiB/s"
+    );
+}
+
+/// A name is whatever its process made it. An ordinary user's allocator whose comm holds bytes
+/// that are not UTF-8 (set with prctl, or taken from a file name with such bytes) is stopped
+/// before the kernel like any other, in the seed race (as fast as it can), 5 of 5, and the
+/// decision line shows the name escaped.
+#[test]
+fn a_name_that_is_not_utf8_makes_nobody_immune_5_of_5() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("bytes", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A copy whose file name is not UTF-8: its comm (and exe) come from that name.
+    let odd_name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"hog\xff\xfe");
+    let copy = dir.path().join(odd_name);
+    std::fs::copy(support::memhog_path(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = daemon(&dir, &cg.path, "", "", &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let memhog = support::memhog_path();
+    for round in 0..5 {
+        let by_file = round % 2 == 1;
+        let exe = if by_file { &copy } else { &memhog };
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["--rate", "0", "--grow", "600", "--delay-ms", "200"])
+            .stdout(std::process::Stdio::piped())
+            .uid(65534)
+            .gid(65534);
+        if !by_file {
+            cmd.args(["--comm-hex", "ff6d656d"]);
+        }
+        // Adopted once it said ready; it grows 200 ms later, inside the cgroup by then.
+        let mut hog = Proc::adopt(cmd.spawn().unwrap());
+        cg.write("cgroup.procs", &hog.pid.to_string());
+        let comm = std::fs::read(format!("/proc/{}/comm", hog.pid)).unwrap();
+        assert!(
+            std::str::from_utf8(&comm).is_err(),
+            "round {round}: comm {comm:?} is UTF-8"
+        );
+        let status = hog
+            .wait_exit(Duration::from_secs(20))
+            .expect("the allocator was stopped");
+        assert!(stopped_by_oomward(&status), "round {round}: {status:?}");
+        assert_eq!(
+            cg.keyed("memory.oom_control", "oom_kill"),
+            0,
+            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
+            d.output()
+        );
+        let out = d.wait_for(&format!("pid={} comm=", hog.pid), Duration::from_secs(2));
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("pid={} comm=", hog.pid)))
+            .unwrap();
+        assert!(line.contains("uid=65534"), "round {round}: {line}");
+    }
+    assert!(!d.output().contains("event=unverifiable"), "{}", d.output());
 }
 
 #[test]

@@ -363,3 +363,62 @@ fn hand_written_readers_agree_with_procfs() {
         "{ours:?} vs {avail}"
     );
 }
+
+/// What a kill frees, as the kernel shows it per mapping: a process's private memory whose
+/// pages a forked child still shares copy-on-write is not freed by killing it; shared memory
+/// that dies with its last holder (a shared anonymous mapping, a memfd) counts for its only
+/// holder and for nobody while another process maps it.
+#[test]
+fn smaps_tell_what_dies_with_a_process_and_what_others_keep() {
+    use oomward::decide::gain::gain_of;
+    use oomward::probe::smaps::read_finalists;
+    let host = Host::discover(Path::new("/")).unwrap();
+    let budget = Duration::from_secs(1);
+    let gain = |pid: i32, others: &[i32]| {
+        let f = read_finalists(&host, &[pid], others, budget);
+        assert_eq!(f.len(), 1, "pid {pid} read");
+        gain_of(&f[0].held, &f[0].kept_elsewhere) >> 20
+    };
+    // (memhog args) -> MiB its kill frees, alone and beside its forked child
+    for backing in [&[][..], &["--memfd"][..]] {
+        let mut args = vec!["--shared", "--hold", "64"];
+        args.extend_from_slice(backing);
+        let alone = Proc::memhog(&args);
+        let freed = gain(alone.pid, &[alone.pid]);
+        assert!((64..70).contains(&freed), "{args:?}: {freed} MiB");
+        args.extend_from_slice(&["--fork-children", "1"]);
+        let mut parent = Proc::memhog_started(&args);
+        let child: i32 = parent
+            .line_starting("child")
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        parent.expect_line("ready");
+        // The child maps the same object: killing the parent frees none of it.
+        let kept = gain(parent.pid, &[parent.pid, child]);
+        assert!(kept < 8, "{args:?}: {kept} MiB while the child maps it");
+        // Not told of the child, the estimate would count it: the others matter.
+        assert!(gain(parent.pid, &[parent.pid]) >= 64);
+    }
+    // Private memory shared copy-on-write with a child: the parent's kill frees almost none.
+    let mut parent = Proc::memhog_started(&["--hold", "64", "--fork-children", "1"]);
+    let child: i32 = parent
+        .line_starting("child")
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    parent.expect_line("ready");
+    let status_anon = {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", parent.pid)).unwrap();
+        oomward::probe::process::Status::parse(&s).rss_anon_kib >> 10
+    };
+    assert!(status_anon >= 64, "status says {status_anon} MiB anonymous");
+    let freed = gain(parent.pid, &[parent.pid, child]);
+    assert!(freed < 8, "copy-on-write counted as gain: {freed} MiB");
+    let private = Proc::memhog(&["--hold", "64"]);
+    assert!(gain(private.pid, &[private.pid]) >= 64);
+}

@@ -56,13 +56,13 @@ macro_rules! on_one_kernel {
 
 /// The facts of a scenario where oomward ended the allocator (`hog`) and nobody else: exit
 /// status 143 (SIGTERM), the kernel's oom_kill 0, and oomward's victim the allocator. A scenario
-/// that reports `stopped=` (`term`, `eta`, `no`, from lib.sh's `stopped_how`) may also have
-/// stopped it by SIGKILL with `reason=eta` (exit status 137), at once or as an escalation of
-/// its SIGTERM: the projected time to exhaustion was shorter than the grace (left), as
+/// that reports `stopped=` (`term`, `eta`, `escalated`, `no`, from lib.sh's `stopped_how`) may
+/// also have stopped it by SIGKILL (exit status 137): at once with `reason=eta` (the projection
+/// left no room for a look), or as the escalation of its SIGTERM at the last safe moment, as
 /// `tests/enforce.rs` accepts too.
 fn stopped_by_oomward(g: &Guest, status_key: &str) {
     match g.expect_pass().kv.get("stopped").map(String::as_str) {
-        Some("eta") => g.expect_kv(status_key, "137"),
+        Some("eta" | "escalated") => g.expect_kv(status_key, "137"),
         Some(how) => {
             assert_eq!(how, "term", "not stopped by oomward\n{}", g.transcript());
             g.expect_kv(status_key, "143");

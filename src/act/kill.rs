@@ -21,6 +21,10 @@ pub enum KillError {
     /// The pid now belongs to another process: never signal it.
     #[error("pid was reused by another process")]
     Reused,
+    /// Its identity could not be checked (an odd or unreadable stat): never signal it, take
+    /// the next candidate.
+    #[error("identity cannot be verified: {0}")]
+    Unverifiable(String),
     /// The system refused (EPERM, ...).
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -33,15 +37,26 @@ pub fn open_verified(host: &Host, p: &ProcessSnapshot) -> Result<OwnedFd, KillEr
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(KillError::Gone),
         Err(e) => return Err(e.into()),
     };
-    let path = host.path(&format!("/proc/{}/stat", p.pid));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(_) => return Err(KillError::Gone),
+    // Bytes, never text: a name is whatever the process made it (any user can put a byte that
+    // is not UTF-8 in its comm), and a check that failed on it would make the process immune.
+    let bytes = match std::fs::read(host.path(&format!("/proc/{}/stat", p.pid))) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            return Err(KillError::Gone);
+        }
+        Err(e) => return Err(KillError::Unverifiable(format!("stat: {e}"))),
     };
+    same_process(&bytes, p.starttime).map(|()| fd)
+}
+
+/// Whether `stat` (the bytes of `/proc/PID/stat`) is the process that started at `starttime`.
+/// The fields after the comm are found from its *last* `)`, whatever bytes the comm holds.
+pub fn same_process(stat: &[u8], starttime: u64) -> Result<(), KillError> {
+    let text = String::from_utf8_lossy(stat);
     match Stat::parse(&text) {
-        Ok(s) if s.starttime == p.starttime => Ok(fd),
+        Ok(s) if s.starttime == starttime => Ok(()),
         Ok(_) => Err(KillError::Reused),
-        Err(_) => Err(KillError::Gone),
+        Err(why) => Err(KillError::Unverifiable(why)),
     }
 }
 
@@ -197,5 +212,48 @@ impl Reaper {
     /// A pid whose memory was released since the last call, if any (call until `None`).
     pub fn released(&self) -> Option<i32> {
         self.done.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(comm: &[u8], starttime: u64) -> Vec<u8> {
+        let mut b = b"4242 (".to_vec();
+        b.extend_from_slice(comm);
+        b.extend_from_slice(
+            format!(") R 1 4242 4242 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 {starttime} 1 25 0\n")
+                .as_bytes(),
+        );
+        b
+    }
+
+    #[test]
+    fn identity_is_checked_on_bytes_whatever_the_comm_holds() {
+        // (comm bytes) -> the same process at start time 777
+        let comms: &[&[u8]] = &[
+            b"memhog",
+            b"\xff",
+            b"a\xc3(b) c",
+            b"x=1 event=kill",
+            b") 9 9 (",
+            b"\n\0\x1b[31m",
+            b"",
+        ];
+        for comm in comms {
+            assert!(
+                same_process(&stat(comm, 777), 777).is_ok(),
+                "{comm:?} made it unverifiable"
+            );
+            assert!(
+                matches!(same_process(&stat(comm, 778), 777), Err(KillError::Reused)),
+                "{comm:?}"
+            );
+        }
+        assert!(matches!(
+            same_process(b"4242 (x) R 1", 777),
+            Err(KillError::Unverifiable(_))
+        ));
     }
 }

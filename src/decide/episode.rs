@@ -2,9 +2,14 @@
 //! machine driven by what each round observed and the clock it was given.
 //!
 //! The rules are the kernel's, moved earlier:
-//! - while a victim only asked to exit (SIGTERM) is within its grace, nobody else is chosen;
-//!   it is escalated to SIGKILL when the grace ends, when the domain reaches its kill level, or
-//!   when the projected time to exhaustion is shorter than the grace left;
+//! - a victim is asked to exit (SIGTERM) whenever the projection leaves room for one more look
+//!   before a SIGKILL must go out; a database backend that exits in 40 ms on SIGTERM finishes
+//!   its work cleanly, where a SIGKILL makes PostgreSQL end every other session too. SIGKILL at
+//!   once only when not even that look fits ([`room_for_term`]);
+//! - while a victim only asked to exit is within its grace, nobody else is chosen; it is looked
+//!   at at its own pace ([`term_look`]) and escalated to SIGKILL at the last safe moment: when
+//!   the headroom left would be gone before the next look plus the time a SIGKILL takes to free
+//!   memory, when the domain reaches its kill level, or when the grace ends;
 //! - a SIGKILLed victim whose memory has been released (`process_mrelease` returned) no longer
 //!   holds anything up: at the kill level the next victim is chosen at once, as the kernel's
 //!   OOM killer skips a victim the OOM reaper has finished with (`MMF_OOM_SKIP`). A workload
@@ -35,6 +40,9 @@ pub struct Limits {
     /// After a victim exits, how long a hung cgroup gets before another rescue (its waiting
     /// tasks must run before `under_oom` can clear).
     pub rescue_settle: Duration,
+    /// How long before exhaustion a SIGKILL must go out for its memory to come back in time
+    /// (see [`KILL_LEAD`]).
+    pub kill_lead: Duration,
 }
 
 impl Limits {
@@ -46,8 +54,37 @@ impl Limits {
             kernel_wait: KERNEL_WAIT,
             backoff: BACKOFF,
             rescue_settle: RESCUE_SETTLE,
+            kill_lead: KILL_LEAD,
         }
     }
+}
+
+/// See [`Limits::kill_lead`]: the signal, `process_mrelease` of a few hundred MiB (under a
+/// millisecond here), and the loop's own wake-up with every CPU busy faulting memory in (up to
+/// 20 ms for an ordinary thread; seen here before the loop ran in the real-time class).
+pub const KILL_LEAD: Duration = Duration::from_millis(20);
+
+/// How soon a domain whose victim was only asked to exit is looked at again: every
+/// [`EXIT_POLL`] while the projection is far, faster as it nears the [`Limits::kill_lead`]
+/// (half of what is left before a SIGKILL would be due), never faster than [`RELEASE_POLL`].
+pub fn term_look(eta: Option<Duration>, l: &Limits) -> Duration {
+    match eta {
+        None => EXIT_POLL,
+        Some(e) => (e.saturating_sub(l.kill_lead) / 2).clamp(RELEASE_POLL, EXIT_POLL),
+    }
+}
+
+/// Whether the projected time to exhaustion leaves room to ask a victim to exit: one more look
+/// ([`term_look`]) and then, if it is still there, a SIGKILL in time ([`Limits::kill_lead`]).
+/// No projection (not filling, or not known yet): room.
+pub fn room_for_term(eta: Option<Duration>, l: &Limits) -> bool {
+    eta.is_none_or(|e| e > term_look(Some(e), l) + l.kill_lead)
+}
+
+/// The headroom a projection leaves after the last safe moment for a SIGKILL, for the decision
+/// line: what a victim asked to exit has, at the least, to do it in.
+pub fn room(eta: Option<Duration>, l: &Limits) -> Option<Duration> {
+    eta.map(|e| e.saturating_sub(l.kill_lead))
 }
 
 /// See [`Limits::kernel_wait`]. The kernel's OOM reaper frees a victim's anonymous memory within
@@ -100,6 +137,9 @@ pub struct Victim {
     pub released: bool,
     /// It (and everyone signalled with it) has exited.
     pub exited: bool,
+    /// When processes of its executable have exited after SIGTERM before (see
+    /// [`crate::decide::exits`]): the domain is looked at then, to see it go at once.
+    pub expected_exit: Option<Duration>,
 }
 
 /// Why a victim is escalated to SIGKILL.
@@ -109,7 +149,7 @@ pub enum Escalation {
     Grace,
     /// The domain reached its kill level.
     KillLevel,
-    /// The domain runs out before the grace would end.
+    /// The projection leaves no room for another look before the limit.
     Eta,
 }
 
@@ -133,7 +173,7 @@ pub enum Reason {
     Kill,
     /// At the kill level while earlier victims are still exiting (their memory released).
     KeepUp,
-    /// Memory runs out before SIGTERM plus the grace could finish.
+    /// Memory runs out before one more look and a SIGKILL's lead: no room to ask.
     Eta,
     /// A hung cgroup (`oom_kill_disable = 1`, `under_oom`): its tasks cannot run a handler.
     Rescue,
@@ -249,6 +289,8 @@ pub struct Episode {
     said_no_candidate: bool,
     dry_run_decided: bool,
     last_exit: Option<Instant>,
+    /// The projection at the last assessment, for the pace of the looks at a victim.
+    eta: Option<Duration>,
 }
 
 impl Episode {
@@ -277,14 +319,22 @@ impl Episode {
         self.kills
     }
 
-    /// Records a victim signalled now (SIGKILL at once when `killed`).
-    pub fn signalled(&mut self, key: ProcessKey, now: Instant, killed: bool) {
+    /// Records a victim signalled now (SIGKILL at once when `killed`); `expected_exit` is how
+    /// long its executable took to exit after SIGTERM before, if known.
+    pub fn signalled(
+        &mut self,
+        key: ProcessKey,
+        now: Instant,
+        killed: bool,
+        expected_exit: Option<Duration>,
+    ) {
         self.victims.push(Victim {
             key,
             signalled: now,
             killed: killed.then_some(now),
             released: false,
             exited: false,
+            expected_exit,
         });
         self.kills += 1;
         self.hold_spent = false;
@@ -329,6 +379,7 @@ impl Episode {
     /// in flight, and say whether to choose a new victim.
     pub fn assess(&mut self, obs: &Observation, now: Instant, l: &Limits) -> Plan {
         let mut plan = Plan::default();
+        self.eta = obs.eta;
         let hung = if obs.rescue { Level::Kill } else { obs.level };
         if hung > Level::Ok && self.started.is_none() {
             self.start(now);
@@ -449,7 +500,7 @@ impl Episode {
                         Some(Escalation::KillLevel)
                     } else if elapsed >= l.grace {
                         Some(Escalation::Grace)
-                    } else if obs.eta.is_some_and(|eta| eta < l.grace - elapsed) {
+                    } else if !room_for_term(obs.eta, l) {
                         Some(Escalation::Eta)
                     } else {
                         None
@@ -465,14 +516,23 @@ impl Episode {
     }
 
     /// How soon the victims in flight want the domain sampled again: a SIGKILLed one whose
-    /// memory is not yet released every [`RELEASE_POLL`], one asked to exit every [`EXIT_POLL`]
-    /// (and at the end of its grace). `None` without victims. The caller asks again after
-    /// signalling a new victim, which the plan it acted on could not know of.
+    /// memory is not yet released every [`RELEASE_POLL`], one asked to exit at the pace of
+    /// [`term_look`] (and at the end of its grace, and when its executable's earlier exits
+    /// say it will be gone). `None` without victims. The caller asks again after signalling a
+    /// new victim, which the plan it acted on could not know of.
     pub fn victims_poll(&self, now: Instant, l: &Limits) -> Option<Duration> {
         self.victims
             .iter()
             .map(|v| match v.killed {
-                None => EXIT_POLL.min(l.grace.saturating_sub(now.duration_since(v.signalled))),
+                None => {
+                    let since = now.duration_since(v.signalled);
+                    let expected = v
+                        .expected_exit
+                        .filter(|t| *t > since)
+                        .map(|t| (t - since).max(RELEASE_POLL));
+                    let look = term_look(self.eta, l).min(expected.unwrap_or(Duration::MAX));
+                    look.min(l.grace.saturating_sub(since))
+                }
                 Some(_) if !v.released => RELEASE_POLL,
                 Some(_) => EXIT_POLL,
             })
@@ -535,7 +595,7 @@ impl Episode {
             Reason::KeepUp
         } else if at_kill {
             Reason::Kill
-        } else if obs.eta.is_some_and(|eta| eta < l.grace) {
+        } else if !room_for_term(obs.eta, l) {
             Reason::Eta
         } else if obs.stall.is_some() {
             Reason::Stall
@@ -591,7 +651,7 @@ mod tests {
         let p = e.assess(&obs(Level::Term, 20), c.at(10), &l);
         assert!(p.started);
         assert_eq!(p.choose, Some(Reason::Term));
-        e.signalled(key(1), c.at(10), false);
+        e.signalled(key(1), c.at(10), false, None);
         // Right after signalling, the caller learns when to look again.
         assert_eq!(e.victims_poll(c.at(10), &l), Some(EXIT_POLL));
         // In flight: wait for it, sampled every EXIT_POLL.
@@ -622,7 +682,8 @@ mod tests {
         let table = [
             // (level, eta ms, stall, expected)
             (Level::Term, None, stall, Some(Reason::Stall)),
-            (Level::Term, Some(100), stall, Some(Reason::Eta)),
+            (Level::Term, Some(100), stall, Some(Reason::Stall)),
+            (Level::Term, Some(10), stall, Some(Reason::Eta)),
             (Level::Kill, None, stall, Some(Reason::Kill)),
             (Level::Term, None, None, Some(Reason::Term)),
             (Level::Ok, None, stall, None),
@@ -648,8 +709,12 @@ mod tests {
             (Level::Term, 999, None, None),
             (Level::Term, 1000, None, Some(Escalation::Grace)),
             (Level::Kill, 1, None, Some(Escalation::KillLevel)),
+            // SIGTERM until the last safe moment: one more look and a SIGKILL's lead.
             (Level::Term, 100, Some(950), None),
-            (Level::Term, 100, Some(800), Some(Escalation::Eta)),
+            (Level::Term, 100, Some(800), None),
+            (Level::Term, 100, Some(30), None),
+            (Level::Term, 100, Some(22), Some(Escalation::Eta)),
+            (Level::Term, 100, Some(5), Some(Escalation::Eta)),
             (Level::Ok, 100, None, None),
             (Level::Ok, 1500, None, Some(Escalation::Grace)),
         ];
@@ -657,7 +722,7 @@ mod tests {
             let c = Clock(Instant::now());
             let mut e = Episode::default();
             e.assess(&obs(Level::Term, 20), c.at(0), &l);
-            e.signalled(key(1), c.at(0), false);
+            e.signalled(key(1), c.at(0), false, None);
             let mut o = obs(level, 20);
             o.eta = eta.map(Duration::from_millis);
             let p = e.assess(&o, c.at(ms), &l);
@@ -677,7 +742,13 @@ mod tests {
             (Level::Ok, None, false, None),
             (Level::Term, None, false, Some(Reason::Term)),
             (Level::Term, Some(5000), false, Some(Reason::Term)),
-            (Level::Term, Some(300), false, Some(Reason::Eta)),
+            // Room for a look and a SIGKILL's lead after it: ask first.
+            (Level::Term, Some(300), false, Some(Reason::Term)),
+            (Level::Term, Some(24), false, Some(Reason::Term)),
+            // No room: SIGKILL at once.
+            (Level::Term, Some(22), false, Some(Reason::Eta)),
+            (Level::Term, Some(1), false, Some(Reason::Eta)),
+            (Level::Kill, Some(300), false, Some(Reason::Kill)),
             (Level::Kill, None, false, Some(Reason::Kill)),
             (Level::Ok, None, true, Some(Reason::Rescue)),
             (Level::Term, None, true, Some(Reason::Rescue)),
@@ -696,6 +767,46 @@ mod tests {
     }
 
     #[test]
+    fn the_look_at_a_victim_asked_to_exit_speeds_up_as_the_projection_nears() {
+        let l = limits();
+        // (eta ms) -> (look ms, room to ask)
+        let table: &[(Option<u64>, u64, bool)] = &[
+            (None, 10, true),
+            (Some(5000), 10, true),
+            (Some(40), 10, true),
+            (Some(30), 5, true),
+            (Some(24), 2, true),
+            (Some(22), 2, false),
+            (Some(20), 2, false),
+            (Some(0), 2, false),
+        ];
+        for &(eta, look, room) in table {
+            let eta = eta.map(Duration::from_millis);
+            assert_eq!(term_look(eta, &l), Duration::from_millis(look), "{eta:?}");
+            assert_eq!(room_for_term(eta, &l), room, "{eta:?}");
+        }
+    }
+
+    #[test]
+    fn a_victim_is_looked_at_when_its_executable_exited_before() {
+        let c = Clock(Instant::now());
+        let l = limits();
+        let mut e = Episode::default();
+        e.assess(&obs(Level::Term, 20), c.at(0), &l);
+        // Its executable exited 4 ms after SIGTERM before: looked at then, not at EXIT_POLL.
+        e.signalled(key(1), c.at(0), false, Some(4 * MS));
+        assert_eq!(e.victims_poll(c.at(0), &l), Some(4 * MS));
+        // Past that time, the ordinary pace.
+        assert_eq!(e.victims_poll(c.at(5), &l), Some(EXIT_POLL));
+        // With the projection near, faster.
+        let mut o = obs(Level::Term, 20);
+        o.eta = Some(30 * MS);
+        let p = e.assess(&o, c.at(6), &l);
+        assert_eq!(p.wake_in, Some(5 * MS));
+        assert!(p.escalate.is_empty());
+    }
+
+    #[test]
     fn at_the_kill_level_the_next_victim_follows_once_the_last_ones_memory_is_released() {
         let c = Clock(Instant::now());
         let l = limits();
@@ -704,7 +815,7 @@ mod tests {
             e.assess(&obs(Level::Kill, 5), c.at(0), &l).choose,
             Some(Reason::Kill)
         );
-        e.signalled(key(1), c.at(0), true);
+        e.signalled(key(1), c.at(0), true, None);
         // SIGKILLed, memory not yet released: wait, sampling every RELEASE_POLL.
         let p = e.assess(&obs(Level::Kill, 5), c.at(2), &l);
         assert_eq!((p.choose, p.wake_in), (None, Some(RELEASE_POLL)));
@@ -712,7 +823,7 @@ mod tests {
         e.victim_mut(key(1)).unwrap().released = true;
         let p = e.assess(&obs(Level::Kill, 5), c.at(4), &l);
         assert_eq!(p.choose, Some(Reason::KeepUp));
-        e.signalled(key(2), c.at(4), true);
+        e.signalled(key(2), c.at(4), true, None);
         assert_eq!(e.victims().len(), 2);
         // Released but only at the term level: the freed memory shows soon, wait for exits.
         e.victim_mut(key(2)).unwrap().released = true;
@@ -733,7 +844,7 @@ mod tests {
         let l = limits();
         let mut e = Episode::default();
         e.assess(&obs(Level::Term, 20), c.at(0), &l);
-        e.signalled(key(1), c.at(0), false);
+        e.signalled(key(1), c.at(0), false, None);
         // Kill level: escalate it, but do not choose another before its memory is released.
         let p = e.assess(&obs(Level::Kill, 5), c.at(30), &l);
         assert_eq!(p.escalate, vec![(key(1), Escalation::KillLevel)]);
@@ -755,7 +866,7 @@ mod tests {
             ..obs(level, avail)
         };
         e.assess(&at(Level::Term, 20, 3), c.at(0), &l);
-        e.signalled(key(1), c.at(0), false);
+        e.signalled(key(1), c.at(0), false, None);
         // The kernel kills (its own victim) while ours is within its grace.
         let p = e.assess(&at(Level::Kill, 1, 4), c.at(100), &l);
         let k = p.kernel.unwrap();
@@ -801,7 +912,7 @@ mod tests {
             let p = e.assess(&o, c.at(t), &l);
             if p.choose.is_some() {
                 chosen_at.push(t);
-                e.signalled(key(t as i32), c.at(t), true);
+                e.signalled(key(t as i32), c.at(t), true, None);
                 let v = e.victim_mut(key(t as i32)).unwrap();
                 v.released = true;
                 v.exited = true;
@@ -864,7 +975,7 @@ mod tests {
         // Not while a victim is in flight: it goes on being followed.
         let mut f = Episode::default();
         f.assess(&obs(Level::Kill, 2), c.at(0), &l);
-        f.signalled(key(9), c.at(0), true);
+        f.signalled(key(9), c.at(0), true, None);
         assert!(!f.back_off(Futility::Futile, &obs(Level::Kill, 2), c.at(0), &l));
         assert_eq!(
             f.assess(&obs(Level::Kill, 2), c.at(2), &l).wake_in,
@@ -882,7 +993,7 @@ mod tests {
         let l = limits();
         let mut e = Episode::default();
         e.assess(&obs(Level::Kill, 5), c.at(0), &l);
-        e.signalled(key(1), c.at(0), true);
+        e.signalled(key(1), c.at(0), true, None);
         assert_eq!(e.assess(&obs(Level::Kill, 5), c.at(9_999), &l).choose, None);
         let p = e.assess(&obs(Level::Kill, 5), c.at(10_000), &l);
         assert_eq!(p.stuck, vec![key(1)]);
@@ -899,7 +1010,7 @@ mod tests {
             ..obs(Level::Kill, 0)
         };
         assert_eq!(e.assess(&hung, c.at(0), &l).choose, Some(Reason::Rescue));
-        e.signalled(key(1), c.at(0), true);
+        e.signalled(key(1), c.at(0), true, None);
         e.victim_mut(key(1)).unwrap().exited = true;
         let p = e.assess(&hung, c.at(20), &l);
         assert_eq!(p.choose, None);

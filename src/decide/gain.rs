@@ -9,6 +9,81 @@
 //! (a) rules out candidates below `kill.min_gain`, (b) prefers, in that order, the first whose
 //! kill alone frees what the domain needs, and (c) declares the domain *futile* when even every
 //! remaining candidate together could not free it.
+//!
+//! For the finalists the estimate is exact where `status` cannot be (see
+//! [`crate::probe::smaps`]): copy-on-write pages still shared with a parent or child are not
+//! gain, and shared memory that dies with its last holder (a shared anonymous mapping, a memfd)
+//! is gain when no other process maps it or holds it open. And among candidates of near-equal
+//! badness, a forked child whose kill frees what is needed goes before its parent (the save
+//! before the data: [`forked_child_instead`]).
+
+use crate::probe::smaps::{Held, ObjectId};
+
+/// What a process's death gives back, from what it holds: its private anonymous pages and
+/// swap, and each object that dies with it, unless `kept` (what other processes map or hold
+/// open) keeps it alive.
+pub fn gain_of(held: &Held, kept: &[ObjectId]) -> u64 {
+    let objects = held
+        .objects
+        .iter()
+        .filter(|(id, _)| !kept.contains(id))
+        .fold(0u64, |t, (_, b)| t.saturating_add(*b));
+    held.private_anon
+        .saturating_add(held.swap)
+        .saturating_add(objects)
+}
+
+/// A ranked candidate as the kinship rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kin<'a> {
+    /// Its pid.
+    pub pid: i32,
+    /// Its parent's.
+    pub ppid: i32,
+    /// Its executable.
+    pub exe: Option<&'a str>,
+    /// Its rank score.
+    pub score: i64,
+}
+
+/// Within this share of its parent's score (in per mille), a child counts as near-equal.
+pub const NEAR_EQUAL_PER_MILLE: i64 = 900;
+
+/// For each candidate, a forked child of it among the candidates (same executable, a score of
+/// at least [`NEAR_EQUAL_PER_MILLE`] of its own): the kernel sacrificed such a child for its
+/// parent for years, since the parent holds the state (a database's data, a server's
+/// sessions) and the child is a save, a snapshot or a worker that can be made again. The
+/// highest-ranked such child when there are several.
+pub fn near_equal_children(kin: &[Kin<'_>]) -> Vec<Option<usize>> {
+    kin.iter()
+        .map(|parent| {
+            kin.iter().position(|c| {
+                c.ppid == parent.pid
+                    && c.pid != parent.pid
+                    && c.exe.is_some()
+                    && c.exe == parent.exe
+                    && i128::from(c.score) * 1000
+                        >= i128::from(parent.score) * i128::from(NEAR_EQUAL_PER_MILLE)
+            })
+        })
+        .collect()
+}
+
+/// When [`select`] chose `index` (enough or not), the near-equal forked child to stop
+/// instead, if it may be chosen and frees as much as was asked of its parent: at least
+/// `min_gain`, and `need` when the parent's kill was to be enough.
+pub fn forked_child_instead(
+    ranked: &[Prospect],
+    children: &[Option<usize>],
+    index: usize,
+    enough: bool,
+    need: u64,
+    min_gain: u64,
+) -> Option<usize> {
+    let c = (*children.get(index)?)?;
+    let p = ranked.get(c)?;
+    (p.eligible && p.gain >= min_gain && (!enough || p.gain >= need)).then_some(c)
+}
 
 /// What a process's death gives back: private anonymous pages and swap, in bytes.
 pub fn expected_gain(rss_anon_pages: u64, swap_pages: u64, page_size: u64) -> u64 {
@@ -163,6 +238,75 @@ mod tests {
                 "{ranked:?} need {need} min {min_gain}"
             );
         }
+    }
+
+    #[test]
+    fn gain_counts_objects_nobody_else_keeps() {
+        let a = ObjectId { dev: 1, inode: 10 };
+        let b = ObjectId { dev: 1, inode: 11 };
+        let held = Held {
+            private_anon: 100,
+            swap: 5,
+            objects: vec![(a, 1000), (b, 20)],
+        };
+        // (kept by others) -> gain
+        let table: &[(&[ObjectId], u64)] =
+            &[(&[], 1125), (&[a], 125), (&[a, b], 105), (&[b], 1105)];
+        for (kept, want) in table {
+            assert_eq!(gain_of(&held, kept), *want, "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn a_near_equal_forked_child_goes_before_its_parent() {
+        let k = |pid, ppid, exe, score| Kin {
+            pid,
+            ppid,
+            exe,
+            score,
+        };
+        let redis = Some("/usr/bin/redis-server");
+        // Parent first (higher by 2 %), its save's child next, an unrelated process, a child
+        // of another executable, and a child too small to be near-equal.
+        let kin = [
+            k(100, 1, redis, 1000),
+            k(200, 100, redis, 980),
+            k(300, 1, Some("/usr/bin/python3"), 950),
+            k(400, 300, Some("/usr/bin/cat"), 940),
+            k(500, 300, Some("/usr/bin/python3"), 800),
+        ];
+        assert_eq!(
+            near_equal_children(&kin),
+            vec![Some(1), None, None, None, None]
+        );
+        let children = near_equal_children(&kin);
+        let ranked = [c(150), c(120), c(100), c(1), c(100)];
+        // The parent would be enough: the child is, too, so it goes instead.
+        assert_eq!(
+            forked_child_instead(&ranked, &children, 0, true, 100 * MIB, 5 * MIB),
+            Some(1)
+        );
+        // The child would not be enough where the parent was: the parent.
+        assert_eq!(
+            forked_child_instead(&ranked, &children, 0, true, 130 * MIB, 5 * MIB),
+            None
+        );
+        // Not enough either way, the child frees at least min_gain: the child.
+        assert_eq!(
+            forked_child_instead(&ranked, &children, 0, false, 500 * MIB, 5 * MIB),
+            Some(1)
+        );
+        // A child that may not be chosen, or a candidate without one: nothing instead.
+        let mut no = ranked;
+        no[1].eligible = false;
+        assert_eq!(
+            forked_child_instead(&no, &children, 0, true, 100 * MIB, 5 * MIB),
+            None
+        );
+        assert_eq!(
+            forked_child_instead(&ranked, &children, 2, true, 10 * MIB, 5 * MIB),
+            None
+        );
     }
 
     #[test]

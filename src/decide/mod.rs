@@ -6,6 +6,7 @@
 pub mod badness;
 pub mod domain;
 pub mod episode;
+pub mod exits;
 pub mod gain;
 pub mod policy;
 pub mod rank;

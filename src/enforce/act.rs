@@ -7,7 +7,9 @@ use std::time::Instant;
 use crate::config::KillUnit;
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Observation, Reason};
-use crate::decide::gain::{Prospect, Selection, expected_gain, select};
+use crate::decide::gain::{
+    Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children, select,
+};
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::probe::cgroup::{CgroupVersion, is_within};
 use crate::probe::process::{ProcessSnapshot, Scan, scan};
@@ -25,6 +27,20 @@ pub(super) struct Moment<'a> {
     pub fig: &'a Figures,
     pub wake: Wake,
     pub now: Instant,
+}
+
+/// How many of the first eligible candidates have their gain read from smaps.
+const FINALISTS: usize = 8;
+/// The most time spent reading the finalists' smaps; the rest keep the estimate from status.
+const FINALISTS_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What became of a choice once the signal was tried.
+pub(super) enum Signalled {
+    /// Signalled, or nothing more to do in this round (it was gone, a transient error).
+    Done,
+    /// It cannot be signalled and never will be (its identity cannot be checked, the system
+    /// refused): the next candidate is taken in the same round.
+    Refused,
 }
 
 /// Where a candidate lies: the watched scope that holds it, and how it is killed there.
@@ -67,25 +83,56 @@ impl Enforcer {
             metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
         }
         let min_gain = self.config.min_gain_bytes(fig.limit);
-        match select(&prospects, fig.need, min_gain, reason == Reason::Rescue) {
-            Selection::Victim { index, enough } => {
-                let pick = Pick {
-                    victim: &ranked[index],
-                    owner: &owners[index],
-                    gain: prospects[index].gain,
-                    enough,
-                    reason,
-                };
-                let candidates = super::report::considered(
-                    &ranked,
-                    &prospects,
-                    Some(index),
-                    min_gain,
-                    self.host.page_size,
-                );
-                let record = self.new_record(i, &pick, m, candidates, min_gain);
-                self.signal(i, &pick, procs, m, record, log);
+        let mut prospects = prospects;
+        let rescue = reason == Reason::Rescue;
+        let kin: Vec<Kin<'_>> = ranked
+            .iter()
+            .map(|c| Kin {
+                pid: c.process.pid,
+                ppid: c.process.ppid,
+                exe: c.process.exe.as_deref(),
+                score: c.rank_score.unwrap_or(i64::MIN),
+            })
+            .collect();
+        let children = near_equal_children(&kin);
+        let outcome = loop {
+            let (chosen, enough) = match select(&prospects, fig.need, min_gain, rescue) {
+                Selection::Victim { index, enough } => (index, enough),
+                other => break other,
+            };
+            // The save before the data: a near-equal forked child that frees as much.
+            let child = (!rescue)
+                .then(|| {
+                    forked_child_instead(&prospects, &children, chosen, enough, fig.need, min_gain)
+                })
+                .flatten();
+            let index = child.unwrap_or(chosen);
+            let mut pick = self.pick(
+                &ranked[index],
+                &owners[index],
+                &prospects[index],
+                enough,
+                m,
+                reason,
+            );
+            pick.instead_of = child.map(|_| ranked[chosen].process.pid);
+            let candidates = super::report::considered(
+                &ranked,
+                &prospects,
+                Some(index),
+                min_gain,
+                self.host.page_size,
+            );
+            let record = self.new_record(i, &pick, m, candidates, min_gain);
+            match self.signal(i, &pick, procs, m, record, log) {
+                // It could not be signalled and never will be: the next one, in this round.
+                Signalled::Refused => prospects[index].eligible = false,
+                Signalled::Done => return,
             }
+        };
+        match outcome {
+            // Never here: each victim was signalled (or refused) in the loop.
+            Selection::Victim { .. } => {}
             Selection::Futile { total, eligible } => {
                 if self.domains[i]
                     .episode
@@ -122,6 +169,33 @@ impl Enforcer {
         }
     }
 
+    /// The decision about one candidate, with what the projection and its executable's earlier
+    /// exits say about the time it has.
+    fn pick<'a, 'p>(
+        &self,
+        victim: &'a Candidate<'p>,
+        owner: &'a Owner,
+        prospect: &Prospect,
+        enough: bool,
+        m: &Moment<'_>,
+        reason: Reason,
+    ) -> Pick<'a, 'p> {
+        Pick {
+            victim,
+            owner,
+            gain: prospect.gain,
+            enough,
+            reason,
+            expected_exit: victim
+                .process
+                .exe
+                .as_deref()
+                .and_then(|exe| self.exits.expected(exe)),
+            room: crate::decide::episode::room(m.obs.eta, &self.limits),
+            instead_of: None,
+        }
+    }
+
     /// For each ranked candidate of domain `i`: the watched scope that holds it (and how it is
     /// killed there), and what choosing it would mean (eligible, expected gain).
     pub(super) fn prospects(
@@ -131,7 +205,7 @@ impl Enforcer {
         procs: &[ProcessSnapshot],
     ) -> (Vec<Owner>, Vec<Prospect>) {
         let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
-        let prospects = ranked
+        let mut prospects: Vec<Prospect> = ranked
             .iter()
             .zip(&owners)
             .map(|(c, o)| Prospect {
@@ -139,7 +213,56 @@ impl Enforcer {
                 gain: self.gain(c.process, o, procs),
             })
             .collect();
+        self.finalists_gain(i, ranked, &owners, &mut prospects, procs);
         (owners, prospects)
+    }
+
+    /// The exact gain of the finalists (the first eligible candidates killed alone), from what
+    /// they map ([`crate::probe::smaps`]): copy-on-write pages shared with a parent or child
+    /// are not gain, shared memory that dies with them is, unless another process of the
+    /// domain maps it or holds it open. The system domain does not know every process's
+    /// mappings at that moment, so there its shared memory never counts.
+    fn finalists_gain(
+        &self,
+        i: usize,
+        ranked: &[Candidate<'_>],
+        owners: &[Owner],
+        prospects: &mut [Prospect],
+        procs: &[ProcessSnapshot],
+    ) {
+        if self.config.kill.process_group {
+            return;
+        }
+        let finalists: Vec<usize> = (0..ranked.len())
+            .filter(|&k| prospects[k].eligible && owners[k].unit == KillUnit::Process)
+            // Reading smaps takes the mmap lock a process stuck in D state may hold.
+            .filter(|&k| ranked[k].process.state != 'D')
+            .take(FINALISTS)
+            .collect();
+        if finalists.is_empty() {
+            return;
+        }
+        let pids: Vec<i32> = finalists.iter().map(|&k| ranked[k].process.pid).collect();
+        let system = self.domains[i].key == DomainKey::System;
+        let others: Vec<i32> = if system {
+            Vec::new()
+        } else {
+            procs.iter().map(|p| p.pid).collect()
+        };
+        for f in crate::probe::smaps::read_finalists(&self.host, &pids, &others, FINALISTS_BUDGET) {
+            let Some(k) = finalists
+                .iter()
+                .copied()
+                .find(|&k| ranked[k].process.pid == f.pid)
+            else {
+                continue;
+            };
+            let mut held = f.held;
+            if system {
+                held.objects.clear();
+            }
+            prospects[k].gain = crate::decide::gain::gain_of(&held, &f.kept_elsewhere);
+        }
     }
 
     /// The candidates of a domain: the system's through the process table (one small read per
@@ -340,7 +463,7 @@ impl Enforcer {
         m: &Moment<'_>,
         mut record: crate::report::kill::KillRecord,
         log: &mut Logger,
-    ) {
+    ) -> Signalled {
         let victim = pick.victim;
         let sig = pick.reason.signal();
         let now = m.now;
@@ -357,7 +480,7 @@ impl Enforcer {
             self.pre_kill_hook(i, &mut record, pick.victim.process, log);
             self.fill_in(i, &mut record, pick.victim.process);
             self.publish(record, log);
-            return;
+            return Signalled::Done;
         }
         if self.host.root != std::path::Path::new("/") {
             // Pids under another root are not this machine's processes: never signal them.
@@ -368,12 +491,14 @@ impl Enforcer {
                     .as_str(),
             );
             self.domains[i].episode.dry_run_decided();
-            return;
+            return Signalled::Done;
         }
         let key = ProcessKey::of(victim.process);
         let fd = match kill::open_verified(&self.host, victim.process) {
             Ok(fd) => fd,
-            Err(KillError::Gone) | Err(KillError::Reused) => return,
+            // Gone since the scan (a reused pid means that too): its memory is on its way
+            // back, the next sample says whether anyone else must go.
+            Err(KillError::Gone) | Err(KillError::Reused) => return Signalled::Done,
             Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
                 // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
                 log.log(
@@ -383,18 +508,20 @@ impl Enforcer {
                         .kv("error", e)
                         .as_str(),
                 );
-                return;
+                return Signalled::Done;
             }
             Err(e) => {
                 log.log(
                     Severity::Error,
-                    Line::new("cannot signal victim")
+                    Line::new("cannot signal the chosen process; never choosing it again, taking the next")
+                        .kv("event", "unverifiable")
                         .kv("pid", victim.process.pid)
+                        .kv("comm", &victim.process.comm)
                         .kv("error", e)
                         .as_str(),
                 );
                 self.mark_stuck(key);
-                return;
+                return Signalled::Refused;
             }
         };
         self.pre_kill_hook(i, &mut record, victim.process, log);
@@ -446,7 +573,7 @@ impl Enforcer {
             self.mark_stuck(key);
             record.outcome = "failed".into();
             self.publish(record, log);
-            return;
+            return Signalled::Done;
         }
         if let Some(metrics) = &self.metrics {
             metrics.kill(&record.scope, sig.name(), pick.reason.as_str(), record.time);
@@ -469,7 +596,8 @@ impl Enforcer {
             Vec::new()
         };
         let d = &mut self.domains[i];
-        d.episode.signalled(key, first_signal, sig == Sig::Kill);
+        d.episode
+            .signalled(key, first_signal, sig == Sig::Kill, pick.expected_exit);
         d.in_flight.push(InFlight {
             victim: victim.process.clone(),
             scope,
@@ -480,6 +608,7 @@ impl Enforcer {
             kill_sent: (sig == Sig::Kill).then_some(first_signal),
             cgroup_kill_file,
         });
+        Signalled::Done
     }
 
     /// For a group kill: the other killable processes of the victim's scope (or its process
@@ -580,4 +709,10 @@ pub(super) struct Pick<'a, 'p> {
     pub gain: u64,
     pub enough: bool,
     pub reason: Reason,
+    /// How long processes of its executable took to exit after SIGTERM before.
+    pub expected_exit: Option<std::time::Duration>,
+    /// What the projection leaves after the last safe moment for a SIGKILL.
+    pub room: Option<std::time::Duration>,
+    /// The parent it was chosen instead of (a near-equal forked child goes first).
+    pub instead_of: Option<i32>,
 }

@@ -398,6 +398,12 @@ impl Enforcer {
         let Some(f) = self.take_in_flight(i, key) else {
             return;
         };
+        if f.kill_sent.is_none()
+            && let Some(exe) = &f.victim.exe
+        {
+            // Gone on SIGTERM alone: what its kind needs next time.
+            self.exits.note(exe, after);
+        }
         self.finish_record(i, key, "exited", Some(after), log);
         let d = &self.domains[i];
         log.log(

@@ -31,6 +31,11 @@ pub(super) fn decision_line(
         .kv("need", fig.need)
         .kv("gain", pick.gain)
         .kv("enough", pick.enough)
+        .kv_if(
+            pick.instead_of.is_some(),
+            "instead_of",
+            pick.instead_of.unwrap_or(0),
+        )
         .kv(
             "eta_ms",
             obs.eta
@@ -92,4 +97,30 @@ pub(super) fn decision_line(
         .kv("badness", c.badness.unwrap_or(0))
         .kv("rank_score", c.rank_score.unwrap_or(0))
         .kv("signal", pick.reason.signal().name())
+        .kv("signal_rule", signal_rule(pick.reason, obs.eta.is_some()))
+        .kv(
+            "room_ms",
+            pick.room
+                .map_or_else(|| "-".to_string(), |r| r.as_millis().to_string()),
+        )
+        .kv(
+            "term_exit_ms",
+            pick.expected_exit
+                .map_or_else(|| "-".to_string(), |r| r.as_millis().to_string()),
+        )
+}
+
+/// Which rule chose the signal: the level (`term_level`, `kill_level`), a projection that left
+/// room to ask first (`room`) or none (`no_room`), the victims' release at the kill level
+/// (`keep_up`), a hung cgroup (`rescue`), or a stall (`stall`).
+fn signal_rule(reason: Reason, projected: bool) -> &'static str {
+    match reason {
+        Reason::Term | Reason::Stall if projected => "room",
+        Reason::Term => "term_level",
+        Reason::Stall => "stall",
+        Reason::Eta => "no_room",
+        Reason::Kill => "kill_level",
+        Reason::KeepUp => "keep_up",
+        Reason::Rescue => "rescue",
+    }
 }

@@ -229,6 +229,8 @@ pub struct Enforcer {
     started_unix: f64,
     /// The metrics, when something serves or writes them.
     metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
+    /// How long victims of each executable took to exit after SIGTERM.
+    exits: crate::decide::exits::ExitTimes,
 }
 
 impl Enforcer {
@@ -312,6 +314,7 @@ impl Enforcer {
             reporting: report::Reporting::default(),
             started_unix: crate::report::kill::unix_now(),
             metrics: None,
+            exits: Default::default(),
         }
     }
 

@@ -548,6 +548,9 @@ impl Enforcer {
             gain: prospects[index].gain,
             enough,
             reason: Reason::Term,
+            expected_exit: None,
+            room: None,
+            instead_of: None,
         };
         let mut record = self.new_record(i, &pick, m, candidates, min_gain);
         let victim = pick.victim.process;

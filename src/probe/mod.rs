@@ -12,6 +12,7 @@ pub mod meminfo;
 pub mod oomd;
 pub mod process;
 pub mod psi;
+pub mod smaps;
 pub mod swaps;
 pub mod table;
 

@@ -163,8 +163,8 @@ decision_field() {
 
 # stopped_how STATUS PID: how oomward stopped PID, which exited with STATUS: `term` (143, a
 # decision line event=term naming it), `eta` (137, a decision line event=kill reason=eta naming
-# it, or event=term followed by oomward's escalation to SIGKILL for the projection,
-# event=escalate reason=eta, before the victim could finish exiting), else `no`.
+# it), `escalated` (137, event=term followed by oomward's escalation to SIGKILL at the last safe
+# moment: the projection, the kill level or the grace), else `no`.
 stopped_how() {
     local ev reason
     ev=$(decision_field event "$2")
@@ -174,8 +174,8 @@ stopped_how() {
     elif [ "$1" = 137 ] && [ "$ev" = kill ] && [ "$reason" = eta ]; then
         echo eta
     elif [ "$1" = 137 ] && [ "$ev" = term ] &&
-        grep -E -q "event=escalate .* pid=$2 .*reason=eta" /tmp/oomward.log; then
-        echo eta
+        grep -E -q "event=escalate .* pid=$2 " /tmp/oomward.log; then
+        echo escalated
     else
         echo no
     fi

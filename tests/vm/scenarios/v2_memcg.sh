@@ -33,7 +33,7 @@ while [ "$i" -lt "$trials" ]; do
     how=$(stopped_how "$STATUS" "$hog")
     case $how in
     term) by_term=$((by_term + 1)) ;;
-    eta) by_eta=$((by_eta + 1)) ;;
+    eta | escalated) by_eta=$((by_eta + 1)) ;;
     esac
     [ "$how" != no ] && stopped=$((stopped + 1))
 done
