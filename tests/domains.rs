@@ -562,6 +562,70 @@ fn futile_tmpfs() {
     drop(tmpfs);
 }
 
+/// After a futile verdict the episode must stay awake: a 256 MiB cgroup holding about 228 MiB
+/// of tmpfs (nothing to kill), then an allocator paced at 100 MiB/s (a full-speed one hides
+/// this: its kill-level crossing ends the back-off at once). The allocator is the only victim,
+/// before the kernel, in every run; its decision line carries the fill rate and the projection
+/// that the v1 looks measured.
+#[test]
+fn futile_tmpfs_then_a_paced_grower_is_the_only_victim_5_of_5() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let runs = env_or("OOMWARD_FUTILE_RUNS", 5);
+    for run in 0..runs {
+        let cg = TestCgroup::create(&format!("tmpfs-paced{run}"), LIMIT);
+        let mnt = tempfile::tempdir().unwrap();
+        let tmpfs = Tmpfs::mount(mnt.path(), "300m");
+        let procs = cg.procs_file();
+        let mut idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "2"]);
+        fill_to_term_band(&cg, &tmpfs, 220);
+        let dir = tempfile::tempdir().unwrap();
+        let d = daemon(&dir, &[&cg.path], "", "", &[]);
+        d.wait_for("event=futile", Duration::from_secs(5));
+        let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "100", "--grow", "400"]);
+        let status = hog
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("run {run}: the allocator was not stopped:\n{}", d.output()));
+        std::thread::sleep(Duration::from_millis(300));
+        let out = d.output();
+        assert_eq!(
+            cg.keyed("memory.oom_control", "oom_kill"),
+            0,
+            "run {run}: the kernel OOM killer fired:\n{out}"
+        );
+        assert!(stopped_by_signal(&status), "run {run}: {status:?}");
+        let decisions = matching(&d, is_decision);
+        assert!(!decisions.is_empty(), "run {run}: no decision:\n{out}");
+        for l in &decisions {
+            assert_eq!(pid_of(l), Some(hog.pid), "run {run}: another victim: {l}");
+        }
+        let first = &decisions[0];
+        println!(
+            "tmpfs then a paced grower, run {run}: {} signal={} fill_rate={} eta_ms={} signal_rule={}",
+            field(first, "reason").unwrap_or("-"),
+            field(first, "signal").unwrap_or("-"),
+            field(first, "fill_rate").unwrap_or("-"),
+            field(first, "eta_ms").unwrap_or("-"),
+            field(first, "signal_rule").unwrap_or("-"),
+        );
+        let rate: u64 = field(first, "fill_rate")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(rate > 20 * MIB, "run {run}: no fill rate measured: {first}");
+        assert_ne!(
+            field(first, "eta_ms"),
+            Some("-"),
+            "run {run}: no projection: {first}"
+        );
+        assert!(alive(&mut idle), "run {run}: the idle process died:\n{out}");
+        drop(d);
+        drop(hog);
+        drop(tmpfs);
+    }
+}
+
 /// A parent `/p` limited to 300 MiB with children `a` (two idle 2 MiB processes) and `b`.
 struct Siblings {
     p: TestCgroup,
@@ -570,13 +634,21 @@ struct Siblings {
     idle: Vec<Proc>,
 }
 
-fn siblings(name: &str) -> Siblings {
+/// The two kinds of sibling shortage: a's idle processes free too little to matter (2 MiB
+/// each, below `min_gain`) and b's allocator runs as fast as it can; or they would free enough
+/// for one instant (20 and 10 MiB) while b's allocator is paced at 100 MiB/s, so that only the
+/// fill rates tell that a kill in a buys milliseconds.
+const SIBLING_CASES: [(&str, [u64; 2], &str); 2] =
+    [("fast", [2, 2], "0"), ("paced", [20, 10], "100")];
+
+fn siblings(name: &str, idle_mib: [u64; 2]) -> Siblings {
     let p = TestCgroup::create(name, 300 * MIB);
     let a = p.child("a", 0);
     let b = p.child("b", 0);
     let procs = a.procs_file();
-    let idle = (0..2)
-        .map(|_| Proc::memhog(&["--cgroup-procs", &procs, "--hold", "2"]))
+    let idle = idle_mib
+        .iter()
+        .map(|mib| Proc::memhog(&["--cgroup-procs", &procs, "--hold", &mib.to_string()]))
         .collect();
     Siblings { p, a, b, idle }
 }
@@ -587,7 +659,13 @@ fn futile_sibling() {
         return;
     }
     let _serial = serial();
-    let mut s = siblings("sib");
+    for (case, idle, rate) in SIBLING_CASES {
+        futile_sibling_case(case, idle, rate);
+    }
+}
+
+fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
+    let mut s = siblings(&format!("sib-{case}"), idle);
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&s.a.path], "", "", &[]);
     d.wait_for(
@@ -595,7 +673,8 @@ fn futile_sibling() {
         Duration::from_secs(5),
     );
     let procs = s.b.procs_file();
-    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "600"]);
+    let grow = if rate == "0" { "600" } else { "400" };
+    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", rate, "--grow", grow]);
     // Nobody oomward may touch can free the memory: the kernel ends the allocator.
     let status = hog
         .wait_exit(Duration::from_secs(30))
@@ -603,7 +682,7 @@ fn futile_sibling() {
     std::thread::sleep(Duration::from_millis(500));
     let out = d.output();
     println!(
-        "sibling: allocator in b ended by {:?}; kernel oom kills under p: {}",
+        "sibling {case}: allocator in b ended by {:?}; kernel oom kills under p: {}",
         status.signal(),
         s.p.oom_kills_subtree()
     );
@@ -619,7 +698,7 @@ fn futile_sibling() {
         event(l) == Some("futile") && field(l, "scope") == Some(s.a.path.as_str())
     });
     assert_eq!(futile.len(), 1, "one event=futile line for a:\n{out}");
-    println!("sibling: {}", futile[0]);
+    println!("sibling {case}: {}", futile[0]);
     assert_eq!(
         field(&futile[0], "largest_outside"),
         Some(s.b.path.as_str()),
@@ -634,7 +713,13 @@ fn futile_sibling_glob_kills_only_the_allocator() {
         return;
     }
     let _serial = serial();
-    let mut s = siblings("sibglob");
+    for (case, idle, rate) in SIBLING_CASES {
+        futile_sibling_glob_case(case, idle, rate);
+    }
+}
+
+fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
+    let mut s = siblings(&format!("sibglob-{case}"), idle);
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&format!("{}/*", s.p.path)], "", "", &[]);
     for c in [&s.a, &s.b] {
@@ -644,16 +729,17 @@ fn futile_sibling_glob_kills_only_the_allocator() {
         );
     }
     let procs = s.b.procs_file();
-    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "600"]);
+    let grow = if rate == "0" { "600" } else { "400" };
+    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", rate, "--grow", grow]);
     let status = hog
         .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the allocator was not stopped:\n{}", d.output()));
+        .unwrap_or_else(|| panic!("{case}: the allocator was not stopped:\n{}", d.output()));
     std::thread::sleep(Duration::from_millis(500));
     let out = d.output();
     let kernel = s.p.oom_kills_subtree();
     let decisions = matching(&d, is_decision);
     println!(
-        "sibling glob: allocator ended by {:?}; kernel oom kills under p: {kernel}; decisions (pid): {:?}",
+        "sibling glob {case}: allocator ended by {:?}; kernel oom kills under p: {kernel}; decisions (pid): {:?}",
         status.signal(),
         decisions.iter().map(|l| pid_of(l)).collect::<Vec<_>>()
     );

@@ -364,6 +364,19 @@ fn hand_written_readers_agree_with_procfs() {
     );
 }
 
+/// A memhog with `args` (which fork one child) once it is ready, and its child's pid.
+fn with_child(args: &[&str]) -> (Proc, i32) {
+    let mut parent = Proc::memhog_started(args);
+    let line = parent.line_starting("child");
+    let child = line
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("child PID");
+    parent.expect_line("ready");
+    (parent, child)
+}
+
 /// What a kill frees, as the kernel shows it per mapping: a process's private memory whose
 /// pages a forked child still shares copy-on-write is not freed by killing it; shared memory
 /// that dies with its last holder (a shared anonymous mapping, a memfd) counts for its only
@@ -387,15 +400,7 @@ fn smaps_tell_what_dies_with_a_process_and_what_others_keep() {
         let freed = gain(alone.pid, &[alone.pid]);
         assert!((64..70).contains(&freed), "{args:?}: {freed} MiB");
         args.extend_from_slice(&["--fork-children", "1"]);
-        let mut parent = Proc::memhog_started(&args);
-        let child: i32 = parent
-            .line_starting("child")
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        parent.expect_line("ready");
+        let (parent, child) = with_child(&args);
         // The child maps the same object: killing the parent frees none of it.
         let kept = gain(parent.pid, &[parent.pid, child]);
         assert!(kept < 8, "{args:?}: {kept} MiB while the child maps it");
@@ -403,15 +408,7 @@ fn smaps_tell_what_dies_with_a_process_and_what_others_keep() {
         assert!(gain(parent.pid, &[parent.pid]) >= 64);
     }
     // Private memory shared copy-on-write with a child: the parent's kill frees almost none.
-    let mut parent = Proc::memhog_started(&["--hold", "64", "--fork-children", "1"]);
-    let child: i32 = parent
-        .line_starting("child")
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    parent.expect_line("ready");
+    let (parent, child) = with_child(&["--hold", "64", "--fork-children", "1"]);
     let status_anon = {
         let s = std::fs::read_to_string(format!("/proc/{}/status", parent.pid)).unwrap();
         oomward::probe::process::Status::parse(&s).rss_anon_kib >> 10

@@ -90,6 +90,15 @@ pub struct InFlight {
     /// victim may have left on SIGTERM while a companion needed SIGKILL, and the report must
     /// name the one that did.
     pub sigkilled: Vec<i32>,
+    /// `process_mrelease` returned for it. Not yet proof that its memory is back: a victim in
+    /// the middle of a long write (a database's save writing its file) has been seen to hold
+    /// its pages for 40–90 ms after the call returned, and choosing the next victim on the
+    /// call's word alone killed the process the save was for.
+    pub release_returned: bool,
+    /// It is a forked child stopped instead of this parent: its release does not end the
+    /// shortage (the parent's writes copy the pages they still share until the child has
+    /// exited), so the next victim waits for its exit.
+    pub instead_of: Option<i32>,
 }
 
 /// A process signalled together with the victim.

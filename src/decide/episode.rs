@@ -98,9 +98,12 @@ pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
 pub const RELEASE_POLL: Duration = Duration::from_millis(2);
 /// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
 pub const EXIT_POLL: Duration = Duration::from_millis(10);
-/// While backed off at the kill level, how often the domain is sampled for a process that has
-/// grown worth killing (a backed-off domain at the term level has the kill threshold's event).
-pub const BACKOFF_KILL_LOOK: Duration = Duration::from_millis(250);
+/// While backed off, how often the domain is sampled anyway: a futile verdict must not be blind
+/// to a process that starts growing (at the term level no threshold is left to tell of it
+/// before the kill level, and at the kill level none at all). Samples this far apart also
+/// measure its fill rate, so the choice that follows can still ask first. A tenth of a second:
+/// a grower at 100 MiB/s is seen after 10 MiB, and a futile domain costs ten looks a second.
+pub const BACKOFF_LOOK: Duration = Duration::from_millis(100);
 /// A rise of available memory that shows the kernel's victim gave its memory back.
 const RELEASE_SEEN: u64 = 1 << 20;
 /// A fall of available memory that ends a back-off early: the domain is getting worse.
@@ -557,14 +560,7 @@ impl Episode {
         if let Some(b) = self.backoff {
             let worse = level > b.level || obs.available.saturating_add(WORSE_BY) <= b.available;
             if now < b.until && !worse {
-                // At the kill level the rest can go fast, and no threshold is left to tell:
-                // look more often there (still a few times a second, not every 2 ms).
-                let look = if b.level == Level::Kill {
-                    BACKOFF_KILL_LOOK
-                } else {
-                    b.until - now
-                };
-                want(look.min(b.until - now));
+                want(BACKOFF_LOOK.min(b.until - now));
                 return None;
             }
             self.backoff = None;
@@ -949,9 +945,11 @@ mod tests {
         let o = obs(Level::Term, 20);
         assert_eq!(e.assess(&o, c.at(0), &l).choose, Some(Reason::Term));
         assert!(e.back_off(Futility::Futile, &o, c.at(0), &l));
-        // Within the back-off: no choice, next look when it ends.
+        // Within the back-off: no choice, but looked at every BACKOFF_LOOK (a grower may start).
         let p = e.assess(&o, c.at(100), &l);
-        assert_eq!((p.choose, p.wake_in), (None, Some(400 * MS)));
+        assert_eq!((p.choose, p.wake_in), (None, Some(BACKOFF_LOOK)));
+        let p = e.assess(&o, c.at(450), &l);
+        assert_eq!((p.choose, p.wake_in), (None, Some(50 * MS)));
         // It ends: look again, and say nothing new.
         assert_eq!(e.assess(&o, c.at(500), &l).choose, Some(Reason::Term));
         assert!(!e.back_off(Futility::Futile, &o, c.at(500), &l));
@@ -968,10 +966,10 @@ mod tests {
             e.assess(&obs(Level::Term, 16), c.at(540), &l).choose,
             Some(Reason::Term)
         );
-        // At the kill level the back-off looks every BACKOFF_KILL_LOOK.
+        // At the kill level too.
         e.back_off(Futility::Futile, &obs(Level::Kill, 2), c.at(550), &l);
         let p = e.assess(&obs(Level::Kill, 2), c.at(560), &l);
-        assert_eq!((p.choose, p.wake_in), (None, Some(BACKOFF_KILL_LOOK)));
+        assert_eq!((p.choose, p.wake_in), (None, Some(BACKOFF_LOOK)));
         // Not while a victim is in flight: it goes on being followed.
         let mut f = Episode::default();
         f.assess(&obs(Level::Kill, 2), c.at(0), &l);

@@ -33,6 +33,18 @@ pub fn gain_of(held: &Held, kept: &[ObjectId]) -> u64 {
         .saturating_add(objects)
 }
 
+/// The least fill rate of a domain that counts as filling, bytes a second (below it, page
+/// cache churn and noise).
+pub const FILLING: f64 = (4u64 << 20) as f64;
+
+/// Whether a domain's shortage comes from outside its watched members: it fills (at least
+/// [`FILLING`]) and its members' own working sets grow at less than a quarter of that rate.
+/// A kill inside then buys milliseconds: an unwatched sibling under the same limit takes the
+/// memory back at once, and the kernel kills it at the limit anyway.
+pub fn pressure_from_outside(domain_rate: f64, members_rate: Option<f64>) -> bool {
+    members_rate.is_some_and(|m| domain_rate >= FILLING && m * 4.0 < domain_rate)
+}
+
 /// A ranked candidate as the kinship rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kin<'a> {
@@ -236,6 +248,28 @@ mod tests {
                 select(ranked, need * MIB, min_gain * MIB, false),
                 *want,
                 "{ranked:?} need {need} min {min_gain}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_domain_filled_from_outside_its_members() {
+        const M: f64 = MIB as f64;
+        // (domain MiB/s, members' own MiB/s) -> from outside
+        let table: &[(f64, Option<f64>, bool)] = &[
+            (100.0, Some(0.0), true),
+            (100.0, Some(24.0), true),
+            (100.0, Some(25.0), false),
+            (100.0, Some(100.0), false),
+            (3.0, Some(0.0), false),
+            (0.0, Some(0.0), false),
+            (100.0, None, false),
+        ];
+        for &(domain, members, want) in table {
+            assert_eq!(
+                pressure_from_outside(domain * M, members.map(|m| m * M)),
+                want,
+                "{domain} {members:?}"
             );
         }
     }

@@ -202,6 +202,12 @@ pub const FILL_RATE_MEMORY: f64 = 0.25;
 /// Each step spans at least [`FILL_RATE_MIN_SPAN`]: allocators grow in bursts (a chunk, a
 /// page-fault storm), and a burst seen over 10 ms would read as a hundred times the rate.
 ///
+/// Until a step of that span exists (the first look after a quiet spell, or a kernel threshold
+/// event that arrives tens of milliseconds after the last look), growth of at least
+/// [`FILL_RATE_PROVISIONAL_GROWTH`] over at least [`FILL_RATE_PROVISIONAL_SPAN`] stands in as a
+/// provisional rate: a grower woken by its cgroup's threshold 70 ms after the last look is
+/// projected on what it did in those 70 ms rather than not at all.
+///
 /// A drop (a victim's memory back) keeps the rate but withholds the projection until the
 /// scope grows again from its lowest point since, by at least [`FILL_RATE_REGROWTH`] and at
 /// least half as fast as the rate says: a respawned worker that grows on at once is projected
@@ -217,6 +223,30 @@ pub struct FillRate {
     known: bool,
     /// The lowest used bytes since the last drop and when, while the projection is withheld.
     regrowth_from: Option<(u64, f64)>,
+    /// The growth from the anchor over a span shorter than a step, when large enough to count
+    /// while the rate is unknown or zero (see [`FillRate`]).
+    provisional: Option<f64>,
+    /// The last step's own rate: a scope that starts filling is projected on what it does
+    /// now, not on an average that still remembers it idle.
+    last_step: f64,
+}
+
+/// See [`FillRate`]: seconds.
+pub const FILL_RATE_PROVISIONAL_SPAN: f64 = 0.02;
+/// See [`FillRate`]: bytes (a few allocation bursts at least).
+pub const FILL_RATE_PROVISIONAL_GROWTH: u64 = 4 << 20;
+/// See [`FillRate`]: growth this large counts over as little as [`FILL_RATE_BIG_SPAN`]: no
+/// burst of page faults writes 16 MiB in a few milliseconds without the process filling that
+/// fast (the two threshold events of a cgroup filling at 2.5 GB/s come 10 ms apart).
+pub const FILL_RATE_BIG_GROWTH: u64 = 16 << 20;
+/// See [`FILL_RATE_BIG_GROWTH`]: seconds.
+pub const FILL_RATE_BIG_SPAN: f64 = 0.002;
+
+/// Whether growth of `grown` bytes over `dt` seconds, shorter than a step, makes a provisional
+/// rate (see [`FillRate`]).
+fn provisional_step(grown: u64, dt: f64) -> bool {
+    (dt >= FILL_RATE_PROVISIONAL_SPAN && grown >= FILL_RATE_PROVISIONAL_GROWTH)
+        || (dt >= FILL_RATE_BIG_SPAN && grown >= FILL_RATE_BIG_GROWTH)
 }
 
 /// See [`FillRate`]: the least growth after a drop that makes the rate a projection again.
@@ -244,8 +274,10 @@ impl FillRate {
             }
             None => None,
         };
+        self.provisional = None;
         if dt > FILL_RATE_MAX_GAP {
             self.rate = 0.0;
+            self.last_step = 0.0;
             self.known = false;
             self.anchor = Some((used, t));
         } else if used < prev {
@@ -256,23 +288,34 @@ impl FillRate {
             let inst = (used as f64 - prev as f64).max(0.0) / dt;
             let weight = 1.0 - (-dt / FILL_RATE_MEMORY).exp();
             self.rate += weight * (inst - self.rate);
+            self.last_step = inst;
             self.known = true;
             self.anchor = Some((used, t));
+        } else if provisional_step(used.saturating_sub(prev), dt) {
+            self.provisional = Some((used - prev) as f64 / dt);
         }
-        self.rate
+        self.rate()
     }
 
-    /// The rate now, bytes per second.
+    /// The rate now, bytes per second: the average, or the last step's when it is faster (a
+    /// scope speeding up), or the provisional one while the measured rate is unknown or lower.
     pub fn rate(&self) -> f64 {
-        self.rate
+        let measured = if self.known {
+            self.rate.max(self.last_step)
+        } else {
+            0.0
+        };
+        self.provisional.map_or(measured, |p| p.max(measured))
     }
 
     /// When `available` bytes run out at this rate; `None` when the rate is unknown (see
     /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used),
     /// and after a drop until the scope grows again.
     pub fn eta(&self, available: u64) -> Option<Duration> {
-        (self.known && self.regrowth_from.is_none() && self.rate >= (1u64 << 20) as f64)
-            .then(|| Duration::from_secs_f64((available as f64 / self.rate).min(1e6)))
+        let known = self.known || self.provisional.is_some();
+        let rate = self.rate();
+        (known && self.regrowth_from.is_none() && rate >= (1u64 << 20) as f64)
+            .then(|| Duration::from_secs_f64((available as f64 / rate).min(1e6)))
     }
 }
 
@@ -449,11 +492,26 @@ mod tests {
         assert_eq!(f.eta(100 * MIB), None);
         f.update(0, 0.0);
         f.update(100 * MIB, 0.1);
-        let rate = 1000.0 * MIB as f64 * (1.0 - (-0.1 / FILL_RATE_MEMORY).exp());
+        // Speeding up from idle: the step's own rate, not the average that remembers it idle.
         let eta = f.eta(300 * MIB).unwrap();
+        assert!((eta.as_secs_f64() - 0.3).abs() < 1e-6, "{eta:?}");
+        // The faster of the average and the last step: at 500 MiB/s after 1000, the step's
+        // (the average still climbs from idle); stopped, the average, which decays.
+        let mut slower = f;
+        slower.update(150 * MIB, 0.2);
         assert!(
-            (eta.as_secs_f64() - 300.0 * MIB as f64 / rate).abs() < 1e-6,
-            "{eta:?}"
+            (slower.rate() - 500.0 * MIB as f64).abs() < 1.0,
+            "{}",
+            slower.rate()
+        );
+        let mut stopped = f;
+        stopped.update(100 * MIB, 0.2);
+        let w = 1.0 - (-0.1 / FILL_RATE_MEMORY).exp();
+        let avg = 1000.0 * MIB as f64 * w * (1.0 - w);
+        assert!(
+            (stopped.rate() - avg).abs() < 1.0,
+            "{} {avg}",
+            stopped.rate()
         );
         // A stop: 100 ms later nothing grew; the rate falls by e^-0.4 whether that was seen
         // in one sample or in ten 10 ms apart (steps span at least FILL_RATE_MIN_SPAN).
@@ -483,6 +541,31 @@ mod tests {
             a.rate(),
             b.rate()
         );
+        // Growth of 4 MiB or more over 20 ms or more, shorter than a step: a provisional rate
+        // while none is known, gone at the next step.
+        let mut woken = FillRate::default();
+        woken.update(100 * MIB, 0.0);
+        woken.update(107 * MIB, 0.07);
+        let eta = woken.eta(14 * MIB).unwrap();
+        assert!((eta.as_secs_f64() - 0.14).abs() < 1e-6, "{eta:?}");
+        // The next step measures: the rate is that step's from then on.
+        woken.update(107 * MIB, 0.1);
+        assert!(
+            (woken.rate() - 70.0 * MIB as f64).abs() < 1.0,
+            "{}",
+            woken.rate()
+        );
+        let mut short = FillRate::default();
+        short.update(100 * MIB, 0.0);
+        short.update(104 * MIB, 0.019);
+        assert_eq!(short.eta(14 * MIB), None);
+        // 25 MiB in 10 ms (the probe's and the term threshold's events of a cgroup filling at
+        // 2.5 GB/s) is a rate however short the span.
+        let mut fast = FillRate::default();
+        fast.update(200 * MIB, 0.0);
+        fast.update(225 * MIB, 0.01);
+        let eta = fast.eta(25 * MIB).unwrap();
+        assert!((eta.as_secs_f64() - 0.01).abs() < 1e-6, "{eta:?}");
         // After a quiet minute, one sample says nothing about the rate now: a jump made long
         // ago is not a fill rate. The next sample within the gap tells again.
         let mut c = f;

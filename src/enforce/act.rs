@@ -8,7 +8,8 @@ use crate::config::KillUnit;
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Observation, Reason};
 use crate::decide::gain::{
-    Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children, select,
+    Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children,
+    pressure_from_outside, select,
 };
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::probe::cgroup::{CgroupVersion, is_within};
@@ -33,6 +34,40 @@ pub(super) struct Moment<'a> {
 const FINALISTS: usize = 8;
 /// The most time spent reading the finalists' smaps; the rest keep the estimate from status.
 const FINALISTS_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Whether the parent of candidate `k`, of the same executable, is among the candidates.
+fn has_parent_of_its_kind(ranked: &[Candidate<'_>], k: usize) -> bool {
+    let p = ranked[k].process;
+    p.exe.is_some()
+        && ranked
+            .iter()
+            .any(|c| c.process.pid == p.ppid && c.process.exe == p.exe)
+}
+
+/// What a futile line says: why, and what the candidates could have freed together.
+pub(super) struct Futile {
+    cause: Cause,
+    total: u64,
+    eligible: usize,
+}
+
+/// Why nobody is killed in a domain in trouble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// What could be freed is not what the domain is short of (tmpfs, shared memory).
+    Unfreeable,
+    /// The domain fills from an unwatched part of it.
+    Outside,
+}
+
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Unfreeable => "unfreeable",
+            Cause::Outside => "outside",
+        }
+    }
+}
 
 /// What became of a choice once the signal was tried.
 pub(super) enum Signalled {
@@ -78,13 +113,32 @@ impl Enforcer {
         };
         let procs = &scanned.processes;
         let ranked = rank(procs, &self.policy, totals);
-        let (owners, prospects) = self.prospects(i, &ranked, procs);
+        // A SIGTERM leaves time to read what each finalist would really free; a SIGKILL that
+        // must go out now does not (smaps walks page tables under the mmap lock, while the
+        // allocators fault in behind it).
+        let exact = reason.signal() == Sig::Term;
+        let (owners, prospects) = self.prospects(i, &ranked, procs, exact);
         if let Some(metrics) = &self.metrics {
             metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
         }
         let min_gain = self.config.min_gain_bytes(fig.limit);
         let mut prospects = prospects;
         let rescue = reason == Reason::Rescue;
+        if !rescue && pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
+            // An unwatched sibling fills the limit: a kill here buys milliseconds.
+            if self.domains[i]
+                .episode
+                .back_off(Futility::Futile, obs, now, &self.limits)
+            {
+                let why = Futile {
+                    cause: Cause::Outside,
+                    total: 0,
+                    eligible: 0,
+                };
+                self.report_futile(i, m, why, min_gain, log);
+            }
+            return;
+        }
         let kin: Vec<Kin<'_>> = ranked
             .iter()
             .map(|c| Kin {
@@ -138,7 +192,12 @@ impl Enforcer {
                     .episode
                     .back_off(Futility::Futile, obs, now, &self.limits)
                 {
-                    self.report_futile(i, m, total, eligible, min_gain, log);
+                    let why = Futile {
+                        cause: Cause::Unfreeable,
+                        total,
+                        eligible,
+                    };
+                    self.report_futile(i, m, why, min_gain, log);
                     if let Some(metrics) = &self.metrics {
                         metrics.futile(self.domain_key_name(i));
                     }
@@ -197,12 +256,16 @@ impl Enforcer {
     }
 
     /// For each ranked candidate of domain `i`: the watched scope that holds it (and how it is
-    /// killed there), and what choosing it would mean (eligible, expected gain).
+    /// killed there), and what choosing it would mean (eligible, expected gain). `exact`: the
+    /// finalists' gain is read from smaps; otherwise it is bounded from above by what status
+    /// says (shared memory included), so that no candidate is passed over in a hurry for a
+    /// gain that only smaps could show.
     pub(super) fn prospects(
         &self,
         i: usize,
         ranked: &[Candidate<'_>],
         procs: &[ProcessSnapshot],
+        exact: bool,
     ) -> (Vec<Owner>, Vec<Prospect>) {
         let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
         let mut prospects: Vec<Prospect> = ranked
@@ -210,10 +273,12 @@ impl Enforcer {
             .zip(&owners)
             .map(|(c, o)| Prospect {
                 eligible: self.may_choose(c),
-                gain: self.gain(c.process, o, procs),
+                gain: self.gain(c.process, o, procs, !exact),
             })
             .collect();
-        self.finalists_gain(i, ranked, &owners, &mut prospects, procs);
+        if exact {
+            self.finalists_gain(i, ranked, &owners, &mut prospects, procs);
+        }
         (owners, prospects)
     }
 
@@ -235,9 +300,16 @@ impl Enforcer {
         }
         let finalists: Vec<usize> = (0..ranked.len())
             .filter(|&k| prospects[k].eligible && owners[k].unit == KillUnit::Process)
+            .take(FINALISTS)
+            // Only where status can be wrong and it matters: shared memory (which may die with
+            // it or not), or a forked child whose parent of the same executable is among the
+            // candidates (pages shared copy-on-write; it may be stopped instead of the parent,
+            // for what it alone frees). The parent itself is not read: a page walk of a large
+            // process under a save's copy-on-write took 15–100 ms here, and a plain allocator
+            // is not slowed down by a walk of itself either.
+            .filter(|&k| ranked[k].process.rss_shmem_pages > 0 || has_parent_of_its_kind(ranked, k))
             // Reading smaps takes the mmap lock a process stuck in D state may hold.
             .filter(|&k| ranked[k].process.state != 'D')
-            .take(FINALISTS)
             .collect();
         if finalists.is_empty() {
             return;
@@ -381,16 +453,23 @@ impl Enforcer {
             && self.policy.evaluate(p).protected.is_none()
     }
 
-    /// What killing `p` frees: its private anonymous memory and swap, or for a group kill the
-    /// killable members' together.
+    /// What killing `p` frees by what status says: its private anonymous memory and swap (with
+    /// `with_shared`, its shared memory too: an upper bound), or for a group kill the killable
+    /// members' together.
     pub(super) fn gain(
         &self,
         p: &ProcessSnapshot,
         owner: &Owner,
         procs: &[ProcessSnapshot],
+        with_shared: bool,
     ) -> u64 {
         let one = |q: &ProcessSnapshot| {
-            expected_gain(q.rss_anon_pages, q.swap_pages, self.host.page_size)
+            let shared = if with_shared { q.rss_shmem_pages } else { 0 };
+            expected_gain(
+                q.rss_anon_pages.saturating_add(shared),
+                q.swap_pages,
+                self.host.page_size,
+            )
         };
         match (&owner.unit, &owner.path) {
             (KillUnit::Cgroup, Some(path)) => procs
@@ -412,17 +491,27 @@ impl Enforcer {
         &self,
         i: usize,
         m: &Moment<'_>,
-        total: u64,
-        eligible: usize,
+        why: Futile,
         min_gain: u64,
         log: &mut Logger,
     ) {
         let (obs, fig) = (m.obs, m.fig);
+        let Futile {
+            cause,
+            total,
+            eligible,
+        } = why;
         let domain = self.domain_key_name(i);
-        let mut line = Line::new(
-            "no kill can free what the domain needs: killing nobody, leaving the limit to the kernel",
-        )
+        let mut line = Line::new(match cause {
+            Cause::Unfreeable => {
+                "no kill can free what the domain needs: killing nobody, leaving the limit to the kernel"
+            }
+            Cause::Outside => {
+                "the domain is filled from outside the watched scopes: killing nobody, leaving the limit to the kernel"
+            }
+        })
         .kv("event", "futile")
+        .kv("cause", cause.as_str())
         .kv("scope", self.members_list(i))
         .kv("domain", domain)
         .kv("level", obs.level.as_str())
@@ -431,7 +520,13 @@ impl Enforcer {
         .kv("need", fig.need)
         .kv("gain_total", total)
         .kv("eligible", eligible)
-        .kv("min_gain", min_gain);
+        .kv("min_gain", min_gain)
+        .kv("fill_rate", fig.fill_rate as u64)
+        .kv(
+            "members_fill_rate",
+            fig.members_fill_rate
+                .map_or_else(|| "-".to_string(), |r| (r as u64).to_string()),
+        );
         match fig.shmem {
             Some(s) => {
                 line.push("shmem", s);
@@ -607,6 +702,8 @@ impl Enforcer {
             sigkilled,
             kill_sent: (sig == Sig::Kill).then_some(first_signal),
             cgroup_kill_file,
+            release_returned: false,
+            instead_of: pick.instead_of,
         });
         Signalled::Done
     }

@@ -79,6 +79,8 @@ pub(super) struct Figures {
     pub need: u64,
     /// Observed fill rate, bytes per second (the fastest member's).
     pub fill_rate: f64,
+    /// What the watched members' own working sets add per second, together (cgroups only).
+    pub members_fill_rate: Option<f64>,
     /// Shared memory and tmpfs charged to the domain, bytes (cgroups only).
     pub shmem: Option<u64>,
 }
@@ -139,13 +141,29 @@ impl Enforcer {
     pub(super) fn follow_victims(&mut self) {
         while let Some(pid) = self.reaper.released() {
             for d in &mut self.domains {
-                let Domain {
-                    in_flight, episode, ..
-                } = d;
-                for f in in_flight.iter().filter(|f| f.victim.pid == pid) {
-                    if let Some(v) = episode.victim_mut(ProcessKey::of(&f.victim)) {
-                        v.released = true;
-                    }
+                for f in d.in_flight.iter_mut().filter(|f| f.victim.pid == pid) {
+                    f.release_returned = true;
+                }
+            }
+        }
+        // Released once its memory shows it: at most half of what it held when chosen is
+        // still resident (or it is gone). A forked child stopped instead of its parent only
+        // by its exit (see `InFlight::instead_of`).
+        let host = &self.host;
+        for d in &mut self.domains {
+            let Domain {
+                in_flight, episode, ..
+            } = d;
+            for f in in_flight
+                .iter()
+                .filter(|f| f.release_returned && f.instead_of.is_none())
+            {
+                let Some(v) = episode.victim_mut(ProcessKey::of(&f.victim)) else {
+                    continue;
+                };
+                if !v.released {
+                    v.released = crate::probe::process::resident_pages(host, f.victim.pid)
+                        .is_none_or(|rss| rss.saturating_mul(2) <= f.victim.rss_pages);
                 }
             }
         }
@@ -272,6 +290,7 @@ impl Enforcer {
                 system_totalpages: system_t,
                 need: self.system.member.need,
                 fill_rate: self.system.fill.rate(),
+                members_fill_rate: None,
                 shmem: None,
             };
             return (obs, fig);
@@ -299,6 +318,7 @@ impl Enforcer {
             fig.limit = fig.limit.max(s.limit.unwrap_or(0));
             fig.totalpages = fig.totalpages.min(s.totalpages);
             fig.fill_rate = fig.fill_rate.max(c.fill.rate());
+            fig.members_fill_rate = Some(fig.members_fill_rate.unwrap_or(0.0) + c.own_fill.rate());
             eta = match (eta, c.eta) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

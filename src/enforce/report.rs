@@ -528,7 +528,7 @@ impl Enforcer {
         let scanned = self.gather(i, totals).ok()?;
         let procs: &[ProcessSnapshot] = &scanned.processes;
         let ranked = rank(procs, &self.policy, totals);
-        let (owners, prospects) = self.prospects(i, &ranked, procs);
+        let (owners, prospects) = self.prospects(i, &ranked, procs, false);
         let min_gain = self.config.min_gain_bytes(fig.limit);
         // What a term decision would need: at least what brings it back above term.
         let need = fig.need.max(1);

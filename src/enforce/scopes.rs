@@ -27,6 +27,16 @@ pub const ARMED_REFRESH: Duration = Duration::from_secs(60);
 /// announced by nothing. Seen here once in about ten thousand kills of a respawning workload
 /// (a kernel OOM kill); the timer is the second, independent path while that can happen.
 pub const WARM: Duration = Duration::from_secs(1);
+/// Where a v1 cgroup's usage is sampled on its way to the term level: at twice the term
+/// threshold's headroom. The kernel's threshold event there is a sample like any other, so that
+/// when the term threshold's event follows, the two crossings measure the rate at which the
+/// cgroup filled in between: an idle cgroup that starts filling is projected at its first
+/// decision (whether it has room for SIGTERM, whether its own processes or an unwatched sibling
+/// fill it), at no cost while it stays calm.
+fn rate_probe(term: u64) -> u64 {
+    term.saturating_mul(2)
+}
+
 /// A cgroup just made is looked at this often for its first [`YOUNG`]: its limit is usually
 /// written and its processes moved in right after the directory appears.
 const YOUNG_LOOK: Duration = Duration::from_millis(50);
@@ -48,8 +58,11 @@ pub(super) struct CgroupScope {
     pub added: Instant,
     /// Its level from its own thresholds at the last look.
     pub level: Level,
-    /// Fill rate seen over its looks.
+    /// Fill rate seen over its looks: of its domain's charge (what its headroom is made of).
     pub fill: FillRate,
+    /// Fill rate of its own working set: what its own processes add, to tell a shortage made
+    /// inside it from one made by an unwatched sibling under the same limit.
+    pub own_fill: FillRate,
     /// Kernel event sources armed for it (disarmed when it is dropped).
     pub events: Option<ArmedSet>,
     /// What they were armed for ([`CgroupSample::limits_fingerprint`]).
@@ -94,6 +107,7 @@ impl CgroupScope {
             added: now,
             level: Level::Ok,
             fill: FillRate::default(),
+            own_fill: FillRate::default(),
             events: None,
             armed_for: None,
             thresholds_armed: false,
@@ -227,6 +241,7 @@ pub(super) fn assess_cgroup(
         let th = cgroup_thresholds(cfg, limit);
         let used = (limit + sample.swap_left).saturating_sub(avail);
         cg.fill.update(used, t_secs);
+        cg.own_fill.update(own.working_set(), t_secs);
         cg.eta = cg.fill.eta(avail);
         level = with_exhaustion(th.level(avail, cg.level), cg.eta, cfg.exhaustion_term);
         need = th.need(level, avail);
@@ -355,7 +370,7 @@ pub(super) fn arm_cgroup(
                 };
                 let t = cgroup_thresholds(cfg, limit);
                 let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
-                for below in [warn, t.term, t.kill] {
+                for below in [warn, rate_probe(t.term), t.term, t.kill] {
                     if below > 0 && below < limit {
                         let bytes = limit - below;
                         wants.push((

@@ -387,6 +387,13 @@ fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
     None
 }
 
+/// The resident pages of one process (`/proc/PID/statm`, second field); `None` when it is gone
+/// or has no memory left to show.
+pub fn resident_pages(host: &Host, pid: i32) -> Option<u64> {
+    let text = read_text(&host.path(&format!("/proc/{pid}/statm"))).ok()?;
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
 /// The command line of one process (arguments joined by spaces), for a report. The read takes
 /// the process's mmap lock: callers skip a process in uninterruptible sleep (state `D`), which
 /// may hold it for as long as it is stuck.

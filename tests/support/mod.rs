@@ -199,24 +199,7 @@ impl Drop for TestCgroup {
                 }
             }
         }
-        let procs = self.dir.join("cgroup.procs");
-        for _ in 0..200 {
-            let pids: Vec<i32> = std::fs::read_to_string(&procs)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.kill_all();
         for _ in 0..200 {
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
@@ -547,4 +530,80 @@ pub fn context_switches(pid: i32) -> u64 {
         }
     }
     total
+}
+
+/// Whether the tests that race the kernel can run here (root and a cgroup-v1 memory
+/// controller); says why not when they cannot.
+pub fn can_race_v1() -> bool {
+    if !is_root() || v1_memory_mount().is_none() {
+        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
+        return false;
+    }
+    true
+}
+
+/// A count from the environment (a longer run while developing), else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `key=value` of a daemon's log line (values here never hold spaces).
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Whether `pid` is alive: not gone, and not a zombie its parent has yet to reap (whose memory
+/// is freed already).
+pub fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Installs Debian's `package` (without prompts; `apt-get update` only when the install fails
+/// without it), for a test of a real application that is not there yet.
+pub fn apt_install(package: &str) -> Result<(), String> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = ["install", "-y", "-qq", package];
+    if apt(&install) || (apt(&["update", "-qq"]) && apt(&install)) {
+        Ok(())
+    } else {
+        Err(format!("apt-get install {package} failed"))
+    }
+}
+
+impl TestCgroup {
+    /// Kills every process in the cgroup (not its children's) and waits until none is left.
+    pub fn kill_all(&self) {
+        let procs = self.dir.join("cgroup.procs");
+        for _ in 0..200 {
+            let pids: Vec<i32> = std::fs::read_to_string(&procs)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
