@@ -312,8 +312,25 @@ impl FillRate {
     /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used),
     /// and after a drop until the scope grows again.
     pub fn eta(&self, available: u64) -> Option<Duration> {
+        self.eta_at(available, self.rate())
+    }
+
+    /// Like [`FillRate::eta`] on the average alone (the provisional rate while none is known):
+    /// what raises a level early (`exhaustion_term`). A level raised on the last step of a
+    /// process that just started growing names the wrong victim: the one about to run away is
+    /// still small (seen in the VM lab's Kubernetes node, where a Burstable pod was stopped
+    /// for a BestEffort one's first 100 ms).
+    pub fn eta_trend(&self, available: u64) -> Option<Duration> {
+        let rate = if self.known {
+            self.rate
+        } else {
+            self.provisional.unwrap_or(0.0)
+        };
+        self.eta_at(available, rate)
+    }
+
+    fn eta_at(&self, available: u64, rate: f64) -> Option<Duration> {
         let known = self.known || self.provisional.is_some();
-        let rate = self.rate();
         (known && self.regrowth_from.is_none() && rate >= (1u64 << 20) as f64)
             .then(|| Duration::from_secs_f64((available as f64 / rate).min(1e6)))
     }
@@ -495,6 +512,13 @@ mod tests {
         // Speeding up from idle: the step's own rate, not the average that remembers it idle.
         let eta = f.eta(300 * MIB).unwrap();
         assert!((eta.as_secs_f64() - 0.3).abs() < 1e-6, "{eta:?}");
+        // What raises a level is the average: one step from idle is a third of the way there.
+        let avg = 1000.0 * MIB as f64 * (1.0 - (-0.1 / FILL_RATE_MEMORY).exp());
+        let trend = f.eta_trend(300 * MIB).unwrap();
+        assert!(
+            (trend.as_secs_f64() - 300.0 * MIB as f64 / avg).abs() < 1e-6,
+            "{trend:?}"
+        );
         // The faster of the average and the last step: at 500 MiB/s after 1000, the step's
         // (the average still climbs from idle); stopped, the average, which decays.
         let mut slower = f;

@@ -524,9 +524,10 @@ impl Enforcer {
                     psi_full_avg10: sample.psi_full_avg10.filter(|_| early.psi_avg10),
                     ..sample
                 };
+                let trend = self.system.fill.eta_trend(mem.mem_available);
                 let level = with_exhaustion(
                     system_level(&sample, &thresholds, self.system.level),
-                    eta.filter(|_| early.below),
+                    trend.filter(|_| early.below),
                     self.config.system.exhaustion_term,
                 );
                 let terms = self.stall_terms(&mem);

@@ -243,7 +243,8 @@ pub(super) fn assess_cgroup(
         cg.fill.update(used, t_secs);
         cg.own_fill.update(own.working_set(), t_secs);
         cg.eta = cg.fill.eta(avail);
-        level = with_exhaustion(th.level(avail, cg.level), cg.eta, cfg.exhaustion_term);
+        let trend = cg.fill.eta_trend(avail);
+        level = with_exhaustion(th.level(avail, cg.level), trend, cfg.exhaustion_term);
         need = th.need(level, avail);
         cg.warned = crate::watch::cgroup_warned(cfg, limit, avail, cg.warned);
     }

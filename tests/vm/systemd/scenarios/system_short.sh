@@ -68,14 +68,17 @@ dump /tmp/rank.txt rank
 oom_before=$(keyed /proc/vmstat oom_kill)
 
 t0=$(now_ms)
-systemd-run --unit=hog --quiet /usr/local/bin/memhog --rate 150 --grow 2000
+# RemainAfterExit keeps the unit (and how its process ended) after a SIGTERM, which systemd
+# counts as a clean exit of a service and would otherwise unload the transient unit with it.
+systemd-run --unit=hog --quiet -p RemainAfterExit=yes /usr/local/bin/memhog --rate 150 --grow 2000
 hog_pid=$(main_pid hog)
-if wait_until 900 sh -c '! systemctl -q is-active hog'; then
+if wait_until 900 sh -c '[ "$(systemctl show -p SubState --value hog)" != running ]'; then
     hog_ms=$(($(now_ms) - t0))
 else
     hog_ms=timeout
 fi
-hog_result=$(prop hog Result)
+# ExecMainCode 2 is CLD_KILLED: ended by a signal, ExecMainStatus says which.
+case "$(prop hog ExecMainCode)" in 2) hog_result=signal ;; *) hog_result="exit:$(prop hog Result)" ;; esac
 hog_signal=$(prop hog ExecMainStatus)
 oom_after=$(keyed /proc/vmstat oom_kill)
 # The daemon's journal entries can trail the decision by a moment.
