@@ -96,6 +96,17 @@ impl Enforcer {
         log: &mut Logger,
     ) {
         let (obs, fig, now) = (m.obs, m.fig, m.now);
+        if reason != Reason::Rescue && pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
+            // An unwatched sibling fills the limit: a kill here buys milliseconds. Said before
+            // any process is read: nobody here is a victim whatever they hold.
+            let why = Futile {
+                cause: Cause::Outside,
+                total: 0,
+                eligible: 0,
+            };
+            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            return;
+        }
         let totals = Totals {
             scope: fig.totalpages,
             system: fig.system_totalpages.max(1),
@@ -124,21 +135,6 @@ impl Enforcer {
         let min_gain = self.config.min_gain_bytes(fig.limit);
         let mut prospects = prospects;
         let rescue = reason == Reason::Rescue;
-        if !rescue && pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
-            // An unwatched sibling fills the limit: a kill here buys milliseconds.
-            if self.domains[i]
-                .episode
-                .back_off(Futility::Futile, obs, now, &self.limits)
-            {
-                let why = Futile {
-                    cause: Cause::Outside,
-                    total: 0,
-                    eligible: 0,
-                };
-                self.report_futile(i, m, why, min_gain, log);
-            }
-            return;
-        }
         let kin: Vec<Kin<'_>> = ranked
             .iter()
             .map(|c| Kin {
@@ -188,20 +184,12 @@ impl Enforcer {
             // Never here: each victim was signalled (or refused) in the loop.
             Selection::Victim { .. } => {}
             Selection::Futile { total, eligible } => {
-                if self.domains[i]
-                    .episode
-                    .back_off(Futility::Futile, obs, now, &self.limits)
-                {
-                    let why = Futile {
-                        cause: Cause::Unfreeable,
-                        total,
-                        eligible,
-                    };
-                    self.report_futile(i, m, why, min_gain, log);
-                    if let Some(metrics) = &self.metrics {
-                        metrics.futile(self.domain_key_name(i));
-                    }
-                }
+                let why = Futile {
+                    cause: Cause::Unfreeable,
+                    total,
+                    eligible,
+                };
+                self.nobody(i, m, why, min_gain, log);
             }
             Selection::NoCandidate => {
                 if self.domains[i]
@@ -224,6 +212,20 @@ impl Enforcer {
                             .as_str(),
                     );
                 }
+            }
+        }
+    }
+
+    /// Kills nobody in a domain where no kill would help: backs off, and says why (and counts
+    /// it) once per episode.
+    fn nobody(&mut self, i: usize, m: &Moment<'_>, why: Futile, min_gain: u64, log: &mut Logger) {
+        if self.domains[i]
+            .episode
+            .back_off(Futility::Futile, m.obs, m.now, &self.limits)
+        {
+            self.report_futile(i, m, why, min_gain, log);
+            if let Some(metrics) = &self.metrics {
+                metrics.futile(self.domain_key_name(i));
             }
         }
     }
