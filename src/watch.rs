@@ -310,7 +310,7 @@ pub fn largest_outside(host: &Host, domain: &str, watched: &[&str]) -> Option<(S
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = crate::probe::text_of(entry.file_name().as_encoded_bytes());
         let child = if domain == "/" {
             format!("/{name}")
         } else {

@@ -1149,3 +1149,104 @@ fn stress_ng_memfd_is_stopped_before_the_kernel() {
     assert_eq!(kernel, 0, "the kernel OOM killer fired:\n{out}");
     assert!(!decisions.is_empty(), "oomward never acted:\n{out}");
 }
+
+/// The memory a memfd's pages hold, opened through `/proc/PID/map_files` (root only): a
+/// second holder of the object, as a compositor holds a client's buffer.
+fn hold_memfd_of(pid: i32) -> std::fs::File {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let range = maps
+        .lines()
+        .find(|l| l.contains("/memfd:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no memfd mapping in {pid}:\n{maps}"))
+        .to_string();
+    std::fs::File::open(format!("/proc/{pid}/map_files/{range}")).expect("open the memfd")
+}
+
+/// A kill that gave back nothing is evidence (issue 18). Under a 256 MiB limit, a's largest
+/// process maps 120 MiB of a memfd that a process outside the domain also holds (this test, as
+/// a compositor holds a client's buffer), beside an idle 10 MiB process; b, unwatched, fills
+/// the limit at 3 MiB/s (below the rate at which a fill counts as coming from outside).
+/// oomward takes the memfd's holder first (what it can see says its exit frees 120 MiB), sees
+/// the domain go on filling with nothing given back, says so once (`event=barren`, naming
+/// it), and kills nobody else for the same cause: the idle process is never signalled and the
+/// futile line says `cause=barren`.
+#[test]
+fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let p = TestCgroup::create("barren", LIMIT);
+    let a = p.child("a", 0);
+    let b = p.child("b", 0);
+    let a_procs = a.procs_file();
+    let holder = Proc::memhog(&[
+        "--cgroup-procs",
+        &a_procs,
+        "--shared",
+        "--memfd",
+        "--hold",
+        "120",
+    ]);
+    let _kept = hold_memfd_of(holder.pid);
+    let mut idle = Proc::memhog(&["--cgroup-procs", &a_procs, "--hold", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &[&a.path], "", "", &[]);
+    d.wait_for(
+        &format!("event=scope_added scope={}", a.path),
+        Duration::from_secs(5),
+    );
+    let b_procs = b.procs_file();
+    let _filler = Proc::memhog(&[
+        "--cgroup-procs",
+        &b_procs,
+        "--hold",
+        "80",
+        "--rate",
+        "3",
+        "--grow",
+        "200",
+    ]);
+    let mut f = Follower::new();
+    let first = f
+        .wait(&d, Duration::from_secs(30), is_decision)
+        .unwrap_or_else(|| panic!("no decision:\n{}", d.output()))
+        .1;
+    assert_eq!(
+        pid_of(&first),
+        Some(holder.pid),
+        "the memfd's holder first: {first}"
+    );
+    let barren = f
+        .wait(&d, Duration::from_secs(20), |l| event(l) == Some("barren"))
+        .unwrap_or_else(|| panic!("no event=barren:\n{}", d.output()))
+        .1;
+    assert_eq!(pid_of(&barren), Some(holder.pid), "{barren}");
+    let num = |k: &str| -> i64 { field(&barren, k).and_then(|v| v.parse().ok()).unwrap() };
+    // What came back is next to nothing of the 120 MiB expected.
+    assert!(num("freed") * 8 < num("expected"), "{barren}");
+    assert!(num("expected") >= 100 * MIB as i64, "{barren}");
+    let futile = f
+        .wait(&d, Duration::from_secs(20), |l| {
+            event(l) == Some("futile") && field(l, "cause") == Some("barren")
+        })
+        .unwrap_or_else(|| panic!("no futile line with cause=barren:\n{}", d.output()))
+        .1;
+    // On until the kernel ends the filler at the limit, or 15 s more.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while p.oom_kills_subtree() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let out = d.output();
+    println!("barren: {barren}\nbarren: {futile}");
+    let decisions = matching(&d, is_decision);
+    assert_eq!(decisions.len(), 1, "a second kill:\n{out}");
+    assert_eq!(
+        matching(&d, |l| event(l) == Some("barren")).len(),
+        1,
+        "said once:\n{out}"
+    );
+    assert!(alive(&mut idle), "the idle process was killed:\n{out}");
+}

@@ -300,6 +300,17 @@ fn a_name_that_is_not_utf8_makes_nobody_immune_5_of_5() {
             .find(|l| l.contains(&format!("pid={} comm=", hog.pid)))
             .unwrap();
         assert!(line.contains("uid=65534"), "round {round}: {line}");
+        // The bytes that are not UTF-8 are shown as such, not replaced (`\xNN`, whose
+        // backslash the log line escapes in turn).
+        let shown = if by_file {
+            r#"comm="hog\\xff\\xfe""#
+        } else {
+            r#"comm="\\xffmem""#
+        };
+        assert!(
+            line.contains(shown) && !line.contains('\u{fffd}'),
+            "round {round}: the name is not shown escaped ({shown}): {line}"
+        );
     }
     assert!(!d.output().contains("event=unverifiable"), "{}", d.output());
 }

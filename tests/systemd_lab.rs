@@ -205,6 +205,44 @@ fn system_short() {
     g.expect_kv("why_ok", "yes");
 }
 
+/// postgres (issue 18): a real PostgreSQL 15 in a transient service with `MemoryMax=512M` on
+/// cgroup v2, the package at its defaults with that service's cgroup watched. Per run one
+/// session's sort (`work_mem = 2GB`) runs the cgroup out of memory, five runs with a cold page
+/// cache and five with a warm one (a ~200 MiB table read first): the sort's backend is the
+/// only process signalled, by SIGTERM alone and never escalated, its session is told
+/// "terminating connection due to administrator command", the postmaster's log shows no crash
+/// and no reinitialization, the three idle sessions keep their backends, and the kernel kills
+/// nobody (the cgroup's `memory.events` and `/proc/vmstat`). A backend killed by SIGKILL would
+/// have made the postmaster end all of them.
+#[test]
+fn postgres() {
+    let Some(g) = run("postgres", 600) else {
+        return;
+    };
+    let v = g.expect_pass();
+    g.expect_kv("dpkg_rc", "0");
+    g.expect_kv("oomward", "active");
+    let runs = g.num("runs");
+    assert!(runs >= 1);
+    for variant in ["cold", "warm"] {
+        assert_eq!(
+            g.num(&format!("{variant}_clean")),
+            runs,
+            "{variant}: not every sort was stopped by SIGTERM alone with the sessions intact\n{}",
+            g.transcript()
+        );
+        println!(
+            "postgres on cgroup v2, {variant}: {runs}/{runs} SIGTERM only; exit ms {}; signal_rule {}; room_ms {}; eta_ms {}",
+            v.kv[&format!("{variant}_exit_ms")],
+            v.kv[&format!("{variant}_signal_rule")],
+            v.kv[&format!("{variant}_room_ms")],
+            v.kv[&format!("{variant}_eta_ms")],
+        );
+    }
+    assert_eq!(v.kv["idle_final"], v.kv["idle_backends"]);
+    assert_eq!(g.num("postmaster_final"), g.num("postmaster"));
+}
+
 /// k8s_node (issue 13): a Kubernetes node with the systemd cgroup driver on cgroup v2, made by
 /// hand the way kubelet and runc make it (pod slices by QoS class, `cri-containerd-<id>.scope`
 /// per container, kubelet's oom_score_adj values and limits, its log directories naming the

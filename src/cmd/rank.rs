@@ -43,7 +43,7 @@ pub fn rank(
     let scan = scan(&host, within, true).map_err(Failure::runtime)?;
     let self_exe = std::fs::read_link("/proc/self/exe")
         .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+        .map(|p| oomward::probe::text_of(p.as_os_str().as_encoded_bytes()));
     let mut policy = config.policy(std::process::id() as i32, self_exe);
     policy.first_user_uid = host.first_user_uid;
     let mut ranked = rank_candidates(&scan.processes, &policy, view.totals);

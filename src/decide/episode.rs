@@ -98,6 +98,13 @@ pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
 pub const RELEASE_POLL: Duration = Duration::from_millis(2);
 /// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
 pub const EXIT_POLL: Duration = Duration::from_millis(10);
+/// How soon after a victim's exit was seen its domain is sampled again: what the exit gave
+/// back shows then, and the next choice, unless it cannot wait, is made on that sample rather
+/// than on one taken before the exit. The kernel uncharges a process's memory before its
+/// pidfd says it exited, so a moment is enough; longer is a blind spot to a worker respawned
+/// at full speed (20 ms is 26 MiB at the respawn race's 1.3 GB/s, the whole term band of a
+/// 256 MiB cgroup).
+pub const EXIT_SETTLE: Duration = Duration::from_millis(2);
 /// While backed off, how often the domain is sampled anyway: a futile verdict must not be blind
 /// to a process that starts growing (at the term level no threshold is left to tell of it
 /// before the kill level, and at the kill level none at all). Samples this far apart also
@@ -259,6 +266,9 @@ pub enum Futility {
     Futile,
     /// No eligible candidate at all.
     NoCandidate,
+    /// The last kill gave back nothing, and whether the domain goes on filling is not known
+    /// yet: never said.
+    Waiting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +384,7 @@ impl Episode {
         let said = match why {
             Futility::Futile => &mut self.said_futile,
             Futility::NoCandidate => &mut self.said_no_candidate,
+            Futility::Waiting => return false,
         };
         !std::mem::replace(said, true)
     }
@@ -581,6 +592,14 @@ impl Episode {
             return None;
         }
         let at_kill = level == Level::Kill;
+        // `last_exit` is set to this round's time by `follow_victims` when one exited in it.
+        let exited_now = self.last_exit == Some(now);
+        if exited_now && !at_kill && !rescue && room_for_term(obs.eta, l) {
+            // A victim exited since this sample was taken: the next one, soon, shows what it
+            // gave back, and whether another is needed at all.
+            want(EXIT_SETTLE);
+            return None;
+        }
         if !self.victims.is_empty() && !at_kill {
             // Every victim is SIGKILLed and released: its memory shows at the next sample.
             return None;
@@ -825,13 +844,45 @@ mod tests {
         e.victim_mut(key(2)).unwrap().released = true;
         let p = e.assess(&obs(Level::Term, 20), c.at(6), &l);
         assert_eq!(p.choose, None);
-        // Both exit, still at the term level: a new SIGTERM victim.
+        // Both exit, on a sample still at the term level: the choice waits for the next
+        // sample, which shows what they gave back.
         e.victim_mut(key(1)).unwrap().exited = true;
         e.victim_mut(key(2)).unwrap().exited = true;
         let p = e.assess(&obs(Level::Term, 20), c.at(8), &l);
         assert_eq!(p.exited.len(), 2);
+        assert_eq!((p.choose, p.wake_in), (None, Some(EXIT_SETTLE)));
+        // Still at the term level then: a new SIGTERM victim.
+        let p = e.assess(&obs(Level::Term, 20), c.at(28), &l);
         assert_eq!(p.choose, Some(Reason::Term));
         assert_eq!(e.kills(), 2);
+    }
+
+    #[test]
+    fn after_an_exit_the_next_choice_waits_for_a_sample_unless_it_cannot() {
+        let l = limits();
+        // (level, eta ms at the sample that saw the exit) -> the choice on that sample
+        let table = [
+            (Level::Term, None, None),
+            (Level::Term, Some(500), None),
+            // No room for one more look: now.
+            (Level::Term, Some(10), Some(Reason::Eta)),
+            (Level::Kill, None, Some(Reason::Kill)),
+        ];
+        for (level, eta, want) in table {
+            let c = Clock(Instant::now());
+            let mut e = Episode::default();
+            e.assess(&obs(Level::Term, 20), c.at(0), &l);
+            e.signalled(key(1), c.at(0), false, None);
+            e.victim_mut(key(1)).unwrap().exited = true;
+            let mut o = obs(level, 20);
+            o.eta = eta.map(|ms| ms * MS);
+            let p = e.assess(&o, c.at(40), &l);
+            assert_eq!(p.choose, want, "{level:?} {eta:?}");
+            if want.is_none() {
+                assert_eq!(p.wake_in, Some(EXIT_SETTLE));
+                assert_eq!(e.assess(&o, c.at(60), &l).choose, Some(Reason::Term));
+            }
+        }
     }
 
     #[test]

@@ -45,6 +45,57 @@ pub fn pressure_from_outside(domain_rate: f64, members_rate: Option<f64>) -> boo
     members_rate.is_some_and(|m| domain_rate >= FILLING && m * 4.0 < domain_rate)
 }
 
+/// How far a domain's available memory must fall after a victim's exit that gave back
+/// nothing for the kill to count as barren (below it, page cache churn and noise).
+pub const BARREN_FALL: u64 = 4 << 20;
+
+/// Whether a victim's exit gave back nothing worth the name: by the first sample after it the
+/// domain had gained less than an eighth of what the kill was expected to free (nothing at
+/// all, or less, when the domain kept filling meanwhile).
+pub fn fruitless(freed: i64, expected: u64) -> bool {
+    freed <= 0 || (freed as u64).saturating_mul(8) < expected
+}
+
+/// How long after a fruitless exit (see [`fruitless`]) the domain is watched for whether it
+/// goes on filling: a fill slower than [`BARREN_FALL`] in this time is not one a kill must
+/// answer at once.
+pub const FRUITLESS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What became of a fruitless kill, weighed at a later sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weighed {
+    /// Too soon to tell: the next kill for the same cause waits.
+    Pending,
+    /// The domain fell by [`BARREN_FALL`] or more since the first sample after the exit:
+    /// whatever the kill gave back, the domain went on filling as before; the victim was not
+    /// what filled it, and what it held did not come back.
+    Barren,
+    /// The domain stopped filling with the victim gone (a writer to tmpfs, say): it helped.
+    Cleared,
+}
+
+/// Weighs a fruitless kill: `available_at_exit` at the first sample after the exit,
+/// `available_now` at this one, `since` the time between them.
+pub fn weigh(available_at_exit: u64, available_now: u64, since: std::time::Duration) -> Weighed {
+    if available_at_exit.saturating_sub(available_now) >= BARREN_FALL {
+        Weighed::Barren
+    } else if since >= FRUITLESS_WATCH {
+        Weighed::Cleared
+    } else {
+        Weighed::Pending
+    }
+}
+
+/// Whether another kill in an episode that had a fruitless one would be made for the same
+/// cause: yes unless the watched members themselves now drive the fill (they grow at
+/// [`FILLING`] or more and at least a quarter of the domain's rate), as a new grower would.
+/// Never in a domain without a members' rate (the system): every process there is a
+/// candidate, the one that fills it among them, so a fruitless kill was a choice to say, not
+/// a cause to stop for.
+pub fn same_cause(domain_rate: f64, members_rate: Option<f64>) -> bool {
+    members_rate.is_some_and(|m| m < FILLING || m * 4.0 < domain_rate)
+}
+
 /// A ranked candidate as the kinship rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kin<'a> {
@@ -268,6 +319,76 @@ mod tests {
         for &(domain, members, want) in table {
             assert_eq!(
                 pressure_from_outside(domain * M, members.map(|m| m * M)),
+                want,
+                "{domain} {members:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kill_that_gave_back_nothing_while_the_domain_filled_is_barren() {
+        // (freed MiB, expected MiB) -> fruitless
+        let table: &[(i64, u64, bool)] = &[
+            (-18, 20, true),
+            (0, 20, true),
+            // A shared object that lived on: 6 MiB back of 120 expected.
+            (6, 120, true),
+            (15, 120, false),
+            (10, 10, false),
+            // Expected nothing and got a little: not fruitless.
+            (1, 0, false),
+        ];
+        for &(freed, expected, want) in table {
+            assert_eq!(
+                fruitless(freed * MIB as i64, expected * MIB),
+                want,
+                "{freed} {expected}"
+            );
+        }
+        // (available at the exit's sample MiB, available now MiB, ms since) -> weighed
+        let table: &[(u64, u64, u64, Weighed)] = &[
+            (100, 90, 500, Weighed::Barren),
+            (100, 96, 1900, Weighed::Barren),
+            (100, 96, 5000, Weighed::Barren),
+            // Fell less than the noise floor: not yet, and never once the watch is over.
+            (100, 97, 500, Weighed::Pending),
+            (100, 97, 2000, Weighed::Cleared),
+            // The domain stopped filling with the victim gone (a tmpfs writer): it helped.
+            (100, 100, 100, Weighed::Pending),
+            (100, 120, 2500, Weighed::Cleared),
+        ];
+        for &(at_exit, now, ms, want) in table {
+            assert_eq!(
+                weigh(
+                    at_exit * MIB,
+                    now * MIB,
+                    std::time::Duration::from_millis(ms)
+                ),
+                want,
+                "{at_exit} {now} {ms}"
+            );
+        }
+    }
+
+    #[test]
+    fn after_a_barren_kill_only_a_growing_member_is_a_new_cause() {
+        const M: f64 = MIB as f64;
+        // (domain MiB/s, members' own MiB/s) -> the same cause (no kill)
+        let table: &[(f64, Option<f64>, bool)] = &[
+            (100.0, Some(0.0), true),
+            (100.0, Some(24.0), true),
+            (100.0, Some(25.0), false),
+            (100.0, Some(100.0), false),
+            // A slow fill: members grow at the noise floor at most.
+            (3.0, Some(3.0), true),
+            (3.0, Some(0.0), true),
+            (10.0, Some(8.0), false),
+            // The system domain has no members' rate: never the same cause.
+            (100.0, None, false),
+        ];
+        for &(domain, members, want) in table {
+            assert_eq!(
+                same_cause(domain * M, members.map(|m| m * M)),
                 want,
                 "{domain} {members:?}"
             );

@@ -9,7 +9,7 @@ use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Observation, Reason};
 use crate::decide::gain::{
     Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children,
-    pressure_from_outside, select,
+    pressure_from_outside, same_cause, select,
 };
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::probe::cgroup::{CgroupVersion, is_within};
@@ -58,6 +58,9 @@ pub(super) enum Cause {
     Unfreeable,
     /// The domain fills from an unwatched part of it.
     Outside,
+    /// A kill of this episode freed nothing while the domain kept filling, and nothing has
+    /// changed since (no watched member drives the fill).
+    Barren,
 }
 
 impl Cause {
@@ -65,6 +68,7 @@ impl Cause {
         match self {
             Cause::Unfreeable => "unfreeable",
             Cause::Outside => "outside",
+            Cause::Barren => "barren",
         }
     }
 }
@@ -105,6 +109,29 @@ impl Enforcer {
                 eligible: 0,
             };
             self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            return;
+        }
+        let evidence = &self.domains[i].evidence;
+        if reason != Reason::Rescue
+            && (evidence.barren.is_some() || evidence.suspect.is_some())
+            && same_cause(fig.fill_rate, fig.members_fill_rate)
+        {
+            if evidence.barren.is_some() {
+                // A kill already gave back nothing while the domain went on filling: another
+                // made for the same cause would give back as little.
+                let why = Futile {
+                    cause: Cause::Barren,
+                    total: 0,
+                    eligible: 0,
+                };
+                self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            } else {
+                // The last kill gave back nothing: whether the domain goes on filling says if
+                // another would do better. Looked at again soon, quietly.
+                self.domains[i]
+                    .episode
+                    .back_off(Futility::Waiting, m.obs, m.now, &self.limits);
+            }
             return;
         }
         let totals = Totals {
@@ -510,6 +537,9 @@ impl Enforcer {
             }
             Cause::Outside => {
                 "the domain is filled from outside the watched scopes: killing nobody, leaving the limit to the kernel"
+            }
+            Cause::Barren => {
+                "a kill in this episode freed nothing while the domain kept filling: killing nobody else for it, leaving the limit to the kernel"
             }
         })
         .kv("event", "futile")

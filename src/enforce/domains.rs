@@ -14,7 +14,7 @@ use crate::report::{Line, Logger, Severity};
 use super::{Enforcer, Wake};
 
 /// How soon after a victim's exit its domain is sampled again, for what the exit gave back.
-const AFTER_EXIT: Duration = Duration::from_millis(20);
+const AFTER_EXIT: Duration = crate::decide::episode::EXIT_SETTLE;
 
 /// One OOM domain's state across rounds.
 pub(super) struct Domain {
@@ -37,6 +37,34 @@ pub(super) struct Domain {
     /// Records of victims gone, waiting for the domain's next sample (what they left), and
     /// since when.
     pub exited: Vec<(crate::report::kill::KillRecord, Instant)>,
+    /// What this episode's finished kills showed (see [`crate::decide::gain::barren`]).
+    pub evidence: Evidence,
+}
+
+/// A kill of the episode whose victim's exit gave back (next to) nothing.
+#[derive(Debug, Clone)]
+pub(super) struct Fruitless {
+    pub pid: i32,
+    pub comm: String,
+    /// What the domain gained by the exit, bytes.
+    pub freed: i64,
+    /// What the kill was expected to free, bytes.
+    pub expected: u64,
+    /// The domain's available memory at the first sample after the exit, bytes.
+    pub available_at_exit: u64,
+    /// When that sample was taken.
+    pub at: Instant,
+}
+
+/// What the episode's finished kills showed about the domain.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Evidence {
+    /// A kill that gave back nothing, weighed by whether the domain goes on filling; the next
+    /// kill for the same cause waits for the verdict.
+    pub suspect: Option<Fruitless>,
+    /// A kill that gave back nothing while the domain went on filling: no other is made for
+    /// the same cause in this episode.
+    pub barren: Option<Fruitless>,
 }
 
 impl Domain {
@@ -52,6 +80,7 @@ impl Domain {
             records: Vec::new(),
             warned: false,
             exited: Vec::new(),
+            evidence: Evidence::default(),
         }
     }
 
@@ -215,6 +244,7 @@ impl Enforcer {
         // round's decision, which must not wait for them.
         let after_sample = obs.available;
         let gone_before = std::mem::take(&mut self.domains[i].exited);
+        self.weigh_kills(i, &gone_before, after_sample, log);
         if obs.level == Level::Ok && self.domains[i].fresh && self.warn_due(i) {
             let moment = super::act::Moment {
                 obs: &obs,
@@ -247,9 +277,16 @@ impl Enforcer {
         // A victim signalled just now is followed from the next few milliseconds on; a choice
         // that came to nothing (its victim vanished) is made again at once.
         let episode = &self.domains[i].episode;
-        let retry =
-            (plan.choose.is_some() && episode.victims().is_empty() && !episode.standing_by())
-                .then_some(crate::decide::episode::RELEASE_POLL);
+        let retry = if plan.choose.is_none() || !episode.victims().is_empty() {
+            None
+        } else if !episode.standing_by() {
+            Some(crate::decide::episode::RELEASE_POLL)
+        } else if self.domains[i].evidence.suspect.is_some() {
+            // Waiting for the verdict on a kill that gave back nothing: the samples give it.
+            Some(crate::decide::episode::BACKOFF_LOOK)
+        } else {
+            None
+        };
         let victims = episode.victims_poll(now, &self.limits);
         self.publish_gone(gone_before, Some(after_sample), log);
         // A victim gone: the next sample, soon, says what it left (its record waits for it).
@@ -258,6 +295,66 @@ impl Enforcer {
             super::min_opt(plan.wake_in, victims),
             super::min_opt(retry, after),
         )
+    }
+
+    /// What the episode's finished kills showed: a victim whose exit gave back nothing worth
+    /// the name (see [`crate::decide::gain::fruitless`]) is a suspect, weighed at each sample
+    /// after; when the domain goes on filling, the kill was barren: said once, and no other
+    /// kill is made for the same cause in this episode (see `choose_and_act`). Forgotten when
+    /// the episode ends.
+    fn weigh_kills(
+        &mut self,
+        i: usize,
+        gone: &[(crate::report::kill::KillRecord, Instant)],
+        available: u64,
+        log: &mut Logger,
+    ) {
+        use crate::decide::gain::{Weighed, fruitless, weigh};
+        let d = &mut self.domains[i];
+        if !d.busy() {
+            d.evidence = Evidence::default();
+            return;
+        }
+        if let Some(s) = &d.evidence.suspect {
+            match weigh(s.available_at_exit, available, s.at.elapsed()) {
+                Weighed::Pending => {}
+                Weighed::Cleared => d.evidence.suspect = None,
+                Weighed::Barren => {
+                    let s = d.evidence.suspect.take().expect("checked");
+                    log.log(
+                        Severity::Warning,
+                        Line::new(
+                            "a kill freed nothing while the domain kept filling: no other for the same cause in this episode",
+                        )
+                        .kv("event", "barren")
+                        .kv("domain", d.key.name())
+                        .kv("pid", s.pid)
+                        .kv("comm", &s.comm)
+                        .kv("freed", s.freed)
+                        .kv("expected", s.expected)
+                        .kv("available_at_exit", s.available_at_exit)
+                        .kv("available", available)
+                        .as_str(),
+                    );
+                    d.evidence.barren = Some(s);
+                }
+            }
+        }
+        if d.evidence.barren.is_some() || d.evidence.suspect.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        d.evidence.suspect = gone.iter().find_map(|(r, _)| {
+            let freed = available as i64 - r.released.available_before as i64;
+            fruitless(freed, r.expected_gain).then(|| Fruitless {
+                pid: r.victim.pid,
+                comm: r.victim.comm.clone(),
+                freed,
+                expected: r.expected_gain,
+                available_at_exit: available,
+                at: now,
+            })
+        });
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.

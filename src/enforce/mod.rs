@@ -255,7 +255,7 @@ impl Enforcer {
         let self_pid = crate::sys::own_pid();
         let self_exe = std::fs::read_link(host.path("/proc/self/exe"))
             .ok()
-            .map(|p| p.to_string_lossy().into_owned());
+            .map(|p| crate::probe::text_of(p.as_os_str().as_encoded_bytes()));
         let mut policy = config.policy(self_pid, self_exe);
         policy.first_user_uid = host.first_user_uid;
         let dry_run = dry_run || config.daemon.dry_run;

@@ -231,7 +231,7 @@ fn unescape_octal(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    super::text_of(&out)
 }
 
 /// A limit as the kernel writes it: `None` means unlimited (v2 `max`, v1 PAGE_COUNTER_MAX).

@@ -75,10 +75,26 @@ impl ProbeError {
     }
 }
 
-/// Reads a whole kernel file as text.
+/// Text of bytes from the kernel that are meant to be UTF-8 and need not be (a process names
+/// itself, its file and its arguments with any bytes it likes): valid runs as they are, every
+/// other byte as `\xNN`. Nothing is lost, unlike U+FFFD: a report says which bytes a name
+/// held, and two names that differ in such bytes print differently.
+pub fn text_of(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        s.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(s, "\\x{b:02x}");
+        }
+    }
+    s
+}
+
+/// Reads a whole kernel file as text (see [`text_of`]).
 pub(crate) fn read_text(path: &Path) -> Result<String, ProbeError> {
     std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map(|bytes| text_of(&bytes))
         .map_err(|source| ProbeError::Io {
             path: path.to_path_buf(),
             source,
@@ -105,4 +121,23 @@ pub(crate) fn flat_keyed(text: &str, key: &str) -> Option<u64> {
 /// Joins an absolute path under a root: `under(root, "/proc/1/stat")`.
 pub(crate) fn under(root: &Path, abs: &str) -> PathBuf {
     root.join(abs.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_not_replaced() {
+        let table: &[(&[u8], &str)] = &[
+            (b"memhog", "memhog"),
+            (b"\xffmem", "\\xffmem"),
+            (b"hog\xff\xfe", "hog\\xff\\xfe"),
+            ("caf\u{e9}".as_bytes(), "caf\u{e9}"),
+            // A sequence cut short: its bytes, then what follows.
+            (b"a\xe2\x82b", "a\\xe2\\x82b"),
+            (b"", ""),
+        ];
+        for (bytes, want) in table {
+            assert_eq!(super::text_of(bytes), *want, "{bytes:?}");
+        }
+    }
 }

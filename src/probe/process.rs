@@ -305,7 +305,7 @@ fn read_process_inner(
     }
     match std::fs::read_link(base.join("exe")) {
         Ok(link) => {
-            let s = link.to_string_lossy();
+            let s = super::text_of(link.as_os_str().as_encoded_bytes());
             snap.exe = Some(s.strip_suffix(" (deleted)").unwrap_or(&s).to_string());
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => hidden.exe = true,
@@ -406,7 +406,7 @@ fn read_cmdline(path: &Path) -> Result<String, ProbeError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = super::text_of(&bytes);
     Ok(text
         .split('\0')
         .filter(|a| !a.is_empty())

@@ -8,8 +8,9 @@
 #
 # Leaves CACHE_DIR/systemd/rootfs-HASH.cpio and prints its path as the last line of stdout, and
 # beside it disk-HASH.img, the scratch disk scenarios with the header `#@ disk` get as /dev/vda
-# (ext4, 1 GiB sparse: files/f0..f5 of 64 MiB each and ui.dat of 64 MiB, random data made on
-# the host so that the guest spends no time writing them; QEMU's snapshot=on discards writes).
+# (ext4, 2 GiB sparse: files/f0..f5 of 64 MiB each and ui.dat of 64 MiB, random data made on
+# the host so that the guest spends no time writing them, and pg/, PostgreSQL unpacked; QEMU's
+# snapshot=on discards writes).
 # HASH is the recipe's: this script and everything under tests/vm/systemd/image/, so a changed
 # recipe builds a new image and an unchanged one is never rebuilt. Older images are removed.
 # The kernels (tests/vm/prepare.sh) are not this script's business: the image has no kernel and
@@ -126,8 +127,16 @@ for i in 0 1 2 3 4 5; do
   head -c 64M /dev/urandom >"$stage/disk/files/f$i"
 done
 head -c 64M /dev/urandom >"$stage/disk/ui.dat"
+# PostgreSQL for the postgres scenario: Debian 12's postgresql-15 and everything it links,
+# unpacked (not installed) under pg/, run in place with LD_LIBRARY_PATH. On the disk rather
+# than in the image, whose every byte sits in each guest's RAM.
+mmdebstrap --mode=root --variant=extract --include=postgresql-15,postgresql-client-15 \
+  --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  bookworm "$stage/disk/pg" >&2
 rm -f "$disk.new"
-truncate -s 1G "$disk.new"
+truncate -s 2G "$disk.new"
 mkfs.ext4 -q -F -L lab -E lazy_itable_init=0,lazy_journal_init=0 -d "$stage/disk" "$disk.new"
 mv "$disk.new" "$disk"
 # Older recipes' images.
