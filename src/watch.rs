@@ -57,8 +57,8 @@ pub struct CgroupSample {
     /// The cgroup and its ancestors, innermost first.
     pub chain: Vec<(String, CgroupMemory)>,
     /// What can still be charged before the kernel must OOM-kill: the least memory headroom on
-    /// the path (trigger limit − working set, where the trigger limit of each cgroup is the
-    /// lower of memory.max and memory.high) plus `swap_left`. `None` if nothing is limited.
+    /// the path (trigger limit − working set, where the trigger limit of each cgroup is its
+    /// memory.max, never memory.high) plus `swap_left`. `None` if nothing is limited.
     pub available: Option<u64>,
     /// Swap the cgroup can still move memory to: the least swap limit headroom on the path,
     /// at most the machine's SwapFree; 0 without swap or with swappiness 0 (the kernel then
@@ -124,13 +124,11 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x0100_0000_01b3)
 }
 
-/// A cgroup's trigger limit: `memory.max`, or `memory.high` when lower (above it every
-/// allocation is throttled).
+/// A cgroup's trigger limit: the one the kernel's OOM killer enforces, `memory.max` (v1
+/// `memory.limit_in_bytes`). `memory.high` is not one: above it the kernel reclaims and slows
+/// the cgroup's allocations, and never kills; it shows as pressure (`high` events, PSI).
 fn trigger_limit(m: &CgroupMemory) -> Option<u64> {
-    match (m.max, m.high) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    m.max
 }
 
 /// See [`CgroupSample::oom_counts`].
@@ -229,8 +227,9 @@ pub fn sample_cgroup_into(
 /// Since page cache only ever lowers the working set, `limit − usage` is a floor of what is
 /// available; when that floor stays above every term threshold the cgroup is still calm, and
 /// the returned bytes are the least distance to one. `None`: the floor is too close (or a read
-/// failed, or nothing is limited): take a full sample. The limits themselves are the last full
-/// sample's (a changed limit is seen at the next full sample).
+/// failed, or nothing is limited, or a limit changed since the last full sample: each limited
+/// cgroup's limit is read again too, as the kernel sends no event when one is written): take a
+/// full sample.
 pub fn quick_headroom(
     host: &Host,
     files: &mut ChainFiles,
@@ -238,14 +237,20 @@ pub fn quick_headroom(
     cfg: &WatchedCgroup,
     warned: bool,
 ) -> Option<u64> {
-    let usage_file = match host.memory.as_ref()?.version {
-        crate::probe::cgroup::CgroupVersion::V1 => "memory.usage_in_bytes",
-        crate::probe::cgroup::CgroupVersion::V2 => "memory.current",
+    let (usage_file, limit_file) = match host.memory.as_ref()?.version {
+        crate::probe::cgroup::CgroupVersion::V1 => {
+            ("memory.usage_in_bytes", "memory.limit_in_bytes")
+        }
+        crate::probe::cgroup::CgroupVersion::V2 => ("memory.current", "memory.max"),
     };
     let mut headroom: Option<u64> = None;
-    for (i, path, _, limit) in last.limited() {
+    for (i, path, m, limit) in last.limited() {
         let (p, f) = files.chain.get_mut(i)?;
         if p != path {
+            return None;
+        }
+        let now_limit = crate::probe::cgroup::parse_limit(f.text(limit_file).ok()??).ok()?;
+        if now_limit != m.max {
             return None;
         }
         let usage: u64 = f.text(usage_file).ok()??.trim().parse().ok()?;
@@ -257,6 +262,19 @@ pub fn quick_headroom(
         headroom = Some(headroom.map_or(floor - term, |h: u64| h.min(floor - term)));
     }
     headroom
+}
+
+/// The watched cgroup's own memory PSI `some` total, µs (v2 `memory.pressure`); `None` where
+/// there is none (v1, a kernel without PSI).
+pub fn psi_some_total(files: &mut ChainFiles) -> Option<u64> {
+    let (_, f) = files.chain.first_mut()?;
+    let text = f.text("memory.pressure").ok()??;
+    text.lines()
+        .find(|l| l.starts_with("some "))?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("total="))?
+        .parse()
+        .ok()
 }
 
 /// Whether the last sample leaves every limited cgroup on the path below its usage threshold

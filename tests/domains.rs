@@ -519,18 +519,12 @@ fn futile_tmpfs() {
         decisions.is_empty(),
         "nothing may be killed: {decisions:#?}"
     );
-    let futile = matching(&d, |l| {
-        event(l) == Some("futile") && field(l, "scope") == Some(cg.path.as_str())
+    // Nothing grows: the kernel would not touch it, and one line says so (issue 19).
+    let steady = matching(&d, |l| {
+        event(l) == Some("steady") && field(l, "scope") == Some(cg.path.as_str())
     });
-    assert_eq!(futile.len(), 1, "exactly one event=futile line:\n{out}");
-    let shmem: u64 = field(&futile[0], "shmem")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no shmem= bytes: {}", futile[0]));
-    println!("tmpfs: {}", futile[0]);
-    assert!(
-        (written - 20) * MIB <= shmem && shmem <= (written + 20) * MIB,
-        "shmem={shmem} is not the tmpfs's {written} MiB"
-    );
+    assert_eq!(steady.len(), 1, "exactly one event=steady line:\n{out}");
+    println!("tmpfs: {}", steady[0]);
 
     // An allocator arrives: it, and only it, is stopped; the kernel never acts.
     let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "600"]);
@@ -562,9 +556,9 @@ fn futile_tmpfs() {
     drop(tmpfs);
 }
 
-/// After a futile verdict the episode must stay awake: a 256 MiB cgroup holding about 228 MiB
-/// of tmpfs (nothing to kill), then an allocator paced at 100 MiB/s (a full-speed one hides
-/// this: its kill-level crossing ends the back-off at once). The allocator is the only victim,
+/// After a verdict of nothing to do the episode must stay awake: a 256 MiB cgroup holding about
+/// 228 MiB of tmpfs (nothing to kill, and standing still), then an allocator paced at
+/// 100 MiB/s (a full-speed one hides this: its kill-level crossing wakes the loop at once). The allocator is the only victim,
 /// before the kernel, in every run; its decision line carries the fill rate and the projection
 /// that the v1 looks measured.
 #[test]
@@ -583,7 +577,8 @@ fn futile_tmpfs_then_a_paced_grower_is_the_only_victim_5_of_5() {
         fill_to_term_band(&cg, &tmpfs, 220);
         let dir = tempfile::tempdir().unwrap();
         let d = daemon(&dir, &[&cg.path], "", "", &[]);
-        d.wait_for("event=futile", Duration::from_secs(5));
+        // Nothing grows yet: it stands still (issue 19), watched at four looks a second.
+        d.wait_for("event=steady", Duration::from_secs(5));
         let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "100", "--grow", "400"]);
         let status = hog
             .wait_exit(Duration::from_secs(20))
@@ -984,7 +979,7 @@ fn nothing_to_do() {
     let per_sec = (c1 - c0) as f64 / t0.elapsed().as_secs_f64();
     let out = d.output();
     let why = matching(&d, |l| {
-        matches!(event(l), Some("futile" | "no_candidate")) && l.contains(&cg.path)
+        matches!(event(l), Some("futile" | "no_candidate" | "steady")) && l.contains(&cg.path)
     });
     println!(
         "nothing to do: {written} MiB of tmpfs, no process; daemon {per_sec:.1} context switches/s; \
@@ -1169,8 +1164,8 @@ fn hold_memfd_of(pid: i32) -> std::fs::File {
 /// the limit at 3 MiB/s (below the rate at which a fill counts as coming from outside).
 /// oomward takes the memfd's holder first (what it can see says its exit frees 120 MiB), sees
 /// the domain go on filling with nothing given back, says so once (`event=barren`, naming
-/// it), and kills nobody else for the same cause: the idle process is never signalled and the
-/// futile line says `cause=barren`.
+/// it), and kills nobody else for the same cause: the idle process is never signalled and a
+/// futile line says why.
 #[test]
 fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
     if !can_run() {
@@ -1227,11 +1222,13 @@ fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
     // What came back is next to nothing of the 120 MiB expected.
     assert!(num("freed") * 8 < num("expected"), "{barren}");
     assert!(num("expected") >= 100 * MIB as i64, "{barren}");
+    // Nobody else for it: said once an episode as futile (cause=barren; or cause=outside
+    // when the sibling's fill, measured in 1 MiB steps, read as 4 MiB/s or more first).
     let futile = f
         .wait(&d, Duration::from_secs(20), |l| {
-            event(l) == Some("futile") && field(l, "cause") == Some("barren")
+            event(l) == Some("futile") && matches!(field(l, "cause"), Some("barren" | "outside"))
         })
-        .unwrap_or_else(|| panic!("no futile line with cause=barren:\n{}", d.output()))
+        .unwrap_or_else(|| panic!("no futile line:\n{}", d.output()))
         .1;
     // On until the kernel ends the filler at the limit, or 15 s more.
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::decide::trigger::Level;
+use crate::decide::trigger::{Level, Stillness};
 use crate::probe::process::ProcessSnapshot;
 
 /// A watched scope: the system, or one watched cgroup, numbered when it is first watched (a
@@ -75,6 +75,8 @@ pub struct Member {
     pub need: u64,
     /// A v1 cgroup hung in OOM with `oom_kill_disable = 1` that asks to be rescued.
     pub rescue: bool,
+    /// At its term level: whether it stands still (see [`crate::decide::trigger::stillness`]).
+    pub steady: Stillness,
 }
 
 /// The scopes of a domain taken together: the worst level, the largest need, any rescue.
@@ -86,11 +88,14 @@ pub struct Combined {
     pub need: u64,
     /// Some member hangs in OOM.
     pub rescue: bool,
+    /// At the domain's term level: still when every member there is; moving when any is; else
+    /// not known yet. Moving at any other level.
+    pub steady: Stillness,
 }
 
 /// Combines the members of one domain.
 pub fn combine(members: impl IntoIterator<Item = Member>) -> Combined {
-    members
+    let c = members
         .into_iter()
         .fold(Combined::default(), |acc, m| Combined {
             level: acc.level.max(m.level),
@@ -104,7 +109,25 @@ pub fn combine(members: impl IntoIterator<Item = Member>) -> Combined {
                 acc.need
             },
             rescue: acc.rescue || m.rescue,
-        })
+            // Of the members at the worst level: all of them.
+            steady: match m.level.cmp(&acc.level) {
+                std::cmp::Ordering::Greater => m.steady,
+                std::cmp::Ordering::Equal => match (acc.steady, m.steady) {
+                    (Stillness::Moving, _) | (_, Stillness::Moving) => Stillness::Moving,
+                    (Stillness::Unknown, _) | (_, Stillness::Unknown) => Stillness::Unknown,
+                    _ => Stillness::Still,
+                },
+                std::cmp::Ordering::Less => acc.steady,
+            },
+        });
+    Combined {
+        steady: if c.level == Level::Term {
+            c.steady
+        } else {
+            Stillness::Moving
+        },
+        ..c
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +141,7 @@ mod tests {
             level,
             need: need_mib * MIB,
             rescue,
+            steady: Stillness::Moving,
         }
     }
 
@@ -158,6 +182,33 @@ mod tests {
             assert_eq!(
                 (c.level, c.need, c.rescue),
                 (*level, need * MIB, *rescue),
+                "{members:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_domain_stands_still_when_every_member_at_its_term_level_does() {
+        use Stillness::*;
+        let at = |level, steady| Member {
+            steady,
+            ..m(level, 1, false)
+        };
+        let table: &[(&[Member], Stillness)] = &[
+            (&[at(Level::Term, Still)], Still),
+            (&[at(Level::Term, Still), at(Level::Ok, Moving)], Still),
+            (&[at(Level::Term, Still), at(Level::Term, Moving)], Moving),
+            (&[at(Level::Term, Moving), at(Level::Term, Still)], Moving),
+            (&[at(Level::Term, Still), at(Level::Term, Unknown)], Unknown),
+            (&[at(Level::Term, Unknown), at(Level::Term, Moving)], Moving),
+            // A member at the kill level: the domain is not at its term level.
+            (&[at(Level::Term, Still), at(Level::Kill, Still)], Moving),
+            (&[at(Level::Ok, Still)], Moving),
+        ];
+        for (members, want) in table {
+            assert_eq!(
+                combine(members.iter().copied()).steady,
+                *want,
                 "{members:?}"
             );
         }

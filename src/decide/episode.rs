@@ -98,19 +98,20 @@ pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
 pub const RELEASE_POLL: Duration = Duration::from_millis(2);
 /// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
 pub const EXIT_POLL: Duration = Duration::from_millis(10);
-/// How soon after a victim's exit was seen its domain is sampled again: what the exit gave
-/// back shows then, and the next choice, unless it cannot wait, is made on that sample rather
-/// than on one taken before the exit. The kernel uncharges a process's memory before its
-/// pidfd says it exited, so a moment is enough; longer is a blind spot to a worker respawned
-/// at full speed (20 ms is 26 MiB at the respawn race's 1.3 GB/s, the whole term band of a
-/// 256 MiB cgroup).
-pub const EXIT_SETTLE: Duration = Duration::from_millis(2);
 /// While backed off, how often the domain is sampled anyway: a futile verdict must not be blind
 /// to a process that starts growing (at the term level no threshold is left to tell of it
 /// before the kill level, and at the kill level none at all). Samples this far apart also
 /// measure its fill rate, so the choice that follows can still ask first. A tenth of a second:
 /// a grower at 100 MiB/s is seen after 10 MiB, and a futile domain costs ten looks a second.
 pub const BACKOFF_LOOK: Duration = Duration::from_millis(100);
+/// How often a domain standing still at its term level is looked at: four looks a second (a
+/// tight pod may stand still for days). A process that starts growing there is seen within a
+/// quarter of a second; its kernel events (v1: the kill level's threshold; v2: `max`, PSI)
+/// wake the loop sooner.
+pub const STEADY_LOOK: Duration = Duration::from_millis(250);
+/// How soon a domain at its term level whose stillness is not known yet (the first look there
+/// has nothing to compare with) is looked at again.
+pub const STILLNESS_LOOK: Duration = Duration::from_millis(120);
 /// A rise of available memory that shows the kernel's victim gave its memory back.
 const RELEASE_SEEN: u64 = 1 << 20;
 /// A fall of available memory that ends a back-off early: the domain is getting worse.
@@ -132,6 +133,9 @@ pub struct Observation {
     /// The domain thrashes (a stall term crossed): the reason for a level that the percent
     /// thresholds alone would not have raised.
     pub stall: Option<crate::decide::stall::Stall>,
+    /// At its term level: whether it stands still (see [`crate::decide::trigger::stillness`]).
+    /// Still: watched, not acted on; not known yet: one more look first.
+    pub steady: crate::decide::trigger::Stillness,
 }
 
 /// A victim in flight.
@@ -254,6 +258,8 @@ pub struct Plan {
     pub kernel: Option<KernelKills>,
     /// The episode ended.
     pub recovered: Option<Summary>,
+    /// The domain stands still at its term level and nothing is chosen: said once an episode.
+    pub steady_first: bool,
     /// The next sample of this domain is wanted within this long (victims in flight, a wait
     /// or a back-off ending); `None`: the domain's thresholds and events decide.
     pub wake_in: Option<Duration>,
@@ -300,6 +306,7 @@ pub struct Episode {
     backoff: Option<Backoff>,
     said_futile: bool,
     said_no_candidate: bool,
+    said_steady: bool,
     dry_run_decided: bool,
     last_exit: Option<Instant>,
     /// The projection at the last assessment, for the pace of the looks at a victim.
@@ -413,6 +420,22 @@ impl Episode {
             return plan;
         }
         plan.choose = self.may_choose(obs, level, rescue, now, l, &mut plan.wake_in);
+        if plan.choose == Some(Reason::Term) {
+            use crate::decide::trigger::Stillness;
+            let look = match obs.steady {
+                Stillness::Moving => None,
+                // The kernel would never touch a cgroup that stands still: watched, not killed.
+                Stillness::Still => {
+                    plan.steady_first = !std::mem::replace(&mut self.said_steady, true);
+                    Some(STEADY_LOOK)
+                }
+                Stillness::Unknown => Some(STILLNESS_LOOK),
+            };
+            if let Some(look) = look {
+                plan.choose = None;
+                plan.wake_in = Some(plan.wake_in.map_or(look, |w| w.min(look)));
+            }
+        }
         if obs.rescue && !rescue_settled {
             let left = l.rescue_settle - now.duration_since(self.last_exit.unwrap_or(now));
             plan.wake_in = Some(plan.wake_in.map_or(left, |w| w.min(left)));
@@ -592,14 +615,6 @@ impl Episode {
             return None;
         }
         let at_kill = level == Level::Kill;
-        // `last_exit` is set to this round's time by `follow_victims` when one exited in it.
-        let exited_now = self.last_exit == Some(now);
-        if exited_now && !at_kill && !rescue && room_for_term(obs.eta, l) {
-            // A victim exited since this sample was taken: the next one, soon, shows what it
-            // gave back, and whether another is needed at all.
-            want(EXIT_SETTLE);
-            return None;
-        }
         if !self.victims.is_empty() && !at_kill {
             // Every victim is SIGKILLed and released: its memory shows at the next sample.
             return None;
@@ -639,6 +654,7 @@ mod tests {
             eta: None,
             kernel_kills: Some(0),
             stall: None,
+            steady: crate::decide::trigger::Stillness::Moving,
         }
     }
 
@@ -844,45 +860,13 @@ mod tests {
         e.victim_mut(key(2)).unwrap().released = true;
         let p = e.assess(&obs(Level::Term, 20), c.at(6), &l);
         assert_eq!(p.choose, None);
-        // Both exit, on a sample still at the term level: the choice waits for the next
-        // sample, which shows what they gave back.
+        // Both exit, still at the term level: a new SIGTERM victim.
         e.victim_mut(key(1)).unwrap().exited = true;
         e.victim_mut(key(2)).unwrap().exited = true;
         let p = e.assess(&obs(Level::Term, 20), c.at(8), &l);
         assert_eq!(p.exited.len(), 2);
-        assert_eq!((p.choose, p.wake_in), (None, Some(EXIT_SETTLE)));
-        // Still at the term level then: a new SIGTERM victim.
-        let p = e.assess(&obs(Level::Term, 20), c.at(28), &l);
         assert_eq!(p.choose, Some(Reason::Term));
         assert_eq!(e.kills(), 2);
-    }
-
-    #[test]
-    fn after_an_exit_the_next_choice_waits_for_a_sample_unless_it_cannot() {
-        let l = limits();
-        // (level, eta ms at the sample that saw the exit) -> the choice on that sample
-        let table = [
-            (Level::Term, None, None),
-            (Level::Term, Some(500), None),
-            // No room for one more look: now.
-            (Level::Term, Some(10), Some(Reason::Eta)),
-            (Level::Kill, None, Some(Reason::Kill)),
-        ];
-        for (level, eta, want) in table {
-            let c = Clock(Instant::now());
-            let mut e = Episode::default();
-            e.assess(&obs(Level::Term, 20), c.at(0), &l);
-            e.signalled(key(1), c.at(0), false, None);
-            e.victim_mut(key(1)).unwrap().exited = true;
-            let mut o = obs(level, 20);
-            o.eta = eta.map(|ms| ms * MS);
-            let p = e.assess(&o, c.at(40), &l);
-            assert_eq!(p.choose, want, "{level:?} {eta:?}");
-            if want.is_none() {
-                assert_eq!(p.wake_in, Some(EXIT_SETTLE));
-                assert_eq!(e.assess(&o, c.at(60), &l).choose, Some(Reason::Term));
-            }
-        }
     }
 
     #[test]

@@ -308,6 +308,12 @@ impl FillRate {
         self.provisional.map_or(measured, |p| p.max(measured))
     }
 
+    /// Whether a rate has been measured (a step of [`FILL_RATE_MIN_SPAN`] or more since the
+    /// scope was last looked at after a gap).
+    pub fn known(&self) -> bool {
+        self.known
+    }
+
     /// When `available` bytes run out at this rate; `None` when the rate is unknown (see
     /// [`FillRate`]) or not filling (below 1 MiB/s, which is noise at the sampling rates used),
     /// and after a drop until the scope grows again.
@@ -336,6 +342,57 @@ impl FillRate {
     }
 }
 
+/// Whether a cgroup at its term level stands still, so that the kernel would never touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stillness {
+    /// It grows, stalls, or the kernel throttles or reclaims at its limits: the usual ladder.
+    #[default]
+    Moving,
+    /// It stands still: watched, not killed. A pod sized tight is not killed for that.
+    Still,
+    /// Not known yet (no earlier look to compare with, or no rate measured): one more look,
+    /// soon, before anything is decided. The daemon's first look at a cgroup already at its
+    /// term level is one.
+    Unknown,
+}
+
+/// What one look tells of a cgroup's stillness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StillSample {
+    /// Bytes in use against its limit (what its headroom is made of).
+    pub used: u64,
+    /// Its memory PSI `some` total, µs, where read.
+    pub psi_total: Option<u64>,
+    /// Its `high` + `max` event count.
+    pub events: u64,
+}
+
+/// Growth that counts as moving: between two looks (16 MiB/s at four looks a second), or
+/// since the cgroup was first seen standing still (a slow leak). Less is noise: a huge page
+/// collapsed by khugepaged is charged 2 MiB before the small pages it replaces are freed.
+pub const STILL_GROWTH: u64 = 4 << 20;
+
+/// Whether a cgroup at its term level stands still: since the look `before` it grew by less
+/// than [`STILL_GROWTH`], did not stall (its PSI total, where both looks read one) and had no
+/// `high` or `max` event; and since `base`, the look where it was first seen standing still,
+/// it grew by less than [`STILL_GROWTH`] too. Without an earlier look it is not known yet.
+pub fn stillness(
+    before: Option<StillSample>,
+    base: Option<StillSample>,
+    now: StillSample,
+) -> Stillness {
+    let Some(b) = before else {
+        return Stillness::Unknown;
+    };
+    let grew = |from: StillSample| now.used >= from.used.saturating_add(STILL_GROWTH);
+    let stalled = matches!((b.psi_total, now.psi_total), (Some(x), Some(y)) if y > x);
+    if grew(b) || base.is_some_and(grew) || now.events > b.events || stalled {
+        Stillness::Moving
+    } else {
+        Stillness::Still
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +402,48 @@ mod tests {
         term: 100 * MIB,
         kill: 50 * MIB,
     };
+
+    #[test]
+    fn a_cgroup_at_its_term_level_stands_still_only_when_nothing_moves() {
+        use Stillness::*;
+        const M: u64 = 1 << 20;
+        let at = |used_mib: u64, psi: Option<u64>, events: u64| StillSample {
+            used: used_mib * M,
+            psi_total: psi,
+            events,
+        };
+        let calm = Some(at(236, Some(500), 3));
+        let base = Some(at(235, Some(400), 3));
+        // (before, base, now) -> stillness
+        let table = [
+            (calm, None, at(236, Some(500), 3), Still),
+            (calm, base, at(236, Some(500), 3), Still),
+            // A huge page collapsed (+2 MiB): noise.
+            (calm, base, at(238, Some(500), 3), Still),
+            // Grew since the last look, or slowly since it stood still.
+            (calm, base, at(240, Some(500), 3), Moving),
+            (
+                at(238, Some(500), 3).into(),
+                base,
+                at(239, Some(500), 3),
+                Moving,
+            ),
+            // Stalled, or the kernel throttled or reclaimed at its limits.
+            (calm, base, at(236, Some(501), 3), Moving),
+            (calm, base, at(236, Some(500), 4), Moving),
+            // PSI read at one look only: it says nothing.
+            (calm, base, at(236, None, 3), Still),
+            // A first look: one more look first.
+            (None, None, at(236, Some(500), 3), Unknown),
+        ];
+        for (before, base, now, want) in table {
+            assert_eq!(
+                stillness(before, base, now),
+                want,
+                "{before:?} {base:?} {now:?}"
+            );
+        }
+    }
 
     #[test]
     fn levels_at_or_below_thresholds() {

@@ -14,7 +14,7 @@ use crate::report::{Line, Logger, Severity};
 use super::{Enforcer, Wake};
 
 /// How soon after a victim's exit its domain is sampled again, for what the exit gave back.
-const AFTER_EXIT: Duration = crate::decide::episode::EXIT_SETTLE;
+const AFTER_EXIT: Duration = Duration::from_millis(20);
 
 /// One OOM domain's state across rounds.
 pub(super) struct Domain {
@@ -244,7 +244,6 @@ impl Enforcer {
         // round's decision, which must not wait for them.
         let after_sample = obs.available;
         let gone_before = std::mem::take(&mut self.domains[i].exited);
-        self.weigh_kills(i, &gone_before, after_sample, log);
         if obs.level == Level::Ok && self.domains[i].fresh && self.warn_due(i) {
             let moment = super::act::Moment {
                 obs: &obs,
@@ -258,6 +257,9 @@ impl Enforcer {
         for &(key, after) in &plan.exited {
             self.victim_exited(i, key, after, log);
         }
+        // This round's sample was taken after its exits were seen (the victims are followed
+        // before the memory is sampled): what they gave back is known before the next choice.
+        self.weigh_kills(i, after_sample, log);
         self.report_plan(i, &plan, &obs, log);
         for &key in &plan.stuck {
             self.victim_stuck(i, key, log);
@@ -302,13 +304,7 @@ impl Enforcer {
     /// after; when the domain goes on filling, the kill was barren: said once, and no other
     /// kill is made for the same cause in this episode (see `choose_and_act`). Forgotten when
     /// the episode ends.
-    fn weigh_kills(
-        &mut self,
-        i: usize,
-        gone: &[(crate::report::kill::KillRecord, Instant)],
-        available: u64,
-        log: &mut Logger,
-    ) {
+    fn weigh_kills(&mut self, i: usize, available: u64, log: &mut Logger) {
         use crate::decide::gain::{Weighed, fruitless, weigh};
         let d = &mut self.domains[i];
         if !d.busy() {
@@ -343,8 +339,9 @@ impl Enforcer {
         if d.evidence.barren.is_some() || d.evidence.suspect.is_some() {
             return;
         }
+        // The records of this round's exits, waiting to be published with the next sample.
         let now = Instant::now();
-        d.evidence.suspect = gone.iter().find_map(|(r, _)| {
+        d.evidence.suspect = d.exited.iter().find_map(|(r, _)| {
             let freed = available as i64 - r.released.available_before as i64;
             fruitless(freed, r.expected_gain).then(|| Fruitless {
                 pid: r.victim.pid,
@@ -380,6 +377,8 @@ impl Enforcer {
                 eta: self.system.eta,
                 kernel_kills: kills,
                 stall: self.system.stall,
+                // The system keeps earlyoom's rule: MemAvailable alone decides.
+                steady: crate::decide::trigger::Stillness::Moving,
             };
             let fig = Figures {
                 limit: m.mem_total,
@@ -450,6 +449,7 @@ impl Enforcer {
             eta,
             kernel_kills,
             stall: None,
+            steady: combined.steady,
         };
         (obs, fig)
     }
@@ -497,6 +497,20 @@ impl Enforcer {
                     .kv("kills", s.kills)
                     .kv("kernel_kills", s.kernel_kills)
                     .as_str(),
+            );
+        }
+        if plan.steady_first {
+            log.log(
+                Severity::Info,
+                Line::new(
+                    "at its term level but standing still: watched, not acted on (the kernel would not touch it)",
+                )
+                .kv("event", "steady")
+                .kv("scope", self.members_list(i))
+                .kv("domain", name)
+                .kv("available", obs.available)
+                .kv("eta_ms", obs.eta.map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()))
+                .as_str(),
             );
         }
     }

@@ -271,6 +271,7 @@ impl Enforcer {
                 level: Level::Ok,
                 need: 0,
                 rescue: false,
+                steady: crate::decide::trigger::Stillness::Moving,
             },
             eta: None,
             oom_kills: None,
@@ -356,6 +357,8 @@ impl Enforcer {
         for cg in &mut self.cgroups {
             cg.armed_for = None;
             cg.next_look = None;
+            // A full sample: the limits on its path are read again too.
+            cg.last_full = None;
         }
     }
 
@@ -545,10 +548,12 @@ impl Enforcer {
                 self.system.stall = stall;
                 self.system.warned =
                     system_warned(&self.config, &mem, &sample, &thresholds, self.system.warned);
+                // The system keeps earlyoom's rule: MemAvailable alone decides.
                 self.system.member = Member {
                     level,
                     need,
                     rescue: false,
+                    steady: crate::decide::trigger::Stillness::Moving,
                 };
             }
             Err(e) => log.log(

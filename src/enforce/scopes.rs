@@ -96,6 +96,13 @@ pub(super) struct CgroupScope {
     pub eta: Option<Duration>,
     /// The kernel's OOM counts at the last full sample.
     pub oom_counts: Option<crate::watch::OomCounts>,
+    /// Its memory PSI `some` total (µs) at the last full sample, read only while it is past
+    /// its term level (v2; `None` elsewhere).
+    pub psi_total: Option<u64>,
+    /// What told whether it stands still at the last full sample.
+    pub stillness: Option<crate::decide::trigger::StillSample>,
+    /// The full sample where it was first seen standing still, while it does.
+    pub still_since: Option<crate::decide::trigger::StillSample>,
 }
 
 impl CgroupScope {
@@ -124,10 +131,14 @@ impl CgroupScope {
                 level: Level::Ok,
                 need: 0,
                 rescue: false,
+                steady: crate::decide::trigger::Stillness::Moving,
             },
             warned: false,
             eta: None,
             oom_counts: None,
+            psi_total: None,
+            stillness: None,
+            still_since: None,
         }
     }
 
@@ -192,6 +203,12 @@ pub(super) fn sample(
     // Reused across rounds: no allocation after the first sample.
     let mut sample = std::mem::take(&mut cg.sample);
     let result = sample_cgroup_into(host, files, &mut sample, system_t, swap);
+    // Past its term level, whether it stalls tells if it stands still (see `assess_cgroup`).
+    cg.psi_total = if cg.level == Level::Ok {
+        None
+    } else {
+        crate::watch::psi_some_total(files)
+    };
     cg.sample = sample;
     match result {
         Ok(()) => {
@@ -263,12 +280,41 @@ pub(super) fn assess_cgroup(
                 .as_str(),
         );
     }
+    let steady = stillness(cg, level);
     cg.level = level;
     cg.member = Member {
         level,
         need,
         rescue,
+        steady,
     };
+}
+
+/// Whether a cgroup at its term level stands still (see
+/// [`crate::decide::trigger::stillness`]), from this full sample and the one before. What it
+/// is compared with is kept at every full sample; moving at any other level.
+fn stillness(cg: &mut CgroupScope, level: Level) -> crate::decide::trigger::Stillness {
+    use crate::decide::trigger::{StillSample, Stillness};
+    let now = StillSample {
+        used: cg
+            .sample
+            .limit
+            .zip(cg.sample.available)
+            .map_or(0, |(l, a)| (l + cg.sample.swap_left).saturating_sub(a)),
+        psi_total: cg.psi_total,
+        events: cg.sample.own().pressure_events,
+    };
+    let before = cg.stillness.replace(now);
+    let still = if level == Level::Term {
+        crate::decide::trigger::stillness(before, cg.still_since, now)
+    } else {
+        Stillness::Moving
+    };
+    cg.still_since = match still {
+        Stillness::Still => cg.still_since.or(before),
+        _ => None,
+    };
+    still
 }
 
 /// When a calm cgroup is next due, from its state after a look.
@@ -293,7 +339,9 @@ pub(super) fn next_look(
         // Nothing limited on its path: no level to watch until a limit appears.
         d.max_interval
     } else if covered {
-        ARMED_REFRESH
+        // Its thresholds tell of a fill; a look this often (a cheap one) tells of a limit
+        // changed on its path, for which the kernel sends nothing.
+        ARMED_REFRESH.min(d.max_interval)
     } else {
         let headroom = calm_headroom.or_else(|| {
             let avail = cg.sample.available?;

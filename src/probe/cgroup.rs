@@ -235,7 +235,7 @@ fn unescape_octal(s: &str) -> String {
 }
 
 /// A limit as the kernel writes it: `None` means unlimited (v2 `max`, v1 PAGE_COUNTER_MAX).
-fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
     let t = text.trim();
     if t == "max" {
         return Ok(None);
@@ -354,6 +354,9 @@ pub struct CgroupMemory {
     pub under_oom: bool,
     /// v2 `memory.events` `oom` count.
     pub oom_events: u64,
+    /// v2 `memory.events` `high` + `max` counts: the kernel throttled the cgroup at its
+    /// `memory.high` or reclaimed at its `memory.max` (pressure, not yet an OOM).
+    pub pressure_events: u64,
     /// Kernel OOM kills in this cgroup (v1 `oom_control` `oom_kill`, v2 `memory.events` `oom_kill`).
     pub oom_kill: u64,
     /// v2 `memory.oom.group`.
@@ -479,6 +482,9 @@ impl CgroupMemory {
                     .unwrap_or(60);
                 if let Some(ev) = files.text("memory.events")? {
                     m.oom_events = flat_keyed(ev, "oom").unwrap_or(0);
+                    m.pressure_events = flat_keyed(ev, "high")
+                        .unwrap_or(0)
+                        .saturating_add(flat_keyed(ev, "max").unwrap_or(0));
                     m.oom_kill = flat_keyed(ev, "oom_kill").unwrap_or(0);
                 }
                 m.oom_group = files

@@ -3,7 +3,8 @@
 #    200 ms while cgroups are watched) and thresholds at 64 / 32 KiB of a 128M cgroup: a fast
 #    allocator reaches memory.max between two timer ticks; the kernel's `max` event wakes
 #    oomward, whose decision line says wake=v2_events.
-# 2. memory.pressure: a cgroup with memory.high = 32M and thresholds off; an allocator growing
+# 2. memory.pressure: a cgroup with memory.high = 32M (memory.max 512M, the limit oomward
+#    defends) and thresholds off; an allocator growing
 #    past it is throttled (a memory stall); the PSI trigger (150 ms in 2 s) fires and oomward
 #    logs event=pressure for that cgroup with source=cgroup_psi.
 . /lab/lib.sh
@@ -12,6 +13,7 @@ make_cgroup app
 echo 128M >"$CG/memory.max"
 app=$CG
 make_cgroup slow
+echo 512M >"$CG/memory.max"
 echo 32M >"$CG/memory.high"
 slow=$CG
 
