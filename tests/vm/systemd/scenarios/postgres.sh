@@ -160,29 +160,24 @@ run_once() {
 }
 
 facts="dpkg_rc=$DPKG_RC runs=$RUNS"
-variant_facts() {
+# variant NAME: RUNS runs of run_once, then NAME's facts on the verdict line.
+variant() {
+    clean=0 exit_list= rule_list= room_list= eta_list=
+    i=1
+    while [ "$i" -le "$RUNS" ]; do
+        run_once "$1" "$i"
+        i=$((i + 1))
+    done
     facts="$facts ${1}_clean=$clean ${1}_exit_ms=$exit_list ${1}_signal_rule=$rule_list"
     facts="$facts ${1}_room_ms=$room_list ${1}_eta_ms=$eta_list"
     clean_total=$((clean_total + clean))
 }
 
 # Cold first: only the cluster's own files in the cgroup's page cache.
-clean=0 exit_list= rule_list= room_list= eta_list=
-i=1
-while [ "$i" -le "$RUNS" ]; do
-    run_once cold "$i"
-    i=$((i + 1))
-done
-variant_facts cold
+variant cold
 pg_sql -c "create unlogged table t as select g, repeat('x', 200) as pad from generate_series(1, 800000) g" >/dev/null ||
     fail "create table"
-clean=0 exit_list= rule_list= room_list= eta_list=
-i=1
-while [ "$i" -le "$RUNS" ]; do
-    run_once warm "$i"
-    i=$((i + 1))
-done
-variant_facts warm
+variant warm
 
 idle_final=$(pg_sql -c "$idle_sql")
 facts="$facts idle_backends=$idle_backends idle_final=$idle_final postmaster=$postmaster postmaster_final=$(main_pid pg)"
