@@ -1247,3 +1247,59 @@ fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
     );
     assert!(alive(&mut idle), "the idle process was killed:\n{out}");
 }
+
+/// A limit lowered at runtime is the limit from the next look on (issue 19). A calm v1 cgroup
+/// has its usage thresholds armed for the old limit and the kernel sends nothing when the limit
+/// is written, so only the look at least every `max_interval` (5 s by default; a cheap one that
+/// reads the limit again) sees it. 512 MiB, a process holding 100 MiB and growing at 4 MiB/s; after
+/// 3 s calm the limit goes down to 160 MiB: the process is asked to exit (SIGTERM) with the new
+/// limit on the decision line, before the kernel acts. With calm looks 60 s apart (as before)
+/// it was SIGKILLed unasked, 11.8 s after the write.
+#[test]
+fn a_lowered_limit_is_seen_at_the_next_look() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("lowered", 512 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &[&cg.path], "", "", &[]);
+    d.wait_for(
+        &format!("event=scope_added scope={}", cg.path),
+        Duration::from_secs(5),
+    );
+    let procs = cg.procs_file();
+    let mut hog = Proc::memhog(&[
+        "--cgroup-procs",
+        &procs,
+        "--hold",
+        "100",
+        "--rate",
+        "4",
+        "--grow",
+        "400",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(matching(&d, is_decision).is_empty(), "{}", d.output());
+    let lowered = Instant::now();
+    cg.write("memory.limit_in_bytes", &(160 * MIB).to_string());
+    let status = hog
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("not stopped:\n{}", d.output()));
+    let out = d.output();
+    println!(
+        "lowered limit: stopped {} ms after the write by {:?}",
+        lowered.elapsed().as_millis(),
+        status.signal()
+    );
+    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{out}");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{out}");
+    let decisions = matching(&d, is_decision);
+    assert_eq!(decisions.len(), 1, "{out}");
+    assert_eq!(field(&decisions[0], "event"), Some("term"), "{out}");
+    assert_eq!(
+        field(&decisions[0], "limit"),
+        Some((160 * MIB).to_string().as_str()),
+        "{out}"
+    );
+}
