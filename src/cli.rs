@@ -114,6 +114,11 @@ pub enum Command {
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Take off the cgroup v2 tripwires a daemon that did not stop cleanly left (`memory.high`
+    /// back to `max` where it still holds the value oomward wrote), as the next start would.
+    /// The systemd unit runs it after the daemon stopped.
+    #[command(hide = true)]
+    LiftTripwires,
     /// Validate the config the daemon would load and print it with every default filled in.
     ///
     /// Without FILE it checks what `run` would load: --config, else /etc/oomward/config.toml if

@@ -71,6 +71,7 @@ pub fn run(
         );
     }
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
+    enforcer.record_tripwires(crate::act::tripwire::default_state(), &mut log);
     match Events::start(events_tx) {
         Ok(events) => enforcer.attach_events(events),
         Err(e) => log.log(
@@ -141,6 +142,7 @@ pub fn run(
                         .as_str(),
                 );
                 service.stopping();
+                enforcer.stop(&mut log);
                 // Flush: the last lines must not be lost at exit.
                 log.finish();
                 return Ok(());

@@ -97,6 +97,7 @@ fn main() -> ExitCode {
             json,
             top,
         ),
+        Command::LiftTripwires => cmd::lift_tripwires(),
         Command::CheckConfig { file, quiet } => {
             cmd::check_config(file.or(cli.config), cli.config_dir, quiet)
         }

@@ -253,6 +253,15 @@ pub fn quick_headroom(
         if now_limit != m.max {
             return None;
         }
+        // A `memory.high` that announced the cgroup's climb (a tripwire) and was changed: its
+        // manager may have put `max` back. Only read where one was set: calm cgroups without
+        // one are looked at too often for another read.
+        if m.high.is_some() {
+            let high = crate::probe::cgroup::parse_limit(f.text("memory.high").ok()??).ok()?;
+            if high != m.high {
+                return None;
+            }
+        }
         let usage: u64 = f.text(usage_file).ok()??.trim().parse().ok()?;
         let floor = limit.saturating_sub(usage);
         let term = look_thresholds(cfg, limit, warned).term;

@@ -3,3 +3,4 @@
 
 pub mod hook;
 pub mod kill;
+pub mod tripwire;

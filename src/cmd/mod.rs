@@ -65,3 +65,14 @@ pub fn check_config(
     }
     Ok(())
 }
+
+/// `oomward lift-tripwires`: what the next start would take off, taken off now (the unit's
+/// `ExecStopPost=`, which runs however the daemon ended).
+pub fn lift_tripwires() -> Result<(), Failure> {
+    let host = oomward::probe::Host::discover(Path::new("/"))
+        .map_err(|e| Failure::runtime(format!("cannot read the host: {e}")))?;
+    let mut log = oomward::report::Logger::new(oomward::config::LogTarget::Stderr);
+    oomward::act::tripwire::restore_left(&oomward::act::tripwire::default_state(), &host, &mut log);
+    log.finish();
+    Ok(())
+}

@@ -203,6 +203,10 @@ pub struct WatchedCgroup {
     /// Act at the term level when available memory would run out within this long at the
     /// fill rate seen; zero = off.
     pub exhaustion_term: Duration,
+    /// cgroup v2: set `memory.high` (where it is `max`) just below the term level, so that the
+    /// kernel's `high` event says the cgroup is filling instead of a look at the worst-case
+    /// fill rate's cadence.
+    pub tripwire: bool,
 }
 
 /// `[kill]`.
@@ -523,6 +527,7 @@ raw_table!(RawCgroup {
     on_under_oom: String,
     kill_unit: String,
     exhaustion_term: String,
+    tripwire: bool,
 });
 
 raw_table!(RawKill {
@@ -1214,6 +1219,7 @@ impl Config {
                     KillUnit::Process,
                 )?,
                 exhaustion_term: duration(src, &c.exhaustion_term, &key("exhaustion_term"), "0s")?,
+                tripwire: flag(&c.tripwire, true),
             };
             ordered(
                 src,
@@ -1545,6 +1551,7 @@ impl Config {
                 "exhaustion_term = \"{}\"",
                 format_duration(c.exhaustion_term)
             );
+            let _ = writeln!(o, "tripwire = {}", c.tripwire);
         }
         let _ = writeln!(o, "\n[kill]");
         let _ = writeln!(o, "grace = \"{}\"", format_duration(self.kill.grace));
@@ -1677,9 +1684,14 @@ pub fn default_journal() -> PathBuf {
     systemd_dir("STATE_DIRECTORY", "/var/lib/oomward").join("kills.jsonl")
 }
 
+/// The runtime directory: `$RUNTIME_DIRECTORY` under systemd, else /run/oomward.
+pub fn runtime_dir() -> PathBuf {
+    systemd_dir("RUNTIME_DIRECTORY", "/run/oomward")
+}
+
 /// Where the status file is by default.
 pub fn default_status_file() -> PathBuf {
-    systemd_dir("RUNTIME_DIRECTORY", "/run/oomward").join("status.json")
+    runtime_dir().join("status.json")
 }
 
 fn report_section(

@@ -14,3 +14,4 @@ pub mod scope;
 pub mod stall;
 pub mod swap;
 pub mod trigger;
+pub mod tripwire;

@@ -231,6 +231,8 @@ pub struct Enforcer {
     metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
     /// How long victims of each executable took to exit after SIGTERM.
     exits: crate::decide::exits::ExitTimes,
+    /// The cgroup v2 tripwires set (`memory.high` written to be told of a fill).
+    wires: crate::act::tripwire::Tripwires,
 }
 
 impl Enforcer {
@@ -316,6 +318,7 @@ impl Enforcer {
             started_unix: crate::report::kill::unix_now(),
             metrics: None,
             exits: Default::default(),
+            wires: Default::default(),
         }
     }
 
@@ -368,6 +371,18 @@ impl Enforcer {
     /// the cgroup tree below the globs an inotify watch.
     pub fn attach_events(&mut self, events: Events) {
         self.events = Some(events);
+    }
+
+    /// Records the cgroup v2 tripwires in `state` (so that the next start can take off what a
+    /// crash left), after taking off what the last run left there.
+    pub fn record_tripwires(&mut self, state: std::path::PathBuf, log: &mut Logger) {
+        crate::act::tripwire::restore_left(&state, &self.host, log);
+        self.wires.record_in(state);
+    }
+
+    /// The daemon stops: every tripwire is taken off (`memory.high` back to `max`).
+    pub fn stop(&mut self, log: &mut Logger) {
+        self.wires.lift_all(log);
     }
 
     /// Whether decisions are only reported.
@@ -650,6 +665,7 @@ impl Enforcer {
         }
         for i in removed.into_iter().rev() {
             let cg = self.cgroups.remove(i);
+            self.wires.release(cg.id, log);
             log.log(
                 Severity::Info,
                 Line::new("stopped watching a removed cgroup")
@@ -718,6 +734,10 @@ impl Enforcer {
             }
             Look::Calm(_) => {}
         }
+        if cg.fresh {
+            let enabled = self.config.daemon.events && self.events.is_some() && !self.dry_run;
+            scopes::place_tripwires(&mut self.wires, &self.host, cg, cfg, enabled, log);
+        }
         if !self.config.daemon.events {
             scopes::disarm_cgroup(cg);
         } else if let Some(events) = &self.events
@@ -726,6 +746,9 @@ impl Enforcer {
         {
             // Out of descriptors: the process table gives some back.
             self.table.give_back_fds();
+        }
+        if cg.fresh {
+            cg.announced = scopes::climb_announced(cg, cfg);
         }
         let calm = match look {
             Look::Calm(h) => Some(h),
@@ -823,9 +846,11 @@ impl Enforcer {
                 (system && name == "system") || found.iter().any(|(p, _)| p == name)
             });
         }
+        let wires = &mut self.wires;
         self.cgroups.retain(|c| {
             let keep = found.iter().any(|(p, _)| *p == c.path);
             if !keep {
+                wires.release(c.id, log);
                 log.log(
                     Severity::Info,
                     Line::new("stopped watching a removed cgroup")

@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::act::tripwire::Tripwires;
 use crate::config::{UnderOom, WatchedCgroup};
 use crate::decide::domain::Member;
 use crate::decide::trigger::{FillRate, Level, next_sleep, with_exhaustion};
+use crate::decide::tripwire;
 use crate::events::{ArmError, ArmedSet, Events, Source, Spec};
 use crate::probe::Host;
 use crate::probe::cgroup::CgroupVersion;
@@ -75,6 +77,10 @@ pub(super) struct CgroupScope {
     pub read_failing: bool,
     /// The v1 OOM notification is armed: no need to poll for a hang.
     pub oom_armed: bool,
+    /// v2: its climb to the term level is announced by a `high` event on every limited
+    /// cgroup of its path (a tripwire or someone's `memory.high`, and its `memory.events`
+    /// armed), as of the last full sample.
+    pub announced: bool,
     /// Its files and its ancestors', kept open.
     pub files: Option<ChainFiles>,
     /// The last full sample (kept for its buffers too).
@@ -121,6 +127,7 @@ impl CgroupScope {
             unavailable: 0,
             read_failing: false,
             oom_armed: false,
+            announced: false,
             files: None,
             sample: CgroupSample::default(),
             fresh: false,
@@ -329,12 +336,17 @@ pub(super) fn next_look(
     // Only once calm again: in the episode the domain's own plan says when to look.
     let warm = cg.level == Level::Ok && cg.warm_until.is_some_and(|t| now < t);
     let armed = cg.thresholds_armed && cg.oom_armed && !warm;
-    let covered = armed
-        && match cg.level {
-            Level::Ok => below_usage_thresholds(&cg.sample, cfg, false, cg.warned),
-            Level::Term => below_usage_thresholds(&cg.sample, cfg, true, cg.warned),
-            Level::Kill => false,
-        };
+    let covered = if cg.announced {
+        // v2: the next crossing is a `high` event; past it, the worst-case rule.
+        cg.level == Level::Ok && !warm
+    } else {
+        armed
+            && match cg.level {
+                Level::Ok => below_usage_thresholds(&cg.sample, cfg, false, cg.warned),
+                Level::Term => below_usage_thresholds(&cg.sample, cfg, true, cg.warned),
+                Level::Kill => false,
+            }
+    };
     let mut wait = if cg.sample.limit.is_none() {
         // Nothing limited on its path: no level to watch until a limit appears.
         d.max_interval
@@ -520,6 +532,85 @@ pub(super) fn disarm_cgroup(cg: &mut CgroupScope) {
     cg.armed_for = None;
     cg.oom_armed = false;
     cg.thresholds_armed = false;
+    cg.announced = false;
+}
+
+/// Sets, moves or takes off the tripwires on a v2 cgroup's path after a full sample (see
+/// [`crate::decide::tripwire`]): one on each limited cgroup of the path, at the rungs of this
+/// cgroup's thresholds. `enabled`: tripwires may be set at all (not a dry run, kernel events
+/// on); when not, or when its `tripwire` key says no, only oomward's own are taken off. The
+/// sample is updated with what was written.
+pub(super) fn place_tripwires(
+    wires: &mut Tripwires,
+    host: &Host,
+    cg: &mut CgroupScope,
+    cfg: &WatchedCgroup,
+    enabled: bool,
+    log: &mut Logger,
+) {
+    let Some(hier) = host
+        .memory
+        .as_ref()
+        .filter(|h| h.version == CgroupVersion::V2)
+    else {
+        return;
+    };
+    let enabled = enabled && cfg.tripwire;
+    for i in 0..cg.sample.chain.len() {
+        let (path, m) = &cg.sample.chain[i];
+        let Some(limit) = m.max else {
+            continue;
+        };
+        let ours = wires.ours(path);
+        if !enabled && ours.is_none() {
+            continue;
+        }
+        let want = enabled.then(|| {
+            let t = cgroup_thresholds(cfg, limit);
+            let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
+            let belows = [warn, rate_probe(t.term), t.term];
+            tripwire::rung(
+                limit,
+                &belows,
+                m.usage,
+                tripwire::margin(t.term),
+                host.page_size,
+            )
+        });
+        let step = tripwire::step(m.high, ours, want.flatten());
+        if step == tripwire::Step::Keep {
+            continue;
+        }
+        let path = path.clone();
+        let Some(dir) = hier.dir(&host.root, &path) else {
+            continue;
+        };
+        if let Some(now) = wires.apply(cg.id, &path, &dir, step, &cg.path, log) {
+            cg.sample.chain[i].1.high = now;
+        }
+    }
+}
+
+/// Whether a cgroup's climb to its term level is announced by the kernel (see
+/// [`CgroupScope::announced`]), from its last full sample and its armed sources.
+pub(super) fn climb_announced(cg: &CgroupScope, cfg: &WatchedCgroup) -> bool {
+    let Some(set) = &cg.events else {
+        return false;
+    };
+    let mut any = false;
+    for (i, path, m, limit) in cg.sample.limited() {
+        any = true;
+        let armed = if i == 0 {
+            set.has("events")
+        } else {
+            set.has(&format!("events:{path}"))
+        };
+        let term_at = limit.saturating_sub(look_thresholds(cfg, limit, cg.warned).term);
+        if !armed || !tripwire::announced(m.high, m.usage, term_at) {
+            return false;
+        }
+    }
+    any
 }
 
 /// Arms one source for the system or the watched tree, reporting the outcome once; returns
