@@ -34,9 +34,11 @@ pub struct Tripwires {
     wires: Vec<Wire>,
     /// The state file; `None`: not recorded (tests).
     state: Option<PathBuf>,
-    /// Cgroups whose `memory.high` could not be written (delegated to a user, read-only):
-    /// said once, left to polling.
+    /// Cgroups whose `memory.high` could not be written (delegated to a user): said once,
+    /// left to polling.
     refused: Vec<String>,
+    /// The cgroup tree is mounted read-only (a container's volume): said once, no tripwire.
+    read_only: bool,
 }
 
 impl Tripwires {
@@ -71,7 +73,7 @@ impl Tripwires {
         let done = match (step, at) {
             (Step::Keep, _) => None,
             (Step::Write(bytes), at) => {
-                if self.refused.iter().any(|p| p == path) {
+                if self.read_only || self.refused.iter().any(|p| p == path) {
                     return None;
                 }
                 match write_high(dir, &bytes.to_string()) {
@@ -175,6 +177,18 @@ impl Tripwires {
     }
 
     fn refuse(&mut self, path: &str, scope: &str, e: &io::Error, log: &mut Logger) {
+        if e.raw_os_error() == Some(libc::EROFS) {
+            self.read_only = true;
+            log.log(
+                Severity::Warning,
+                Line::new("the cgroup tree is read-only: no tripwires, calm v2 cgroups are polled")
+                    .kv("event", "tripwire_refused")
+                    .kv("cgroup", path)
+                    .kv("error", e)
+                    .as_str(),
+            );
+            return;
+        }
         // Bounded: a lost entry means one more failed write and one more line.
         if self.refused.len() < 1024 {
             self.refused.push(path.to_string());
