@@ -407,6 +407,69 @@ fn v2_idle(kernel: &str) {
 }
 on_one_kernel!(v2_idle, k6_1, "6.1");
 
+/// v2_many (8G guest): a hundred idle watched cgroups (/pods/*, 256M, a sleeper each) against
+/// earlyoom in the same guest, then ten fast allocators in one of them, then a page-cache-heavy
+/// reader in a watched 256M cgroup. Asserted: both daemons alive, every sleeper alive, no
+/// decision while the pods idle, and each allocator ended by oomward's signal with the kernel's
+/// oom_kill unchanged. The costs and the reader's throughput are printed, not asserted: their
+/// targets belong to the benchmark.
+fn v2_many(kernel: &str) {
+    let Some(g) = run("v2_many", kernel, 420) else {
+        return;
+    };
+    let v = g.expect_pass();
+    g.expect_kv("earlyoom", "alive");
+    g.expect_kv("oomward_dead", "none");
+    g.expect_kv("sleepers_idle", "100");
+    g.expect_kv("sleepers_end", "100");
+    g.expect_kv("decisions_idle", "0");
+    g.expect_kv("race_runs", "10");
+    g.expect_kv("race_kernel", "0");
+    g.expect_kv("race_stopped", "10");
+    assert_eq!(g.num("race_term") + g.num("race_kill"), 10);
+    let kv = |k: &str| v.kv.get(k).map_or("?", String::as_str);
+    for figure in [
+        format!(
+            "v2_many on {kernel}: earlyoom {} wake-ups and {} ms CPU per minute; oomward with \
+             {} idle cgroups {} and {} ms (ratios {} and {}), VmRSS {} kB, {} fds",
+            kv("eo_wakeups_per_min"),
+            kv("eo_cpu_ms_per_min"),
+            kv("pods"),
+            kv("ow_wakeups_per_min"),
+            kv("ow_cpu_ms_per_min"),
+            kv("ratio_wakeups"),
+            kv("ratio_cpu"),
+            kv("ow_rss_kb"),
+            kv("ow_fds"),
+        ),
+        format!(
+            "v2_many on {kernel}: race {} runs, kernel kills {}, SIGTERM {}, SIGKILL {} \
+             (how {}, reasons {})",
+            kv("race_runs"),
+            kv("race_kernel"),
+            kv("race_term"),
+            kv("race_kill"),
+            kv("race_how"),
+            kv("race_reasons"),
+        ),
+        format!(
+            "v2_many on {kernel}: cache reader {} MB/s with the tripwire on ({} high events, {} \
+             oomward wake-ups), {} MB/s off ({} high events, {} wake-ups; tripwire key {})",
+            kv("cache_mbps_on"),
+            kv("cache_high_on"),
+            kv("cache_wakeups_on"),
+            kv("cache_mbps_off"),
+            kv("cache_high_off"),
+            kv("cache_wakeups_off"),
+            kv("tripwire_key"),
+        ),
+    ] {
+        lab::notice(&figure);
+        println!("{figure}");
+    }
+}
+on_one_kernel!(v2_many, k6_12, "6.12");
+
 /// system_oom: on a 384M guest without swap, page cache larger than RAM makes no kill; a fast
 /// allocator growing past RAM is stopped by oomward (SIGTERM, or SIGKILL with `reason=eta`; not
 /// the kernel: vmstat oom_kill 0), and a small bystander survives.
