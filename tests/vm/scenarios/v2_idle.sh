@@ -22,7 +22,7 @@ switches() {
     cat /proc/"$OOMWARD_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'
 }
 cpu_ns() {
-    cat /proc/"$OOMWARD_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+    cat /proc/"$OOMWARD_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 threads=$(ls /proc/"$OOMWARD_PID"/task | wc -l)
 w0=$(switches)
