@@ -14,8 +14,16 @@
 #   the UI and stall figures, the victims seen and how many innocents died, from the test's
 #   table in target/vm-cache/desktop.md. Needs QEMU and root for the first image build, as the
 #   VM lab does.)
+#   bash benches/run.sh v2
+#   (the VM lab's v2_many, tests/vm_lab.rs: an 8 GiB cgroup v2 guest on Debian's 6.12 kernel,
+#   earlyoom's idle cost against oomward's with a hundred idle watched cgroups, ten fast
+#   allocators in one of them, a page-cache reader's throughput with and without the tripwire;
+#   about 2.5 minutes under software emulation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = v2 ]; then
+  exec cargo test --test vm_lab v2_many -- --ignored --nocapture
+fi
 if [ "${1:-}" = desktop ]; then
   trials="${2:-3}"
   rm -f target/vm-cache/desktop.md

@@ -229,13 +229,16 @@ pub fn sample_cgroup_into(
 /// the returned bytes are the least distance to one. `None`: the floor is too close (or a read
 /// failed, or nothing is limited, or a limit changed since the last full sample: each limited
 /// cgroup's limit is read again too, as the kernel sends no event when one is written): take a
-/// full sample.
+/// full sample. `announced`: the cgroup's climb is announced by a `high` event (a tripwire), so
+/// its usage is below the last sample's `memory.high` unless an event is on its way: only the
+/// limits and `memory.high` are read, not the usage.
 pub fn quick_headroom(
     host: &Host,
     files: &mut ChainFiles,
     last: &CgroupSample,
     cfg: &WatchedCgroup,
     warned: bool,
+    announced: bool,
 ) -> Option<u64> {
     let (usage_file, limit_file) = match host.memory.as_ref()?.version {
         crate::probe::cgroup::CgroupVersion::V1 => {
@@ -262,7 +265,11 @@ pub fn quick_headroom(
                 return None;
             }
         }
-        let usage: u64 = f.text(usage_file).ok()??.trim().parse().ok()?;
+        let usage: u64 = if announced {
+            m.usage
+        } else {
+            f.text(usage_file).ok()??.trim().parse().ok()?
+        };
         let floor = limit.saturating_sub(usage);
         let term = look_thresholds(cfg, limit, warned).term;
         if floor <= term {

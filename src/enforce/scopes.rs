@@ -192,7 +192,7 @@ pub(super) fn cheap_look(
     let files = cg
         .files
         .get_or_insert_with(|| ChainFiles::new(host, &cg.path));
-    quick_headroom(host, files, &cg.sample, cfg, cg.warned)
+    quick_headroom(host, files, &cg.sample, cfg, cg.warned, cg.announced)
 }
 
 /// A full sample of one cgroup and its ancestors.
