@@ -48,6 +48,8 @@ pub enum Source {
     SystemPsi,
     /// A cgroup was made or removed below a watched glob's literal prefix (inotify).
     CgroupTree,
+    /// A limit or a `memory.high` was written on a watched cgroup's path (inotify).
+    CgroupWritten,
 }
 
 impl Source {
@@ -60,6 +62,7 @@ impl Source {
             Source::CgroupPsi => "cgroup_psi",
             Source::SystemPsi => "system_psi",
             Source::CgroupTree => "cgroup_tree",
+            Source::CgroupWritten => "cgroup_written",
         }
     }
 }
@@ -101,6 +104,12 @@ pub enum Spec {
         /// The directories.
         dirs: Vec<PathBuf>,
     },
+    /// A limit file (`memory.max`, `memory.high`, `memory.swap.max`; v1 `memory.limit_in_bytes`,
+    /// `memory.memsw.limit_in_bytes`) written in any of these cgroup directories.
+    Written {
+        /// The directories.
+        dirs: Vec<PathBuf>,
+    },
 }
 
 impl Spec {
@@ -113,6 +122,7 @@ impl Spec {
             Spec::Psi { .. } if system => Source::SystemPsi,
             Spec::Psi { .. } => Source::CgroupPsi,
             Spec::Tree { .. } => Source::CgroupTree,
+            Spec::Written { .. } => Source::CgroupWritten,
         }
     }
 }
@@ -177,6 +187,8 @@ enum Clear {
     Kernfs,
     /// An inotify instance: readable until its events are read.
     Drain,
+    /// An inotify instance of written files: read, and a wake-up only for a limit file.
+    Written,
 }
 
 /// One armed source, owned by the poller.
@@ -194,6 +206,8 @@ struct Armed {
     burst: (Instant, u32),
     /// Not polled until then: a bursty source, or one that just fired and coalesces.
     muted_until: Option<Instant>,
+    /// How long it stays quiet after it fired, when its owner said (see [`Events::coalesce`]).
+    coalesce: Option<Duration>,
 }
 
 impl Armed {
@@ -201,23 +215,27 @@ impl Armed {
     /// `high` throttling event, thousands a second in a cgroup at its `memory.high`: one
     /// wake-up per few milliseconds says as much (the round re-reads everything).
     fn coalesce(&self) -> Duration {
+        if let Some(d) = self.coalesce {
+            return d;
+        }
         match self.clear {
             Clear::Kernfs => V2_EVENTS_COALESCE,
             Clear::Eventfd | Clear::Psi => Duration::ZERO,
             // A container start makes several directories at once: one look after them.
-            Clear::Drain => TREE_COALESCE,
+            Clear::Drain | Clear::Written => TREE_COALESCE,
         }
     }
 }
 
 /// See [`Armed::coalesce`].
-const V2_EVENTS_COALESCE: Duration = Duration::from_millis(5);
+pub const V2_EVENTS_COALESCE: Duration = Duration::from_millis(5);
 /// See [`Armed::coalesce`].
 const TREE_COALESCE: Duration = Duration::from_millis(5);
 
 enum Ctl {
     Add(Box<Armed>),
     Remove(u64),
+    Coalesce(u64, Duration),
 }
 
 /// A source firing more often than this per second is muted for the rest of the second (the
@@ -280,6 +298,7 @@ impl Events {
             clear,
             burst: (Instant::now(), 0),
             muted_until: None,
+            coalesce: None,
         };
         if self.ctl.send(Ctl::Add(Box::new(armed))).is_err() {
             return Err(ArmError::NoPoller);
@@ -291,6 +310,17 @@ impl Events {
     /// Disarms a source (closing its descriptors in the poller).
     pub fn disarm(&self, id: u64) {
         if self.ctl.send(Ctl::Remove(id)).is_ok() {
+            self.poke();
+        }
+    }
+
+    /// Keeps the source armed as `id` quiet for `d` after each time it fires (instead of its
+    /// kind's few milliseconds). For a cgroup looked at by the worst-case rule: an event before
+    /// its next look says nothing that look would not (the rule already assumes the fastest
+    /// fill), and a cgroup whose page cache fills its limit marks `memory.events` hundreds of
+    /// times a second (its `max` reclaim).
+    pub fn coalesce(&self, id: u64, d: Duration) {
+        if self.ctl.send(Ctl::Coalesce(id, d)).is_ok() {
             self.poke();
         }
     }
@@ -344,6 +374,11 @@ fn open(spec: &Spec) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
             let fd = sys::inotify_dirs(dirs).map_err(io_at(at))?;
             Ok((fd, Vec::new(), Clear::Drain))
         }
+        Spec::Written { dirs } => {
+            let at = dirs.first().map_or(Path::new("/"), PathBuf::as_path);
+            let fd = sys::inotify_written(dirs).map_err(io_at(at))?;
+            Ok((fd, Vec::new(), Clear::Written))
+        }
     }
 }
 
@@ -396,7 +431,10 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
             }
             for &i in &polled {
                 let a = &armed[i];
-                fds.push((&a.fd, !matches!(a.clear, Clear::Eventfd | Clear::Drain)));
+                fds.push((
+                    &a.fd,
+                    !matches!(a.clear, Clear::Eventfd | Clear::Drain | Clear::Written),
+                ));
             }
             if sys::poll_ready(&fds, timeout, &mut ready).is_err() {
                 std::thread::sleep(Duration::from_millis(10));
@@ -423,6 +461,11 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
                     Clear::Psi => Ok(()),
                     Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
                     Clear::Drain => sys::drain(&a.fd),
+                    Clear::Written => match sys::drain_names(&a.fd, is_limit_file) {
+                        // Another file written (cgroup.procs, a PSI trigger): no wake-up.
+                        Ok(false) => continue,
+                        other => other.map(drop),
+                    },
                 }
             };
             if cleared.is_err() {
@@ -464,12 +507,34 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
                 match ctl.try_recv() {
                     Ok(Ctl::Add(a)) => armed.push(*a),
                     Ok(Ctl::Remove(id)) => armed.retain(|a| a.id != id),
+                    Ok(Ctl::Coalesce(id, d)) => {
+                        for a in armed.iter_mut().filter(|a| a.id == id) {
+                            a.coalesce = Some(d);
+                            // A shorter quiet than the one running now ends it sooner.
+                            if a.muted_until.is_some_and(|t| t > Instant::now() + d) {
+                                a.muted_until = Some(Instant::now() + d);
+                            }
+                        }
+                    }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
                     Err(crossbeam_channel::TryRecvError::Disconnected) => return,
                 }
             }
         }
     }
+}
+
+/// The files whose writing [`Spec::Written`] reports: the limits the round reads and the
+/// `memory.high` a tripwire is (v2), the limits (v1).
+fn is_limit_file(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"memory.max"
+            | b"memory.high"
+            | b"memory.swap.max"
+            | b"memory.limit_in_bytes"
+            | b"memory.memsw.limit_in_bytes"
+    )
 }
 
 /// The sources armed for one scope, by keys the caller chooses (a key names the source and its
@@ -538,6 +603,14 @@ impl ArmedSet {
         let id = self.events.arm(spec, system)?;
         self.ids.push((key.to_string(), id));
         Ok(true)
+    }
+
+    /// Keeps every source whose key starts with `prefix` quiet for `d` after it fires (see
+    /// [`Events::coalesce`]).
+    pub fn coalesce(&self, prefix: &str, d: Duration) {
+        for (_, id) in self.ids.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            self.events.coalesce(*id, d);
+        }
     }
 
     /// Disarms every key `keep` rejects.

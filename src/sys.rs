@@ -219,6 +219,46 @@ pub fn inotify_dirs(dirs: &[std::path::PathBuf]) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A new inotify instance (non-blocking, close-on-exec) watching each directory of `dirs` for
+/// files written in it (`IN_MODIFY`: every `write(2)`, cgroup files included): a limit or a
+/// `memory.high` written, for which the kernel sends no other notice. Directories that are gone
+/// by now are skipped.
+pub fn inotify_written(dirs: &[std::path::PathBuf]) -> io::Result<OwnedFd> {
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+    for dir in dirs {
+        match inotify::add_watch(&fd, dir.as_path(), WatchFlags::MODIFY | WatchFlags::ONLYDIR) {
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(fd)
+}
+
+/// Reads every event an inotify instance has pending; true if one names a file `wanted`
+/// accepts (an event without a name, such as a queue overflow, counts as wanted: something
+/// may have been missed).
+pub fn drain_names(fd: &OwnedFd, wanted: impl Fn(&[u8]) -> bool) -> io::Result<bool> {
+    use rustix::fs::inotify::{ReadFlags, Reader};
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut reader = Reader::new(fd, &mut buf);
+    let mut any = false;
+    loop {
+        match reader.next() {
+            Ok(event) => {
+                if event.events().contains(ReadFlags::IGNORED) {
+                    // A watched directory is gone: its cgroup was removed (the round sees it).
+                    continue;
+                }
+                any |= event.file_name().is_none_or(|n| wanted(n.to_bytes()));
+            }
+            Err(rustix::io::Errno::AGAIN) => return Ok(any),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Reads and discards whatever a non-blocking descriptor (an inotify instance) has pending.
 pub fn drain(fd: &OwnedFd) -> io::Result<()> {
     let mut buf = [0u8; 4096];

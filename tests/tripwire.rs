@@ -27,6 +27,8 @@ struct Rig {
     log: Logger,
     lines: Arc<Mutex<Vec<String>>>,
     now: Instant,
+    /// The wake-ups of the last enforcer's event thread.
+    wakes: Option<crossbeam_channel::Receiver<oomward::events::Wakeup>>,
 }
 
 impl Rig {
@@ -48,6 +50,7 @@ impl Rig {
             log,
             lines,
             now: Instant::now(),
+            wakes: None,
         };
         rig.write("memory.current", &(100 * MIB).to_string());
         rig.write("memory.high", "max");
@@ -85,17 +88,17 @@ impl Rig {
         let mut host = Host::discover(&self.root).unwrap();
         host.page_size = 4096;
         let mut e = Enforcer::new(config, host, dry_run);
-        let (tx, _rx) = crossbeam_channel::bounded(16);
-        // The receiver is dropped: the poller ends at its first event, which a fixture's
-        // regular files never raise.
+        let (tx, rx) = crossbeam_channel::bounded(16);
         e.attach_events(Events::start(tx).unwrap());
+        self.wakes = Some(rx);
         e.record_tripwires(self.state(), &mut self.log);
         e
     }
 
     /// One round, `after` the last. A calm cgroup gets a cheap look unless something changed
-    /// that the look reads (its limit, its memory.high) or its last full sample is a minute
-    /// old; in the kernel, a crossed tripwire's event asks for the full sample.
+    /// that the look reads (its limit, its memory.high) or its last full sample is old (a
+    /// minute; five once its path is watched for limits written); in the kernel, a crossed
+    /// tripwire's event asks for the full sample.
     fn round(&mut self, e: &mut Enforcer, after: Duration) -> Duration {
         self.now += after;
         e.round_at(&mut self.log, Wake::Signal, self.now)
@@ -129,8 +132,10 @@ fn a_calm_cgroup_gets_a_tripwire_and_is_then_looked_at_rarely() {
         "announced: no worst-case cadence"
     );
 
-    // Climbing past the first rung: the tripwire moves to the term level's rung.
-    let full = Duration::from_secs(61);
+    // Climbing past the first rung: the tripwire moves to the term level's rung. (In the
+    // kernel the crossing's `high` event asks for the full sample; here, the look that comes
+    // when the last full sample is five minutes old.)
+    let full = Duration::from_secs(301);
     rig.write("memory.current", &(420 * MIB).to_string());
     rig.round(&mut e, full);
     let term_rung = (LIMIT - LIMIT / 10) / 4096 * 4096;
@@ -225,4 +230,33 @@ fn the_next_start_takes_off_what_a_crash_left() {
     rig.write("memory.high", &(200 * MIB).to_string());
     let _next = rig.enforcer("", false);
     assert_eq!(rig.high(), (200 * MIB).to_string());
+}
+
+#[test]
+fn a_limit_written_on_the_path_wakes_the_loop_and_nothing_else_written_does() {
+    use oomward::events::{Source, Wakeup};
+    let mut rig = Rig::new();
+    let mut e = rig.enforcer("", false);
+    // The first round samples /workload; the next arms the watch over its path.
+    rig.round(&mut e, Duration::ZERO);
+    rig.round(&mut e, Duration::from_secs(1));
+    let wakes = rig.wakes.clone().unwrap();
+    let written = |wakes: &crossbeam_channel::Receiver<Wakeup>| {
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Ok(w) = wakes.recv_deadline(until) {
+            if matches!(w, Wakeup::Event(Source::CgroupWritten, _)) {
+                return true;
+            }
+        }
+        false
+    };
+    while wakes.try_recv().is_ok() {}
+    // A process moved in, a PSI trigger written: not a limit.
+    rig.write("cgroup.procs", "4242");
+    rig.write("memory.pressure", "some 150000 2000000");
+    assert!(!written(&wakes), "only limit files wake the loop");
+    // The limit lowered (a resize): at once, not at the next look.
+    rig.write("memory.max", &(300 * MIB).to_string());
+    assert!(written(&wakes), "memory.max written wakes the loop");
+    e.stop(&mut rig.log);
 }

@@ -120,8 +120,14 @@ const PSI_AVG10_SPAN: Duration = Duration::from_secs(10);
 impl Enforcer {
     /// Step 5: groups the scopes by the limit that binds them.
     pub(super) fn group_domains(&mut self) {
+        // A cgroup's domain changes only with a full sample of it (or its coming and going):
+        // a round that sampled none keeps last round's members, which with a hundred calm
+        // cgroups saves a search per cgroup every round.
+        let regroup = self.members_changed || self.cgroups.iter().any(|c| c.fresh);
         for d in &mut self.domains {
-            d.members.clear();
+            if regroup || d.key == DomainKey::System {
+                d.members.clear();
+            }
             d.fresh = false;
         }
         if self.config.system.enabled && self.system.mem.is_some() {
@@ -129,6 +135,10 @@ impl Enforcer {
             d.members.push(ScopeId::System);
             d.fresh = true;
         }
+        if !regroup {
+            return;
+        }
+        self.members_changed = false;
         for c in 0..self.cgroups.len() {
             let cg = &self.cgroups[c];
             let Some(path) = cg.domain_path() else {

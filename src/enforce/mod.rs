@@ -222,6 +222,13 @@ pub struct Enforcer {
     tree: Option<ArmedSet>,
     tree_for: Option<u64>,
     tree_reported: bool,
+    /// The inotify watch on every directory of the watched v2 cgroups' paths for a limit or a
+    /// `memory.high` written, and whether the set of directories changed since it was armed.
+    written: Option<ArmedSet>,
+    written_dirty: bool,
+    /// A cgroup was added or removed since the domains were last grouped in full.
+    members_changed: bool,
+    written_reported: bool,
     last_resolve: Option<Instant>,
     /// Kill records, hooks, the kill journal and the status file.
     reporting: report::Reporting,
@@ -313,6 +320,10 @@ impl Enforcer {
             tree: None,
             tree_for: None,
             tree_reported: false,
+            written: None,
+            written_dirty: true,
+            members_changed: true,
+            written_reported: false,
             last_resolve: None,
             reporting: report::Reporting::default(),
             started_unix: crate::report::kill::unix_now(),
@@ -465,6 +476,7 @@ impl Enforcer {
             self.last_resolve = Some(now);
             self.arm_tree(log);
         }
+        self.arm_written(log);
     }
 
     /// Step 2: says what woke the round when that is news (a PSI trigger), and marks a cgroup
@@ -475,6 +487,16 @@ impl Enforcer {
         };
         if matches!(source, Source::SystemPsi | Source::CgroupPsi) {
             self.report_pressure(log, source, id);
+        }
+        if source == Source::CgroupWritten
+            && self.written.as_ref().is_some_and(|w| w.contains_id(id))
+        {
+            // A limit or a memory.high written somewhere on the watched paths: every cgroup
+            // takes its cheap look now, which reads them and takes a full sample where one moved.
+            for cg in &mut self.cgroups {
+                cg.next_look = None;
+            }
+            return;
         }
         for cg in &mut self.cgroups {
             if cg.events.as_ref().is_some_and(|e| e.contains_id(id)) {
@@ -663,8 +685,13 @@ impl Enforcer {
                 removed.push(i);
             }
         }
+        if !removed.is_empty() || self.members_changed || self.cgroups.iter().any(|c| c.fresh) {
+            self.cgroups_moved();
+        }
         for i in removed.into_iter().rev() {
             let cg = self.cgroups.remove(i);
+            self.written_dirty = true;
+            self.members_changed = true;
             self.wires.release(cg.id, log);
             log.log(
                 Severity::Info,
@@ -687,19 +714,26 @@ impl Enforcer {
         log: &mut Logger,
     ) -> Look {
         let cfg = &self.config.cgroups[self.cgroups[i].config_index];
+        let limits_watched =
+            !self.written_dirty && self.written.as_ref().is_some_and(|w| w.has("written"));
         // Woken by its own event, or in an episode: a full sample.
         let own_event = matches!(wake, Wake::Event(_, id)
             if self.cgroups[i].events.as_ref().is_some_and(|e| e.contains_id(id)));
         let calm = if in_episode || own_event {
             None
         } else {
-            scopes::cheap_look(&self.host, &mut self.cgroups[i], cfg, now)
+            scopes::cheap_look(&self.host, &mut self.cgroups[i], cfg, limits_watched, now)
         };
         let look = match calm {
             Some(h) => Look::Calm(h),
             None => {
                 let (system_t, swap) = self.machine_totals(log);
-                scopes::sample(&self.host, &mut self.cgroups[i], system_t, swap, now, log)
+                let first = self.cgroups[i].last_full.is_none();
+                let look =
+                    scopes::sample(&self.host, &mut self.cgroups[i], system_t, swap, now, log);
+                // Its path is known from now on: watched for limits written from next round.
+                self.written_dirty |= first && look == Look::Sampled;
+                look
             }
         };
         let cfg = &self.config.cgroups[self.cgroups[i].config_index];
@@ -754,7 +788,17 @@ impl Enforcer {
             Look::Calm(h) => Some(h),
             _ => None,
         };
-        cg.next_look = Some(scopes::next_look(cg, cfg, calm, &self.config.daemon, now));
+        // Not armed over its path yet when this was its first sample.
+        let limits_watched = limits_watched && !self.written_dirty;
+        cg.next_look = Some(scopes::next_look(
+            cg,
+            cfg,
+            calm,
+            limits_watched,
+            &self.config.daemon,
+            now,
+        ));
+        scopes::quiet_events(cg, in_episode, now);
         look
     }
 
@@ -835,6 +879,8 @@ impl Enforcer {
                         .kv("scope", path)
                         .as_str(),
                 );
+                self.written_dirty = true;
+                self.members_changed = true;
                 self.cgroups
                     .push(CgroupScope::new(self.next_scope, path.clone(), *index, now));
                 self.next_scope = self.next_scope.wrapping_add(1);
@@ -847,9 +893,13 @@ impl Enforcer {
             });
         }
         let wires = &mut self.wires;
+        let dirty = &mut self.written_dirty;
+        let changed = &mut self.members_changed;
         self.cgroups.retain(|c| {
             let keep = found.iter().any(|(p, _)| *p == c.path);
             if !keep {
+                *dirty = true;
+                *changed = true;
                 wires.release(c.id, log);
                 log.log(
                     Severity::Info,
@@ -921,6 +971,59 @@ impl Enforcer {
         }
         self.tree_for = set.is_some().then_some(fingerprint);
         self.tree = set;
+    }
+
+    /// Arms one inotify watch over every directory on the paths of the watched v2 cgroups
+    /// sampled so far, for a limit or a `memory.high` written there (the kernel sends no other
+    /// notice of either): with it, a cgroup whose climb a tripwire announces needs no look at
+    /// `max_interval` to see its limit changed. Re-armed when the set of cgroups changed.
+    fn arm_written(&mut self, log: &mut Logger) {
+        let (Some(events), Some(hier)) = (&self.events, &self.host.memory) else {
+            return;
+        };
+        if !self.config.daemon.events || hier.version != crate::probe::cgroup::CgroupVersion::V2 {
+            self.written = None;
+            return;
+        }
+        if self.written.as_mut().is_some_and(ArmedSet::prune_dropped) {
+            // The poller gave up on it: armed anew.
+            self.written_dirty = true;
+        }
+        if !self.written_dirty {
+            return;
+        }
+        self.written_dirty = false;
+        let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+        for cg in self.cgroups.iter().filter(|c| c.last_full.is_some()) {
+            for (path, _) in &cg.sample.chain {
+                if let Some(d) = hier.dir(&self.host.root, path)
+                    && !dirs.contains(&d)
+                {
+                    dirs.push(d);
+                }
+            }
+        }
+        if dirs.is_empty() {
+            self.written = None;
+            return;
+        }
+        // The new watch first, then the old one goes (dropped with its set): no gap.
+        let spec = Spec::Written { dirs };
+        let (set, out_of_fds) = scopes::arm_one(
+            events,
+            "written",
+            &spec,
+            false,
+            "cgroup_written",
+            &mut self.written_reported,
+            log,
+        );
+        if out_of_fds {
+            self.table.give_back_fds();
+        }
+        // Not armed for a passing reason: tried again next round.
+        self.written_dirty = set.is_none();
+        self.written = set;
     }
 
     /// Arms the system scope's PSI trigger once (and disarms it when the scope is disabled).

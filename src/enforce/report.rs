@@ -45,6 +45,8 @@ pub(super) struct Reporting {
     pub users: std::collections::HashMap<u32, Option<String>>,
     /// The fingerprint of what the status file last said, and when it was written.
     pub status_said: Option<u64>,
+    /// The cgroups' part of `status_said`, while no cgroup moved.
+    pub status_cgroups: Option<u64>,
     pub status_at: Option<Instant>,
     /// A failure to write the status file was reported (once).
     pub status_failed: bool,
@@ -597,7 +599,8 @@ impl Enforcer {
         {
             return;
         }
-        let said = self.status_fingerprint(now);
+        let cgroups = self.cgroups_fingerprint();
+        let said = self.status_fingerprint(now, cgroups);
         if self.reporting.status_said == Some(said) {
             return;
         }
@@ -650,7 +653,35 @@ impl Enforcer {
     /// of 1 % of the limit, limits, fill rates and projections by order of magnitude, armed
     /// sources, domains and their victims, kills. Equal fingerprints: nothing a reader would
     /// act on changed (the file's figures are exact as of its `updated` time).
-    fn status_fingerprint(&self, now: Instant) -> u64 {
+    /// What the cgroups' part of the status says, as a number. It moves only with a full
+    /// sample of one, or one coming or going ([`Enforcer::cgroups_moved`]): kept from the
+    /// last time otherwise, which spares hashing a hundred calm cgroups every second.
+    fn cgroups_fingerprint(&mut self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        if let Some(said) = self.reporting.status_cgroups {
+            return said;
+        }
+        let mut c = std::collections::hash_map::DefaultHasher::new();
+        for cg in &self.cgroups {
+            (cg.id, cg.level, cg.warned).hash(&mut c);
+            let limit = cg.sample.limit.unwrap_or(0);
+            cg.sample.available.map(|a| coarse(a, limit)).hash(&mut c);
+            limit.hash(&mut c);
+            filling(cg.fill.rate(), limit).hash(&mut c);
+            soon(cg.eta).hash(&mut c);
+            cg.events.as_ref().map(|e| e.keys().count()).hash(&mut c);
+        }
+        let said = c.finish();
+        self.reporting.status_cgroups = Some(said);
+        said
+    }
+
+    /// A cgroup was sampled in full, added or removed: its part of the status is computed anew.
+    pub(super) fn cgroups_moved(&mut self) {
+        self.reporting.status_cgroups = None;
+    }
+
+    fn status_fingerprint(&self, now: Instant, cgroups: u64) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         if self.config.system.enabled
@@ -666,15 +697,7 @@ impl Enforcer {
                 .map(|e| e.keys().count())
                 .hash(&mut h);
         }
-        for cg in &self.cgroups {
-            (cg.id, cg.level, cg.warned).hash(&mut h);
-            let limit = cg.sample.limit.unwrap_or(0);
-            cg.sample.available.map(|a| coarse(a, limit)).hash(&mut h);
-            limit.hash(&mut h);
-            filling(cg.fill.rate(), limit).hash(&mut h);
-            soon(cg.eta).hash(&mut h);
-            cg.events.as_ref().map(|e| e.keys().count()).hash(&mut h);
-        }
+        cgroups.hash(&mut h);
         for d in &self.domains {
             (d.members.len(), d.episode.in_episode(), d.episode.kills()).hash(&mut h);
             for f in &d.in_flight {

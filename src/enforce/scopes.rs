@@ -22,6 +22,10 @@ use crate::watch::{
 /// look: its thresholds and OOM notification wake the loop when it fills; this look only
 /// catches a limit changed on its path (the kernel sends no event for that) and re-arms.
 pub const ARMED_REFRESH: Duration = Duration::from_secs(60);
+/// How long a v2 cgroup goes without a look while its climb is announced by a tripwire and a
+/// limit written on its path by an inotify event: nothing can change unannounced, so the look
+/// only refreshes its figures (the status file, the metrics) and re-arms what broke.
+pub const ANNOUNCED_REFRESH: Duration = Duration::from_secs(300);
 /// After its domain's episode, how long a cgroup is looked at by the worst-case rule although
 /// its thresholds are armed. A victim's memory coming back and a restarted worker filling the
 /// cgroup again cross the same threshold down and up within milliseconds: the two signals of
@@ -77,6 +81,8 @@ pub(super) struct CgroupScope {
     pub read_failing: bool,
     /// The v1 OOM notification is armed: no need to poll for a hang.
     pub oom_armed: bool,
+    /// How long its `memory.events` stays quiet after it fired, as last told to the poller.
+    pub events_quiet: Duration,
     /// v2: its climb to the term level is announced by a `high` event on every limited
     /// cgroup of its path (a tripwire or someone's `memory.high`, and its `memory.events`
     /// armed), as of the last full sample.
@@ -128,6 +134,7 @@ impl CgroupScope {
             read_failing: false,
             oom_armed: false,
             announced: false,
+            events_quiet: crate::events::V2_EVENTS_COALESCE,
             files: None,
             sample: CgroupSample::default(),
             fresh: false,
@@ -181,11 +188,17 @@ pub(super) fn cheap_look(
     host: &Host,
     cg: &mut CgroupScope,
     cfg: &WatchedCgroup,
+    limits_watched: bool,
     now: Instant,
 ) -> Option<u64> {
+    let refresh = if cg.announced && limits_watched {
+        ANNOUNCED_REFRESH
+    } else {
+        ARMED_REFRESH
+    };
     let recent = cg
         .last_full
-        .is_some_and(|t| now.duration_since(t) < ARMED_REFRESH);
+        .is_some_and(|t| now.duration_since(t) < refresh);
     if !recent || cg.level != Level::Ok || cg.sample.limit.is_none() {
         return None;
     }
@@ -329,6 +342,7 @@ pub(super) fn next_look(
     cg: &CgroupScope,
     cfg: &WatchedCgroup,
     calm_headroom: Option<u64>,
+    limits_watched: bool,
     d: &crate::config::Daemon,
     now: Instant,
 ) -> Instant {
@@ -350,6 +364,10 @@ pub(super) fn next_look(
     let mut wait = if cg.sample.limit.is_none() {
         // Nothing limited on its path: no level to watch until a limit appears.
         d.max_interval
+    } else if covered && cg.announced && limits_watched {
+        // v2: its fill is a `high` event, a limit or memory.high written on its path an
+        // inotify event: the look is a full sample now and then, for the figures.
+        ANNOUNCED_REFRESH
     } else if covered {
         // Its thresholds tell of a fill; a look this often (a cheap one) tells of a limit
         // changed on its path, for which the kernel sends nothing.
@@ -372,6 +390,34 @@ pub(super) fn next_look(
         wait = wait.min(HANG_WATCH);
     }
     now + wait
+}
+
+/// Keeps a calm v2 cgroup's `memory.events` quiet until its next look when that look is set by
+/// the worst-case rule (see [`crate::events::Events::coalesce`]): in steps of powers of
+/// two of the shortest quiet, so that the poller is told only when the step changes. A cgroup
+/// whose climb a tripwire announces, that is past its term level or whose domain is in an
+/// episode is heard at once.
+pub(super) fn quiet_events(cg: &mut CgroupScope, in_episode: bool, now: Instant) {
+    let base = crate::events::V2_EVENTS_COALESCE;
+    let quiet = match cg.next_look {
+        Some(at) if !in_episode && !cg.announced && cg.level == Level::Ok => {
+            // Up to the step at or past the next look: the look itself is what keeps the
+            // rule's promise, and an event muted until just after it costs nothing.
+            let wait = at.saturating_duration_since(now).min(base * 128);
+            let mut q = base;
+            while q < wait {
+                q *= 2;
+            }
+            q
+        }
+        _ => base,
+    };
+    if quiet != cg.events_quiet
+        && let Some(set) = &cg.events
+    {
+        set.coalesce("events", quiet);
+        cg.events_quiet = quiet;
+    }
 }
 
 /// The PSI trigger oomward arms: 150 ms of stall (some task waiting on memory) within a 2 s
@@ -513,6 +559,8 @@ pub(super) fn arm_cgroup(
         cg.armed_for = None;
     }
     if !armed.is_empty() {
+        // Sources armed anew start at their kind's quiet.
+        cg.events_quiet = crate::events::V2_EVENTS_COALESCE;
         log.log(
             Severity::Info,
             Line::new("kernel events armed")
