@@ -174,6 +174,13 @@ fn system_short() {
         "oomward's first victim was not the hog"
     );
     assert!(g.num("decisions") >= 1);
+    // Every kill at warning or above: `journalctl -p warning` lists each decision.
+    assert_eq!(
+        g.num("warn_decisions"),
+        g.num("decisions"),
+        "a decision below warning\n{}",
+        g.transcript()
+    );
     g.expect_kv("others", "0");
     g.expect_kv("oom_kill", "0");
     g.expect_kv("bystanders_ok", "yes");

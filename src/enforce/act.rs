@@ -599,7 +599,7 @@ impl Enforcer {
         let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
         if self.dry_run {
             log.log(
-                Severity::Info,
+                Severity::Notice,
                 line("would signal (dry run)").kv("dry_run", true).as_str(),
             );
             self.domains[i].episode.dry_run_decided();
@@ -684,14 +684,10 @@ impl Enforcer {
         if sig == Sig::Kill {
             l.push("mrelease", released);
         }
-        let severity = if sent.is_err() {
-            Severity::Error
-        } else if pick.reason == Reason::Rescue {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        log.log(severity, l.as_str());
+        log.log(
+            super::lines::decision_severity(sent.is_ok(), sig),
+            l.as_str(),
+        );
         record.companions = companions.iter().map(|c| c.pid).collect();
         if sig == Sig::Kill {
             record.mrelease = Some(released.to_string());

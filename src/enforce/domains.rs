@@ -495,7 +495,7 @@ impl Enforcer {
             if k.waiting {
                 line.push("wait_ms", self.limits.kernel_wait.as_millis());
             }
-            log.log(Severity::Warning, line.as_str());
+            log.log(Severity::Error, line.as_str());
         }
         if let Some(s) = plan.recovered {
             log.log(
@@ -610,7 +610,7 @@ impl Enforcer {
             v.released = true;
         }
         log.log(
-            Severity::Warning,
+            Severity::Error,
             Line::new(if victim_alive {
                 "victim still alive, sent SIGKILL"
             } else {

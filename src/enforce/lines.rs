@@ -1,9 +1,20 @@
 //! The decision line: everything a reader needs to check a kill, in one `key=value` line.
 
 use crate::decide::episode::Reason;
-use crate::report::Line;
+use crate::report::{Line, Severity};
+use crate::sys::Sig;
 
 use super::act::{Moment, Pick};
+
+/// How serious a decision line is: a process asked to stop (SIGTERM) is a warning, one killed
+/// outright (SIGKILL) or a signal that could not be sent an error, so that `journalctl -p
+/// warning` lists every kill and `-p err` every SIGKILL.
+pub(super) fn decision_severity(sent: bool, sig: Sig) -> Severity {
+    match (sent, sig) {
+        (true, Sig::Term) => Severity::Warning,
+        _ => Severity::Error,
+    }
+}
 
 /// The line for the decision `pick` about a process of `scope` in `domain`.
 pub(super) fn decision_line(
@@ -122,5 +133,22 @@ fn signal_rule(reason: Reason, projected: bool) -> &'static str {
         Reason::Kill => "kill_level",
         Reason::KeepUp => "keep_up",
         Reason::Rescue => "rescue",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kill_is_a_warning_and_a_sigkill_an_error() {
+        for (sent, sig, severity) in [
+            (true, Sig::Term, Severity::Warning),
+            (true, Sig::Kill, Severity::Error),
+            (false, Sig::Term, Severity::Error),
+            (false, Sig::Kill, Severity::Error),
+        ] {
+            assert_eq!(decision_severity(sent, sig), severity, "{sent} {sig:?}");
+        }
     }
 }

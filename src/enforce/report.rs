@@ -477,7 +477,7 @@ impl Enforcer {
     pub(super) fn warn_domain(&mut self, i: usize, m: &Moment<'_>, log: &mut Logger) {
         let Some(record) = self.likely_victim(i, m) else {
             log.log(
-                Severity::Warning,
+                Severity::Notice,
                 Line::new("memory is running low; no process could be stopped")
                     .kv("event", "warn")
                     .kv("scope", self.members_list(i))
@@ -490,7 +490,7 @@ impl Enforcer {
         };
         let v = &record.victim;
         log.log(
-            Severity::Warning,
+            Severity::Notice,
             Line::new(&format!(
                 "memory is running low in {}: {} (pid {}) would be stopped first; it uses {}",
                 crate::report::escape_controls(&record.scope),

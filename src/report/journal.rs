@@ -54,6 +54,7 @@ fn stream_matches(stream: &str, dev: u64, ino: u64) -> bool {
 pub fn priority(severity: Severity) -> u8 {
     match severity {
         Severity::Info => 6,
+        Severity::Notice => 5,
         Severity::Warning => 4,
         Severity::Error => 3,
     }

@@ -42,6 +42,7 @@ const TEXT_KEYS: &[&str] = &[
 pub fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Info => "info",
+        Severity::Notice => "notice",
         Severity::Warning => "warning",
         Severity::Error => "error",
     }

@@ -13,11 +13,14 @@ use crate::config::{LogFormat, LogTarget};
 /// How serious a line is; mapped to syslog priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
-    /// Routine (start, reload, decisions).
+    /// Routine (start, reload, events armed).
     Info,
-    /// Something the administrator should look at.
+    /// Worth telling, nothing done: a warn level crossed, a decision made in a dry run.
+    Notice,
+    /// Something the administrator should look at: a process stopped (SIGTERM).
     Warning,
-    /// Something failed.
+    /// Something failed, or a process was killed outright (SIGKILL, or the kernel's OOM
+    /// killer acted first).
     Error,
 }
 
@@ -96,6 +99,7 @@ impl Sink {
                 };
                 let r = match severity {
                     Severity::Info => l.info(&text),
+                    Severity::Notice => l.notice(&text),
                     Severity::Warning => l.warning(&text),
                     Severity::Error => l.err(&text),
                 };

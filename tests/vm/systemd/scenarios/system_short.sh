@@ -90,6 +90,9 @@ first_event=$(head -n1 /tmp/decisions.json | json_field OOMWARD_EVENT)
 victim=$(head -n1 /tmp/decisions.json | json_field OOMWARD_PID)
 victim_msg=$(head -n1 /tmp/decisions.json | json_field MESSAGE)
 echo "decision| $victim_msg"
+# Every decision is at warning or above (SIGTERM warning, SIGKILL err): `journalctl -p warning`
+# lists each one.
+warn_decisions=$(journalctl -q -u oomward -p warning -o json | grep -cE '"OOMWARD_EVENT":"(term|kill)"')
 # Decisions naming another pid than the hog's.
 others=$(sed -n 's/.*"OOMWARD_PID":"\([0-9]*\)".*/\1/p' /tmp/decisions.json | grep -cvx "$hog_pid")
 
@@ -128,7 +131,7 @@ grep -q "victim: memhog (pid $hog_pid" /tmp/why.txt && why_ok=yes
 dump_journal
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
 facts="dpkg_rc=$DPKG_RC oomward=$oomward_active hog=$hog_pid hog_ms=$hog_ms hog_result=$hog_result"
-facts="$facts hog_signal=$hog_signal decisions=$decisions first_event=$first_event victim=$victim"
+facts="$facts hog_signal=$hog_signal decisions=$decisions warn_decisions=$warn_decisions first_event=$first_event victim=$victim"
 facts="$facts others=$others oom_kill=$((oom_after - oom_before))"
 facts="$facts protected=$big_pid protected_exe=$big_exe protected_score=$big_score"
 facts="$facts protected_rss_mib=$((big_rss_kb / 1024))"
