@@ -222,7 +222,11 @@ impl Armed {
             Clear::Kernfs => V2_EVENTS_COALESCE,
             Clear::Eventfd | Clear::Psi => Duration::ZERO,
             // A container start makes several directories at once: one look after them.
-            Clear::Drain | Clear::Written => TREE_COALESCE,
+            Clear::Drain => TREE_COALESCE,
+            // Each one makes every watched cgroup look (the watch does not say whose path the
+            // directory is on): a user writing their own delegated cgroup's memory.high in a
+            // loop must not make the daemon spin.
+            Clear::Written => WRITTEN_COALESCE,
         }
     }
 }
@@ -231,6 +235,8 @@ impl Armed {
 pub const V2_EVENTS_COALESCE: Duration = Duration::from_millis(5);
 /// See [`Armed::coalesce`].
 const TREE_COALESCE: Duration = Duration::from_millis(5);
+/// See [`Armed::coalesce`].
+const WRITTEN_COALESCE: Duration = Duration::from_millis(50);
 
 enum Ctl {
     Add(Box<Armed>),
