@@ -642,7 +642,9 @@ pub(super) fn place_tripwires(
 /// Whether a cgroup's climb to its term level is announced by the kernel (see
 /// [`CgroupScope::announced`]), from its last full sample and its armed sources.
 pub(super) fn climb_announced(cg: &CgroupScope, cfg: &WatchedCgroup) -> bool {
-    let Some(set) = &cg.events else {
+    // Only a calm cgroup's next look depends on it; in an episode (sampled every round) the
+    // keys of its ancestors' sources are not built for nothing.
+    let Some(set) = cg.events.as_ref().filter(|_| cg.level == Level::Ok) else {
         return false;
     };
     let mut any = false;
