@@ -208,9 +208,13 @@ pub const FILL_RATE_MEMORY: f64 = 0.25;
 /// provisional rate: a grower woken by its cgroup's threshold 70 ms after the last look is
 /// projected on what it did in those 70 ms rather than not at all.
 ///
+/// Growth between the last two looks that passes the same bar counts too, whatever the step
+/// in progress averages: a scope that paused and then fills at 2.5 GB/s is projected on the
+/// 26 MiB its last 10 ms added, not on the 80 ms before them.
+///
 /// A drop (a victim's memory back) keeps the rate but withholds the projection until the
 /// scope grows again from its lowest point since, by at least [`FILL_RATE_REGROWTH`] and at
-/// least half as fast as the rate says: a respawned worker that grows on at once is projected
+/// least half as fast as the rate says (on average since that point, or now): a respawned worker that grows on at once is projected
 /// on the old rate within a millisecond, but when the victim was the allocator, nothing grows
 /// but noise, and a rate that was the victim's must not project an exhaustion that is no
 /// longer coming (it picked a second victim for nothing under a node's `exhaustion_term` in
@@ -229,6 +233,12 @@ pub struct FillRate {
     /// The last step's own rate: a scope that starts filling is projected on what it does
     /// now, not on an average that still remembers it idle.
     last_step: f64,
+    /// The sample before this one.
+    last: Option<(u64, f64)>,
+    /// The growth between the last two samples, when large enough to be a rate (the same bar
+    /// as [`FillRate::provisional`]): what the scope does right now, where the step in progress
+    /// still averages in a pause before it.
+    burst: Option<f64>,
 }
 
 /// See [`FillRate`]: seconds.
@@ -262,19 +272,20 @@ impl FillRate {
     pub fn update(&mut self, used: u64, t: f64) -> f64 {
         let Some((prev, pt)) = self.anchor else {
             self.anchor = Some((used, t));
+            self.last = Some((used, t));
             return self.rate;
         };
         let dt = t - pt;
-        self.regrowth_from = match self.regrowth_from {
-            Some((floor, _)) if used < floor => Some((used, t)),
-            None if used < prev => Some((used, t)),
-            Some((floor, ft)) => {
-                let bar = (0.5 * self.rate * (t - ft)).max(FILL_RATE_REGROWTH as f64);
-                (((used - floor) as f64) < bar).then_some((floor, ft))
-            }
-            None => None,
-        };
         self.provisional = None;
+        self.burst = self.last.and_then(|(lu, lt)| {
+            let (grown, span) = (used.checked_sub(lu)?, t - lt);
+            (span < FILL_RATE_MIN_SPAN && provisional_step(grown, span))
+                .then(|| grown as f64 / span)
+        });
+        self.last = Some((used, t));
+        // What the scope does now: the step that just completed, the growth in progress, or
+        // the growth since the look before, whichever is fastest.
+        let mut recent = self.burst;
         if dt > FILL_RATE_MAX_GAP {
             self.rate = 0.0;
             self.last_step = 0.0;
@@ -291,21 +302,49 @@ impl FillRate {
             self.last_step = inst;
             self.known = true;
             self.anchor = Some((used, t));
+            recent = Some(recent.map_or(inst, |r: f64| r.max(inst)));
         } else if provisional_step(used.saturating_sub(prev), dt) {
-            self.provisional = Some((used - prev) as f64 / dt);
+            let p = (used - prev) as f64 / dt;
+            self.provisional = Some(p);
+            recent = Some(recent.map_or(p, |r: f64| r.max(p)));
         }
+        self.regrowth_from = self.regrowth(used, t, prev, recent);
         self.rate()
     }
 
+    /// The floor a projection is withheld from after this sample (see [`FillRate`]): kept
+    /// until the scope has grown by [`FILL_RATE_REGROWTH`] from it and grows at least half as
+    /// fast as the rate, on average since the floor or now (`recent`). A drop, a pause, then a
+    /// worker that fills at full speed is projected as soon as its speed is seen: an average
+    /// since the floor that still counts the pause withheld it while 26 MiB ran out in 10 ms.
+    fn regrowth(&self, used: u64, t: f64, prev: u64, recent: Option<f64>) -> Option<(u64, f64)> {
+        match self.regrowth_from {
+            Some((floor, _)) if used < floor => Some((used, t)),
+            None if used < prev => Some((used, t)),
+            Some((floor, ft)) => {
+                let half = 0.5 * self.rate;
+                let grown = (used - floor) as f64;
+                let back = grown >= FILL_RATE_REGROWTH as f64
+                    && (grown >= half * (t - ft) || recent.is_some_and(|r| r >= half));
+                (!back).then_some((floor, ft))
+            }
+            None => None,
+        }
+    }
+
     /// The rate now, bytes per second: the average, or the last step's when it is faster (a
-    /// scope speeding up), or the provisional one while the measured rate is unknown or lower.
+    /// scope speeding up), or the provisional one or the growth since the look before while
+    /// the measured rate is unknown or lower.
     pub fn rate(&self) -> f64 {
         let measured = if self.known {
             self.rate.max(self.last_step)
         } else {
             0.0
         };
-        self.provisional.map_or(measured, |p| p.max(measured))
+        [self.provisional, self.burst]
+            .into_iter()
+            .flatten()
+            .fold(measured, f64::max)
     }
 
     /// Whether a rate has been measured (a step of [`FILL_RATE_MIN_SPAN`] or more since the
@@ -336,7 +375,7 @@ impl FillRate {
     }
 
     fn eta_at(&self, available: u64, rate: f64) -> Option<Duration> {
-        let known = self.known || self.provisional.is_some();
+        let known = self.known || self.provisional.is_some() || self.burst.is_some();
         (known && self.regrowth_from.is_none() && rate >= (1u64 << 20) as f64)
             .then(|| Duration::from_secs_f64((available as f64 / rate).min(1e6)))
     }
@@ -357,7 +396,7 @@ pub enum Stillness {
 }
 
 /// What one look tells of a cgroup's stillness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StillSample {
     /// Bytes in use against its limit (what its headroom is made of).
     pub used: u64,
@@ -365,6 +404,9 @@ pub struct StillSample {
     pub psi_total: Option<u64>,
     /// Its `high` + `max` event count.
     pub events: u64,
+    /// The fill rate it is projected on now, bytes a second (0 when it is not projected: not
+    /// filling, not known, or withheld after a drop; see [`FillRate::eta`]).
+    pub rate: f64,
 }
 
 /// Growth that counts as moving: between two looks (16 MiB/s at four looks a second), or
@@ -372,15 +414,26 @@ pub struct StillSample {
 /// collapsed by khugepaged is charged 2 MiB before the small pages it replaces are freed.
 pub const STILL_GROWTH: u64 = 4 << 20;
 
-/// Whether a cgroup at its term level stands still: since the look `before` it grew by less
-/// than [`STILL_GROWTH`], did not stall (its PSI total, where both looks read one) and had no
-/// `high` or `max` event; and since `base`, the look where it was first seen standing still,
-/// it grew by less than [`STILL_GROWTH`] too. Without an earlier look it is not known yet.
+/// A projected fill rate at or above which a cgroup moves whatever two looks show: its
+/// [`STILL_GROWTH`] per quarter of a second. Two looks a few milliseconds apart (a threshold's
+/// event, then the look that follows) see less than [`STILL_GROWTH`] between them at 600 MB/s;
+/// taken for still, such a cgroup was left alone for a quarter of a second and reached its
+/// limit (a Redis save's copy-on-write here).
+pub const STILL_RATE: f64 = (STILL_GROWTH * 4) as f64;
+
+/// Whether a cgroup at its term level stands still: it is not projected to fill at
+/// [`STILL_RATE`] or faster; since the look `before` it grew by less than [`STILL_GROWTH`], did
+/// not stall (its PSI total, where both looks read one) and had no `high` or `max` event; and
+/// since `base`, the look where it was first seen standing still, it grew by less than
+/// [`STILL_GROWTH`] too. Without an earlier look it is not known yet, unless it fills.
 pub fn stillness(
     before: Option<StillSample>,
     base: Option<StillSample>,
     now: StillSample,
 ) -> Stillness {
+    if now.rate >= STILL_RATE {
+        return Stillness::Moving;
+    }
     let Some(b) = before else {
         return Stillness::Unknown;
     };
@@ -411,6 +464,11 @@ mod tests {
             used: used_mib * M,
             psi_total: psi,
             events,
+            rate: 0.0,
+        };
+        let filling = |rate_mib: u64| StillSample {
+            rate: (rate_mib * M) as f64,
+            ..at(236, Some(500), 3)
         };
         let calm = Some(at(236, Some(500), 3));
         let base = Some(at(235, Some(400), 3));
@@ -435,6 +493,11 @@ mod tests {
             (calm, base, at(236, None, 3), Still),
             // A first look: one more look first.
             (None, None, at(236, Some(500), 3), Unknown),
+            // Projected to fill at 600 MB/s: moving, though the look before was 2 ms ago and
+            // saw 1 MiB of it; a slow projection (a page cache's noise) is not.
+            (calm, base, filling(600), Moving),
+            (None, None, filling(600), Moving),
+            (calm, base, filling(8), Still),
         ];
         for (before, base, now, want) in table {
             assert_eq!(
@@ -737,6 +800,24 @@ mod tests {
         floor.update(5 * MIB, 0.33);
         floor.update(10 * MIB + 512 * 1024, 0.34);
         assert!(floor.eta(300 * MIB).is_some());
+        // stress-ng's memfd workers, as sampled in a 256 MiB cgroup: a victim's memory comes
+        // back (floor at 157 MiB); for 80 ms the survivors grow slowly while it finishes
+        // exiting, then a new worker fills at 2.5 GB/s. Its speed is seen between the last two
+        // looks, 10 ms apart (the rate probe's and the term threshold's events); with 25 MiB
+        // left it must be projected (10 ms: no room for SIGTERM), not withheld because the
+        // 90 ms since the floor average less than half the rate.
+        let mut memfd = FillRate::default();
+        for k in 0..=10u32 {
+            memfd.update(u64::from(k) * 230 * MIB, f64::from(k) * 0.1);
+        }
+        memfd.update(157 * MIB, 1.01);
+        memfd.update(205 * MIB, 1.093);
+        assert_eq!(memfd.eta(50 * MIB), None, "{memfd:?}");
+        memfd.update(231 * MIB, 1.103);
+        let eta = memfd
+            .eta(25 * MIB)
+            .expect("projected on the speed seen now");
+        assert!(eta < Duration::from_millis(15), "{eta:?}");
     }
 
     #[test]

@@ -323,6 +323,11 @@ fn stillness(cg: &mut CgroupScope, level: Level) -> crate::decide::trigger::Stil
             .map_or(0, |(l, a)| (l + cg.sample.swap_left).saturating_sub(a)),
         psi_total: cg.psi_total,
         events: cg.sample.own().pressure_events,
+        rate: if cg.eta.is_some() {
+            cg.fill.rate()
+        } else {
+            0.0
+        },
     };
     let before = cg.stillness.replace(now);
     let still = if level == Level::Term {
