@@ -343,6 +343,86 @@ fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
 }
 
+/// A `pre_kill` hook that never ends, five fast races (500 MiB/s towards 512 MiB in a
+/// 256 MiB cgroup): no kill is held back so long that the kernel wins one, and the journal
+/// holds only what oomward did: one record per signal it sent, each a process it signalled.
+#[test]
+fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("hookrace", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let extra =
+        "[hooks]\nuser = \"nobody\"\ntimeout = \"2s\"\npre_kill = [\"/bin/sleep\", \"1000\"]\n";
+    let conf = config(dir.path(), &cg.path, "", extra);
+    let d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let procs = cg.procs_file();
+    let mut hogs = Vec::new();
+    for run in 0..5 {
+        let before = cg.keyed("memory.oom_control", "oom_kill");
+        let mut hog = Proc::memhog(&[
+            "--cgroup-procs",
+            &procs,
+            "--rate",
+            "500",
+            "--grow",
+            "512",
+            "--delay-ms",
+            "50",
+        ]);
+        assert!(
+            hog.wait_exit(Duration::from_secs(30)).is_some(),
+            "run {run}: the allocator was never stopped"
+        );
+        let kernel = cg.keyed("memory.oom_control", "oom_kill") - before;
+        assert_eq!(kernel, 0, "run {run}: the kernel won:\n{}", d.output());
+        hogs.push(hog.pid);
+        d.wait_for(
+            &format!("killed memhog (pid {}", hog.pid),
+            Duration::from_secs(5),
+        );
+    }
+    let out = d.output();
+    let decisions: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("event=term ") || l.contains("event=kill "))
+        .collect();
+    let waits: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("event=hook_late") || l.contains("event=hook_alongside"))
+        .collect();
+    println!("decisions: {decisions:#?}\nhook waits: {waits:#?}");
+    assert_eq!(decisions.len(), 5, "one decision a race:\n{out}");
+    assert!(
+        decisions.iter().all(|l| l.contains("outcome=sent")),
+        "{decisions:#?}"
+    );
+    assert_eq!(
+        waits.len(),
+        5,
+        "each kill says it went on without the hook:\n{out}"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("kills.jsonl")).unwrap();
+    let records = json_lines(&journal);
+    assert_eq!(records.len(), 5, "{journal}");
+    for r in &records {
+        let pid = r["victim"]["pid"].as_i64().unwrap() as i32;
+        assert!(
+            hogs.contains(&pid),
+            "a record of a process never raced: {r}"
+        );
+        assert_eq!(r["outcome"], "exited", "{r}");
+        assert!(!r["signals"].as_array().unwrap().is_empty(), "{r}");
+    }
+    assert!(
+        !out.contains("event=gone_before_signal"),
+        "a victim outran the hook wait:\n{out}"
+    );
+}
+
 #[test]
 fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
     if !can_run() {

@@ -89,8 +89,10 @@ pub enum Started {
     Skipped,
     /// Running (or already finished); its ending comes through [`HookRunner::outcomes`].
     Running,
-    /// `pre_kill` still running at its timeout: the kill goes on without it.
+    /// `pre_kill` still running when its wait ended: the kill goes on without it.
     Late,
+    /// `pre_kill` started with no wait at all (a kill that cannot wait): it runs alongside.
+    Alongside,
     /// It could not be started (reported through the outcomes too).
     Failed,
 }
@@ -158,14 +160,16 @@ pub struct HookRunner {
 
 impl HookRunner {
     /// Runs the `kind` hook for `record` if one is configured. For `pre_kill` waits until it
-    /// exits or `pre_kill_timeout` passes, whichever comes first; never waits otherwise. How
-    /// it ends is told through `teller` by its watcher thread.
+    /// exits or `wait` passes, whichever comes first (what the kill can afford: see
+    /// [`crate::decide::episode::pre_kill_wait`]); never waits otherwise. How it ends is told
+    /// through `teller` by its watcher thread.
     pub fn run(
         &mut self,
         kind: HookKind,
         cfg: &HookConfig,
         record: &KillRecord,
         teller: &Teller,
+        wait: Duration,
     ) -> Started {
         let argv = match kind {
             HookKind::Warn => &cfg.warn,
@@ -268,7 +272,10 @@ impl HookRunner {
             return Started::Failed;
         }
         if kind == HookKind::PreKill {
-            let left = cfg.pre_kill_timeout.saturating_sub(now.elapsed());
+            if wait.is_zero() {
+                return Started::Alongside;
+            }
+            let left = wait.saturating_sub(now.elapsed());
             if done_rx.recv_timeout(left).is_err() {
                 return Started::Late;
             }

@@ -111,7 +111,7 @@ pub struct Companion {
 }
 
 /// Whether the process behind `fd` has exited (a poll error counts as not yet).
-fn exited(fd: &OwnedFd) -> bool {
+pub fn exited(fd: &OwnedFd) -> bool {
     sys::wait_exit(fd, Duration::ZERO).unwrap_or(false)
 }
 

@@ -87,6 +87,24 @@ pub fn room(eta: Option<Duration>, l: &Limits) -> Option<Duration> {
     eta.map(|e| e.saturating_sub(l.kill_lead))
 }
 
+/// How long a decided kill may wait for the `pre_kill` hook before its signal goes out: not at
+/// all for a SIGKILL (the kill level, keeping up, no room, a rescue: the memory is needed now),
+/// and for a SIGTERM at most half the headroom its projection leaves ([`room`]), within the
+/// configured `timeout`; without a projection (not filling), the whole `timeout`. A hook that
+/// hangs can then cost a SIGTERM half its room, never the race: the other half is still there
+/// for a look and a SIGKILL.
+pub fn pre_kill_wait(
+    signal: Sig,
+    eta: Option<Duration>,
+    l: &Limits,
+    timeout: Duration,
+) -> Duration {
+    if signal == Sig::Kill {
+        return Duration::ZERO;
+    }
+    room(eta, l).map_or(timeout, |r| (r / 2).min(timeout))
+}
+
 /// See [`Limits::kernel_wait`]. The kernel's OOM reaper frees a victim's anonymous memory within
 /// milliseconds; a tenth of a second covers a large victim and keeps oomward in the race.
 pub const KERNEL_WAIT: Duration = Duration::from_millis(100);
@@ -637,6 +655,35 @@ impl Episode {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_pre_kill_hook_never_costs_a_sigkill_and_a_sigterm_at_most_half_its_room() {
+        let l = Limits::new(Duration::from_secs(5), Duration::from_secs(10));
+        let ms = Duration::from_millis;
+        let timeout = ms(300);
+        // (signal, eta) -> wait
+        let table = [
+            (Sig::Kill, None, ms(0)),
+            (Sig::Kill, Some(ms(5000)), ms(0)),
+            // Not filling: the whole timeout.
+            (Sig::Term, None, ms(300)),
+            // Far from exhaustion: the timeout bounds it.
+            (Sig::Term, Some(ms(2000)), ms(300)),
+            // 220 ms to exhaustion, 20 ms of it the SIGKILL's lead: half of the 200 left.
+            (Sig::Term, Some(ms(220)), ms(100)),
+            // At the last safe moment: nothing.
+            (Sig::Term, Some(ms(20)), ms(0)),
+            (Sig::Term, Some(ms(5)), ms(0)),
+        ];
+        for (sig, eta, want) in table {
+            assert_eq!(
+                pre_kill_wait(sig, eta, &l, timeout),
+                want,
+                "{sig:?} {eta:?}"
+            );
+        }
+    }
+
     use super::*;
 
     const MIB: u64 = 1 << 20;

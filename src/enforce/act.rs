@@ -2,7 +2,7 @@
 //! rank them with the domain's T, weigh what each kill would free, and either signal the one
 //! [`select`] picks or say why nobody is killed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
@@ -34,6 +34,19 @@ pub(super) struct Moment<'a> {
 const FINALISTS: usize = 8;
 /// The most time spent reading the finalists' smaps; the rest keep the estimate from status.
 const FINALISTS_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long a SIGTERM decision waits for the smaps of a finalist in uninterruptible sleep (read
+/// off the loop): a third of the room its projection leaves, at most [`STUCK_READ_MAX`] (a walk
+/// of a 330 MiB Redis save child took 15–35 ms here). The rest of the room is the grace's.
+fn stuck_read_wait(
+    eta: Option<std::time::Duration>,
+    l: &crate::decide::episode::Limits,
+) -> Duration {
+    crate::decide::episode::room(eta, l).map_or(STUCK_READ_MAX, |r| (r / 3).min(STUCK_READ_MAX))
+}
+
+/// See [`stuck_read_wait`].
+const STUCK_READ_MAX: Duration = Duration::from_millis(50);
 
 /// Whether the parent of candidate `k`, of the same executable, is among the candidates.
 fn has_parent_of_its_kind(ranked: &[Candidate<'_>], k: usize) -> bool {
@@ -154,7 +167,8 @@ impl Enforcer {
         // A SIGTERM leaves time to read what each finalist would really free; a SIGKILL that
         // must go out now does not (smaps walks page tables under the mmap lock, while the
         // allocators fault in behind it).
-        let exact = reason.signal() == Sig::Term;
+        let exact =
+            (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, &self.limits));
         let (owners, prospects) = self.prospects(i, &ranked, procs, exact);
         if let Some(metrics) = &self.metrics {
             metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
@@ -284,17 +298,28 @@ impl Enforcer {
         }
     }
 
+    /// How long the `pre_kill` hook may hold a kill with `sig` back now.
+    fn pre_kill_wait(&self, sig: Sig, m: &Moment<'_>) -> Duration {
+        crate::decide::episode::pre_kill_wait(
+            sig,
+            m.obs.eta,
+            &self.limits,
+            self.config.hooks.pre_kill_timeout,
+        )
+    }
+
     /// For each ranked candidate of domain `i`: the watched scope that holds it (and how it is
     /// killed there), and what choosing it would mean (eligible, expected gain). `exact`: the
-    /// finalists' gain is read from smaps; otherwise it is bounded from above by what status
-    /// says (shared memory included), so that no candidate is passed over in a hurry for a
-    /// gain that only smaps could show.
+    /// finalists' gain is read from smaps (a stuck finalist's read waited for this long at
+    /// most); otherwise it is bounded from above by what status says (shared memory
+    /// included), so that no candidate is passed over in a hurry for a gain that only smaps
+    /// could show.
     pub(super) fn prospects(
         &self,
         i: usize,
         ranked: &[Candidate<'_>],
         procs: &[ProcessSnapshot],
-        exact: bool,
+        exact: Option<Duration>,
     ) -> (Vec<Owner>, Vec<Prospect>) {
         let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
         let mut prospects: Vec<Prospect> = ranked
@@ -302,11 +327,11 @@ impl Enforcer {
             .zip(&owners)
             .map(|(c, o)| Prospect {
                 eligible: self.may_choose(c),
-                gain: self.gain(c.process, o, procs, !exact),
+                gain: self.gain(c.process, o, procs, exact.is_none()),
             })
             .collect();
-        if exact {
-            self.finalists_gain(i, ranked, &owners, &mut prospects, procs);
+        if let Some(wait) = exact {
+            self.finalists_gain(i, ranked, &owners, &mut prospects, procs, wait);
         }
         (owners, prospects)
     }
@@ -323,6 +348,7 @@ impl Enforcer {
         owners: &[Owner],
         prospects: &mut [Prospect],
         procs: &[ProcessSnapshot],
+        stuck_wait: Duration,
     ) {
         if self.config.kill.process_group {
             return;
@@ -337,20 +363,35 @@ impl Enforcer {
             // process under a save's copy-on-write took 15–100 ms here, and a plain allocator
             // is not slowed down by a walk of itself either.
             .filter(|&k| ranked[k].process.rss_shmem_pages > 0 || has_parent_of_its_kind(ranked, k))
-            // Reading smaps takes the mmap lock a process stuck in D state may hold.
-            .filter(|&k| ranked[k].process.state != 'D')
             .collect();
         if finalists.is_empty() {
             return;
         }
-        let pids: Vec<i32> = finalists.iter().map(|&k| ranked[k].process.pid).collect();
         let system = self.domains[i].key == DomainKey::System;
         let others: Vec<i32> = if system {
             Vec::new()
         } else {
             procs.iter().map(|p| p.pid).collect()
         };
-        for f in crate::probe::smaps::read_finalists(&self.host, &pids, &others, FINALISTS_BUDGET) {
+        // Reading smaps takes the mmap lock, which a process in uninterruptible sleep may hold
+        // for as long as it is stuck: those are read off the loop (a Redis save child writing
+        // its snapshot is in D for milliseconds at a time, and its status figure counted every
+        // page it shares with its parent as its own: +150 %).
+        let (stuck, running): (Vec<usize>, Vec<usize>) = finalists
+            .iter()
+            .partition(|&&k| ranked[k].process.state == 'D');
+        let pids =
+            |ks: &[usize]| -> Vec<i32> { ks.iter().map(|&k| ranked[k].process.pid).collect() };
+        let mut read = crate::probe::smaps::read_finalists(
+            &self.host,
+            &pids(&running),
+            &others,
+            FINALISTS_BUDGET,
+        );
+        if !stuck.is_empty() {
+            read.extend(self.read_stuck_finalists(pids(&stuck), others, stuck_wait));
+        }
+        for f in read {
             let Some(k) = finalists
                 .iter()
                 .copied()
@@ -364,6 +405,39 @@ impl Enforcer {
             }
             prospects[k].gain = crate::decide::gain::gain_of(&held, &f.kept_elsewhere);
         }
+    }
+
+    /// Reads what finalists in uninterruptible sleep hold on a thread of its own, waiting for
+    /// it at most `wait`. A read still blocked then is left to finish on its own (the
+    /// finalists keep their estimate from status), and none other is started until it has:
+    /// one thread at most ever waits on a stuck process.
+    fn read_stuck_finalists(
+        &self,
+        pids: Vec<i32>,
+        others: Vec<i32>,
+        wait: Duration,
+    ) -> Vec<crate::probe::smaps::Finalist> {
+        use std::sync::atomic::Ordering;
+        if self.stuck_read.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let host = self.host.clone();
+        let busy = self.stuck_read.clone();
+        let spawned = std::thread::Builder::new()
+            .name("oomward-smaps".into())
+            .spawn(move || {
+                crate::sys::leave_realtime();
+                let read =
+                    crate::probe::smaps::read_finalists(&host, &pids, &others, FINALISTS_BUDGET);
+                let _ = tx.send(read);
+                busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.stuck_read.store(false, Ordering::Release);
+            return Vec::new();
+        }
+        rx.recv_timeout(wait).unwrap_or_default()
     }
 
     /// The candidates of a domain: the system's through the process table (one small read per
@@ -604,7 +678,8 @@ impl Enforcer {
             );
             self.domains[i].episode.dry_run_decided();
             record.outcome = "dry_run".into();
-            self.pre_kill_hook(i, &mut record, pick.victim.process, log);
+            let wait = self.pre_kill_wait(sig, m);
+            self.pre_kill_hook(i, &mut record, pick.victim.process, wait, log);
             self.fill_in(i, &mut record, pick.victim.process);
             self.publish(record, log);
             return Signalled::Done;
@@ -651,12 +726,24 @@ impl Enforcer {
                 return Signalled::Refused;
             }
         };
-        self.pre_kill_hook(i, &mut record, victim.process, log);
-        if sig == Sig::Term {
-            // Asked to exit, it may be gone before a read after the signal; SIGTERM leaves it
-            // the grace anyway. A SIGKILL never waits for its report (see `fill_in`).
-            self.fill_in(i, &mut record, victim.process);
+        let wait = self.pre_kill_wait(sig, m);
+        if self.pre_kill_hook(i, &mut record, victim.process, wait, log) && kill::exited(&fd) {
+            // The kernel's OOM killer (or the victim itself) was faster: nothing was sent, so
+            // nothing is reported as oomward's; the next sample tells what is left to do.
+            log.log(
+                Severity::Notice,
+                Line::new("the victim exited while the pre_kill hook ran: not signalled")
+                    .kv("event", "gone_before_signal")
+                    .kv("scope", &scope)
+                    .kv("pid", victim.process.pid)
+                    .kv("comm", &victim.process.comm)
+                    .as_str(),
+            );
+            return Signalled::Done;
         }
+        // Who it is, read while it is still there: once SIGKILLed its command line goes with
+        // its memory (see `fill_in`).
+        self.fill_in(i, &mut record, victim.process);
         let sent = kill::signal(&fd, sig);
         let first_signal = Instant::now();
         record.time = crate::report::kill::unix_now();
@@ -667,8 +754,6 @@ impl Enforcer {
         } else {
             "-"
         };
-        // Everything that acts went out first (signals, the memory release).
-        self.fill_in(i, &mut record, victim.process);
         let mut l = line(if sent.is_ok() {
             "signalled victim"
         } else {

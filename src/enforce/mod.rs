@@ -212,6 +212,9 @@ pub struct Enforcer {
     /// mmap lock, which a stuck process may hold, so it is read only when needed.
     needs_cmdline: bool,
     reaper: kill::Reaper,
+    /// A read of a stuck process's smaps is under way on its own thread (see
+    /// `Enforcer::finalists_gain`): no second one until it returns.
+    stuck_read: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The kernel event poller, once attached (the daemon attaches it; tests may not).
     events: Option<Events>,
     /// Every process, kept across the system scope's ranking passes.
@@ -314,6 +317,7 @@ impl Enforcer {
             self_pid,
             needs_cmdline,
             reaper: kill::Reaper::start(),
+            stuck_read: Default::default(),
             events: None,
             table: ProcessTable::new(fd_budget()),
             table_filled: false,

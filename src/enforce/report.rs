@@ -197,10 +197,10 @@ impl Enforcer {
 
     /// Fills in what takes reading files: the domain's pressure, the victim's user name and,
     /// when the scan did not read it (only rules on cmdline need it there), its command line.
-    /// Called once the signal is out, never before it (unless a `pre_kill` hook needs them
-    /// first), so that no victim waits for its own report: the command line read takes the
-    /// victim's mmap lock, which a process faulting under memory pressure may hold. Not for a
-    /// process in uninterruptible sleep, which may hold it for as long as it is stuck.
+    /// Called before the signal: a victim SIGKILLed at once loses its command line with its
+    /// memory, and `why` then showed none. The command line read takes the victim's mmap lock
+    /// for reading, as its own page faults do (not held up by them); never for a process in
+    /// uninterruptible sleep, which may hold it for writing for as long as it is stuck.
     pub(super) fn fill_in(&mut self, i: usize, record: &mut KillRecord, p: &ProcessSnapshot) {
         if record.victim.user.is_none() {
             record.victim.user = p.uid.and_then(|u| self.user_name(u));
@@ -257,16 +257,19 @@ impl Enforcer {
     }
 
     /// Runs the `pre_kill` hook for a record about to be acted on (filled in first: the hook
-    /// gets everything); the kill waits for it at most `pre_kill_timeout`.
+    /// gets everything); the kill waits for it at most `wait` (see
+    /// [`crate::decide::episode::pre_kill_wait`]). Says so when the kill goes on without it.
+    /// Whether the hook was waited for at all (the victim may have died meanwhile).
     pub(super) fn pre_kill_hook(
         &mut self,
         i: usize,
         record: &mut KillRecord,
         p: &ProcessSnapshot,
+        wait: Duration,
         log: &mut Logger,
-    ) {
+    ) -> bool {
         if self.config.hooks.pre_kill.is_empty() {
-            return;
+            return false;
         }
         self.fill_in(i, record, p);
         let started = self.reporting.hooks.run(
@@ -274,18 +277,30 @@ impl Enforcer {
             &self.config.hooks,
             record,
             &self.teller(log),
+            wait,
         );
-        if started == Started::Late {
-            log.log(
-                Severity::Warning,
-                Line::new("pre_kill hook still running at its timeout: killing without it")
-                    .kv("event", "hook_late")
-                    .kv("hook", "pre_kill")
-                    .kv("pid", record.victim.pid)
-                    .kv("timeout_ms", self.config.hooks.pre_kill_timeout.as_millis())
-                    .as_str(),
-            );
-        }
+        let (message, event) = match started {
+            Started::Late => (
+                "pre_kill hook still running: signalling without it",
+                "hook_late",
+            ),
+            Started::Alongside => (
+                "pre_kill hook started alongside the kill: no time to wait for it",
+                "hook_alongside",
+            ),
+            _ => return !wait.is_zero(),
+        };
+        log.log(
+            Severity::Notice,
+            Line::new(message)
+                .kv("event", event)
+                .kv("hook", "pre_kill")
+                .kv("pid", record.victim.pid)
+                .kv("reason", &record.reason)
+                .kv("waited_ms", wait.as_millis())
+                .as_str(),
+        );
+        !wait.is_zero()
     }
 
     /// Where hooks tell how they ended.
@@ -386,9 +401,13 @@ impl Enforcer {
         log.report(severity, record.line().as_str(), record.clone());
         self.journal_append(&record, log);
         let teller = self.teller(log);
-        self.reporting
-            .hooks
-            .run(HookKind::PostKill, &self.config.hooks, &record, &teller);
+        self.reporting.hooks.run(
+            HookKind::PostKill,
+            &self.config.hooks,
+            &record,
+            &teller,
+            Duration::ZERO,
+        );
         self.reporting.last_kills.push_back(KillSummary {
             time_text: record.time_text.clone(),
             scope: record.scope.clone(),
@@ -511,9 +530,13 @@ impl Enforcer {
             .as_str(),
         );
         let teller = self.teller(log);
-        self.reporting
-            .hooks
-            .run(HookKind::Warn, &self.config.hooks, &record, &teller);
+        self.reporting.hooks.run(
+            HookKind::Warn,
+            &self.config.hooks,
+            &record,
+            &teller,
+            Duration::ZERO,
+        );
         if let Some(m) = &self.metrics {
             m.warning(&record.scope);
         }
@@ -530,7 +553,7 @@ impl Enforcer {
         let scanned = self.gather(i, totals).ok()?;
         let procs: &[ProcessSnapshot] = &scanned.processes;
         let ranked = rank(procs, &self.policy, totals);
-        let (owners, prospects) = self.prospects(i, &ranked, procs, false);
+        let (owners, prospects) = self.prospects(i, &ranked, procs, None);
         let min_gain = self.config.min_gain_bytes(fig.limit);
         // What a term decision would need: at least what brings it back above term.
         let need = fig.need.max(1);
