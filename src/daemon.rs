@@ -64,10 +64,10 @@ pub fn run(
     if !rustix::process::geteuid().is_root() {
         log.log(
             Severity::Warning,
-            Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
+            &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
                 .kv("event", "unprivileged")
                 .kv("uid", rustix::process::geteuid().as_raw())
-                .as_str(),
+                ,
         );
     }
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
@@ -76,10 +76,9 @@ pub fn run(
         Ok(events) => enforcer.attach_events(events),
         Err(e) => log.log(
             Severity::Warning,
-            Line::new("cannot start the kernel event thread, polling only")
+            &Line::new("cannot start the kernel event thread, polling only")
                 .kv("event", "events_unavailable")
-                .kv("error", e)
-                .as_str(),
+                .kv("error", e),
         ),
     }
     let mut service = ServiceManager::from_env();
@@ -126,20 +125,16 @@ pub fn run(
                     }
                     Err(e) => log.log(
                         Severity::Error,
-                        Line::new("reload refused, keeping the running config")
+                        &Line::new("reload refused, keeping the running config")
                             .kv("event", "reload")
-                            .kv("error", e)
-                            .as_str(),
+                            .kv("error", e),
                     ),
                 }
             }
             Ok(Got::Wakeup(Wakeup::Signal(sig))) => {
                 log.log(
                     Severity::Info,
-                    Line::new("stopping")
-                        .kv("event", "stop")
-                        .kv("signal", sig)
-                        .as_str(),
+                    &Line::new("stopping").kv("event", "stop").kv("signal", sig),
                 );
                 service.stopping();
                 enforcer.stop(&mut log);
@@ -214,20 +209,18 @@ impl Outputs {
                     Ok(s) => {
                         log.log(
                             Severity::Info,
-                            Line::new("serving metrics")
+                            &Line::new("serving metrics")
                                 .kv("event", "metrics_listen")
-                                .kv("address", s.local_addr())
-                                .as_str(),
+                                .kv("address", s.local_addr()),
                         );
                         self.server = Some((addr, s));
                     }
                     Err(e) => log.log(
                         Severity::Error,
-                        Line::new("cannot serve metrics")
+                        &Line::new("cannot serve metrics")
                             .kv("event", "metrics_error")
                             .kv("address", addr)
-                            .kv("error", e)
-                            .as_str(),
+                            .kv("error", e),
                     ),
                 }
             }
@@ -252,10 +245,9 @@ impl Outputs {
                     Ok(w) => self.file = Some((path, interval, w)),
                     Err(e) => log.log(
                         Severity::Error,
-                        Line::new("cannot start the metrics file writer")
+                        &Line::new("cannot start the metrics file writer")
                             .kv("event", "metrics_error")
-                            .kv("error", e)
-                            .as_str(),
+                            .kv("error", e),
                     ),
                 }
             }
@@ -298,7 +290,7 @@ impl Outputs {
                             .kv("error", why),
                     ),
                 };
-                handle.log(severity, line.as_str());
+                handle.log(severity, &line);
                 if let Some(m) = &metrics {
                     m.notification(word);
                 }
@@ -310,10 +302,9 @@ impl Outputs {
                 Ok(t) => self.notifier = Some(t),
                 Err(e) => log.log(
                     Severity::Error,
-                    Line::new("cannot start the notification thread")
+                    &Line::new("cannot start the notification thread")
                         .kv("event", "notify_error")
-                        .kv("error", e)
-                        .as_str(),
+                        .kv("error", e),
                 ),
             }
         }
@@ -350,10 +341,9 @@ impl Outputs {
         if dropped > self.notes_dropped {
             log.log(
                 Severity::Warning,
-                Line::new("desktop notifications dropped: the queue was full")
+                &Line::new("desktop notifications dropped: the queue was full")
                     .kv("event", "notify_dropped")
-                    .kv("dropped", dropped - self.notes_dropped)
-                    .as_str(),
+                    .kv("dropped", dropped - self.notes_dropped),
             );
             self.notes_dropped = dropped;
         }
@@ -480,7 +470,7 @@ fn protect_self(log: &mut Logger, realtime: bool) {
         } else {
             Severity::Warning
         },
-        Line::new("self-protection")
+        &Line::new("self-protection")
             .kv("event", "self_protect")
             .kv("oom_score_adj_min", word(&adj))
             .kv("mlockall", word(&locked))
@@ -504,8 +494,7 @@ fn protect_self(log: &mut Logger, realtime: bool) {
                     Ok(n) => n.to_string(),
                     Err(e) => format!("failed: {e}"),
                 },
-            )
-            .as_str(),
+            ),
     );
 }
 
@@ -519,23 +508,21 @@ fn announce_namespace(log: &mut Logger, host: &Host) {
         Some(pid1) if pid1 == own => {}
         Some(pid1) => log.log(
             Severity::Info,
-            Line::new("oomward runs in its own mount namespace; exe rules judge paths in PID 1's")
+            &Line::new("oomward runs in its own mount namespace; exe rules judge paths in PID 1's")
                 .kv("event", "mount_namespace")
                 .kv("own", own)
                 .kv("pid1", pid1)
-                .kv("exe_root", host.exe_root.display())
-                .as_str(),
+                .kv("exe_root", host.exe_root.display()),
         ),
         None => log.log(
             Severity::Warning,
-            Line::new(
+            &Line::new(
                 "cannot read PID 1's mount namespace; exe rules judge paths as oomward sees them",
             )
             .kv("event", "mount_namespace")
             .kv("own", own)
             .kv("pid1", "unreadable")
-            .kv("exe_root", host.exe_root.display())
-            .as_str(),
+            .kv("exe_root", host.exe_root.display()),
         ),
     }
 }
@@ -544,10 +531,9 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     for w in &config.warnings {
         log.log(
             Severity::Warning,
-            Line::new("config warning")
+            &Line::new("config warning")
                 .kv("event", "config_warning")
-                .kv("detail", w)
-                .as_str(),
+                .kv("detail", w),
         );
     }
     let mut line = Line::new(if event == "start" {
@@ -590,12 +576,11 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     }
     let hier = host.memory.as_ref().map_or("none", |h| h.version.as_str());
     line.push("memory_cgroup", hier);
-    log.log(Severity::Info, line.as_str());
+    log.log(Severity::Info, &line);
     if !config.cgroups.is_empty() && host.memory.is_none() {
         log.log(
             Severity::Warning,
-            Line::new("[[cgroup]] scopes configured but this host has no memory cgroup hierarchy")
-                .as_str(),
+            &Line::new("[[cgroup]] scopes configured but this host has no memory cgroup hierarchy"),
         );
     }
 }

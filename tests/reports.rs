@@ -423,6 +423,106 @@ fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
     );
 }
 
+/// Victims whose names are made to forge fields (`x=1 event=kill`; a quote, a newline and
+/// `event=x`), stopped by a daemon logging text and by one logging JSON: every line about them
+/// keeps its own `event`, and the name comes back whole as the value of `comm`, never as
+/// fields of its own.
+#[test]
+fn a_victim_name_cannot_forge_a_field_in_any_output() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let names: [&[u8]; 2] = [b"x=1 event=kill", b"a\"b\nevent=x c"];
+    for format in ["text", "json"] {
+        for name in names {
+            let cg = TestCgroup::create("forge", LIMIT);
+            let dir = tempfile::tempdir().unwrap();
+            let conf = config(dir.path(), &cg.path, "", "");
+            let d = Daemon::start(&conf, &["--log-format", format]);
+            d.wait_for("start", Duration::from_secs(10));
+            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            let procs = cg.procs_file();
+            let mut hog = Proc::memhog(&[
+                "--cgroup-procs",
+                &procs,
+                "--comm-hex",
+                &hex,
+                "--rate",
+                "40",
+                "--grow",
+                "600",
+                "--delay-ms",
+                "50",
+            ]);
+            assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
+            let pid = hog.pid;
+            let out = if format == "json" {
+                d.wait_for("\"event\":\"report\"", Duration::from_secs(10))
+            } else {
+                d.wait_for("event=report", Duration::from_secs(10))
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
+            let mut events = Vec::new();
+            for line in out.lines().filter(|l| !l.trim().is_empty()) {
+                // (event, comm, pid) of the line, as a log reader would take them.
+                let (event, comm, line_pid) = if format == "json" {
+                    let v: Value = serde_json::from_str(line)
+                        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+                    for key in ["event", "message", "time", "severity"] {
+                        assert!(v.get(key).is_some(), "no {key}: {line}");
+                    }
+                    (
+                        v["event"].as_str().map(String::from),
+                        v["comm"].as_str().map(String::from),
+                        v["pid"].as_i64(),
+                    )
+                } else {
+                    let text = line.strip_prefix("oomward: ").unwrap_or(line);
+                    let (_, pairs) = oomward::report::journal::split(text);
+                    let get = |k: &str| {
+                        let all: Vec<&String> = pairs
+                            .iter()
+                            .filter(|(key, _)| *key == k)
+                            .map(|(_, v)| v)
+                            .collect();
+                        assert!(all.len() <= 1, "{k} twice: {line}");
+                        all.first().map(|v| v.to_string())
+                    };
+                    (
+                        get("event"),
+                        get("comm"),
+                        get("pid").and_then(|p| p.parse().ok()),
+                    )
+                };
+                if line_pid != Some(i64::from(pid)) {
+                    continue;
+                }
+                if let Some(comm) = &comm {
+                    assert_eq!(comm, &name, "{format}: {line}");
+                }
+                events.push(event.unwrap_or_else(|| panic!("{format}: no event: {line}")));
+            }
+            println!("{format} {name:?}: events {events:?}");
+            for want in ["term", "exit", "report"] {
+                assert!(
+                    events.iter().any(|e| e == want),
+                    "{format} {name:?}: no {want} line of its own: {events:?}\n{out}"
+                );
+            }
+            assert!(
+                events
+                    .iter()
+                    .all(|e| ["term", "kill", "escalate", "exit", "report"].contains(&e.as_str())),
+                "{format} {name:?}: an event it did not have: {events:?}\n{out}"
+            );
+            let journal = std::fs::read_to_string(dir.path().join("kills.jsonl")).unwrap();
+            let record = &json_lines(&journal)[0];
+            assert_eq!(record["victim"]["comm"], name.as_str());
+        }
+    }
+}
+
 #[test]
 fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
     if !can_run() {

@@ -133,7 +133,7 @@ impl Outcome {
     /// Logs it and counts it.
     fn tell(&self, log: &LogHandle, metrics: Option<&Metrics>) {
         let (severity, line) = self.line();
-        log.log(severity, line.as_str());
+        log.log(severity, &line);
         if let Some(m) = metrics {
             m.hook(self.kind.as_str(), self.word());
         }

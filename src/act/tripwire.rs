@@ -89,12 +89,11 @@ impl Tripwires {
                             None => {
                                 log.log(
                                     Severity::Info,
-                                    Line::new("tripwire set: memory.high below the term level")
+                                    &Line::new("tripwire set: memory.high below the term level")
                                         .kv("event", "tripwire_set")
                                         .kv("scope", scope)
                                         .kv("cgroup", path)
-                                        .kv("high", bytes)
-                                        .as_str(),
+                                        .kv("high", bytes),
                                 );
                                 self.wires.push(Wire {
                                     path: path.to_string(),
@@ -124,11 +123,10 @@ impl Tripwires {
                 let w = self.wires.remove(i);
                 log.log(
                     Severity::Info,
-                    Line::new("tripwire yielded: memory.high was changed by someone else")
+                    &Line::new("tripwire yielded: memory.high was changed by someone else")
                         .kv("event", "tripwire_yielded")
                         .kv("scope", scope)
-                        .kv("cgroup", &w.path)
-                        .as_str(),
+                        .kv("cgroup", &w.path),
                 );
                 None
             }
@@ -168,10 +166,9 @@ impl Tripwires {
         }
         log.log(
             Severity::Info,
-            Line::new("tripwires taken off: memory.high back to max")
+            &Line::new("tripwires taken off: memory.high back to max")
                 .kv("event", "tripwires_lifted")
-                .kv("count", n)
-                .as_str(),
+                .kv("count", n),
         );
         self.save(log);
     }
@@ -181,11 +178,12 @@ impl Tripwires {
             self.read_only = true;
             log.log(
                 Severity::Warning,
-                Line::new("the cgroup tree is read-only: no tripwires, calm v2 cgroups are polled")
-                    .kv("event", "tripwire_refused")
-                    .kv("cgroup", path)
-                    .kv("error", e)
-                    .as_str(),
+                &Line::new(
+                    "the cgroup tree is read-only: no tripwires, calm v2 cgroups are polled",
+                )
+                .kv("event", "tripwire_refused")
+                .kv("cgroup", path)
+                .kv("error", e),
             );
             return;
         }
@@ -195,12 +193,11 @@ impl Tripwires {
         }
         log.log(
             Severity::Warning,
-            Line::new("cannot set a tripwire, polling instead")
+            &Line::new("cannot set a tripwire, polling instead")
                 .kv("event", "tripwire_refused")
                 .kv("scope", scope)
                 .kv("cgroup", path)
-                .kv("error", e)
-                .as_str(),
+                .kv("error", e),
         );
     }
 
@@ -224,11 +221,10 @@ impl Tripwires {
         if let Err(e) = saved {
             log.log(
                 Severity::Warning,
-                Line::new("cannot record the tripwires; after a crash they stay until removed")
+                &Line::new("cannot record the tripwires; after a crash they stay until removed")
                     .kv("event", "tripwire_state")
                     .kv("file", state.display())
-                    .kv("error", e)
-                    .as_str(),
+                    .kv("error", e),
             );
         }
     }
@@ -247,11 +243,10 @@ pub fn restore_left(state: &Path, host: &Host, log: &mut Logger) -> usize {
         Err(e) => {
             log.log(
                 Severity::Warning,
-                Line::new("cannot read the tripwires left by the last run")
+                &Line::new("cannot read the tripwires left by the last run")
                     .kv("event", "tripwire_state")
                     .kv("file", state.display())
-                    .kv("error", e)
-                    .as_str(),
+                    .kv("error", e),
             );
             return 0;
         }
@@ -265,11 +260,10 @@ pub fn restore_left(state: &Path, host: &Host, log: &mut Logger) -> usize {
             restored += 1;
             log.log(
                 Severity::Info,
-                Line::new("tripwire left by the last run taken off")
+                &Line::new("tripwire left by the last run taken off")
                     .kv("event", "tripwire_restored")
                     .kv("cgroup", path)
-                    .kv("high", bytes)
-                    .as_str(),
+                    .kv("high", bytes),
             );
         }
     }

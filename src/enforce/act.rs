@@ -157,7 +157,7 @@ impl Enforcer {
             Err(e) => {
                 log.log(
                     Severity::Error,
-                    Line::new("cannot list processes").kv("error", e).as_str(),
+                    &Line::new("cannot list processes").kv("error", e),
                 );
                 return;
             }
@@ -239,7 +239,7 @@ impl Enforcer {
                 {
                     log.log(
                         Severity::Warning,
-                        Line::new("domain is low on memory but has no eligible candidate")
+                        &Line::new("domain is low on memory but has no eligible candidate")
                             .kv("event", "no_candidate")
                             .kv("scope", self.members_list(i))
                             .kv("domain", self.domain_key_name(i))
@@ -249,8 +249,7 @@ impl Enforcer {
                             .kv("limit", fig.limit)
                             .kv("processes", ranked.len())
                             .kv("vanished", scanned.vanished)
-                            .kv("unreadable", scanned.unreadable.len())
-                            .as_str(),
+                            .kv("unreadable", scanned.unreadable.len()),
                     );
                 }
             }
@@ -651,7 +650,7 @@ impl Enforcer {
                 None => line.push("largest_outside", "-"),
             }
         }
-        log.log(Severity::Warning, line.as_str());
+        log.log(Severity::Warning, &line);
     }
 
     /// Signals the chosen victim (and, for a group kill, its group within its scope); the
@@ -674,7 +673,7 @@ impl Enforcer {
         if self.dry_run {
             log.log(
                 Severity::Notice,
-                line("would signal (dry run)").kv("dry_run", true).as_str(),
+                &line("would signal (dry run)").kv("dry_run", true),
             );
             self.domains[i].episode.dry_run_decided();
             record.outcome = "dry_run".into();
@@ -688,9 +687,8 @@ impl Enforcer {
             // Pids under another root are not this machine's processes: never signal them.
             log.log(
                 Severity::Error,
-                Line::new("refusing to signal: processes read from a root other than /")
-                    .kv("root", self.host.root.display())
-                    .as_str(),
+                &Line::new("refusing to signal: processes read from a root other than /")
+                    .kv("root", self.host.root.display()),
             );
             self.domains[i].episode.dry_run_decided();
             return Signalled::Done;
@@ -705,22 +703,21 @@ impl Enforcer {
                 // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
                 log.log(
                     Severity::Error,
-                    Line::new("cannot open a pidfd for the victim")
+                    &Line::new("cannot open a pidfd for the victim")
                         .kv("pid", victim.process.pid)
-                        .kv("error", e)
-                        .as_str(),
+                        .kv("error", e),
                 );
                 return Signalled::Done;
             }
             Err(e) => {
                 log.log(
                     Severity::Error,
-                    Line::new("cannot signal the chosen process; never choosing it again, taking the next")
+                    &Line::new("cannot signal the chosen process; never choosing it again, taking the next")
                         .kv("event", "unverifiable")
                         .kv("pid", victim.process.pid)
                         .kv("comm", &victim.process.comm)
                         .kv("error", e)
-                        .as_str(),
+                        ,
                 );
                 self.mark_stuck(key);
                 return Signalled::Refused;
@@ -732,12 +729,11 @@ impl Enforcer {
             // nothing is reported as oomward's; the next sample tells what is left to do.
             log.log(
                 Severity::Notice,
-                Line::new("the victim exited while the pre_kill hook ran: not signalled")
+                &Line::new("the victim exited while the pre_kill hook ran: not signalled")
                     .kv("event", "gone_before_signal")
                     .kv("scope", &scope)
                     .kv("pid", victim.process.pid)
-                    .kv("comm", &victim.process.comm)
-                    .as_str(),
+                    .kv("comm", &victim.process.comm),
             );
             return Signalled::Done;
         }
@@ -769,10 +765,7 @@ impl Enforcer {
         if sig == Sig::Kill {
             l.push("mrelease", released);
         }
-        log.log(
-            super::lines::decision_severity(sent.is_ok(), sig),
-            l.as_str(),
-        );
+        log.log(super::lines::decision_severity(sent.is_ok(), sig), &l);
         record.companions = companions.iter().map(|c| c.pid).collect();
         if sig == Sig::Kill {
             record.mrelease = Some(released.to_string());
@@ -902,11 +895,10 @@ impl Enforcer {
         if recent > self.config.kill.warn_kills_per_minute && self.kill_rate.may_warn(s) {
             log.log(
                 Severity::Warning,
-                Line::new("many kills in the last minute: a workload keeps coming back")
+                &Line::new("many kills in the last minute: a workload keeps coming back")
                     .kv("event", "kill_rate")
                     .kv("kills_last_minute", recent)
-                    .kv("warn_at", self.config.kill.warn_kills_per_minute)
-                    .as_str(),
+                    .kv("warn_at", self.config.kill.warn_kills_per_minute),
             );
         }
     }

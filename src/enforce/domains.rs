@@ -329,7 +329,7 @@ impl Enforcer {
                     let s = d.evidence.suspect.take().expect("checked");
                     log.log(
                         Severity::Warning,
-                        Line::new(
+                        &Line::new(
                             "a kill freed nothing while the domain kept filling: no other for the same cause in this episode",
                         )
                         .kv("event", "barren")
@@ -340,7 +340,7 @@ impl Enforcer {
                         .kv("expected", s.expected)
                         .kv("available_at_exit", s.available_at_exit)
                         .kv("available", available)
-                        .as_str(),
+                        ,
                     );
                     d.evidence.barren = Some(s);
                 }
@@ -495,24 +495,23 @@ impl Enforcer {
             if k.waiting {
                 line.push("wait_ms", self.limits.kernel_wait.as_millis());
             }
-            log.log(Severity::Error, line.as_str());
+            log.log(Severity::Error, &line);
         }
         if let Some(s) = plan.recovered {
             log.log(
                 Severity::Info,
-                Line::new("domain recovered")
+                &Line::new("domain recovered")
                     .kv("event", "recovered")
                     .kv("domain", name)
                     .kv("after_ms", s.lasted.as_millis())
                     .kv("kills", s.kills)
-                    .kv("kernel_kills", s.kernel_kills)
-                    .as_str(),
+                    .kv("kernel_kills", s.kernel_kills),
             );
         }
         if plan.steady_first {
             log.log(
                 Severity::Info,
-                Line::new(
+                &Line::new(
                     "at its term level but standing still: watched, not acted on (the kernel would not touch it)",
                 )
                 .kv("event", "steady")
@@ -520,7 +519,7 @@ impl Enforcer {
                 .kv("domain", name)
                 .kv("available", obs.available)
                 .kv("eta_ms", obs.eta.map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()))
-                .as_str(),
+                ,
             );
         }
     }
@@ -549,7 +548,7 @@ impl Enforcer {
         let d = &self.domains[i];
         log.log(
             Severity::Info,
-            Line::new("victim exited")
+            &Line::new("victim exited")
                 .kv("event", "exit")
                 .kv("scope", &f.scope)
                 .kv("domain", d.key.name())
@@ -558,8 +557,7 @@ impl Enforcer {
                 .kv("after_ms", after.as_millis())
                 .kv("signal", f.victim_signal())
                 .kv_if(!f.companions.is_empty(), "members", f.companions.len() + 1)
-                .kv_if(f.kill_sent.is_some(), "sigkilled", f.sigkilled_list())
-                .as_str(),
+                .kv_if(f.kill_sent.is_some(), "sigkilled", f.sigkilled_list()),
         );
     }
 
@@ -570,14 +568,13 @@ impl Enforcer {
         let d = &self.domains[i];
         log.log(
             Severity::Error,
-            Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")
+            &Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")
                 .kv("event", "stuck")
                 .kv("scope", &f.scope)
                 .kv("domain", d.key.name())
                 .kv("pid", f.victim.pid)
                 .kv("comm", &f.victim.comm)
-                .kv("state", f.victim.state)
-                .as_str(),
+                .kv("state", f.victim.state),
         );
         self.mark_stuck(key);
         self.finish_record(i, key, "stuck", None, log);
@@ -611,7 +608,7 @@ impl Enforcer {
         }
         log.log(
             Severity::Error,
-            Line::new(if victim_alive {
+            &Line::new(if victim_alive {
                 "victim still alive, sent SIGKILL"
             } else {
                 "victim gone, others signalled with it still alive: sent SIGKILL"
@@ -626,8 +623,7 @@ impl Enforcer {
             .kv("sigkilled", f.sigkilled_list())
             .kv("signal", "SIGKILL")
             .kv("reason", why.as_str())
-            .kv("after_ms", now.duration_since(f.first_signal).as_millis())
-            .as_str(),
+            .kv("after_ms", now.duration_since(f.first_signal).as_millis()),
         );
         self.record_signal(i, key, "SIGKILL", why.as_str());
         if let Some(m) = &self.metrics {

@@ -519,7 +519,7 @@ impl Enforcer {
             Ok(m) => self.system.mem = Some(m),
             Err(e) => log.log(
                 Severity::Error,
-                Line::new("cannot read meminfo").kv("error", e).as_str(),
+                &Line::new("cannot read meminfo").kv("error", e),
             ),
         }
         self.system.mem
@@ -599,7 +599,7 @@ impl Enforcer {
             }
             Err(e) => log.log(
                 Severity::Error,
-                Line::new("cannot read meminfo").kv("error", e).as_str(),
+                &Line::new("cannot read meminfo").kv("error", e),
             ),
         }
     }
@@ -699,10 +699,9 @@ impl Enforcer {
             self.wires.release(cg.id, log);
             log.log(
                 Severity::Info,
-                Line::new("stopped watching a removed cgroup")
+                &Line::new("stopped watching a removed cgroup")
                     .kv("event", "scope_removed")
-                    .kv("scope", cg.path)
-                    .as_str(),
+                    .kv("scope", cg.path),
             );
         }
     }
@@ -878,10 +877,9 @@ impl Enforcer {
             } else {
                 log.log(
                     Severity::Info,
-                    Line::new("watching cgroup")
+                    &Line::new("watching cgroup")
                         .kv("event", "scope_added")
-                        .kv("scope", path)
-                        .as_str(),
+                        .kv("scope", path),
                 );
                 self.written_dirty = true;
                 self.members_changed = true;
@@ -907,10 +905,9 @@ impl Enforcer {
                 wires.release(c.id, log);
                 log.log(
                     Severity::Info,
-                    Line::new("stopped watching a removed cgroup")
+                    &Line::new("stopped watching a removed cgroup")
                         .kv("event", "scope_removed")
-                        .kv("scope", &c.path)
-                        .as_str(),
+                        .kv("scope", &c.path),
                 );
             }
             keep
@@ -1099,7 +1096,7 @@ impl Enforcer {
                 line.push("full_avg10", full.avg10);
             }
         }
-        log.log(Severity::Info, line.as_str());
+        log.log(Severity::Info, &line);
     }
 
     fn mark_stuck(&mut self, key: ProcessKey) {

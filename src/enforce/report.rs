@@ -292,13 +292,12 @@ impl Enforcer {
         };
         log.log(
             Severity::Notice,
-            Line::new(message)
+            &Line::new(message)
                 .kv("event", event)
                 .kv("hook", "pre_kill")
                 .kv("pid", record.victim.pid)
                 .kv("reason", &record.reason)
-                .kv("waited_ms", wait.as_millis())
-                .as_str(),
+                .kv("waited_ms", wait.as_millis()),
         );
         !wait.is_zero()
     }
@@ -398,7 +397,7 @@ impl Enforcer {
             _ => Severity::Info,
         };
         let record = std::sync::Arc::new(record);
-        log.report(severity, record.line().as_str(), record.clone());
+        log.report(severity, &record.line(), record.clone());
         self.journal_append(&record, log);
         let teller = self.teller(log);
         self.reporting.hooks.run(
@@ -440,9 +439,7 @@ impl Enforcer {
                 Err(e) => {
                     log.log(
                         Severity::Error,
-                        Line::new("cannot start the kill journal's writer")
-                            .kv("error", e)
-                            .as_str(),
+                        &Line::new("cannot start the kill journal's writer").kv("error", e),
                     );
                     return;
                 }
@@ -461,11 +458,10 @@ impl Enforcer {
         if skipped > 0 {
             log.log(
                 Severity::Warning,
-                Line::new("hooks skipped: more than hooks.max_per_minute started in a minute")
+                &Line::new("hooks skipped: more than hooks.max_per_minute started in a minute")
                     .kv("event", "hook_skipped")
                     .kv("skipped", skipped)
-                    .kv("max_per_minute", self.config.hooks.max_per_minute)
-                    .as_str(),
+                    .kv("max_per_minute", self.config.hooks.max_per_minute),
             );
         }
         if let Some((j, _, _)) = &mut self.reporting.journal {
@@ -473,19 +469,17 @@ impl Enforcer {
             for p in problems {
                 log.log(
                     Severity::Error,
-                    Line::new("cannot write the kill journal")
+                    &Line::new("cannot write the kill journal")
                         .kv("event", "journal_error")
-                        .kv("error", p)
-                        .as_str(),
+                        .kv("error", p),
                 );
             }
             if dropped > 0 {
                 log.log(
                     Severity::Warning,
-                    Line::new("kill journal writer is behind: records dropped")
+                    &Line::new("kill journal writer is behind: records dropped")
                         .kv("event", "journal_dropped")
-                        .kv("records", dropped)
-                        .as_str(),
+                        .kv("records", dropped),
                 );
             }
         }
@@ -497,23 +491,22 @@ impl Enforcer {
         let Some(record) = self.likely_victim(i, m) else {
             log.log(
                 Severity::Notice,
-                Line::new("memory is running low; no process could be stopped")
+                &Line::new("memory is running low; no process could be stopped")
                     .kv("event", "warn")
                     .kv("scope", self.members_list(i))
                     .kv("domain", self.domain_key_name(i))
                     .kv("available", m.obs.available)
-                    .kv("limit", m.fig.limit)
-                    .as_str(),
+                    .kv("limit", m.fig.limit),
             );
             return;
         };
         let v = &record.victim;
         log.log(
             Severity::Notice,
-            Line::new(&format!(
+            &Line::new(&format!(
                 "memory is running low in {}: {} (pid {}) would be stopped first; it uses {}",
-                crate::report::escape_controls(&record.scope),
-                crate::report::escape_controls(&v.comm),
+                crate::report::quoted(&record.scope),
+                crate::report::quoted(&v.comm),
                 v.pid,
                 crate::report::kill::human(record.victim_bytes())
             ))
@@ -526,8 +519,7 @@ impl Enforcer {
             .kv("comm", &v.comm)
             .kv("uid", v.uid.map_or(-1, i64::from))
             .kv("used", record.victim_bytes())
-            .kv("expected_gain", record.expected_gain)
-            .as_str(),
+            .kv("expected_gain", record.expected_gain),
         );
         let teller = self.teller(log);
         self.reporting.hooks.run(
@@ -663,11 +655,10 @@ impl Enforcer {
         self.reporting.status_failed = true;
         log.log(
             Severity::Error,
-            Line::new("cannot write the status file")
+            &Line::new("cannot write the status file")
                 .kv("event", "status_error")
                 .kv_if(!path.is_empty(), "path", path)
-                .kv("error", error)
-                .as_str(),
+                .kv("error", error),
         );
     }
 

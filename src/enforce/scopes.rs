@@ -245,11 +245,10 @@ pub(super) fn sample(
                 cg.read_failing = true;
                 log.log(
                     Severity::Error,
-                    Line::new("cannot read cgroup")
+                    &Line::new("cannot read cgroup")
                         .kv("event", "scope_unreadable")
                         .kv("scope", &cg.path)
-                        .kv("error", e)
-                        .as_str(),
+                        .kv("error", e),
                 );
             }
             cg.files = None;
@@ -294,10 +293,9 @@ pub(super) fn assess_cgroup(
     if !own.under_oom && cg.member.rescue {
         log.log(
             Severity::Info,
-            Line::new("cgroup left OOM")
+            &Line::new("cgroup left OOM")
                 .kv("event", "under_oom_cleared")
-                .kv("scope", &cg.path)
-                .as_str(),
+                .kv("scope", &cg.path),
         );
     }
     let steady = stillness(cg, level);
@@ -547,12 +545,11 @@ pub(super) fn arm_cgroup(
                     cg.unavailable |= source_bit(source);
                     log.log(
                         Severity::Warning,
-                        Line::new("kernel event source unavailable, polling instead")
+                        &Line::new("kernel event source unavailable, polling instead")
                             .kv("event", "events_unavailable")
                             .kv("scope", &cg.path)
                             .kv("source", source.as_str())
-                            .kv("error", e)
-                            .as_str(),
+                            .kv("error", e),
                     );
                 }
             }
@@ -568,12 +565,11 @@ pub(super) fn arm_cgroup(
         cg.events_quiet = crate::events::V2_EVENTS_COALESCE;
         log.log(
             Severity::Info,
-            Line::new("kernel events armed")
+            &Line::new("kernel events armed")
                 .kv("event", "events_armed")
                 .kv("scope", &cg.path)
                 .kv("sources", armed.join(","))
-                .kv("limited", sample.limited().count())
-                .as_str(),
+                .kv("limited", sample.limited().count()),
         );
     }
     out_of_fds
@@ -689,22 +685,20 @@ pub(super) fn arm_one(
         Ok(false) => {}
         Ok(true) => log.log(
             Severity::Info,
-            Line::new("kernel events armed")
+            &Line::new("kernel events armed")
                 .kv("event", "events_armed")
                 .kv("scope", scope)
-                .kv("sources", source.as_str())
-                .as_str(),
+                .kv("sources", source.as_str()),
         ),
         Err(e) if !*reported => {
             *reported = true;
             log.log(
                 Severity::Warning,
-                Line::new("kernel event source unavailable, polling instead")
+                &Line::new("kernel event source unavailable, polling instead")
                     .kv("event", "events_unavailable")
                     .kv("scope", scope)
                     .kv("source", source.as_str())
-                    .kv("error", e)
-                    .as_str(),
+                    .kv("error", e),
             );
         }
         Err(_) => {}

@@ -60,18 +60,26 @@ pub fn priority(severity: Severity) -> u8 {
     }
 }
 
-/// A line split back into its message and `key=value` pairs (values unquoted): the inverse of
-/// [`super::Line`]. The message ends before the first word that looks like `key=`.
+/// A text line split back into its message and `key=value` pairs (values unquoted): the
+/// inverse of [`super::Line`], for readers of the text format (the daemon's own outputs are
+/// built from the line's fields). The message ends before the first word outside quotes that
+/// looks like `key=`; names in a message are quoted ([`super::quoted`]) when they could look
+/// like one.
 pub fn split(line: &str) -> (&str, Vec<(&str, String)>) {
     let mut cut = line.len();
-    let mut at = 0;
-    while let Some(space) = line[at..].find(' ') {
-        let start = at + space + 1;
-        if starts_with_key(&line[start..]) {
-            cut = at + space;
-            break;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' if !quoted && starts_with_key(&line[i + 1..]) => {
+                cut = i;
+                break;
+            }
+            _ => {}
         }
-        at = start;
     }
     let message = &line[..cut];
     let mut pairs = Vec::new();
@@ -155,19 +163,19 @@ fn human(key: &str, value: &str, page_size: u64) -> (String, String) {
 }
 
 /// The entry for one line: the datagram's bytes.
-pub fn entry(severity: Severity, line: &str, page_size: u64) -> Vec<u8> {
-    let (message, pairs) = split(line);
-    let mut text = message.to_string();
-    for (k, v) in &pairs {
+pub fn entry(severity: Severity, line: &super::Line, page_size: u64) -> Vec<u8> {
+    let pairs = line.fields();
+    let mut text = line.message().to_string();
+    for (k, v) in pairs {
         let (k, v) = human(k, v, page_size);
         text.push(' ');
         text.push_str(&super::Line::new("").kv(&k, v).as_str()[1..]);
     }
-    let mut out = Vec::with_capacity(line.len() * 2 + 64);
+    let mut out = Vec::with_capacity(line.as_str().len() * 2 + 64);
     field(&mut out, "MESSAGE", &text);
     field(&mut out, "PRIORITY", &priority(severity).to_string());
     field(&mut out, "SYSLOG_IDENTIFIER", "oomward");
-    for (k, v) in &pairs {
+    for (k, v) in pairs {
         field(&mut out, &format!("OOMWARD_{}", k.to_ascii_uppercase()), v);
     }
     out
@@ -246,7 +254,7 @@ mod tests {
             .kv("available", 3 << 20)
             .kv("rss_anon_pages", 256)
             .kv("cmd", "a\nb");
-        let f = fields(&entry(Severity::Warning, line.as_str(), 4096));
+        let f = fields(&entry(Severity::Warning, &line, 4096));
         let get = |k: &str| f.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PRIORITY"), Some("4"));
         assert_eq!(get("SYSLOG_IDENTIFIER"), Some("oomward"));

@@ -7,7 +7,6 @@
 use serde_json::{Map, Value};
 
 use super::Severity;
-use super::journal::split;
 
 /// Keys whose values are text whatever they look like.
 const TEXT_KEYS: &[&str] = &[
@@ -50,17 +49,23 @@ pub fn severity_name(s: Severity) -> &'static str {
 
 /// One JSON object for a line: `time` (RFC 3339), `severity`, `message`, then the fields in
 /// order; `report` (a kill record, already JSON) nested whole when given.
-pub fn line_object(severity: Severity, line: &str, time: f64, report: Option<&str>) -> String {
-    let (message, pairs) = split(line);
+pub fn line_object(
+    severity: Severity,
+    line: &super::Line,
+    time: f64,
+    report: Option<&str>,
+) -> String {
     let mut o = Map::new();
     o.insert("time".into(), Value::String(super::kill::rfc3339(time)));
     o.insert(
         "severity".into(),
         Value::String(severity_name(severity).into()),
     );
-    o.insert("message".into(), Value::String(message.to_string()));
-    for (key, value) in pairs {
-        o.insert(key.to_string(), typed(key, value));
+    o.insert("message".into(), Value::String(line.message().to_string()));
+    for (key, value) in line.fields() {
+        // The first of a key holds: `time`, `severity` and `message` are the line's own.
+        o.entry(key.clone())
+            .or_insert_with(|| typed(key, value.clone()));
     }
     if let Some(r) = report.and_then(|r| serde_json::from_str::<Value>(r).ok()) {
         o.insert("report".into(), r);
@@ -109,7 +114,7 @@ mod tests {
             .kv("enough", true)
             .kv("eta_ms", "-")
             .kv("exe", "/usr/bin/a b");
-        let json = line_object(Severity::Warning, line.as_str(), 0.0, None);
+        let json = line_object(Severity::Warning, &line, 0.0, None);
         let v: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["message"], "signalled victim");
         assert_eq!(v["severity"], "warning");
@@ -125,14 +130,27 @@ mod tests {
 
     #[test]
     fn a_report_is_nested_whole() {
-        let json = line_object(
-            Severity::Info,
-            "killed x event=report",
-            0.0,
-            Some(r#"{"victim":{"pid":7}}"#),
-        );
+        let line = super::super::Line::new("killed x").kv("event", "report");
+        let json = line_object(Severity::Info, &line, 0.0, Some(r#"{"victim":{"pid":7}}"#));
         let v: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["report"]["victim"]["pid"], 7);
         assert_eq!(v["event"], "report");
+    }
+
+    #[test]
+    fn a_name_made_of_fields_stays_one_value() {
+        let name = "x=1 event=kill message=m time=0";
+        let line =
+            super::super::Line::new(&format!("killed {} (pid 5)", super::super::quoted(name)))
+                .kv("event", "report")
+                .kv("comm", name)
+                .kv("message", "forged");
+        let v: Value =
+            serde_json::from_str(&line_object(Severity::Error, &line, 0.0, None)).unwrap();
+        assert_eq!(v["event"], "report");
+        assert_eq!(v["comm"], name);
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["message"], format!("killed \"{name}\" (pid 5)"));
+        assert!(v.get("x").is_none(), "{v}");
     }
 }

@@ -229,14 +229,14 @@ impl KillRecord {
         let _ = write!(
             s,
             "{verb} {} (pid {}{}) in {}{}: used {}, expected to free {}",
-            super::escape_controls(&v.comm),
+            super::quoted(&v.comm),
             v.pid,
             v.user
                 .as_deref()
-                .map(|u| format!(", {}", super::escape_controls(u)))
+                .map(|u| format!(", {}", super::quoted(u)))
                 .unwrap_or_default(),
             self.pod_words(),
-            super::escape_controls(&self.scope),
+            super::quoted(&self.scope),
             human(self.victim_bytes()),
             human(self.expected_gain),
         );
@@ -266,14 +266,14 @@ impl KillRecord {
         let container = v
             .container
             .as_deref()
-            .map(|c| format!(" container {c}"))
+            .map(|c| format!(" container {}", super::quoted(c)))
             .unwrap_or_default();
         let qos = v
             .qos
             .as_deref()
             .map(|q| format!(" ({q})"))
             .unwrap_or_default();
-        super::escape_controls(&format!("pod {pod}{container}{qos}, ")).into_owned()
+        format!("pod {}{container}{qos}, ", super::quoted(&pod))
     }
 
     /// The report as one log line: the summary, then the main figures as raw numbers; the
@@ -570,6 +570,30 @@ pub(crate) mod tests {
             Some(&*format!("4242:hog:51712:{}", 200u64 << 20))
         );
         assert_eq!(get("signals"), Some("SIGTERM@0"));
+    }
+
+    #[test]
+    fn a_name_made_of_fields_is_quoted_in_the_words_and_read_back_whole() {
+        for name in ["x=1 event=kill", "a\"b\nevent=x c", "plain"] {
+            let r = sample_record(4242, name, 1_796_227_445.0);
+            let line = r.line();
+            let (message, pairs) = super::super::journal::split(line.as_str());
+            let get = |k: &str| -> Vec<&str> {
+                pairs
+                    .iter()
+                    .filter(|(key, _)| *key == k)
+                    .map(|(_, v)| v.as_str())
+                    .collect()
+            };
+            assert_eq!(get("event"), ["report"], "{}", line.as_str());
+            assert_eq!(get("comm"), [name], "{}", line.as_str());
+            assert!(get("x").is_empty(), "{}", line.as_str());
+            assert_eq!(message, line.message());
+            assert!(
+                message.starts_with(&format!("killed {} (pid 4242", super::super::quoted(name))),
+                "{message}"
+            );
+        }
     }
 
     #[test]

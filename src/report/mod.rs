@@ -47,11 +47,44 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` as a name in a message: written as a value would be (quoted when it holds spaces,
+/// quotes, `=`, a backslash, a control character or nothing), so that a process named
+/// `x=1 event=kill` reads as one name, never as fields.
+pub fn quoted(s: &str) -> Cow<'_, str> {
+    if !needs_quotes(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    push_quoted(&mut out, s);
+    Cow::Owned(out)
+}
+
+fn needs_quotes(v: &str) -> bool {
+    v.is_empty() || v.contains([' ', '"', '=', '\\']) || v.chars().any(char::is_control)
+}
+
+fn push_quoted(buf: &mut String, raw: &str) {
+    buf.push('"');
+    for c in raw.chars() {
+        match c {
+            '"' => buf.push_str("\\\""),
+            c => buf.push_str(&escape_controls(c.encode_utf8(&mut [0u8; 4]))),
+        }
+    }
+    buf.push('"');
+}
+
 /// A log line under construction: a short message, then `key=value` pairs, values quoted when
-/// they hold spaces, quotes, `=` or nothing.
+/// they hold spaces, quotes, `=` or nothing. It keeps its message and fields apart as well:
+/// the JSON and journal outputs are built from them, never by parsing the text back (where a
+/// name made to look like fields could pass for them).
 #[derive(Debug, Clone)]
 pub struct Line {
     buf: String,
+    /// Where the message ends in `buf`.
+    message_len: usize,
+    /// Each field as given: its key and its value unquoted.
+    fields: Vec<(String, String)>,
 }
 
 impl Line {
@@ -59,7 +92,21 @@ impl Line {
     pub fn new(message: &str) -> Self {
         let mut buf = String::with_capacity(160);
         buf.push_str(message);
-        Line { buf }
+        Line {
+            buf,
+            message_len: message.len(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.buf[..self.message_len]
+    }
+
+    /// The fields, in order, with their values as given.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
     }
 
     /// Appends `key=value`.
@@ -78,27 +125,14 @@ impl Line {
 
     /// Appends `key=value` in place.
     pub fn push(&mut self, key: &str, value: impl fmt::Display) {
-        let start = self.buf.len();
+        let value = value.to_string();
         let _ = write!(self.buf, " {key}=");
-        let vstart = self.buf.len();
-        let _ = write!(self.buf, "{value}");
-        let v = &self.buf[vstart..];
-        let needs_quotes =
-            v.is_empty() || v.contains([' ', '"', '=', '\\']) || v.chars().any(char::is_control);
-        if needs_quotes {
-            let raw = self.buf.split_off(vstart);
-            self.buf.push('"');
-            for c in raw.chars() {
-                match c {
-                    '"' => self.buf.push_str("\\\""),
-                    c => self
-                        .buf
-                        .push_str(&escape_controls(c.encode_utf8(&mut [0u8; 4]))),
-                }
-            }
-            self.buf.push('"');
+        if needs_quotes(&value) {
+            push_quoted(&mut self.buf, &value);
+        } else {
+            self.buf.push_str(&value);
         }
-        debug_assert!(self.buf.len() > start);
+        self.fields.push((key.to_string(), value));
     }
 
     /// The finished line.

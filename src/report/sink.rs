@@ -69,12 +69,12 @@ impl Sink {
     /// Writes one line. The journal always gets native fields (its own structured form, the
     /// report as `OOMWARD_REPORT=` JSON); stderr and syslog get text or JSON as configured.
     fn write(&mut self, format: LogFormat, r: &Record) {
-        let (severity, line) = (r.severity, r.text.as_str());
+        let (severity, line) = (r.severity, r.line.as_str());
         let report = r
             .report
             .as_ref()
             .and_then(|k| serde_json::to_string(&**k).ok());
-        let json = || super::json::line_object(severity, line, r.time, report.as_deref());
+        let json = || super::json::line_object(severity, &r.line, r.time, report.as_deref());
         match self {
             Sink::Stderr => {
                 let out = match format {
@@ -84,7 +84,7 @@ impl Sink {
                 let _ = writeln!(std::io::stderr().lock(), "{out}");
             }
             Sink::Journal(sock) => {
-                let mut entry = super::journal::entry(severity, line, page_size());
+                let mut entry = super::journal::entry(severity, &r.line, page_size());
                 if let Some(report) = &report {
                     super::journal::push_field(&mut entry, "OOMWARD_REPORT", report);
                 }
@@ -121,7 +121,7 @@ const QUEUE: usize = 1024;
 /// One line to write.
 struct Record {
     severity: Severity,
-    text: String,
+    line: super::Line,
     /// When it was logged, seconds since the epoch (JSON lines carry it).
     time: f64,
     /// A kill record, for the JSON format and the journal (serialized on the writer thread,
@@ -230,7 +230,7 @@ impl Logger {
     }
 
     /// Queues one line; never blocks. If the queue is full the line is dropped and counted.
-    pub fn log(&mut self, severity: Severity, line: &str) {
+    pub fn log(&mut self, severity: Severity, line: &super::Line) {
         self.queue(severity, line, None);
     }
 
@@ -239,7 +239,7 @@ impl Logger {
     pub fn report(
         &mut self,
         severity: Severity,
-        line: &str,
+        line: &super::Line,
         record: std::sync::Arc<super::kill::KillRecord>,
     ) {
         self.queue(severity, line, Some(record));
@@ -248,25 +248,24 @@ impl Logger {
     fn queue(
         &mut self,
         severity: Severity,
-        line: &str,
+        line: &super::Line,
         report: Option<std::sync::Arc<super::kill::KillRecord>>,
     ) {
         if let Some(lines) = &self.capture {
             if let Ok(mut l) = lines.lock() {
-                l.push(line.to_string());
+                l.push(line.as_str().to_string());
             }
             return;
         }
         let Some(tx) = &self.tx else { return };
         let time = super::kill::unix_now();
         if self.dropped > 0 {
-            let note = format!(
-                "log queue was full event=log_dropped lines={}",
-                self.dropped
-            );
+            let note = super::Line::new("log queue was full")
+                .kv("event", "log_dropped")
+                .kv("lines", self.dropped);
             let record = Record {
                 severity: Severity::Warning,
-                text: note,
+                line: note,
                 time,
                 report: None,
             };
@@ -276,7 +275,7 @@ impl Logger {
         }
         let record = Record {
             severity,
-            text: line.to_string(),
+            line: line.clone(),
             time,
             report,
         };
@@ -301,17 +300,17 @@ pub struct LogHandle {
 
 impl LogHandle {
     /// Queues one line; never blocks.
-    pub fn log(&self, severity: Severity, line: &str) {
+    pub fn log(&self, severity: Severity, line: &super::Line) {
         if let Some(lines) = &self.capture {
             if let Ok(mut l) = lines.lock() {
-                l.push(line.to_string());
+                l.push(line.as_str().to_string());
             }
             return;
         }
         if let Some(tx) = &self.tx {
             let _ = tx.try_send(Message::Line(Record {
                 severity,
-                text: line.to_string(),
+                line: line.clone(),
                 time: super::kill::unix_now(),
                 report: None,
             }));
