@@ -93,6 +93,10 @@ pub enum Command {
         /// The status file to read instead of `[report] status_file`.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Print nothing but one line, and exit non-zero unless the daemon that wrote the
+        /// file is running and has finished a round recently (a liveness probe).
+        #[arg(long)]
+        check: bool,
     },
     /// Send one desktop notification on a session bus and exit: 0 when the notification server
     /// took it, 1 with the reason on stderr. The daemon runs this as the receiving user.

@@ -36,10 +36,11 @@ pub fn run(
     force_dry_run: bool,
     log_format: Option<LogFormat>,
 ) -> Result<(), DaemonError> {
-    let config = origin.load()?;
     let host = Host::discover(std::path::Path::new("/"))
         .map_err(|e| DaemonError::Setup(format!("cannot read the host: {e}")))?;
-    fits_machine(&config, &host).map_err(DaemonError::Unfit)?;
+    let (config, fallback) = start_config(origin, &host);
+    // Files only root may change, or no start at all: this is no typo a fallback could mend.
+    state_dirs_safe(&config).map_err(DaemonError::Unfit)?;
     let (tx, rx) = bounded::<Wakeup>(16);
     let events_tx = tx.clone();
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
@@ -59,18 +60,37 @@ pub fn run(
     let mut log = Logger::new(config.daemon.log);
     log.set_format(log_format.unwrap_or(config.daemon.log_format));
     protect_self(&mut log, config.daemon.realtime);
+    if let Err(e) = crate::act::children::contain_descendants() {
+        log.log(
+            Severity::Warning,
+            &Line::new("cannot become the subreaper of the hooks' descendants: what a hook leaves behind may outlive it")
+                .kv("event", "subreaper")
+                .kv("error", e),
+        );
+    }
     announce(&mut log, &config, &host, force_dry_run, "start");
+    match &fallback {
+        Some(f) => log.log(
+            Severity::Error,
+            &Line::new("the config does not load: running on the last good one instead")
+                .kv("event", "config_error")
+                .kv("error", &f.error)
+                .kv("running_on", &f.running_on),
+        ),
+        None => save_last_good(&config, &mut log),
+    }
     announce_namespace(&mut log, &host);
     if !rustix::process::geteuid().is_root() {
         log.log(
             Severity::Warning,
             &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
                 .kv("event", "unprivileged")
-                .kv("uid", rustix::process::geteuid().as_raw())
-                ,
+                .kv("uid", rustix::process::geteuid().as_raw()),
         );
     }
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
+    enforcer
+        .set_config_error(fallback.map(|f| format!("{} (running on {})", f.error, f.running_on)));
     enforcer.record_tripwires(crate::act::tripwire::default_state(), &mut log);
     match Events::start(events_tx) {
         Ok(events) => enforcer.attach_events(events),
@@ -111,8 +131,15 @@ pub fn run(
             }
             Ok(Got::Loaded(result)) => {
                 wake = Wake::Signal;
+                // A fallback's files are not the config asked for: any config that loads
+                // replaces it.
                 let checked = (*result)
-                    .and_then(|new| enforcer.config().may_replace(&new).map(|()| new))
+                    .and_then(|new| {
+                        if enforcer.on_fallback() {
+                            return Ok(new);
+                        }
+                        enforcer.config().may_replace(&new).map(|()| new)
+                    })
                     .and_then(|new| fits_machine(&new, &host).map(|()| new));
                 match checked {
                     Ok(new) => {
@@ -120,6 +147,8 @@ pub fn run(
                         log.switch(new.daemon.log);
                         log.set_format(log_format.unwrap_or(new.daemon.log_format));
                         announce(&mut log, &new, &host, force_dry_run, "reload");
+                        save_last_good(&new, &mut log);
+                        enforcer.set_config_error(None);
                         enforcer.set_config(new, force_dry_run);
                         outputs.apply(&mut enforcer, &mut log);
                     }
@@ -138,6 +167,8 @@ pub fn run(
                 );
                 service.stopping();
                 enforcer.stop(&mut log);
+                // Hooks and notification helpers still running, and what they left: ended.
+                crate::act::children::stop();
                 // Flush: the last lines must not be lost at exit.
                 log.finish();
                 return Ok(());
@@ -151,12 +182,109 @@ pub fn run(
     }
 }
 
-/// The config's system thresholds against this machine's memory (when it can be read).
+/// Whether `config` can run on this machine: its system thresholds against the machine's
+/// memory (when it can be read), and every file it keeps in a directory only root can change.
 pub fn fits_machine(config: &Config, host: &Host) -> Result<(), String> {
-    match MemInfo::read(&host.root) {
-        Ok(m) => config.check_against_machine(m.mem_total, m.swap_total),
-        Err(_) => Ok(()),
+    fits_memory(config, host)?;
+    state_dirs_safe(config)
+}
+
+/// Whether `config` asks for no more memory or swap than this machine has, and names hook
+/// programs only root can change ([`crate::act::hook::check_program`]).
+fn fits_memory(config: &Config, host: &Host) -> Result<(), String> {
+    if let Ok(m) = MemInfo::read(&host.root) {
+        config.check_against_machine(m.mem_total, m.swap_total)?;
     }
+    crate::act::hook::check_config(&config.hooks, rustix::process::geteuid().as_raw())
+}
+
+/// A config that did not load at start, and what runs instead.
+struct Fallback {
+    /// What was wrong with it (file, line and key where the parser knows them).
+    error: String,
+    /// The last good config's file, or "the built-in defaults".
+    running_on: String,
+}
+
+/// The config to start on. A config that does not load (a typo) or asks for more than this
+/// machine has is replaced by the last config that loaded here ([`save_last_good`]), or by the
+/// built-in defaults without one, and the daemon starts on that and says so: a restart after
+/// a typo must leave the machine watched, and must not fail in a loop (the unit restarts a
+/// failed start every second, for ever). `check-config` still refuses it.
+fn start_config(origin: &ConfigOrigin, host: &Host) -> (Config, Option<Fallback>) {
+    let loaded = origin
+        .load()
+        .map_err(|e| e.to_string())
+        .and_then(|c| fits_memory(&c, host).map(|()| c));
+    let error = match loaded {
+        Ok(c) => return (c, None),
+        Err(e) => e,
+    };
+    let last = crate::config::last_good_path();
+    let last_good = std::fs::read_to_string(&last)
+        .ok()
+        .and_then(|text| Config::parse(&text, &last.display().to_string()).ok())
+        .filter(|c| fits_memory(c, host).is_ok());
+    match last_good {
+        Some(c) => (
+            c,
+            Some(Fallback {
+                error,
+                running_on: last.display().to_string(),
+            }),
+        ),
+        None => (
+            Config::parse("", "the built-in defaults").expect("the defaults load"),
+            Some(Fallback {
+                error,
+                running_on: "the built-in defaults (no last good config)".into(),
+            }),
+        ),
+    }
+}
+
+/// Keeps `config` as the last good one, for a start whose config does not load.
+fn save_last_good(config: &Config, log: &mut Logger) {
+    let path = crate::config::last_good_path();
+    let text = format!(
+        "# The last config oomward loaded here, kept for a start whose config does not load.\n{}",
+        config.to_toml()
+    );
+    let saved = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| crate::report::statefile::replace(&path, text.as_bytes(), 0o600));
+    if let Err(e) = saved {
+        log.log(
+            Severity::Warning,
+            &Line::new("cannot keep the last good config")
+                .kv("event", "last_good_error")
+                .kv("path", path.display())
+                .kv("error", e),
+        );
+    }
+}
+
+/// Whether every file the daemon keeps (kill journal, status file, metrics file) lies in a
+/// directory no one but root (or the daemon's own user) can change: see
+/// [`crate::report::statefile`].
+fn state_dirs_safe(config: &Config) -> Result<(), String> {
+    let owner = rustix::process::geteuid().as_raw();
+    let r = &config.report;
+    let last_good = Some(crate::config::last_good_path());
+    let files = [
+        ("[report] journal", &r.journal),
+        ("[report] status_file", &r.status_file),
+        ("[report] metrics_file", &r.metrics_file),
+        ("the last good config", &last_good),
+    ];
+    for (key, path) in files {
+        let Some(path) = path else { continue };
+        let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+        crate::report::statefile::verify_dir(dir, owner)
+            .map_err(|e| format!("{key} = {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// What the daemon tells beyond its log: metrics (an HTTP listener, a file) and desktop

@@ -71,10 +71,11 @@ fn main() -> ExitCode {
             json,
             journal,
         ),
-        Command::Status { json, file } => cmd::status(
+        Command::Status { json, file, check } => cmd::status(
             &oomward::cli::origin(cli.config, cli.config_dir),
             json,
             file,
+            check,
         ),
         Command::NotifySend {
             bus,

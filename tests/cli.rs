@@ -161,10 +161,92 @@ fn missing_explicit_config_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/oomward.toml"));
     let out = oomward()
-        .args(["--config", "/nonexistent/oomward.toml", "run"])
+        .args(["--config", "/nonexistent/oomward.toml", "check-config"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A typo, then a restart: the daemon runs on the last config that loaded and says so (at
+/// err, in `status`, in the service status); `check-config` still refuses the file; with no
+/// last good config it runs on the built-in defaults. A reload that loads clears it.
+#[test]
+fn a_config_that_does_not_load_at_start_runs_on_the_last_good_one() {
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let status_file = dir.path().join("status.json");
+    let good = format!(
+        "[daemon]\nlog = \"stderr\"\ndry_run = true\nmax_interval = \"1s\"\n\
+         [report]\nstatus_file = \"{}\"\n[[rule]]\ncomm = \"^kept$\"\nadjust = 7\n",
+        status_file.display()
+    );
+    let good = good.as_str();
+    let p = write_config(&dir, good);
+    let start = |p: &std::path::Path| {
+        Daemon::start_with(
+            p,
+            &["--dry-run"],
+            &[("STATE_DIRECTORY", state.to_str().unwrap())],
+        )
+    };
+    // No last good config yet: a typo runs on the defaults.
+    let typo = format!("{good}[kill]\ngrace = \"5 parsecs\"\n");
+    std::fs::write(&p, &typo).unwrap();
+    let d = start(&p);
+    let out = d.wait_for("event=config_error", Duration::from_secs(10));
+    assert!(out.contains("built-in defaults"), "{out}");
+    drop(d);
+    // A good start keeps its config; the next start with the typo runs on it.
+    std::fs::write(&p, good).unwrap();
+    let d = start(&p);
+    d.wait_for("event=start", Duration::from_secs(10));
+    drop(d);
+    let last = state.join("last-good.toml");
+    assert!(std::fs::read_to_string(&last).unwrap().contains("^kept$"));
+    std::fs::write(&p, &typo).unwrap();
+    let d = start(&p);
+    let out = d.wait_for("event=config_error", Duration::from_secs(10));
+    let line = out
+        .lines()
+        .find(|l| l.contains("event=config_error"))
+        .unwrap();
+    assert!(
+        line.contains("kill.grace") && line.contains(&*p.to_string_lossy()),
+        "{line}"
+    );
+    assert!(line.contains(&*last.to_string_lossy()), "{line}");
+    // Still running (no refusal, no restart loop), and it says so where an operator looks.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = oomward()
+        .args(["status", "--file"])
+        .arg(&status_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("CONFIG ERROR") && text.contains("kill.grace"),
+        "{text}"
+    );
+    let check = oomward()
+        .arg("--config")
+        .arg(&p)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    // Mended and reloaded: the error is gone.
+    std::fs::write(&p, good).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_for("event=reload", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let status = oomward()
+        .args(["status", "--file"])
+        .arg(&status_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(!text.contains("CONFIG ERROR"), "{text}\n{}", d.output());
 }
 
 #[test]

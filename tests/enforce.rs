@@ -796,6 +796,28 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
         "the stuck victim was chosen once, then the next one: {out}"
     );
     assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    // The stuck line says its state as it is (frozen), not the scan's from before the
+    // signal; its report says what the release gave back.
+    let field = |line: &str, key: &str| -> Option<String> {
+        let (_, pairs) = oomward::report::journal::split(line.strip_prefix("oomward: ")?);
+        pairs.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    };
+    let needle = format!("pid={} ", frozen.pid);
+    let stuck = out
+        .lines()
+        .find(|l| l.contains("event=stuck ") && l.contains(&needle))
+        .unwrap();
+    let now = std::fs::read_to_string(format!("/proc/{}/stat", frozen.pid)).unwrap();
+    let now = now[now.rfind(')').unwrap() + 2..].chars().next().unwrap();
+    assert_eq!(field(stuck, "state"), Some(now.to_string()), "{stuck}");
+    let report = out
+        .lines()
+        .find(|l| l.contains("event=report outcome=stuck") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no report of the stuck victim: {out}"));
+    let freed: i64 = field(report, "freed")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("no freed figure: {report}"));
+    assert!(freed > 100 * MIB as i64, "released 150 MiB: {report}");
     // Thawed, it dies of the signals it was sent (the kernel reports the first pending one).
     freezer.thaw();
     let status = frozen

@@ -421,7 +421,7 @@ fn the_daemonset_carries_the_node_preset_and_asks_only_for_what_it_uses() {
         "readOnlyRootFilesystem: true",
         "mountPath: /sys/fs/cgroup",
         "mountPath: /var/log/pods",
-        "path: /metrics",
+        "command: [\"/usr/bin/oomward\", \"status\", \"--check\"]",
     ] {
         assert!(ds.contains(needle), "the DaemonSet lacks {needle:?}");
     }

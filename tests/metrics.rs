@@ -626,3 +626,222 @@ fn ten_thousand_scrapes_leave_the_daemons_rss_within_5_percent() {
         "the daemon's VmRSS grew from {before} KiB to {after} KiB over 10,000 scrapes"
     );
 }
+
+/// A query for Prometheus's HTTP API, percent-encoded.
+fn encoded(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A scrape as a scraper with a 1 s timeout makes it: whether `/metrics` answered 200 in time.
+fn scrape_within_a_second(addr: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut bytes = Vec::new();
+    let _ = s.read_to_end(&mut bytes);
+    Instant::now() <= deadline && bytes.starts_with(b"HTTP/1.1 200")
+}
+
+/// The daemon's threads, open descriptors and VmRSS (KiB).
+fn footprint(pid: u32) -> (u64, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (threads, fds, vm_rss_kib(pid))
+}
+
+/// 500 connections that say nothing and 20 that send their request a header at a time, each
+/// opened again as soon as it is closed, for `OOMWARD_SLOWLORIS_SECS` (60) seconds: a scraper
+/// asking once a second is answered within the second at least 99 times in 100, three fast
+/// races in the watched cgroup are all won, and once they are gone the daemon has the threads
+/// and descriptors it had before (after a first kill) and about its memory. A real Prometheus
+/// sees the cgroup's kill counter at 0 before the first kill and its `increase()` after.
+#[test]
+fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
+    if !can_run_daemon() {
+        return;
+    }
+    let _serial = serial();
+    let secs: u64 = std::env::var("OOMWARD_SLOWLORIS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let cg = TestCgroup::create("slowloris", 256 * MIB);
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[report]\nmetrics_listen = \"{addr}\"\n\
+         [[cgroup]]\npath = \"{}\"\n",
+        cg.path
+    );
+    let config_file = dir.path().join("oomward.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let daemon = Daemon::start(&config_file, &[]);
+    daemon.wait_for("event=scope_added", Duration::from_secs(10));
+    // The counter is there, at 0, before anything happened.
+    let (_, _, body) = http_get(addr, "/metrics");
+    let zero = format!(
+        "oomward_kills_total{{scope=\"{}\",signal=\"SIGTERM\",reason=\"term_level\"}} 0",
+        cg.path
+    );
+    assert!(body.contains(&zero), "no zero kill counter:\n{body}");
+    let mut prometheus = have("prometheus").then(|| Prometheus::start(addr));
+    let series = encoded(&format!(
+        "sum(oomward_kills_total{{scope=\"{}\"}})",
+        cg.path
+    ));
+    if let Some(p) = prometheus.as_mut() {
+        assert_eq!(p.wait_value(&series, 0.0, Duration::from_secs(60)), 0.0);
+    }
+    // A first kill starts what lives as long as the daemon (the journal's writer): the
+    // footprint is taken after it.
+    let mut first = Proc::memhog(&[
+        "--cgroup-procs",
+        &cg.procs_file(),
+        "--rate",
+        "500",
+        "--grow",
+        "512",
+        "--delay-ms",
+        "50",
+    ]);
+    assert!(first.wait_exit(Duration::from_secs(20)).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = daemon.child.id();
+    let before = footprint(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut crowd = Vec::new();
+    // 500 silent connections in 5 threads, each reopened when the server closes it.
+    for _ in 0..5 {
+        let stop = stop.clone();
+        crowd.push(std::thread::spawn(move || {
+            let mut held: Vec<Option<TcpStream>> = (0..100).map(|_| None).collect();
+            while !stop.load(Ordering::Relaxed) {
+                for slot in held.iter_mut() {
+                    let closed = slot.as_mut().is_none_or(|s| {
+                        let _ = s.set_nonblocking(true);
+                        // Still held: nothing to read yet. Closed (0) or anything else: again.
+                        match s.read(&mut [0u8; 1]) {
+                            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                            Ok(n) => n <= 1,
+                        }
+                    });
+                    if closed {
+                        *slot = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }));
+    }
+    // 20 slow clients: a header line every 300 ms, never the end of the head.
+    for _ in 0..20 {
+        let stop = stop.clone();
+        crowd.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                if s.write_all(b"GET /metrics HTTP/1.1\r\n").is_err() {
+                    continue;
+                }
+                while !stop.load(Ordering::Relaxed) && s.write_all(b"X-Slow: 1\r\n").is_ok() {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+        }));
+    }
+    // Three fast races during it.
+    let racer = {
+        let procs = cg.procs_file();
+        std::thread::spawn(move || {
+            let mut pids = Vec::new();
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_secs(3));
+                let mut hog = Proc::memhog(&[
+                    "--cgroup-procs",
+                    &procs,
+                    "--rate",
+                    "500",
+                    "--grow",
+                    "512",
+                    "--delay-ms",
+                    "50",
+                ]);
+                let stopped = hog.wait_exit(Duration::from_secs(20)).is_some();
+                pids.push((hog.pid, stopped));
+            }
+            pids
+        })
+    };
+    let started = Instant::now();
+    let (mut asked, mut answered) = (0u32, 0u32);
+    while started.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        asked += 1;
+        if scrape_within_a_second(addr) {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+    }
+    let during = footprint(pid);
+    let races = racer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in crowd {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = footprint(pid);
+    println!(
+        "{secs} s of 500 idle and 20 slow clients: {answered}/{asked} scrapes within 1 s; races {races:?}; \
+         threads/fds/VmRSS KiB before {before:?}, during {during:?}, after {after:?}"
+    );
+    assert!(
+        f64::from(answered) >= 0.99 * f64::from(asked),
+        "{answered}/{asked} scrapes answered within 1 s"
+    );
+    assert!(races.iter().all(|(_, stopped)| *stopped), "{races:?}");
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        0,
+        "the kernel won a race:\n{}",
+        daemon.output()
+    );
+    assert_eq!(after.0, before.0, "threads");
+    assert_eq!(after.1, before.1, "descriptors");
+    assert!(
+        after.2 <= before.2 + 4096,
+        "VmRSS grew: {before:?} -> {after:?}"
+    );
+    if let Some(p) = prometheus.as_mut() {
+        let increase = encoded(&format!(
+            "sum(increase(oomward_kills_total{{scope=\"{}\"}}[5m]))",
+            cg.path
+        ));
+        let seen = p.wait_value(&increase, 0.9, Duration::from_secs(30));
+        println!("prometheus: increase of the cgroup's kills {seen}");
+    }
+}

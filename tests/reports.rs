@@ -523,6 +523,291 @@ fn a_victim_name_cannot_forge_a_field_in_any_output() {
     }
 }
 
+/// Symlinks planted as the kill journal, the status file and the metrics file. In a
+/// directory another user owns the daemon refuses to start and says which key and which
+/// directory; in a directory only root can change, a symlink planted there (before, say, a
+/// restore from a backup) is never followed: the file it points at keeps its bytes and mode.
+#[test]
+fn state_files_never_follow_a_planted_symlink() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let victim_dir = tempfile::tempdir().unwrap();
+    let precious = victim_dir.path().join("shadow");
+    std::fs::write(&precious, "root:x:0:0\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let plant = |dir: &Path| {
+        for name in ["kills.jsonl", "status.json", "oomward.prom"] {
+            std::os::unix::fs::symlink(&precious, dir.join(name)).unwrap();
+        }
+    };
+    let config_in = |dir: &Path, cg: &str| {
+        let text = format!(
+            "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[kill]\ngrace = \"300ms\"\n\
+             [report]\njournal = \"{j}\"\nstatus_file = \"{s}\"\nmetrics_file = \"{m}\"\n\
+             metrics_interval = \"1s\"\n[[cgroup]]\npath = \"{cg}\"\n",
+            j = dir.join("kills.jsonl").display(),
+            s = dir.join("status.json").display(),
+            m = dir.join("oomward.prom").display(),
+        );
+        let file = victim_dir.path().join("oomward.toml");
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let cg = TestCgroup::create("statefiles", LIMIT);
+    // Another user's directory: refused at start, and by check-config.
+    let theirs = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(theirs.path(), Some(65534), Some(65534)).unwrap();
+    plant(theirs.path());
+    let conf = config_in(theirs.path(), &cg.path);
+    let run = oomward()
+        .args(["--config"])
+        .arg(&conf)
+        .arg("run")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "it started:\n{err}");
+    assert!(
+        err.contains("[report] journal") && err.contains("owned by uid 65534"),
+        "{err}"
+    );
+    let (ok, _, err) = run_cli(&conf, &["check-config"]);
+    assert!(!ok && err.contains("owned by uid 65534"), "{err}");
+    // A directory only root can change, with the symlinks planted: run, kill, write.
+    let ours = tempfile::tempdir().unwrap();
+    plant(ours.path());
+    let conf = config_in(ours.path(), &cg.path);
+    let d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let mut hog = allocator(&cg, "40");
+    assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
+    d.wait_for("event=report", Duration::from_secs(10));
+    d.wait_for("event=journal_error", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "root:x:0:0\n");
+    let mode = std::fs::metadata(&precious).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+    for name in ["status.json", "oomward.prom"] {
+        let meta = std::fs::symlink_metadata(ours.path().join(name)).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "{name} was not replaced by a file of its own:\n{}",
+            d.output()
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(ours.path().join("kills.jsonl"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the journal's symlink was touched"
+    );
+}
+
+/// An ordinary user whose process oomward stopped asks `oomward why PID` and is answered:
+/// what was stopped, why, what else was considered; a second user asking about it sees no
+/// command line, and neither can read root's journal. Root still sees everything.
+#[test]
+fn an_ordinary_user_can_ask_why_their_process_died() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("whyuser", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = config(dir.path(), &cg.path, "", "");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    // A process of uid 65534 with a secret on its command line, in the cgroup.
+    let procs = cg.procs_file();
+    let mut hog = Proc::adopt(
+        std::process::Command::new("sh")
+            .stdout(std::process::Stdio::piped())
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {procs} && exec setpriv --reuid 65534 --regid 65534 --clear-groups {} --rate 40 --grow 600 --delay-ms 50 --type=hunter2",
+                support::memhog_path().display()
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
+    d.wait_for(
+        &format!("killed memhog (pid {}", hog.pid),
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let why_as = |uid: u32| {
+        use std::os::unix::process::CommandExt;
+        let out = oomward()
+            .arg("--config")
+            .arg(&conf)
+            .args(["why", &hog.pid.to_string()])
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, text, err) = why_as(65534);
+    println!("why, as the victim's user:\n{text}{err}");
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(
+        text.contains(&format!("(pid {}, uid 65534", hog.pid)),
+        "{text}"
+    );
+    assert!(
+        text.contains("why now:") && text.contains("why this one:"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    let (code, text, _) = why_as(65533);
+    assert_eq!(code, Some(0));
+    assert!(
+        !text.contains("hunter2"),
+        "another user saw the command line:\n{text}"
+    );
+    // Root's journal is root's; root sees the command line.
+    let (ok, text, err) = run_cli(&conf, &["why", &hog.pid.to_string()]);
+    assert!(ok, "{err}");
+    assert!(text.contains("hunter2"), "{text}");
+    let mode = std::fs::metadata(dir.path().join("kills.jsonl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+/// The processes whose command line is exactly `argv` (NUL-separated in /proc).
+fn processes_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+/// The daemon's threads (by name) and open descriptors (by what they are).
+fn threads_and_fds(pid: u32) -> (Vec<String>, Vec<String>) {
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+        .collect();
+    threads.sort();
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|f| {
+            // Pipes and sockets by kind: their inode numbers differ from one run to the next.
+            let target = std::fs::read_link(f.path()).unwrap_or_default();
+            let t = target.to_string_lossy().into_owned();
+            t.split(':').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    fds.sort();
+    (threads, fds)
+}
+
+/// A `post_kill` hook that leaves a `sleep` in the background and one in a session of its
+/// own, after five kills: neither is alive once the hook ends (its end says so), none after
+/// the daemon's stop, and the daemon has the threads and descriptors it had after the first
+/// (which starts what lives for the daemon's life: the journal's writer, the child runner).
+#[test]
+fn nothing_a_hook_starts_outlives_it() {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let cg = TestCgroup::create("hookkids", LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[hooks]\nuser = \"nobody\"\ntimeout = \"5s\"\n\
+                 post_kill = [\"/bin/sh\", \"-c\", \"sleep 3141 & setsid sleep 3142 & exit 0\"]\n";
+    let conf = config(dir.path(), &cg.path, "", extra);
+    let mut d = Daemon::start(&conf, &[]);
+    d.wait_for("event=start", Duration::from_secs(10));
+    let procs = cg.procs_file();
+    let mut before = None;
+    for run in 0..6 {
+        let mut hog = Proc::memhog(&[
+            "--cgroup-procs",
+            &procs,
+            "--rate",
+            "200",
+            "--grow",
+            "600",
+            "--delay-ms",
+            "50",
+        ]);
+        assert!(
+            hog.wait_exit(Duration::from_secs(30)).is_some(),
+            "run {run}"
+        );
+        d.wait_for(
+            &format!("killed memhog (pid {}", hog.pid),
+            Duration::from_secs(10),
+        );
+        // The hook's end is logged once it ran.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.output().matches("event=hook hook=post_kill").count() <= run {
+            assert!(
+                Instant::now() < deadline,
+                "no end of hook {run}:\n{}",
+                d.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if run == 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+            before = Some(threads_and_fds(d.child.id()));
+        }
+    }
+    let before = before.unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = d.output();
+    let ends: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("event=hook hook=post_kill"))
+        .collect();
+    println!("hook ends: {ends:#?}");
+    assert_eq!(ends.len(), 6, "{out}");
+    assert!(
+        ends.iter()
+            .all(|l| l.contains("outcome=ok") && l.contains("leftovers_killed=2")),
+        "{ends:#?}"
+    );
+    let left: Vec<i32> = [["sleep", "3141"], ["sleep", "3142"]]
+        .iter()
+        .flat_map(|a| processes_running(a))
+        .collect();
+    assert!(left.is_empty(), "hooks' children alive: {left:?}");
+    let after = threads_and_fds(d.child.id());
+    assert_eq!(
+        after, before,
+        "(threads, descriptors) before the first kill and after"
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+    let left: Vec<i32> = [["sleep", "3141"], ["sleep", "3142"]]
+        .iter()
+        .flat_map(|a| processes_running(a))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "hooks' children alive after the stop: {left:?}"
+    );
+}
+
 #[test]
 fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
     if !can_run() {

@@ -210,6 +210,15 @@ fn system_short() {
     g.expect_kv("status_ok", "yes");
     g.expect_kv("history_ok", "yes");
     g.expect_kv("why_ok", "yes");
+    g.expect_kv("why_user_ok", "yes");
+    // A typo and a restart: active on the last good config (the hog above was stopped on it),
+    // the error at err with file, line and key, `status` says so, check-config refuses, and no
+    // restart loop.
+    g.expect_kv("typo_active", "active");
+    g.expect_kv("typo_restarts", "0");
+    g.expect_kv("typo_logged", "yes");
+    g.expect_kv("typo_status", "yes");
+    g.expect_kv("typo_check", "2");
 }
 
 /// postgres (issue 18): a real PostgreSQL 15 in a transient service with `MemoryMax=512M` on
@@ -318,13 +327,17 @@ fn k8s_node() {
         "the daemon's pod is not in its QoS class's slice\n{}",
         g.transcript()
     );
-    // The liveness probe's GET /metrics is answered, where the config has the endpoint.
+    // The metrics endpoint answers where the config has one, and the liveness probe's
+    // command, run as kubelet would in the container, says the daemon is alive.
     if ds
         .files
         .iter()
         .any(|f| f.content.contains("metrics_listen"))
     {
         g.expect_kv("metrics_status", "200");
+    }
+    if !ds.liveness.is_empty() {
+        g.expect_kv("liveness_rc", "0");
     }
     // The first decision named the BestEffort process, and no decision another.
     assert_eq!(
@@ -383,6 +396,8 @@ fn k8s_node() {
 struct DaemonSet {
     /// `command` then `args`, `$(VAR)` expanded from `env` as kubelet does.
     argv: Vec<String>,
+    /// The liveness probe's `exec` command (empty: none, or not an exec probe).
+    liveness: Vec<String>,
     env: Vec<(String, String)>,
     /// Files of configMap volumes at their paths in the container.
     files: Vec<MountedFile>,
@@ -441,6 +456,8 @@ impl DaemonSet {
             .collect();
         s += &format!("DS_EXE={}\n", sh_quote(&self.argv[0]));
         s += &format!("DS_ARGV={}\n", sh_quote(&argv.join(" ")));
+        let liveness: Vec<String> = self.liveness.iter().map(|a| sh_quote(a)).collect();
+        s += &format!("DS_LIVENESS={}\n", sh_quote(&liveness.join(" ")));
         s += &format!("DS_ENV={}\n", sh_quote(&env.join(" ")));
         s += &format!("DS_QOS={}\n", self.qos);
         s += &format!("DS_CRITICAL={}\n", if self.critical { "yes" } else { "no" });
@@ -656,6 +673,13 @@ fn daemonset(file: &str, text: &str) -> DaemonSet {
         .chain(words(c, "args").iter())
         .map(|w| expand(w))
         .collect();
+    let liveness: Vec<String> = c
+        .at(&["livenessProbe", "exec"])
+        .map(|e| words(e, "command"))
+        .unwrap_or_default()
+        .iter()
+        .map(|w| expand(w))
+        .collect();
     // Volumes.
     let volumes = pod.get("volumes").map(Yaml::items).unwrap_or(&[]);
     let mut files = Vec::new();
@@ -821,6 +845,7 @@ fn daemonset(file: &str, text: &str) -> DaemonSet {
         .unwrap_or(0);
     DaemonSet {
         argv,
+        liveness,
         env,
         files,
         config_dirs,

@@ -1,13 +1,13 @@
 //! Hooks: programs the administrator configured to run at a warning, before a kill and after
 //! one. Each runs as an argv (never through a shell), as the configured unprivileged user, with
 //! an environment holding only `PATH` and the event's `OOMWARD_*` variables, in a process group
-//! of its own. A thread per running hook waits for it, kills its group when it outlives
-//! `[hooks] timeout`, and reports how it ended; the loop only ever waits for `pre_kill`, and
-//! never longer than `pre_kill_timeout`. A hook that fails, hangs or cannot start is logged and
-//! changes nothing else.
+//! of its own, on the daemon's one child runner ([`crate::act::children`]): ended with every
+//! descendant at `[hooks] timeout` and at the daemon's stop, and what it leaves behind when it
+//! ends is killed then. How each ended is logged. The loop only ever waits for `pre_kill`, and
+//! never longer than the kill can afford. A hook that fails, hangs or cannot start is logged
+//! and changes nothing else.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
@@ -39,18 +39,7 @@ impl HookKind {
     }
 }
 
-/// How a hook ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// It exited with this status code (0: success).
-    Exited(i32),
-    /// A signal ended it.
-    Signalled(i32),
-    /// It outlived `[hooks] timeout` and its group was killed.
-    TimedOut,
-    /// It could not be started.
-    NotStarted(String),
-}
+pub use crate::act::children::Ending;
 
 /// One hook's report, for the loop to log.
 #[derive(Debug, Clone)]
@@ -67,6 +56,8 @@ pub struct Outcome {
     pub ran: Duration,
     /// The start of what it wrote on stderr, for the log.
     pub stderr: String,
+    /// Processes it left behind, killed at its end.
+    pub leftovers: usize,
 }
 
 impl Outcome {
@@ -97,17 +88,16 @@ pub enum Started {
     Failed,
 }
 
-/// How much of a hook's stderr is kept for the log.
-const STDERR_KEPT: usize = 512;
-/// How often a hook's thread looks whether it exited.
-const POLL: Duration = Duration::from_millis(10);
-
 impl Outcome {
     /// The log line of how it ended: failures and timeouts as warnings.
     pub fn line(&self) -> (Severity, Line) {
         let (severity, message) = match &self.ending {
             Ending::Exited(0) => (Severity::Info, "hook finished"),
-            Ending::TimedOut => (Severity::Warning, "hook ran past its timeout: killed"),
+            Ending::TimedOut => (
+                Severity::Warning,
+                "hook ran past its timeout: killed, with what it started",
+            ),
+            Ending::Stopped => (Severity::Info, "hook killed: the daemon stops"),
             Ending::NotStarted(_) => (Severity::Warning, "hook could not be started"),
             _ => (Severity::Warning, "hook failed"),
         };
@@ -122,7 +112,10 @@ impl Outcome {
             Ending::Exited(c) => line.push("exit_code", c),
             Ending::Signalled(s) => line.push("signal", s),
             Ending::NotStarted(e) => line.push("error", e),
-            Ending::TimedOut => {}
+            Ending::TimedOut | Ending::Stopped => {}
+        }
+        if self.leftovers > 0 {
+            line.push("leftovers_killed", self.leftovers);
         }
         if !self.stderr.is_empty() {
             line.push("stderr", self.stderr.trim_end());
@@ -195,80 +188,31 @@ impl HookRunner {
         let mut cmd = Command::new(program);
         cmd.args(&argv[1..])
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PATH", HOOK_PATH)
             .envs(environment(kind, record))
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .current_dir("/");
         crate::sys::as_user(&mut cmd, uid, gid);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                Outcome {
-                    kind,
-                    program: program.clone(),
-                    pid: 0,
-                    ending: Ending::NotStarted(e.to_string()),
-                    ran: Duration::ZERO,
-                    stderr: String::new(),
-                }
-                .tell(&teller.log, teller.metrics.as_deref());
-                return Started::Failed;
-            }
-        };
-        let pid = child.id();
         let (done_tx, done_rx) = bounded::<()>(1);
         let teller = teller.clone();
-        let timeout = cfg.timeout;
         let program = program.clone();
-        let started = now;
-        let spawned = std::thread::Builder::new()
-            .name("oomward-hook".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                let mut stderr = child.stderr.take();
-                let reader = std::thread::spawn(move || {
-                    let mut kept = Vec::new();
-                    if let Some(s) = stderr.as_mut() {
-                        let _ = s.take(STDERR_KEPT as u64).read_to_end(&mut kept);
-                        // Drain the rest so the hook never blocks on a full pipe.
-                        let _ = std::io::copy(s, &mut std::io::sink());
-                    }
-                    String::from_utf8_lossy(&kept).into_owned()
-                });
-                let ending = loop {
-                    match child.try_wait() {
-                        Ok(Some(status)) => {
-                            use std::os::unix::process::ExitStatusExt;
-                            break match (status.code(), status.signal()) {
-                                (Some(c), _) => Ending::Exited(c),
-                                (None, Some(s)) => Ending::Signalled(s),
-                                _ => Ending::Exited(-1),
-                            };
-                        }
-                        Ok(None) if started.elapsed() >= timeout => {
-                            let _ = crate::sys::kill_group(pid as i32);
-                            let _ = child.wait();
-                            break Ending::TimedOut;
-                        }
-                        Ok(None) => std::thread::sleep(POLL),
-                        Err(e) => break Ending::NotStarted(e.to_string()),
-                    }
-                };
+        let spawned = crate::act::children::spawn(
+            cmd,
+            cfg.timeout,
+            Box::new(move |end| {
                 let _ = done_tx.try_send(());
-                let stderr = reader.join().unwrap_or_default();
                 Outcome {
                     kind,
                     program,
-                    pid,
-                    ending,
-                    ran: started.elapsed(),
-                    stderr,
+                    pid: end.pid,
+                    ending: end.ending,
+                    ran: end.ran,
+                    stderr: end.stderr,
+                    leftovers: end.leftovers,
                 }
                 .tell(&teller.log, teller.metrics.as_deref());
-            });
-        if spawned.is_err() {
+            }),
+        );
+        if !spawned {
             return Started::Failed;
         }
         if kind == HookKind::PreKill {
@@ -282,6 +226,76 @@ impl HookRunner {
         }
         Started::Running
     }
+}
+
+/// The PATH hooks run with, and where a program named without a slash is looked up.
+pub const HOOK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Whether the hook program `program` may be run by root's daemon: it exists, is a file that
+/// can be executed, and neither it nor any directory above it can be changed by anyone but
+/// root (or `owner`, the daemon's user): a hook another user could rewrite is a way to run
+/// code as the hooks' user at will, as sshd reasons about its keys. Its path, resolved.
+pub fn check_program(program: &str, owner: u32) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let path = if program.contains('/') {
+        std::path::PathBuf::from(program)
+    } else {
+        HOOK_PATH
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(program))
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("{program}: not found in {HOOK_PATH}"))?
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a file", path.display()));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{}: not executable", path.display()));
+    }
+    if meta.uid() != 0 && meta.uid() != owner {
+        return Err(format!("{}: owned by uid {}", path.display(), meta.uid()));
+    }
+    let mode = meta.mode();
+    if mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != 0) {
+        return Err(format!(
+            "{}: writable by others (mode {:o})",
+            path.display(),
+            mode & 0o7777
+        ));
+    }
+    if let Ok(link) = std::fs::symlink_metadata(&path)
+        && link.file_type().is_symlink()
+        && link.uid() != 0
+        && link.uid() != owner
+    {
+        return Err(format!(
+            "{}: a symlink owned by uid {}",
+            path.display(),
+            link.uid()
+        ));
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    crate::report::statefile::verify_dir(dir, owner).map_err(|e| e.to_string())?;
+    let real = std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(dir) = real.parent() {
+        crate::report::statefile::verify_dir(dir, owner).map_err(|e| e.to_string())?;
+    }
+    Ok(path)
+}
+
+/// Every configured hook's program checked as [`check_program`] says, named by its key.
+pub fn check_config(cfg: &HookConfig, owner: u32) -> Result<(), String> {
+    for (key, argv) in [
+        ("pre_kill", &cfg.pre_kill),
+        ("post_kill", &cfg.post_kill),
+        ("warn", &cfg.warn),
+    ] {
+        if let Some(program) = argv.first() {
+            check_program(program, owner).map_err(|e| format!("[hooks] {key}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The hook's environment: `OOMWARD_EVENT` and the record's figures (the victim, or for a
@@ -338,6 +352,57 @@ pub fn environment(kind: HookKind, r: &KillRecord) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::report::kill::tests::sample_record;
+
+    #[test]
+    fn a_hook_only_root_can_change_is_accepted_and_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(check_program("sh", 0).is_ok());
+        assert!(check_program("/bin/sh", 0).is_ok());
+        let e = check_program("/nonexistent/hook", 0).unwrap_err();
+        assert!(e.contains("No such file"), "{e}");
+        assert!(
+            check_program("no-such-hook-anywhere", 0)
+                .unwrap_err()
+                .contains("not found")
+        );
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let hook = d.path().join("hook");
+        std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+        let set =
+            |m: u32| std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(m)).unwrap();
+        set(0o755);
+        assert!(check_program(hook.to_str().unwrap(), 0).is_ok());
+        set(0o644);
+        assert!(
+            check_program(hook.to_str().unwrap(), 0)
+                .unwrap_err()
+                .contains("not executable")
+        );
+        set(0o757);
+        assert!(
+            check_program(hook.to_str().unwrap(), 0)
+                .unwrap_err()
+                .contains("writable")
+        );
+        set(0o755);
+        std::os::unix::fs::chown(&hook, Some(1000), None).unwrap();
+        assert!(
+            check_program(hook.to_str().unwrap(), 0)
+                .unwrap_err()
+                .contains("uid 1000")
+        );
+        std::os::unix::fs::chown(&hook, Some(0), None).unwrap();
+        // In a user's directory.
+        std::os::unix::fs::chown(d.path(), Some(1000), Some(1000)).unwrap();
+        assert!(
+            check_program(hook.to_str().unwrap(), 0)
+                .unwrap_err()
+                .contains("uid 1000")
+        );
+    }
 
     #[test]
     fn the_environment_names_the_victim_and_after_a_kill_the_outcome() {

@@ -315,32 +315,14 @@ fn read_state(state: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-/// Writes the state file as a new file renamed over the old: `O_EXCL` refuses a planted
-/// symlink, and a reader (the next start) sees one whole version.
+/// Writes the state file as a new file renamed over the old (see
+/// [`crate::report::statefile::replace`]): never through a planted symlink, and a reader (the
+/// next start) sees one whole version.
 fn write_state(state: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut tmp = state.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-    };
-    let mut f = match open() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(&tmp)?;
-            open()?
-        }
-        other => other?,
-    };
-    f.write_all(bytes)?;
-    drop(f);
-    std::fs::rename(&tmp, state)
+    crate::report::statefile::replace(state, bytes, 0o600)
 }
 
 /// Where the state file is by default: beside the status file, in the runtime directory (a

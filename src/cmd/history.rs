@@ -5,28 +5,66 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use oomward::config::{ConfigOrigin, parse_duration};
+use oomward::config::{Config, ConfigOrigin, parse_duration};
 use oomward::report::history;
 use oomward::report::kill::{KillRecord, human, human_signed, unix_now};
 use oomward::report::{escape_controls, status};
 
 use crate::Failure;
 
+/// The config whose paths say where the daemon's files are. When it does not load (a typo:
+/// the daemon then runs on its last good config), the last good config where it can be read,
+/// else the built-in defaults, said on stderr: the person asking why their process died must
+/// not be told about a typo instead.
+fn reading_config(origin: &ConfigOrigin) -> Result<Config, Failure> {
+    let error = match origin.load() {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let last = oomward::config::last_good_path();
+    let (config, from) = match std::fs::read_to_string(&last)
+        .ok()
+        .and_then(|t| Config::parse(&t, &last.display().to_string()).ok())
+    {
+        Some(c) => (c, last.display().to_string()),
+        None => (
+            Config::parse("", "the built-in defaults").map_err(Failure::usage)?,
+            "the built-in defaults".to_string(),
+        ),
+    };
+    eprintln!("oomward: {error}\noomward: the config does not load; reading the paths of {from}");
+    Ok(config)
+}
+
 /// The journal to read: `--journal`, else the config's `[report] journal`.
 fn journal_path(origin: &ConfigOrigin, given: Option<PathBuf>) -> Result<PathBuf, Failure> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let config = origin.load().map_err(Failure::usage)?;
+    let config = reading_config(origin)?;
     config
         .report
         .journal
         .ok_or_else(|| Failure::usage("the kill journal is off ([report] journal = \"\")"))
 }
 
+/// The records of the journal at `path`; for a user who may not read it, those of its public
+/// twin (no command lines), said on stderr.
 fn read_journal(path: &Path) -> Result<Vec<KillRecord>, Failure> {
-    let read = history::read(path)
-        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
+    let read = match history::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let public = history::public_path(path);
+            eprintln!(
+                "oomward: {} is root's; reading {} (command lines are kept private)",
+                path.display(),
+                public.display()
+            );
+            history::read(&public)
+        }
+        other => other,
+    };
+    let read =
+        read.map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
     if read.skipped > 0 {
         eprintln!(
             "oomward: {}: {} line(s) that are not kill records were skipped",
@@ -125,7 +163,12 @@ pub fn explain(r: &KillRecord) -> String {
         escape_controls(v.cgroup.as_deref().unwrap_or("-")),
         escape_controls(v.exe.as_deref().unwrap_or("?")),
     );
-    let _ = writeln!(o, "  cmdline: {}", escape_controls(&v.cmdline));
+    let cmdline = if v.cmdline.is_empty() {
+        "(not shown: kept private, or not read)".into()
+    } else {
+        escape_controls(&v.cmdline)
+    };
+    let _ = writeln!(o, "  cmdline: {cmdline}");
     let _ = writeln!(
         o,
         "\nwhy now: {} in {} (domain {}) was at level {}: {} available of {} (needs {} back to leave it)",
@@ -231,17 +274,17 @@ pub fn explain(r: &KillRecord) -> String {
 }
 
 /// `oomward status [--json]`.
-pub fn status(origin: &ConfigOrigin, json: bool, file: Option<PathBuf>) -> Result<(), Failure> {
+pub fn status(
+    origin: &ConfigOrigin,
+    json: bool,
+    file: Option<PathBuf>,
+    check: bool,
+) -> Result<(), Failure> {
     let path = match file {
         Some(p) => p,
-        None => origin
-            .load()
-            .map_err(Failure::usage)?
-            .report
-            .status_file
-            .ok_or_else(|| {
-                Failure::usage("the status file is off ([report] status_file = \"\")")
-            })?,
+        None => reading_config(origin)?.report.status_file.ok_or_else(|| {
+            Failure::usage("the status file is off ([report] status_file = \"\")")
+        })?,
     };
     let view = status::read(&path).map_err(|e| {
         Failure::runtime(format!(
@@ -249,13 +292,23 @@ pub fn status(origin: &ConfigOrigin, json: bool, file: Option<PathBuf>) -> Resul
             path.display()
         ))
     })?;
+    let alive = Path::new(&format!("/proc/{}", view.pid)).exists();
+    if check {
+        let age = (unix_now() - view.updated).max(0.0);
+        return match status::liveness(alive, age) {
+            Ok(()) => print(&format!(
+                "ok: pid {} finished a round {age:.0} s ago\n",
+                view.pid
+            )),
+            Err(why) => Err(Failure::runtime(format!("{}: {why}", path.display()))),
+        };
+    }
     if json {
         return print(&format!(
             "{}\n",
             serde_json::to_string_pretty(&view).unwrap_or_default()
         ));
     }
-    let alive = Path::new(&format!("/proc/{}", view.pid)).exists();
     let mut text = status::render(&view, unix_now());
     if !alive {
         text.push_str("\n(the daemon that wrote this is no longer running)\n");

@@ -1681,7 +1681,17 @@ fn systemd_dir(var: &str, fallback: &str) -> PathBuf {
 
 /// Where the kill journal is by default.
 pub fn default_journal() -> PathBuf {
-    systemd_dir("STATE_DIRECTORY", "/var/lib/oomward").join("kills.jsonl")
+    state_dir().join("kills.jsonl")
+}
+
+/// The state directory: `$STATE_DIRECTORY` under systemd, else /var/lib/oomward.
+pub fn state_dir() -> PathBuf {
+    systemd_dir("STATE_DIRECTORY", "/var/lib/oomward")
+}
+
+/// Where the last config that loaded is kept, for a start whose config does not load.
+pub fn last_good_path() -> PathBuf {
+    state_dir().join("last-good.toml")
 }
 
 /// The runtime directory: `$RUNTIME_DIRECTORY` under systemd, else /run/oomward.

@@ -214,6 +214,16 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for what is listed before it first happens (the metrics' label sets).
+    pub const ALL: [Reason; 6] = [
+        Reason::Term,
+        Reason::Stall,
+        Reason::Kill,
+        Reason::KeepUp,
+        Reason::Eta,
+        Reason::Rescue,
+    ];
+
     /// The signal this reason calls for.
     pub fn signal(self) -> Sig {
         match self {

@@ -716,8 +716,7 @@ impl Enforcer {
                         .kv("event", "unverifiable")
                         .kv("pid", victim.process.pid)
                         .kv("comm", &victim.process.comm)
-                        .kv("error", e)
-                        ,
+                        .kv("error", e),
                 );
                 self.mark_stuck(key);
                 return Signalled::Refused;

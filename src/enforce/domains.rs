@@ -339,8 +339,7 @@ impl Enforcer {
                         .kv("freed", s.freed)
                         .kv("expected", s.expected)
                         .kv("available_at_exit", s.available_at_exit)
-                        .kv("available", available)
-                        ,
+                        .kv("available", available),
                     );
                     d.evidence.barren = Some(s);
                 }
@@ -351,17 +350,21 @@ impl Enforcer {
         }
         // The records of this round's exits, waiting to be published with the next sample.
         let now = Instant::now();
-        d.evidence.suspect = d.exited.iter().find_map(|(r, _)| {
-            let freed = available as i64 - r.released.available_before as i64;
-            fruitless(freed, r.expected_gain).then(|| Fruitless {
-                pid: r.victim.pid,
-                comm: r.victim.comm.clone(),
-                freed,
-                expected: r.expected_gain,
-                available_at_exit: available,
-                at: now,
-            })
-        });
+        d.evidence.suspect = d
+            .exited
+            .iter()
+            .filter(|(r, _)| r.outcome == "exited")
+            .find_map(|(r, _)| {
+                let freed = available as i64 - r.released.available_before as i64;
+                fruitless(freed, r.expected_gain).then(|| Fruitless {
+                    pid: r.victim.pid,
+                    comm: r.victim.comm.clone(),
+                    freed,
+                    expected: r.expected_gain,
+                    available_at_exit: available,
+                    at: now,
+                })
+            });
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
@@ -373,11 +376,8 @@ impl Enforcer {
         if self.domains[i].key == DomainKey::System {
             let m = self.system.mem.unwrap_or_default();
             let kills = self.machine_oom_kills();
-            if let (Some(m), Some(before), Some(now)) =
-                (&self.metrics, self.domains[i].kernel_kills, kills)
-                && now > before
-            {
-                m.kernel_oom_kills("system", now - before);
+            if let Some(m) = &self.metrics {
+                m.kernel_oom_kills_seen("system", self.domains[i].kernel_kills, kills);
             }
             self.domains[i].kernel_kills = kills;
             let obs = Observation {
@@ -445,11 +445,12 @@ impl Enforcer {
             _ if busy => self.v1_domain_kills(i),
             _ => self.domains[i].kernel_kills,
         };
-        if let (Some(m), Some(before), Some(now)) =
-            (&self.metrics, self.domains[i].kernel_kills, kernel_kills)
-            && now > before
-        {
-            m.kernel_oom_kills(self.domains[i].key.name(), now - before);
+        if let Some(m) = &self.metrics {
+            m.kernel_oom_kills_seen(
+                self.domains[i].key.name(),
+                self.domains[i].kernel_kills,
+                kernel_kills,
+            );
         }
         self.domains[i].kernel_kills = kernel_kills;
         let obs = Observation {
@@ -518,8 +519,7 @@ impl Enforcer {
                 .kv("scope", self.members_list(i))
                 .kv("domain", name)
                 .kv("available", obs.available)
-                .kv("eta_ms", obs.eta.map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()))
-                ,
+                .kv("eta_ms", obs.eta.map_or_else(|| "-".to_string(), |e| e.as_millis().to_string())),
             );
         }
     }
@@ -566,6 +566,10 @@ impl Enforcer {
             return;
         };
         let d = &self.domains[i];
+        // Its state now, not the scan's from before the signal (a victim stuck in D was
+        // reported as `S`).
+        let state = crate::probe::process::state_of(&self.host, key.pid, key.starttime)
+            .map_or_else(|| "gone".to_string(), |c| c.to_string());
         log.log(
             Severity::Error,
             &Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")
@@ -574,7 +578,7 @@ impl Enforcer {
                 .kv("domain", d.key.name())
                 .kv("pid", f.victim.pid)
                 .kv("comm", &f.victim.comm)
-                .kv("state", f.victim.state),
+                .kv("state", state),
         );
         self.mark_stuck(key);
         self.finish_record(i, key, "stuck", None, log);

@@ -170,6 +170,8 @@ pub struct Status {
     pub victims: u64,
     /// Deciding without signalling.
     pub dry_run: bool,
+    /// Running on the last good config (or the defaults): the one asked for did not load.
+    pub config_error: bool,
 }
 
 impl std::fmt::Display for Status {
@@ -179,6 +181,12 @@ impl std::fmt::Display for Status {
         } else {
             "no system scope"
         };
+        if self.config_error {
+            write!(
+                f,
+                "CONFIG ERROR (see the journal), running on the last good config; "
+            )?;
+        }
         write!(
             f,
             "watching {system} and {} cgroup(s); {} victim(s) since start{}",
@@ -215,6 +223,9 @@ pub struct Enforcer {
     /// A read of a stuck process's smaps is under way on its own thread (see
     /// `Enforcer::finalists_gain`): no second one until it returns.
     stuck_read: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The config asked for at start did not load: why, and what runs instead (cleared by a
+    /// reload that loads).
+    config_error: Option<String>,
     /// The kernel event poller, once attached (the daemon attaches it; tests may not).
     events: Option<Events>,
     /// Every process, kept across the system scope's ranking passes.
@@ -254,7 +265,19 @@ impl Enforcer {
             cgroups: self.cgroups.len(),
             victims: self.victims,
             dry_run: self.dry_run,
+            config_error: self.config_error.is_some(),
         }
+    }
+
+    /// Says (in the status file and the service status) that the config asked for did not
+    /// load and what runs instead; `None` once one loads.
+    pub fn set_config_error(&mut self, error: Option<String>) {
+        self.config_error = error;
+    }
+
+    /// Whether it runs on a config other than the one asked for (see `set_config_error`).
+    pub fn on_fallback(&self) -> bool {
+        self.config_error.is_some()
     }
 
     /// The running configuration.
@@ -318,6 +341,7 @@ impl Enforcer {
             needs_cmdline,
             reaper: kill::Reaper::start(),
             stuck_read: Default::default(),
+            config_error: None,
             events: None,
             table: ProcessTable::new(fd_budget()),
             table_filled: false,

@@ -350,10 +350,11 @@ impl Enforcer {
         let mut record = self.domains[i].records.remove(pos);
         record.outcome = outcome.to_string();
         record.exit_ms = after.map(|a| a.as_millis() as u64);
-        if outcome == "exited" {
+        if outcome == "exited" || outcome == "stuck" {
             // What it gave back is read at the domain's next sample: no extra reads in the
             // loop between a victim's exit and the next decision, and by then the kernel has
-            // uncharged everything the exit freed.
+            // uncharged everything the exit freed. A stuck victim's memory was reaped
+            // (`process_mrelease`) though it never exited: its report says how much too.
             self.domains[i].exited.push((record, Instant::now()));
         } else {
             self.publish(record, log);
@@ -616,7 +617,11 @@ impl Enforcer {
         }
         let cgroups = self.cgroups_fingerprint();
         let said = self.status_fingerprint(now, cgroups);
-        if self.reporting.status_said == Some(said) {
+        let beat = self
+            .reporting
+            .status_at
+            .is_none_or(|t| now.duration_since(t) >= status::HEARTBEAT);
+        if self.reporting.status_said == Some(said) && !beat {
             return;
         }
         let Some(path) = self.config.report.status_file.clone() else {
@@ -712,6 +717,7 @@ impl Enforcer {
                 .hash(&mut h);
         }
         cgroups.hash(&mut h);
+        self.config_error.hash(&mut h);
         for d in &self.domains {
             (d.members.len(), d.episode.in_episode(), d.episode.kills()).hash(&mut h);
             for f in &d.in_flight {
@@ -813,6 +819,7 @@ impl Enforcer {
             started: self.started_unix,
             updated: 0.0,
             dry_run: self.dry_run,
+            config_error: self.config_error.clone(),
             victims: self.victims,
             scopes,
             domains,

@@ -387,6 +387,14 @@ fn live_thread_memory(base: &Path, pid: i32) -> Option<(u64, Status)> {
     None
 }
 
+/// The state of one process now (`R`, `S`, `D`, `Z`, ...) from its `stat`; `None` when it is
+/// gone or its pid now names another process (another start time).
+pub fn state_of(host: &Host, pid: i32, starttime: u64) -> Option<char> {
+    let text = read_text(&host.path(&format!("/proc/{pid}/stat"))).ok()?;
+    let stat = Stat::parse(&text).ok()?;
+    (stat.starttime == starttime).then_some(stat.state)
+}
+
 /// The resident pages of one process (`/proc/PID/statm`, second field); `None` when it is gone
 /// or has no memory left to show.
 pub fn resident_pages(host: &Host, pid: i32) -> Option<u64> {

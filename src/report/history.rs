@@ -2,13 +2,18 @@
 //! restarts (`/var/lib/oomward/kills.jsonl` by default), fsync'd, rotated by size to
 //! `<file>.1`. `oomward history` and `oomward why` read it.
 //!
+//! The journal is root's (mode 0640): a record holds the victim's command line, where
+//! programs put passwords and tokens. Its public twin ([`public_path`], mode 0644) holds the
+//! same records without it, so that the person whose process died can ask `oomward why PID`
+//! and be answered, as the desktop notification tells them to: who was stopped, why, what else
+//! was considered, and what it freed; nobody's command line.
+//!
 //! The writing happens on a thread of its own: an fsync under memory pressure can take seconds
 //! (the disk is busy with the very writeback that pressure causes), and the loop must never wait
 //! for it. Records are handed over a bounded channel; a full one drops the record and says so.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +50,13 @@ impl Journal {
                     if let Err(e) = append(&path, max_size, &line) {
                         let _ = ptx.try_send(format!("{}: {e}", path.display()));
                     }
+                    let public = public_path(&path);
+                    let Ok(line) = serde_json::to_string(&public_record(&record)) else {
+                        continue;
+                    };
+                    if let Err(e) = append_mode(&public, max_size, &line, 0o644) {
+                        let _ = ptx.try_send(format!("{}: {e}", public.display()));
+                    }
                 }
             })?;
         Ok(Journal {
@@ -73,6 +85,30 @@ impl Journal {
 /// Appends one line: rotates first when the file would grow past `max_size`, then writes the
 /// whole line in one `write` on an `O_APPEND` descriptor and fsyncs.
 pub fn append(path: &Path, max_size: u64, line: &str) -> io::Result<()> {
+    append_mode(path, max_size, line, 0o640)
+}
+
+/// The public twin of the journal at `path`: `kills.jsonl` → `kills.public.jsonl`.
+pub fn public_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_owned();
+    let mut name = stem;
+    name.push(".public");
+    if let Some(ext) = path.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    path.with_file_name(name)
+}
+
+/// A record as the public journal keeps it: without the victim's command line.
+pub fn public_record(r: &KillRecord) -> KillRecord {
+    let mut r = r.clone();
+    r.victim.cmdline = String::new();
+    r
+}
+
+/// [`append`] to a file of mode `mode`.
+fn append_mode(path: &Path, max_size: u64, line: &str, mode: u32) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -80,13 +116,9 @@ pub fn append(path: &Path, max_size: u64, line: &str) -> io::Result<()> {
     if len > 0 && len + line.len() as u64 + 1 > max_size {
         std::fs::rename(path, rotated(path))?;
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)?;
-    // The mode above is filtered by the umask (the unit's is 0077): set it as meant.
-    f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
+    // Never through a planted symlink (see `statefile`); the mode set whatever the umask
+    // (the unit's is 0077).
+    let mut f = super::statefile::open_append(path, mode)?;
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line.as_bytes());
     buf.push(b'\n');
@@ -151,6 +183,8 @@ pub fn find<'a>(records: &'a [KillRecord], who: &str) -> Option<&'a KillRecord> 
 mod tests {
     use super::*;
     use crate::report::kill::tests::sample_record;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn records_survive_rotation_and_damage() {

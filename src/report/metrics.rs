@@ -21,16 +21,13 @@
 //! so the loop waits at most for the formatting of one family.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fmt::{self, Write as _};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The media type of the classic text format, as Prometheus expects it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -339,6 +336,16 @@ impl Metrics {
         entry.touched = clock;
     }
 
+    /// Counts the kernel's OOM kills in `domain` from its count read `before` and `now`: from
+    /// the first reading on the domain is listed (at 0 until the kernel kills there).
+    pub fn kernel_oom_kills_seen(&self, domain: &str, before: Option<u64>, now: Option<u64>) {
+        match (before, now) {
+            (None, Some(_)) => self.kernel_oom_kills(domain, 0),
+            (Some(b), Some(n)) if n > b => self.kernel_oom_kills(domain, n - b),
+            _ => {}
+        }
+    }
+
     /// Counts a rescue in `scope`.
     pub fn rescue(&self, scope: &str) {
         self.with_scope(scope, |s| s.rescues += 1);
@@ -380,8 +387,10 @@ impl Metrics {
         self.lock().notifications.add([outcome], 1);
     }
 
-    /// Clears `out` and writes the whole exposition into it. Families without a sample are
-    /// left out (a scope that never saw a kill has no `oomward_kills_total` yet).
+    /// Clears `out` and writes the whole exposition into it. Every counter of a watched scope
+    /// is there from its first sample, at 0 until it counts (each signal with each reason it
+    /// can be sent for): a series that appears only at its first increment is one that
+    /// `increase()` never sees rise, and the first kill of a scope went unseen.
     pub fn render(&self, out: &mut String) {
         out.clear();
         family(
@@ -480,15 +489,31 @@ impl Metrics {
             let state = self.lock();
             let name = "oomward_kills_total";
             let help = "Signals sent to end a process, by scope, signal and reason.";
+            let known =
+                crate::decide::episode::Reason::ALL.map(|r| (r.signal().name(), r.as_str()));
             family(out, name, "counter", help, |out| {
                 for (scope, s) in &state.scopes {
-                    for ([signal, reason], n) in &s.kills.entries {
+                    let count = |signal: &str, reason: &str| {
+                        s.kills
+                            .entries
+                            .iter()
+                            .find(|([g, r], _)| g == signal && r == reason)
+                            .map_or(0, |(_, n)| *n)
+                    };
+                    let zeros = known.iter().filter(|_| s.watched);
+                    let others = s
+                        .kills
+                        .entries
+                        .iter()
+                        .map(|([g, r], _)| (g.as_str(), r.as_str()))
+                        .filter(|k| !s.watched || !known.contains(k));
+                    for (signal, reason) in zeros.copied().chain(others) {
                         let labels = [
                             ("scope", scope.as_str()),
                             ("signal", signal),
                             ("reason", reason),
                         ];
-                        sample(out, name, &labels, *n);
+                        sample(out, name, &labels, count(signal, reason));
                     }
                 }
             });
@@ -532,10 +557,9 @@ impl Metrics {
             let state = self.lock();
             family(out, name, "counter", help, |out| {
                 for (scope, s) in &state.scopes {
-                    // A scope that never counted this has no sample: a zero on every scope
-                    // for every counter is noise.
+                    // A watched scope counts from 0; a retired one only while it has a count.
                     let n = pick(s);
-                    if n > 0 {
+                    if n > 0 || s.watched {
                         sample(out, name, &[("scope", scope)], n);
                     }
                 }
@@ -682,258 +706,15 @@ fn escape_label_value(out: &mut String, value: &str) {
     }
 }
 
-/// How long a client may take to send its request, in all.
-const REQUEST_TIME: Duration = Duration::from_secs(5);
-/// How long one write of the answer may wait for a client that does not read.
-const WRITE_TIME: Duration = Duration::from_secs(5);
-/// The request buffer: a scraper's request line and headers fit in a few hundred bytes.
-const REQUEST_MAX: usize = 2048;
-
-/// Serves `GET /metrics` (and a pointer to it on `/`) from `listener` on a thread of its own
-/// for the life of the process. One request at a time, with short timeouts, a fixed request
-/// buffer and one reused render buffer: scrapes never grow memory, and a slow client delays
-/// only other scrapers, for seconds at most, never the loop.
-pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<JoinHandle<()>> {
-    spawn(listener, metrics, Arc::new(AtomicBool::new(false)))
-}
-
-/// A metrics server that can be stopped, for a reload that changes or removes the listener.
-pub struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Starts serving, as [`serve`] does.
-    pub fn start(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<Server> {
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn(listener, metrics, stop.clone())?;
-        Ok(Server {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops the thread and closes the listener; waits for a request in progress to end.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        self.stop.store(true, Ordering::SeqCst);
-        // The thread sleeps in accept(2): a connection of our own wakes it to see the flag.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
-            let _ = thread.join();
-        }
-        // Else the thread is left to end with the process rather than hang the caller.
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shut();
-    }
-}
-
-fn spawn(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-) -> io::Result<JoinHandle<()>> {
-    // A non-blocking listener would make accept spin.
-    listener.set_nonblocking(false)?;
-    std::thread::Builder::new()
-        .name("oomward-metrics".into())
-        .spawn(move || {
-            crate::sys::leave_realtime();
-            let mut buffers = Buffers {
-                request: Box::new([0; REQUEST_MAX]),
-                head: String::with_capacity(256),
-                body: String::new(),
-            };
-            for stream in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                match stream {
-                    // A client that goes away or times out costs only its own answer.
-                    Ok(mut stream) => {
-                        let _ = answer(&mut stream, &metrics, &mut buffers);
-                    }
-                    // Out of descriptors or memory for a moment: retry later, never spin.
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        })
-}
-
-/// What the server thread keeps from one request to the next.
-struct Buffers {
-    request: Box<[u8; REQUEST_MAX]>,
-    head: String,
-    body: String,
-}
-
-/// What a request gets.
-enum Reply {
-    Metrics,
-    Fixed(&'static str, &'static str, &'static str),
-}
-
-const INDEX: &str = "<html><head><title>oomward</title></head><body><h1>oomward</h1>\
-<p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
-
-/// Reads one request and answers it.
-fn answer(stream: &mut TcpStream, metrics: &Metrics, buffers: &mut Buffers) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    stream.set_write_timeout(Some(WRITE_TIME))?;
-    let deadline = Instant::now() + REQUEST_TIME;
-    let mut len = 0;
-    let complete = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(());
-        }
-        stream.set_read_timeout(Some(left))?;
-        let n = stream.read(&mut buffers.request[len..])?;
-        if n == 0 {
-            return Ok(());
-        }
-        len += n;
-        if ends_head(&buffers.request[..len]) {
-            break true;
-        }
-        if len == REQUEST_MAX {
-            break false;
-        }
-    };
-    let request = &buffers.request[..len];
-    let (head_only, reply) = route(request, complete);
-    let (status, content_type, body) = match reply {
-        Reply::Metrics => {
-            metrics.render(&mut buffers.body);
-            ("200 OK", CONTENT_TYPE, buffers.body.as_str())
-        }
-        Reply::Fixed(status, content_type, body) => (status, content_type, body),
-    };
-    let head = &mut buffers.head;
-    head.clear();
-    let _ = write!(
-        head,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n",
-        body.len()
-    );
-    if status.starts_with("405") {
-        head.push_str("Allow: GET, HEAD\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    if !head_only {
-        stream.write_all(body.as_bytes())?;
-    }
-    stream.shutdown(Shutdown::Write)
-}
-
-/// True once `request` holds the blank line that ends an HTTP request's head.
-fn ends_head(request: &[u8]) -> bool {
-    request.windows(4).any(|w| w == b"\r\n\r\n") || request.windows(2).any(|w| w == b"\n\n")
-}
-
-/// Whether only the head is wanted (HEAD), and what to answer.
-fn route(request: &[u8], complete: bool) -> (bool, Reply) {
-    const TEXT: &str = "text/plain; charset=utf-8";
-    if !complete {
-        return (
-            false,
-            Reply::Fixed(
-                "431 Request Header Fields Too Large",
-                TEXT,
-                "request too large\n",
-            ),
-        );
-    }
-    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
-    let mut words = line.trim_ascii().split(|&b| b == b' ');
-    let method = words.next().unwrap_or_default();
-    let target = words.next().unwrap_or_default();
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    let head_only = method == b"HEAD";
-    if method != b"GET" && !head_only {
-        return (
-            false,
-            Reply::Fixed("405 Method Not Allowed", TEXT, "only GET and HEAD\n"),
-        );
-    }
-    let reply = match path {
-        b"/metrics" => Reply::Metrics,
-        b"/" => Reply::Fixed("200 OK", "text/html; charset=utf-8", INDEX),
-        _ => Reply::Fixed("404 Not Found", TEXT, "not found: try /metrics\n"),
-    };
-    (head_only, reply)
-}
+pub use super::http::{Server, serve};
 
 /// Writes the exposition to `path` so that a reader sees the old file or the new one, never
 /// part of one: into `.NAME.tmp` beside it (a name the textfile collector skips, as it reads
 /// only `*.prom`), flushed to disk, then renamed over `path`. Mode 0644, whatever the umask:
 /// node_exporter runs as another user. `buf` is the caller's, reused from one write to the next.
 pub fn write_file(path: &Path, metrics: &Metrics, buf: &mut String) -> io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the metrics file path names no file",
-        )
-    })?;
-    let mut temp_name = OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(".tmp");
-    let temp = path.with_file_name(temp_name);
     metrics.render(buf);
-    let written = write_new(&temp, buf.as_bytes()).and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
-}
-
-/// Creates `temp` afresh and fills it. `O_EXCL` refuses a symlink planted in a shared
-/// directory; a temp file left by a crash is removed and the creation tried once more.
-fn write_new(temp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(temp)
-    };
-    let mut file = match open() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(temp)?;
-            open()?
-        }
-        other => other?,
-    };
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    file.write_all(bytes)?;
-    file.sync_data()
+    super::statefile::replace(path, buf.as_bytes(), 0o644)
 }
 
 /// Rewrites the metrics file every `interval` on a thread of its own, so that the loop never
@@ -996,6 +777,8 @@ impl Drop for FileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     fn figures(available: u64) -> ScopeFigures {
         ScopeFigures {
@@ -1292,42 +1075,6 @@ mod tests {
         assert_eq!(Value::Float(0.00005).to_string(), "0.00005");
         assert_eq!(Value::Float(-2.5).to_string(), "-2.5");
         assert_eq!(Value::Int(u64::MAX).to_string(), "18446744073709551615");
-    }
-
-    #[test]
-    fn requests_are_routed_by_method_and_path() {
-        let kind = |r: &[u8], complete| match route(r, complete) {
-            (head, Reply::Metrics) => (head, "metrics"),
-            (head, Reply::Fixed(status, _, _)) => (head, status),
-        };
-        assert_eq!(
-            kind(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true),
-            (false, "metrics")
-        );
-        assert_eq!(
-            kind(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n", true),
-            (false, "metrics")
-        );
-        assert_eq!(
-            kind(b"HEAD /metrics HTTP/1.1\r\n\r\n", true),
-            (true, "metrics")
-        );
-        assert_eq!(kind(b"GET / HTTP/1.1\r\n\r\n", true), (false, "200 OK"));
-        assert_eq!(
-            kind(b"GET /x HTTP/1.1\r\n\r\n", true),
-            (false, "404 Not Found")
-        );
-        assert_eq!(
-            kind(b"POST /metrics HTTP/1.1\r\n\r\n", true),
-            (false, "405 Method Not Allowed")
-        );
-        assert_eq!(
-            kind(b"GET /metrics HTTP/1.1\r\nX: yyyy", false),
-            (false, "431 Request Header Fields Too Large")
-        );
-        assert!(ends_head(b"GET / HTTP/1.0\r\n\r\n"));
-        assert!(ends_head(b"GET / HTTP/1.0\n\n"));
-        assert!(!ends_head(b"GET / HTTP/1.0\r\nHost: x\r\n"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod dbus;
 pub mod history;
+pub mod http;
 pub mod journal;
 pub mod json;
 pub mod kill;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 mod service;
 mod sink;
+pub mod statefile;
 pub mod status;
 
 pub use service::ServiceManager;

@@ -20,10 +20,9 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -314,65 +313,34 @@ fn notify_as(exe: &Path, target: &Target, note: &Note) -> Outcome {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     crate::sys::as_user(&mut cmd, uid, target.gid);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return failed(format!("cannot run {} as uid {uid}: {e}", exe.display())),
+    // On the daemon's child runner: ended with what it started at KILL_AFTER, reaped there.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    crate::act::children::spawn(
+        cmd,
+        KILL_AFTER,
+        Box::new(move |end| {
+            let _ = tx.send(end);
+        }),
+    );
+    let Ok(end) = rx.recv_timeout(KILL_AFTER + Duration::from_secs(2)) else {
+        return failed(format!("no end within {} s", KILL_AFTER.as_secs()));
     };
-    let stderr: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
-    let finished = wait_or_kill(&mut child, KILL_AFTER);
-    let status = child.wait();
-    let said = stderr.map(first_line).unwrap_or_default();
-    match (finished, status) {
-        (true, Ok(s)) if s.success() => Outcome::Sent { uid },
-        (false, _) => failed(format!("killed after {} s", KILL_AFTER.as_secs())),
-        (true, _) if !said.is_empty() => failed(said),
-        (true, Ok(s)) => failed(format!("notify-send {s}")),
-        (true, Err(e)) => failed(format!("notify-send: {e}")),
+    use crate::act::children::Ending;
+    let said = first_line(&end.stderr);
+    match end.ending {
+        Ending::Exited(0) => Outcome::Sent { uid },
+        Ending::TimedOut => failed(format!("killed after {} s", KILL_AFTER.as_secs())),
+        Ending::NotStarted(e) => failed(format!("cannot run {} as uid {uid}: {e}", exe.display())),
+        _ if !said.is_empty() => failed(said),
+        Ending::Exited(c) => failed(format!("notify-send exited {c}")),
+        Ending::Signalled(s) => failed(format!("notify-send killed by signal {s}")),
+        Ending::Stopped => failed("the daemon stops".into()),
     }
 }
 
-/// Waits for `child` to exit; past `limit`, kills its process group (it may have forked) and
-/// returns false. The child is not reaped yet, so its pid (and group id) cannot be reused.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> bool {
-    let pid = child.id() as i32;
-    let exited = match crate::sys::pidfd_open(pid) {
-        Ok(fd) => crate::sys::wait_exit(&fd, limit).unwrap_or(false),
-        Err(_) => {
-            let deadline = Instant::now() + limit;
-            loop {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break true;
-                }
-                if Instant::now() >= deadline {
-                    break false;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-    };
-    if !exited {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = child.kill();
-    }
-    exited
-}
-
-/// The first line `notify-send` wrote to stderr, without its `oomward: ` prefix, escaped and
-/// bounded. Reads only what is there: a process the child left behind may hold the pipe open.
-fn first_line(fd: OwnedFd) -> String {
-    let mut ready = Vec::new();
-    if crate::sys::poll_ready(&[(&fd, false)], Some(Duration::ZERO), &mut ready).is_err()
-        || !ready.first().is_some_and(|r| r.any())
-    {
-        return String::new();
-    }
-    let mut buf = [0u8; 512];
-    let n = fs::File::from(fd).read(&mut buf).unwrap_or(0);
-    let text = String::from_utf8_lossy(&buf[..n]);
-    let line = text.lines().next().unwrap_or("").trim();
+/// The first line `notify-send` wrote to stderr, without its `oomward: ` prefix, escaped.
+fn first_line(stderr: &str) -> String {
+    let line = stderr.lines().next().unwrap_or("").trim();
     let line = line.strip_prefix("oomward: ").unwrap_or(line);
     escape_controls(line).into_owned()
 }

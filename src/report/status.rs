@@ -1,16 +1,38 @@
 //! The daemon's view for `oomward status`: written by the daemon to a file
-//! (`/run/oomward/status.json` by default), atomically, at most once a second and only when
-//! something a reader would notice changed; rendered by the command. A file, not a socket: a
-//! reader needs no privilege the file's mode does not give, and can never slow the loop down.
+//! (`/run/oomward/status.json` by default), atomically, at most once a second when something a
+//! reader would notice changed, and every [`HEARTBEAT`] anyway; rendered by the command. A
+//! file, not a socket: a reader needs no privilege the file's mode does not give, and can never
+//! slow the loop down. Its age is the daemon's liveness (`oomward status --check`): the loop
+//! finishes a round at least every `max_interval`, and a loop that stopped turning (stuck in a
+//! read, deadlocked) stops rewriting it, whatever its other threads still answer.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::kill::human;
+
+/// The longest the status file goes unwritten while the loop turns.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The age past which the status file says the loop no longer turns: three heartbeats.
+pub const STALE_SECS: f64 = 90.0;
+
+/// Whether a status file `age` seconds old, written by a daemon that is (or is not) `alive`,
+/// says the daemon is well; if not, why.
+pub fn liveness(alive: bool, age: f64) -> Result<(), String> {
+    if !alive {
+        return Err("the daemon that wrote it is not running".into());
+    }
+    if age > STALE_SECS {
+        return Err(format!(
+            "the daemon has not finished a round for {age:.0} s (its loop may be stuck)"
+        ));
+    }
+    Ok(())
+}
 
 /// The whole view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -25,6 +47,9 @@ pub struct StatusView {
     pub updated: f64,
     /// Deciding without signalling.
     pub dry_run: bool,
+    /// The config asked for did not load at start: why, and what runs instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
     /// Victims signalled since start.
     pub victims: u64,
     /// Every watched scope.
@@ -153,21 +178,9 @@ impl StatusWriter {
 pub fn write(path: &Path, view: &StatusView) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
-    let text = serde_json::to_vec_pretty(view).map_err(io::Error::other)?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    f.write_all(&text)?;
-    f.write_all(b"\n")?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let mut text = serde_json::to_vec_pretty(view).map_err(io::Error::other)?;
+    text.push(b'\n');
+    super::statefile::replace(path, &text, 0o644)
 }
 
 /// Reads a status file.
@@ -190,6 +203,9 @@ pub fn render(v: &StatusView, now: f64) -> String {
         if v.dry_run { " (dry run)" } else { "" },
         age
     );
+    if let Some(e) = &v.config_error {
+        let _ = writeln!(o, "\nCONFIG ERROR: {e}");
+    }
     let _ = writeln!(o, "\nscopes:");
     let _ = writeln!(
         o,
@@ -281,6 +297,19 @@ fn ago(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_status_file_says_the_daemon_is_alive_while_it_is_fresh_and_its_writer_runs() {
+        assert_eq!(liveness(true, 0.0), Ok(()));
+        assert_eq!(liveness(true, STALE_SECS), Ok(()));
+        assert!(
+            liveness(true, STALE_SECS + 1.0)
+                .unwrap_err()
+                .contains("round")
+        );
+        assert!(liveness(false, 0.0).unwrap_err().contains("not running"));
+    }
 
     fn view() -> StatusView {
         StatusView {
@@ -289,6 +318,7 @@ mod tests {
             started: 1000.0,
             updated: 1100.0,
             dry_run: false,
+            config_error: None,
             victims: 1,
             scopes: vec![ScopeStatus {
                 name: "/app".into(),

@@ -173,7 +173,17 @@ fi
 ds_pid=$(main_pid oomward-ds)
 ds_cgroup=$(cut -d: -f3 "/proc/$ds_pid/cgroup")
 ds_adj_now=$(cat "/proc/$ds_pid/oom_score_adj")
-# What the liveness probe asks: GET /metrics on the metrics port ([report] metrics_listen).
+# The liveness probe's command, in the container's environment, once the first round wrote
+# the status file.
+liveness_rc=none
+if [ -n "$DS_LIVENESS" ]; then
+    probe() { eval "systemd-run --quiet --wait --pipe $DS_PROPERTIES $DS_ENV -- $DS_LIVENESS" >/tmp/liveness.out 2>&1; }
+    wait_until 100 probe
+    liveness_rc=0
+    probe || liveness_rc=$?
+    dump /tmp/liveness.out liveness
+fi
+# What Prometheus asks: GET /metrics on the metrics port ([report] metrics_listen).
 port=$(sed -n 's/^metrics_listen = ".*:\([0-9]*\)"/\1/p' /etc/oomward/config.d/*.toml | tail -n1)
 metrics_status=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port &&
     printf 'GET /metrics HTTP/1.0\r\nHost: lab\r\n\r\n' >&3 && head -n1 <&3" 2>&1 | awk '{ print $2 }')
@@ -244,7 +254,7 @@ dump /tmp/oomward.log oomward
 dump /tmp/besteffort.out besteffort
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
 facts="dpkg_rc=$DPKG_RC ds_qos=$DS_QOS ds_adj=$ds_adj_now ds_cgroup=$ds_cgroup metrics_port=$port"
-facts="$facts metrics_status=$metrics_status"
+facts="$facts metrics_status=$metrics_status liveness_rc=$liveness_rc"
 facts="$facts besteffort=$e_pid report_cgroup=$report_cgroup besteffort_status=$e_status besteffort_ms=$e_ms"
 facts="$facts decisions=$decisions first_event=$first_event victim=$victim others=$others"
 facts="$facts decision_qos=$decision_qos report_pid=$report_pid report_qos=$report_qos"

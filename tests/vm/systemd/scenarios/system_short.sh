@@ -39,6 +39,23 @@ systemctl restart oomward
 wait_active oomward 300
 caps=$(prop oomward CapabilityBoundingSet)
 case "$caps" in *cap_setuid*) hook_caps=yes ;; *) hook_caps=no ;; esac
+
+# A typo, then a restart (issue 20): the unit comes up active on the last good config, the
+# journal has the error at err with file and line, `status` says so; no restart loop.
+printf '[kill]\ngrace = "5 parsecs"\n' >/etc/oomward/config.toml
+systemctl restart oomward
+wait_active oomward 300
+sleep 3
+typo_active=$(systemctl is-active oomward)
+typo_restarts=$(prop oomward NRestarts)
+journalctl -q -u oomward -p err -o json | grep '"OOMWARD_EVENT":"config_error"' | head -n1 >/tmp/config_error.json
+typo_error=$(json_field OOMWARD_ERROR </tmp/config_error.json)
+echo "typo| $typo_error"
+case "$typo_error" in /etc/oomward/config.toml:2:\ kill.grace*) typo_logged=yes ;; *) typo_logged=no ;; esac
+typo_status=no
+oomward status 2>&1 | grep -q "CONFIG ERROR" && typo_status=yes
+typo_check=0
+oomward check-config >/dev/null 2>&1 || typo_check=$?
 oomward_active=$(systemctl is-active oomward)
 oomward_pid=$(main_pid oomward)
 
@@ -127,6 +144,11 @@ oomward why "$hog_pid" >/tmp/why.txt 2>&1
 dump /tmp/why.txt why
 why_ok=no
 grep -q "victim: memhog (pid $hog_pid" /tmp/why.txt && why_ok=yes
+# An ordinary user is answered too, from the public journal (issue 20).
+runuser -u nobody -- oomward why "$hog_pid" >/tmp/why_user.txt 2>&1
+dump /tmp/why_user.txt why_user
+why_user_ok=no
+grep -q "victim: memhog (pid $hog_pid" /tmp/why_user.txt && why_user_ok=yes
 
 dump_journal
 dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
@@ -139,6 +161,8 @@ facts="$facts sshd=$ssh_pid sshd_exe=$ssh_exe sshd_score=$ssh_score sshd_adj=$ss
 facts="$facts journald=$jd_pid journald_exe=$jd_exe journald_score=$jd_score dbus=$bus_pid"
 facts="$facts bystanders_ok=$bystanders_ok oomward_pid=$oomward_pid oomward_pid_after=$oomward_after"
 facts="$facts hook_caps=$hook_caps hook_ok=$hook_ok status_ok=$status_ok history_ok=$history_ok why_ok=$why_ok"
+facts="$facts why_user_ok=$why_user_ok typo_active=$typo_active typo_restarts=$typo_restarts typo_logged=$typo_logged"
+facts="$facts typo_status=$typo_status typo_check=$typo_check"
 if [ "$DPKG_RC" = 0 ] && [ "$oomward_active" = active ] && [ "$hog_result" = signal ] &&
     [ -n "$victim" ] && [ "$victim" = "$hog_pid" ] && [ "$others" = 0 ] &&
     [ "$oom_after" = "$oom_before" ] && [ "$bystanders_ok" = yes ] &&

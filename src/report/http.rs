@@ -1,0 +1,399 @@
+//! The metrics endpoint: `GET /metrics` (and a pointer to it on `/`) over plain HTTP, on one
+//! thread of its own that no client can hold.
+//!
+//! One thread serves every connection through `poll(2)`: a client that connects and says
+//! nothing, or sends its request a byte at a time, holds only its own slot, never the others'
+//! answers. Each connection has [`HEAD_TIME`] to send its whole request head (at most
+//! [`REQUEST_MAX`] bytes) and [`WRITE_TIME`] to read the answer; at most [`MAX_CONNECTIONS`]
+//! are open. A request that comes with its connection (a scraper's) is answered as the
+//! connection is taken, needing no slot; beyond the limit a new connection takes the place of
+//! the oldest that has not finished its request. Connections are taken [`ACCEPT_BATCH`] at a
+//! time, the open ones read in between. A crowd of idle or slow connections cannot keep a
+//! scraper out. Memory stays bounded by those numbers; the loop of the daemon is never involved.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use super::metrics::{CONTENT_TYPE, Metrics};
+
+/// How long a client may take to send its whole request head.
+pub const HEAD_TIME: Duration = Duration::from_secs(1);
+/// How long a client may take to read its answer.
+pub const WRITE_TIME: Duration = Duration::from_secs(5);
+/// The largest request head: a scraper's request line and headers fit in a few hundred bytes.
+pub const REQUEST_MAX: usize = 2048;
+/// The most connections open at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The most connections taken in one turn.
+pub const ACCEPT_BATCH: usize = 16;
+/// The longest the thread sleeps before it looks whether it was asked to stop.
+const STOP_LOOK: Duration = Duration::from_millis(100);
+
+/// Serves from `listener` on a thread of its own for the life of the process.
+pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<JoinHandle<()>> {
+    spawn(listener, metrics, Arc::new(AtomicBool::new(false)))
+}
+
+/// A metrics server that can be stopped, for a reload that changes or removes the listener.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts serving, as [`serve`] does.
+    pub fn start(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<Server> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn(listener, metrics, stop.clone())?;
+        Ok(Server {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the thread and closes the listener and every connection.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn spawn(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("oomward-metrics".into())
+        .spawn(move || {
+            crate::sys::leave_realtime();
+            let mut server = Serving {
+                listener,
+                metrics,
+                connections: Vec::with_capacity(MAX_CONNECTIONS),
+                body: String::new(),
+            };
+            while !stop.load(Ordering::SeqCst) {
+                server.turn();
+            }
+        })
+}
+
+/// One client.
+struct Connection {
+    stream: TcpStream,
+    /// Its request head so far.
+    request: Vec<u8>,
+    /// The answer, once the request is complete, and how much of it went out.
+    answer: Option<(Vec<u8>, usize)>,
+    /// When it is closed whatever it is doing.
+    deadline: Instant,
+    opened: Instant,
+}
+
+/// What the thread keeps from one turn to the next.
+struct Serving {
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    connections: Vec<Connection>,
+    /// The exposition, rendered into the same buffer each time.
+    body: String,
+}
+
+impl Serving {
+    /// Waits for something to do (at most until the nearest deadline, or [`STOP_LOOK`]) and
+    /// does it: accepts, reads, answers, and closes what is done or late.
+    fn turn(&mut self) {
+        let now = Instant::now();
+        let wait = self
+            .connections
+            .iter()
+            .map(|c| c.deadline.saturating_duration_since(now))
+            .min()
+            .unwrap_or(STOP_LOOK)
+            .min(STOP_LOOK);
+        let ready = self.wait(wait);
+        let mut keep = vec![true; self.connections.len()];
+        for (k, flags) in ready.iter().enumerate().skip(1) {
+            if !flags.is_empty() {
+                keep[k - 1] = self.progress(k - 1, *flags);
+            }
+        }
+        let now = Instant::now();
+        let mut k = 0;
+        self.connections.retain(|c| {
+            let alive = keep[k] && c.deadline > now;
+            k += 1;
+            alive
+        });
+        if ready.first().is_some_and(|f| !f.is_empty()) {
+            self.accept();
+        }
+    }
+
+    /// Polls the listener and every connection; their ready flags, the listener's first.
+    fn wait(&self, wait: Duration) -> Vec<PollFlags> {
+        let mut fds = Vec::with_capacity(self.connections.len() + 1);
+        fds.push(PollFd::new(&self.listener, PollFlags::IN));
+        for c in &self.connections {
+            let want = if c.answer.is_some() {
+                PollFlags::OUT
+            } else {
+                PollFlags::IN
+            };
+            fds.push(PollFd::new(&c.stream, want));
+        }
+        let ts = Timespec {
+            tv_sec: wait.as_secs() as i64,
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => fds.iter().map(PollFd::revents).collect(),
+            Err(_) => vec![PollFlags::empty(); fds.len()],
+        }
+    }
+
+    /// Takes waiting connections, at most [`ACCEPT_BATCH`] a turn (the ones already open are
+    /// read between batches: a crowd connecting at once cannot push out a scraper whose
+    /// request is on its way). One whose request came with it (a scraper's) is answered at
+    /// once, needing no slot. Beyond [`MAX_CONNECTIONS`] the oldest one still sending its
+    /// request is closed to make room; when every one is being answered, the new one is
+    /// closed at once.
+    fn accept(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                // WouldBlock: all taken. Out of descriptors or memory: the next turn.
+                Err(_) => return,
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let now = Instant::now();
+            let mut c = Connection {
+                stream,
+                request: Vec::new(),
+                answer: None,
+                deadline: now + HEAD_TIME,
+                opened: now,
+            };
+            if !progress(&mut c, &self.metrics, &mut self.body, PollFlags::IN) {
+                continue;
+            }
+            if self.connections.len() >= MAX_CONNECTIONS {
+                let oldest = self
+                    .connections
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.answer.is_none())
+                    .min_by_key(|(_, c)| c.opened)
+                    .map(|(k, _)| k);
+                match oldest {
+                    Some(k) => drop(self.connections.swap_remove(k)),
+                    None => continue,
+                }
+            }
+            self.connections.push(c);
+        }
+    }
+
+    /// Moves connection `k` on; whether it stays open.
+    fn progress(&mut self, k: usize, flags: PollFlags) -> bool {
+        progress(
+            &mut self.connections[k],
+            &self.metrics,
+            &mut self.body,
+            flags,
+        )
+    }
+}
+
+/// Moves a connection on: reads its request, answers it once complete, writes what it can of
+/// the answer. Whether it stays open.
+fn progress(c: &mut Connection, metrics: &Metrics, body: &mut String, flags: PollFlags) -> bool {
+    if flags.intersects(PollFlags::ERR | PollFlags::NVAL) {
+        return false;
+    }
+    if c.answer.is_none() && !read(c, metrics, body) {
+        return false;
+    }
+    let Some((answer, sent)) = &mut c.answer else {
+        return true;
+    };
+    loop {
+        match c.stream.write(&answer[*sent..]) {
+            Ok(0) => return false,
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        if *sent == answer.len() {
+            let _ = c.stream.shutdown(Shutdown::Write);
+            return false;
+        }
+    }
+}
+
+/// Reads what a connection sent; once its head is complete (or too large) its answer is made.
+/// Whether it stays open.
+fn read(c: &mut Connection, metrics: &Metrics, body: &mut String) -> bool {
+    let mut buf = [0u8; 512];
+    let complete = loop {
+        let room = REQUEST_MAX - c.request.len();
+        match c.stream.read(&mut buf[..room.min(512)]) {
+            Ok(0) => return false,
+            Ok(n) => c.request.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        if ends_head(&c.request) {
+            break true;
+        }
+        if c.request.len() == REQUEST_MAX {
+            break false;
+        }
+    };
+    let (head_only, reply) = route(&c.request, complete);
+    let (status, content_type, text) = match reply {
+        Reply::Metrics => {
+            metrics.render(body);
+            ("200 OK", CONTENT_TYPE, body.as_str())
+        }
+        Reply::Fixed(status, content_type, text) => (status, content_type, text),
+    };
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n",
+        text.len()
+    )
+    .into_bytes();
+    if status.starts_with("405") {
+        answer.extend_from_slice(b"Allow: GET, HEAD\r\n");
+    }
+    answer.extend_from_slice(b"\r\n");
+    if !head_only {
+        answer.extend_from_slice(text.as_bytes());
+    }
+    c.request = Vec::new();
+    c.answer = Some((answer, 0));
+    c.deadline = Instant::now() + WRITE_TIME;
+    true
+}
+
+/// What a request gets.
+enum Reply {
+    Metrics,
+    Fixed(&'static str, &'static str, &'static str),
+}
+
+const INDEX: &str = "<html><head><title>oomward</title></head><body><h1>oomward</h1>\
+<p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
+
+/// True once `request` holds the blank line that ends an HTTP request's head.
+fn ends_head(request: &[u8]) -> bool {
+    request.windows(4).any(|w| w == b"\r\n\r\n") || request.windows(2).any(|w| w == b"\n\n")
+}
+
+/// Whether only the head is wanted (HEAD), and what to answer.
+fn route(request: &[u8], complete: bool) -> (bool, Reply) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if !complete {
+        return (
+            false,
+            Reply::Fixed(
+                "431 Request Header Fields Too Large",
+                TEXT,
+                "request too large\n",
+            ),
+        );
+    }
+    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut words = line.trim_ascii().split(|&b| b == b' ');
+    let method = words.next().unwrap_or_default();
+    let target = words.next().unwrap_or_default();
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let head_only = method == b"HEAD";
+    if method != b"GET" && !head_only {
+        return (
+            false,
+            Reply::Fixed("405 Method Not Allowed", TEXT, "only GET and HEAD\n"),
+        );
+    }
+    let reply = match path {
+        b"/metrics" => Reply::Metrics,
+        b"/" => Reply::Fixed("200 OK", "text/html; charset=utf-8", INDEX),
+        _ => Reply::Fixed("404 Not Found", TEXT, "not found: try /metrics\n"),
+    };
+    (head_only, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_routed_by_method_and_path() {
+        let kind = |r: &[u8], complete| match route(r, complete) {
+            (head, Reply::Metrics) => (head, "metrics"),
+            (head, Reply::Fixed(status, _, _)) => (head, status),
+        };
+        assert_eq!(
+            kind(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            (false, "metrics")
+        );
+        assert_eq!(
+            kind(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n", true),
+            (false, "metrics")
+        );
+        assert_eq!(
+            kind(b"HEAD /metrics HTTP/1.1\r\n\r\n", true),
+            (true, "metrics")
+        );
+        assert_eq!(kind(b"GET / HTTP/1.1\r\n\r\n", true), (false, "200 OK"));
+        assert_eq!(
+            kind(b"GET /x HTTP/1.1\r\n\r\n", true),
+            (false, "404 Not Found")
+        );
+        assert_eq!(
+            kind(b"POST /metrics HTTP/1.1\r\n\r\n", true),
+            (false, "405 Method Not Allowed")
+        );
+        assert_eq!(
+            kind(b"GET /metrics HTTP/1.1\r\nX: yyyy", false),
+            (false, "431 Request Header Fields Too Large")
+        );
+        assert!(ends_head(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ends_head(b"GET / HTTP/1.0\n\n"));
+        assert!(!ends_head(b"GET / HTTP/1.0\r\nHost: x\r\n"));
+    }
+}
