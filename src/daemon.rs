@@ -68,16 +68,19 @@ pub fn run(
                 .kv("error", e),
         );
     }
+    // Kept before the start is said: a stop right after it finds it.
+    if fallback.is_none() {
+        save_last_good(&config, &mut log);
+    }
     announce(&mut log, &config, &host, force_dry_run, "start");
-    match &fallback {
-        Some(f) => log.log(
+    if let Some(f) = &fallback {
+        log.log(
             Severity::Error,
             &Line::new("the config does not load: running on the last good one instead")
                 .kv("event", "config_error")
                 .kv("error", &f.error)
                 .kv("running_on", &f.running_on),
-        ),
-        None => save_last_good(&config, &mut log),
+        );
     }
     announce_namespace(&mut log, &host);
     if !rustix::process::geteuid().is_root() {
@@ -146,8 +149,8 @@ pub fn run(
                         // The same writer thread, pointed at the new sink if it changed.
                         log.switch(new.daemon.log);
                         log.set_format(log_format.unwrap_or(new.daemon.log_format));
-                        announce(&mut log, &new, &host, force_dry_run, "reload");
                         save_last_good(&new, &mut log);
+                        announce(&mut log, &new, &host, force_dry_run, "reload");
                         enforcer.set_config_error(None);
                         enforcer.set_config(new, force_dry_run);
                         outputs.apply(&mut enforcer, &mut log);

@@ -565,6 +565,8 @@ fn state_files_never_follow_a_planted_symlink() {
         .args(["--config"])
         .arg(&conf)
         .arg("run")
+        .env("STATE_DIRECTORY", victim_dir.path())
+        .env("RUNTIME_DIRECTORY", victim_dir.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
