@@ -183,6 +183,14 @@ fn a_config_that_does_not_load_at_start_runs_on_the_last_good_one() {
     );
     let good = good.as_str();
     let p = write_config(&dir, good);
+    let status_text = || {
+        let out = oomward()
+            .args(["status", "--file"])
+            .arg(&status_file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let start = |p: &std::path::Path| {
         Daemon::start_with(
             p,
@@ -218,12 +226,7 @@ fn a_config_that_does_not_load_at_start_runs_on_the_last_good_one() {
     assert!(line.contains(&*last.to_string_lossy()), "{line}");
     // Still running (no refusal, no restart loop), and it says so where an operator looks.
     std::thread::sleep(Duration::from_secs(2));
-    let status = oomward()
-        .args(["status", "--file"])
-        .arg(&status_file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = status_text();
     assert!(
         text.contains("CONFIG ERROR") && text.contains("kill.grace"),
         "{text}"
@@ -240,12 +243,7 @@ fn a_config_that_does_not_load_at_start_runs_on_the_last_good_one() {
     d.signal(Signal::SIGHUP);
     d.wait_for("event=reload", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(2));
-    let status = oomward()
-        .args(["status", "--file"])
-        .arg(&status_file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = status_text();
     assert!(!text.contains("CONFIG ERROR"), "{text}\n{}", d.output());
 }
 

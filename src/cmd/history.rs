@@ -180,10 +180,16 @@ pub fn explain(r: &KillRecord) -> String {
         human(t.limit),
         human(t.need)
     );
+    // No rate is measured at the first look after a quiet spell (see `FillRate`): say so,
+    // rather than that nothing filled.
+    let filling = if t.fill_rate == 0 {
+        "  fill rate not measured yet (the first look after a quiet spell)".to_string()
+    } else {
+        format!("  filling at {}/s", human(t.fill_rate))
+    };
     let _ = writeln!(
         o,
-        "  filling at {}/s{}{}",
-        human(t.fill_rate),
+        "{filling}{}{}",
         t.eta_ms
             .map(|e| format!(", out of memory in {:.1} s at that rate", e as f64 / 1000.0))
             .unwrap_or_default(),
