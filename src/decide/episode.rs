@@ -43,6 +43,9 @@ pub struct Limits {
     /// How long before exhaustion a SIGKILL must go out for its memory to come back in time
     /// (see [`KILL_LEAD`]).
     pub kill_lead: Duration,
+    /// The longest wait for an exited victim's memory before another is asked to exit (see
+    /// [`EXIT_SETTLE`]).
+    pub exit_settle: Duration,
 }
 
 impl Limits {
@@ -55,6 +58,7 @@ impl Limits {
             backoff: BACKOFF,
             rescue_settle: RESCUE_SETTLE,
             kill_lead: KILL_LEAD,
+            exit_settle: EXIT_SETTLE,
         }
     }
 }
@@ -108,6 +112,10 @@ pub fn pre_kill_wait(
 /// See [`Limits::kernel_wait`]. The kernel's OOM reaper frees a victim's anonymous memory within
 /// milliseconds; a tenth of a second covers a large victim and keeps oomward in the race.
 pub const KERNEL_WAIT: Duration = Duration::from_millis(100);
+/// See [`Limits::exit_settle`]. Tearing down half a GiB of anonymous memory and swap took a
+/// quarter of a second in an emulated guest; half a second covers that, and only at the term
+/// level of a domain that is not getting worse, where nothing is urgent.
+pub const EXIT_SETTLE: Duration = Duration::from_millis(500);
 /// See [`Limits::backoff`]: at most two looks a second at a domain where nothing can be done.
 pub const BACKOFF: Duration = Duration::from_millis(500);
 /// See [`Limits::rescue_settle`].
@@ -172,6 +180,26 @@ pub struct Victim {
     /// When processes of its executable have exited after SIGTERM before (see
     /// [`crate::decide::exits`]): the domain is looked at then, to see it go at once.
     pub expected_exit: Option<Duration>,
+    /// What its exit should give back.
+    pub expected: Expected,
+}
+
+/// What a victim's exit should give back: the domain's available memory when it was chosen,
+/// and what its death was expected to free.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Available memory at the choice, bytes.
+    pub available: u64,
+    /// The expected gain, bytes.
+    pub gain: u64,
+}
+
+impl Expected {
+    /// The available memory that shows the exit's memory back: half its expected gain
+    /// above where the domain was when it was chosen.
+    fn back_at(self) -> u64 {
+        self.available.saturating_add(self.gain / 2)
+    }
 }
 
 /// Why a victim is escalated to SIGKILL.
@@ -339,6 +367,24 @@ pub struct Episode {
     last_exit: Option<Instant>,
     /// The projection at the last assessment, for the pace of the looks at a victim.
     eta: Option<Duration>,
+    /// A victim has exited but its memory is not back yet (see [`Settle`]).
+    settle: Option<Settle>,
+}
+
+/// A victim's exit is not the return of its memory: the task is a zombie once its own
+/// reference to the address space is dropped, and whoever holds another one (a reader of its
+/// `/proc/PID/stat` or `smaps` at that moment, a process sharing it through `CLONE_VM`) tears
+/// it down when they let go, hundreds of milliseconds later for a large one. The kernel's OOM
+/// killer waits for that (`MMF_OOM_SKIP`), not for the exit; so does oomward, at the term
+/// level, for at most [`Limits::exit_settle`], while the domain is not getting worse: a second
+/// victim chosen in that window dies for memory that was already on its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settle {
+    until: Instant,
+    /// The available memory that shows it back.
+    back_at: u64,
+    /// The available memory at the first sample after the exit.
+    at_exit: u64,
 }
 
 impl Episode {
@@ -375,6 +421,7 @@ impl Episode {
         now: Instant,
         killed: bool,
         expected_exit: Option<Duration>,
+        expected: Expected,
     ) {
         self.victims.push(Victim {
             key,
@@ -383,6 +430,7 @@ impl Episode {
             released: false,
             exited: false,
             expected_exit,
+            expected,
         });
         self.kills += 1;
         self.hold_spent = false;
@@ -549,6 +597,15 @@ impl Episode {
             if v.exited {
                 plan.exited.push((v.key, now.duration_since(v.signalled)));
                 self.last_exit = Some(now);
+                let back_at = v.expected.back_at();
+                if obs.available < back_at {
+                    let s = self.settle.get_or_insert(Settle {
+                        until: now + l.exit_settle,
+                        back_at,
+                        at_exit: obs.available,
+                    });
+                    s.back_at = s.back_at.max(back_at);
+                }
                 self.victims.remove(i);
                 continue;
             }
@@ -633,6 +690,19 @@ impl Episode {
         }
         if obs.rescue && !rescue {
             return None; // settling after the last rescue
+        }
+        if let Some(s) = self.settle {
+            let over = now >= s.until
+                || obs.available >= s.back_at
+                || obs.available.saturating_add(WORSE_BY) <= s.at_exit
+                || level == Level::Kill
+                || rescue
+                || !room_for_term(obs.eta, l);
+            if !over {
+                want(EXIT_POLL.min(s.until - now));
+                return None;
+            }
+            self.settle = None;
         }
         let asked_only = self.victims.iter().any(|v| v.killed.is_none());
         let releasing = self
@@ -739,7 +809,7 @@ mod tests {
         let p = e.assess(&obs(Level::Term, 20), c.at(10), &l);
         assert!(p.started);
         assert_eq!(p.choose, Some(Reason::Term));
-        e.signalled(key(1), c.at(10), false, None);
+        e.signalled(key(1), c.at(10), false, None, Expected::default());
         // Right after signalling, the caller learns when to look again.
         assert_eq!(e.victims_poll(c.at(10), &l), Some(EXIT_POLL));
         // In flight: wait for it, sampled every EXIT_POLL.
@@ -758,6 +828,67 @@ mod tests {
             })
         );
         assert!(!e.in_episode());
+    }
+
+    /// The desktop lab's case: the allocator (550 MiB expected) exits 21 ms after SIGTERM, but
+    /// a reader of its `/proc/PID/stat` holds its address space and tears it down for a
+    /// quarter of a second; a 20 MiB bystander must not be asked to exit meanwhile.
+    #[test]
+    fn an_exited_victims_memory_is_waited_for_at_the_term_level() {
+        let l = limits();
+        let gone = Expected {
+            available: 12 * MIB,
+            gain: 550 * MIB,
+        };
+        let ms = Duration::from_millis;
+        // (level, available MiB at the next look, ms after the exit's sample, eta ms) -> choice
+        type Row = (Level, u64, u64, Option<u64>, Option<Reason>);
+        let table: &[Row] = &[
+            // Not back yet, nothing worse: wait.
+            (Level::Term, 14, 10, None, None),
+            (Level::Term, 14, 490, None, None),
+            (Level::Term, 14, 400, Some(2000), None),
+            // Back (half the expected gain): nothing to choose; the level says.
+            (Level::Term, 12 + 275, 100, None, Some(Reason::Term)),
+            // The wait ends.
+            (Level::Term, 14, 500, None, Some(Reason::Term)),
+            // The domain is getting worse: something else fills it.
+            (Level::Term, 9, 30, None, Some(Reason::Term)),
+            // The kill level, or no room for a look: no waiting.
+            (Level::Kill, 14, 30, None, Some(Reason::Kill)),
+            (Level::Term, 14, 30, Some(15), Some(Reason::Eta)),
+        ];
+        for (row, &(level, mib, after, eta, want)) in table.iter().enumerate() {
+            let c = Clock(Instant::now());
+            let mut e = Episode::default();
+            assert_eq!(
+                e.assess(&obs(Level::Term, 12), c.at(0), &l).choose,
+                Some(Reason::Term)
+            );
+            e.signalled(key(1), c.at(0), false, None, gone);
+            e.victim_mut(key(1)).unwrap().exited = true;
+            // The first sample after the exit: 14 MiB, the memory not back.
+            let p = e.assess(&obs(Level::Term, 14), c.at(21), &l);
+            assert_eq!(p.exited.len(), 1, "row {row}");
+            assert_eq!((p.choose, p.wake_in), (None, Some(EXIT_POLL)), "row {row}");
+            let o = Observation {
+                eta: eta.map(ms),
+                ..obs(level, mib)
+            };
+            let p = e.assess(&o, c.at(21 + after), &l);
+            assert_eq!(p.choose, want, "row {row}");
+            if want.is_none() {
+                assert!(p.wake_in.is_some_and(|w| w <= EXIT_POLL), "row {row}");
+            }
+        }
+        // An exit that gave back what it should: the next choice is not held.
+        let c = Clock(Instant::now());
+        let mut e = Episode::default();
+        e.assess(&obs(Level::Term, 12), c.at(0), &l);
+        e.signalled(key(1), c.at(0), false, None, gone);
+        e.victim_mut(key(1)).unwrap().exited = true;
+        let p = e.assess(&obs(Level::Term, 300), c.at(21), &l);
+        assert_eq!(p.choose, Some(Reason::Term));
     }
 
     #[test]
@@ -810,7 +941,7 @@ mod tests {
             let c = Clock(Instant::now());
             let mut e = Episode::default();
             e.assess(&obs(Level::Term, 20), c.at(0), &l);
-            e.signalled(key(1), c.at(0), false, None);
+            e.signalled(key(1), c.at(0), false, None, Expected::default());
             let mut o = obs(level, 20);
             o.eta = eta.map(Duration::from_millis);
             let p = e.assess(&o, c.at(ms), &l);
@@ -882,7 +1013,7 @@ mod tests {
         let mut e = Episode::default();
         e.assess(&obs(Level::Term, 20), c.at(0), &l);
         // Its executable exited 4 ms after SIGTERM before: looked at then, not at EXIT_POLL.
-        e.signalled(key(1), c.at(0), false, Some(4 * MS));
+        e.signalled(key(1), c.at(0), false, Some(4 * MS), Expected::default());
         assert_eq!(e.victims_poll(c.at(0), &l), Some(4 * MS));
         // Past that time, the ordinary pace.
         assert_eq!(e.victims_poll(c.at(5), &l), Some(EXIT_POLL));
@@ -903,7 +1034,7 @@ mod tests {
             e.assess(&obs(Level::Kill, 5), c.at(0), &l).choose,
             Some(Reason::Kill)
         );
-        e.signalled(key(1), c.at(0), true, None);
+        e.signalled(key(1), c.at(0), true, None, Expected::default());
         // SIGKILLed, memory not yet released: wait, sampling every RELEASE_POLL.
         let p = e.assess(&obs(Level::Kill, 5), c.at(2), &l);
         assert_eq!((p.choose, p.wake_in), (None, Some(RELEASE_POLL)));
@@ -911,7 +1042,7 @@ mod tests {
         e.victim_mut(key(1)).unwrap().released = true;
         let p = e.assess(&obs(Level::Kill, 5), c.at(4), &l);
         assert_eq!(p.choose, Some(Reason::KeepUp));
-        e.signalled(key(2), c.at(4), true, None);
+        e.signalled(key(2), c.at(4), true, None, Expected::default());
         assert_eq!(e.victims().len(), 2);
         // Released but only at the term level: the freed memory shows soon, wait for exits.
         e.victim_mut(key(2)).unwrap().released = true;
@@ -932,7 +1063,7 @@ mod tests {
         let l = limits();
         let mut e = Episode::default();
         e.assess(&obs(Level::Term, 20), c.at(0), &l);
-        e.signalled(key(1), c.at(0), false, None);
+        e.signalled(key(1), c.at(0), false, None, Expected::default());
         // Kill level: escalate it, but do not choose another before its memory is released.
         let p = e.assess(&obs(Level::Kill, 5), c.at(30), &l);
         assert_eq!(p.escalate, vec![(key(1), Escalation::KillLevel)]);
@@ -954,7 +1085,7 @@ mod tests {
             ..obs(level, avail)
         };
         e.assess(&at(Level::Term, 20, 3), c.at(0), &l);
-        e.signalled(key(1), c.at(0), false, None);
+        e.signalled(key(1), c.at(0), false, None, Expected::default());
         // The kernel kills (its own victim) while ours is within its grace.
         let p = e.assess(&at(Level::Kill, 1, 4), c.at(100), &l);
         let k = p.kernel.unwrap();
@@ -1000,7 +1131,7 @@ mod tests {
             let p = e.assess(&o, c.at(t), &l);
             if p.choose.is_some() {
                 chosen_at.push(t);
-                e.signalled(key(t as i32), c.at(t), true, None);
+                e.signalled(key(t as i32), c.at(t), true, None, Expected::default());
                 let v = e.victim_mut(key(t as i32)).unwrap();
                 v.released = true;
                 v.exited = true;
@@ -1065,7 +1196,7 @@ mod tests {
         // Not while a victim is in flight: it goes on being followed.
         let mut f = Episode::default();
         f.assess(&obs(Level::Kill, 2), c.at(0), &l);
-        f.signalled(key(9), c.at(0), true, None);
+        f.signalled(key(9), c.at(0), true, None, Expected::default());
         assert!(!f.back_off(Futility::Futile, &obs(Level::Kill, 2), c.at(0), &l));
         assert_eq!(
             f.assess(&obs(Level::Kill, 2), c.at(2), &l).wake_in,
@@ -1083,7 +1214,7 @@ mod tests {
         let l = limits();
         let mut e = Episode::default();
         e.assess(&obs(Level::Kill, 5), c.at(0), &l);
-        e.signalled(key(1), c.at(0), true, None);
+        e.signalled(key(1), c.at(0), true, None, Expected::default());
         assert_eq!(e.assess(&obs(Level::Kill, 5), c.at(9_999), &l).choose, None);
         let p = e.assess(&obs(Level::Kill, 5), c.at(10_000), &l);
         assert_eq!(p.stuck, vec![key(1)]);
@@ -1100,7 +1231,7 @@ mod tests {
             ..obs(Level::Kill, 0)
         };
         assert_eq!(e.assess(&hung, c.at(0), &l).choose, Some(Reason::Rescue));
-        e.signalled(key(1), c.at(0), true, None);
+        e.signalled(key(1), c.at(0), true, None, Expected::default());
         e.victim_mut(key(1)).unwrap().exited = true;
         let p = e.assess(&hung, c.at(20), &l);
         assert_eq!(p.choose, None);

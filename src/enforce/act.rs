@@ -786,6 +786,10 @@ impl Enforcer {
                 metrics.pod_kill(namespace, pod, k.qos.as_str());
             }
         }
+        let expected = crate::decide::episode::Expected {
+            available: record.released.available_before,
+            gain: record.expected_gain,
+        };
         self.hold_record(i, record);
         self.note_kill(log, now);
         let sigkilled = if sig == Sig::Kill {
@@ -796,8 +800,13 @@ impl Enforcer {
             Vec::new()
         };
         let d = &mut self.domains[i];
-        d.episode
-            .signalled(key, first_signal, sig == Sig::Kill, pick.expected_exit);
+        d.episode.signalled(
+            key,
+            first_signal,
+            sig == Sig::Kill,
+            pick.expected_exit,
+            expected,
+        );
         d.in_flight.push(InFlight {
             victim: victim.process.clone(),
             scope,
