@@ -22,13 +22,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = v2 ]; then
-  exec cargo test --test vm_lab v2_many -- --ignored --nocapture
+  exec cargo test --features lab-bench --test vm_lab v2_many -- --include-ignored --nocapture
 fi
 if [ "${1:-}" = desktop ]; then
   trials="${2:-3}"
   rm -f target/vm-cache/desktop.md
   rc=0
-  OOMWARD_BENCH_TRIALS="$trials" cargo test --test systemd_lab -- --exact desktop || rc=$?
+  OOMWARD_BENCH_TRIALS="$trials" cargo test --test systemd_lab -- --include-ignored --exact desktop || rc=$?
   if [ -s target/vm-cache/desktop.md ]; then
     cat target/vm-cache/desktop.md
   fi

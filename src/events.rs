@@ -667,20 +667,56 @@ mod tests {
         assert!(!err(libc::ENOMEM).is_out_of_fds());
     }
 
+    /// Every kind of registration names its own source, in the word the logs use (a PSI
+    /// trigger by whether it is the machine's or a cgroup's), and no two share a word.
     #[test]
     fn specs_name_their_sources() {
         let dir = PathBuf::from("/sys/fs/cgroup/memory/app");
-        let psi = Spec::Psi {
-            file: "/proc/pressure/memory".into(),
+        let psi = |file: &str| Spec::Psi {
+            file: file.into(),
             full: false,
             stall: Duration::from_millis(150),
             window: Duration::from_secs(2),
         };
-        assert_eq!(psi.source(true), Source::SystemPsi);
-        assert_eq!(psi.source(false), Source::CgroupPsi);
-        assert_eq!(
-            Spec::V1Threshold { dir, bytes: 1 }.source(false).as_str(),
-            "v1_threshold"
-        );
+        let table = [
+            (
+                Spec::V1Threshold {
+                    dir: dir.clone(),
+                    bytes: 1,
+                },
+                false,
+                "v1_threshold",
+            ),
+            (Spec::V1Oom { dir: dir.clone() }, false, "v1_oom"),
+            (
+                Spec::V2Events {
+                    file: "/sys/fs/cgroup/app/memory.events".into(),
+                },
+                false,
+                "v2_events",
+            ),
+            (psi("/proc/pressure/memory"), true, "system_psi"),
+            (
+                psi("/sys/fs/cgroup/app/memory.pressure"),
+                false,
+                "cgroup_psi",
+            ),
+            (
+                Spec::Tree {
+                    dirs: vec![dir.clone()],
+                },
+                false,
+                "cgroup_tree",
+            ),
+            (Spec::Written { dirs: vec![dir] }, false, "cgroup_written"),
+        ];
+        let mut words: Vec<&str> = Vec::new();
+        for (spec, system, word) in &table {
+            assert_eq!(spec.source(*system).as_str(), *word, "{spec:?}");
+            words.push(word);
+        }
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), table.len(), "two sources share a word");
     }
 }

@@ -420,11 +420,9 @@ fn text_that_is_not_utf8_is_refused_with_its_line() {
 }
 
 #[test]
+#[ignore = "needs root: the ownership rule applies to root"]
 fn a_config_others_can_write_is_refused_when_running_as_root() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: the ownership rule applies to root");
-        return;
-    }
+    support::need_root("the ownership rule applies to root");
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");

@@ -15,21 +15,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{
-    Daemon, Proc, TestCgroup, Tmpfs, context_switches, is_root, serial, supervisor_path,
-    v1_memory_mount,
-};
+use support::need_v1;
+use support::{Daemon, Proc, TestCgroup, Tmpfs, context_switches, serial, supervisor_path};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 256 * MIB;
-
-fn can_run() -> bool {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return false;
-    }
-    true
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -285,10 +275,9 @@ fn respawn(mode: &str, runs: u64, secs: u64) {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn respawning_workers() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     respawn(
         "malloc",
         env_or("OOMWARD_RESPAWN_RUNS", 10),
@@ -297,10 +286,9 @@ fn respawning_workers() {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn respawning_workers_mmap() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     respawn(
         "mmap",
         env_or("OOMWARD_RESPAWN_MMAP_RUNS", 3),
@@ -312,10 +300,9 @@ fn respawning_workers_mmap() {
 // 2. A kernel kill in the middle of an episode (the real run).
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn kernel_kill_mid_episode() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("midkill", LIMIT);
     let procs = cg.procs_file();
@@ -482,10 +469,9 @@ fn fill_to_term_band(cg: &TestCgroup, tmpfs: &Tmpfs, base: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_tmpfs() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("tmpfs", LIMIT);
     let mnt = tempfile::tempdir().unwrap();
@@ -562,10 +548,9 @@ fn futile_tmpfs() {
 /// before the kernel, in every run; its decision line carries the fill rate and the projection
 /// that the v1 looks measured.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_tmpfs_then_a_paced_grower_is_the_only_victim_5_of_5() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let runs = env_or("OOMWARD_FUTILE_RUNS", 5);
     for run in 0..runs {
@@ -649,10 +634,9 @@ fn siblings(name: &str, idle_mib: [u64; 2]) -> Siblings {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_sibling() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     for (case, idle, rate) in SIBLING_CASES {
         futile_sibling_case(case, idle, rate);
@@ -703,10 +687,9 @@ fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_sibling_glob_kills_only_the_allocator() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     for (case, idle, rate) in SIBLING_CASES {
         futile_sibling_glob_case(case, idle, rate);
@@ -756,10 +739,9 @@ fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
 // 4. Sibling order against the kernel.
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn sibling_oracle() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let p = TestCgroup::create("sibor", LIMIT);
     p.write("memory.oom_control", "0");
@@ -858,10 +840,9 @@ fn sibling_oracle() {
 // 5. Two unrelated domains in trouble at the same moment.
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn two_domains() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let one = TestCgroup::create("dom1", LIMIT);
     let two = TestCgroup::create("dom2", LIMIT);
@@ -951,10 +932,9 @@ fn two_domains() {
 // 6. Nothing to do.
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn nothing_to_do() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("nothing", LIMIT);
     let mnt = tempfile::tempdir().unwrap();
@@ -1050,10 +1030,9 @@ fn only_the_grower(name: &str, grower_args: &[&str], sharers: u32) -> Vec<String
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_shared_mapping_or_memfd_that_dies_with_its_grower_makes_it_the_victim_5_of_5() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let runs = env_or("OOMWARD_GAIN_RUNS", 5);
     for (what, args) in [
@@ -1084,10 +1063,9 @@ fn a_shared_mapping_or_memfd_that_dies_with_its_grower_makes_it_the_victim_5_of_
 /// private memory beside them is the only victim (the kernel kills all six, as they share
 /// nothing it can free).
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn six_sharers_of_one_mapping_are_spared_and_the_grower_stopped() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     only_the_grower("sixshare", &[], 5);
 }
@@ -1096,10 +1074,9 @@ fn six_sharers_of_one_mapping_are_spared_and_the_grower_stopped() {
 /// 15 s: every bit of its memory dies with the worker that holds it. oomward stops workers
 /// before the kernel must: the kernel's oom_kill stays 0.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn stress_ng_memfd_is_stopped_before_the_kernel() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     if Command::new("stress-ng").arg("--version").output().is_err() {
         panic!("stress-ng is missing: .ci/setup installs it");
     }
@@ -1167,10 +1144,9 @@ fn hold_memfd_of(pid: i32) -> std::fs::File {
 /// it), and kills nobody else for the same cause: the idle process is never signalled and a
 /// futile line says why.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let p = TestCgroup::create("barren", LIMIT);
     let a = p.child("a", 0);
@@ -1256,10 +1232,9 @@ fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
 /// limit on the decision line, before the kernel acts. With calm looks 60 s apart (as before)
 /// it was SIGKILLed unasked, 11.8 s after the write.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_lowered_limit_is_seen_at_the_next_look() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("lowered", 512 * MIB);
     let dir = tempfile::tempdir().unwrap();

@@ -10,17 +10,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, bounded};
 use oomward::events::{Events, Source, Spec, Wakeup};
-use support::{Proc, TestCgroup, is_root, serial, v1_memory_mount};
+use support::need_v1;
+use support::{Proc, TestCgroup, serial};
 
 const MIB: u64 = 1 << 20;
-
-fn can_run() -> bool {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return false;
-    }
-    true
-}
 
 /// Waits up to `timeout` for an event from `want`; other wake-ups are skipped. Returns when it
 /// came, measured from `since`.
@@ -42,10 +35,9 @@ fn wait_event(
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn v1_usage_threshold_fires_when_usage_crosses_it() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("ev-threshold", 256 * MIB);
     let (tx, rx) = bounded(16);
@@ -81,10 +73,9 @@ fn v1_usage_threshold_fires_when_usage_crosses_it() {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn v1_oom_notification_fires_when_the_cgroup_enters_oom() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("ev-oom", 64 * MIB);
     // The kernel must not resolve the OOM itself: the allocator hangs at the limit instead.
@@ -122,14 +113,13 @@ fn v1_oom_notification_fires_when_the_cgroup_enters_oom() {
 }
 
 #[test]
+#[ignore = "needs root, a cgroup-v1 memory controller and PSI"]
 fn system_psi_trigger_fires_while_a_cgroup_thrashes_its_page_cache() {
-    if !can_run() {
-        return;
-    }
-    if !std::path::Path::new("/proc/pressure/memory").exists() {
-        println!("SKIPPED: no PSI on this kernel");
-        return;
-    }
+    need_v1();
+    assert!(
+        std::path::Path::new("/proc/pressure/memory").exists(),
+        "needs PSI (/proc/pressure/memory; a kernel booted with psi=1)"
+    );
     let _serial = serial();
     let cg = TestCgroup::create("ev-psi", 16 * MIB);
     let (tx, rx) = bounded(16);
@@ -218,10 +208,13 @@ impl Drop for Thrash {
 /// The daemon with its system scope on (dry run: it never acts on this machine) logs that the
 /// kernel reported memory pressure when its PSI trigger fires.
 #[test]
+#[ignore = "needs root, a cgroup-v1 memory controller and PSI"]
 fn the_daemon_reports_a_system_psi_wake() {
-    if !can_run() || !std::path::Path::new("/proc/pressure/memory").exists() {
-        return;
-    }
+    need_v1();
+    assert!(
+        std::path::Path::new("/proc/pressure/memory").exists(),
+        "needs PSI (/proc/pressure/memory; a kernel booted with psi=1)"
+    );
     let _serial = serial();
     let cg = TestCgroup::create("ev-psi-daemon", 16 * MIB);
     let dir = tempfile::tempdir().unwrap();

@@ -101,12 +101,10 @@ fn idle_rounds_of_the_system_scope_allocate_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn idle_samples_of_a_watched_cgroup_allocate_nothing() {
+    support::need_v1();
     let state = tempfile::tempdir().unwrap();
-    if !support::is_root() || support::v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return;
-    }
     let _serial = support::serial();
     let cg = support::TestCgroup::create("idle-alloc", 256 << 20);
     let host = Host::discover(std::path::Path::new("/")).expect("read the host");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use oomward::probe::Host;
 use oomward::probe::process::{list_pids, read_kernel_oom_score, read_process};
 use oomward::rank::{Totals, score};
-use support::{Proc, TestCgroup, is_root, oomward, serial, v1_memory_mount};
+use support::{Proc, TestCgroup, oomward, serial};
 
 fn rank_json(args: &[&str]) -> Vec<serde_json::Value> {
     let out = oomward()
@@ -143,11 +143,9 @@ fn oom_score_equals_the_kernels_for_every_process() {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn kernel_memcg_oom_kills_the_process_rank_put_first() {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return;
-    }
+    support::need_v1();
     let _serial = serial();
     const MIB: u64 = 1 << 20;
     let cg = TestCgroup::create("oracle", 256 * MIB);
@@ -235,11 +233,9 @@ fn kernel_memcg_oom_kills_the_process_rank_put_first() {
 /// after it, and one that exited, are seen by the next pass (the table lists /proc only when a
 /// pid was allocated since its last listing).
 #[test]
+#[ignore = "needs root to read every process"]
 fn the_cheap_pass_finds_the_full_scans_first_candidate() {
-    if !is_root() {
-        println!("SKIPPED: needs root");
-        return;
-    }
+    support::need_root("to read every process");
     let _serial = serial();
     // A clear winner (adj 900 is worth 0.9 of the machine's T) and a large runner-up, so the
     // order is stable while the rest of the machine churns.

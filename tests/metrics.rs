@@ -4,8 +4,8 @@
 //! against the daemon after a real kill in a 256 MiB v1 memory cgroup (root and cgroup v1).
 //!
 //! promtool and the Prometheus server come from Debian's `prometheus` package, which CI
-//! installs; without it the tests that need them fail rather than pass unseen, unless
-//! `OOMWARD_SKIP_PROMETHEUS=1` says that is expected.
+//! installs; the tests that need them are ignored by plain `cargo test`, and run without them
+//! (`--include-ignored`) they fail saying so.
 
 mod support;
 
@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use oomward::report::metrics::{self, Metrics, ScopeFigures, Server};
-use support::{Daemon, Proc, TestCgroup, is_root, serial, v1_memory_mount};
+use support::need_v1;
+use support::{Daemon, Proc, TestCgroup, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -71,24 +72,20 @@ fn allocations(f: impl FnOnce()) -> u64 {
     COUNT.with(|c| c.get())
 }
 
-/// Whether a Prometheus tool is installed; if not, the test says so and fails unless skipping
-/// was asked for.
-fn have(tool: &str) -> bool {
+/// Fails the test unless a Prometheus tool is installed (`.ci/setup` installs it). The tests
+/// that call this are `#[ignore]`d with the same words.
+fn need(tool: &str) {
+    support::tools();
     let found = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("OOMWARD_SKIP_PROMETHEUS").is_some(),
-            "{tool} is not installed (Debian package `prometheus`); \
-             set OOMWARD_SKIP_PROMETHEUS=1 to skip"
-        );
-        println!("SKIPPED: {tool} not installed");
-    }
-    found
+    assert!(
+        found,
+        "needs {tool} (Debian package prometheus; .ci/setup installs it)"
+    );
 }
 
 /// One HTTP/1.0 GET: status, head and body. (1.0 so that no server answers in chunks.)
@@ -343,7 +340,9 @@ fn updates_of_known_scopes_and_renders_into_a_used_buffer_allocate_nothing() {
 }
 
 #[test]
+#[ignore = "needs promtool (Debian package prometheus)"]
 fn the_endpoint_serves_what_promtool_accepts() {
+    need("promtool");
     let _serial = serial();
     let m = Arc::new(busy_metrics());
     let server = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), m.clone()).unwrap();
@@ -372,19 +371,16 @@ fn the_endpoint_serves_what_promtool_accepts() {
     assert_eq!(http_get(addr, "/metrics").0, 200);
     assert!(started.elapsed() < Duration::from_secs(8));
     drop(silent);
-    if have("promtool") {
-        promtool_check(&body);
-    }
+    promtool_check(&body);
     server.stop();
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
 }
 
 #[test]
+#[ignore = "needs a Prometheus server (Debian package prometheus)"]
 fn a_prometheus_server_scrapes_the_in_process_endpoint() {
+    need("prometheus");
     let _serial = serial();
-    if !have("prometheus") {
-        return;
-    }
     let m = Arc::new(busy_metrics());
     let server = Server::start(TcpListener::bind("127.0.0.1:0").unwrap(), m.clone()).unwrap();
     let mut prometheus = Prometheus::start(server.local_addr());
@@ -487,14 +483,6 @@ fn the_textfile_is_never_seen_half_written_during_1000_rewrites() {
 
 // ---- Against the daemon (root and a cgroup-v1 memory controller). ----
 
-fn can_run_daemon() -> bool {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return false;
-    }
-    true
-}
-
 /// A daemon watching a fresh 256 MiB cgroup with the metrics listener and file on, after it
 /// has stopped one fast allocator there.
 struct Killed {
@@ -584,10 +572,11 @@ fn wait_file(path: &Path, daemon: &Daemon) -> String {
 }
 
 #[test]
+#[ignore = "needs root, a cgroup-v1 memory controller and Prometheus"]
 fn after_a_kill_the_daemon_serves_valid_metrics_that_prometheus_reads() {
-    if !can_run_daemon() {
-        return;
-    }
+    need_v1();
+    need("promtool");
+    need("prometheus");
     let _serial = serial();
     let k = killed("metrics");
     let (status, _, body) = http_get(k.addr, "/metrics");
@@ -595,29 +584,22 @@ fn after_a_kill_the_daemon_serves_valid_metrics_that_prometheus_reads() {
     assert!(kills_in(&body) >= 1.0, "{body}");
     assert!(body.contains("oomward_build_info{version="), "{body}");
     assert!(!body.contains("pid="), "{body}");
-    if have("promtool") {
-        promtool_check(&body);
-    }
+    promtool_check(&body);
     let file = wait_file(&k.file, &k.daemon);
     whole_exposition(&file).unwrap();
-    if have("promtool") {
-        promtool_check(&file);
-    }
+    promtool_check(&file);
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&k.file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644);
-    if have("prometheus") {
-        let mut prometheus = Prometheus::start(k.addr);
-        let kills = prometheus.wait_value("oomward_kills_total", 1.0, Duration::from_secs(60));
-        assert!(kills >= 1.0);
-    }
+    let mut prometheus = Prometheus::start(k.addr);
+    let kills = prometheus.wait_value("oomward_kills_total", 1.0, Duration::from_secs(60));
+    assert!(kills >= 1.0);
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn ten_thousand_scrapes_leave_the_daemons_rss_within_5_percent() {
-    if !can_run_daemon() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let k = killed("metrics-rss");
     let (before, after) = rss_over_scrapes(k.addr, k.daemon.child.id());
@@ -677,10 +659,9 @@ fn footprint(pid: u32) -> (u64, usize, u64) {
 /// and descriptors it had before (after a first kill) and about its memory. A real Prometheus
 /// sees the cgroup's kill counter at 0 before the first kill and its `increase()` after.
 #[test]
+#[ignore = "needs root, a cgroup-v1 memory controller and Prometheus"]
 fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
-    if !can_run_daemon() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let secs: u64 = std::env::var("OOMWARD_SLOWLORIS_SECS")
         .ok()
@@ -705,14 +686,16 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
         cg.path
     );
     assert!(body.contains(&zero), "no zero kill counter:\n{body}");
-    let mut prometheus = have("prometheus").then(|| Prometheus::start(addr));
+    need("prometheus");
+    let mut prometheus = Prometheus::start(addr);
     let series = encoded(&format!(
         "sum(oomward_kills_total{{scope=\"{}\"}})",
         cg.path
     ));
-    if let Some(p) = prometheus.as_mut() {
-        assert_eq!(p.wait_value(&series, 0.0, Duration::from_secs(60)), 0.0);
-    }
+    assert_eq!(
+        prometheus.wait_value(&series, 0.0, Duration::from_secs(60)),
+        0.0
+    );
     // A first kill starts what lives as long as the daemon (the journal's writer): the
     // footprint is taken after it.
     let mut first = Proc::memhog(&[
@@ -836,12 +819,10 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
         after.2 <= before.2 + 4096,
         "VmRSS grew: {before:?} -> {after:?}"
     );
-    if let Some(p) = prometheus.as_mut() {
-        let increase = encoded(&format!(
-            "sum(increase(oomward_kills_total{{scope=\"{}\"}}[5m]))",
-            cg.path
-        ));
-        let seen = p.wait_value(&increase, 0.9, Duration::from_secs(30));
-        println!("prometheus: increase of the cgroup's kills {seen}");
-    }
+    let increase = encoded(&format!(
+        "sum(increase(oomward_kills_total{{scope=\"{}\"}}[5m]))",
+        cg.path
+    ));
+    let seen = prometheus.wait_value(&increase, 0.9, Duration::from_secs(30));
+    println!("prometheus: increase of the cgroup's kills {seen}");
 }

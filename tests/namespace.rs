@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{is_root, oomward};
+use support::oomward;
 
 /// A child killed and reaped when dropped, even when the test fails.
 struct Guard(Child);
@@ -87,11 +87,13 @@ fn protection(wrap: &[&str], config: &Path, pids: &[i32]) -> BTreeMap<i32, Optio
 }
 
 #[test]
+#[ignore = "needs root and unshare(1)"]
 fn exe_rules_match_the_same_processes_inside_a_private_mount_namespace() {
-    if !is_root() || Command::new("unshare").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: needs root and unshare(1)");
-        return;
-    }
+    support::need_root("to enter a private mount namespace");
+    assert!(
+        Command::new("unshare").arg("--version").output().is_ok(),
+        "needs unshare(1) (util-linux)"
+    );
     let sleep: PathBuf = std::fs::canonicalize("/usr/bin/sleep").expect("sleep");
     let dir = tempfile::tempdir().unwrap();
     // Another file at the same path inside a namespace: what a container's image is.

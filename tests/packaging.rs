@@ -33,9 +33,10 @@ fn on_path(tool: &str) -> bool {
     })
 }
 
-/// True when every tool is there, after installing what is missing if we are root; else says
-/// loudly that the test is skipped.
-fn have_tools(test: &str, tools: &[&str]) -> bool {
+/// Fails the test unless every tool is there, after installing what is missing if we are
+/// root (`packaging/build-deps.sh`, once per run, saying what it installs); the tests that call
+/// this are `#[ignore]`d with the same words.
+fn need_tools(tools: &[&str]) {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     if tools.iter().any(|t| !on_path(t)) && is_root() {
         INSTALLED.get_or_init(|| {
@@ -47,14 +48,11 @@ fn have_tools(test: &str, tools: &[&str]) -> bool {
         });
     }
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    eprintln!(
-        "\n!!! SKIPPED {test}: {} not installed (run `bash packaging/build-deps.sh` as root) !!!\n",
+    assert!(
+        missing.is_empty(),
+        "needs {} (run `bash packaging/build-deps.sh` as root)",
         missing.join(", ")
     );
-    false
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -176,10 +174,9 @@ fn unit_dropins() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn deb_holds_every_file_with_its_mode_and_owner() {
-    if !have_tools("deb_holds_every_file_with_its_mode_and_owner", BUILD_TOOLS) {
-        return;
-    }
+    need_tools(BUILD_TOOLS);
     let b = built();
     let listing = stdout(Command::new("dpkg-deb").arg("-c").arg(&b.deb));
     let mut files = BTreeMap::new();
@@ -255,13 +252,9 @@ fn deb_holds_every_file_with_its_mode_and_owner() {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn rpm_holds_every_file_with_its_mode_owner_and_config_flag() {
-    if !have_tools(
-        "rpm_holds_every_file_with_its_mode_owner_and_config_flag",
-        BUILD_TOOLS,
-    ) {
-        return;
-    }
+    need_tools(BUILD_TOOLS);
     let b = built();
     let listing = stdout(Command::new("rpm").arg("-qlp").arg(&b.rpm));
     let detail = stdout(Command::new("rpm").arg("-qp").arg(&b.rpm).args([
@@ -322,13 +315,9 @@ fn rpm_holds_every_file_with_its_mode_owner_and_config_flag() {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn shipped_config_is_only_comments_and_means_the_defaults() {
-    if !have_tools(
-        "shipped_config_is_only_comments_and_means_the_defaults",
-        BUILD_TOOLS,
-    ) {
-        return;
-    }
+    need_tools(BUILD_TOOLS);
     let path = built().files.path().join("etc/oomward/config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     for (i, line) in text.lines().enumerate() {
@@ -395,19 +384,21 @@ export PATH="$T/stubs:$PATH"
     (log, String::from_utf8(out.stderr).unwrap())
 }
 
-fn sandbox_possible(test: &str) -> bool {
-    if !is_root() || !on_path("unshare") {
-        eprintln!("\n!!! SKIPPED {test}: needs root and unshare(1) !!!\n");
-        return false;
-    }
-    have_tools(test, BUILD_TOOLS)
+/// Fails the test unless the packages' scripts can run in a throwaway sandbox here: root,
+/// unshare(1) and the packaging tools.
+fn need_sandbox() {
+    assert!(
+        is_root(),
+        "needs root to run the packages' scripts in a sandbox"
+    );
+    assert!(on_path("unshare"), "needs unshare(1) (util-linux)");
+    need_tools(BUILD_TOOLS);
 }
 
 #[test]
+#[ignore = "needs root, unshare(1) and the packaging tools"]
 fn deb_scripts_enable_start_try_restart_and_stop_the_unit() {
-    if !sandbox_possible("deb_scripts_enable_start_try_restart_and_stop_the_unit") {
-        return;
-    }
+    need_sandbox();
     let (log, _) = in_sandbox(r#"sh "$CTL/postinst" configure"#);
     assert_eq!(
         log,
@@ -436,10 +427,9 @@ fn deb_scripts_enable_start_try_restart_and_stop_the_unit() {
 }
 
 #[test]
+#[ignore = "needs root, unshare(1) and the packaging tools"]
 fn deb_purge_leaves_nothing_in_etc_but_the_admins_own_files() {
-    if !sandbox_possible("deb_purge_leaves_nothing_in_etc_but_the_admins_own_files") {
-        return;
-    }
+    need_sandbox();
     // dpkg has removed the conffile; config.d holds an enabled preset (a link into the removed
     // /usr/share/oomward/presets/).
     let (log, err) = in_sandbox(
@@ -469,10 +459,9 @@ ls -A /etc/oomward/config.d >&2
 }
 
 #[test]
+#[ignore = "needs root, unshare(1) and the packaging tools"]
 fn dpkg_install_then_purge_leaves_nothing_behind() {
-    if !sandbox_possible("dpkg_install_then_purge_leaves_nothing_behind") {
-        return;
-    }
+    need_sandbox();
     let b = built();
     let t = tempfile::tempdir().unwrap();
     // The real dpkg and deb-systemd-helper, on overlays of /etc, /usr and /var that vanish with
@@ -515,10 +504,9 @@ test ! -e /etc/oomward || echo "left: /etc/oomward"
 }
 
 #[test]
+#[ignore = "needs root, unshare(1) and the packaging tools"]
 fn rpm_scriptlets_follow_presets_and_try_restart_on_upgrade() {
-    if !sandbox_possible("rpm_scriptlets_follow_presets_and_try_restart_on_upgrade") {
-        return;
-    }
+    need_sandbox();
     let b = built();
     let scripts = stdout(Command::new("rpm").arg("-qp").arg("--scripts").arg(&b.rpm));
     for s in ["postinstall", "preuninstall", "postuninstall"] {
@@ -564,13 +552,9 @@ fn rpm_scriptlets_follow_presets_and_try_restart_on_upgrade() {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn lintian_and_rpmlint_report_no_errors() {
-    if !have_tools(
-        "lintian_and_rpmlint_report_no_errors",
-        &["dpkg-deb", "rpmbuild", "lintian", "rpmlint"],
-    ) {
-        return;
-    }
+    need_tools(&["dpkg-deb", "rpmbuild", "lintian", "rpmlint"]);
     let b = built();
     // Every override says why.
     let overrides =
@@ -614,13 +598,9 @@ fn lintian_and_rpmlint_report_no_errors() {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn man_pages_render_without_warnings() {
-    if !have_tools(
-        "man_pages_render_without_warnings",
-        &["dpkg-deb", "rpmbuild", "groff", "man"],
-    ) {
-        return;
-    }
+    need_tools(&["dpkg-deb", "rpmbuild", "groff", "man"]);
     let files = built().files.path();
     for (page, title) in [
         ("usr/share/man/man8/oomward.8.gz", "OOMWARD(8)"),
@@ -666,13 +646,9 @@ fn man_pages_render_without_warnings() {
 }
 
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn bash_completion_loads_from_where_the_package_installs_it() {
-    if !have_tools(
-        "bash_completion_loads_from_where_the_package_installs_it",
-        &["dpkg-deb", "rpmbuild", "bash"],
-    ) {
-        return;
-    }
+    need_tools(&["dpkg-deb", "rpmbuild", "bash"]);
     let files = built().files.path();
     let file = files.join("usr/share/bash-completion/completions/oomward");
     // Sourced directly, as the brief test of a completion file.
@@ -818,16 +794,10 @@ protect = true
 /// (`systemd-analyze security`) is no worse than the 2.3 it was rated before Type=notify, the
 /// watchdog and RestrictRealtime= were added.
 #[test]
+#[ignore = "builds the packages: needs their tools (as root it installs them with packaging/build-deps.sh)"]
 fn the_unit_verifies_and_keeps_its_security_exposure() {
-    if !have_tools(
-        "the_unit_verifies_and_keeps_its_security_exposure",
-        &["systemd-analyze", "man"],
-    ) || !have_tools(
-        "the_unit_verifies_and_keeps_its_security_exposure",
-        BUILD_TOOLS,
-    ) {
-        return;
-    }
+    need_tools(&["systemd-analyze", "man"]);
+    need_tools(BUILD_TOOLS);
     let b = built();
     let root = b.files.path();
     let unit = std::fs::read_to_string(root.join("usr/lib/systemd/system/oomward.service"))

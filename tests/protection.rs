@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{is_root, oomward};
+use support::oomward;
 
 const DBUS: &str = "/usr/bin/dbus-daemon";
 /// An ordinary user: `nobody`.
@@ -96,15 +96,20 @@ fn protected_by(pid: i32) -> Option<String> {
     row["protected_by"].as_str().map(String::from)
 }
 
-fn can_run() -> bool {
-    let ok = is_root()
-        && Path::new(DBUS).exists()
-        && Command::new("setpriv").arg("--version").output().is_ok()
-        && Command::new("unshare").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("SKIPPED: needs root, {DBUS} (.ci/setup installs it), setpriv and unshare");
+/// Fails the test, saying what is missing, unless it can run here; the tests are `#[ignore]`d
+/// with the same words.
+fn need_tools() {
+    support::need_root("to run processes as another user");
+    assert!(
+        Path::new(DBUS).exists(),
+        "needs {DBUS} (.ci/setup installs it)"
+    );
+    for tool in ["setpriv", "unshare"] {
+        assert!(
+            Command::new(tool).arg("--version").output().is_ok(),
+            "needs {tool}(1) (util-linux)"
+        );
     }
-    ok
 }
 
 /// A session bus daemon listening in `dir`, as its argv.
@@ -128,10 +133,9 @@ fn dir_for_user() -> tempfile::TempDir {
 }
 
 #[test]
+#[ignore = "needs root, dbus-daemon, setpriv and unshare"]
 fn a_user_cannot_claim_the_builtin_protection_of_a_system_daemon() {
-    if !can_run() {
-        return;
-    }
+    need_tools();
     let dbus = PathBuf::from(DBUS);
 
     // Root running it outside a user session: a system daemon, protected.
@@ -185,10 +189,9 @@ fn a_user_cannot_claim_the_builtin_protection_of_a_system_daemon() {
 }
 
 #[test]
+#[ignore = "needs root, dbus-daemon, setpriv and unshare"]
 fn a_user_running_the_oomward_binary_is_not_protected_as_an_instance() {
-    if !can_run() {
-        return;
-    }
+    need_tools();
     let bin = std::fs::canonicalize(env!("CARGO_BIN_EXE_oomward")).unwrap();
     // `check-config` blocked reading a FIFO: an oomward process that stays.
     let dir = dir_for_user();

@@ -14,18 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{Daemon, Proc, TestCgroup, is_root, oomward, serial, v1_memory_mount};
+use support::need_v1;
+use support::{Daemon, Proc, TestCgroup, oomward, serial};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 256 * MIB;
-
-fn can_run() -> bool {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return false;
-    }
-    true
-}
 
 /// A config watching `path` only, with the journal and status file in `dir`.
 fn config(dir: &Path, path: &str, cgroup_extra: &str, extra: &str) -> std::path::PathBuf {
@@ -78,10 +71,9 @@ fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_kill_is_reported_whole_kept_in_the_journal_and_explained_after_a_restart() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("report", LIMIT);
     let dir = tempfile::tempdir().unwrap();
@@ -264,10 +256,9 @@ fn wait_file(path: &Path, timeout: Duration) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("hooks", LIMIT);
     let dir = tempfile::tempdir().unwrap();
@@ -347,10 +338,9 @@ fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
 /// 256 MiB cgroup): no kill is held back so long that the kernel wins one, and the journal
 /// holds only what oomward did: one record per signal it sent, each a process it signalled.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("hookrace", LIMIT);
     let dir = tempfile::tempdir().unwrap();
@@ -428,10 +418,9 @@ fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
 /// keeps its own `event`, and the name comes back whole as the value of `comm`, never as
 /// fields of its own.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_victim_name_cannot_forge_a_field_in_any_output() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let names: [&[u8]; 2] = [b"x=1 event=kill", b"a\"b\nevent=x c"];
     for format in ["text", "json"] {
@@ -528,10 +517,9 @@ fn a_victim_name_cannot_forge_a_field_in_any_output() {
 /// directory; in a directory only root can change, a symlink planted there (before, say, a
 /// restore from a backup) is never followed: the file it points at keeps its bytes and mode.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn state_files_never_follow_a_planted_symlink() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let victim_dir = tempfile::tempdir().unwrap();
     let precious = victim_dir.path().join("shadow");
@@ -612,10 +600,9 @@ fn state_files_never_follow_a_planted_symlink() {
 /// what was stopped, why, what else was considered; a second user asking about it sees no
 /// command line, and neither can read root's journal. Root still sees everything.
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn an_ordinary_user_can_ask_why_their_process_died() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("whyuser", LIMIT);
     let dir = tempfile::tempdir().unwrap();
@@ -726,10 +713,9 @@ fn threads_and_fds(pid: u32) -> (Vec<String>, Vec<String>) {
 /// the daemon's stop, and the daemon has the threads and descriptors it had after the first
 /// (which starts what lives for the daemon's life: the journal's writer, the child runner).
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn nothing_a_hook_starts_outlives_it() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("hookkids", LIMIT);
     let dir = tempfile::tempdir().unwrap();
@@ -811,10 +797,9 @@ fn nothing_a_hook_starts_outlives_it() {
 }
 
 #[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
 fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
-    if !can_run() {
-        return;
-    }
+    need_v1();
     let _serial = serial();
     let cg = TestCgroup::create("warn", LIMIT);
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 //! (Type=notify, the watchdog, reload, the hardening's private mount namespace) and the
 //! maintainer scripts on a live system.
 //!
-//! `OOMWARD_SKIP_VM=1` skips them (each says so on stderr), as in `tests/vm_lab.rs`.
+//! Each is `#[ignore]`d: plain `cargo test` boots nothing; the full suite runs them.
 
 #[path = "vm/lab.rs"]
 mod lab;
@@ -55,19 +55,14 @@ fn deb() -> &'static Path {
     }
 }
 
-/// Boots the systemd guest with scenario `name` and the .deb as `/lab/oomward.deb`, unless the
-/// VM tests are skipped.
-fn run(name: &str, limit_s: u64) -> Option<Guest> {
-    if lab::skipped(&format!("{name} on {} (systemd)", lab::SYSTEMD_KERNEL)) {
-        return None;
-    }
+/// Boots the systemd guest with scenario `name` and the .deb as `/lab/oomward.deb`.
+fn run(name: &str, limit_s: u64) -> Guest {
     let deb = deb();
-    let lab = Lab::get();
-    Some(lab.run_systemd(
+    Lab::get().run_systemd(
         name,
         &[("lab/oomward.deb", 0o644, deb)],
         Duration::from_secs(limit_s),
-    ))
+    )
 }
 
 /// package: dpkg -i enables and starts the unit, active only after READY=1; the journal
@@ -75,10 +70,9 @@ fn run(name: &str, limit_s: u64) -> Option<Guest> {
 /// the daemon on a bare SIGHUP) while the daemon runs on, and a fixed one is taken; a stopped
 /// daemon is restarted by the watchdog; purge leaves nothing behind.
 #[test]
+#[ignore = "boots the systemd VM lab (QEMU and a Debian root filesystem, prepared by tests/vm/prepare-systemd.sh): minutes"]
 fn package() {
-    let Some(g) = run("package", 300) else {
-        return;
-    };
+    let g = run("package", 300);
     g.expect_pass();
     for (key, want) in [
         ("dpkg_rc", "0"),
@@ -158,10 +152,9 @@ fn package() {
 /// With the shipped hooks drop-in linked, a `post_kill` hook runs as nobody and knows the
 /// victim; `oomward status` works for nobody, `history` and `why` name the hog.
 #[test]
+#[ignore = "boots the systemd VM lab (QEMU and a Debian root filesystem, prepared by tests/vm/prepare-systemd.sh): minutes"]
 fn system_short() {
-    let Some(g) = run("system_short", 300) else {
-        return;
-    };
+    let g = run("system_short", 300);
     g.expect_pass();
     g.expect_kv("dpkg_rc", "0");
     g.expect_kv("oomward", "active");
@@ -231,10 +224,9 @@ fn system_short() {
 /// nobody (the cgroup's `memory.events` and `/proc/vmstat`). A backend killed by SIGKILL would
 /// have made the postmaster end all of them.
 #[test]
+#[ignore = "boots the systemd VM lab (QEMU and a Debian root filesystem, prepared by tests/vm/prepare-systemd.sh): minutes"]
 fn postgres() {
-    let Some(g) = run("postgres", 600) else {
-        return;
-    };
+    let g = run("postgres", 600);
     let v = g.expect_pass();
     g.expect_kv("dpkg_rc", "0");
     g.expect_kv("oomward", "active");
@@ -272,11 +264,9 @@ fn postgres() {
 /// (kubelet's large enough to rank first while the grower is small): only the config's exe rules
 /// keep them off the list. The kernel kills nobody.
 #[test]
+#[ignore = "boots the systemd VM lab (QEMU and a Debian root filesystem, prepared by tests/vm/prepare-systemd.sh): minutes"]
 fn k8s_node() {
     let name = "k8s_node";
-    if lab::skipped(&format!("{name} on {} (systemd)", lab::SYSTEMD_KERNEL)) {
-        return;
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = "packaging/kubernetes/oomward.yaml";
     let text = std::fs::read_to_string(root.join(manifest))
@@ -1563,10 +1553,8 @@ fn desktop_summary(runs: &[DesktopRun]) -> String {
 /// the benchmark's table (median and worst per variant); `OOMWARD_DESKTOP_VARIANTS=a,b` runs
 /// only those.
 #[test]
+#[ignore = "boots the systemd VM lab (QEMU and a Debian root filesystem, prepared by tests/vm/prepare-systemd.sh): minutes"]
 fn desktop() {
-    if lab::skipped(&format!("desktop on {} (systemd)", lab::SYSTEMD_KERNEL)) {
-        return;
-    }
     let trials: usize = std::env::var("OOMWARD_BENCH_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())

@@ -4,7 +4,8 @@
 //! the `RESULT` line it prints; the machinery is in `tests/vm/lab.rs`, the guest's setup in
 //! `tests/vm/prepare.sh`, the overview in `tests/vm/README.md`. Guests run one at a time.
 //!
-//! `OOMWARD_SKIP_VM=1` skips every VM test here (each says so on stderr).
+//! Each is `#[ignore]`d: plain `cargo test` boots nothing; the full suite
+//! (`cargo test -- --include-ignored`) runs them.
 
 #[path = "vm/lab.rs"]
 mod lab;
@@ -14,12 +15,9 @@ use std::time::Duration;
 
 use lab::{Guest, Lab};
 
-/// Boots `kernel` with scenario `name`, unless the VM tests are skipped.
-fn run(name: &str, kernel: &str, limit_s: u64) -> Option<Guest> {
-    if lab::skipped(&format!("{name} on {kernel}")) {
-        return None;
-    }
-    Some(Lab::get().run(kernel, name, Duration::from_secs(limit_s)))
+/// Boots `kernel` with scenario `name`.
+fn run(name: &str, kernel: &str, limit_s: u64) -> Guest {
+    Lab::get().run(kernel, name, Duration::from_secs(limit_s))
 }
 
 /// `on_both_kernels!(check)`: a module `check` with the tests `k6_12` and `k6_1`, each calling
@@ -28,10 +26,12 @@ macro_rules! on_both_kernels {
     ($check:ident) => {
         mod $check {
             #[test]
+            #[ignore = "boots the VM lab (QEMU and Debian's kernels, prepared by tests/vm/prepare.sh): minutes"]
             fn k6_12() {
                 super::$check("6.12");
             }
             #[test]
+            #[ignore = "boots the VM lab (QEMU and Debian's kernels, prepared by tests/vm/prepare.sh): minutes"]
             fn k6_1() {
                 super::$check("6.1");
             }
@@ -47,6 +47,7 @@ macro_rules! on_one_kernel {
     ($check:ident, $test:ident, $kernel:literal) => {
         mod $check {
             #[test]
+            #[ignore = "boots the VM lab (QEMU and Debian's kernels, prepared by tests/vm/prepare.sh): minutes"]
             fn $test() {
                 super::$check($kernel);
             }
@@ -82,9 +83,7 @@ fn stopped_by_oomward(g: &Guest, status_key: &str) {
 /// killer acts, five trials out of five under one daemon: by SIGTERM, or by SIGKILL at once with
 /// `reason=eta` once the daemon knows the allocator's fill rate.
 fn v2_memcg(kernel: &str) {
-    let Some(g) = run("v2_memcg", kernel, 180) else {
-        return;
-    };
+    let g = run("v2_memcg", kernel, 180);
     let v = g.expect_pass();
     assert_eq!(
         g.num("stopped"),
@@ -107,9 +106,7 @@ on_both_kernels!(v2_memcg);
 /// memory.max's term level, asked first, the decision line saying limit=512 MiB with T
 /// memory.max's; an idle process whose memory.high was lowered below its usage lives.
 fn v2_memory_high(kernel: &str) {
-    let Some(g) = run("v2_memory_high", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_memory_high", kernel, 120);
     g.expect_pass();
     g.expect_kv("crawl_alive", "yes");
     g.expect_kv("crawl_decisions", "0");
@@ -138,9 +135,7 @@ on_one_kernel!(v2_memory_high, k6_1, "6.1");
 /// empty, no kernel OOM kill; the escalate and exit lines say that only that one needed SIGKILL
 /// and that the victim itself left on SIGTERM.
 fn whole_cgroup_killed(variant: &str, kernel: &str) {
-    let Some(g) = run(&format!("v2_whole_cgroup:{variant}"), kernel, 120) else {
-        return;
-    };
+    let g = run(&format!("v2_whole_cgroup:{variant}"), kernel, 120);
     g.expect_pass();
     for (key, want) in [
         ("procs_left", "0"),
@@ -189,9 +184,7 @@ on_one_kernel!(v2_oom_group, k6_1, "6.1");
 /// is stopped (SIGTERM, or SIGKILL with `reason=eta`) once memory and the cgroup's swap are both
 /// nearly used, before the kernel, with pages in swap.
 fn v2_swap_headroom(kernel: &str) {
-    let Some(g) = run("v2_swap_headroom", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_swap_headroom", kernel, 120);
     g.expect_pass();
     g.expect_kv("holder_state", "alive");
     g.expect_kv("decisions_holding", "0");
@@ -208,9 +201,7 @@ on_one_kernel!(v2_swap_headroom, k6_12, "6.12");
 /// process: the cache is clean and reclaimable even once the classic LRU (6.1) has moved it all
 /// to active_file, so no one is signalled. (6.12 runs MGLRU.)
 fn v2_hot_page_cache(kernel: &str) {
-    let Some(g) = run("v2_hot_page_cache", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_hot_page_cache", kernel, 120);
     g.expect_pass();
     g.expect_kv("idle_state", "alive");
     g.expect_kv("term_lines", "0");
@@ -222,9 +213,7 @@ on_one_kernel!(v2_hot_page_cache, k6_1, "6.1");
 /// stops its allocator, never the larger sibling in /parent/other; trigger limit and T are the
 /// parent's.
 fn v2_nested(kernel: &str) {
-    let Some(g) = run("v2_nested", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_nested", kernel, 120);
     stopped_by_oomward(&g, "status");
     g.expect_kv("other_state", "alive");
     g.expect_kv("limit", &(160u64 << 20).to_string());
@@ -236,9 +225,7 @@ on_one_kernel!(v2_nested, k6_12, "6.12");
 /// process oomward said it would signal (an adj-600 idle process that outranks the allocator
 /// with the cgroup's T), and oomward reports the kernel's kill.
 fn v2_dry_run(kernel: &str) {
-    let Some(g) = run("v2_dry_run", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_dry_run", kernel, 120);
     g.expect_pass();
     g.expect_kv("dry_run", "true");
     let idle = g.num("idle");
@@ -255,9 +242,7 @@ on_one_kernel!(v2_dry_run, k6_1, "6.1");
 /// cgroup), the kernel's memcg OOM killer kills the process `oomward rank --scope` put first:
 /// the 60 MiB one, which only the cgroup's T ranks first (the machine's T would pick the other).
 fn v2_oracle(kernel: &str) {
-    let Some(g) = run("v2_oracle", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_oracle", kernel, 120);
     g.expect_pass();
     g.expect_kv("first_killed", "big");
     g.expect_kv("first_ranked", "big");
@@ -271,9 +256,7 @@ on_both_kernels!(v2_oracle);
 /// oomward (wake=v2_events on the decision line), and a cgroup throttled above memory.high
 /// fires its memory.pressure trigger (event=pressure, source=cgroup_psi).
 fn v2_events(kernel: &str) {
-    let Some(g) = run("v2_events", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_events", kernel, 120);
     g.expect_pass();
     g.expect_kv("armed_app", "v2_events,cgroup_psi");
     g.expect_kv("wake", "v2_events");
@@ -287,9 +270,7 @@ on_both_kernels!(v2_events);
 /// over the next 2 s stays under 0.2 s); the cgroup created again is armed again and its fast
 /// allocator is stopped by SIGTERM with the kernel's oom_kill at 0.
 fn v2_removed(kernel: &str) {
-    let Some(g) = run("v2_removed", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_removed", kernel, 120);
     g.expect_pass();
     g.expect_kv("removed", "yes");
     g.expect_kv("rearmed", "v2_events,cgroup_psi");
@@ -304,9 +285,7 @@ on_one_kernel!(v2_removed, k6_12, "6.12");
 /// normal ladder: the growing process gets SIGTERM, the decision line names the new limit, the
 /// kernel kills nobody.
 fn v2_limit_lowered(kernel: &str) {
-    let Some(g) = run("v2_limit_lowered", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_limit_lowered", kernel, 120);
     g.expect_pass();
     g.expect_kv("calm_decisions", "0");
     g.expect_kv("stopped", "term");
@@ -320,9 +299,7 @@ on_one_kernel!(v2_limit_lowered, k6_12, "6.12");
 /// alone (event=steady said once, no decision); a second one growing in the same cgroup ends
 /// that, and oomward asks first before the kernel acts.
 fn v2_steady(kernel: &str) {
-    let Some(g) = run("v2_steady", kernel, 180) else {
-        return;
-    };
+    let g = run("v2_steady", kernel, 180);
     g.expect_pass();
     g.expect_kv("still_alive", "yes");
     g.expect_kv("still_decisions", "0");
@@ -338,9 +315,7 @@ on_one_kernel!(v2_steady, k6_12, "6.12");
 /// asked first and the kernel kills nobody; the tripwire is back once the grower is gone; after
 /// a SIGKILL the next start (or `oomward lift-tripwires`) takes it off, and so does a clean stop.
 fn v2_tripwire(kernel: &str) {
-    let Some(g) = run("v2_tripwire", kernel, 180) else {
-        return;
-    };
+    let g = run("v2_tripwire", kernel, 180);
     g.expect_pass();
     g.expect_kv("stopped", "term");
     g.expect_kv("restored", "1");
@@ -370,9 +345,7 @@ on_both_kernels!(v2_tripwire);
 /// supervisor survives every run and its workers were restarted (oomward stopped them), and
 /// the daemon lives on.
 fn v2_respawn(kernel: &str) {
-    let Some(g) = run("v2_respawn", kernel, 240) else {
-        return;
-    };
+    let g = run("v2_respawn", kernel, 240);
     let v = g.expect_pass();
     let runs = usize::try_from(g.num("runs")).unwrap_or(0);
     for (key, want) in [("oom_kill", "0"), ("supervisor", "ok")] {
@@ -392,9 +365,7 @@ on_both_kernels!(v2_respawn);
 /// (256M, one sleeping process), over 30 s: a figure, printed; the test fails only if the
 /// daemon died, signalled the idle process or spins (over 200 wake-ups a second).
 fn v2_idle(kernel: &str) {
-    let Some(g) = run("v2_idle", kernel, 120) else {
-        return;
-    };
+    let g = run("v2_idle", kernel, 120);
     g.expect_pass();
     g.expect_kv("decisions", "0");
     let figure = format!(
@@ -413,10 +384,9 @@ on_one_kernel!(v2_idle, k6_1, "6.1");
 /// decision while the pods idle, and each allocator ended by oomward's signal with the kernel's
 /// oom_kill unchanged. The costs and the reader's throughput are printed, not asserted: their
 /// targets belong to the benchmark.
+#[cfg(feature = "lab-bench")]
 fn v2_many(kernel: &str) {
-    let Some(g) = run("v2_many", kernel, 420) else {
-        return;
-    };
+    let g = run("v2_many", kernel, 420);
     let v = g.expect_pass();
     g.expect_kv("earlyoom", "alive");
     g.expect_kv("oomward_dead", "none");
@@ -471,12 +441,13 @@ fn v2_many(kernel: &str) {
         println!("{figure}");
     }
 }
-/// A benchmark (2.5 min of guest time), run by `bash benches/run.sh v2`, not by `cargo test`:
-/// what it must show (the 10 races) is the fast-allocator race of `v2_memcg` with a hundred
-/// cgroups beside it, which the CI runs on both kernels.
+/// A benchmark (2.5 min of guest time), run by `bash benches/run.sh v2`, not by `cargo test`
+/// (built only with the `lab-bench` feature, so that `--include-ignored` leaves it out): what it
+/// must show (the 10 races) is the fast-allocator race of `v2_memcg` with a hundred cgroups
+/// beside it, which the CI runs on both kernels.
+#[cfg(feature = "lab-bench")]
 mod v2_many {
     #[test]
-    #[ignore = "benchmark: bash benches/run.sh v2"]
     fn k6_12() {
         super::v2_many("6.12");
     }
@@ -486,9 +457,7 @@ mod v2_many {
 /// allocator growing past RAM is stopped by oomward (SIGTERM, or SIGKILL with `reason=eta`; not
 /// the kernel: vmstat oom_kill 0), and a small bystander survives.
 fn system_oom(kernel: &str) {
-    let Some(g) = run("system_oom", kernel, 180) else {
-        return;
-    };
+    let g = run("system_oom", kernel, 180);
     stopped_by_oomward(&g, "status");
     g.expect_kv("decisions_cache", "0");
     g.expect_kv("bystander", "alive");
@@ -537,9 +506,7 @@ fn system_desktop(kernel: &str) {
     let mut rows = Vec::new();
     for trial in 1..=trials {
         for &variant in variants {
-            let Some(g) = run(&format!("system_desktop:{variant}"), kernel, 240) else {
-                return;
-            };
+            let g = run(&format!("system_desktop:{variant}"), kernel, 240);
             let v = g.expect_pass();
             rows.push((variant, trial, v.kv.clone(), g.wall));
             if variant == "oomward" {
@@ -627,9 +594,7 @@ fn snapshot(g: &Guest, tag: &str) -> BTreeMap<i64, KernelView> {
 /// the kernel's; every user process the kernel scores is listed; the memhogs at adj -1000,
 /// -500, 0, 500, 1000, a large one and a partly swapped-out one are all compared.
 fn oracle(kernel: &str) {
-    let Some(g) = run("oracle", kernel, 180) else {
-        return;
-    };
+    let g = run("oracle", kernel, 180);
     g.expect_pass();
     g.expect_kv("swap", "1");
     let before = snapshot(&g, "K1");

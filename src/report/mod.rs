@@ -4,7 +4,6 @@
 //! The line format is an interface (tests and log shippers parse it), so it is built in one
 //! place: [`Line`].
 
-pub mod dbus;
 pub mod history;
 pub mod http;
 pub mod journal;

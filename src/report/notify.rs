@@ -5,8 +5,9 @@
 //! A session bus accepts only its own user (it checks the peer's uid), and the daemon is root,
 //! locked in memory and must never wait. So the daemon does not speak D-Bus at all: a
 //! [`Notifier`] thread runs `oomward notify-send` ([`send_one`]) once per user, as that user,
-//! with a cleared environment and a deadline, and kills it if it overstays. Whatever a user's
-//! bus sends back is parsed by that user's own short-lived process, never by root. The loop only
+//! with a cleared environment and a deadline, and kills it if it overstays; that child makes
+//! the calls with systemd's `busctl`. Whatever a user's bus sends back is read by that user's
+//! own short-lived processes, never by root. The loop only
 //! queues a [`Note`] (a full queue drops it, counted) and reads [`Outcome`]s when it likes.
 //!
 //! Who is notified comes from logind's session files (`/run/systemd/sessions/*`), read without
@@ -20,6 +21,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,7 +33,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use thiserror::Error;
 
-use super::dbus::{self, Connection, Message, Value};
 use super::escape_controls;
 
 /// Notes waiting for the notifier thread; beyond this, a note is dropped (and counted).
@@ -345,30 +346,57 @@ fn first_line(stderr: &str) -> String {
     escape_controls(line).into_owned()
 }
 
+/// Where `busctl` is looked for: the child's environment is empty, so no `PATH`.
+const BUSCTL: [&str; 3] = ["/usr/bin/busctl", "/bin/busctl", "/usr/local/bin/busctl"];
+/// The most of `busctl`'s output read: a capability list or an id is a few dozen bytes.
+const MAX_OUTPUT: u64 = 64 * 1024;
+
 /// Why one notification could not be sent (what `notify-send` prints before exiting 1).
 #[derive(Debug, Error)]
 pub enum NotifyError {
-    /// Connecting, authenticating or the call itself failed.
-    #[error("{bus}: {source}")]
-    Bus {
+    /// No `busctl` (it comes with systemd, wherever there is a user bus).
+    #[error("busctl not found ({}): it comes with systemd", BUSCTL.join(", "))]
+    NoBusctl,
+    /// `busctl` could not be run.
+    #[error("{bus}: cannot run busctl: {source}")]
+    Spawn {
         /// The bus socket.
         bus: String,
-        /// What went wrong.
+        /// Why.
         #[source]
-        source: dbus::Error,
+        source: io::Error,
+    },
+    /// The bus or the server did not answer within the deadline (a socket that accepts and
+    /// never speaks, a server that never replies).
+    #[error("{bus}: timed out after {ms} ms")]
+    TimedOut {
+        /// The bus socket.
+        bus: String,
+        /// The deadline.
+        ms: u128,
+    },
+    /// Connecting or the call failed: `busctl`'s own words.
+    #[error("{bus}: {said}")]
+    Call {
+        /// The bus socket.
+        bus: String,
+        /// The first line `busctl` wrote to stderr.
+        said: String,
     },
     /// The server answered `Notify` with something other than an id.
-    #[error("{bus}: Notify answered with signature {signature:?}, not \"u\"")]
+    #[error("{bus}: Notify answered {said:?}, not an id")]
     Reply {
         /// The bus socket.
         bus: String,
-        /// The reply's signature.
-        signature: String,
+        /// What it answered, as `busctl` shows it.
+        said: String,
     },
 }
 
 /// Sends one notification on the bus at `bus` as the calling user and returns the id the
-/// server gave it; everything (connecting included) within `timeout`. The body is escaped
+/// server gave it; everything (connecting included) within `timeout`. The calls are made by
+/// `busctl` (systemd's D-Bus client), killed at the deadline: its own `--timeout` covers a
+/// method call, not a bus that accepts the connection and never speaks. The body is escaped
 /// (`&`, `<`, `>`) when the server reads markup (or will not say): it carries process names,
 /// which their processes choose, and a notification from oomward must show them as they are.
 pub fn send_one(
@@ -378,58 +406,142 @@ pub fn send_one(
     urgency: u8,
     timeout: Duration,
 ) -> Result<u32, NotifyError> {
-    let shown = || escape_controls(&bus.display().to_string()).into_owned();
-    let on_bus = |source| NotifyError::Bus {
-        bus: shown(),
-        source,
+    let busctl = BUSCTL
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or(NotifyError::NoBusctl)?;
+    let call = BusCall {
+        busctl,
+        bus,
+        deadline: Instant::now() + timeout,
+        timeout,
     };
-    let mut conn = Connection::connect(bus, Some(Instant::now() + timeout)).map_err(on_bus)?;
-    conn.hello().map_err(on_bus)?;
-    let body = if reads_markup(&mut conn).map_err(on_bus)? {
+    // A server that cannot list its capabilities is taken to read markup; a timeout is the
+    // end of it.
+    let markup = match call.run("GetCapabilities", &[]) {
+        Ok(caps) => caps.contains("\"body-markup\""),
+        Err(e @ NotifyError::TimedOut { .. }) => return Err(e),
+        Err(_) => true,
+    };
+    let body = if markup {
         escape_markup(body)
     } else {
         body.to_string()
     };
-    let call = Message::method_call(
-        SERVICE,
-        OBJECT,
-        SERVICE,
-        "Notify",
-        &[
-            Value::str("oomward"),
-            Value::U32(0),
-            Value::str("dialog-warning"),
-            Value::str(summary),
-            Value::str(body),
-            Value::Array("s".into(), Vec::new()),
-            Value::dict_sv(vec![("urgency", Value::Byte(urgency))]),
-            // The server's default display time.
-            Value::I32(-1),
-        ],
-    )
-    .map_err(on_bus)?;
-    let reply = conn.call(&call).map_err(on_bus)?;
-    match reply.body().map_err(on_bus)?.as_slice() {
-        [Value::U32(id)] => Ok(*id),
-        _ => Err(NotifyError::Reply {
-            bus: shown(),
-            signature: reply.signature,
-        }),
+    let urgency = urgency.to_string();
+    let args = [
+        "susssasa{sv}i",
+        "oomward",
+        "0",
+        "dialog-warning",
+        summary,
+        &body,
+        // No actions; one hint, the urgency byte.
+        "0",
+        "1",
+        "urgency",
+        "y",
+        &urgency,
+        // The server's default display time.
+        "-1",
+    ];
+    let said = call.run("Notify", &args)?;
+    said.trim()
+        .strip_prefix("u ")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| NotifyError::Reply {
+            bus: call.shown(),
+            said: escape_controls(said.trim()).into_owned(),
+        })
+}
+
+/// One method call on the notification service, through `busctl`, within a deadline.
+struct BusCall<'a> {
+    busctl: &'a Path,
+    bus: &'a Path,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl BusCall<'_> {
+    fn shown(&self) -> String {
+        escape_controls(&self.bus.display().to_string()).into_owned()
+    }
+
+    /// Runs `busctl call` of `method` with `args` (arguments are literal argv words, after
+    /// `--`: a summary starting with `-` is not an option), and returns what it printed.
+    fn run(&self, method: &str, args: &[&str]) -> Result<String, NotifyError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let timed_out = || NotifyError::TimedOut {
+            bus: self.shown(),
+            ms: self.timeout.as_millis(),
+        };
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let mut address = OsString::from("--address=unix:path=");
+        address.push(address_escape(self.bus.as_os_str().as_bytes()));
+        let mut child = Command::new(self.busctl)
+            .arg(address)
+            .arg(format!("--timeout={}ms", left.as_millis().max(1)))
+            .args(["--", "call", SERVICE, OBJECT, SERVICE, method])
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| NotifyError::Spawn {
+                bus: self.shown(),
+                source,
+            })?;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < self.deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(timed_out());
+                }
+            }
+        };
+        let out = bounded_text(child.stdout.take());
+        let err = bounded_text(child.stderr.take());
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(NotifyError::Call {
+                bus: self.shown(),
+                said: first_line(&err),
+            })
+        }
     }
 }
 
-/// Whether the server interprets markup in bodies (`GetCapabilities` lists `body-markup`). A
-/// server that answers with an error is taken to read markup; a timeout or hang-up is an error.
-fn reads_markup(conn: &mut Connection) -> Result<bool, dbus::Error> {
-    let call = Message::method_call(SERVICE, OBJECT, SERVICE, "GetCapabilities", &[])?;
-    match conn.call(&call) {
-        Ok(reply) => Ok(match reply.body()?.as_slice() {
-            [Value::Array(_, caps)] => caps.iter().any(|c| c.as_str() == Some("body-markup")),
-            _ => true,
-        }),
-        Err(dbus::Error::Remote { .. }) => Ok(true),
-        Err(e) => Err(e),
+/// What a finished child wrote on one of its pipes, at most [`MAX_OUTPUT`] bytes of it.
+fn bounded_text(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(p) = pipe {
+        let _ = p.take(MAX_OUTPUT).read_to_string(&mut text);
     }
+    text
+}
+
+/// A path as a D-Bus address value: bytes outside the unescaped set written as `%hh`.
+fn address_escape(path: &[u8]) -> String {
+    path.iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-_/.\\*".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
 }
 
 /// `s` with the three characters markup gives meaning to written as entities.
@@ -519,7 +631,10 @@ mod tests {
         let me = rustix::process::geteuid().as_raw();
         let my_gid = rustix::process::getegid().as_raw();
         // uid 65534: a bus. uid 65533: a directory but no socket. `me`: listed by config.
-        for (uid, with_bus) in [(65534u32, true), (65533, false), (me, true)] {
+        let others = [(65534u32, true), (65533, false)]
+            .into_iter()
+            .filter(|&(uid, _)| uid != me);
+        for (uid, with_bus) in others.chain([(me, true)]) {
             let dir = run.join(uid.to_string());
             fs::create_dir_all(&dir).unwrap();
             if with_bus {
@@ -552,6 +667,13 @@ mod tests {
         assert!(target(&run, 4242).is_none());
         fs::create_dir_all(run.join("4242")).unwrap();
         assert!(target(&run, 4242).is_none());
+    }
+
+    #[test]
+    fn bus_paths_are_written_as_dbus_addresses() {
+        assert_eq!(address_escape(b"/run/user/1000/bus"), "/run/user/1000/bus");
+        assert_eq!(address_escape(b"/tmp/a b;c=d,e"), "/tmp/a%20b%3bc%3dd%2ce");
+        assert_eq!(address_escape(b"/x\xff"), "/x%ff");
     }
 
     #[test]

@@ -532,14 +532,41 @@ pub fn context_switches(pid: i32) -> u64 {
     total
 }
 
-/// Whether the tests that race the kernel can run here (root and a cgroup-v1 memory
-/// controller); says why not when they cannot.
-pub fn can_race_v1() -> bool {
-    if !is_root() || v1_memory_mount().is_none() {
-        println!("SKIPPED: needs root and a cgroup-v1 memory controller");
-        return false;
+/// Fails the test, saying what is missing, where the tests that race the kernel cannot run
+/// (they need root and a cgroup-v1 memory controller). Such a test is `#[ignore]`d with the
+/// same words: plain `cargo test` leaves it out and says so, and run with `--include-ignored`
+/// on a machine without them it fails instead of passing untried.
+pub fn need_v1() {
+    assert!(is_root(), "needs root (and a cgroup-v1 memory controller)");
+    assert!(
+        v1_memory_mount().is_some(),
+        "needs a cgroup-v1 memory controller (this kernel mounts none)"
+    );
+    tools();
+}
+
+/// Fails the test where it is not run as root, saying `why` it needs root.
+pub fn need_root(why: &str) {
+    assert!(is_root(), "needs root: {why}");
+    tools();
+}
+
+/// Installs what the ignored tests use from Debian (`tests/setup.sh`: idempotent, says what it
+/// installs), once per test program and only as root: the full suite is one command on a fresh
+/// machine.
+pub fn tools() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if !is_root() {
+        return;
     }
-    true
+    DONE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/setup.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .status()
+            .expect("run bash");
+        assert!(st.success(), "{} failed", script.display());
+    });
 }
 
 /// A count from the environment (a longer run while developing), else `default`.

@@ -46,18 +46,6 @@ pub fn notice(msg: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-/// True (after saying so) when the VM tests are to be skipped: `OOMWARD_SKIP_VM=1`.
-pub fn skipped(test: &str) -> bool {
-    match std::env::var("OOMWARD_SKIP_VM") {
-        Ok(v) if !v.is_empty() && v != "0" => {
-            notice(&format!("SKIPPED {test}: OOMWARD_SKIP_VM={v}"));
-            println!("SKIPPED {test}: OOMWARD_SKIP_VM={v}");
-            true
-        }
-        _ => false,
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
     Tcg,
