@@ -37,21 +37,7 @@ fn daemon(
     extra: &str,
     args: &[&str],
 ) -> Daemon {
-    let kill = if extra.contains("[kill]") {
-        ""
-    } else {
-        "[kill]\ngrace = \"1s\"\n"
-    };
-    let mut config =
-        format!("[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n{kill}{extra}\n");
-    for p in paths {
-        config.push_str(&format!("\n[[cgroup]]\npath = \"{p}\"\n{cgroup_extra}\n"));
-    }
-    let file = dir.path().join("oomward.toml");
-    std::fs::write(&file, config).unwrap();
-    let d = Daemon::start(&file, args);
-    d.wait_for("event=start", Duration::from_secs(10));
-    d
+    support::cgroup_daemon(dir, paths, "1s", cgroup_extra, extra, args)
 }
 
 /// The value of `key=` in a log line (values here never contain spaces).

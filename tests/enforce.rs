@@ -25,19 +25,7 @@ fn daemon(
     extra: &str,
     args: &[&str],
 ) -> Daemon {
-    let kill = if extra.contains("[kill]") {
-        ""
-    } else {
-        "[kill]\ngrace = \"300ms\"\n"
-    };
-    let config = format!(
-        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n{kill}{extra}\n[[cgroup]]\npath = \"{path}\"\n{cgroup_extra}\n"
-    );
-    let file = dir.path().join("oomward.toml");
-    std::fs::write(&file, config).unwrap();
-    let d = Daemon::start(&file, args);
-    d.wait_for("event=start", Duration::from_secs(10));
-    d
+    support::cgroup_daemon(dir, &[path], "300ms", cgroup_extra, extra, args)
 }
 
 /// Ended by one of the signals oomward sends (whether it was oomward is checked in its log and

@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -25,52 +23,8 @@ use support::{Daemon, Proc, TestCgroup, serial};
 
 const MIB: u64 = 1 << 20;
 
-/// Counts allocations made on the thread that turned counting on.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the thread-local counters
-// are plain Cells with const initialisers, which do not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Allocations `f` makes on this thread.
-fn allocations(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|on| on.set(true));
-    f();
-    COUNTING.with(|on| on.set(false));
-    COUNT.with(|c| c.get())
-}
+static ALLOCATOR: support::alloc::Counting = support::alloc::Counting;
 
 /// Fails the test unless a Prometheus tool is installed (`.ci/setup` installs it). The tests
 /// that call this are `#[ignore]`d with the same words.
@@ -319,7 +273,7 @@ fn updates_of_known_scopes_and_renders_into_a_used_buffer_allocate_nothing() {
     let mut out = String::new();
     m.render(&mut out);
     out.reserve(out.len());
-    let n = allocations(|| {
+    let n = support::alloc::allocations(|| {
         for _ in 0..100 {
             m.scope("system", &f);
             m.kill("system", "SIGKILL", "eta", 1.7e9);

@@ -3,6 +3,8 @@
 //! racing the kernel run one at a time.
 #![allow(dead_code)]
 
+pub mod alloc;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -530,6 +532,34 @@ pub fn context_switches(pid: i32) -> u64 {
         }
     }
     total
+}
+
+/// A daemon watching the `[[cgroup]]` `paths` (each with `cgroup_extra` in its table), the
+/// system scope off, logging to stderr, with `grace` unless `extra` sets the `[kill]` table
+/// itself; started with `args` and its start line seen. Its config is `dir/oomward.toml`.
+pub fn cgroup_daemon(
+    dir: &tempfile::TempDir,
+    paths: &[&str],
+    grace: &str,
+    cgroup_extra: &str,
+    extra: &str,
+    args: &[&str],
+) -> Daemon {
+    let kill = if extra.contains("[kill]") {
+        String::new()
+    } else {
+        format!("[kill]\ngrace = \"{grace}\"\n")
+    };
+    let mut config =
+        format!("[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n{kill}{extra}\n");
+    for p in paths {
+        config.push_str(&format!("\n[[cgroup]]\npath = \"{p}\"\n{cgroup_extra}\n"));
+    }
+    let file = dir.path().join("oomward.toml");
+    std::fs::write(&file, config).expect("write the config");
+    let d = Daemon::start(&file, args);
+    d.wait_for("event=start", Duration::from_secs(10));
+    d
 }
 
 /// Fails the test, saying what is missing, where the tests that race the kernel cannot run
