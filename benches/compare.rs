@@ -640,6 +640,7 @@ impl Idlers {
             // is killed; the parent records its pid.
             match unsafe { libc::fork() } {
                 0 => loop {
+                    // SAFETY: pause takes no arguments and touches no memory.
                     unsafe { libc::pause() };
                 },
                 -1 => break,

@@ -105,11 +105,8 @@ fn shared_region(mib: u64, memfd: bool) -> *mut u8 {
         let fd = unsafe { libc::memfd_create(c"memhog".as_ptr(), 0) };
         assert!(fd >= 0, "memfd_create failed");
         // SAFETY: ftruncate on the descriptor just made.
-        assert_eq!(
-            unsafe { libc::ftruncate(fd, len as libc::off_t) },
-            0,
-            "ftruncate"
-        );
+        let sized = unsafe { libc::ftruncate(fd, len as libc::off_t) };
+        assert_eq!(sized, 0, "ftruncate");
         (libc::MAP_SHARED, fd)
     } else {
         (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1)

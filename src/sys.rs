@@ -419,8 +419,8 @@ fn drop_to_user(uid: u32, gid: u32) -> io::Result<()> {
             Ok(())
         }
     };
-    // SAFETY (for each call in this function): plain system calls on the calling thread with
-    // integer arguments or pointers to valid, live buffers; none keeps a pointer past the call.
+    // SAFETY: each call in the block is a plain system call on the calling thread, with integer
+    // arguments or pointers to valid, live buffers; none keeps a pointer past the call.
     unsafe {
         let fd = libc::open(
             c"/proc/self/oom_score_adj".as_ptr(),

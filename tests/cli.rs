@@ -492,6 +492,8 @@ fn a_nice_value_the_service_asks_for_is_kept_by_every_thread() {
     cmd.env("STATE_DIRECTORY", dir.path())
         .env("RUNTIME_DIRECTORY", dir.path());
     // As the unit's Nice=-20 does: the process starts at -20.
+    // SAFETY: the closure runs in the child between fork and exec and makes one system call
+    // (setpriority), async-signal-safe, on no memory of the parent's.
     unsafe {
         cmd.pre_exec(|| {
             rustix::process::setpriority_process(None, -20).map_err(std::io::Error::from)
