@@ -633,12 +633,20 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
     std::fs::write(&config_file, config).unwrap();
     let daemon = Daemon::start(&config_file, &[]);
     daemon.wait_for("event=scope_added", Duration::from_secs(10));
-    // The counter is there, at 0, before anything happened.
-    let (_, _, body) = http_get(addr, "/metrics");
+    // The counter is there, at 0, before anything happened: from the first round that saw the
+    // scope (published at the round's end, a moment after the line that says it was added).
     let zero = format!(
         "oomward_kills_total{{scope=\"{}\",signal=\"SIGTERM\",reason=\"term_level\"}} 0",
         cg.path
     );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let (_, _, body) = http_get(addr, "/metrics");
+        if body.contains(&zero) || Instant::now() >= deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(body.contains(&zero), "no zero kill counter:\n{body}");
     need("prometheus");
     let mut prometheus = Prometheus::start(addr);
