@@ -365,6 +365,18 @@ pub fn kill_group(pgid: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets a listening socket's backlog to `backlog` (capped by the kernel at
+/// `net.core.somaxconn`): `listen(2)` on a socket that already listens only changes it.
+pub fn widen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes a descriptor, borrowed for the call, and an integer; no memory.
+    let rc = unsafe { libc::listen(listener.as_raw_fd(), backlog) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Puts the calling thread back in the normal scheduling class. Threads inherit the loop's
 /// real-time class when it starts them; those that serve others (the metrics listener, the
 /// journal writer, hook and notification watchers) must never outrank the machine's own work

@@ -32,6 +32,11 @@ pub const REQUEST_MAX: usize = 2048;
 pub const MAX_CONNECTIONS: usize = 64;
 /// The most connections taken in one turn.
 pub const ACCEPT_BATCH: usize = 16;
+/// The listening socket's queue of connections not yet taken (the kernel caps it at
+/// `net.core.somaxconn`). std listens with 128: a crowd of 500 reconnecting clients overflowed
+/// it about five times a second here, and a scraper whose handshake met a full queue waited
+/// the 1 s of a SYN retransmission.
+pub const BACKLOG: i32 = 4096;
 /// The longest the thread sleeps before it looks whether it was asked to stop.
 const STOP_LOOK: Duration = Duration::from_millis(100);
 
@@ -90,6 +95,7 @@ fn spawn(
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
+    crate::sys::widen_backlog(&listener, BACKLOG)?;
     std::thread::Builder::new()
         .name("oomward-metrics".into())
         .spawn(move || {
