@@ -660,16 +660,7 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
     );
     // A first kill starts what lives as long as the daemon (the journal's writer): the
     // footprint is taken after it.
-    let mut first = Proc::memhog(&[
-        "--cgroup-procs",
-        &cg.procs_file(),
-        "--rate",
-        "500",
-        "--grow",
-        "512",
-        "--delay-ms",
-        "50",
-    ]);
+    let mut first = Proc::racer(&cg.procs_file());
     assert!(first.wait_exit(Duration::from_secs(20)).is_some());
     std::thread::sleep(Duration::from_secs(2));
     let pid = daemon.child.id();
@@ -726,16 +717,7 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
             let mut pids = Vec::new();
             for _ in 0..3 {
                 std::thread::sleep(Duration::from_secs(3));
-                let mut hog = Proc::memhog(&[
-                    "--cgroup-procs",
-                    &procs,
-                    "--rate",
-                    "500",
-                    "--grow",
-                    "512",
-                    "--delay-ms",
-                    "50",
-                ]);
+                let mut hog = Proc::racer(&procs);
                 let stopped = hog.wait_exit(Duration::from_secs(20)).is_some();
                 pids.push((hog.pid, stopped));
             }

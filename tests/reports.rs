@@ -353,16 +353,7 @@ fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
     let mut hogs = Vec::new();
     for run in 0..5 {
         let before = cg.keyed("memory.oom_control", "oom_kill");
-        let mut hog = Proc::memhog(&[
-            "--cgroup-procs",
-            &procs,
-            "--rate",
-            "500",
-            "--grow",
-            "512",
-            "--delay-ms",
-            "50",
-        ]);
+        let mut hog = Proc::racer(&procs);
         assert!(
             hog.wait_exit(Duration::from_secs(30)).is_some(),
             "run {run}: the allocator was never stopped"

@@ -57,6 +57,21 @@ impl Proc {
         p
     }
 
+    /// The fast race: memhog in the cgroup whose `cgroup.procs` is `procs`, growing to 512 MiB
+    /// at 500 MiB/s after 50 ms, past any 256 MiB limit in half a second.
+    pub fn racer(procs: &str) -> Proc {
+        Proc::memhog(&[
+            "--cgroup-procs",
+            procs,
+            "--rate",
+            "500",
+            "--grow",
+            "512",
+            "--delay-ms",
+            "50",
+        ])
+    }
+
     /// Starts memhog with `args` without waiting for it (it may never be ready: an allocator
     /// that hangs at its cgroup's limit).
     pub fn memhog_started(args: &[&str]) -> Proc {
