@@ -446,6 +446,7 @@ impl Outputs {
     /// thread logs how each went). Nothing to do, nothing done: two empty checks.
     fn after_round(&mut self, enforcer: &mut Enforcer, log: &mut Logger) {
         let (published, warnings) = enforcer.take_reports();
+        let extra = &enforcer.config().accounts.notify;
         let (Some(notifier), Some(n)) = (&self.notifier, &self.notify) else {
             return;
         };
@@ -456,8 +457,7 @@ impl Outputs {
                 .map(|r| kill_note(r)),
         );
         for (summary, body, urgency) in notes {
-            let extra: Vec<u32> = n.users.iter().map(|(_, uid)| *uid).collect();
-            let targets = crate::report::notify::targets(&self.root, &n.runtime_dir, &extra);
+            let targets = crate::report::notify::targets(&self.root, &n.runtime_dir, extra);
             if targets.is_empty() {
                 continue;
             }

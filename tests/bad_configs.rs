@@ -35,7 +35,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
         "at most",
     ),
     (
-        "[daemon]\nfill_rate = \"1\"\n",
+        "[daemon]\nfill_rate = \"1KiB\"\n",
         "daemon.fill_rate",
         2,
         "plausible",
@@ -217,6 +217,12 @@ const CASES: &[(&str, &str, usize, &str)] = &[
         "kill.warn_kills_per_minute",
         2,
         "at least 1",
+    ),
+    (
+        "[system]\nmem_available_term = \"8\"\n",
+        "system.mem_available_term",
+        2,
+        "has no unit",
     ),
     (
         "[kill]\nmin_gain = \"80%\"\n",

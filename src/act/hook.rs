@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 
-use crate::config::Hooks as HookConfig;
+use crate::config::{Config, Hooks as HookConfig};
 use crate::report::kill::KillRecord;
 use crate::report::metrics::Metrics;
 use crate::report::{Line, LogHandle, Severity};
@@ -159,17 +159,18 @@ impl HookRunner {
     pub fn run(
         &mut self,
         kind: HookKind,
-        cfg: &HookConfig,
+        config: &Config,
         record: &KillRecord,
         teller: &Teller,
         wait: Duration,
     ) -> Started {
+        let cfg = &config.hooks;
         let argv = match kind {
             HookKind::Warn => &cfg.warn,
             HookKind::PreKill => &cfg.pre_kill,
             HookKind::PostKill => &cfg.post_kill,
         };
-        let (Some(program), Some((uid, gid))) = (argv.first(), cfg.ids) else {
+        let (Some(program), Some((uid, gid))) = (argv.first(), config.accounts.hooks) else {
             return Started::None;
         };
         let now = Instant::now();

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn err(text: &str) -> String {
     Config::parse(text, "test.toml").unwrap_err().to_string()
@@ -288,8 +289,8 @@ fn min_gain_is_a_share_of_the_limit_capped_or_a_size() {
 fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
     const MIB: u64 = 1 << 20;
     let c = Config::parse("", "x").unwrap();
-    let s = c.system.stall;
-    assert_eq!(s.window, std::time::Duration::from_secs(2));
+    let s = &c.system;
+    assert_eq!(s.stall_window, std::time::Duration::from_secs(2));
     assert_eq!((s.psi_some_term, s.psi_full_term), (0.0, 0.0));
     assert_eq!((s.refault_rate_term, s.major_fault_rate_term), (0, 0));
     assert_eq!(c.system.early_available_below, None);
@@ -300,8 +301,8 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
         "x",
     )
     .unwrap();
-    let s = c.system.stall;
-    assert_eq!(s.window, std::time::Duration::from_secs(3));
+    let s = &c.system;
+    assert_eq!(s.stall_window, std::time::Duration::from_secs(3));
     assert_eq!((s.psi_some_term, s.psi_full_term), (40.0, 12.5));
     assert_eq!(
         (s.refault_rate_term, s.major_fault_rate_term),
@@ -313,11 +314,7 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
     );
     // The effective config says them back, and reads back the same.
     let again = Config::parse(&c.to_toml(), "x").unwrap();
-    assert_eq!(again.system.stall, c.system.stall);
-    assert_eq!(
-        again.system.early_available_below,
-        c.system.early_available_below
-    );
+    assert_eq!(again.system, c.system);
     for (text, key) in [
         ("[system]\npsi_full_term = 120\n", "system.psi_full_term"),
         ("[system]\npsi_some_term = -1\n", "system.psi_some_term"),
@@ -552,4 +549,91 @@ fn messages_escape_control_characters_the_file_held() {
     assert!(e.starts_with("test.toml:2: rule[1].exe:"), "{e}");
     assert!(!e.chars().any(char::is_control), "{e:?}");
     assert!(e.contains("\\t/usr/bin/x"), "{e}");
+}
+
+/// `"8"` read as 8 bytes once turned a threshold off without a word.
+#[test]
+fn a_size_without_a_unit_is_refused_with_what_to_write() {
+    for (text, key) in [
+        (
+            "[system]\nmem_available_term = \"8\"\n",
+            "system.mem_available_term",
+        ),
+        ("[kill]\nmin_gain_max = \"64\"\n", "kill.min_gain_max"),
+        (
+            "[[cgroup]]\npath = \"/a\"\navailable_kill = \"16\"\n",
+            "cgroup[1].available_kill",
+        ),
+    ] {
+        let e = err(text);
+        assert!(
+            e.contains(&format!("{key}: ")) && e.contains("has no unit"),
+            "{e}"
+        );
+        assert!(e.contains("MiB\""), "{e}");
+    }
+    let c = Config::parse(
+        "[system]\nrefault_rate_term = \"0\"\nmem_available_kill = \"8B\"\n",
+        "x",
+    );
+    assert!(c.is_ok(), "0 and an explicit B are what they say");
+}
+
+/// Levels in two units are compared once the machine's totals are known.
+#[test]
+fn a_kill_level_above_its_term_level_is_refused_whatever_the_units() {
+    let c = Config::parse(
+        "[system]\nmem_available_term = \"1GiB\"\nmem_available_kill = \"20%\"\n",
+        "m.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.check_against_machine(4 << 30, 0),
+        Ok(()),
+        "20% of 4 GiB is below 1 GiB"
+    );
+    let e = c.check_against_machine(8 << 30, 0).unwrap_err();
+    assert!(
+        e.contains("m.toml: system.mem_available_kill: 20% is above mem_available_term 1GiB"),
+        "{e}"
+    );
+    let c = Config::parse("[system]\nmem_available_warn = \"5%\"\nmem_available_term = \"512MiB\"\nmem_available_kill = \"256MiB\"\n", "w").unwrap();
+    assert!(c.check_against_machine(16 << 30, 0).is_ok());
+    assert!(
+        c.check_against_machine(4 << 30, 0)
+            .unwrap_err()
+            .contains("mem_available_warn")
+    );
+}
+
+/// Users are found in /etc/passwd as a file, never through NSS.
+#[test]
+fn users_resolve_from_the_passwd_file() {
+    let src = Source::new(Vec::new());
+    let passwd = Passwd::parse("root:x:0:0::/:/x\nhooky:x:1234:99::/:/x\n");
+    let raw: RawConfig =
+        toml::from_str("[hooks]\nuser = \"hooky\"\nwarn = [\"/bin/true\"]\n[notify]\nusers = [\"hooky\"]\n[[rule]]\nuser = \"hooky\"\nadjust = 5\n").unwrap();
+    let c = Config::from_raw(&raw, &src, &passwd).unwrap();
+    assert_eq!(
+        c.accounts,
+        Accounts {
+            hooks: Some((1234, 99)),
+            notify: vec![1234]
+        }
+    );
+    assert_eq!(c.rules[0].uid, Some(1234));
+    for text in [
+        "[hooks]\nuser = \"root\"\nwarn = [\"/bin/true\"]\n",
+        "[hooks]\nuser = \"ghost\"\nwarn = [\"/bin/true\"]\n",
+        "[notify]\nusers = [\"root\"]\n",
+        "[[rule]]\nuser = \"ghost\"\nadjust = 5\n",
+    ] {
+        let raw: RawConfig = toml::from_str(text).unwrap();
+        assert!(Config::from_raw(&raw, &src, &passwd).is_err(), "{text}");
+    }
+    let raw: RawConfig = toml::from_str("[hooks]\nuser = \"ghost\"\n").unwrap();
+    assert!(
+        Config::from_raw(&raw, &src, &passwd).is_ok(),
+        "no hook, no user needed"
+    );
 }

@@ -87,6 +87,13 @@ pub struct Glob {
     matcher: GlobMatcher,
 }
 
+/// Two globs are the same when they were written the same.
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
 impl Glob {
     /// Compiles a path glob: `*` stays within one path component, `**` crosses any number.
     /// Patterns beyond what a path needs (too long, braces nested too deep or too many) are

@@ -630,13 +630,13 @@ impl Enforcer {
 
     /// The system's stall terms, the bound on MemAvailable resolved against MemTotal (0: none).
     fn stall_terms(&self, mem: &MemInfo) -> StallTerms {
-        let c = &self.config.system.stall;
+        let c = &self.config.system;
         StallTerms {
-            window: c.window,
+            window: c.stall_window,
             psi_some: c.psi_some_term,
             psi_full: c.psi_full_term,
             refault_rate: c.refault_rate_term,
-            major_fault_rate: c.major_fault_rate_term,
+            major_fault_rate: u64::from(c.major_fault_rate_term),
             below_available: self
                 .config
                 .system

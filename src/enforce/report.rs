@@ -240,16 +240,9 @@ impl Enforcer {
             return name.clone();
         }
         // The host's (through PID 1's root): a container's image has its own or none.
-        let name = std::fs::read_to_string(self.host.exe_root.join("etc/passwd"))
-            .ok()
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    let mut f = l.split(':');
-                    let name = f.next()?;
-                    let _pw = f.next()?;
-                    (f.next()? == uid.to_string()).then(|| name.to_string())
-                })
-            });
+        let name = crate::probe::passwd::Passwd::read(&self.host.exe_root)
+            .by_uid(uid)
+            .map(|a| a.name.clone());
         if self.reporting.users.len() < 4096 {
             self.reporting.users.insert(uid, name.clone());
         }
@@ -274,7 +267,7 @@ impl Enforcer {
         self.fill_in(i, record, p);
         let started = self.reporting.hooks.run(
             HookKind::PreKill,
-            &self.config.hooks,
+            &self.config,
             record,
             &self.teller(log),
             wait,
@@ -403,7 +396,7 @@ impl Enforcer {
         let teller = self.teller(log);
         self.reporting.hooks.run(
             HookKind::PostKill,
-            &self.config.hooks,
+            &self.config,
             &record,
             &teller,
             Duration::ZERO,
@@ -525,7 +518,7 @@ impl Enforcer {
         let teller = self.teller(log);
         self.reporting.hooks.run(
             HookKind::Warn,
-            &self.config.hooks,
+            &self.config,
             &record,
             &teller,
             Duration::ZERO,

@@ -10,6 +10,7 @@ pub mod kept;
 pub mod kube;
 pub mod meminfo;
 pub mod oomd;
+pub mod passwd;
 pub mod process;
 pub mod psi;
 pub mod smaps;
