@@ -405,6 +405,13 @@ table! {
     }
 }
 
+impl Kill {
+    /// The timings of an episode: the kernel's and the loop's own, and what `[kill]` sets.
+    pub fn limits(&self) -> crate::decide::episode::Limits {
+        crate::decide::episode::Limits::new(self.grace, self.stuck_timeout)
+    }
+}
+
 /// Every table, in the order the effective config prints them.
 pub fn tables() -> Vec<TableInfo> {
     vec![

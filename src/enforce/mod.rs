@@ -316,7 +316,7 @@ impl Enforcer {
             stall: None,
             psi_quiet_until: None,
         };
-        let limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
+        let limits = config.kill.limits();
         let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
         Enforcer {
             config,
@@ -389,7 +389,7 @@ impl Enforcer {
         self.policy = config.policy(self.self_pid, self_exe);
         self.policy.first_user_uid = self.host.first_user_uid;
         self.dry_run = force_dry_run || config.daemon.dry_run;
-        self.limits = Limits::new(config.kill.grace, config.kill.stuck_timeout);
+        self.limits = config.kill.limits();
         self.config = config;
         self.last_resolve = None;
         self.tree_for = None;
