@@ -308,6 +308,8 @@ table! {
         min_gain: Level = "2%";
         /// The most a percent `min_gain` asks for.
         min_gain_max: Size = "128MiB";
+        /// The longest wait for an exited victim's memory to come back before another is asked.
+        exit_settle: Dur = "500ms", check within(ZERO, Duration::from_secs(5));
     }
 }
 
@@ -408,7 +410,12 @@ table! {
 impl Kill {
     /// The timings of an episode: the kernel's and the loop's own, and what `[kill]` sets.
     pub fn limits(&self) -> crate::decide::episode::Limits {
-        crate::decide::episode::Limits::new(self.grace, self.stuck_timeout)
+        let exit_settle = self.exit_settle;
+        let timings = crate::decide::episode::Limits::new(self.grace, self.stuck_timeout);
+        crate::decide::episode::Limits {
+            exit_settle,
+            ..timings
+        }
     }
 }
 

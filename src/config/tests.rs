@@ -637,3 +637,25 @@ fn users_resolve_from_the_passwd_file() {
         "no hook, no user needed"
     );
 }
+
+/// A key from the table reaches the episode's timings, with its bounds.
+#[test]
+fn exit_settle_is_a_kill_key_with_bounds() {
+    assert_eq!(
+        Config::default().kill.limits().exit_settle,
+        Duration::from_millis(500)
+    );
+    let c = Config::parse("[kill]\nexit_settle = \"2s\"\n", "x").unwrap();
+    assert_eq!(c.kill.limits().exit_settle, Duration::from_secs(2));
+    assert!(c.to_toml().contains("exit_settle = \"2s\""));
+    let e = err("[kill]\nexit_settle = \"10s\"\n");
+    assert!(
+        e.starts_with("test.toml:2: kill.exit_settle: 10s is longer than allowed: at most 5s"),
+        "{e}"
+    );
+    let e = err("[kill]\nexit_settle = 1\n");
+    assert!(
+        e.contains("kill.exit_settle") && e.contains("\"500ms\""),
+        "{e}"
+    );
+}
