@@ -532,6 +532,27 @@ impl Config {
                 ),
             ));
         }
+        self.check_levels(raw, src)?;
+        if let Some(addr) = self.report.metrics_listen
+            && !addr.ip().is_loopback()
+        {
+            self.warnings.push(format!(
+                "{}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures",
+                src.files()
+            ));
+        }
+        if !self.system.enabled && self.cgroups.is_empty() {
+            self.warnings.push(format!(
+                "{}: no scope is enabled ([system] enabled = false and no [[cgroup]]): oomward watches nothing and will never act",
+                src.files()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each scope's levels in order (kill ≤ term ≤ warn) where their units allow, and one
+    /// `[[cgroup]]` per path.
+    fn check_levels(&self, raw: &RawConfig, src: &Source) -> Result<(), ConfigError> {
         let (s, rs) = (&self.system, &raw.system);
         let levels = [
             (
@@ -591,20 +612,6 @@ impl Config {
                     ),
                 ));
             }
-        }
-        if let Some(addr) = self.report.metrics_listen
-            && !addr.ip().is_loopback()
-        {
-            self.warnings.push(format!(
-                "{}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures",
-                src.files()
-            ));
-        }
-        if !self.system.enabled && self.cgroups.is_empty() {
-            self.warnings.push(format!(
-                "{}: no scope is enabled ([system] enabled = false and no [[cgroup]]): oomward watches nothing and will never act",
-                src.files()
-            ));
         }
         Ok(())
     }
