@@ -42,60 +42,16 @@ pub fn run(
     // Files only root may change, or no start at all: this is no typo a fallback could mend.
     state_dirs_safe(&config).map_err(DaemonError::Unfit)?;
     let (tx, rx) = bounded::<Wakeup>(16);
-    let events_tx = tx.clone();
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| DaemonError::Setup(format!("cannot install signal handlers: {e}")))?;
-    std::thread::Builder::new()
-        .name("oomward-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(Wakeup::Signal(sig)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| DaemonError::Setup(format!("cannot start the signal thread: {e}")))?;
-
+    start_signal_thread(tx.clone())?;
     let (reload, loaded) = start_loader(origin.clone())?;
     let mut log = Logger::new(config.daemon.log);
     log.set_format(log_format.unwrap_or(config.daemon.log_format));
-    protect_self(&mut log, config.daemon.realtime);
-    if let Err(e) = crate::act::children::contain_descendants() {
-        log.log(
-            Severity::Warning,
-            &Line::new("cannot become the subreaper of the hooks' descendants: what a hook leaves behind may outlive it")
-                .kv("event", "subreaper")
-                .kv("error", e),
-        );
-    }
-    // Kept before the start is said: a stop right after it finds it.
-    if fallback.is_none() {
-        save_last_good(&config, &mut log);
-    }
-    announce(&mut log, &config, &host, force_dry_run, "start");
-    if let Some(f) = &fallback {
-        log.log(
-            Severity::Error,
-            &Line::new("the config does not load: running on the last good one instead")
-                .kv("event", "config_error")
-                .kv("error", &f.error)
-                .kv("running_on", &f.running_on),
-        );
-    }
-    announce_namespace(&mut log, &host);
-    if !rustix::process::geteuid().is_root() {
-        log.log(
-            Severity::Warning,
-            &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
-                .kv("event", "unprivileged")
-                .kv("uid", rustix::process::geteuid().as_raw()),
-        );
-    }
+    start_up(&mut log, &config, &host, force_dry_run, fallback.as_ref());
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
     enforcer
         .set_config_error(fallback.map(|f| format!("{} (running on {})", f.error, f.running_on)));
     enforcer.record_tripwires(crate::act::tripwire::default_state(), &mut log);
-    match Events::start(events_tx) {
+    match Events::start(tx) {
         Ok(events) => enforcer.attach_events(events),
         Err(e) => log.log(
             Severity::Warning,
@@ -134,46 +90,15 @@ pub fn run(
             }
             Ok(Got::Loaded(result)) => {
                 wake = Wake::Signal;
-                // A fallback's files are not the config asked for: any config that loads
-                // replaces it.
-                let checked = (*result)
-                    .and_then(|new| {
-                        if enforcer.on_fallback() {
-                            return Ok(new);
-                        }
-                        enforcer.config().may_replace(&new).map(|()| new)
-                    })
-                    .and_then(|new| fits_machine(&new, &host).map(|()| new));
-                match checked {
-                    Ok(new) => {
-                        // The same writer thread, pointed at the new sink if it changed.
-                        log.switch(new.daemon.log);
-                        log.set_format(log_format.unwrap_or(new.daemon.log_format));
-                        save_last_good(&new, &mut log);
-                        announce(&mut log, &new, &host, force_dry_run, "reload");
-                        enforcer.set_config_error(None);
-                        enforcer.set_config(new, force_dry_run);
-                        outputs.apply(&mut enforcer, &mut log);
-                    }
-                    Err(e) => log.log(
-                        Severity::Error,
-                        &Line::new("reload refused, keeping the running config")
-                            .kv("event", "reload")
-                            .kv("error", e),
-                    ),
-                }
+                let reloading = Reloading {
+                    host: &host,
+                    force_dry_run,
+                    log_format,
+                };
+                reloading.apply(*result, &mut enforcer, &mut outputs, &mut log);
             }
             Ok(Got::Wakeup(Wakeup::Signal(sig))) => {
-                log.log(
-                    Severity::Info,
-                    &Line::new("stopping").kv("event", "stop").kv("signal", sig),
-                );
-                service.stopping();
-                enforcer.stop(&mut log);
-                // Hooks and notification helpers still running, and what they left: ended.
-                crate::act::children::stop();
-                // Flush: the last lines must not be lost at exit.
-                log.finish();
+                stop(sig, &mut service, &mut enforcer, log);
                 return Ok(());
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -183,6 +108,127 @@ pub fn run(
             }
         }
     }
+}
+
+/// SIGTERM, SIGINT and SIGHUP become wake-ups of the loop, from a thread of their own.
+fn start_signal_thread(tx: crossbeam_channel::Sender<Wakeup>) -> Result<(), DaemonError> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| DaemonError::Setup(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("oomward-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Wakeup::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| DaemonError::Setup(format!("cannot start the signal thread: {e}")))
+}
+
+/// Before the first round: the daemon made safe from the OOM it fights and the subreaper of
+/// its hooks' descendants, the config kept as the last good one (when it is not itself a
+/// fallback), and the start said with everything that is not as asked.
+fn start_up(
+    log: &mut Logger,
+    config: &Config,
+    host: &Host,
+    force_dry_run: bool,
+    fallback: Option<&Fallback>,
+) {
+    protect_self(log, config.daemon.realtime);
+    if let Err(e) = crate::act::children::contain_descendants() {
+        log.log(
+            Severity::Warning,
+            &Line::new("cannot become the subreaper of the hooks' descendants: what a hook leaves behind may outlive it")
+                .kv("event", "subreaper")
+                .kv("error", e),
+        );
+    }
+    // Kept before the start is said: a stop right after it finds it.
+    if fallback.is_none() {
+        save_last_good(config, log);
+    }
+    announce(log, config, host, force_dry_run, "start");
+    if let Some(f) = fallback {
+        log.log(
+            Severity::Error,
+            &Line::new("the config does not load: running on the last good one instead")
+                .kv("event", "config_error")
+                .kv("error", &f.error)
+                .kv("running_on", &f.running_on),
+        );
+    }
+    announce_namespace(log, host);
+    if !rustix::process::geteuid().is_root() {
+        log.log(
+            Severity::Warning,
+            &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
+                .kv("event", "unprivileged")
+                .kv("uid", rustix::process::geteuid().as_raw()),
+        );
+    }
+}
+
+/// What a reload is checked and applied against.
+struct Reloading<'a> {
+    host: &'a Host,
+    force_dry_run: bool,
+    log_format: Option<LogFormat>,
+}
+
+impl Reloading<'_> {
+    /// A config read on the loader thread replaces the running one if it may (see
+    /// [`Config::may_replace`]) and fits the machine; else the running one stays, and says why.
+    fn apply(
+        &self,
+        result: Result<Config, String>,
+        enforcer: &mut Enforcer,
+        outputs: &mut Outputs,
+        log: &mut Logger,
+    ) {
+        // A fallback's files are not the config asked for: any config that loads replaces it.
+        let checked = result
+            .and_then(|new| {
+                if enforcer.on_fallback() {
+                    return Ok(new);
+                }
+                enforcer.config().may_replace(&new).map(|()| new)
+            })
+            .and_then(|new| fits_machine(&new, self.host).map(|()| new));
+        match checked {
+            Ok(new) => {
+                // The same writer thread, pointed at the new sink if it changed.
+                log.switch(new.daemon.log);
+                log.set_format(self.log_format.unwrap_or(new.daemon.log_format));
+                save_last_good(&new, log);
+                announce(log, &new, self.host, self.force_dry_run, "reload");
+                enforcer.set_config_error(None);
+                enforcer.set_config(new, self.force_dry_run);
+                outputs.apply(enforcer, log);
+            }
+            Err(e) => log.log(
+                Severity::Error,
+                &Line::new("reload refused, keeping the running config")
+                    .kv("event", "reload")
+                    .kv("error", e),
+            ),
+        }
+    }
+}
+
+/// SIGTERM or SIGINT: the stop said, the service told, the enforcer's victims and the hooks'
+/// children dealt with, and the log flushed (the last lines must not be lost at exit).
+fn stop(sig: i32, service: &mut ServiceManager, enforcer: &mut Enforcer, mut log: Logger) {
+    log.log(
+        Severity::Info,
+        &Line::new("stopping").kv("event", "stop").kv("signal", sig),
+    );
+    service.stopping();
+    enforcer.stop(&mut log);
+    crate::act::children::stop();
+    log.finish();
 }
 
 /// Whether `config` can run on this machine: its system thresholds against the machine's
