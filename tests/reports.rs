@@ -496,8 +496,20 @@ fn a_victim_name_cannot_forge_a_field_in_any_output() {
                     .all(|e| ["term", "kill", "escalate", "exit", "report"].contains(&e.as_str())),
                 "{format} {name:?}: an event it did not have: {events:?}\n{out}"
             );
-            let journal = std::fs::read_to_string(dir.path().join("kills.jsonl")).unwrap();
-            let record = &json_lines(&journal)[0];
+            // The journal is written by a thread of its own, after the report line.
+            let path = dir.path().join("kills.jsonl");
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let journal = loop {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if text.ends_with('\n') || std::time::Instant::now() > deadline {
+                    break text;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let record = &json_lines(&journal)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("{format} {name:?}: no kill record in 5 s"));
             assert_eq!(record["victim"]["comm"], name.as_str());
         }
     }
