@@ -346,19 +346,7 @@ fn rank_table_shows_every_term() {
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("scope system: T = "));
     let header = lines.next().unwrap();
-    for col in [
-        "PID",
-        "COMM",
-        "RSS_MiB",
-        "SWAP_MiB",
-        "PTE",
-        "ADJ",
-        "POL",
-        "BADNESS",
-        "SCORE",
-        "RANK",
-        "PROTECTED",
-    ] {
+    for col in "PID COMM RSS_MiB SWAP_MiB PTE ADJ POL BADNESS SCORE RANK PROTECTED".split(' ') {
         assert!(header.contains(col), "{col} missing in {header}");
     }
     assert_eq!(lines.count(), 3);

@@ -303,25 +303,29 @@ mod tests {
         }
     }
 
+    /// Where a domain's fill comes from: outside its members (`pressure_from_outside`), and
+    /// after a barren kill, whether it is still the same cause (`same_cause`).
     #[test]
-    fn a_domain_filled_from_outside_its_members() {
+    fn a_domain_filled_from_outside_its_members_is_one_cause() {
         const M: f64 = MIB as f64;
-        // (domain MiB/s, members' own MiB/s) -> from outside
-        let table: &[(f64, Option<f64>, bool)] = &[
-            (100.0, Some(0.0), true),
-            (100.0, Some(24.0), true),
-            (100.0, Some(25.0), false),
-            (100.0, Some(100.0), false),
-            (3.0, Some(0.0), false),
-            (0.0, Some(0.0), false),
-            (100.0, None, false),
+        // (domain MiB/s, members' own MiB/s) -> (from outside, the same cause: no new kill)
+        let table: &[(f64, Option<f64>, bool, bool)] = &[
+            (100.0, Some(0.0), true, true),
+            (100.0, Some(24.0), true, true),
+            (100.0, Some(25.0), false, false),
+            (100.0, Some(100.0), false, false),
+            // A slow fill: members grow at the noise floor at most.
+            (3.0, Some(3.0), false, true),
+            (3.0, Some(0.0), false, true),
+            (10.0, Some(8.0), false, false),
+            (0.0, Some(0.0), false, true),
+            // The system domain has no members' rate: never outside, never the same cause.
+            (100.0, None, false, false),
         ];
-        for &(domain, members, want) in table {
-            assert_eq!(
-                pressure_from_outside(domain * M, members.map(|m| m * M)),
-                want,
-                "{domain} {members:?}"
-            );
+        for &(domain, members, outside, same) in table {
+            let (d, m) = (domain * M, members.map(|m| m * M));
+            assert_eq!(pressure_from_outside(d, m), outside, "{domain} {members:?}");
+            assert_eq!(same_cause(d, m), same, "{domain} {members:?}");
         }
     }
 
@@ -366,31 +370,6 @@ mod tests {
                 ),
                 want,
                 "{at_exit} {now} {ms}"
-            );
-        }
-    }
-
-    #[test]
-    fn after_a_barren_kill_only_a_growing_member_is_a_new_cause() {
-        const M: f64 = MIB as f64;
-        // (domain MiB/s, members' own MiB/s) -> the same cause (no kill)
-        let table: &[(f64, Option<f64>, bool)] = &[
-            (100.0, Some(0.0), true),
-            (100.0, Some(24.0), true),
-            (100.0, Some(25.0), false),
-            (100.0, Some(100.0), false),
-            // A slow fill: members grow at the noise floor at most.
-            (3.0, Some(3.0), true),
-            (3.0, Some(0.0), true),
-            (10.0, Some(8.0), false),
-            // The system domain has no members' rate: never the same cause.
-            (100.0, None, false),
-        ];
-        for &(domain, members, want) in table {
-            assert_eq!(
-                same_cause(domain * M, members.map(|m| m * M)),
-                want,
-                "{domain} {members:?}"
             );
         }
     }

@@ -92,6 +92,15 @@ pub struct ProcessTable {
     listed_at: Option<(i32, u64, bool)>,
 }
 
+/// What a pass judges processes with: the host it reads, the policy, the scope's T, and
+/// whether command lines are read.
+struct Judging<'a> {
+    host: &'a Host,
+    policy: &'a Policy,
+    totals: Totals,
+    cmdline: bool,
+}
+
 impl ProcessTable {
     /// An empty table that keeps at most `fd_budget` descriptors open.
     pub fn new(fd_budget: usize) -> Self {
@@ -177,9 +186,15 @@ impl ProcessTable {
             self.refresh_at
         };
         self.refresh_at = from + refresh;
+        let by = Judging {
+            host,
+            policy,
+            totals,
+            cmdline,
+        };
         for (i, &pid) in pids.iter().enumerate() {
             let stale = (from..from + refresh).contains(&i);
-            if let Some(bound) = self.bound(host, policy, totals, pid, cmdline, stale, &mut out) {
+            if let Some(bound) = self.bound(&by, pid, stale, &mut out) {
                 self.bounds.push((bound, pid));
             }
         }
@@ -230,17 +245,8 @@ impl ProcessTable {
 
     /// The upper bound of `pid`'s rank score, or `None` when it cannot be a candidate (or is
     /// gone). Reads its facts in full when it is new or its verdict is old.
-    #[allow(clippy::too_many_arguments)]
-    fn bound(
-        &mut self,
-        host: &Host,
-        policy: &Policy,
-        totals: Totals,
-        pid: i32,
-        cmdline: bool,
-        refresh: bool,
-        out: &mut Pass,
-    ) -> Option<i64> {
+    fn bound(&mut self, by: &Judging, pid: i32, refresh: bool, out: &mut Pass) -> Option<i64> {
+        let (host, totals) = (by.host, by.totals);
         // A second try when the first finds the process it knew gone: the pid is listed, so it
         // names a new process now, to be judged at once rather than missed for a pass.
         for first_try in [true, false] {
@@ -251,7 +257,7 @@ impl ProcessTable {
             let refresh = entry.is_some_and(|e| {
                 (first_try && refresh && !e.excluded) || (e.excluded && e.fd.is_none())
             });
-            if (unknown || refresh) && !self.judge(host, policy, totals, pid, cmdline, out) {
+            if (unknown || refresh) && !self.judge(by, pid, out) {
                 return None;
             }
             let e = self.entries.get_mut(&pid)?;
@@ -309,16 +315,9 @@ impl ProcessTable {
 
     /// Reads `pid` in full and records what the policy may add; false when it is gone or
     /// unreadable.
-    fn judge(
-        &mut self,
-        host: &Host,
-        policy: &Policy,
-        totals: Totals,
-        pid: i32,
-        cmdline: bool,
-        out: &mut Pass,
-    ) -> bool {
-        let snap = match read_process_with(host, pid, cmdline) {
+    fn judge(&mut self, by: &Judging, pid: i32, out: &mut Pass) -> bool {
+        let (host, policy, totals) = (by.host, by.policy, by.totals);
+        let snap = match read_process_with(host, pid, by.cmdline) {
             Ok(Some((snap, _))) => snap,
             failed => {
                 if failed.is_err() {
