@@ -14,6 +14,7 @@
 //! registration unregisters it in the kernel; closing a PSI trigger's file removes the trigger.
 
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,6 +230,23 @@ impl Armed {
             Clear::Written => WRITTEN_COALESCE,
         }
     }
+
+    /// Mutes the source for its quiet after it fired at `now`, or to the end of the second
+    /// when it fired more than [`MAX_WAKES_PER_SECOND`] times in it.
+    fn fired(&mut self, now: Instant) {
+        if now.duration_since(self.burst.0) >= Duration::from_secs(1) {
+            self.burst = (now, 0);
+        }
+        self.burst.1 += 1;
+        let quiet = if self.burst.1 > MAX_WAKES_PER_SECOND {
+            self.burst.0 + Duration::from_secs(1)
+        } else {
+            now + self.coalesce()
+        };
+        if quiet > now {
+            self.muted_until = Some(quiet);
+        }
+    }
 }
 
 /// See [`Armed::coalesce`].
@@ -418,114 +436,151 @@ fn poll_loop(kick: &OwnedFd, ctl: &Receiver<Ctl>, wake: &Sender<Wakeup>, dropped
     let mut polled: Vec<usize> = Vec::new();
     let mut drop_ids: Vec<u64> = Vec::new();
     loop {
-        {
-            let now = Instant::now();
-            let mut timeout: Option<Duration> = None;
-            polled.clear();
-            let mut fds: Vec<(&OwnedFd, bool)> = Vec::with_capacity(armed.len() + 1);
-            fds.push((kick, false));
-            for (i, a) in armed.iter_mut().enumerate() {
-                if let Some(until) = a.muted_until {
-                    if until > now {
-                        let left = until - now;
-                        timeout = Some(timeout.map_or(left, |t: Duration| t.min(left)));
-                        continue;
-                    }
-                    a.muted_until = None;
-                }
-                polled.push(i);
-            }
-            for &i in &polled {
-                let a = &armed[i];
-                fds.push((
-                    &a.fd,
-                    !matches!(a.clear, Clear::Eventfd | Clear::Drain | Clear::Written),
-                ));
-            }
-            if sys::poll_ready(&fds, timeout, &mut ready).is_err() {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
+        let timeout = unmuted(&mut armed, Instant::now(), &mut polled);
+        if poll(kick, &armed, &polled, timeout, &mut ready).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
         }
         // The sources first, against the list that was polled: a PSI trigger's readiness is
         // consumed by the poll itself, so it must not be lost to a kick in the same poll.
-        let now = Instant::now();
         drop_ids.clear();
-        for (&i, r) in polled.iter().zip(ready.iter().skip(1)) {
-            if !r.any() {
-                continue;
-            }
-            let a = &mut armed[i];
-            // A kernfs file reports POLLERR on every change; anything else reporting an error
-            // or a hang-up is a trigger whose cgroup went away.
-            let broken = r.invalid() || (a.clear != Clear::Kernfs && r.error());
-            let cleared = if broken {
-                Err(io::Error::from(io::ErrorKind::BrokenPipe))
-            } else {
-                match a.clear {
-                    Clear::Eventfd => sys::eventfd_read(&a.fd).map(|_| ()),
-                    Clear::Psi => Ok(()),
-                    Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
-                    Clear::Drain => sys::drain(&a.fd),
-                    Clear::Written => match sys::drain_names(&a.fd, is_limit_file) {
-                        // Another file written (cgroup.procs, a PSI trigger): no wake-up.
-                        Ok(false) => continue,
-                        other => other.map(drop),
-                    },
-                }
-            };
-            if cleared.is_err() {
-                // Its file errors from now on. Still a wake-up: the round notices the removal.
-                drop_ids.push(a.id);
-            } else {
-                if now.duration_since(a.burst.0) >= Duration::from_secs(1) {
-                    a.burst = (now, 0);
-                }
-                a.burst.1 += 1;
-                let quiet = if a.burst.1 > MAX_WAKES_PER_SECOND {
-                    a.burst.0 + Duration::from_secs(1)
-                } else {
-                    now + a.coalesce()
-                };
-                if quiet > now {
-                    a.muted_until = Some(quiet);
-                }
-            }
-            match wake.try_send(Wakeup::Event(a.source, a.id)) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
-            }
+        if forward(&mut armed, &polled, &ready, wake, &mut drop_ids).is_break() {
+            return;
         }
         if !drop_ids.is_empty() {
-            armed.retain(|a| !drop_ids.contains(&a.id));
-            if let Ok(mut ids) = dropped.ids.lock() {
-                ids.extend_from_slice(&drop_ids);
-                // An owner that disarmed a source as it was dropped never collects it: keep
-                // the list bounded (a lost entry only leaves that source to polling).
-                let excess = ids.len().saturating_sub(MAX_DROPPED_KEPT);
-                ids.drain(..excess);
-            }
-            dropped.generation.fetch_add(1, Ordering::Release);
+            drop_broken(&mut armed, &drop_ids, dropped);
         }
         if ready.first().is_some_and(|r| r.any()) {
             let _ = sys::eventfd_read(kick);
-            loop {
-                match ctl.try_recv() {
-                    Ok(Ctl::Add(a)) => armed.push(*a),
-                    Ok(Ctl::Remove(id)) => armed.retain(|a| a.id != id),
-                    Ok(Ctl::Coalesce(id, d)) => {
-                        for a in armed.iter_mut().filter(|a| a.id == id) {
-                            a.coalesce = Some(d);
-                            // A shorter quiet than the one running now ends it sooner.
-                            if a.muted_until.is_some_and(|t| t > Instant::now() + d) {
-                                a.muted_until = Some(Instant::now() + d);
-                            }
-                        }
+            if take_ctl(&mut armed, ctl).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+/// Fills `polled` with the sources to poll now, unmuting those whose quiet is over; the
+/// time until the first muted one is due, so that the poll wakes to unmute it.
+fn unmuted(armed: &mut [Armed], now: Instant, polled: &mut Vec<usize>) -> Option<Duration> {
+    let mut timeout: Option<Duration> = None;
+    polled.clear();
+    for (i, a) in armed.iter_mut().enumerate() {
+        if let Some(until) = a.muted_until {
+            if until > now {
+                let left = until - now;
+                timeout = Some(timeout.map_or(left, |t: Duration| t.min(left)));
+                continue;
+            }
+            a.muted_until = None;
+        }
+        polled.push(i);
+    }
+    timeout
+}
+
+/// Polls the kick eventfd, then the `polled` sources, into `ready` (in that order).
+fn poll(
+    kick: &OwnedFd,
+    armed: &[Armed],
+    polled: &[usize],
+    timeout: Option<Duration>,
+    ready: &mut Vec<Ready>,
+) -> io::Result<()> {
+    let mut fds: Vec<(&OwnedFd, bool)> = Vec::with_capacity(armed.len() + 1);
+    fds.push((kick, false));
+    for &i in polled {
+        let a = &armed[i];
+        fds.push((
+            &a.fd,
+            !matches!(a.clear, Clear::Eventfd | Clear::Drain | Clear::Written),
+        ));
+    }
+    sys::poll_ready(&fds, timeout, ready)
+}
+
+/// Clears every ready source and sends its wake-up; a source that broke goes into
+/// `drop_ids`. Breaks when the loop's end of the channel is gone.
+fn forward(
+    armed: &mut [Armed],
+    polled: &[usize],
+    ready: &[Ready],
+    wake: &Sender<Wakeup>,
+    drop_ids: &mut Vec<u64>,
+) -> ControlFlow<()> {
+    let now = Instant::now();
+    for (&i, r) in polled.iter().zip(ready.iter().skip(1)) {
+        if !r.any() {
+            continue;
+        }
+        let a = &mut armed[i];
+        let Some(cleared) = clear(a, r) else {
+            continue;
+        };
+        if cleared.is_err() {
+            // Its file errors from now on. Still a wake-up: the round notices the removal.
+            drop_ids.push(a.id);
+        } else {
+            a.fired(now);
+        }
+        match wake.try_send(Wakeup::Event(a.source, a.id)) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => return ControlFlow::Break(()),
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Clears a ready source's readiness; an error when it broke, `None` when what it saw is no
+/// reason to wake the loop.
+fn clear(a: &Armed, r: &Ready) -> Option<io::Result<()>> {
+    // A kernfs file reports POLLERR on every change; anything else reporting an error or a
+    // hang-up is a trigger whose cgroup went away.
+    if r.invalid() || (a.clear != Clear::Kernfs && r.error()) {
+        return Some(Err(io::Error::from(io::ErrorKind::BrokenPipe)));
+    }
+    Some(match a.clear {
+        Clear::Eventfd => sys::eventfd_read(&a.fd).map(|_| ()),
+        Clear::Psi => Ok(()),
+        Clear::Kernfs => sys::pread_discard(a.fd.as_fd()),
+        Clear::Drain => sys::drain(&a.fd),
+        Clear::Written => match sys::drain_names(&a.fd, is_limit_file) {
+            // Another file written (cgroup.procs, a PSI trigger): no wake-up.
+            Ok(false) => return None,
+            other => other.map(drop),
+        },
+    })
+}
+
+/// Forgets the sources in `drop_ids` and hands their ids to their owners.
+fn drop_broken(armed: &mut Vec<Armed>, drop_ids: &[u64], dropped: &Dropped) {
+    armed.retain(|a| !drop_ids.contains(&a.id));
+    if let Ok(mut ids) = dropped.ids.lock() {
+        ids.extend_from_slice(drop_ids);
+        // An owner that disarmed a source as it was dropped never collects it: keep
+        // the list bounded (a lost entry only leaves that source to polling).
+        let excess = ids.len().saturating_sub(MAX_DROPPED_KEPT);
+        ids.drain(..excess);
+    }
+    dropped.generation.fetch_add(1, Ordering::Release);
+}
+
+/// Applies the owners' requests sent since the last kick. Breaks when every owner is gone.
+fn take_ctl(armed: &mut Vec<Armed>, ctl: &Receiver<Ctl>) -> ControlFlow<()> {
+    loop {
+        match ctl.try_recv() {
+            Ok(Ctl::Add(a)) => armed.push(*a),
+            Ok(Ctl::Remove(id)) => armed.retain(|a| a.id != id),
+            Ok(Ctl::Coalesce(id, d)) => {
+                for a in armed.iter_mut().filter(|a| a.id == id) {
+                    a.coalesce = Some(d);
+                    // A shorter quiet than the one running now ends it sooner.
+                    if a.muted_until.is_some_and(|t| t > Instant::now() + d) {
+                        a.muted_until = Some(Instant::now() + d);
                     }
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
                 }
             }
+            Err(crossbeam_channel::TryRecvError::Empty) => return ControlFlow::Continue(()),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return ControlFlow::Break(()),
         }
     }
 }

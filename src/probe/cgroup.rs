@@ -306,6 +306,27 @@ fn limit_if_present(
     }
 }
 
+/// The number in file `name`; `Ok(None)` when it does not exist, an error when it holds
+/// something else.
+fn number(files: &mut impl CgroupFiles, name: &str) -> Result<Option<u64>, ProbeError> {
+    match files.text(name)? {
+        None => Ok(None),
+        Some(t) => match t.trim().parse() {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => Err(ProbeError::parse(&files.path_of(name), "not a number")),
+        },
+    }
+}
+
+/// The number in file `name`, or `default` when it does not exist or holds something else
+/// (a figure that only refines the picture).
+fn number_or(files: &mut impl CgroupFiles, name: &str, default: u64) -> Result<u64, ProbeError> {
+    Ok(files
+        .text(name)?
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(default))
+}
+
 fn outside(path: &str) -> ProbeError {
     ProbeError::Io {
         path: PathBuf::from(path),
@@ -383,115 +404,88 @@ impl CgroupMemory {
         is_root: bool,
         files: &mut impl CgroupFiles,
     ) -> Result<Self, ProbeError> {
-        let mut m = CgroupMemory::default();
-        let limit = |files: &mut dyn CgroupFiles, name: &str| -> Result<Option<u64>, ProbeError> {
-            match files.text(name)? {
-                None => Ok(None),
-                Some(t) => match parse_limit(t) {
-                    Ok(v) => Ok(v),
-                    Err(w) => Err(ProbeError::parse(&files.path_of(name), w)),
-                },
-            }
-        };
-        let number = |files: &mut dyn CgroupFiles, name: &str| -> Result<Option<u64>, ProbeError> {
-            match files.text(name)? {
-                None => Ok(None),
-                Some(t) => match t.trim().parse() {
-                    Ok(v) => Ok(Some(v)),
-                    Err(_) => Err(ProbeError::parse(&files.path_of(name), "not a number")),
-                },
-            }
-        };
         match version {
-            CgroupVersion::V1 => {
-                m.max = limit(files, "memory.limit_in_bytes")?;
-                m.usage = number(files, "memory.usage_in_bytes")?
-                    .ok_or_else(|| files.missing("memory.usage_in_bytes"))?;
-                match files.text("memory.stat")? {
-                    Some(stat) => {
-                        // The hierarchical totals where the kernel has them (use_hierarchy).
-                        let total = |local: &str, whole: &str| {
-                            flat_keyed(stat, whole)
-                                .or_else(|| flat_keyed(stat, local))
-                                .unwrap_or(0)
-                        };
-                        m.inactive_file = total("inactive_file", "total_inactive_file");
-                        m.active_file = total("active_file", "total_active_file");
-                        m.mapped_file = total("mapped_file", "total_mapped_file");
-                        m.shmem = total("shmem", "total_shmem");
-                    }
-                    None => return Err(files.missing("memory.stat")),
-                }
-                if let Some(t) = files.text("memory.memsw.limit_in_bytes")? {
-                    m.swap_accounted = true;
-                    let memsw_max = match parse_limit(t) {
-                        Ok(v) => v,
-                        Err(w) => {
-                            return Err(ProbeError::parse(
-                                &files.path_of("memory.memsw.limit_in_bytes"),
-                                w,
-                            ));
-                        }
-                    };
-                    m.swap_max = match (memsw_max, m.max) {
-                        (Some(sw), Some(mx)) => Some(sw.saturating_sub(mx)),
-                        (Some(sw), None) => Some(sw),
-                        (None, _) => None,
-                    };
-                    if let Some(u) = files.text("memory.memsw.usage_in_bytes")? {
-                        let memsw_usage: u64 = u.trim().parse().unwrap_or(m.usage);
-                        m.swap_usage = memsw_usage.saturating_sub(m.usage);
-                    }
-                }
-                m.swappiness = files
-                    .text("memory.swappiness")?
-                    .and_then(|t| t.trim().parse().ok())
-                    .unwrap_or(60);
-                if let Some(oc) = files.text("memory.oom_control")? {
-                    m.oom_kill_disable = flat_keyed(oc, "oom_kill_disable") == Some(1);
-                    m.under_oom = flat_keyed(oc, "under_oom") == Some(1);
-                    m.oom_kill = flat_keyed(oc, "oom_kill").unwrap_or(0);
-                }
-            }
-            CgroupVersion::V2 => {
-                m.max = limit(files, "memory.max")?;
-                m.high = limit(files, "memory.high")?;
-                m.usage = match number(files, "memory.current")? {
-                    Some(v) => v,
-                    // The v2 root has no memory.current; its usage is the machine's.
-                    None if is_root => 0,
-                    None => return Err(files.missing("memory.current")),
-                };
-                if let Some(stat) = files.text("memory.stat")? {
-                    m.inactive_file = flat_keyed(stat, "inactive_file").unwrap_or(0);
-                    m.active_file = flat_keyed(stat, "active_file").unwrap_or(0);
-                    m.mapped_file = flat_keyed(stat, "file_mapped").unwrap_or(0);
-                    m.shmem = flat_keyed(stat, "shmem").unwrap_or(0);
-                }
-                if let Some(max) = limit_if_present(files, "memory.swap.max")? {
-                    m.swap_accounted = true;
-                    m.swap_max = max;
-                    m.swap_usage = files
-                        .text("memory.swap.current")?
-                        .and_then(|t| t.trim().parse().ok())
-                        .unwrap_or(0);
-                }
-                m.swappiness = files
-                    .text(SWAPPINESS)?
-                    .and_then(|t| t.trim().parse().ok())
-                    .unwrap_or(60);
-                if let Some(ev) = files.text("memory.events")? {
-                    m.oom_events = flat_keyed(ev, "oom").unwrap_or(0);
-                    m.pressure_events = flat_keyed(ev, "high")
-                        .unwrap_or(0)
-                        .saturating_add(flat_keyed(ev, "max").unwrap_or(0));
-                    m.oom_kill = flat_keyed(ev, "oom_kill").unwrap_or(0);
-                }
-                m.oom_group = files
-                    .text("memory.oom.group")?
-                    .is_some_and(|t| t.trim() == "1");
-            }
+            CgroupVersion::V1 => Self::read_v1(files),
+            CgroupVersion::V2 => Self::read_v2(is_root, files),
         }
+    }
+
+    /// The v1 files: hierarchical totals in `memory.stat`, swap as `memsw` (memory + swap).
+    fn read_v1(files: &mut impl CgroupFiles) -> Result<Self, ProbeError> {
+        let mut m = CgroupMemory {
+            max: limit_if_present(files, "memory.limit_in_bytes")?.flatten(),
+            ..CgroupMemory::default()
+        };
+        m.usage = number(files, "memory.usage_in_bytes")?
+            .ok_or_else(|| files.missing("memory.usage_in_bytes"))?;
+        let Some(stat) = files.text("memory.stat")? else {
+            return Err(files.missing("memory.stat"));
+        };
+        // The hierarchical totals where the kernel has them (use_hierarchy).
+        let total = |local: &str, whole: &str| {
+            flat_keyed(stat, whole)
+                .or_else(|| flat_keyed(stat, local))
+                .unwrap_or(0)
+        };
+        m.inactive_file = total("inactive_file", "total_inactive_file");
+        m.active_file = total("active_file", "total_active_file");
+        m.mapped_file = total("mapped_file", "total_mapped_file");
+        m.shmem = total("shmem", "total_shmem");
+        if let Some(memsw_max) = limit_if_present(files, "memory.memsw.limit_in_bytes")? {
+            m.swap_accounted = true;
+            m.swap_max = match (memsw_max, m.max) {
+                (Some(sw), Some(mx)) => Some(sw.saturating_sub(mx)),
+                (Some(sw), None) => Some(sw),
+                (None, _) => None,
+            };
+            // Without a usage that reads, none is seen in swap.
+            let memsw_usage = number_or(files, "memory.memsw.usage_in_bytes", m.usage)?;
+            m.swap_usage = memsw_usage.saturating_sub(m.usage);
+        }
+        m.swappiness = number_or(files, "memory.swappiness", 60)?;
+        if let Some(oc) = files.text("memory.oom_control")? {
+            m.oom_kill_disable = flat_keyed(oc, "oom_kill_disable") == Some(1);
+            m.under_oom = flat_keyed(oc, "under_oom") == Some(1);
+            m.oom_kill = flat_keyed(oc, "oom_kill").unwrap_or(0);
+        }
+        Ok(m)
+    }
+
+    /// The v2 files: `memory.stat` is already hierarchical, swap has files of its own.
+    fn read_v2(is_root: bool, files: &mut impl CgroupFiles) -> Result<Self, ProbeError> {
+        let mut m = CgroupMemory {
+            max: limit_if_present(files, "memory.max")?.flatten(),
+            high: limit_if_present(files, "memory.high")?.flatten(),
+            ..CgroupMemory::default()
+        };
+        m.usage = match number(files, "memory.current")? {
+            Some(v) => v,
+            // The v2 root has no memory.current; its usage is the machine's.
+            None if is_root => 0,
+            None => return Err(files.missing("memory.current")),
+        };
+        if let Some(stat) = files.text("memory.stat")? {
+            m.inactive_file = flat_keyed(stat, "inactive_file").unwrap_or(0);
+            m.active_file = flat_keyed(stat, "active_file").unwrap_or(0);
+            m.mapped_file = flat_keyed(stat, "file_mapped").unwrap_or(0);
+            m.shmem = flat_keyed(stat, "shmem").unwrap_or(0);
+        }
+        if let Some(max) = limit_if_present(files, "memory.swap.max")? {
+            m.swap_accounted = true;
+            m.swap_max = max;
+            m.swap_usage = number_or(files, "memory.swap.current", 0)?;
+        }
+        m.swappiness = number_or(files, SWAPPINESS, 60)?;
+        if let Some(ev) = files.text("memory.events")? {
+            m.oom_events = flat_keyed(ev, "oom").unwrap_or(0);
+            m.pressure_events = flat_keyed(ev, "high")
+                .unwrap_or(0)
+                .saturating_add(flat_keyed(ev, "max").unwrap_or(0));
+            m.oom_kill = flat_keyed(ev, "oom_kill").unwrap_or(0);
+        }
+        m.oom_group = files
+            .text("memory.oom.group")?
+            .is_some_and(|t| t.trim() == "1");
         Ok(m)
     }
 
