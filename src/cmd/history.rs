@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use oomward::config::{Config, ConfigOrigin, parse_duration};
 use oomward::report::history;
-use oomward::report::kill::{KillRecord, human, human_signed, unix_now};
+use oomward::report::kill::{Considered, KillRecord, Victim, human, human_signed, unix_now};
 use oomward::report::{escape_controls, status};
 
 use crate::Failure;
@@ -146,10 +146,18 @@ pub fn why(
 
 /// A kill record in words.
 pub fn explain(r: &KillRecord) -> String {
-    let v = &r.victim;
-    let t = &r.trigger;
     let mut o = String::new();
     let _ = writeln!(o, "{}  {}", r.time_text, r.summary());
+    explain_victim(&mut o, &r.victim);
+    explain_trigger(&mut o, r);
+    explain_choice(&mut o, r);
+    explain_outcome(&mut o, r);
+    explain_candidates(&mut o, &r.candidates);
+    o
+}
+
+/// Who the victim was: its identity, then its command line.
+fn explain_victim(o: &mut String, v: &Victim) {
     let _ = writeln!(
         o,
         "\nvictim: {} (pid {}, uid {}{}), cgroup {}, exe {}",
@@ -169,6 +177,11 @@ pub fn explain(r: &KillRecord) -> String {
         escape_controls(&v.cmdline)
     };
     let _ = writeln!(o, "  cmdline: {cmdline}");
+}
+
+/// Why the domain acted then: its level and figures, how fast it was filling.
+fn explain_trigger(o: &mut String, r: &KillRecord) {
+    let t = &r.trigger;
     let _ = writeln!(
         o,
         "\nwhy now: {} in {} (domain {}) was at level {}: {} available of {} (needs {} back to leave it)",
@@ -197,6 +210,11 @@ pub fn explain(r: &KillRecord) -> String {
             .map(|p| format!("; memory pressure (PSI some avg10) {p:.1}%"))
             .unwrap_or_default()
     );
+}
+
+/// Why this process: the terms of its badness and what its kill was to free.
+fn explain_choice(o: &mut String, r: &KillRecord) {
+    let v = &r.victim;
     let _ = writeln!(
         o,
         "\nwhy this one: the highest score among the candidates that could be chosen.\n  \
@@ -224,6 +242,10 @@ pub fn explain(r: &KillRecord) -> String {
         if r.enough { "yes" } else { "no" },
         human(r.min_gain)
     );
+}
+
+/// The signals sent and how the victim and its domain came out of them.
+fn explain_outcome(o: &mut String, r: &KillRecord) {
     let _ = writeln!(o, "\nwhat happened:");
     for s in &r.signals {
         let _ = writeln!(o, "  {} at {} ms ({})", s.signal, s.at_ms, s.why);
@@ -250,13 +272,17 @@ pub fn explain(r: &KillRecord) -> String {
     if !r.companions.is_empty() {
         let _ = writeln!(o, "  signalled with it: {:?}", r.companions);
     }
+}
+
+/// The candidates as a table, best first, with why each other one was not chosen.
+fn explain_candidates(o: &mut String, candidates: &[Considered]) {
     let _ = writeln!(o, "\ncandidates considered (best first):");
     let _ = writeln!(
         o,
         "  {:>4} {:>8} {:<16} {:>6} {:>8} {:>8} {:>10} {:>10} {:>12}  note",
         "rank", "pid", "comm", "uid", "adj", "badness", "rss", "swap", "would free"
     );
-    for c in &r.candidates {
+    for c in candidates {
         let _ = writeln!(
             o,
             "  {:>4} {:>8} {:<16} {:>6} {:>8} {:>8} {:>10} {:>10} {:>12}  {}",
@@ -276,7 +302,6 @@ pub fn explain(r: &KillRecord) -> String {
             }
         );
     }
-    o
 }
 
 /// `oomward status [--json]`.

@@ -280,26 +280,7 @@ impl KillRecord {
     /// candidates as `pid:comm:rank_score:gain` items.
     pub fn line(&self) -> Line {
         let v = &self.victim;
-        let candidates: Vec<String> = self
-            .candidates
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}:{}:{}:{}",
-                    c.pid,
-                    c.comm.replace([',', ':'], "_"),
-                    c.rank_score
-                        .map_or_else(|| "-".to_string(), |r| r.to_string()),
-                    c.expected_gain
-                )
-            })
-            .collect();
-        let signals: Vec<String> = self
-            .signals
-            .iter()
-            .map(|x| format!("{}@{}", x.signal, x.at_ms))
-            .collect();
-        Line::new(&self.summary())
+        let mut line = Line::new(&self.summary())
             .kv("event", "report")
             .kv("outcome", &self.outcome)
             .kv("scope", &self.scope)
@@ -311,61 +292,69 @@ impl KillRecord {
             .kv("exe", v.exe.as_deref().unwrap_or("?"))
             .kv("uid", v.uid.map_or(-1, i64::from))
             .kv("user", v.user.as_deref().unwrap_or("?"))
-            .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"))
-            .kv_if(
-                v.pod_uid.is_some(),
-                "pod_uid",
-                v.pod_uid.as_deref().unwrap_or(""),
-            )
-            .kv_if(v.pod.is_some(), "pod", v.pod.as_deref().unwrap_or(""))
-            .kv_if(
-                v.namespace.is_some(),
-                "namespace",
-                v.namespace.as_deref().unwrap_or(""),
-            )
-            .kv_if(
-                v.container.is_some(),
-                "container",
-                v.container.as_deref().unwrap_or(""),
-            )
-            .kv_if(
-                v.container_id.is_some(),
-                "container_id",
-                v.container_id.as_deref().unwrap_or(""),
-            )
-            .kv_if(v.qos.is_some(), "qos", v.qos.as_deref().unwrap_or(""))
-            .kv("available", self.trigger.available)
+            .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"));
+        for (key, value) in v.pod_fields() {
+            if let Some(value) = value {
+                line.push(key, value);
+            }
+        }
+        self.with_figures(line)
+    }
+
+    /// `line` with the figures after the victim's fields: what triggered, what was to be freed
+    /// and what was, `-` for one not known; then the signals and the candidates.
+    fn with_figures(&self, line: Line) -> Line {
+        let candidates: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}:{}:{}:{}",
+                    c.pid,
+                    c.comm.replace([',', ':'], "_"),
+                    or_dash(c.rank_score),
+                    c.expected_gain
+                )
+            })
+            .collect();
+        let signals: Vec<String> = self
+            .signals
+            .iter()
+            .map(|x| format!("{}@{}", x.signal, x.at_ms))
+            .collect();
+        line.kv("available", self.trigger.available)
             .kv("limit", self.trigger.limit)
             .kv("fill_rate", self.trigger.fill_rate)
-            .kv(
-                "eta_ms",
-                self.trigger
-                    .eta_ms
-                    .map_or_else(|| "-".to_string(), |e| e.to_string()),
-            )
-            .kv("badness", v.badness)
-            .kv("rank_score", v.rank_score)
+            .kv("eta_ms", or_dash(self.trigger.eta_ms))
+            .kv("badness", self.victim.badness)
+            .kv("rank_score", self.victim.rank_score)
             .kv("expected_gain", self.expected_gain)
-            .kv(
-                "available_after",
-                self.released
-                    .available_after
-                    .map_or_else(|| "-".to_string(), |a| a.to_string()),
-            )
-            .kv(
-                "freed",
-                self.released
-                    .freed
-                    .map_or_else(|| "-".to_string(), |f| f.to_string()),
-            )
-            .kv(
-                "exit_ms",
-                self.exit_ms
-                    .map_or_else(|| "-".to_string(), |e| e.to_string()),
-            )
+            .kv("available_after", or_dash(self.released.available_after))
+            .kv("freed", or_dash(self.released.freed))
+            .kv("exit_ms", or_dash(self.exit_ms))
             .kv("signals", signals.join(","))
             .kv("candidates", candidates.join(","))
     }
+}
+
+impl Victim {
+    /// The fields of the pod it runs in, in the order of the log line; each is there only
+    /// when known (none for a process outside a pod).
+    fn pod_fields(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("pod_uid", self.pod_uid.as_deref()),
+            ("pod", self.pod.as_deref()),
+            ("namespace", self.namespace.as_deref()),
+            ("container", self.container.as_deref()),
+            ("container_id", self.container_id.as_deref()),
+            ("qos", self.qos.as_deref()),
+        ]
+    }
+}
+
+/// A figure that may not be known, as a log field's value: `-` when it is not.
+fn or_dash(figure: Option<impl std::fmt::Display>) -> String {
+    figure.map_or_else(|| "-".to_string(), |f| f.to_string())
 }
 
 /// Bytes for people: `512 KiB`, `1.5 MiB`, `2.25 GiB`.

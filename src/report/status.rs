@@ -192,6 +192,15 @@ pub fn read(path: &Path) -> io::Result<StatusView> {
 /// The view for people.
 pub fn render(v: &StatusView, now: f64) -> String {
     let mut o = String::new();
+    render_daemon(&mut o, v, now);
+    render_scopes(&mut o, &v.scopes);
+    render_domains(&mut o, &v.domains);
+    render_kills(&mut o, &v.last_kills);
+    o
+}
+
+/// The daemon itself: version, uptime, victims, the view's age, a config that did not load.
+fn render_daemon(o: &mut String, v: &StatusView, now: f64) {
     let age = (now - v.updated).max(0.0);
     let _ = writeln!(
         o,
@@ -206,13 +215,17 @@ pub fn render(v: &StatusView, now: f64) -> String {
     if let Some(e) = &v.config_error {
         let _ = writeln!(o, "\nCONFIG ERROR: {e}");
     }
+}
+
+/// The scopes as a table: level, figures, thresholds, event sources.
+fn render_scopes(o: &mut String, scopes: &[ScopeStatus]) {
     let _ = writeln!(o, "\nscopes:");
     let _ = writeln!(
         o,
         "  {:<32} {:<5} {:>10} {:>10} {:>22} {:>12} {:>8}  events",
         "scope", "level", "available", "limit", "warn/term/kill at", "fill/s", "eta"
     );
-    for s in &v.scopes {
+    for s in scopes {
         let at = format!(
             "{}/{}/{}",
             s.warn_at.map_or_else(|| "-".to_string(), short),
@@ -237,8 +250,12 @@ pub fn render(v: &StatusView, now: f64) -> String {
             }
         );
     }
+}
+
+/// The OOM domains, each with its victims in flight.
+fn render_domains(o: &mut String, domains: &[DomainStatus]) {
     let _ = writeln!(o, "\ndomains:");
-    for d in &v.domains {
+    for d in domains {
         let _ = writeln!(
             o,
             "  {} [{}] members: {}; {} kill(s) this episode",
@@ -258,11 +275,15 @@ pub fn render(v: &StatusView, now: f64) -> String {
             );
         }
     }
+}
+
+/// The last kills, newest last.
+fn render_kills(o: &mut String, kills: &[KillSummary]) {
     let _ = writeln!(o, "\nlast kills:");
-    if v.last_kills.is_empty() {
+    if kills.is_empty() {
         let _ = writeln!(o, "  none");
     }
-    for k in &v.last_kills {
+    for k in kills {
         let _ = writeln!(
             o,
             "  {} {} (pid {}) in {}: {}, used {}, freed {} [{}]",
@@ -277,7 +298,6 @@ pub fn render(v: &StatusView, now: f64) -> String {
             k.outcome
         );
     }
-    o
 }
 
 fn short(b: u64) -> String {
