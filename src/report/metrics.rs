@@ -449,87 +449,39 @@ impl Metrics {
             ),
         ];
         for (name, help, pick) in simple {
-            let state = self.lock();
-            family(out, name, "gauge", help, |out| {
-                for (scope, s) in &state.scopes {
-                    if let Some(value) = s.figures.as_ref().and_then(pick) {
-                        sample(out, name, &[("scope", scope)], value);
-                    }
+            self.scope_family(out, name, "gauge", help, |out, scope, s| {
+                if let Some(value) = s.figures.as_ref().and_then(pick) {
+                    sample(out, name, &[("scope", scope)], value);
                 }
             });
         }
-        let state = self.lock();
         let name = "oomward_threshold_bytes";
         let help = "Available memory below which the scope enters a level (warn, term, kill).";
-        family(out, name, "gauge", help, |out| {
-            for (scope, s) in &state.scopes {
-                let Some(f) = &s.figures else { continue };
-                if let Some(warn) = f.warn_bytes {
-                    sample(out, name, &[("scope", scope), ("level", "warn")], warn);
+        self.scope_family(out, name, "gauge", help, |out, scope, s| {
+            let Some(f) = &s.figures else { return };
+            let levels = [
+                ("warn", f.warn_bytes),
+                ("term", Some(f.term_bytes)),
+                ("kill", Some(f.kill_bytes)),
+            ];
+            for (level, bytes) in levels {
+                if let Some(bytes) = bytes {
+                    sample(out, name, &[("scope", scope), ("level", level)], bytes);
                 }
-                sample(
-                    out,
-                    name,
-                    &[("scope", scope), ("level", "term")],
-                    f.term_bytes,
-                );
-                sample(
-                    out,
-                    name,
-                    &[("scope", scope), ("level", "kill")],
-                    f.kill_bytes,
-                );
             }
         });
     }
 
     /// The counters (and the last kill's time), one lock per family.
     fn counters(&self, out: &mut String) {
-        {
-            let state = self.lock();
-            let name = "oomward_kills_total";
-            let help = "Signals sent to end a process, by scope, signal and reason.";
-            let known =
-                crate::decide::episode::Reason::ALL.map(|r| (r.signal().name(), r.as_str()));
-            family(out, name, "counter", help, |out| {
-                for (scope, s) in &state.scopes {
-                    let count = |signal: &str, reason: &str| {
-                        s.kills
-                            .entries
-                            .iter()
-                            .find(|([g, r], _)| g == signal && r == reason)
-                            .map_or(0, |(_, n)| *n)
-                    };
-                    let zeros = known.iter().filter(|_| s.watched);
-                    let others = s
-                        .kills
-                        .entries
-                        .iter()
-                        .map(|([g, r], _)| (g.as_str(), r.as_str()))
-                        .filter(|k| !s.watched || !known.contains(k));
-                    for (signal, reason) in zeros.copied().chain(others) {
-                        let labels = [
-                            ("scope", scope.as_str()),
-                            ("signal", signal),
-                            ("reason", reason),
-                        ];
-                        sample(out, name, &labels, count(signal, reason));
-                    }
-                }
-            });
-        }
-        {
-            let state = self.lock();
-            let name = "oomward_last_kill_timestamp_seconds";
-            let help = "Unix time of the last signal sent to end a process in the scope.";
-            family(out, name, "gauge", help, |out| {
-                for (scope, s) in &state.scopes {
-                    if let Some(t) = s.last_kill {
-                        sample(out, name, &[("scope", scope)], Value::Float(t));
-                    }
-                }
-            });
-        }
+        self.kills(out);
+        let name = "oomward_last_kill_timestamp_seconds";
+        let help = "Unix time of the last signal sent to end a process in the scope.";
+        self.scope_family(out, name, "gauge", help, |out, scope, s| {
+            if let Some(t) = s.last_kill {
+                sample(out, name, &[("scope", scope)], Value::Float(t));
+            }
+        });
         type Pick = fn(&ScopeState) -> u64;
         let per_scope: [(&str, &str, Pick); 4] = [
             (
@@ -554,17 +506,48 @@ impl Metrics {
             ),
         ];
         for (name, help, pick) in per_scope {
-            let state = self.lock();
-            family(out, name, "counter", help, |out| {
-                for (scope, s) in &state.scopes {
-                    // A watched scope counts from 0; a retired one only while it has a count.
-                    let n = pick(s);
-                    if n > 0 || s.watched {
-                        sample(out, name, &[("scope", scope)], n);
-                    }
+            self.scope_family(out, name, "counter", help, |out, scope, s| {
+                // A watched scope counts from 0; a retired one only while it has a count.
+                let n = pick(s);
+                if n > 0 || s.watched {
+                    sample(out, name, &[("scope", scope)], n);
                 }
             });
         }
+        self.event_counters(out);
+    }
+
+    /// Signals sent by scope, signal and reason. A watched scope lists every signal with
+    /// every reason it can be sent for, at 0 until it counts; a retired one what it counted.
+    fn kills(&self, out: &mut String) {
+        let name = "oomward_kills_total";
+        let help = "Signals sent to end a process, by scope, signal and reason.";
+        let known = crate::decide::episode::Reason::ALL.map(|r| (r.signal().name(), r.as_str()));
+        self.scope_family(out, name, "counter", help, |out, scope, s| {
+            let count = |signal: &str, reason: &str| {
+                s.kills
+                    .entries
+                    .iter()
+                    .find(|([g, r], _)| g == signal && r == reason)
+                    .map_or(0, |(_, n)| *n)
+            };
+            let zeros = known.iter().filter(|_| s.watched);
+            let others = s
+                .kills
+                .entries
+                .iter()
+                .map(|([g, r], _)| (g.as_str(), r.as_str()))
+                .filter(|k| !s.watched || !known.contains(k));
+            for (signal, reason) in zeros.copied().chain(others) {
+                let labels = [("scope", scope), ("signal", signal), ("reason", reason)];
+                sample(out, name, &labels, count(signal, reason));
+            }
+        });
+    }
+
+    /// The counters of what happened outside any one scope: the kernel's OOM kills by domain,
+    /// then the tallies of fixed words.
+    fn event_counters(&self, out: &mut String) {
         {
             let state = self.lock();
             let name = "oomward_kernel_oom_kills_total";
@@ -575,53 +558,70 @@ impl Metrics {
                 }
             });
         }
-        {
-            let state = self.lock();
-            let name = "oomward_wakeups_total";
-            let help = "Wake-ups of the loop, by what woke it.";
-            family(out, name, "counter", help, |out| {
-                for ([source], n) in &state.wakeups.entries {
-                    sample(out, name, &[("source", source)], *n);
-                }
-            });
-        }
-        {
-            let state = self.lock();
-            let name = "oomward_hook_runs_total";
-            let help = "Hook runs, by hook and outcome.";
-            family(out, name, "counter", help, |out| {
-                for ([hook, outcome], n) in &state.hooks.entries {
-                    sample(out, name, &[("hook", hook), ("outcome", outcome)], *n);
-                }
-            });
-        }
-        {
-            let state = self.lock();
-            let name = "oomward_notifications_total";
-            let help = "Notifications, by outcome.";
-            family(out, name, "counter", help, |out| {
-                for ([outcome], n) in &state.notifications.entries {
-                    sample(out, name, &[("outcome", outcome)], *n);
-                }
-            });
-        }
-        {
-            let state = self.lock();
-            let name = "oomward_pod_kills_total";
-            let help = "Kills of processes of Kubernetes pods, by namespace, pod and QoS class.";
-            if !state.pod_kills.is_empty() {
-                family(out, name, "counter", help, |out| {
-                    for ([namespace, pod, qos], n) in &state.pod_kills.entries {
-                        sample(
-                            out,
-                            name,
-                            &[("namespace", namespace), ("pod", pod), ("qos", qos)],
-                            *n,
-                        );
-                    }
-                });
+        self.tally(
+            out,
+            "oomward_wakeups_total",
+            "Wake-ups of the loop, by what woke it.",
+            ["source"],
+            |s| &s.wakeups,
+        );
+        self.tally(
+            out,
+            "oomward_hook_runs_total",
+            "Hook runs, by hook and outcome.",
+            ["hook", "outcome"],
+            |s| &s.hooks,
+        );
+        self.tally(
+            out,
+            "oomward_notifications_total",
+            "Notifications, by outcome.",
+            ["outcome"],
+            |s| &s.notifications,
+        );
+        self.tally(
+            out,
+            "oomward_pod_kills_total",
+            "Kills of processes of Kubernetes pods, by namespace, pod and QoS class.",
+            ["namespace", "pod", "qos"],
+            |s| &s.pod_kills,
+        );
+    }
+
+    /// Writes family `name` under one lock, `each` writing the samples of every scope in turn.
+    fn scope_family(
+        &self,
+        out: &mut String,
+        name: &str,
+        kind: &str,
+        help: &str,
+        each: impl Fn(&mut String, &str, &ScopeState),
+    ) {
+        let state = self.lock();
+        family(out, name, kind, help, |out| {
+            for (scope, s) in &state.scopes {
+                each(out, scope, s);
             }
-        }
+        });
+    }
+
+    /// Writes counter family `name` of the tally `pick` chooses under one lock, a sample per
+    /// label set counted, its values under `keys`. A tally that counted nothing has no family.
+    fn tally<const K: usize>(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        keys: [&str; K],
+        pick: fn(&State) -> &Tally<K>,
+    ) {
+        let state = self.lock();
+        family(out, name, "counter", help, |out| {
+            for (values, n) in &pick(&state).entries {
+                let labels: [(&str, &str); K] = std::array::from_fn(|i| (keys[i], &*values[i]));
+                sample(out, name, &labels, *n);
+            }
+        });
     }
 }
 
