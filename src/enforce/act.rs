@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
-use crate::decide::episode::{Futility, Observation, Reason};
+use crate::decide::episode::{Futility, Reason};
 use crate::decide::gain::{
     Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children,
     pressure_from_outside, same_cause, select,
@@ -18,17 +18,9 @@ use crate::rank::{Candidate, Totals, rank};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
-use super::domains::Figures;
 use super::lines::decision_line;
-use super::{CHEAP_FINALISTS, Enforcer, Wake};
-
-/// What the round knows about a domain when it acts on it.
-pub(super) struct Moment<'a> {
-    pub obs: &'a Observation,
-    pub fig: &'a Figures,
-    pub wake: Wake,
-    pub now: Instant,
-}
+use super::moment::{Moment, Owner, Pick};
+use super::{CHEAP_FINALISTS, Enforcer};
 
 /// How many of the first eligible candidates have their gain read from smaps.
 const FINALISTS: usize = 8;
@@ -93,14 +85,6 @@ pub(super) enum Signalled {
     /// It cannot be signalled and never will be (its identity cannot be checked, the system
     /// refused): the next candidate is taken in the same round.
     Refused,
-}
-
-/// Where a candidate lies: the watched scope that holds it, and how it is killed there.
-#[derive(Debug, Clone)]
-pub(super) struct Owner {
-    pub scope: ScopeId,
-    pub path: Option<String>,
-    pub unit: KillUnit,
 }
 
 impl Enforcer {
@@ -910,19 +894,4 @@ impl Enforcer {
             );
         }
     }
-}
-
-/// The chosen candidate and why.
-pub(super) struct Pick<'a, 'p> {
-    pub victim: &'a Candidate<'p>,
-    pub owner: &'a Owner,
-    pub gain: u64,
-    pub enough: bool,
-    pub reason: Reason,
-    /// How long processes of its executable took to exit after SIGTERM before.
-    pub expected_exit: Option<std::time::Duration>,
-    /// What the projection leaves after the last safe moment for a SIGKILL.
-    pub room: Option<std::time::Duration>,
-    /// The parent it was chosen instead of (a near-equal forked child goes first).
-    pub instead_of: Option<i32>,
 }

@@ -11,6 +11,7 @@ use crate::kill::InFlight;
 use crate::probe::cgroup::CgroupVersion;
 use crate::report::{Line, Logger, Severity};
 
+use super::moment::{Figures, Moment};
 use super::{Enforcer, Wake};
 
 /// How soon after a victim's exit its domain is sampled again, for what the exit gave back.
@@ -93,25 +94,6 @@ impl Domain {
     pub fn worth_keeping(&self) -> bool {
         self.busy() || !self.members.is_empty() || !self.exited.is_empty()
     }
-}
-
-/// The domain's figures this round, for the choice and the reports.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Figures {
-    /// The limit that binds (MemTotal for the system), bytes.
-    pub limit: u64,
-    /// Kernel T for ranking within the domain, pages.
-    pub totalpages: u64,
-    /// The machine's T, pages.
-    pub system_totalpages: u64,
-    /// Bytes to gain to leave the level.
-    pub need: u64,
-    /// Observed fill rate, bytes per second (the fastest member's).
-    pub fill_rate: f64,
-    /// What the watched members' own working sets add per second, together (cgroups only).
-    pub members_fill_rate: Option<f64>,
-    /// Shared memory and tmpfs charged to the domain, bytes (cgroups only).
-    pub shmem: Option<u64>,
 }
 
 /// What PSI's avg10 averages over: after a system victim exits, its stall shows that long.
@@ -255,7 +237,7 @@ impl Enforcer {
         let after_sample = obs.available;
         let gone_before = std::mem::take(&mut self.domains[i].exited);
         if obs.level == Level::Ok && self.domains[i].fresh && self.warn_due(i) {
-            let moment = super::act::Moment {
+            let moment = Moment {
                 obs: &obs,
                 fig: &fig,
                 wake,
@@ -278,7 +260,7 @@ impl Enforcer {
             self.escalate(i, key, why, obs.level, now, log);
         }
         if let Some(reason) = plan.choose {
-            let moment = super::act::Moment {
+            let moment = Moment {
                 obs: &obs,
                 fig: &fig,
                 wake,

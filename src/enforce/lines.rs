@@ -4,7 +4,7 @@ use crate::decide::episode::Reason;
 use crate::report::{Line, Severity};
 use crate::sys::Sig;
 
-use super::act::{Moment, Pick};
+use super::moment::{Moment, Pick};
 
 /// How serious a decision line is: a process asked to stop (SIGTERM) is a warning, one killed
 /// outright (SIGKILL) or a signal that could not be sent an error, so that `journalctl -p

@@ -16,6 +16,7 @@
 mod act;
 mod domains;
 mod lines;
+mod moment;
 mod report;
 mod scopes;
 

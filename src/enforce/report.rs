@@ -22,7 +22,7 @@ use crate::report::status::{
 use crate::report::{Line, Logger, Severity};
 
 use super::Enforcer;
-use super::act::{Moment, Pick};
+use super::moment::{Moment, Pick};
 
 /// How many kills the status file lists.
 const LAST_KILLS: usize = 10;

@@ -1,0 +1,62 @@
+//! What one decision about a domain is made of: the moment the round acts in (its observation
+//! and figures), where a candidate lies, and the candidate chosen. Plain values that the
+//! choice, its decision line and its kill record share; this module imports none of theirs.
+
+use std::time::{Duration, Instant};
+
+use crate::config::KillUnit;
+use crate::decide::domain::ScopeId;
+use crate::decide::episode::{Observation, Reason};
+use crate::rank::Candidate;
+
+use super::Wake;
+
+/// What the round knows about a domain when it acts on it.
+pub(super) struct Moment<'a> {
+    pub obs: &'a Observation,
+    pub fig: &'a Figures,
+    pub wake: Wake,
+    pub now: Instant,
+}
+
+/// The domain's figures this round, for the choice and the reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Figures {
+    /// The limit that binds (MemTotal for the system), bytes.
+    pub limit: u64,
+    /// Kernel T for ranking within the domain, pages.
+    pub totalpages: u64,
+    /// The machine's T, pages.
+    pub system_totalpages: u64,
+    /// Bytes to gain to leave the level.
+    pub need: u64,
+    /// Observed fill rate, bytes per second (the fastest member's).
+    pub fill_rate: f64,
+    /// What the watched members' own working sets add per second, together (cgroups only).
+    pub members_fill_rate: Option<f64>,
+    /// Shared memory and tmpfs charged to the domain, bytes (cgroups only).
+    pub shmem: Option<u64>,
+}
+
+/// Where a candidate lies: the watched scope that holds it, and how it is killed there.
+#[derive(Debug, Clone)]
+pub(super) struct Owner {
+    pub scope: ScopeId,
+    pub path: Option<String>,
+    pub unit: KillUnit,
+}
+
+/// The chosen candidate and why.
+pub(super) struct Pick<'a, 'p> {
+    pub victim: &'a Candidate<'p>,
+    pub owner: &'a Owner,
+    pub gain: u64,
+    pub enough: bool,
+    pub reason: Reason,
+    /// How long processes of its executable took to exit after SIGTERM before.
+    pub expected_exit: Option<Duration>,
+    /// What the projection leaves after the last safe moment for a SIGKILL.
+    pub room: Option<Duration>,
+    /// The parent it was chosen instead of (a near-equal forked child goes first).
+    pub instead_of: Option<i32>,
+}
