@@ -2,6 +2,7 @@
 //! rank them with the domain's T, weigh what each kill would free, and either signal the one
 //! [`select`] picks or say why nobody is killed.
 
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
@@ -18,8 +19,9 @@ use crate::rank::{Candidate, Totals, rank};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
-use super::lines::decision_line;
+use super::lines::{decision_line, decision_severity};
 use super::moment::{Moment, Owner, Pick};
+use super::report::considered;
 use super::{CHEAP_FINALISTS, Enforcer};
 
 /// How many of the first eligible candidates have their gain read from smaps.
@@ -47,6 +49,55 @@ fn has_parent_of_its_kind(ranked: &[Candidate<'_>], k: usize) -> bool {
         && ranked
             .iter()
             .any(|c| c.process.pid == p.ppid && c.process.exe == p.exe)
+}
+
+/// For each ranked candidate, its near-equal forked child of the same executable among the
+/// candidates, if any (see [`near_equal_children`]): the one stopped in its stead.
+fn near_equal_children_of(ranked: &[Candidate<'_>]) -> Vec<Option<usize>> {
+    let kin: Vec<Kin<'_>> = ranked
+        .iter()
+        .map(|c| Kin {
+            pid: c.process.pid,
+            ppid: c.process.ppid,
+            exe: c.process.exe.as_deref(),
+            score: c.rank_score.unwrap_or(i64::MIN),
+        })
+        .collect();
+    near_equal_children(&kin)
+}
+
+/// The decision line once the signal was tried: its outcome, how many were signalled with
+/// the victim, and for a SIGKILL what `process_mrelease` said.
+fn with_outcome(
+    mut line: Line,
+    sent: &Result<(), KillError>,
+    companions: usize,
+    sig: Sig,
+    released: &str,
+) -> Line {
+    match sent {
+        Ok(()) => line.push("outcome", "sent"),
+        Err(e) => line.push("outcome", format!("failed: {e}")),
+    }
+    if companions > 0 {
+        line.push("companions", companions);
+    }
+    if sig == Sig::Kill {
+        line.push("mrelease", released);
+    }
+    line
+}
+
+/// The pids a signal `sig` killed outright: the victim and its companions for a SIGKILL, none
+/// for a SIGTERM.
+fn sigkilled(victim: i32, companions: &[Companion], sig: Sig) -> Vec<i32> {
+    if sig == Sig::Kill {
+        std::iter::once(victim)
+            .chain(companions.iter().map(|c| c.pid))
+            .collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// What a futile line says: why, and what the candidates could have freed together.
@@ -96,39 +147,8 @@ impl Enforcer {
         m: &Moment<'_>,
         log: &mut Logger,
     ) {
-        let (obs, fig, now) = (m.obs, m.fig, m.now);
-        if reason != Reason::Rescue && pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
-            // An unwatched sibling fills the limit: a kill here buys milliseconds. Said before
-            // any process is read: nobody here is a victim whatever they hold.
-            let why = Futile {
-                cause: Cause::Outside,
-                total: 0,
-                eligible: 0,
-            };
-            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
-            return;
-        }
-        let evidence = &self.domains[i].evidence;
-        if reason != Reason::Rescue
-            && (evidence.barren.is_some() || evidence.suspect.is_some())
-            && same_cause(fig.fill_rate, fig.members_fill_rate)
-        {
-            if evidence.barren.is_some() {
-                // A kill already gave back nothing while the domain went on filling: another
-                // made for the same cause would give back as little.
-                let why = Futile {
-                    cause: Cause::Barren,
-                    total: 0,
-                    eligible: 0,
-                };
-                self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
-            } else {
-                // The last kill gave back nothing: whether the domain goes on filling says if
-                // another would do better. Looked at again soon, quietly.
-                self.domains[i]
-                    .episode
-                    .back_off(Futility::Waiting, m.obs, m.now, &self.limits);
-            }
+        let fig = m.fig;
+        if reason != Reason::Rescue && self.held_back(i, m, log) {
             return;
         }
         let totals = Totals {
@@ -160,16 +180,7 @@ impl Enforcer {
         let min_gain = self.config.min_gain_bytes(fig.limit);
         let mut prospects = prospects;
         let rescue = reason == Reason::Rescue;
-        let kin: Vec<Kin<'_>> = ranked
-            .iter()
-            .map(|c| Kin {
-                pid: c.process.pid,
-                ppid: c.process.ppid,
-                exe: c.process.exe.as_deref(),
-                score: c.rank_score.unwrap_or(i64::MIN),
-            })
-            .collect();
-        let children = near_equal_children(&kin);
+        let children = near_equal_children_of(&ranked);
         let outcome = loop {
             let (chosen, enough) = match select(&prospects, fig.need, min_gain, rescue) {
                 Selection::Victim { index, enough } => (index, enough),
@@ -191,7 +202,7 @@ impl Enforcer {
                 reason,
             );
             pick.instead_of = child.map(|_| ranked[chosen].process.pid);
-            let candidates = super::report::considered(
+            let candidates = considered(
                 &ranked,
                 &prospects,
                 Some(index),
@@ -216,28 +227,82 @@ impl Enforcer {
                 };
                 self.nobody(i, m, why, min_gain, log);
             }
-            Selection::NoCandidate => {
-                if self.domains[i]
-                    .episode
-                    .back_off(Futility::NoCandidate, obs, now, &self.limits)
-                {
-                    log.log(
-                        Severity::Warning,
-                        &Line::new("domain is low on memory but has no eligible candidate")
-                            .kv("event", "no_candidate")
-                            .kv("scope", self.members_list(i))
-                            .kv("domain", self.domain_key_name(i))
-                            .kv("level", obs.level.as_str())
-                            .kv_if(obs.rescue, "rescue", true)
-                            .kv("available", obs.available)
-                            .kv("limit", fig.limit)
-                            .kv("processes", ranked.len())
-                            .kv("vanished", scanned.vanished)
-                            .kv("unreadable", scanned.unreadable.len()),
-                    );
-                }
-            }
+            Selection::NoCandidate => self.no_candidate(i, m, ranked.len(), &scanned, log),
         }
+    }
+
+    /// Whether the domain's fill says no kill would help before any process is read (not for a
+    /// rescue): it fills from outside the watched scopes, or a kill of this episode already
+    /// gave back nothing for the same cause. Backs off (and says why) when so.
+    fn held_back(&mut self, i: usize, m: &Moment<'_>, log: &mut Logger) -> bool {
+        let fig = m.fig;
+        if pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
+            // An unwatched sibling fills the limit: a kill here buys milliseconds. Said before
+            // any process is read: nobody here is a victim whatever they hold.
+            let why = Futile {
+                cause: Cause::Outside,
+                total: 0,
+                eligible: 0,
+            };
+            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            return true;
+        }
+        let evidence = &self.domains[i].evidence;
+        if (evidence.barren.is_none() && evidence.suspect.is_none())
+            || !same_cause(fig.fill_rate, fig.members_fill_rate)
+        {
+            return false;
+        }
+        if evidence.barren.is_some() {
+            // A kill already gave back nothing while the domain went on filling: another
+            // made for the same cause would give back as little.
+            let why = Futile {
+                cause: Cause::Barren,
+                total: 0,
+                eligible: 0,
+            };
+            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+        } else {
+            // The last kill gave back nothing: whether the domain goes on filling says if
+            // another would do better. Looked at again soon, quietly.
+            self.domains[i]
+                .episode
+                .back_off(Futility::Waiting, m.obs, m.now, &self.limits);
+        }
+        true
+    }
+
+    /// A domain in trouble with nobody eligible in it: backs off, and says so once per episode
+    /// with what the scan of its `processes` found.
+    fn no_candidate(
+        &mut self,
+        i: usize,
+        m: &Moment<'_>,
+        processes: usize,
+        scanned: &Scan,
+        log: &mut Logger,
+    ) {
+        let obs = m.obs;
+        if !self.domains[i]
+            .episode
+            .back_off(Futility::NoCandidate, obs, m.now, &self.limits)
+        {
+            return;
+        }
+        log.log(
+            Severity::Warning,
+            &Line::new("domain is low on memory but has no eligible candidate")
+                .kv("event", "no_candidate")
+                .kv("scope", self.members_list(i))
+                .kv("domain", self.domain_key_name(i))
+                .kv("level", obs.level.as_str())
+                .kv_if(obs.rescue, "rescue", true)
+                .kv("available", obs.available)
+                .kv("limit", m.fig.limit)
+                .kv("processes", processes)
+                .kv("vanished", scanned.vanished)
+                .kv("unreadable", scanned.unreadable.len()),
+        );
     }
 
     /// Kills nobody in a domain where no kill would help: backs off, and says why (and counts
@@ -650,61 +715,22 @@ impl Enforcer {
     ) -> Signalled {
         let victim = pick.victim;
         let sig = pick.reason.signal();
-        let now = m.now;
         let scope = self.scope_name(pick.owner.scope).to_string();
         let domain = self.domain_key_name(i).to_string();
         let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
         if self.dry_run {
-            log.log(
-                Severity::Notice,
-                &line("would signal (dry run)").kv("dry_run", true),
-            );
-            self.domains[i].episode.dry_run_decided();
-            record.outcome = "dry_run".into();
-            let wait = self.pre_kill_wait(sig, m);
-            self.pre_kill_hook(i, &mut record, pick.victim.process, wait, log);
-            self.fill_in(i, &mut record, pick.victim.process);
-            self.publish(record, log);
+            let said = line("would signal (dry run)").kv("dry_run", true);
+            self.signal_dry_run(i, pick, m, record, &said, log);
             return Signalled::Done;
         }
         if self.host.root != std::path::Path::new("/") {
-            // Pids under another root are not this machine's processes: never signal them.
-            log.log(
-                Severity::Error,
-                &Line::new("refusing to signal: processes read from a root other than /")
-                    .kv("root", self.host.root.display()),
-            );
-            self.domains[i].episode.dry_run_decided();
+            self.refuse_foreign_root(i, log);
             return Signalled::Done;
         }
         let key = ProcessKey::of(victim.process);
-        let fd = match kill::open_verified(&self.host, victim.process) {
+        let fd = match self.open_victim(victim.process, log) {
             Ok(fd) => fd,
-            // Gone since the scan (a reused pid means that too): its memory is on its way
-            // back, the next sample says whether anyone else must go.
-            Err(KillError::Gone) | Err(KillError::Reused) => return Signalled::Done,
-            Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
-                // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
-                log.log(
-                    Severity::Error,
-                    &Line::new("cannot open a pidfd for the victim")
-                        .kv("pid", victim.process.pid)
-                        .kv("error", e),
-                );
-                return Signalled::Done;
-            }
-            Err(e) => {
-                log.log(
-                    Severity::Error,
-                    &Line::new("cannot signal the chosen process; never choosing it again, taking the next")
-                        .kv("event", "unverifiable")
-                        .kv("pid", victim.process.pid)
-                        .kv("comm", &victim.process.comm)
-                        .kv("error", e),
-                );
-                self.mark_stuck(key);
-                return Signalled::Refused;
-            }
+            Err(done) => return done,
         };
         let wait = self.pre_kill_wait(sig, m);
         if self.pre_kill_hook(i, &mut record, victim.process, wait, log) && kill::exited(&fd) {
@@ -733,22 +759,13 @@ impl Enforcer {
         } else {
             "-"
         };
-        let mut l = line(if sent.is_ok() {
+        let message = if sent.is_ok() {
             "signalled victim"
         } else {
             "could not signal the victim"
-        });
-        match &sent {
-            Ok(()) => l.push("outcome", "sent"),
-            Err(e) => l.push("outcome", format!("failed: {e}")),
-        }
-        if !companions.is_empty() {
-            l.push("companions", companions.len());
-        }
-        if sig == Sig::Kill {
-            l.push("mrelease", released);
-        }
-        log.log(super::lines::decision_severity(sent.is_ok(), sig), &l);
+        };
+        let said = with_outcome(line(message), &sent, companions.len(), sig, released);
+        log.log(decision_severity(sent.is_ok(), sig), &said);
         record.companions = companions.iter().map(|c| c.pid).collect();
         if sig == Sig::Kill {
             record.mrelease = Some(released.to_string());
@@ -759,51 +776,129 @@ impl Enforcer {
             self.publish(record, log);
             return Signalled::Done;
         }
-        if let Some(metrics) = &self.metrics {
-            metrics.kill(&record.scope, sig.name(), pick.reason.as_str(), record.time);
-            if pick.reason == Reason::Rescue {
-                metrics.rescue(&record.scope);
+        self.count_kill(pick, &record);
+        let flight = InFlight {
+            victim: victim.process.clone(),
+            scope,
+            fd,
+            sigkilled: sigkilled(victim.process.pid, &companions, sig),
+            companions,
+            first_signal,
+            kill_sent: (sig == Sig::Kill).then_some(first_signal),
+            cgroup_kill_file,
+            release_returned: false,
+            instead_of: pick.instead_of,
+        };
+        self.follow_signalled(i, pick, m, flight, record, log);
+        Signalled::Done
+    }
+
+    /// A dry run decides as a kill would, says so in `said`, runs the `pre_kill` hook and
+    /// publishes the record, but signals nobody.
+    fn signal_dry_run(
+        &mut self,
+        i: usize,
+        pick: &Pick<'_, '_>,
+        m: &Moment<'_>,
+        mut record: crate::report::kill::KillRecord,
+        said: &Line,
+        log: &mut Logger,
+    ) {
+        log.log(Severity::Notice, said);
+        self.domains[i].episode.dry_run_decided();
+        record.outcome = "dry_run".into();
+        let wait = self.pre_kill_wait(pick.reason.signal(), m);
+        self.pre_kill_hook(i, &mut record, pick.victim.process, wait, log);
+        self.fill_in(i, &mut record, pick.victim.process);
+        self.publish(record, log);
+    }
+
+    /// Pids under another root are not this machine's processes: never signal them.
+    fn refuse_foreign_root(&mut self, i: usize, log: &mut Logger) {
+        log.log(
+            Severity::Error,
+            &Line::new("refusing to signal: processes read from a root other than /")
+                .kv("root", self.host.root.display()),
+        );
+        self.domains[i].episode.dry_run_decided();
+    }
+
+    /// A pidfd for the victim, verified to be the process chosen; otherwise what became of the
+    /// choice (a victim that can never be signalled is never chosen again).
+    fn open_victim(&mut self, p: &ProcessSnapshot, log: &mut Logger) -> Result<OwnedFd, Signalled> {
+        match kill::open_verified(&self.host, p) {
+            Ok(fd) => Ok(fd),
+            // Gone since the scan (a reused pid means that too): its memory is on its way
+            // back, the next sample says whether anyone else must go.
+            Err(KillError::Gone) | Err(KillError::Reused) => Err(Signalled::Done),
+            Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
+                // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
+                log.log(
+                    Severity::Error,
+                    &Line::new("cannot open a pidfd for the victim")
+                        .kv("pid", p.pid)
+                        .kv("error", e),
+                );
+                Err(Signalled::Done)
             }
-            if let Some(k) = &victim.process.kube {
-                let pod = k.pod.as_deref().unwrap_or(&k.pod_uid);
-                let namespace = k.namespace.as_deref().unwrap_or("");
-                metrics.pod_kill(namespace, pod, k.qos.as_str());
+            Err(e) => {
+                log.log(
+                    Severity::Error,
+                    &Line::new("cannot signal the chosen process; never choosing it again, taking the next")
+                        .kv("event", "unverifiable")
+                        .kv("pid", p.pid)
+                        .kv("comm", &p.comm)
+                        .kv("error", e),
+                );
+                self.mark_stuck(ProcessKey::of(p));
+                Err(Signalled::Refused)
             }
         }
+    }
+
+    /// Counts a kill that went out in the metrics, by scope, signal and reason (and by pod).
+    fn count_kill(&self, pick: &Pick<'_, '_>, record: &crate::report::kill::KillRecord) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let sig = pick.reason.signal();
+        metrics.kill(&record.scope, sig.name(), pick.reason.as_str(), record.time);
+        if pick.reason == Reason::Rescue {
+            metrics.rescue(&record.scope);
+        }
+        if let Some(k) = &pick.victim.process.kube {
+            let pod = k.pod.as_deref().unwrap_or(&k.pod_uid);
+            let namespace = k.namespace.as_deref().unwrap_or("");
+            metrics.pod_kill(namespace, pod, k.qos.as_str());
+        }
+    }
+
+    /// A victim signalled: its record waits for its exit, the episode counts it, and the
+    /// domain follows it in `flight` until it is gone.
+    fn follow_signalled(
+        &mut self,
+        i: usize,
+        pick: &Pick<'_, '_>,
+        m: &Moment<'_>,
+        flight: InFlight,
+        record: crate::report::kill::KillRecord,
+        log: &mut Logger,
+    ) {
         let expected = crate::decide::episode::Expected {
             available: record.released.available_before,
             gain: record.expected_gain,
         };
         self.hold_record(i, record);
-        self.note_kill(log, now);
-        let sigkilled = if sig == Sig::Kill {
-            std::iter::once(victim.process.pid)
-                .chain(companions.iter().map(|c| c.pid))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        self.note_kill(log, m.now);
         let d = &mut self.domains[i];
         d.episode.signalled(
-            key,
-            first_signal,
-            sig == Sig::Kill,
+            ProcessKey::of(&flight.victim),
+            flight.first_signal,
+            flight.kill_sent.is_some(),
             pick.expected_exit,
             expected,
         );
-        d.in_flight.push(InFlight {
-            victim: victim.process.clone(),
-            scope,
-            fd,
-            companions,
-            first_signal,
-            sigkilled,
-            kill_sent: (sig == Sig::Kill).then_some(first_signal),
-            cgroup_kill_file,
-            release_returned: false,
-            instead_of: pick.instead_of,
-        });
-        Signalled::Done
+        d.in_flight.push(flight);
     }
 
     /// For a group kill: the other killable processes of the victim's scope (or its process

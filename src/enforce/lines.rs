@@ -1,6 +1,8 @@
 //! The decision line: everything a reader needs to check a kill, in one `key=value` line.
 
 use crate::decide::episode::Reason;
+use crate::probe::kube::KubeIdentity;
+use crate::rank::Candidate;
 use crate::report::{Line, Severity};
 use crate::sys::Sig;
 
@@ -24,14 +26,13 @@ pub(super) fn decision_line(
     m: &Moment<'_>,
     pick: &Pick<'_, '_>,
 ) -> Line {
-    let (obs, fig, c) = (m.obs, m.fig, pick.victim);
-    let p = c.process;
+    let (obs, fig) = (m.obs, m.fig);
     let event = match pick.reason {
         Reason::Rescue => "rescue",
         Reason::Term | Reason::Stall => "term",
         _ => "kill",
     };
-    Line::new(message)
+    let line = Line::new(message)
         .kv("event", event)
         .kv("scope", scope)
         .kv("domain", domain)
@@ -59,54 +60,12 @@ pub(super) fn decision_line(
                 format!("{}:{:.1}", s.cause.as_str(), s.value)
             }),
         )
-        .kv("wake", m.wake.as_str())
-        .kv("pid", p.pid)
-        .kv("comm", &p.comm)
-        .kv("exe", p.exe.as_deref().unwrap_or("?"))
-        .kv("uid", p.uid.map_or(-1, i64::from))
-        .kv("cgroup", p.cgroup.as_deref().unwrap_or("-"))
-        .kv_if(
-            p.kube.is_some(),
-            "pod_uid",
-            p.kube.as_ref().map_or("", |k| k.pod_uid.as_str()),
-        )
-        .kv_if(
-            p.kube.as_ref().is_some_and(|k| k.namespace.is_some()),
-            "namespace",
-            p.kube
-                .as_ref()
-                .and_then(|k| k.namespace.as_deref())
-                .unwrap_or(""),
-        )
-        .kv_if(
-            p.kube.as_ref().is_some_and(|k| k.pod.is_some()),
-            "pod",
-            p.kube.as_ref().and_then(|k| k.pod.as_deref()).unwrap_or(""),
-        )
-        .kv_if(
-            p.kube.as_ref().is_some_and(|k| k.container.is_some()),
-            "container",
-            p.kube
-                .as_ref()
-                .and_then(|k| k.container.as_deref())
-                .unwrap_or(""),
-        )
-        .kv_if(
-            p.kube.is_some(),
-            "qos",
-            p.kube.as_ref().map_or("", |k| k.qos.as_str()),
-        )
-        .kv("rss_pages", c.points.rss)
-        .kv("rss_anon_pages", p.rss_anon_pages)
-        .kv("rss_shmem_pages", p.rss_shmem_pages)
-        .kv("swap_pages", c.points.swap)
-        .kv("pgtables_pages", c.points.pgtables)
-        .kv("oom_score_adj", p.oom_score_adj)
-        .kv("policy_adjust", c.verdict.adjust)
+        .kv("wake", m.wake.as_str());
+    victim_fields(line, pick.victim)
         .kv("total_pages", fig.totalpages)
         .kv("fill_rate", fig.fill_rate as u64)
-        .kv("badness", c.badness.unwrap_or(0))
-        .kv("rank_score", c.rank_score.unwrap_or(0))
+        .kv("badness", pick.victim.badness.unwrap_or(0))
+        .kv("rank_score", pick.victim.rank_score.unwrap_or(0))
         .kv("signal", pick.reason.signal().name())
         .kv("signal_rule", signal_rule(pick.reason, obs.eta.is_some()))
         .kv(
@@ -119,6 +78,46 @@ pub(super) fn decision_line(
             pick.expected_exit
                 .map_or_else(|| "-".to_string(), |r| r.as_millis().to_string()),
         )
+}
+
+/// Who the victim is (with its pod when it runs in one), and what it holds as the kernel's
+/// badness weighs it, so that the line can be checked against `/proc` and the kernel's choice.
+fn victim_fields(line: Line, c: &Candidate<'_>) -> Line {
+    let p = c.process;
+    let line = line
+        .kv("pid", p.pid)
+        .kv("comm", &p.comm)
+        .kv("exe", p.exe.as_deref().unwrap_or("?"))
+        .kv("uid", p.uid.map_or(-1, i64::from))
+        .kv("cgroup", p.cgroup.as_deref().unwrap_or("-"));
+    pod_fields(line, p.kube.as_ref())
+        .kv("rss_pages", c.points.rss)
+        .kv("rss_anon_pages", p.rss_anon_pages)
+        .kv("rss_shmem_pages", p.rss_shmem_pages)
+        .kv("swap_pages", c.points.swap)
+        .kv("pgtables_pages", c.points.pgtables)
+        .kv("oom_score_adj", p.oom_score_adj)
+        .kv("policy_adjust", c.verdict.adjust)
+}
+
+/// The pod a victim runs in, when it does: what of its identity is known, and its QoS class.
+fn pod_fields(line: Line, kube: Option<&KubeIdentity>) -> Line {
+    let Some(k) = kube else {
+        return line;
+    };
+    line.kv("pod_uid", k.pod_uid.as_str())
+        .kv_if(
+            k.namespace.is_some(),
+            "namespace",
+            k.namespace.as_deref().unwrap_or(""),
+        )
+        .kv_if(k.pod.is_some(), "pod", k.pod.as_deref().unwrap_or(""))
+        .kv_if(
+            k.container.is_some(),
+            "container",
+            k.container.as_deref().unwrap_or(""),
+        )
+        .kv("qos", k.qos.as_str())
 }
 
 /// Which rule chose the signal: the level (`term_level`, `kill_level`), a projection that left
