@@ -356,33 +356,45 @@ impl Enforcer {
             .mem
             .map_or(1, |m| m.total_pages(self.host.page_size));
         if self.domains[i].key == DomainKey::System {
-            let m = self.system.mem.unwrap_or_default();
-            let kills = self.machine_oom_kills();
-            if let Some(m) = &self.metrics {
-                m.kernel_oom_kills_seen("system", self.domains[i].kernel_kills, kills);
-            }
-            self.domains[i].kernel_kills = kills;
-            let obs = Observation {
-                level: self.system.member.level,
-                rescue: false,
-                available: m.mem_available,
-                eta: self.system.eta,
-                kernel_kills: kills,
-                stall: self.system.stall,
-                // The system keeps earlyoom's rule: MemAvailable alone decides.
-                steady: crate::decide::trigger::Stillness::Moving,
-            };
-            let fig = Figures {
-                limit: m.mem_total,
-                totalpages: system_t,
-                system_totalpages: system_t,
-                need: self.system.member.need,
-                fill_rate: self.system.fill.rate(),
-                members_fill_rate: None,
-                shmem: None,
-            };
-            return (obs, fig);
+            self.observe_system(i, system_t)
+        } else {
+            self.observe_memcg(i, system_t)
         }
+    }
+
+    /// The system domain: MemAvailable against MemTotal, the machine's kernel kills.
+    fn observe_system(&mut self, i: usize, system_t: u64) -> (Observation, Figures) {
+        let m = self.system.mem.unwrap_or_default();
+        let kills = self.machine_oom_kills();
+        if let Some(m) = &self.metrics {
+            m.kernel_oom_kills_seen("system", self.domains[i].kernel_kills, kills);
+        }
+        self.domains[i].kernel_kills = kills;
+        let obs = Observation {
+            level: self.system.member.level,
+            rescue: false,
+            available: m.mem_available,
+            eta: self.system.eta,
+            kernel_kills: kills,
+            stall: self.system.stall,
+            // The system keeps earlyoom's rule: MemAvailable alone decides.
+            steady: crate::decide::trigger::Stillness::Moving,
+        };
+        let fig = Figures {
+            limit: m.mem_total,
+            totalpages: system_t,
+            system_totalpages: system_t,
+            need: self.system.member.need,
+            fill_rate: self.system.fill.rate(),
+            members_fill_rate: None,
+            shmem: None,
+        };
+        (obs, fig)
+    }
+
+    /// A cgroup domain: its members combined (the tightest limit, the fastest fill, the
+    /// nearest projection), the kernel's kills in it.
+    fn observe_memcg(&mut self, i: usize, system_t: u64) -> (Observation, Figures) {
         let cgroups = &self.cgroups;
         let members = || {
             self.domains[i]

@@ -725,7 +725,25 @@ impl Enforcer {
 
     /// The status view without its time.
     fn status_view(&self, now: Instant) -> StatusView {
-        let mib = |b: u64| b & !((1 << 20) - 1);
+        let scopes = self.scope_statuses();
+        let domains = self.domain_statuses(now);
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started: self.started_unix,
+            updated: 0.0,
+            dry_run: self.dry_run,
+            config_error: self.config_error.clone(),
+            victims: self.victims,
+            scopes,
+            domains,
+            last_kills: self.reporting.last_kills.iter().cloned().collect(),
+        }
+    }
+
+    /// Every watched scope as the status file shows it: its level, its memory rounded to the
+    /// MiB and its thresholds.
+    fn scope_statuses(&self) -> Vec<ScopeStatus> {
         let mut scopes = Vec::new();
         if self.config.system.enabled
             && let Some(m) = self.system.mem
@@ -773,8 +791,13 @@ impl Enforcer {
                     .unwrap_or_default(),
             });
         }
-        let domains = self
-            .domains
+        scopes
+    }
+
+    /// Every OOM domain as the status file shows it: its members, its episode, its victims in
+    /// flight (their time in whole seconds).
+    fn domain_statuses(&self, now: Instant) -> Vec<DomainStatus> {
+        self.domains
             .iter()
             .map(|d| DomainStatus {
                 name: d.key.name().to_string(),
@@ -805,20 +828,13 @@ impl Enforcer {
                     })
                     .collect(),
             })
-            .collect();
-        StatusView {
-            version: env!("CARGO_PKG_VERSION").into(),
-            pid: std::process::id(),
-            started: self.started_unix,
-            updated: 0.0,
-            dry_run: self.dry_run,
-            config_error: self.config_error.clone(),
-            victims: self.victims,
-            scopes,
-            domains,
-            last_kills: self.reporting.last_kills.iter().cloned().collect(),
-        }
+            .collect()
     }
+}
+
+/// Bytes rounded down to the MiB: the status file changes when it matters.
+fn mib(bytes: u64) -> u64 {
+    bytes & !((1 << 20) - 1)
 }
 
 /// Available memory in steps of 1 % of the limit (at least 4 MiB): what the status file says
