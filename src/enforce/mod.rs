@@ -22,7 +22,7 @@ mod scopes;
 
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, WatchedCgroup};
 use crate::decide::domain::{Member, ProcessKey, ScopeId};
 use crate::decide::episode::Limits;
 use crate::decide::stall::{Stall, StallTerms, StallWindow, judge};
@@ -775,23 +775,8 @@ impl Enforcer {
             Look::Sampled => {
                 let t_secs = now.duration_since(self.started).as_secs_f64();
                 scopes::assess_cgroup(cg, cfg, t_secs, log);
-                if let Some(m) = &self.metrics
-                    && let (Some(avail), Some(limit)) = (cg.sample.available, cg.sample.limit)
-                {
-                    let t = crate::watch::cgroup_thresholds(cfg, limit);
-                    m.scope(
-                        &cg.path,
-                        &crate::report::metrics::ScopeFigures {
-                            available_bytes: avail,
-                            limit_bytes: limit,
-                            warn_bytes: cfg.available_warn.map(|w| w.bytes_of(limit)),
-                            term_bytes: t.term,
-                            kill_bytes: t.kill,
-                            level: level_number(cg.level, cg.warned),
-                            fill_rate_bytes_per_second: cg.fill.rate(),
-                            eta_seconds: cg.eta.map(|e| e.as_secs_f64()),
-                        },
-                    );
+                if let Some(m) = &self.metrics {
+                    scope_metrics(m, cg, cfg);
                 }
             }
             Look::Calm(_) => {}
@@ -1173,6 +1158,28 @@ fn system_warned(
     };
     let prev = if warned { Level::Term } else { Level::Ok };
     system_level(sample, &band, prev) >= Level::Term
+}
+
+/// A cgroup's figures after a full sample, as the metrics give them (none while its available
+/// memory or its limit is unknown).
+fn scope_metrics(m: &crate::report::metrics::Metrics, cg: &CgroupScope, cfg: &WatchedCgroup) {
+    let (Some(avail), Some(limit)) = (cg.sample.available, cg.sample.limit) else {
+        return;
+    };
+    let t = crate::watch::cgroup_thresholds(cfg, limit);
+    m.scope(
+        &cg.path,
+        &crate::report::metrics::ScopeFigures {
+            available_bytes: avail,
+            limit_bytes: limit,
+            warn_bytes: cfg.available_warn.map(|w| w.bytes_of(limit)),
+            term_bytes: t.term,
+            kill_bytes: t.kill,
+            level: level_number(cg.level, cg.warned),
+            fill_rate_bytes_per_second: cg.fill.rate(),
+            eta_seconds: cg.eta.map(|e| e.as_secs_f64()),
+        },
+    );
 }
 
 /// A level as the metrics give it: 0 ok, 1 warn, 2 term, 3 kill.

@@ -2,6 +2,7 @@
 //! cgroup only when it is due (its own kernel event, its timer from the worst-case fill rate, or
 //! an episode in its domain), so that a hundred idle containers cost what one does.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::act::tripwire::Tripwires;
@@ -11,7 +12,7 @@ use crate::decide::trigger::{FillRate, Level, next_sleep, with_exhaustion};
 use crate::decide::tripwire;
 use crate::events::{ArmError, ArmedSet, Events, Source, Spec};
 use crate::probe::Host;
-use crate::probe::cgroup::CgroupVersion;
+use crate::probe::cgroup::{CgroupVersion, MemoryHierarchy};
 use crate::report::{Line, Logger, Severity};
 use crate::watch::{
     CgroupSample, ChainFiles, SwapSpace, below_usage_thresholds, cgroup_thresholds,
@@ -471,54 +472,10 @@ pub(super) fn arm_cgroup(
     let Some(own_dir) = hier.dir(&host.root, &cg.path) else {
         return false;
     };
-    let mut wants: Vec<(String, Spec)> = Vec::new();
-    match hier.version {
-        CgroupVersion::V1 => {
-            for (_, path, _, limit) in sample.limited() {
-                let Some(dir) = hier.dir(&host.root, path) else {
-                    continue;
-                };
-                let t = cgroup_thresholds(cfg, limit);
-                let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
-                for below in [warn, rate_probe(t.term), t.term, t.kill] {
-                    if below > 0 && below < limit {
-                        let bytes = limit - below;
-                        wants.push((
-                            format!("threshold:{path}:{bytes}"),
-                            Spec::V1Threshold {
-                                dir: dir.clone(),
-                                bytes,
-                            },
-                        ));
-                    }
-                }
-            }
-            wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
-        }
-        CgroupVersion::V2 => {
-            wants.push((
-                "events".into(),
-                Spec::V2Events {
-                    file: own_dir.join("memory.events"),
-                },
-            ));
-            for (i, path, _, _) in sample.limited() {
-                let Some(dir) = hier.dir(&host.root, path).filter(|_| i > 0) else {
-                    continue;
-                };
-                // An ancestor's limit: its own OOMs (`.local`), not its subtree's, which
-                // include every sibling's.
-                let local = dir.join("memory.events.local");
-                let file = if local.exists() {
-                    local
-                } else {
-                    dir.join("memory.events")
-                };
-                wants.push((format!("events:{path}"), Spec::V2Events { file }));
-            }
-            wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
-        }
-    }
+    let wants = match hier.version {
+        CgroupVersion::V1 => v1_sources(hier, &host.root, sample, cfg, own_dir),
+        CgroupVersion::V2 => v2_sources(hier, &host.root, sample, &own_dir),
+    };
     let set = cg
         .events
         .get_or_insert_with(|| ArmedSet::new(events.clone()));
@@ -573,6 +530,72 @@ pub(super) fn arm_cgroup(
         );
     }
     out_of_fds
+}
+
+/// What a v1 cgroup is armed with: a usage threshold at each level (warn, the rate probe, term,
+/// kill) on each limited cgroup of its path, and its OOM notification.
+fn v1_sources(
+    hier: &MemoryHierarchy,
+    root: &Path,
+    sample: &CgroupSample,
+    cfg: &WatchedCgroup,
+    own_dir: PathBuf,
+) -> Vec<(String, Spec)> {
+    let mut wants: Vec<(String, Spec)> = Vec::new();
+    for (_, path, _, limit) in sample.limited() {
+        let Some(dir) = hier.dir(root, path) else {
+            continue;
+        };
+        let t = cgroup_thresholds(cfg, limit);
+        let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
+        for below in [warn, rate_probe(t.term), t.term, t.kill] {
+            if below > 0 && below < limit {
+                let bytes = limit - below;
+                wants.push((
+                    format!("threshold:{path}:{bytes}"),
+                    Spec::V1Threshold {
+                        dir: dir.clone(),
+                        bytes,
+                    },
+                ));
+            }
+        }
+    }
+    wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
+    wants
+}
+
+/// What a v2 cgroup is armed with: its `memory.events`, each limited ancestor's own events,
+/// and a `memory.pressure` trigger.
+fn v2_sources(
+    hier: &MemoryHierarchy,
+    root: &Path,
+    sample: &CgroupSample,
+    own_dir: &Path,
+) -> Vec<(String, Spec)> {
+    let mut wants: Vec<(String, Spec)> = Vec::new();
+    wants.push((
+        "events".into(),
+        Spec::V2Events {
+            file: own_dir.join("memory.events"),
+        },
+    ));
+    for (i, path, _, _) in sample.limited() {
+        let Some(dir) = hier.dir(root, path).filter(|_| i > 0) else {
+            continue;
+        };
+        // An ancestor's limit: its own OOMs (`.local`), not its subtree's, which
+        // include every sibling's.
+        let local = dir.join("memory.events.local");
+        let file = if local.exists() {
+            local
+        } else {
+            dir.join("memory.events")
+        };
+        wants.push((format!("events:{path}"), Spec::V2Events { file }));
+    }
+    wants.push(("psi".into(), psi_spec(own_dir.join("memory.pressure"))));
+    wants
 }
 
 /// Disarms a cgroup's sources (events switched off by a reload).
