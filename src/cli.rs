@@ -134,6 +134,10 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Print the log schema: every field a log entry may carry with its type, and every kind
+    /// of entry (`event=`) with its journal MESSAGE_ID. JSON lines carry its version as
+    /// `schema`, journal entries as OOMWARD_SCHEMA.
+    LogSchema,
 }
 
 /// The clap command, for the man page and completions.

@@ -218,12 +218,23 @@ impl Reloading<'_> {
     }
 }
 
+/// The name of a signal the daemon stops on.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        _ => "other",
+    }
+}
+
 /// SIGTERM or SIGINT: the stop said, the service told, the enforcer's victims and the hooks'
 /// children dealt with, and the log flushed (the last lines must not be lost at exit).
 fn stop(sig: i32, service: &mut ServiceManager, enforcer: &mut Enforcer, mut log: Logger) {
     log.log(
         Severity::Info,
-        &Line::new("stopping").kv("event", "stop").kv("signal", sig),
+        &Line::new("stopping")
+            .kv("event", "stop")
+            .kv("signal", signal_name(sig)),
     );
     service.stopping();
     enforcer.stop(&mut log);
@@ -724,10 +735,7 @@ fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool,
     .kv("events", config.daemon.events)
     .kv("min_interval", format_duration(config.daemon.min_interval))
     .kv("max_interval", format_duration(config.daemon.max_interval))
-    .kv(
-        "fill_rate",
-        crate::config::ByteSize(config.daemon.fill_rate),
-    )
+    .kv("fill_rate", config.daemon.fill_rate)
     .kv("grace", format_duration(config.kill.grace))
     .kv("rules", config.rules.len())
     .kv("builtin_protection", config.builtin_protection);

@@ -99,6 +99,10 @@ fn main() -> ExitCode {
             top,
         ),
         Command::LiftTripwires => cmd::lift_tripwires(),
+        Command::LogSchema => {
+            print!("{}", oomward::report::schema::describe());
+            Ok(())
+        }
         Command::CheckConfig { file, quiet } => {
             cmd::check_config(file.or(cli.config), cli.config_dir, quiet)
         }

@@ -49,6 +49,26 @@ fn allocator(cg: &TestCgroup, rate: &str) -> Proc {
     ])
 }
 
+/// A JSON line carries the schema's version, and each of its fields is one the schema
+/// documents, of the schema's type.
+fn follows_the_schema(v: &Value, line: &str) {
+    use oomward::report::schema::{Kind, VERSION, kind_of};
+    assert_eq!(v["schema"], VERSION, "{line}");
+    for (key, value) in v.as_object().unwrap() {
+        if ["time", "severity", "schema", "report"].contains(&key.as_str()) {
+            continue;
+        }
+        let kind = kind_of(key).unwrap_or_else(|| panic!("{key} is not in the schema: {line}"));
+        let fits = match kind {
+            Kind::Text => value.is_string(),
+            Kind::Flag => value.is_boolean(),
+            Kind::Float => value.is_number(),
+            _ => value.is_i64() || value.is_u64(),
+        };
+        assert!(fits, "{key} is not of the schema's type {kind:?}: {line}");
+    }
+}
+
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
@@ -452,6 +472,7 @@ fn a_victim_name_cannot_forge_a_field_in_any_output() {
                     for key in ["event", "message", "time", "severity"] {
                         assert!(v.get(key).is_some(), "no {key}: {line}");
                     }
+                    follows_the_schema(&v, line);
                     (
                         v["event"].as_str().map(String::from),
                         v["comm"].as_str().map(String::from),

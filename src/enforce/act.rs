@@ -676,27 +676,18 @@ impl Enforcer {
         .kv("eligible", eligible)
         .kv("min_gain", min_gain)
         .kv("fill_rate", fig.fill_rate as u64)
-        .kv(
-            "members_fill_rate",
-            fig.members_fill_rate
-                .map_or_else(|| "-".to_string(), |r| (r as u64).to_string()),
-        );
-        match fig.shmem {
-            Some(s) => {
-                line.push("shmem", s);
-                line.push("shmem_mib", s >> 20);
-            }
-            None => line.push("shmem", "-"),
+        .kv_opt("members_fill_rate", fig.members_fill_rate.map(|r| r as u64));
+        if let Some(s) = fig.shmem {
+            line.push("shmem", s);
+            line.push("shmem_mib", s >> 20);
         }
         if self.domains[i].key != DomainKey::System {
             let paths = self.member_paths(i);
             let watched: Vec<&str> = paths.iter().map(String::as_str).collect();
-            match crate::watch::largest_outside(&self.host, domain, &watched) {
-                Some((path, usage)) => {
-                    line.push("largest_outside", path);
-                    line.push("largest_outside_usage", usage);
-                }
-                None => line.push("largest_outside", "-"),
+            if let Some((path, usage)) = crate::watch::largest_outside(&self.host, domain, &watched)
+            {
+                line.push("largest_outside", path);
+                line.push("largest_outside_usage", usage);
             }
         }
         log.log(Severity::Warning, &line);

@@ -513,7 +513,7 @@ impl Enforcer {
                 .kv("scope", self.members_list(i))
                 .kv("domain", name)
                 .kv("available", obs.available)
-                .kv("eta_ms", obs.eta.map_or_else(|| "-".to_string(), |e| e.as_millis().to_string())),
+                .kv_opt("eta_ms", obs.eta.map(|e| e.as_millis())),
             );
         }
     }

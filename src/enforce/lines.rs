@@ -48,11 +48,7 @@ pub(super) fn decision_line(
             "instead_of",
             pick.instead_of.unwrap_or(0),
         )
-        .kv(
-            "eta_ms",
-            obs.eta
-                .map_or_else(|| "-".to_string(), |e| e.as_millis().to_string()),
-        )
+        .kv_opt("eta_ms", obs.eta.map(|e| e.as_millis()))
         .kv_if(
             obs.stall.is_some(),
             "stall",
@@ -68,16 +64,8 @@ pub(super) fn decision_line(
         .kv("rank_score", pick.victim.rank_score.unwrap_or(0))
         .kv("signal", pick.reason.signal().name())
         .kv("signal_rule", signal_rule(pick.reason, obs.eta.is_some()))
-        .kv(
-            "room_ms",
-            pick.room
-                .map_or_else(|| "-".to_string(), |r| r.as_millis().to_string()),
-        )
-        .kv(
-            "term_exit_ms",
-            pick.expected_exit
-                .map_or_else(|| "-".to_string(), |r| r.as_millis().to_string()),
-        )
+        .kv_opt("room_ms", pick.room.map(|r| r.as_millis()))
+        .kv_opt("term_exit_ms", pick.expected_exit.map(|r| r.as_millis()))
 }
 
 /// Who the victim is (with its pod when it runs in one), and what it holds as the kernel's

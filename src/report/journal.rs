@@ -5,26 +5,10 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use super::Severity;
+use super::{Severity, Value};
 
 /// The journal's socket for native entries.
 pub const SOCKET: &str = "/run/systemd/journal/socket";
-
-/// Keys whose values are bytes: shown in MiB in the message.
-const BYTE_KEYS: &[&str] = &[
-    "available",
-    "limit",
-    "need",
-    "gain",
-    "gain_total",
-    "min_gain",
-    "mem_total",
-    "term_at_bytes",
-    "kill_at_bytes",
-    "shmem",
-    "largest_outside_usage",
-    "fill_rate",
-];
 
 /// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM=DEV:INODE` for the
 /// stream it gives a service, and the variable is inherited by anything the service starts
@@ -148,35 +132,53 @@ fn read_value(s: &str) -> (String, &str) {
     }
 }
 
-/// A value for people: bytes and pages in MiB, others as they are.
-fn human(key: &str, value: &str, page_size: u64) -> (String, String) {
-    let mib = |bytes: u64| format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64);
-    if let Ok(n) = value.parse::<u64>() {
-        if BYTE_KEYS.contains(&key) {
-            return (key.to_string(), mib(n));
-        }
-        if let Some(stem) = key.strip_suffix("_pages") {
-            return (stem.to_string(), mib(n.saturating_mul(page_size)));
-        }
+/// A value for people: bytes and pages in MiB (as the schema types them), others as they are.
+fn human(key: &str, value: &Value, page_size: u64) -> (String, Value) {
+    use super::schema::{Kind, kind_of};
+    let mib = |bytes: u64| Value::Text(format!("{:.1}MiB", bytes as f64 / (1u64 << 20) as f64));
+    let n = match value {
+        Value::UInt(n) => *n,
+        Value::Int(n) if *n >= 0 => *n as u64,
+        _ => return (key.to_string(), value.clone()),
+    };
+    match kind_of(key) {
+        Some(Kind::Bytes) => (key.to_string(), mib(n)),
+        Some(Kind::Pages) => (
+            key.strip_suffix("_pages").unwrap_or(key).to_string(),
+            mib(n.saturating_mul(page_size)),
+        ),
+        _ => (key.to_string(), value.clone()),
     }
-    (key.to_string(), value.to_string())
 }
 
-/// The entry for one line: the datagram's bytes.
+/// The entry for one line: the datagram's bytes. An entry of a known kind carries its
+/// `MESSAGE_ID`; every entry carries the schema's version.
 pub fn entry(severity: Severity, line: &super::Line, page_size: u64) -> Vec<u8> {
     let pairs = line.fields();
     let mut text = line.message().to_string();
     for (k, v) in pairs {
         let (k, v) = human(k, v, page_size);
-        text.push(' ');
-        text.push_str(&super::Line::new("").kv(&k, v).as_str()[1..]);
+        super::write_pair(&mut text, &k, &v);
     }
     let mut out = Vec::with_capacity(line.as_str().len() * 2 + 64);
     field(&mut out, "MESSAGE", &text);
     field(&mut out, "PRIORITY", &priority(severity).to_string());
     field(&mut out, "SYSLOG_IDENTIFIER", "oomward");
+    let event = pairs.iter().find(|(k, _)| k == "event");
+    if let Some(id) = event.and_then(|(_, v)| super::schema::message_id(&v.to_string())) {
+        field(&mut out, "MESSAGE_ID", id);
+    }
+    field(
+        &mut out,
+        "OOMWARD_SCHEMA",
+        &super::schema::VERSION.to_string(),
+    );
     for (k, v) in pairs {
-        field(&mut out, &format!("OOMWARD_{}", k.to_ascii_uppercase()), v);
+        field(
+            &mut out,
+            &format!("OOMWARD_{}", k.to_ascii_uppercase()),
+            &v.to_string(),
+        );
     }
     out
 }

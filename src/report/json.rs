@@ -1,41 +1,10 @@
-//! The JSON log format: a line (`message key=value ...`) as one JSON object, for log shippers.
-//!
-//! Values that look like integers or booleans become JSON numbers and booleans, except under
-//! the keys whose values a process or a user chooses (a comm may be "123"): those stay strings,
-//! so a field has one type in every line.
+//! The JSON log format: a line as one JSON object, for log shippers: its message and typed
+//! fields as they were logged (a comm of "123" stays a string, a pid is a number), with the
+//! version of the schema they follow ([`super::schema`]).
 
 use serde_json::{Map, Value};
 
 use super::Severity;
-
-/// Keys whose values are text whatever they look like.
-const TEXT_KEYS: &[&str] = &[
-    "comm",
-    "exe",
-    "cmdline",
-    "cgroup",
-    "user",
-    "scope",
-    "domain",
-    "path",
-    "error",
-    "largest_outside",
-    "candidates",
-    "signals",
-    "sigkilled",
-    "version",
-    "config",
-    "hook",
-    "why",
-    "program",
-    "stderr",
-    "pod",
-    "pod_uid",
-    "namespace",
-    "container",
-    "container_id",
-    "qos",
-];
 
 /// The severity's name in JSON lines.
 pub fn severity_name(s: Severity) -> &'static str {
@@ -62,41 +31,15 @@ pub fn line_object(
         Value::String(severity_name(severity).into()),
     );
     o.insert("message".into(), Value::String(line.message().to_string()));
+    o.insert("schema".into(), super::schema::VERSION.into());
     for (key, value) in line.fields() {
         // The first of a key holds: `time`, `severity` and `message` are the line's own.
-        o.entry(key.clone())
-            .or_insert_with(|| typed(key, value.clone()));
+        o.entry(key.clone()).or_insert_with(|| value.to_json());
     }
     if let Some(r) = report.and_then(|r| serde_json::from_str::<Value>(r).ok()) {
         o.insert("report".into(), r);
     }
     Value::Object(o).to_string()
-}
-
-fn typed(key: &str, value: String) -> Value {
-    if TEXT_KEYS.contains(&key) {
-        return Value::String(value);
-    }
-    match value.as_str() {
-        "true" => return Value::Bool(true),
-        "false" => return Value::Bool(false),
-        _ => {}
-    }
-    let numeric = !value.is_empty()
-        && value.len() < 20
-        && value
-            .strip_prefix('-')
-            .unwrap_or(&value)
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        && !value.strip_prefix('-').unwrap_or(&value).is_empty();
-    if numeric && let Ok(n) = value.parse::<i64>() {
-        return Value::from(n);
-    }
-    if numeric && let Ok(n) = value.parse::<u64>() {
-        return Value::from(n);
-    }
-    Value::String(value)
 }
 
 #[cfg(test)]
@@ -112,7 +55,6 @@ mod tests {
             .kv("available", 1024u64)
             .kv("adj", -5)
             .kv("enough", true)
-            .kv("eta_ms", "-")
             .kv("exe", "/usr/bin/a b");
         let json = line_object(Severity::Warning, &line, 0.0, None);
         let v: Value = serde_json::from_str(&json).unwrap();
@@ -124,7 +66,6 @@ mod tests {
         assert_eq!(v["available"], 1024);
         assert_eq!(v["adj"], -5);
         assert_eq!(v["enough"], true);
-        assert_eq!(v["eta_ms"], "-");
         assert_eq!(v["exe"], "/usr/bin/a b");
     }
 

@@ -302,7 +302,7 @@ impl KillRecord {
     }
 
     /// `line` with the figures after the victim's fields: what triggered, what was to be freed
-    /// and what was, `-` for one not known; then the signals and the candidates.
+    /// and what was (a figure not known is absent); then the signals and the candidates.
     fn with_figures(&self, line: Line) -> Line {
         let candidates: Vec<String> = self
             .candidates
@@ -325,13 +325,13 @@ impl KillRecord {
         line.kv("available", self.trigger.available)
             .kv("limit", self.trigger.limit)
             .kv("fill_rate", self.trigger.fill_rate)
-            .kv("eta_ms", or_dash(self.trigger.eta_ms))
+            .kv_opt("eta_ms", self.trigger.eta_ms)
             .kv("badness", self.victim.badness)
             .kv("rank_score", self.victim.rank_score)
             .kv("expected_gain", self.expected_gain)
-            .kv("available_after", or_dash(self.released.available_after))
-            .kv("freed", or_dash(self.released.freed))
-            .kv("exit_ms", or_dash(self.exit_ms))
+            .kv_opt("available_after", self.released.available_after)
+            .kv_opt("freed", self.released.freed)
+            .kv_opt("exit_ms", self.exit_ms)
             .kv("signals", signals.join(","))
             .kv("candidates", candidates.join(","))
     }

@@ -4,6 +4,7 @@
 //! The line format is an interface (tests and log shippers parse it), so it is built in one
 //! place: [`Line`].
 
+pub mod field;
 pub mod history;
 pub mod http;
 pub mod journal;
@@ -11,11 +12,13 @@ pub mod json;
 pub mod kill;
 pub mod metrics;
 pub mod notify;
+pub mod schema;
 mod service;
 mod sink;
 pub mod statefile;
 pub mod status;
 
+pub use field::{ToValue, Value};
 pub use service::ServiceManager;
 pub use sink::{LogHandle, Logger, Severity};
 
@@ -60,6 +63,17 @@ pub fn quoted(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// ` key=value`, the value quoted when it needs to be.
+fn write_pair(buf: &mut String, key: &str, value: &Value) {
+    let _ = write!(buf, " {key}=");
+    match value {
+        Value::Text(t) if needs_quotes(t) => push_quoted(buf, t),
+        v => {
+            let _ = write!(buf, "{v}");
+        }
+    }
+}
+
 fn needs_quotes(v: &str) -> bool {
     v.is_empty() || v.contains([' ', '"', '=', '\\']) || v.chars().any(char::is_control)
 }
@@ -75,17 +89,17 @@ fn push_quoted(buf: &mut String, raw: &str) {
     buf.push('"');
 }
 
-/// A log line under construction: a short message, then `key=value` pairs, values quoted when
-/// they hold spaces, quotes, `=` or nothing. It keeps its message and fields apart as well:
-/// the JSON and journal outputs are built from them, never by parsing the text back (where a
-/// name made to look like fields could pass for them).
+/// A log line under construction: a short message, then typed fields. Its text is
+/// `message key=value ...`, values quoted when they hold spaces, quotes, `=` or nothing; the
+/// JSON and journal outputs visit the message and the typed fields themselves, never the text
+/// (where a name made to look like fields could pass for them).
 #[derive(Debug, Clone)]
 pub struct Line {
     buf: String,
     /// Where the message ends in `buf`.
     message_len: usize,
-    /// Each field as given: its key and its value unquoted.
-    fields: Vec<(String, String)>,
+    /// Each field as given: its key and its typed value.
+    fields: Vec<(String, Value)>,
 }
 
 impl Line {
@@ -105,34 +119,44 @@ impl Line {
         &self.buf[..self.message_len]
     }
 
-    /// The fields, in order, with their values as given.
-    pub fn fields(&self) -> &[(String, String)] {
+    /// The fields, in order, with their typed values.
+    pub fn fields(&self) -> &[(String, Value)] {
         &self.fields
     }
 
     /// Appends `key=value`.
-    pub fn kv(mut self, key: &str, value: impl fmt::Display) -> Self {
+    pub fn kv(mut self, key: &str, value: impl ToValue) -> Self {
         self.push(key, value);
         self
     }
 
     /// Appends `key=value` when `cond` holds (fields that only mean something sometimes).
-    pub fn kv_if(mut self, cond: bool, key: &str, value: impl fmt::Display) -> Self {
+    pub fn kv_if(mut self, cond: bool, key: &str, value: impl ToValue) -> Self {
         if cond {
             self.push(key, value);
         }
         self
     }
 
-    /// Appends `key=value` in place.
-    pub fn push(&mut self, key: &str, value: impl fmt::Display) {
-        let value = value.to_string();
-        let _ = write!(self.buf, " {key}=");
-        if needs_quotes(&value) {
-            push_quoted(&mut self.buf, &value);
-        } else {
-            self.buf.push_str(&value);
+    /// Appends `key=value` when there is a value: a field that is not known is absent, never
+    /// a placeholder of another type.
+    pub fn kv_opt(mut self, key: &str, value: Option<impl ToValue>) -> Self {
+        if let Some(v) = value {
+            self.push(key, v);
         }
+        self
+    }
+
+    /// Appends `key=value` in place. A field the schema knows must have the schema's type
+    /// (checked in debug builds, which every test runs).
+    pub fn push(&mut self, key: &str, value: impl ToValue) {
+        let value = value.to_value();
+        debug_assert!(
+            schema::kind_of(key).is_none_or(|k| k.holds(&value)),
+            "log field {key}={value:?} is not of the schema's type {:?}",
+            schema::kind_of(key)
+        );
+        write_pair(&mut self.buf, key, &value);
         self.fields.push((key.to_string(), value));
     }
 
