@@ -8,6 +8,10 @@
 //! (`[system] enabled = false`). They race the kernel, so they run one at a time (and, across
 //! test binaries, under `flock /tmp/oomward-kernel.lock`). Measured figures are printed; run with
 //! `--nocapture` to see them.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario reads top to bottom; the 80-line bound is for src/"
+)]
 
 mod support;
 

@@ -6,6 +6,10 @@
 //!
 //! Each is `#[ignore]`d: plain `cargo test` boots nothing; the full suite
 //! (`cargo test -- --include-ignored`) runs them.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario reads top to bottom; the 80-line bound is for src/"
+)]
 
 #[path = "vm/lab.rs"]
 mod lab;
