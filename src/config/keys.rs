@@ -409,10 +409,10 @@ table! {
 
 impl Kill {
     /// The timings of an episode: the kernel's and the loop's own, and what `[kill]` sets.
-    pub fn limits(&self) -> crate::decide::episode::Limits {
+    pub fn limits(&self) -> crate::decide::limits::Limits {
         let exit_settle = self.exit_settle;
-        let timings = crate::decide::episode::Limits::new(self.grace, self.stuck_timeout);
-        crate::decide::episode::Limits {
+        let timings = crate::decide::limits::Limits::new(self.grace, self.stuck_timeout);
+        crate::decide::limits::Limits {
             exit_settle,
             ..timings
         }

@@ -2,8 +2,8 @@
 //!
 //! Three steps, as in ripgrep: each file is deserialized into raw tables that keep the span of
 //! every value ([`keys`], generated from the one key table); the merged tables are read key by
-//! key and then checked where two keys meet ([`validate`]); what the config names on this
-//! machine is resolved last ([`resolve`]: users from /etc/passwd, rules). Every error names its
+//! key and then checked where two keys meet (`validate`); what the config names on this
+//! machine is resolved last (`resolve`: users from /etc/passwd, rules). Every error names its
 //! file, line and key. Nothing half-valid comes out: a caller gets a whole `Config` or an error,
 //! so a bad reload leaves the running config untouched.
 

@@ -23,50 +23,12 @@
 use std::time::{Duration, Instant};
 
 use crate::decide::domain::ProcessKey;
+use crate::decide::limits::{
+    BACKOFF_LOOK, EXIT_POLL, Limits, RELEASE_POLL, RELEASE_SEEN, STEADY_LOOK, STILLNESS_LOOK,
+    WORSE_BY,
+};
 use crate::decide::trigger::Level;
 use crate::sys::Sig;
-
-/// The timings an episode runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// SIGTERM → this long → SIGKILL.
-    pub grace: Duration,
-    /// A SIGKILLed victim still there after this is given up on.
-    pub stuck_timeout: Duration,
-    /// The longest wait for the kernel's own victim.
-    pub kernel_wait: Duration,
-    /// How long a domain where nothing could be done is left alone.
-    pub backoff: Duration,
-    /// After a victim exits, how long a hung cgroup gets before another rescue (its waiting
-    /// tasks must run before `under_oom` can clear).
-    pub rescue_settle: Duration,
-    /// How long before exhaustion a SIGKILL must go out for its memory to come back in time
-    /// (see [`KILL_LEAD`]).
-    pub kill_lead: Duration,
-    /// The longest wait for an exited victim's memory before another is asked to exit (see
-    /// [`EXIT_SETTLE`]).
-    pub exit_settle: Duration,
-}
-
-impl Limits {
-    /// The daemon's timings around the configured grace and stuck timeout.
-    pub fn new(grace: Duration, stuck_timeout: Duration) -> Self {
-        Limits {
-            grace,
-            stuck_timeout,
-            kernel_wait: KERNEL_WAIT,
-            backoff: BACKOFF,
-            rescue_settle: RESCUE_SETTLE,
-            kill_lead: KILL_LEAD,
-            exit_settle: EXIT_SETTLE,
-        }
-    }
-}
-
-/// See [`Limits::kill_lead`]: the signal, `process_mrelease` of a few hundred MiB (under a
-/// millisecond here), and the loop's own wake-up with every CPU busy faulting memory in (up to
-/// 20 ms for an ordinary thread; seen here before the loop ran in the real-time class).
-pub const KILL_LEAD: Duration = Duration::from_millis(20);
 
 /// How soon a domain whose victim was only asked to exit is looked at again: every
 /// [`EXIT_POLL`] while the projection is far, faster as it nears the [`Limits::kill_lead`]
@@ -108,40 +70,6 @@ pub fn pre_kill_wait(
     }
     room(eta, l).map_or(timeout, |r| (r / 2).min(timeout))
 }
-
-/// See [`Limits::kernel_wait`]. The kernel's OOM reaper frees a victim's anonymous memory within
-/// milliseconds; a tenth of a second covers a large victim and keeps oomward in the race.
-pub const KERNEL_WAIT: Duration = Duration::from_millis(100);
-/// See [`Limits::exit_settle`]. Tearing down half a GiB of anonymous memory and swap took a
-/// quarter of a second in an emulated guest; half a second covers that, and only at the term
-/// level of a domain that is not getting worse, where nothing is urgent.
-pub const EXIT_SETTLE: Duration = Duration::from_millis(500);
-/// See [`Limits::backoff`]: at most two looks a second at a domain where nothing can be done.
-pub const BACKOFF: Duration = Duration::from_millis(500);
-/// See [`Limits::rescue_settle`].
-pub const RESCUE_SETTLE: Duration = Duration::from_millis(100);
-/// How often a domain with a SIGKILLed victim being released is sampled.
-pub const RELEASE_POLL: Duration = Duration::from_millis(2);
-/// How often a domain whose victim was asked to exit is sampled (its pidfd is checked then).
-pub const EXIT_POLL: Duration = Duration::from_millis(10);
-/// While backed off, how often the domain is sampled anyway: a futile verdict must not be blind
-/// to a process that starts growing (at the term level no threshold is left to tell of it
-/// before the kill level, and at the kill level none at all). Samples this far apart also
-/// measure its fill rate, so the choice that follows can still ask first. A tenth of a second:
-/// a grower at 100 MiB/s is seen after 10 MiB, and a futile domain costs ten looks a second.
-pub const BACKOFF_LOOK: Duration = Duration::from_millis(100);
-/// How often a domain standing still at its term level is looked at: four looks a second (a
-/// tight pod may stand still for days). A process that starts growing there is seen within a
-/// quarter of a second; its kernel events (v1: the kill level's threshold; v2: `max`, PSI)
-/// wake the loop sooner.
-pub const STEADY_LOOK: Duration = Duration::from_millis(250);
-/// How soon a domain at its term level whose stillness is not known yet (the first look there
-/// has nothing to compare with) is looked at again.
-pub const STILLNESS_LOOK: Duration = Duration::from_millis(120);
-/// A rise of available memory that shows the kernel's victim gave its memory back.
-const RELEASE_SEEN: u64 = 1 << 20;
-/// A fall of available memory that ends a back-off early: the domain is getting worse.
-const WORSE_BY: u64 = 4 << 20;
 
 /// What a round observed of one domain.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,6 +17,7 @@
 //! badness, a forked child whose kill frees what is needed goes before its parent (the save
 //! before the data: [`forked_child_instead`]).
 
+use super::limits::{BARREN_FALL, FILLING, FRUITLESS_WATCH, NEAR_EQUAL_PER_MILLE};
 use crate::probe::smaps::{Held, ObjectId};
 
 /// What a process's death gives back, from what it holds: its private anonymous pages and
@@ -33,10 +34,6 @@ pub fn gain_of(held: &Held, kept: &[ObjectId]) -> u64 {
         .saturating_add(objects)
 }
 
-/// The least fill rate of a domain that counts as filling, bytes a second (below it, page
-/// cache churn and noise).
-pub const FILLING: f64 = (4u64 << 20) as f64;
-
 /// Whether a domain's shortage comes from outside its watched members: it fills (at least
 /// [`FILLING`]) and its members' own working sets grow at less than a quarter of that rate.
 /// A kill inside then buys milliseconds: an unwatched sibling under the same limit takes the
@@ -45,21 +42,12 @@ pub fn pressure_from_outside(domain_rate: f64, members_rate: Option<f64>) -> boo
     members_rate.is_some_and(|m| domain_rate >= FILLING && m * 4.0 < domain_rate)
 }
 
-/// How far a domain's available memory must fall after a victim's exit that gave back
-/// nothing for the kill to count as barren (below it, page cache churn and noise).
-pub const BARREN_FALL: u64 = 4 << 20;
-
 /// Whether a victim's exit gave back nothing worth the name: by the first sample after it the
 /// domain had gained less than an eighth of what the kill was expected to free (nothing at
 /// all, or less, when the domain kept filling meanwhile).
 pub fn fruitless(freed: i64, expected: u64) -> bool {
     freed <= 0 || (freed as u64).saturating_mul(8) < expected
 }
-
-/// How long after a fruitless exit (see [`fruitless`]) the domain is watched for whether it
-/// goes on filling: a fill slower than [`BARREN_FALL`] in this time is not one a kill must
-/// answer at once.
-pub const FRUITLESS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What became of a fruitless kill, weighed at a later sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +96,6 @@ pub struct Kin<'a> {
     /// Its rank score.
     pub score: i64,
 }
-
-/// Within this share of its parent's score (in per mille), a child counts as near-equal.
-pub const NEAR_EQUAL_PER_MILLE: i64 = 900;
 
 /// For each candidate, a forked child of it among the candidates (same executable, a score of
 /// at least [`NEAR_EQUAL_PER_MILLE`] of its own): the kernel sacrificed such a child for its

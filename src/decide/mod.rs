@@ -8,6 +8,7 @@ pub mod domain;
 pub mod episode;
 pub mod exits;
 pub mod gain;
+pub mod limits;
 pub mod policy;
 pub mod rank;
 pub mod scope;

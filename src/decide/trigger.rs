@@ -5,6 +5,7 @@
 //! could have filled the headroom at the *worst-case* rate, not the rate seen so far, because an
 //! idle cgroup can start filling at full speed at any moment.
 
+use super::limits::{STILL_GROWTH, STILL_RATE, STILL_RATE_SEEN};
 use std::time::Duration;
 
 /// How urgent a scope is.
@@ -408,24 +409,6 @@ pub struct StillSample {
     /// filling, not known, or withheld after a drop; see [`FillRate::eta`]).
     pub rate: f64,
 }
-
-/// Growth that counts as moving: between two looks (16 MiB/s at four looks a second), or
-/// since the cgroup was first seen standing still (a slow leak). Less is noise: a huge page
-/// collapsed by khugepaged is charged 2 MiB before the small pages it replaces are freed.
-pub const STILL_GROWTH: u64 = 4 << 20;
-
-/// A projected fill rate at or above which a cgroup moves whatever two looks show: its
-/// [`STILL_GROWTH`] per quarter of a second. Two looks a few milliseconds apart (a threshold's
-/// event, then the look that follows) see less than [`STILL_GROWTH`] between them at 600 MB/s;
-/// taken for still, such a cgroup was left alone for a quarter of a second and reached its
-/// limit (a Redis save's copy-on-write here).
-pub const STILL_RATE: f64 = (STILL_GROWTH * 4) as f64;
-
-/// The projected fill rate that moves a cgroup already seen standing still: four times
-/// [`STILL_RATE`]. A huge page charged between two looks of a pod still for a minute projected
-/// 20 MB/s in the VM lab (and it was killed for it), where a grower that matters projects
-/// hundreds; a slower one shows [`STILL_GROWTH`] by the next look.
-pub const STILL_RATE_SEEN: f64 = STILL_RATE * 4.0;
 
 /// Whether a cgroup at its term level stands still: it is not projected to fill at
 /// [`STILL_RATE`] or faster ([`STILL_RATE_SEEN`] once it was seen still); since the look `before` it grew by less than [`STILL_GROWTH`], did

@@ -34,7 +34,7 @@ const FINALISTS_BUDGET: std::time::Duration = std::time::Duration::from_millis(1
 /// of a 330 MiB Redis save child took 15–35 ms here). The rest of the room is the grace's.
 fn stuck_read_wait(
     eta: Option<std::time::Duration>,
-    l: &crate::decide::episode::Limits,
+    l: &crate::decide::limits::Limits,
 ) -> Duration {
     crate::decide::episode::room(eta, l).map_or(STUCK_READ_MAX, |r| (r / 3).min(STUCK_READ_MAX))
 }

@@ -274,10 +274,10 @@ impl Enforcer {
         let retry = if plan.choose.is_none() || !episode.victims().is_empty() {
             None
         } else if !episode.standing_by() {
-            Some(crate::decide::episode::RELEASE_POLL)
+            Some(crate::decide::limits::RELEASE_POLL)
         } else if self.domains[i].evidence.suspect.is_some() {
             // Waiting for the verdict on a kill that gave back nothing: the samples give it.
-            Some(crate::decide::episode::BACKOFF_LOOK)
+            Some(crate::decide::limits::BACKOFF_LOOK)
         } else {
             None
         };

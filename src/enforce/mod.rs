@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, WatchedCgroup};
 use crate::decide::domain::{Member, ProcessKey, ScopeId};
-use crate::decide::episode::Limits;
+use crate::decide::limits::Limits;
 use crate::decide::stall::{Stall, StallTerms, StallWindow, judge};
 use crate::decide::trigger::{FillRate, Level, next_sleep, system_level, with_exhaustion};
 use crate::events::{ArmedSet, Events, Source, Spec};
