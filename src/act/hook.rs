@@ -110,7 +110,10 @@ impl Outcome {
             .kv("ran_ms", self.ran.as_millis());
         match &self.ending {
             Ending::Exited(c) => line.push("exit_code", c),
-            Ending::Signalled(s) => line.push("signal", s),
+            Ending::Signalled(s) => line.push(
+                "signal",
+                nix::sys::signal::Signal::try_from(*s).map_or("unknown", |sig| sig.as_str()),
+            ),
             Ending::NotStarted(e) => line.push("error", e),
             Ending::TimedOut | Ending::Stopped => {}
         }
