@@ -46,7 +46,7 @@ pub fn run(
     let (reload, loaded) = start_loader(origin.clone())?;
     let mut log = Logger::new(config.daemon.log);
     log.set_format(log_format.unwrap_or(config.daemon.log_format));
-    start_up(&mut log, &config, &host, force_dry_run, fallback.as_ref());
+    let locked = start_up(&mut log, &config, &host, force_dry_run, fallback.as_ref());
     let mut enforcer = Enforcer::new(config, host.clone(), force_dry_run);
     enforcer
         .set_config_error(fallback.map(|f| format!("{} (running on {})", f.error, f.running_on)));
@@ -66,6 +66,9 @@ pub fn run(
         ..Outputs::default()
     };
     outputs.apply(&mut enforcer, &mut log);
+    if locked {
+        keep_loop_resident(&mut log);
+    }
     let mut wake = Wake::Timer;
     loop {
         let mut sleep = enforcer.round(&mut log, wake);
@@ -96,6 +99,9 @@ pub fn run(
                     log_format,
                 };
                 reloading.apply(*result, &mut enforcer, &mut outputs, &mut log);
+                if locked {
+                    keep_loop_resident(&mut log);
+                }
             }
             Ok(Got::Wakeup(Wakeup::Signal(sig))) => {
                 stop(sig, &mut service, &mut enforcer, log);
@@ -129,15 +135,16 @@ fn start_signal_thread(tx: crossbeam_channel::Sender<Wakeup>) -> Result<(), Daem
 
 /// Before the first round: the daemon made safe from the OOM it fights and the subreaper of
 /// its hooks' descendants, the config kept as the last good one (when it is not itself a
-/// fallback), and the start said with everything that is not as asked.
+/// fallback), and the start said with everything that is not as asked. True when its memory
+/// is locked.
 fn start_up(
     log: &mut Logger,
     config: &Config,
     host: &Host,
     force_dry_run: bool,
     fallback: Option<&Fallback>,
-) {
-    protect_self(log, config.daemon.realtime);
+) -> bool {
+    let locked = protect_self(log, config.daemon.realtime);
     if let Err(e) = crate::act::children::contain_descendants() {
         log.log(
             Severity::Warning,
@@ -167,6 +174,25 @@ fn start_up(
             &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
                 .kv("event", "unprivileged")
                 .kv("uid", rustix::process::geteuid().as_raw()),
+        );
+    }
+    locked
+}
+
+/// Start-up and a reload run code the loop never runs again (the argument parser, the TOML
+/// reader, the set-up checks), and locked memory would keep it resident for the daemon's life:
+/// the clean file pages touched so far are given back, and what is touched from then on is
+/// locked as it is touched.
+fn keep_loop_resident(log: &mut Logger) {
+    let released = std::fs::read_to_string("/proc/self/smaps")
+        .map(|t| crate::probe::smaps::clean_file_ranges(&t))
+        .and_then(|ranges| sys::release_file_pages(&ranges));
+    if let Err(e) = released {
+        log.log(
+            Severity::Warning,
+            &Line::new("cannot give back the pages start-up touched")
+                .kv("event", "resident")
+                .kv("error", e),
         );
     }
 }
@@ -630,8 +656,9 @@ fn start_loader(
 /// memory, higher priority, and (unless configured off) the real-time scheduling class for the
 /// loop and the threads it starts (the event poller, the reaper; the log writer and the signal
 /// thread, started before, stay ordinary). Each step may be refused (no CAP_SYS_RESOURCE,
-/// RLIMIT_MEMLOCK, RLIMIT_RTPRIO); that is logged and the daemon goes on.
-fn protect_self(log: &mut Logger, realtime: bool) {
+/// RLIMIT_MEMLOCK, RLIMIT_RTPRIO); that is logged and the daemon goes on. True when memory is
+/// locked.
+fn protect_self(log: &mut Logger, realtime: bool) -> bool {
     let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
     let locked = sys::lock_memory();
     let nice = sys::raise_own_nice(-10);
@@ -684,6 +711,7 @@ fn protect_self(log: &mut Logger, realtime: bool) {
                 },
             ),
     );
+    locked.is_ok()
 }
 
 /// Says in which mount namespace exe rules are judged when it is not oomward's own: under the

@@ -99,6 +99,38 @@ pub fn lock_memory() -> io::Result<()> {
     }
 }
 
+/// Gives back the pages of `ranges` (clean file pages: see
+/// [`crate::probe::smaps::clean_file_ranges`]) and locks again what is touched from then on.
+/// Start-up runs the argument parser, the TOML reader and the set-up checks once; locked,
+/// their code would stay resident for the daemon's life. Unlocking comes first: the kernel
+/// refuses to unmap locked pages. The pages stay in the page cache, so what the loop touches
+/// next is mapped again without I/O, and locked (MCL_ONFAULT).
+pub fn release_file_pages(ranges: &[std::ops::Range<usize>]) -> io::Result<()> {
+    rustix::mm::munlockall()?;
+    let unmapped = advise(ranges, rustix::mm::Advice::LinuxDontNeed);
+    let locked = lock_memory();
+    unmapped.and(locked)
+}
+
+/// Gives each range the same advice; a mapping gone in between (a library unloaded) is
+/// skipped.
+fn advise(ranges: &[std::ops::Range<usize>], advice: rustix::mm::Advice) -> io::Result<()> {
+    for r in ranges {
+        // SAFETY: each range is a whole private read-only mapping of a file in which no page
+        // was copied on write (smaps said so). Dropping its pages loses nothing, since a later
+        // touch maps the same bytes from the file, and no Rust reference can observe the
+        // difference. The mapping stays.
+        let done = unsafe {
+            rustix::mm::madvise(r.start as *mut std::ffi::c_void, r.end - r.start, advice)
+        };
+        match done {
+            Ok(()) | Err(rustix::io::Errno::NOMEM) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Sets this process's oom_score_adj (to -1000: the daemon must never be the kernel's victim).
 /// Lowering needs CAP_SYS_RESOURCE; EACCES is returned for the caller to warn about.
 pub fn set_own_oom_score_adj(adj: i32) -> io::Result<()> {

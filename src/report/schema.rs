@@ -426,6 +426,11 @@ pub const EVENTS: &[(&str, &str, &str)] = &[
         "the daemon could not become the subreaper of its hooks' descendants",
     ),
     (
+        "resident",
+        "4a23eb3845e046809018b099bd3427ef",
+        "the daemon could not give back the pages start-up touched, or lock what it keeps",
+    ),
+    (
         "events_armed",
         "bccf9b9acdd54da885641056aabd1aca",
         "kernel events (memcg thresholds, PSI triggers) wake the loop for a scope",
