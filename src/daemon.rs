@@ -99,9 +99,6 @@ pub fn run(
                     log_format,
                 };
                 reloading.apply(*result, &mut enforcer, &mut outputs, &mut log);
-                if locked {
-                    keep_loop_resident(&mut log);
-                }
             }
             Ok(Got::Wakeup(Wakeup::Signal(sig))) => {
                 stop(sig, &mut service, &mut enforcer, log);
@@ -179,10 +176,12 @@ fn start_up(
     locked
 }
 
-/// Start-up and a reload run code the loop never runs again (the argument parser, the TOML
-/// reader, the set-up checks), and locked memory would keep it resident for the daemon's life:
-/// the clean file pages touched so far are given back, and what is touched from then on is
-/// locked as it is touched.
+/// Start-up runs code the loop never runs again (the argument parser, the TOML reader, the
+/// set-up checks), and locked memory would keep it resident for the daemon's life: before the
+/// first round, the clean file pages touched so far are given back, and what is touched from
+/// then on is locked as it is touched. Done once: after a reload it would also give back what
+/// the first rounds locked for a shortage (the process table's pass, ranking), and the parser's
+/// pages a reload locks are a few hundred KiB.
 fn keep_loop_resident(log: &mut Logger) {
     let released = std::fs::read_to_string("/proc/self/smaps")
         .map(|t| crate::probe::smaps::clean_file_ranges(&t))

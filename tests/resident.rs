@@ -1,6 +1,6 @@
-//! What the daemon keeps in memory. Start-up and a reload run code the loop never runs again
-//! (the argument parser, the TOML reader); the daemon gives those file pages back once it is
-//! set up, and locks what the loop touches from then on. What a user relies on: whatever of
+//! What the daemon keeps in memory. Start-up runs code the loop never runs again (the
+//! argument parser, the TOML reader); the daemon gives those file pages back once it is set
+//! up, and locks what the loop touches from then on. What a user relies on: whatever of
 //! the daemon's own code is resident is locked, after the start and after a reload, so a
 //! shortage never waits for it to be read back; and giving pages back never fails.
 
