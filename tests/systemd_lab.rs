@@ -592,25 +592,14 @@ fn daemonset(file: &str, text: &str) -> DaemonSet {
         .at(&["spec", "template", "spec"])
         .unwrap_or_else(|| panic!("{file}: the DaemonSet has no spec.template.spec"));
     let containers = pod.get("containers").map(Yaml::items).unwrap_or(&[]);
-    let words = |c: &Yaml, k: &str| -> Vec<String> {
-        c.get(k)
-            .map(|v| {
-                v.items()
-                    .iter()
-                    .filter_map(Yaml::str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let c = containers
         .iter()
         .find(|c| {
             c.get("name").and_then(Yaml::str) == Some("oomward")
-                || words(c, "command").iter().any(|w| w.contains("oomward"))
+                || c.strings("command").iter().any(|w| w.contains("oomward"))
         })
         .unwrap_or_else(|| panic!("{file}: no oomward container in the DaemonSet"));
-    let command = words(c, "command");
+    let command = c.strings("command");
     assert!(
         !command.is_empty(),
         "{file}: the container has no command: the image's entrypoint is not in the manifest"
@@ -664,12 +653,12 @@ fn daemonset(file: &str, text: &str) -> DaemonSet {
     };
     let argv: Vec<String> = command
         .iter()
-        .chain(words(c, "args").iter())
+        .chain(c.strings("args").iter())
         .map(|w| expand(w))
         .collect();
     let liveness: Vec<String> = c
         .at(&["livenessProbe", "exec"])
-        .map(|e| words(e, "command"))
+        .map(|e| e.strings("command"))
         .unwrap_or_default()
         .iter()
         .map(|w| expand(w))
@@ -814,18 +803,10 @@ fn daemonset(file: &str, text: &str) -> DaemonSet {
     let sc = c.get("securityContext");
     let flag = |k: &str| sc.and_then(|s| s.get(k)).and_then(Yaml::str) == Some("true");
     let caps = sc.and_then(|s| s.get("capabilities")).and_then(|caps| {
-        let list = |k: &str| -> Vec<String> {
-            caps.get(k)
-                .map(|v| {
-                    v.items()
-                        .iter()
-                        .filter_map(Yaml::str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        list("drop").iter().any(|d| d == "ALL").then(|| list("add"))
+        caps.strings("drop")
+            .iter()
+            .any(|d| d == "ALL")
+            .then(|| caps.strings("add"))
     });
     let no_new_privs = sc
         .and_then(|s| s.get("allowPrivilegeEscalation"))
@@ -933,6 +914,19 @@ impl Yaml {
             Yaml::Map(v) => v,
             _ => &[],
         }
+    }
+    /// The scalars of the sequence at `key` (a command, its args, a capability list); none
+    /// where there is no such key, and mappings in it left out, as the manifest checks want.
+    fn strings(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.items()
+                    .iter()
+                    .filter_map(Yaml::str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
