@@ -27,6 +27,11 @@ use oomward::probe::process::scan;
 use oomward::rank::rank;
 use oomward::scope::{ScopeSpec, ScopeView};
 
+/// CLOCK_BOOTTIME as memhog reads it to stamp its SIGTERM.
+#[path = "../examples/support/clock.rs"]
+mod clock;
+use clock::boottime_us;
+
 const MIB: u64 = 1 << 20;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -170,26 +175,9 @@ fn read_syscalls(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CLOCK_BOOTTIME in µs: the clock memhog stamps its SIGTERM with.
-fn boottime_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
 /// CPU time of the calling thread, ns.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: as above.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 fn median(v: &[f64]) -> f64 {

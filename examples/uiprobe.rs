@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
+#[path = "support/clock.rs"]
+mod clock;
+
 #[derive(Parser)]
 struct Args {
     /// Run this many seconds, then print the summary and exit (0: until SIGTERM).
@@ -49,13 +52,7 @@ const PAGE: usize = 4096;
 const MAX_SAMPLES: usize = 360_000;
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock::clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 /// Sleeps until CLOCK_MONOTONIC reads `ns` (returns early on a signal).
