@@ -236,6 +236,32 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// The two idle rows, CPU time and wake-ups per minute (medians over [`idle_windows`]'s
+    /// windows, given as `cpu` and `wake`), of the process at `ours` beside the one at `peer`;
+    /// `versus` ends both rows' names, and `targets` are the CPU row's and the wake-up row's.
+    fn idle_rows(
+        &mut self,
+        (cpu, wake): &(Vec<Vec<f64>>, Vec<Vec<f64>>),
+        (ours, peer): (usize, usize),
+        versus: &str,
+        [cpu_target, wake_target]: [&str; 2],
+    ) {
+        self.row(
+            &format!("idle CPU time per minute{versus}"),
+            median(&cpu[ours]),
+            Some(median(&cpu[peer])),
+            "ms",
+            cpu_target,
+        );
+        self.row(
+            &format!("idle wake-ups per minute{versus}"),
+            median(&wake[ours]),
+            Some(median(&wake[peer])),
+            "",
+            wake_target,
+        );
+    }
+
     fn render(&self) -> String {
         let mut s =
             String::from("| measure | oomward | peer | ratio | target |\n|---|---|---|---|---|\n");
@@ -354,6 +380,26 @@ fn start_oomward(bins: &Bins, dir: &Path, config: &str) -> (Running, PathBuf) {
     (running, log)
 }
 
+/// [`start_oomward`], waiting until it watches its cgroup, and beside it the bench's own event
+/// thread armed with `spec` (`what` it is, for the panic), the kernel event the trials time
+/// from: the daemon, its log, the thread's wake-ups and the thread (last, so dropped first).
+fn start_oomward_and_arm(
+    bins: &Bins,
+    dir: &Path,
+    config: &str,
+    spec: &Spec,
+    what: &str,
+) -> (Running, PathBuf, Receiver<Wakeup>, Events) {
+    let (daemon, log) = start_oomward(bins, dir, config);
+    wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
+    let (tx, rx) = bounded(64);
+    let watcher = Events::start(tx).expect("event thread");
+    watcher
+        .arm(spec, false)
+        .unwrap_or_else(|e| panic!("arm the bench's {what}: {e:?}"));
+    (daemon, log, rx, watcher)
+}
+
 fn wait_for_line(file: &Path, needle: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -388,32 +434,11 @@ fn idle(bins: &Bins, table: &mut Table) {
     let dir = tempfile::tempdir().expect("temp dir");
     // oomward's built-in defaults; only the log goes to a file.
     let (ours, _log) = start_oomward(bins, dir.path(), "[daemon]\nlog = \"stderr\"\n");
-    // earlyoom as Debian's service starts it (/etc/default/earlyoom: -r 3600).
-    let peer = Running(
-        Command::new(&bins.earlyoom)
-            .args(["-r", "3600"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start earlyoom"),
-    );
+    let peer = start_earlyoom(bins);
     std::thread::sleep(Duration::from_secs(2));
     let (op, ep) = (ours.0.id(), peer.0.id());
-    let (cpu, wake) = idle_windows(&[op, ep], 6);
-    table.row(
-        "idle CPU time per minute",
-        median(&cpu[0]),
-        Some(median(&cpu[1])),
-        "ms",
-        "<= 1.0",
-    );
-    table.row(
-        "idle wake-ups per minute",
-        median(&wake[0]),
-        Some(median(&wake[1])),
-        "",
-        "<= 0.5",
-    );
+    let idle = idle_windows(&[op, ep], 6);
+    table.idle_rows(&idle, (0, 1), "", ["<= 1.0", "<= 0.5"]);
     table.row(
         "VmRSS",
         status_kb(op, "VmRSS") as f64 / 1024.0,
@@ -428,6 +453,19 @@ fn idle(bins: &Bins, table: &mut Table) {
         "MiB",
         "-",
     );
+}
+
+/// earlyoom on the system as Debian's service starts it (/etc/default/earlyoom: -r 3600), its
+/// output dropped.
+fn start_earlyoom(bins: &Bins) -> Running {
+    Running(
+        Command::new(&bins.earlyoom)
+            .args(["-r", "3600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start earlyoom"),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,47 +571,24 @@ fn idle_cgroups(bins: &Bins, table: &mut Table) {
         &config(&format!("{}/*", tree.parent.path)),
     );
     let (one, log_one) = start_oomward(bins, dir_one.path(), &config(&tree.children[0].path));
-    let peer = Running(
-        Command::new(&bins.earlyoom)
-            .args(["-r", "3600"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start earlyoom"),
-    );
+    let peer = start_earlyoom(bins);
     wait_for_count(&log_many, "event=scope_added", N, Duration::from_secs(20));
     wait_for_count(&log_one, "event=scope_added", 1, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2));
     let pids = [many.0.id(), one.0.id(), peer.0.id()];
-    let (cpu, wake) = idle_windows(&pids, 6);
+    let idle = idle_windows(&pids, 6);
     let label = format!("{N} idle cgroups");
-    table.row(
-        &format!("idle CPU time per minute, oomward watching {label} vs earlyoom (system)"),
-        median(&cpu[0]),
-        Some(median(&cpu[2])),
-        "ms",
-        "<= 2.0",
+    table.idle_rows(
+        &idle,
+        (0, 2),
+        &format!(", oomward watching {label} vs earlyoom (system)"),
+        ["<= 2.0", "<= 2.0"],
     );
-    table.row(
-        &format!("idle wake-ups per minute, oomward watching {label} vs earlyoom (system)"),
-        median(&wake[0]),
-        Some(median(&wake[2])),
-        "",
-        "<= 2.0",
-    );
-    table.row(
-        "idle CPU time per minute, oomward watching 1 idle cgroup vs earlyoom (system)",
-        median(&cpu[1]),
-        Some(median(&cpu[2])),
-        "ms",
-        "-",
-    );
-    table.row(
-        "idle wake-ups per minute, oomward watching 1 idle cgroup vs earlyoom (system)",
-        median(&wake[1]),
-        Some(median(&wake[2])),
-        "",
-        "-",
+    table.idle_rows(
+        &idle,
+        (1, 2),
+        ", oomward watching 1 idle cgroup vs earlyoom (system)",
+        ["-", "-"],
     );
     println!(
         "  oomward with {label}: VmRSS {:.2} MiB, {} descriptors; with 1: VmRSS {:.2} MiB, {} descriptors",
@@ -867,20 +882,13 @@ fn race_trials(bins: &Bins, trials: usize, events: bool) -> RaceTrials {
         "[daemon]\nlog = \"stderr\"\nevents = {events}\n[system]\nenabled = false\n[kill]\ngrace = \"1s\"\n[[cgroup]]\npath = \"{}\"\n",
         cg.path
     );
-    let (_daemon, log) = start_oomward(bins, dir.path(), &config);
-    wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
-    let (tx, rx) = bounded(64);
-    let watcher = Events::start(tx).expect("event thread");
     // The term level: 10 % below the limit, as the daemon's default available_term.
-    watcher
-        .arm(
-            &Spec::V1Threshold {
-                dir: cg.dir.clone(),
-                bytes: 256 * MIB - 256 * MIB / 10,
-            },
-            false,
-        )
-        .expect("arm the bench's threshold");
+    let threshold = Spec::V1Threshold {
+        dir: cg.dir.clone(),
+        bytes: 256 * MIB - 256 * MIB / 10,
+    };
+    let (_daemon, log, rx, _watcher) =
+        start_oomward_and_arm(bins, dir.path(), &config, &threshold, "threshold");
     let mut out_r = RaceTrials::default();
     for trial in 0..trials {
         while rx.try_recv().is_ok() {}
@@ -1163,18 +1171,11 @@ fn rescue_trials(bins: &Bins, trials: usize, events: bool) -> Vec<f64> {
         "[daemon]\nlog = \"stderr\"\nevents = {events}\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\navailable_term = \"0%\"\navailable_kill = \"0%\"\non_under_oom = \"kill\"\n",
         cg.path
     );
-    let (_daemon, log) = start_oomward(bins, dir.path(), &config);
-    wait_for_line(&log, "event=scope_added", Duration::from_secs(5));
-    let (tx, rx) = bounded(64);
-    let watcher = Events::start(tx).expect("event thread");
-    watcher
-        .arm(
-            &Spec::V1Oom {
-                dir: cg.dir.clone(),
-            },
-            false,
-        )
-        .expect("arm the bench's OOM notification");
+    let oom = Spec::V1Oom {
+        dir: cg.dir.clone(),
+    };
+    let (_daemon, _log, rx, _watcher) =
+        start_oomward_and_arm(bins, dir.path(), &config, &oom, "OOM notification");
     let mut lat = Vec::new();
     for trial in 0..trials {
         while rx.try_recv().is_ok() {}
