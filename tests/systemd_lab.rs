@@ -160,9 +160,11 @@ fn package() {
 fn system_short() {
     let g = run("system_short", 300);
     g.expect_pass();
-    g.expect_kv("dpkg_rc", "0");
-    g.expect_kv("oomward", "active");
-    g.expect_kv("hog_result", "signal");
+    g.expect_kvs(&[
+        ("dpkg_rc", "0"),
+        ("oomward", "active"),
+        ("hog_result", "signal"),
+    ]);
     let sig = g.num("hog_signal");
     assert!(sig == 15 || sig == 9, "the hog died of signal {sig}");
     assert_eq!(
@@ -178,11 +180,13 @@ fn system_short() {
         "a decision below warning\n{}",
         g.transcript()
     );
-    g.expect_kv("others", "0");
-    g.expect_kv("oom_kill", "0");
-    g.expect_kv("bystanders_ok", "yes");
-    g.expect_kv("sshd_exe", "/usr/sbin/sshd");
-    g.expect_kv("sshd_adj", "1000");
+    g.expect_kvs(&[
+        ("others", "0"),
+        ("oom_kill", "0"),
+        ("bystanders_ok", "yes"),
+        ("sshd_exe", "/usr/sbin/sshd"),
+        ("sshd_adj", "1000"),
+    ]);
     // At adj 1000 the kernel's own ranking puts them first.
     assert!(g.num("sshd_score") >= 1000 && g.num("journald_score") >= 1000);
     // The protection mattered: the large stand-in at a path of the built-in set ranks first
@@ -202,20 +206,24 @@ fn system_short() {
     // The reports under the unit: the shipped hooks drop-in lets a post_kill hook run as
     // nobody with the victim in its environment; `status` works for nobody; `history` and
     // `why` read the kill journal in the StateDirectory.
-    g.expect_kv("hook_caps", "yes");
-    g.expect_kv("hook_ok", "yes");
-    g.expect_kv("status_ok", "yes");
-    g.expect_kv("history_ok", "yes");
-    g.expect_kv("why_ok", "yes");
-    g.expect_kv("why_user_ok", "yes");
+    g.expect_kvs(&[
+        ("hook_caps", "yes"),
+        ("hook_ok", "yes"),
+        ("status_ok", "yes"),
+        ("history_ok", "yes"),
+        ("why_ok", "yes"),
+        ("why_user_ok", "yes"),
+    ]);
     // A typo and a restart: active on the last good config (the hog above was stopped on it),
     // the error at err with file, line and key, `status` says so, check-config refuses, and no
     // restart loop.
-    g.expect_kv("typo_active", "active");
-    g.expect_kv("typo_restarts", "0");
-    g.expect_kv("typo_logged", "yes");
-    g.expect_kv("typo_status", "yes");
-    g.expect_kv("typo_check", "2");
+    g.expect_kvs(&[
+        ("typo_active", "active"),
+        ("typo_restarts", "0"),
+        ("typo_logged", "yes"),
+        ("typo_status", "yes"),
+        ("typo_check", "2"),
+    ]);
 }
 
 /// postgres (issue 18): a real PostgreSQL 15 in a transient service with `MemoryMax=512M` on
@@ -356,16 +364,20 @@ fn k8s_node() {
     );
     // The report names the pod.
     assert_eq!(g.num("report_pid"), g.num("besteffort"));
-    g.expect_kv("report_qos", "besteffort");
-    g.expect_kv("report_namespace", "batch");
-    g.expect_kv("report_pod", "thumbs-28391040-q9z4m");
-    g.expect_kv("report_container", "thumbs");
+    g.expect_kvs(&[
+        ("report_qos", "besteffort"),
+        ("report_namespace", "batch"),
+        ("report_pod", "thumbs-28391040-q9z4m"),
+        ("report_container", "thumbs"),
+    ]);
     // The others.
-    g.expect_kv("guaranteed_alive", "yes");
-    g.expect_kv("burstable_alive", "yes");
-    g.expect_kv("runtime_ok", "yes");
-    g.expect_kv("kubelet_exe", "/usr/bin/kubelet");
-    g.expect_kv("kubelet_adj", "1000");
+    g.expect_kvs(&[
+        ("guaranteed_alive", "yes"),
+        ("burstable_alive", "yes"),
+        ("runtime_ok", "yes"),
+        ("kubelet_exe", "/usr/bin/kubelet"),
+        ("kubelet_adj", "1000"),
+    ]);
     // kubelet's stand-in is the kernel's first choice and holds enough to matter.
     assert!(g.num("kubelet_score") >= 1000);
     assert!(

@@ -207,9 +207,11 @@ on_one_kernel!(v2_swap_headroom, k6_12, "6.12");
 fn v2_hot_page_cache(kernel: &str) {
     let g = run("v2_hot_page_cache", kernel, 120);
     g.expect_pass();
-    g.expect_kv("idle_state", "alive");
-    g.expect_kv("term_lines", "0");
-    g.expect_kv("oom_kill", "0");
+    g.expect_kvs(&[
+        ("idle_state", "alive"),
+        ("term_lines", "0"),
+        ("oom_kill", "0"),
+    ]);
 }
 on_one_kernel!(v2_hot_page_cache, k6_1, "6.1");
 
@@ -219,9 +221,11 @@ on_one_kernel!(v2_hot_page_cache, k6_1, "6.1");
 fn v2_nested(kernel: &str) {
     let g = run("v2_nested", kernel, 120);
     stopped_by_oomward(&g, "status");
-    g.expect_kv("other_state", "alive");
-    g.expect_kv("limit", &(160u64 << 20).to_string());
-    g.expect_kv("total_pages", "40960");
+    g.expect_kvs(&[
+        ("other_state", "alive"),
+        ("limit", &(160u64 << 20).to_string()),
+        ("total_pages", "40960"),
+    ]);
 }
 on_one_kernel!(v2_nested, k6_12, "6.12");
 
@@ -262,9 +266,11 @@ on_both_kernels!(v2_oracle);
 fn v2_events(kernel: &str) {
     let g = run("v2_events", kernel, 120);
     g.expect_pass();
-    g.expect_kv("armed_app", "v2_events,cgroup_psi");
-    g.expect_kv("wake", "v2_events");
-    g.expect_kv("psi_source", "cgroup_psi");
+    g.expect_kvs(&[
+        ("armed_app", "v2_events,cgroup_psi"),
+        ("wake", "v2_events"),
+        ("psi_source", "cgroup_psi"),
+    ]);
     assert_eq!(g.num("victim"), g.num("hog"), "oomward's victim");
 }
 on_both_kernels!(v2_events);
@@ -276,11 +282,13 @@ on_both_kernels!(v2_events);
 fn v2_removed(kernel: &str) {
     let g = run("v2_removed", kernel, 120);
     g.expect_pass();
-    g.expect_kv("removed", "yes");
-    g.expect_kv("rearmed", "v2_events,cgroup_psi");
-    g.expect_kv("status", "143");
-    g.expect_kv("oom_kill", "0");
-    g.expect_kv("daemon", "alive");
+    g.expect_kvs(&[
+        ("removed", "yes"),
+        ("rearmed", "v2_events,cgroup_psi"),
+        ("status", "143"),
+        ("oom_kill", "0"),
+        ("daemon", "alive"),
+    ]);
 }
 on_one_kernel!(v2_removed, k6_12, "6.12");
 
@@ -291,10 +299,12 @@ on_one_kernel!(v2_removed, k6_12, "6.12");
 fn v2_limit_lowered(kernel: &str) {
     let g = run("v2_limit_lowered", kernel, 120);
     g.expect_pass();
-    g.expect_kv("calm_decisions", "0");
-    g.expect_kv("stopped", "term");
-    g.expect_kv("limit", &(160u64 << 20).to_string());
-    g.expect_kv("oom_kill", "0");
+    g.expect_kvs(&[
+        ("calm_decisions", "0"),
+        ("stopped", "term"),
+        ("limit", &(160u64 << 20).to_string()),
+        ("oom_kill", "0"),
+    ]);
     assert_eq!(g.num("victim"), g.num("hog"));
 }
 on_one_kernel!(v2_limit_lowered, k6_12, "6.12");
@@ -305,11 +315,13 @@ on_one_kernel!(v2_limit_lowered, k6_12, "6.12");
 fn v2_steady(kernel: &str) {
     let g = run("v2_steady", kernel, 180);
     g.expect_pass();
-    g.expect_kv("still_alive", "yes");
-    g.expect_kv("still_decisions", "0");
-    g.expect_kv("steady_lines", "1");
-    g.expect_kv("first_event", "term");
-    g.expect_kv("oom_kill", "0");
+    g.expect_kvs(&[
+        ("still_alive", "yes"),
+        ("still_decisions", "0"),
+        ("steady_lines", "1"),
+        ("first_event", "term"),
+        ("oom_kill", "0"),
+    ]);
 }
 on_one_kernel!(v2_steady, k6_12, "6.12");
 
@@ -321,12 +333,14 @@ on_one_kernel!(v2_steady, k6_12, "6.12");
 fn v2_tripwire(kernel: &str) {
     let g = run("v2_tripwire", kernel, 180);
     g.expect_pass();
-    g.expect_kv("stopped", "term");
-    g.expect_kv("restored", "1");
-    g.expect_kv("after_lift", "max");
-    g.expect_kv("after_stop", "max");
-    g.expect_kv("theirs", &(150u64 << 20).to_string());
-    g.expect_kv("oom_kill", "0");
+    g.expect_kvs(&[
+        ("stopped", "term"),
+        ("restored", "1"),
+        ("after_lift", "max"),
+        ("after_stop", "max"),
+        ("theirs", &(150u64 << 20).to_string()),
+        ("oom_kill", "0"),
+    ]);
     let figure = format!(
         "v2_tripwire on {kernel}: {} wake-ups per minute, one idle watched cgroup with a tripwire",
         g.num("wakeups_per_min")
@@ -392,14 +406,16 @@ on_one_kernel!(v2_idle, k6_1, "6.1");
 fn v2_many(kernel: &str) {
     let g = run("v2_many", kernel, 420);
     let v = g.expect_pass();
-    g.expect_kv("earlyoom", "alive");
-    g.expect_kv("oomward_dead", "none");
-    g.expect_kv("sleepers_idle", "100");
-    g.expect_kv("sleepers_end", "100");
-    g.expect_kv("decisions_idle", "0");
-    g.expect_kv("race_runs", "10");
-    g.expect_kv("race_kernel", "0");
-    g.expect_kv("race_stopped", "10");
+    g.expect_kvs(&[
+        ("earlyoom", "alive"),
+        ("oomward_dead", "none"),
+        ("sleepers_idle", "100"),
+        ("sleepers_end", "100"),
+        ("decisions_idle", "0"),
+        ("race_runs", "10"),
+        ("race_kernel", "0"),
+        ("race_stopped", "10"),
+    ]);
     assert_eq!(g.num("race_term") + g.num("race_kill"), 10);
     let kv = |k: &str| v.kv.get(k).map_or("?", String::as_str);
     for figure in [
@@ -481,10 +497,12 @@ on_both_kernels!(system_oom);
 /// and a bystander survive.
 fn system_desktop_checks(g: &Guest) {
     stopped_by_oomward(g, "allocator");
-    g.expect_kv("oom_kill", "0");
-    g.expect_kv("sshd", "alive");
-    g.expect_kv("bystander", "alive");
-    g.expect_kv("first_victim", "allocator");
+    g.expect_kvs(&[
+        ("oom_kill", "0"),
+        ("sshd", "alive"),
+        ("bystander", "alive"),
+        ("first_victim", "allocator"),
+    ]);
     assert_eq!(g.num("victim"), g.num("hog"), "oomward's victim");
     assert!(g.num("victim_swap_pages") > 0, "acted before swap was used");
 }

@@ -775,6 +775,14 @@ impl Guest {
         }
     }
 
+    /// Asserts each `(key, want)` of `facts` in turn with [`Guest::expect_kv`]: a scenario's
+    /// verdict is mostly such a list, read more easily as one table than as a call a fact.
+    pub fn expect_kvs(&self, facts: &[(&str, &str)]) {
+        for (key, want) in facts {
+            self.expect_kv(key, want);
+        }
+    }
+
     /// Asserts `key` of the verdict equals `want`.
     pub fn expect_kv(&self, key: &str, want: &str) {
         let v = self.expect_pass();
