@@ -44,10 +44,14 @@ keyed() {
     awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print "NA" }' "$1"
 }
 
-# make_cgroup NAME: creates /sys/fs/cgroup/NAME; CG is its directory.
+# make_cgroup NAME [MAX [HIGH]]: creates /sys/fs/cgroup/NAME, with memory.max MAX and then
+# memory.high HIGH where given (most scenarios make a cgroup and limit it at once); CG is its
+# directory.
 make_cgroup() {
     CG=/sys/fs/cgroup/$1
     mkdir -p "$CG"
+    if [ -n "$2" ]; then echo "$2" >"$CG/memory.max"; fi
+    if [ -n "$3" ]; then echo "$3" >"$CG/memory.high"; fi
 }
 
 # start_oomward: the config comes on stdin; the daemon logs to /tmp/oomward.log. Waits for its

@@ -17,8 +17,7 @@ start_memhog /tmp/h5 --adj 1000 --hold 5 && echo "HOG pid=$HOG_PID adj=1000"
 start_memhog /tmp/h6 --hold 150 && echo "HOG pid=$HOG_PID adj=0"
 if [ "$swap" = 1 ]; then
     # 64 MiB held in a 32 MiB cgroup: the rest goes to swap.
-    make_cgroup swapped
-    echo 32M >"$CG/memory.max"
+    make_cgroup swapped 32M
     start_memhog /tmp/h7 --cgroup-procs "$CG/cgroup.procs" --hold 64 && echo "HOG pid=$HOG_PID adj=0 swapped=1"
 fi
 

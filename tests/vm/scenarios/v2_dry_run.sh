@@ -7,8 +7,7 @@
 # allocator goes on and is killed by the kernel too.
 . /lab/lib.sh
 
-make_cgroup app
-echo 96M >"$CG/memory.max"
+make_cgroup app 96M
 
 start_oomward <<'TOML'
 [daemon]

@@ -9,12 +9,9 @@
 #    logs event=pressure for that cgroup with source=cgroup_psi.
 . /lab/lib.sh
 
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 app=$CG
-make_cgroup slow
-echo 512M >"$CG/memory.max"
-echo 32M >"$CG/memory.high"
+make_cgroup slow 512M 32M
 slow=$CG
 
 start_oomward <<'TOML'

@@ -12,8 +12,7 @@ dd if=/dev/zero of=/mnt/hot bs=1M count=100 2>/dev/null
 sync
 echo 3 >/proc/sys/vm/drop_caches
 
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 
 cgroup_config /app | start_oomward
 

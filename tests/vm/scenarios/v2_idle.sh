@@ -7,8 +7,7 @@
 
 WINDOW=30
 
-make_cgroup idle
-echo 256M >"$CG/memory.max"
+make_cgroup idle 256M
 sh -c "echo \$\$ >$CG/cgroup.procs && exec sleep 3600" &
 sleeper=$!
 # Not through a pipe: start_oomward would run in a subshell and OOMWARD_PID be lost.

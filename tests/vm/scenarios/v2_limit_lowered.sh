@@ -7,8 +7,7 @@
 # decision line saying limit=160 MiB; the kernel kills nobody.
 . /lab/lib.sh
 
-make_cgroup app
-echo 512M >"$CG/memory.max"
+make_cgroup app 512M
 cgroup_config /app | start_oomward
 start_memhog /tmp/hog.out --cgroup-procs "$CG/cgroup.procs" --hold 100 --rate 4 --grow 400 || {
     result FAIL reason=hog_not_ready

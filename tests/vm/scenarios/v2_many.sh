@@ -206,9 +206,8 @@ t0=$(now_ms)
 dd if=/dev/zero of=/mnt/big bs=1M count="$CACHE_MIB" 2>/dev/null
 sync
 write_ms=$(($(now_ms) - t0))
-make_cgroup cache
+make_cgroup cache 256M
 cache=$CG
-echo 256M >"$cache/memory.max"
 cat >/tmp/reader.sh <<'SH'
 # reader.sh CGROUP SECS: joins CGROUP, then reads /mnt/big whole with dd, pass after pass, until
 # SECS s have passed; prints "PASSES MS" (the passes that completed, and the time they took).

@@ -6,8 +6,7 @@
 . /lab/lib.sh
 
 trials=5
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 
 cgroup_config /app | start_oomward
 

@@ -11,12 +11,9 @@
 #@ mem=1024M
 . /lab/lib.sh
 
-make_cgroup idle
+make_cgroup idle 512M
 idle=$CG
-echo 512M >"$idle/memory.max"
-make_cgroup app
-echo 512M >"$CG/memory.max"
-echo 256M >"$CG/memory.high"
+make_cgroup app 512M 256M
 
 {
     printf '[daemon]\nlog = "stderr"\n[system]\nenabled = false\n[kill]\ngrace = "1s"\n'

@@ -5,9 +5,8 @@
 # /parent/other alone, trigger on the parent's 160M, and rank with the parent's T.
 . /lab/lib.sh
 
-make_cgroup parent
+make_cgroup parent 160M
 P=$CG
-echo 160M >"$P/memory.max"
 echo +memory >"$P/cgroup.subtree_control"
 mkdir "$P/app" "$P/other"
 

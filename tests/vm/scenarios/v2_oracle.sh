@@ -10,8 +10,7 @@
 # kernel kills one of the three: it must be oomward's first.
 . /lab/lib.sh
 
-make_cgroup app
-echo 160M >"$CG/memory.max"
+make_cgroup app 160M
 procs=$CG/cgroup.procs
 start_memhog /tmp/big.out --cgroup-procs "$procs" --hold 60 --adj=-100 || { result FAIL reason=big_not_ready; exit 1; }
 big=$HOG_PID

@@ -7,8 +7,7 @@
 # one more look: at full speed under TCG it fills the last 13 MB in 20 ms).
 . /lab/lib.sh
 
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 app=$CG
 # Not through a pipe: start_oomward would run in a subshell and OOMWARD_PID be lost.
 cgroup_config /app >/tmp/config.toml
@@ -35,8 +34,7 @@ c1=$(ticks)
 cpu_ticks=$((c1 - c0))
 
 # Back again.
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 wait_until 50 eval '[ "$(log_count events_armed)" -ge 2 ]'
 rearmed=$(grep 'event=events_armed scope=/app' /tmp/oomward.log | tail -n1 | tr ' ' '\n' | sed -n 's/^sources=//p')
 memhog --cgroup-procs "$app/cgroup.procs" --rate 0 --grow 400 >/tmp/hog.out 2>&1 &

@@ -13,8 +13,7 @@
 RUNS=5
 SECS=12
 
-make_cgroup app
-echo 256M >"$CG/memory.max"
+make_cgroup app 256M
 # Not through a pipe: start_oomward would run in a subshell and OOMWARD_PID be lost.
 cgroup_config /app >/tmp/config.toml
 start_oomward </tmp/config.toml

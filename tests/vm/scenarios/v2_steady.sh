@@ -6,8 +6,7 @@
 #@ mem=768M
 . /lab/lib.sh
 
-make_cgroup app
-echo 256M >"$CG/memory.max"
+make_cgroup app 256M
 # In place before the daemon starts: its own growth to 236 MiB is not what is shown here.
 start_memhog /tmp/still.out --cgroup-procs "$CG/cgroup.procs" --hold 236 || {
     result FAIL reason=still_not_ready

@@ -10,8 +10,7 @@
 . /lab/lib.sh
 
 setup_zram 256M || { result FAIL reason=no_zram; exit 1; }
-make_cgroup app
-echo 64M >"$CG/memory.max"
+make_cgroup app 64M
 echo 64M >"$CG/memory.swap.max"
 
 cgroup_config /app | start_oomward

@@ -14,12 +14,9 @@
 
 WINDOW=20
 
-make_cgroup app
-echo 256M >"$CG/memory.max"
+make_cgroup app 256M
 APP=$CG
-make_cgroup theirs
-echo 256M >"$CG/memory.max"
-echo 150M >"$CG/memory.high"
+make_cgroup theirs 256M 150M
 THEIRS=$CG
 start_memhog /tmp/idle.out --cgroup-procs "$APP/cgroup.procs" --hold 20 || {
     result FAIL reason=idle_not_ready

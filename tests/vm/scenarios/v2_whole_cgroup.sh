@@ -8,8 +8,7 @@
 # escalation is for the second idle process alone, the victim itself left on SIGTERM.
 . /lab/lib.sh
 
-make_cgroup app
-echo 128M >"$CG/memory.max"
+make_cgroup app 128M
 case "$VARIANT" in
 kill_unit) unit='kill_unit = "cgroup"' ;;
 oom_group)
