@@ -34,6 +34,11 @@ dump_journal() {
     journalctl --no-pager -u oomward.service -o short-monotonic 2>&1 | sed 's/^/journal| /'
 }
 
+# The kernel's OOM lines (`dmesg| ...`), for the transcript.
+dmesg_oom() {
+    dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+}
+
 # shellcheck disable=SC2034 # DPKG_RC is for the scenarios
 # install_package: dpkg -i of the package under test, its output as `dpkg| ` lines.
 # Sets DPKG_RC.

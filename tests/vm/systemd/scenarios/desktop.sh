@@ -374,7 +374,7 @@ if [ -n "$journal_unit" ]; then
     timeout 20 journalctl --no-pager -u "$journal_unit" -o short-monotonic >/tmp/journal.txt 2>&1
     dump /tmp/journal.txt journal
 fi
-dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+dmesg_oom
 
 facts="variant=$VARIANT first_victim=$first_victim victims=$victims runaway_dead=$runaway_dead"
 facts="$facts compositor_alive=$compositor_alive session_alive=$session_alive"

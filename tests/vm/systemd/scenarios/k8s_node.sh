@@ -252,7 +252,7 @@ kubelet_adj_now=$(cat "/proc/$kubelet_pid/oom_score_adj" 2>/dev/null)
 
 dump /tmp/oomward.log oomward
 dump /tmp/besteffort.out besteffort
-dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+dmesg_oom
 facts="dpkg_rc=$DPKG_RC ds_qos=$DS_QOS ds_adj=$ds_adj_now ds_cgroup=$ds_cgroup metrics_port=$port"
 facts="$facts metrics_status=$metrics_status liveness_rc=$liveness_rc"
 facts="$facts besteffort=$e_pid report_cgroup=$report_cgroup besteffort_status=$e_status besteffort_ms=$e_ms"

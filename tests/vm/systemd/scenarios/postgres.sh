@@ -35,7 +35,7 @@ fail() {
     echo "step| failing: $1"
     journalctl --no-pager -u pg -o cat 2>&1 | tail -n 40 | sed 's/^/pg| /'
     dump_journal | tail -n 60
-    dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+    dmesg_oom
     result FAIL "reason=$1"
     exit 1
 }

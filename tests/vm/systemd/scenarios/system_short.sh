@@ -151,7 +151,7 @@ why_user_ok=no
 grep -q "victim: memhog (pid $hog_pid" /tmp/why_user.txt && why_user_ok=yes
 
 dump_journal
-dmesg | grep -iE 'oom|killed process' | sed 's/^/dmesg| /'
+dmesg_oom
 facts="dpkg_rc=$DPKG_RC oomward=$oomward_active hog=$hog_pid hog_ms=$hog_ms hog_result=$hog_result"
 facts="$facts hog_signal=$hog_signal decisions=$decisions warn_decisions=$warn_decisions first_event=$first_event victim=$victim"
 facts="$facts others=$others oom_kill=$((oom_after - oom_before))"
