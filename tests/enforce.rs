@@ -14,8 +14,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::need_v1;
-use support::{Daemon, Freezer, Proc, TestCgroup, serial};
+use support::{Daemon, Freezer, Proc, TestCgroup, kernel_race, need_v1, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -38,43 +37,22 @@ fn stopped_by_oomward(status: &std::process::ExitStatus) -> bool {
     matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL))
 }
 
-/// An allocator in `cg` that starts 50 ms after `ready` and grows up to 600 MiB at `rate` MiB/s
-/// (0: as fast as it can).
-fn allocator(cg: &TestCgroup, rate: &str, extra: &[&str]) -> Proc {
-    let procs = cg.procs_file();
-    let mut args = vec![
-        "--cgroup-procs",
-        procs.as_str(),
-        "--rate",
-        rate,
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ];
-    args.extend_from_slice(extra);
-    Proc::memhog(&args)
-}
-
 /// As fast as it can: the seed's allocator.
 fn fast_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
-    allocator(cg, "0", extra)
+    Proc::grower(cg, "0", extra)
 }
 
 /// At 20 MiB/s: slow enough that at a 10 % or 20 % threshold of a 256 MiB cgroup its projected
 /// time to the limit (about a second) exceeds the tests' 300 ms grace, so the first signal is
 /// SIGTERM; a fast one gets SIGKILL at once (`reason=eta`).
 fn steady_allocator(cg: &TestCgroup, extra: &[&str]) -> Proc {
-    allocator(cg, "20", extra)
+    Proc::grower(cg, "20", extra)
 }
 
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("seed", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("seed", 256 * MIB);
     // A respawning workload: enforcement goes on, with a warning past 5 kills a minute.
     let d = daemon(
         &dir,
@@ -82,8 +60,8 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         "",
         "[kill]\ngrace = \"1s\"\nwarn_kills_per_minute = 5\n",
         &[],
-    );
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    )
+    .watching();
     let mut peaks = Vec::new();
     let (mut by_term, mut by_eta, mut by_escalation) = (0, 0, 0);
     for round in 0..20 {
@@ -175,15 +153,11 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_sigterm_handler_that_allocates_is_sigkilled_before_the_limit_10_of_10() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("termgrow", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "[kill]\ngrace = \"5s\"\n", &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let (_serial, cg, dir) = kernel_race("termgrow", 256 * MIB);
+    let d = daemon(&dir, &cg.path, "", "[kill]\ngrace = \"5s\"\n", &[]).watching();
     let (mut asked, mut at_once) = (0, 0);
     for round in 0..10 {
-        let mut hog = allocator(&cg, "300", &["--term-grow", "400"]);
+        let mut hog = Proc::grower(&cg, "300", &["--term-grow", "400"]);
         let status = hog
             .wait_exit(Duration::from_secs(20))
             .expect("the allocator was stopped");
@@ -234,18 +208,14 @@ fn a_sigterm_handler_that_allocates_is_sigkilled_before_the_limit_10_of_10() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_name_that_is_not_utf8_makes_nobody_immune_5_of_5() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("bytes", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("bytes", 256 * MIB);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A copy whose file name is not UTF-8: its comm (and exe) come from that name.
     let odd_name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"hog\xff\xfe");
     let copy = dir.path().join(odd_name);
     std::fs::copy(support::memhog_path(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let d = daemon(&dir, &cg.path, "", "", &[]).watching();
     let memhog = support::memhog_path();
     for round in 0..5 {
         let by_file = round % 2 == 1;
@@ -300,10 +270,7 @@ fn a_name_that_is_not_utf8_makes_nobody_immune_5_of_5() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("grace", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("grace", 256 * MIB);
     // Term at 20 % available (51 MiB), kill at 5 % (13 MiB): the allocator settles about
     // 29 MiB from the limit, well inside the term band, and ignores SIGTERM.
     let d = daemon(
@@ -312,18 +279,9 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
         "available_term = \"20%\"\navailable_kill = \"5%\"",
         "",
         &[],
-    );
-    d.wait_for("event=scope_added", Duration::from_secs(5));
-    let procs = cg.procs_file();
-    let mut hog = Proc::memhog(&[
-        "--cgroup-procs",
-        &procs,
-        "--ignore-term",
-        "--rate",
-        "20",
-        "--grow",
-        "224",
-    ]);
+    )
+    .watching();
+    let mut hog = Proc::memhog_in(&cg, &["--ignore-term", "--rate", "20", "--grow", "224"]);
     let status = hog
         .wait_exit(Duration::from_secs(15))
         .expect("the allocator was stopped");
@@ -355,10 +313,7 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("killlevel", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("killlevel", 256 * MIB);
     // A long grace: only the kill level can explain a quick SIGKILL.
     let d = daemon(
         &dir,
@@ -366,24 +321,24 @@ fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
         "available_term = \"40%\"\navailable_kill = \"25%\"",
         "[kill]\ngrace = \"20s\"\n",
         &[],
-    );
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    )
+    .watching();
     // It creeps into the term band at 1 MiB/s (projected to reach the limit in minutes, so the
     // first signal is SIGTERM, which it ignores), then jumps 60 MiB past the kill level.
-    let procs = cg.procs_file();
-    let mut hog = Proc::memhog(&[
-        "--cgroup-procs",
-        &procs,
-        "--ignore-term",
-        "--hold",
-        "150",
-        "--rate",
-        "1",
-        "--grow",
-        "10",
-        "--grow-on-signal",
-        "60",
-    ]);
+    let mut hog = Proc::memhog_in(
+        &cg,
+        &[
+            "--ignore-term",
+            "--hold",
+            "150",
+            "--rate",
+            "1",
+            "--grow",
+            "10",
+            "--grow-on-signal",
+            "60",
+        ],
+    );
     d.wait_for("event=term ", Duration::from_secs(20));
     hog.signal(libc::SIGUSR1);
     let status = hog
@@ -412,10 +367,7 @@ fn memhog_copy(dir: &Path, name: &str) -> String {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("protect", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("protect", 256 * MIB);
     let bin = tempfile::tempdir().unwrap();
     // Readable by the other user who runs the impostor.
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -507,8 +459,8 @@ fn hung_cgroup_with_oom_kill_disable_is_rescued() {
         "available_term = \"0%\"\navailable_kill = \"0%\"\non_under_oom = \"kill\"",
         "",
         &[],
-    );
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    )
+    .watching();
     let mut hog = fast_allocator(&cg, &[]);
     let mut since = None;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -594,8 +546,7 @@ fn page_cache_alone_is_not_killed() {
     std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
     let cg = TestCgroup::create("cache", 128 * MIB);
     let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let d = daemon(&dir, &cg.path, "", "", &[]).watching();
     let script = format!(
         "echo $$ > {} && exec cat {} > /dev/null",
         cg.procs_file(),
@@ -629,31 +580,37 @@ fn page_cache_alone_is_not_killed() {
     );
 }
 
-#[test]
-#[ignore = "needs root and a cgroup-v1 memory controller"]
-fn cgroups_matched_by_a_glob_are_picked_up_and_dropped_as_they_come_and_go() {
-    need_v1();
-    let _serial = serial();
-    let parent = TestCgroup::create("glob", 0);
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &format!("{}/*", parent.path), "", "", &[]);
-    std::thread::sleep(Duration::from_millis(300));
-    let late = parent.child("late", 128 * MIB);
+/// Waits until the daemon watches `cg`, made under its glob, then races a fast allocator in it:
+/// stopped by oomward (SIGTERM, or SIGKILL when first seen past the narrow kill level of a
+/// 128 MiB cgroup), never by the kernel.
+fn picked_up_and_enforced(d: &Daemon, cg: &TestCgroup) {
     d.wait_for(
-        &format!("event=scope_added scope={}", late.path),
+        &format!("event=scope_added scope={}", cg.path),
         Duration::from_secs(5),
     );
-    // Stopped by oomward (SIGTERM, or SIGKILL when first seen past the narrow kill level of
-    // a 128 MiB cgroup), never by the kernel.
-    let mut hog = fast_allocator(&late, &[]);
+    let mut hog = fast_allocator(cg, &[]);
     let status = hog.wait_exit(Duration::from_secs(20)).expect("stopped");
     assert!(stopped_by_oomward(&status), "{status:?}");
     d.wait_for(
         &format!("pid={} comm=memhog", hog.pid),
         Duration::from_secs(2),
     );
-    assert_eq!(late.keyed("memory.oom_control", "oom_kill"), 0);
-    drop(hog);
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        0,
+        "{}",
+        d.output()
+    );
+}
+
+#[test]
+#[ignore = "needs root and a cgroup-v1 memory controller"]
+fn cgroups_matched_by_a_glob_are_picked_up_and_dropped_as_they_come_and_go() {
+    let (_serial, parent, dir) = kernel_race("glob", 0);
+    let d = daemon(&dir, &format!("{}/*", parent.path), "", "", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let late = parent.child("late", 128 * MIB);
+    picked_up_and_enforced(&d, &late);
     let late_path = late.path.clone();
     drop(late);
     d.wait_for(
@@ -662,23 +619,7 @@ fn cgroups_matched_by_a_glob_are_picked_up_and_dropped_as_they_come_and_go() {
     );
     // Still enforcing afterwards, in a new cgroup.
     let again = parent.child("again", 128 * MIB);
-    d.wait_for(
-        &format!("event=scope_added scope={}", again.path),
-        Duration::from_secs(5),
-    );
-    let mut hog = fast_allocator(&again, &[]);
-    let status = hog.wait_exit(Duration::from_secs(20)).expect("stopped");
-    assert!(stopped_by_oomward(&status), "{status:?}");
-    d.wait_for(
-        &format!("pid={} comm=memhog", hog.pid),
-        Duration::from_secs(2),
-    );
-    assert_eq!(
-        again.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "{}",
-        d.output()
-    );
+    picked_up_and_enforced(&d, &again);
     let out = d.output();
     assert!(!out.contains("cannot read cgroup"), "{out}");
 }
@@ -686,12 +627,8 @@ fn cgroups_matched_by_a_glob_are_picked_up_and_dropped_as_they_come_and_go() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn dry_run_reports_the_decision_and_kills_nothing() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("dry", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &["--dry-run"]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let (_serial, cg, dir) = kernel_race("dry", 256 * MIB);
+    let d = daemon(&dir, &cg.path, "", "", &["--dry-run"]).watching();
     let mut hog = fast_allocator(&cg, &[]);
     let status = hog
         .wait_exit(Duration::from_secs(30))
@@ -715,18 +652,15 @@ fn dry_run_reports_the_decision_and_kills_nothing() {
 #[test]
 #[ignore = "needs root, a cgroup-v1 memory controller and the v1 freezer"]
 fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("stuck", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("stuck", 256 * MIB);
     let d = daemon(
         &dir,
         &cg.path,
         "",
         "[kill]\ngrace = \"300ms\"\nstuck_timeout = \"700ms\"\n",
         &[],
-    );
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    )
+    .watching();
     let procs = cg.procs_file();
     // The largest process is frozen: it cannot exit, whatever it is sent. Its memory is
     // private, so it is worth killing, and process_mrelease gives that memory back once it is
@@ -803,15 +737,11 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("unit", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("unit", 256 * MIB);
     let bin = tempfile::tempdir().unwrap();
     let protected_exe = memhog_copy(bin.path(), "keeper");
     let rule = format!("[[rule]]\nexe = \"{protected_exe}\"\nprotect = true\n");
-    let d = daemon(&dir, &cg.path, "kill_unit = \"cgroup\"", &rule, &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let d = daemon(&dir, &cg.path, "kill_unit = \"cgroup\"", &rule, &[]).watching();
     let procs = cg.procs_file();
     let mut keeper = Proc::adopt(
         std::process::Command::new(&protected_exe)
@@ -876,10 +806,7 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_glob_below_a_cgroup_made_later_is_picked_up_at_once() {
-    need_v1();
-    let _serial = serial();
-    let parent = TestCgroup::create("anchor", 0);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, parent, dir) = kernel_race("anchor", 0);
     // Two levels missing: the prefix's parent does not exist either.
     let d = daemon(&dir, &format!("{}/kube/pods/*", parent.path), "", "", &[]);
     d.wait_for("scope=cgroup_tree", Duration::from_secs(5));
@@ -910,12 +837,8 @@ fn a_glob_below_a_cgroup_made_later_is_picked_up_at_once() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn reloading_a_large_config_never_stops_the_loop_sampling() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("reload_race", 256 * MIB);
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&dir, &cg.path, "", "", &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(5));
+    let (_serial, cg, dir) = kernel_race("reload_race", 256 * MIB);
+    let d = daemon(&dir, &cg.path, "", "", &[]).watching();
     // The same config, 40 MB of comments longer.
     let file = dir.path().join("oomward.toml");
     let mut text = std::fs::read_to_string(&file).unwrap();

@@ -189,16 +189,7 @@ fn pods_are_named_in_rank_and_a_container_is_stopped_before_its_own_oom_kill() {
         ]));
     }
     let scope = format!("{}/kubepods", root.path);
-    let out = oomward()
-        .args(["rank", "--scope", &scope, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = support::rank_rows(oomward().args(["rank", "--scope", &scope, "--json"]));
     for (p, proc_) in PODS.iter().zip(&procs) {
         let row = rows
             .iter()
@@ -239,19 +230,7 @@ fn pods_are_named_in_rank_and_a_container_is_stopped_before_its_own_oom_kill() {
     let d = Daemon::start(&conf, &[]);
     d.wait_for("event=start", Duration::from_secs(10));
     let web = &containers[1];
-    let file = web.procs_file();
-    let mut grower = Proc::memhog(&[
-        "--cgroup-procs",
-        &file,
-        "--adj",
-        "500",
-        "--rate",
-        "40",
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ]);
+    let mut grower = Proc::grower(web, "40", &["--adj", "500"]);
     let status = grower.wait_exit(Duration::from_secs(30));
     assert!(status.is_some(), "the growing container was never stopped");
     let out = d.wait_for("event=report", Duration::from_secs(10));

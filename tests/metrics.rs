@@ -470,17 +470,7 @@ fn killed(name: &str) -> Killed {
     let daemon = Daemon::start(&config_file, &[]);
     daemon.wait_for("event=start", Duration::from_secs(10));
     daemon.wait_for("event=scope_added", Duration::from_secs(5));
-    let procs = cg.procs_file();
-    let mut hog = Proc::memhog(&[
-        "--cgroup-procs",
-        &procs,
-        "--rate",
-        "0",
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ]);
+    let mut hog = Proc::grower(&cg, "0", &[]);
     hog.wait_exit(Duration::from_secs(20))
         .expect("the allocator was stopped");
     daemon.wait_for(

@@ -373,17 +373,7 @@ fn the_daemon_notifies_the_users_session_at_warn_and_at_the_kill() {
     .unwrap();
     let d = support::Daemon::start(&conf, &[]);
     d.wait_for("event=start", Duration::from_secs(10));
-    let procs = cg.procs_file();
-    let mut hog = support::Proc::memhog(&[
-        "--cgroup-procs",
-        &procs,
-        "--rate",
-        "30",
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ]);
+    let mut hog = support::Proc::grower(&cg, "30", &[]);
     assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
     let warn = server
         .next_json(Duration::from_secs(10))

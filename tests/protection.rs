@@ -82,13 +82,7 @@ fn group_members(pgrp: i32) -> Vec<i32> {
 
 /// `protected_by` of `pid` in `rank --json`.
 fn protected_by(pid: i32) -> Option<String> {
-    let out = oomward().args(["rank", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = support::rank_rows(oomward().args(["rank", "--json"]));
     let row = rows
         .iter()
         .find(|r| r["pid"] == pid)

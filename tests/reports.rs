@@ -18,8 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::need_v1;
-use support::{Daemon, Proc, TestCgroup, oomward, serial};
+use support::{Daemon, Proc, TestCgroup, kernel_race, need_v1, oomward, serial};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 256 * MIB;
@@ -36,21 +35,6 @@ fn config(dir: &Path, path: &str, cgroup_extra: &str, extra: &str) -> std::path:
     let file = dir.join("oomward.toml");
     std::fs::write(&file, text).unwrap();
     file
-}
-
-/// An allocator in `cg` growing by 600 MiB at `rate` MiB/s after 50 ms.
-fn allocator(cg: &TestCgroup, rate: &str) -> Proc {
-    let procs = cg.procs_file();
-    Proc::memhog(&[
-        "--cgroup-procs",
-        &procs,
-        "--rate",
-        rate,
-        "--grow",
-        "600",
-        "--delay-ms",
-        "50",
-    ])
 }
 
 /// A JSON line carries the schema's version, and each of its fields is one the schema
@@ -97,16 +81,12 @@ fn run_cli(config: &Path, args: &[&str]) -> (bool, String, String) {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_kill_is_reported_whole_kept_in_the_journal_and_explained_after_a_restart() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("report", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("report", LIMIT);
     let conf = config(dir.path(), &cg.path, "", "");
     let d = Daemon::start(&conf, &["--log-format", "json"]);
     d.wait_for("\"event\":\"start\"", Duration::from_secs(10));
-    let procs = cg.procs_file();
-    let idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "8"]);
-    let mut hog = allocator(&cg, "40");
+    let idle = Proc::memhog_in(&cg, &["--hold", "8"]);
+    let mut hog = Proc::grower(&cg, "40", &[]);
     let status = hog.wait_exit(Duration::from_secs(30));
     assert!(status.is_some(), "the allocator was never stopped");
     let out = d.wait_for("\"event\":\"report\"", Duration::from_secs(10));
@@ -282,10 +262,7 @@ fn wait_file(path: &Path, timeout: Duration) -> bool {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("hooks", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("hooks", LIMIT);
     let out = shared_dir();
     let o = out.path().display();
     let extra = format!(
@@ -297,7 +274,7 @@ fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
     let conf = config(dir.path(), &cg.path, "available_warn = \"30%\"", &extra);
     let d = Daemon::start_with(&conf, &[], &[("OOMWARD_TEST_SECRET", "leak")]);
     d.wait_for("event=start", Duration::from_secs(10));
-    let mut hog = allocator(&cg, "40");
+    let mut hog = Proc::grower(&cg, "40", &[]);
     let status = hog.wait_exit(Duration::from_secs(30));
     let exited_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     assert!(status.is_some(), "the allocator was never stopped");
@@ -364,10 +341,7 @@ fn hooks_get_the_victim_cannot_delay_the_kill_and_are_logged_when_they_fail() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_hanging_pre_kill_hook_never_loses_a_fast_race() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("hookrace", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("hookrace", LIMIT);
     let extra =
         "[hooks]\nuser = \"nobody\"\ntimeout = \"2s\"\npre_kill = [\"/bin/sleep\", \"1000\"]\n";
     let conf = config(dir.path(), &cg.path, "", extra);
@@ -446,19 +420,7 @@ fn a_victim_name_cannot_forge_a_field_in_any_output() {
             let d = Daemon::start(&conf, &["--log-format", format]);
             d.wait_for("start", Duration::from_secs(10));
             let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-            let procs = cg.procs_file();
-            let mut hog = Proc::memhog(&[
-                "--cgroup-procs",
-                &procs,
-                "--comm-hex",
-                &hex,
-                "--rate",
-                "40",
-                "--grow",
-                "600",
-                "--delay-ms",
-                "50",
-            ]);
+            let mut hog = Proc::grower(&cg, "40", &["--comm-hex", &hex]);
             assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
             let pid = hog.pid;
             let out = if format == "json" {
@@ -599,7 +561,7 @@ fn state_files_never_follow_a_planted_symlink() {
     let conf = config_in(ours.path(), &cg.path);
     let d = Daemon::start(&conf, &[]);
     d.wait_for("event=start", Duration::from_secs(10));
-    let mut hog = allocator(&cg, "40");
+    let mut hog = Proc::grower(&cg, "40", &[]);
     assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
     d.wait_for("event=report", Duration::from_secs(10));
     d.wait_for("event=journal_error", Duration::from_secs(10));
@@ -630,10 +592,7 @@ fn state_files_never_follow_a_planted_symlink() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn an_ordinary_user_can_ask_why_their_process_died() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("whyuser", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("whyuser", LIMIT);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = config(dir.path(), &cg.path, "", "");
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -743,28 +702,15 @@ fn threads_and_fds(pid: u32) -> (Vec<String>, Vec<String>) {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn nothing_a_hook_starts_outlives_it() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("hookkids", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("hookkids", LIMIT);
     let extra = "[hooks]\nuser = \"nobody\"\ntimeout = \"5s\"\n\
                  post_kill = [\"/bin/sh\", \"-c\", \"sleep 3141 & setsid sleep 3142 & exit 0\"]\n";
     let conf = config(dir.path(), &cg.path, "", extra);
     let mut d = Daemon::start(&conf, &[]);
     d.wait_for("event=start", Duration::from_secs(10));
-    let procs = cg.procs_file();
     let mut before = None;
     for run in 0..6 {
-        let mut hog = Proc::memhog(&[
-            "--cgroup-procs",
-            &procs,
-            "--rate",
-            "200",
-            "--grow",
-            "600",
-            "--delay-ms",
-            "50",
-        ]);
+        let mut hog = Proc::grower(&cg, "200", &[]);
         assert!(
             hog.wait_exit(Duration::from_secs(30)).is_some(),
             "run {run}"
@@ -827,16 +773,12 @@ fn nothing_a_hook_starts_outlives_it() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn crossing_warn_warns_once_naming_the_process_then_chosen_at_term() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("warn", LIMIT);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("warn", LIMIT);
     let conf = config(dir.path(), &cg.path, "available_warn = \"40%\"", "");
     let d = Daemon::start(&conf, &[]);
     d.wait_for("event=start", Duration::from_secs(10));
-    let procs = cg.procs_file();
-    let mut idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "16"]);
-    let mut hog = allocator(&cg, "30");
+    let mut idle = Proc::memhog_in(&cg, &["--hold", "16"]);
+    let mut hog = Proc::grower(&cg, "30", &[]);
     assert!(hog.wait_exit(Duration::from_secs(30)).is_some());
     let out = d.wait_for("event=report", Duration::from_secs(10));
     let warns: Vec<&str> = out.lines().filter(|l| l.contains("event=warn")).collect();

@@ -72,6 +72,23 @@ impl Proc {
         ])
     }
 
+    /// Memhog with `args` in `cg` (it joins the cgroup itself before it touches any memory),
+    /// once it is `ready`.
+    pub fn memhog_in(cg: &TestCgroup, args: &[&str]) -> Proc {
+        let procs = cg.procs_file();
+        let mut all = vec!["--cgroup-procs", procs.as_str()];
+        all.extend_from_slice(args);
+        Proc::memhog(&all)
+    }
+
+    /// The usual race: memhog in `cg`, starting 50 ms after `ready` and growing up to 600 MiB
+    /// at `rate` MiB/s (0: as fast as it can), with `extra` arguments of memhog's.
+    pub fn grower(cg: &TestCgroup, rate: &str, extra: &[&str]) -> Proc {
+        let mut args = vec!["--rate", rate, "--grow", "600", "--delay-ms", "50"];
+        args.extend_from_slice(extra);
+        Proc::memhog_in(cg, &args)
+    }
+
     /// Starts memhog with `args` without waiting for it (it may never be ready: an allocator
     /// that hangs at its cgroup's limit).
     pub fn memhog_started(args: &[&str]) -> Proc {
@@ -274,6 +291,13 @@ impl Daemon {
         Daemon { child, seen, dirs }
     }
 
+    /// Itself once it watches its cgroup (`event=scope_added` within 5 s): where a test's
+    /// allocator may start.
+    pub fn watching(self) -> Daemon {
+        self.wait_for("event=scope_added", Duration::from_secs(5));
+        self
+    }
+
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
@@ -322,6 +346,7 @@ impl Daemon {
     pub fn output(&self) -> String {
         self.seen.lock().unwrap().clone()
     }
+
 }
 
 impl TestCgroup {
@@ -590,6 +615,21 @@ pub fn need_v1() {
     tools();
 }
 
+/// What a test that races the kernel starts with: it fails where it cannot run ([`need_v1`]),
+/// waits its turn ([`serial`]), and has its own cgroup `name` with `limit` (0: none) and a
+/// directory for the daemon's files. Bound as `let (_serial, cg, dir) = kernel_race(..)`, they
+/// are dropped in the reverse order: the directory, the cgroup, and last the lock.
+pub fn kernel_race(
+    name: &str,
+    limit: u64,
+) -> (MutexGuard<'static, ()>, TestCgroup, tempfile::TempDir) {
+    need_v1();
+    let serial = serial();
+    let cg = TestCgroup::create(name, limit);
+    let dir = tempfile::tempdir().unwrap();
+    (serial, cg, dir)
+}
+
 /// Fails the test where it is not run as root, saying `why` it needs root.
 pub fn need_root(why: &str) {
     assert!(is_root(), "needs root: {why}");
@@ -620,6 +660,18 @@ pub fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The rows of `oomward rank --json` run as `cmd` (`oomward()` with its arguments, perhaps a
+/// user to run as); fails the test, with what it said, where it does not succeed.
+pub fn rank_rows(cmd: &mut Command) -> Vec<serde_json::Value> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `key=value` of a daemon's log line (values here never hold spaces).
