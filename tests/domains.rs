@@ -136,6 +136,36 @@ fn stopped_by_signal(status: &std::process::ExitStatus) -> bool {
     matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL))
 }
 
+/// The end of a race oomward must win alone: waits up to 20 s for `hog` to be stopped, gives
+/// the daemon `settle` to log the rest, then checks that the kernel's OOM killer never fired in
+/// `cg`, that a signal ended `hog` and that every decision named it. `what` (a run, a case)
+/// starts each message. The daemon's output and its decision lines, for the caller's own checks.
+fn stopped_alone(
+    d: &Daemon,
+    cg: &TestCgroup,
+    hog: &mut Proc,
+    what: &str,
+    settle: Duration,
+) -> (String, Vec<String>) {
+    let status = hog
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{what}: the allocator was not stopped:\n{}", d.output()));
+    std::thread::sleep(settle);
+    let out = d.output();
+    assert_eq!(
+        cg.keyed("memory.oom_control", "oom_kill"),
+        0,
+        "{what}: the kernel OOM killer fired:\n{out}"
+    );
+    assert!(stopped_by_signal(&status), "{what}: {status:?}");
+    let decisions = matching(d, is_decision);
+    assert!(!decisions.is_empty(), "{what}: no decision:\n{out}");
+    for l in &decisions {
+        assert_eq!(pid_of(l), Some(hog.pid), "{what}: another victim: {l}");
+    }
+    (out, decisions)
+}
+
 /// `supervisor restarts=N term=N kill=N other=N`.
 #[derive(Debug, Default)]
 struct Summary {
@@ -555,22 +585,13 @@ fn futile_tmpfs_then_a_paced_grower_is_the_only_victim_5_of_5() {
         // Nothing grows yet: it stands still (issue 19), watched at four looks a second.
         d.wait_for("event=steady", Duration::from_secs(5));
         let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "100", "--grow", "400"]);
-        let status = hog
-            .wait_exit(Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("run {run}: the allocator was not stopped:\n{}", d.output()));
-        std::thread::sleep(Duration::from_millis(300));
-        let out = d.output();
-        assert_eq!(
-            cg.keyed("memory.oom_control", "oom_kill"),
-            0,
-            "run {run}: the kernel OOM killer fired:\n{out}"
+        let (out, decisions) = stopped_alone(
+            &d,
+            &cg,
+            &mut hog,
+            &format!("run {run}"),
+            Duration::from_millis(300),
         );
-        assert!(stopped_by_signal(&status), "run {run}: {status:?}");
-        let decisions = matching(&d, is_decision);
-        assert!(!decisions.is_empty(), "run {run}: no decision:\n{out}");
-        for l in &decisions {
-            assert_eq!(pid_of(l), Some(hog.pid), "run {run}: another victim: {l}");
-        }
         let first = &decisions[0];
         println!(
             "tmpfs then a paced grower, run {run}: {} signal={} fill_rate={} eta_ms={} signal_rule={}",
@@ -610,6 +631,15 @@ struct Siblings {
 const SIBLING_CASES: [(&str, [u64; 2], &str); 2] =
     [("fast", [2, 2], "0"), ("paced", [20, 10], "100")];
 
+impl Siblings {
+    /// b's allocator at `rate` MiB/s: to 600 MiB as fast as it can ("0"), else to 400 MiB.
+    fn allocator_in_b(&self, rate: &str) -> Proc {
+        let procs = self.b.procs_file();
+        let grow = if rate == "0" { "600" } else { "400" };
+        Proc::memhog(&["--cgroup-procs", &procs, "--rate", rate, "--grow", grow])
+    }
+}
+
 fn siblings(name: &str, idle_mib: [u64; 2]) -> Siblings {
     let p = TestCgroup::create(name, 300 * MIB);
     let a = p.child("a", 0);
@@ -625,10 +655,15 @@ fn siblings(name: &str, idle_mib: [u64; 2]) -> Siblings {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_sibling() {
+    each_sibling_case(futile_sibling_case);
+}
+
+/// Runs `run` on each of [`SIBLING_CASES`] in turn, the kernel raced by one test at a time.
+fn each_sibling_case(run: fn(&str, [u64; 2], &str)) {
     need_v1();
     let _serial = serial();
     for (case, idle, rate) in SIBLING_CASES {
-        futile_sibling_case(case, idle, rate);
+        run(case, idle, rate);
     }
 }
 
@@ -640,9 +675,7 @@ fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
         &format!("event=scope_added scope={}", s.a.path),
         Duration::from_secs(5),
     );
-    let procs = s.b.procs_file();
-    let grow = if rate == "0" { "600" } else { "400" };
-    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", rate, "--grow", grow]);
+    let mut hog = s.allocator_in_b(rate);
     // Nobody oomward may touch can free the memory: the kernel ends the allocator.
     let status = hog
         .wait_exit(Duration::from_secs(30))
@@ -678,11 +711,7 @@ fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_sibling_glob_kills_only_the_allocator() {
-    need_v1();
-    let _serial = serial();
-    for (case, idle, rate) in SIBLING_CASES {
-        futile_sibling_glob_case(case, idle, rate);
-    }
+    each_sibling_case(futile_sibling_glob_case);
 }
 
 fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
@@ -695,9 +724,7 @@ fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
             Duration::from_secs(5),
         );
     }
-    let procs = s.b.procs_file();
-    let grow = if rate == "0" { "600" } else { "400" };
-    let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", rate, "--grow", grow]);
+    let mut hog = s.allocator_in_b(rate);
     let status = hog
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{case}: the allocator was not stopped:\n{}", d.output()));
@@ -995,22 +1022,7 @@ fn only_the_grower(name: &str, grower_args: &[&str], sharers: u32) -> Vec<String
     let mut args = vec!["--cgroup-procs", &procs, "--rate", "150", "--grow", "600"];
     args.extend_from_slice(grower_args);
     let mut grower = Proc::memhog(&args);
-    let status = grower
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("{name}: the grower was not stopped:\n{}", d.output()));
-    std::thread::sleep(Duration::from_millis(500));
-    let out = d.output();
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "{name}: the kernel OOM killer fired:\n{out}"
-    );
-    assert!(stopped_by_signal(&status), "{name}: {status:?}");
-    let decisions = matching(&d, is_decision);
-    assert!(!decisions.is_empty(), "{name}: no decision:\n{out}");
-    for l in &decisions {
-        assert_eq!(pid_of(l), Some(grower.pid), "{name}: another victim: {l}");
-    }
+    let (out, decisions) = stopped_alone(&d, &cg, &mut grower, name, Duration::from_millis(500));
     assert!(alive(&mut bystander), "{name}: the bystander died:\n{out}");
     if let Some(h) = holder.as_mut() {
         assert!(alive(h), "{name}: the sharers' parent died:\n{out}");
