@@ -625,28 +625,11 @@ fn run_once(pg: &Cluster, d: &Daemon, idle: &mut Vec<Session>, warm: bool) -> Ru
     let psql_said = sort.rest(Duration::from_secs(5));
     drop(sort);
     // Let the episode end, and the postmaster say whatever it will.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !d.output()[out_from..].contains("event=recovered") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.settle_until(out_from, "event=recovered", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
 
     let out = d.output()[out_from..].to_string();
-    let signals: Vec<String> = out
-        .lines()
-        .filter(|l| {
-            [
-                "event=term ",
-                "event=kill ",
-                "event=escalate ",
-                "event=rescue ",
-            ]
-            .iter()
-            .any(|e| l.contains(e))
-                || l.contains("event=kernel_oom_kill")
-        })
-        .map(str::to_string)
-        .collect();
+    let signals = support::signal_lines(&out);
     for l in &signals {
         if !l.contains(&needle) {
             failures.push(format!("another process was signalled: {l}"));
@@ -704,19 +687,6 @@ fn run_once(pg: &Cluster, d: &Daemon, idle: &mut Vec<Session>, warm: bool) -> Ru
     }
 }
 
-/// The daemon watching the cluster's cgroup only, with the defaults otherwise (grace 5 s).
-fn daemon(dir: &tempfile::TempDir, pg: &Cluster) -> Daemon {
-    let config = format!(
-        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\n",
-        pg.cg.path
-    );
-    let file = dir.path().join("oomward.toml");
-    std::fs::write(&file, config).unwrap();
-    let d = Daemon::start(&file, &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(10));
-    d
-}
-
 fn variant(pg: &Cluster, idle: &mut Vec<Session>, name: &str, warm: bool) -> Vec<Run> {
     let runs = env_count("OOMWARD_PG_RUNS", 5);
     let baselines: Vec<Baseline> = (0..env_count("OOMWARD_PG_BASELINE", 3))
@@ -746,7 +716,7 @@ fn variant(pg: &Cluster, idle: &mut Vec<Session>, name: &str, warm: bool) -> Vec
     );
 
     let conf = tempfile::tempdir().unwrap();
-    let d = daemon(&conf, pg);
+    let d = support::default_daemon(&conf, &pg.cg.path);
     let mut results = Vec::new();
     for i in 0..runs {
         let r = run_once(pg, &d, idle, warm);

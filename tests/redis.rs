@@ -722,10 +722,7 @@ fn run_once(r: &Redis, d: &Daemon, keys: u64, seed: u64) -> Run {
         .map(|(at, end)| at.usage as i64 - end.usage as i64);
 
     // Let the episode end.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !d.output()[out_from..].contains("event=recovered") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.settle_until(out_from, "event=recovered", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(200));
     let oom_kills = r.cg.keyed("memory.oom_control", "oom_kill") - oom_before;
     let peak_mib =
@@ -736,21 +733,7 @@ fn run_once(r: &Redis, d: &Daemon, keys: u64, seed: u64) -> Run {
             / MIB;
 
     let out = d.output()[out_from..].to_string();
-    let signals: Vec<String> = out
-        .lines()
-        .filter(|l| {
-            [
-                "event=term ",
-                "event=kill ",
-                "event=escalate ",
-                "event=rescue ",
-                "event=kernel_oom_kill",
-            ]
-            .iter()
-            .any(|e| l.contains(e))
-        })
-        .map(str::to_string)
-        .collect();
+    let signals = support::signal_lines(&out);
     let decisions = signals
         .iter()
         .filter(|l| l.contains("event=term ") || l.contains("event=kill "))
@@ -896,19 +879,6 @@ fn check_kept(r: &Redis, d: &Daemon, keys: u64, failures: &mut Vec<String>) -> S
     said
 }
 
-/// The daemon watching the server's cgroup only, with the defaults otherwise.
-fn daemon(dir: &tempfile::TempDir, r: &Redis) -> Daemon {
-    let config = format!(
-        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[[cgroup]]\npath = \"{}\"\n",
-        r.cg.path
-    );
-    let file = dir.path().join("oomward.toml");
-    std::fs::write(&file, config).unwrap();
-    let d = Daemon::start(&file, &[]);
-    d.wait_for("event=scope_added", Duration::from_secs(10));
-    d
-}
-
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_redis_save_child_goes_before_its_parent_and_every_key_stays() {
@@ -942,7 +912,7 @@ fn a_redis_save_child_goes_before_its_parent_and_every_key_stays() {
     );
 
     let conf = tempfile::tempdir().unwrap();
-    let d = daemon(&conf, &r);
+    let d = support::default_daemon(&conf, &r.cg.path);
     let runs = env_count("OOMWARD_REDIS_RUNS", 5);
     let mut results = Vec::new();
     for i in 0..runs {

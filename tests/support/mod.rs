@@ -347,6 +347,14 @@ impl Daemon {
         self.seen.lock().unwrap().clone()
     }
 
+    /// Waits up to `timeout` for `needle` in what it printed from byte `from` on, and carries on
+    /// either way: lets an episode end before a test reads what it said, without failing there.
+    pub fn settle_until(&self, from: usize, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.output()[from..].contains(needle) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl TestCgroup {
@@ -600,6 +608,39 @@ pub fn cgroup_daemon(
     let d = Daemon::start(&file, args);
     d.wait_for("event=start", Duration::from_secs(10));
     d
+}
+
+/// A daemon watching the cgroup at `path` only, with the defaults otherwise (grace 5 s), once it
+/// watches it: how the tests of real applications run it, as a user would. Its config is
+/// `dir/oomward.toml`.
+pub fn default_daemon(dir: &tempfile::TempDir, path: &str) -> Daemon {
+    let config = format!(
+        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[[cgroup]]\npath = \"{path}\"\n"
+    );
+    let file = dir.path().join("oomward.toml");
+    std::fs::write(&file, config).unwrap();
+    let d = Daemon::start(&file, &[]);
+    d.wait_for("event=scope_added", Duration::from_secs(10));
+    d
+}
+
+/// The lines of a daemon's output `out` that say a process was signalled, by oomward (term,
+/// kill, escalate, rescue) or by the kernel's OOM killer: everyone a run made suffer.
+pub fn signal_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            [
+                "event=term ",
+                "event=kill ",
+                "event=escalate ",
+                "event=rescue ",
+                "event=kernel_oom_kill",
+            ]
+            .iter()
+            .any(|e| l.contains(e))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// Fails the test, saying what is missing, where the tests that race the kernel cannot run
