@@ -276,27 +276,11 @@ impl Metrics {
             }
         }
         state.scopes.retain(|_, s| s.watched || s.has_counts());
-        let retired: Vec<u64> = state
-            .scopes
-            .values()
-            .filter(|s| !s.watched)
-            .map(|s| s.touched)
-            .collect();
-        if let Some(cut) = cutoff(retired) {
-            state.scopes.retain(|_, s| s.watched || s.touched >= cut);
-        }
+        keep_recent(&mut state.scopes, |s| (s.watched, s.touched));
         for (name, d) in state.kernel.iter_mut() {
             d.watched = keep(name);
         }
-        let retired: Vec<u64> = state
-            .kernel
-            .values()
-            .filter(|d| !d.watched)
-            .map(|d| d.touched)
-            .collect();
-        if let Some(cut) = cutoff(retired) {
-            state.kernel.retain(|_, d| d.watched || d.touched >= cut);
-        }
+        keep_recent(&mut state.kernel, |d| (d.watched, d.touched));
     }
 
     /// Counts a signal sent to a process of `scope`, and stamps the scope's last kill.
@@ -621,6 +605,24 @@ impl Metrics {
                 let labels: [(&str, &str); K] = std::array::from_fn(|i| (keys[i], &*values[i]));
                 sample(out, name, &labels, *n);
             }
+        });
+    }
+}
+
+/// Of `map`'s retired entries (no longer watched), keeps only the [`RETIRED_SCOPES`] most
+/// recently touched; `of` gives an entry's watched flag and touch stamp. Scopes and the kernel's
+/// kill counts by domain retire by this one rule.
+fn keep_recent<V>(map: &mut BTreeMap<String, V>, of: impl Fn(&V) -> (bool, u64)) {
+    let retired: Vec<u64> = map
+        .values()
+        .map(&of)
+        .filter(|(watched, _)| !watched)
+        .map(|(_, touched)| touched)
+        .collect();
+    if let Some(cut) = cutoff(retired) {
+        map.retain(|_, v| {
+            let (watched, touched) = of(v);
+            watched || touched >= cut
         });
     }
 }
