@@ -191,12 +191,7 @@ impl Logger {
 
     /// Writes lines in `format` from the next line on (start, `--log-format`, a reload).
     pub fn set_format(&mut self, format: LogFormat) {
-        if format == self.format {
-            return;
-        }
-        if let Some(tx) = &self.tx
-            && tx.try_send(Message::Format(format)).is_ok()
-        {
+        if format != self.format && self.send_setting(Message::Format(format)) {
             self.format = format;
         }
     }
@@ -204,14 +199,17 @@ impl Logger {
     /// Points the logger at `target` from the next line on (after a reload); nothing happens
     /// when it is the one in use. Queued like a line, so it never blocks.
     pub fn switch(&mut self, target: LogTarget) {
-        if target == self.target {
-            return;
-        }
-        if let Some(tx) = &self.tx
-            && tx.try_send(Message::Switch(target)).is_ok()
-        {
+        if target != self.target && self.send_setting(Message::Switch(target)) {
             self.target = target;
         }
+    }
+
+    /// Queues a change of the logger's settings without blocking; whether it was queued (so
+    /// that what this side believes in use stays what the logger thread uses).
+    fn send_setting(&self, message: Message) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(message).is_ok())
     }
 
     /// A logger that keeps its lines in memory, for tests that read what was decided.
