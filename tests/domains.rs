@@ -136,6 +136,26 @@ fn stopped_by_signal(status: &std::process::ExitStatus) -> bool {
     matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL))
 }
 
+/// Where oomward must do nothing: checks that every one of `idle` (`whose` they are) is alive
+/// and that no decision was made, then that exactly one `kind` line about `scope` says why. That
+/// line.
+fn spared(d: &Daemon, idle: &mut [Proc], whose: &str, kind: &str, scope: &str) -> String {
+    let out = d.output();
+    for p in idle.iter_mut() {
+        assert!(alive(p), "{whose} pid {} was killed:\n{out}", p.pid);
+    }
+    let decisions = matching(d, is_decision);
+    assert!(
+        decisions.is_empty(),
+        "{whose} processes were signalled: {decisions:#?}"
+    );
+    let lines = matching(d, |l| {
+        event(l) == Some(kind) && field(l, "scope") == Some(scope)
+    });
+    assert_eq!(lines.len(), 1, "exactly one event={kind} line:\n{out}");
+    lines[0].clone()
+}
+
 /// The end of a race oomward must win alone: waits up to 20 s for `hog` to be stopped, gives
 /// the daemon `settle` to log the rest, then checks that the kernel's OOM killer never fired in
 /// `cg`, that a signal ended `hog` and that every decision named it. `what` (a run, a case)
@@ -516,21 +536,9 @@ fn futile_tmpfs() {
         Duration::from_secs(5),
     );
     std::thread::sleep(Duration::from_secs(3));
-    let out = d.output();
-    for p in idle.iter_mut() {
-        assert!(alive(p), "idle pid {} was killed:\n{out}", p.pid);
-    }
-    let decisions = matching(&d, is_decision);
-    assert!(
-        decisions.is_empty(),
-        "nothing may be killed: {decisions:#?}"
-    );
     // Nothing grows: the kernel would not touch it, and one line says so (issue 19).
-    let steady = matching(&d, |l| {
-        event(l) == Some("steady") && field(l, "scope") == Some(cg.path.as_str())
-    });
-    assert_eq!(steady.len(), 1, "exactly one event=steady line:\n{out}");
-    println!("tmpfs: {}", steady[0]);
+    let steady = spared(&d, &mut idle, "idle", "steady", &cg.path);
+    println!("tmpfs: {steady}");
 
     // An allocator arrives: it, and only it, is stopped; the kernel never acts.
     let mut hog = Proc::memhog(&["--cgroup-procs", &procs, "--rate", "0", "--grow", "600"]);
@@ -681,30 +689,17 @@ fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
         .wait_exit(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("the allocator in b never ended:\n{}", d.output()));
     std::thread::sleep(Duration::from_millis(500));
-    let out = d.output();
     println!(
         "sibling {case}: allocator in b ended by {:?}; kernel oom kills under p: {}",
         status.signal(),
         s.p.oom_kills_subtree()
     );
-    for p in s.idle.iter_mut() {
-        assert!(alive(p), "a's pid {} was killed:\n{out}", p.pid);
-    }
-    let decisions = matching(&d, is_decision);
-    assert!(
-        decisions.is_empty(),
-        "a's processes were signalled: {decisions:#?}"
-    );
-    let futile = matching(&d, |l| {
-        event(l) == Some("futile") && field(l, "scope") == Some(s.a.path.as_str())
-    });
-    assert_eq!(futile.len(), 1, "one event=futile line for a:\n{out}");
-    println!("sibling {case}: {}", futile[0]);
+    let futile = spared(&d, &mut s.idle, "a's", "futile", &s.a.path);
+    println!("sibling {case}: {futile}");
     assert_eq!(
-        field(&futile[0], "largest_outside"),
+        field(&futile, "largest_outside"),
         Some(s.b.path.as_str()),
-        "the line names b: {}",
-        futile[0]
+        "the line names b: {futile}"
     );
 }
 
