@@ -1,16 +1,16 @@
 //! Choosing and signalling a victim for a domain: gather the candidates of its watched scopes,
 //! rank them with the domain's T, weigh what each kill would free, and either signal the one
-//! [`select`] picks or say why nobody is killed.
+//! [`choose`] picks or say why nobody is killed.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
+use crate::decide::choose::{Choice, choose};
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Reason};
 use crate::decide::gain::{
-    Kin, Prospect, Selection, expected_gain, forked_child_instead, near_equal_children,
-    pressure_from_outside, same_cause, select,
+    Kin, Prospect, expected_gain, near_equal_children, pressure_from_outside, same_cause,
 };
 use crate::kill::{self, Companion, InFlight, KillError};
 use crate::probe::cgroup::{CgroupVersion, is_within};
@@ -20,7 +20,7 @@ use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
 use super::lines::{decision_line, decision_severity};
-use super::moment::{Moment, Owner, Pick};
+use super::moment::{Figures, Lineup, Moment, Owner, Pick};
 use super::report::considered;
 use super::{CHEAP_FINALISTS, Enforcer};
 
@@ -151,13 +151,15 @@ impl Enforcer {
         if reason != Reason::Rescue && self.held_back(i, m, log) {
             return;
         }
-        let totals = Totals {
-            scope: fig.totalpages,
-            system: fig.system_totalpages.max(1),
-        };
         let ranking = Instant::now();
-        let scanned = match self.gather(i, totals) {
-            Ok(s) => s,
+        // A SIGTERM leaves time to read what each finalist would really free; a SIGKILL that
+        // must go out now does not (smaps walks page tables under the mmap lock, while the
+        // allocators fault in behind it).
+        let exact =
+            (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, &self.limits));
+        let mut scanned = Scan::default();
+        let mut lineup = match self.lineup(i, fig, exact, &mut scanned) {
+            Ok(l) => l,
             Err(e) => {
                 log.log(
                     Severity::Error,
@@ -166,60 +168,48 @@ impl Enforcer {
                 return;
             }
         };
-        let procs = &scanned.processes;
-        let ranked = rank(procs, &self.policy, totals);
-        // A SIGTERM leaves time to read what each finalist would really free; a SIGKILL that
-        // must go out now does not (smaps walks page tables under the mmap lock, while the
-        // allocators fault in behind it).
-        let exact =
-            (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, &self.limits));
-        let (owners, prospects) = self.prospects(i, &ranked, procs, exact);
         if let Some(metrics) = &self.metrics {
             metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
         }
         let min_gain = self.config.min_gain_bytes(fig.limit);
-        let mut prospects = prospects;
         let rescue = reason == Reason::Rescue;
-        let children = near_equal_children_of(&ranked);
-        let outcome = loop {
-            let (chosen, enough) = match select(&prospects, fig.need, min_gain, rescue) {
-                Selection::Victim { index, enough } => (index, enough),
-                other => break other,
-            };
-            // The save before the data: a near-equal forked child that frees as much.
-            let child = (!rescue)
-                .then(|| {
-                    forked_child_instead(&prospects, &children, chosen, enough, fig.need, min_gain)
-                })
-                .flatten();
-            let index = child.unwrap_or(chosen);
-            let mut pick = self.pick(
-                &ranked[index],
-                &owners[index],
-                &prospects[index],
-                enough,
-                m,
-                reason,
+        let choice = loop {
+            let choice = choose(
+                &lineup.prospects,
+                &lineup.children,
+                fig.need,
+                min_gain,
+                rescue,
             );
-            pick.instead_of = child.map(|_| ranked[chosen].process.pid);
+            let Choice::Victim {
+                index,
+                enough,
+                instead_of,
+            } = choice
+            else {
+                break choice;
+            };
+            let mut pick = self.pick(&lineup, index, enough, m, reason);
+            pick.instead_of = instead_of.map(|k| lineup.ranked[k].process.pid);
+            let page = self.host.page_size;
             let candidates = considered(
-                &ranked,
-                &prospects,
+                &lineup.ranked,
+                &lineup.prospects,
                 Some(index),
                 min_gain,
-                self.host.page_size,
+                page,
             );
             let record = self.new_record(i, &pick, m, candidates, min_gain);
-            match self.signal(i, &pick, procs, m, record, log) {
+            match self.signal(i, &pick, &lineup.scan.processes, m, record, log) {
                 // It could not be signalled and never will be: the next one, in this round.
-                Signalled::Refused => prospects[index].eligible = false,
+                Signalled::Refused => lineup.prospects[index].eligible = false,
                 Signalled::Done => return,
             }
         };
-        match outcome {
+        match choice {
             // Never here: each victim was signalled (or refused) in the loop.
-            Selection::Victim { .. } => {}
-            Selection::Futile { total, eligible } => {
+            Choice::Victim { .. } => {}
+            Choice::Futile { total, eligible } => {
                 let why = Futile {
                     cause: Cause::Unfreeable,
                     total,
@@ -227,8 +217,33 @@ impl Enforcer {
                 };
                 self.nobody(i, m, why, min_gain, log);
             }
-            Selection::NoCandidate => self.no_candidate(i, m, ranked.len(), &scanned, log),
+            Choice::NoCandidate => self.no_candidate(i, m, lineup.ranked.len(), lineup.scan, log),
         }
+    }
+
+    /// The candidates of domain `i` lined up for a choice (see [`Lineup`]), read into `scanned`:
+    /// the ranked candidates borrow its processes, so it lives with the caller. `exact`: as for
+    /// [`Enforcer::prospects`]. The one way the kill and the warning read them.
+    pub(super) fn lineup<'p>(
+        &mut self,
+        i: usize,
+        fig: &Figures,
+        exact: Option<Duration>,
+        scanned: &'p mut Scan,
+    ) -> Result<Lineup<'p>, crate::probe::ProbeError> {
+        let totals = fig.totals();
+        *scanned = self.gather(i, totals)?;
+        let scan: &'p Scan = scanned;
+        let ranked = rank(&scan.processes, &self.policy, totals);
+        let (owners, prospects) = self.prospects(i, &ranked, &scan.processes, exact);
+        let children = near_equal_children_of(&ranked);
+        Ok(Lineup {
+            scan,
+            ranked,
+            owners,
+            prospects,
+            children,
+        })
     }
 
     /// Whether the domain's fill says no kill would help before any process is read (not for a
@@ -319,21 +334,21 @@ impl Enforcer {
         }
     }
 
-    /// The decision about one candidate, with what the projection and its executable's earlier
-    /// exits say about the time it has.
-    fn pick<'a, 'p>(
+    /// The decision about candidate `index` of a lineup, with what the projection and its
+    /// executable's earlier exits say about the time it has.
+    pub(super) fn pick<'a, 'p>(
         &self,
-        victim: &'a Candidate<'p>,
-        owner: &'a Owner,
-        prospect: &Prospect,
+        lineup: &'a Lineup<'p>,
+        index: usize,
         enough: bool,
         m: &Moment<'_>,
         reason: Reason,
     ) -> Pick<'a, 'p> {
+        let victim = &lineup.ranked[index];
         Pick {
             victim,
-            owner,
-            gain: prospect.gain,
+            owner: &lineup.owners[index],
+            gain: lineup.prospects[index].gain,
             enough,
             reason,
             expected_exit: victim

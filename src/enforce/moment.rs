@@ -1,13 +1,16 @@
 //! What one decision about a domain is made of: the moment the round acts in (its observation
-//! and figures), where a candidate lies, and the candidate chosen. Plain values that the
-//! choice, its decision line and its kill record share; this module imports none of theirs.
+//! and figures), its candidates lined up, where a candidate lies, and the candidate chosen.
+//! Plain values that the choice, the warning, its decision line and its kill record share;
+//! this module imports none of theirs.
 
 use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
 use crate::decide::domain::ScopeId;
 use crate::decide::episode::{Observation, Reason};
-use crate::rank::Candidate;
+use crate::decide::gain::Prospect;
+use crate::probe::process::Scan;
+use crate::rank::{Candidate, Totals};
 
 use super::Wake;
 
@@ -36,6 +39,30 @@ pub(super) struct Figures {
     pub members_fill_rate: Option<f64>,
     /// Shared memory and tmpfs charged to the domain, bytes (cgroups only).
     pub shmem: Option<u64>,
+}
+
+impl Figures {
+    /// The T's the domain's candidates are ranked with: its own, and the machine's (for
+    /// `oom_score`, always comparable to the kernel's).
+    pub fn totals(&self) -> Totals {
+        Totals {
+            scope: self.totalpages,
+            system: self.system_totalpages.max(1),
+        }
+    }
+}
+
+/// A domain's candidates as a choice sees them, index for index: ranked with the domain's T,
+/// the watched scope that holds each, what choosing each would mean, and each one's near-equal
+/// forked child among them. The kill and the warning line up the same way, so that the
+/// warning names whom the kill would stop.
+pub(super) struct Lineup<'p> {
+    /// The scan they were read from (the ranked candidates borrow its processes).
+    pub scan: &'p Scan,
+    pub ranked: Vec<Candidate<'p>>,
+    pub owners: Vec<Owner>,
+    pub prospects: Vec<Prospect>,
+    pub children: Vec<Option<usize>>,
 }
 
 /// Where a candidate lies: the watched scope that holds it, and how it is killed there.

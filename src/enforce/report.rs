@@ -6,11 +6,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::act::hook::{HookKind, HookRunner, Started, Teller};
+use crate::decide::choose::{Choice, choose};
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::Reason;
-use crate::decide::gain::{Prospect, Selection, select};
-use crate::probe::process::ProcessSnapshot;
-use crate::rank::{Candidate, Totals, rank};
+use crate::decide::gain::Prospect;
+use crate::probe::process::{ProcessSnapshot, Scan};
+use crate::rank::Candidate;
 use crate::report::history::Journal;
 use crate::report::kill::{
     CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillRecord, RECORD_VERSION, Released, SignalSent,
@@ -529,40 +530,36 @@ impl Enforcer {
         self.reporting.warnings.push(record);
     }
 
-    /// The process a term decision would choose now, as a record (outcome `warning`).
+    /// The process a term decision would choose now, as a record (outcome `warning`): chosen
+    /// as the kill chooses (a near-equal forked child before its parent included), so that the
+    /// warning names who would really be stopped. Without the kill's smaps read of the
+    /// finalists (a warning does not walk page tables under anyone's mmap lock): their gain is
+    /// status's estimate, as for a SIGKILL that cannot wait.
     fn likely_victim(&mut self, i: usize, m: &Moment<'_>) -> Option<KillRecord> {
         let fig = m.fig;
-        let totals = Totals {
-            scope: fig.totalpages,
-            system: fig.system_totalpages.max(1),
-        };
-        let scanned = self.gather(i, totals).ok()?;
-        let procs: &[ProcessSnapshot] = &scanned.processes;
-        let ranked = rank(procs, &self.policy, totals);
-        let (owners, prospects) = self.prospects(i, &ranked, procs, None);
+        let mut scanned = Scan::default();
+        let lineup = self.lineup(i, fig, None, &mut scanned).ok()?;
         let min_gain = self.config.min_gain_bytes(fig.limit);
         // What a term decision would need: at least what brings it back above term.
         let need = fig.need.max(1);
-        let Selection::Victim { index, enough } = select(&prospects, need, min_gain, false) else {
+        let Choice::Victim {
+            index,
+            enough,
+            instead_of,
+        } = choose(&lineup.prospects, &lineup.children, need, min_gain, false)
+        else {
             return None;
         };
+        let page = self.host.page_size;
         let candidates = considered(
-            &ranked,
-            &prospects,
+            &lineup.ranked,
+            &lineup.prospects,
             Some(index),
             min_gain,
-            self.host.page_size,
+            page,
         );
-        let pick = Pick {
-            victim: &ranked[index],
-            owner: &owners[index],
-            gain: prospects[index].gain,
-            enough,
-            reason: Reason::Term,
-            expected_exit: None,
-            room: None,
-            instead_of: None,
-        };
+        let mut pick = self.pick(&lineup, index, enough, m, Reason::Term);
+        pick.instead_of = instead_of.map(|k| lineup.ranked[k].process.pid);
         let mut record = self.new_record(i, &pick, m, candidates, min_gain);
         let victim = pick.victim.process;
         self.fill_in(i, &mut record, victim);
