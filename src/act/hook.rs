@@ -311,8 +311,8 @@ pub fn environment(kind: HookKind, r: &KillRecord) -> Vec<(String, String)> {
         ("OOMWARD_EVENT", kind.as_str().to_string()),
         ("OOMWARD_SCOPE", r.scope.clone()),
         ("OOMWARD_DOMAIN", r.domain.clone()),
-        ("OOMWARD_LEVEL", r.level.clone()),
-        ("OOMWARD_REASON", r.reason.clone()),
+        ("OOMWARD_LEVEL", r.level.as_str().to_string()),
+        ("OOMWARD_REASON", r.reason.as_str().to_string()),
         ("OOMWARD_AVAILABLE", r.trigger.available.to_string()),
         ("OOMWARD_LIMIT", r.trigger.limit.to_string()),
         ("OOMWARD_PID", v.pid.to_string()),
@@ -334,7 +334,7 @@ pub fn environment(kind: HookKind, r: &KillRecord) -> Vec<(String, String)> {
         ("OOMWARD_DRY_RUN", r.dry_run.to_string()),
     ];
     if kind == HookKind::PostKill {
-        env.push(("OOMWARD_OUTCOME", r.outcome.clone()));
+        env.push(("OOMWARD_OUTCOME", r.outcome.as_str().to_string()));
         env.push(("OOMWARD_EXIT_MS", opt(r.exit_ms.map(|m| m.to_string()))));
         env.push((
             "OOMWARD_FREED",

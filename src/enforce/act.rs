@@ -16,6 +16,7 @@ use crate::kill::{self, Companion, InFlight, KillError};
 use crate::probe::cgroup::{CgroupVersion, is_within};
 use crate::probe::process::{ProcessSnapshot, Scan, scan};
 use crate::rank::{Candidate, Totals, rank};
+use crate::report::kill::KillOutcome;
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
@@ -778,7 +779,7 @@ impl Enforcer {
         }
         if sent.is_err() {
             self.mark_stuck(key);
-            record.outcome = "failed".into();
+            record.outcome = KillOutcome::Failed;
             self.publish(record, log);
             return Signalled::Done;
         }
@@ -812,7 +813,7 @@ impl Enforcer {
     ) {
         log.log(Severity::Notice, said);
         self.domains[i].episode.dry_run_decided();
-        record.outcome = "dry_run".into();
+        record.outcome = KillOutcome::DryRun;
         let wait = self.pre_kill_wait(pick.reason.signal(), m);
         self.pre_kill_hook(i, &mut record, pick.victim.process, wait, log);
         self.fill_in(i, &mut record, pick.victim.process);

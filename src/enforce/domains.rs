@@ -9,6 +9,7 @@ use crate::decide::episode::{Episode, Escalation, Observation, Plan};
 use crate::decide::trigger::Level;
 use crate::kill::InFlight;
 use crate::probe::cgroup::CgroupVersion;
+use crate::report::kill::KillOutcome;
 use crate::report::{Line, Logger, Severity};
 
 use super::moment::{Figures, Moment};
@@ -335,7 +336,7 @@ impl Enforcer {
         d.evidence.suspect = d
             .exited
             .iter()
-            .filter(|(r, _)| r.outcome == "exited")
+            .filter(|(r, _)| r.outcome == KillOutcome::Exited)
             .find_map(|(r, _)| {
                 let freed = available as i64 - r.released.available_before as i64;
                 fruitless(freed, r.expected_gain).then(|| Fruitless {
@@ -538,7 +539,7 @@ impl Enforcer {
             // Gone on SIGTERM alone: what its kind needs next time.
             self.exits.note(exe, after);
         }
-        self.finish_record(i, key, "exited", Some(after), log);
+        self.finish_record(i, key, KillOutcome::Exited, Some(after), log);
         let d = &self.domains[i];
         log.log(
             Severity::Info,
@@ -575,7 +576,7 @@ impl Enforcer {
                 .kv("state", state),
         );
         self.mark_stuck(key);
-        self.finish_record(i, key, "stuck", None, log);
+        self.finish_record(i, key, KillOutcome::Stuck, None, log);
     }
 
     fn escalate(

@@ -14,8 +14,8 @@ use crate::probe::process::{ProcessSnapshot, Scan};
 use crate::rank::Candidate;
 use crate::report::history::Journal;
 use crate::report::kill::{
-    CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillRecord, RECORD_VERSION, Released, SignalSent,
-    Trigger, Victim, rfc3339, unix_now,
+    CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillLevel, KillOutcome, KillReason, KillRecord,
+    RECORD_VERSION, Released, SignalSent, Trigger, Victim, rfc3339, unix_now,
 };
 use crate::report::status::{
     self, DomainStatus, InFlightStatus, KillSummary, ScopeStatus, StatusView,
@@ -132,8 +132,8 @@ impl Enforcer {
             scope: self.scope_name(pick.owner.scope).to_string(),
             domain: self.domain_key_name(i).to_string(),
             dry_run: self.dry_run,
-            reason: pick.reason.as_str().to_string(),
-            level: obs.level.as_str().to_string(),
+            reason: pick.reason.into(),
+            level: obs.level.into(),
             wake: m.wake.as_str().to_string(),
             trigger: Trigger {
                 available: obs.available,
@@ -184,7 +184,7 @@ impl Enforcer {
                 at_ms: 0,
                 why: pick.reason.as_str().to_string(),
             }],
-            outcome: "in_flight".into(),
+            outcome: KillOutcome::InFlight,
             exit_ms: None,
             mrelease: None,
             released: Released {
@@ -330,7 +330,7 @@ impl Enforcer {
         &mut self,
         i: usize,
         key: ProcessKey,
-        outcome: &str,
+        outcome: KillOutcome,
         after: Option<Duration>,
         log: &mut Logger,
     ) {
@@ -342,9 +342,10 @@ impl Enforcer {
             return;
         };
         let mut record = self.domains[i].records.remove(pos);
-        record.outcome = outcome.to_string();
         record.exit_ms = after.map(|a| a.as_millis() as u64);
-        if outcome == "exited" || outcome == "stuck" {
+        let gone = matches!(outcome, KillOutcome::Exited | KillOutcome::Stuck);
+        record.outcome = outcome;
+        if gone {
             // What it gave back is read at the domain's next sample: no extra reads in the
             // loop between a victim's exit and the next decision, and by then the kernel has
             // uncharged everything the exit freed. A stuck victim's memory was reaped
@@ -387,8 +388,8 @@ impl Enforcer {
     /// Tells of a finished record: the report line, the kill journal, the `post_kill` hook,
     /// the status file's last kills; and keeps it for the daemon (metrics, notifications).
     pub(super) fn publish(&mut self, record: KillRecord, log: &mut Logger) {
-        let severity = match record.outcome.as_str() {
-            "failed" | "stuck" => Severity::Error,
+        let severity = match record.outcome {
+            KillOutcome::Failed | KillOutcome::Stuck => Severity::Error,
             _ => Severity::Info,
         };
         let record = std::sync::Arc::new(record);
@@ -563,9 +564,9 @@ impl Enforcer {
         let mut record = self.new_record(i, &pick, m, candidates, min_gain);
         let victim = pick.victim.process;
         self.fill_in(i, &mut record, victim);
-        record.outcome = "warning".into();
-        record.reason = "warn_level".into();
-        record.level = "warn".into();
+        record.outcome = KillOutcome::Warning;
+        record.reason = KillReason::WarnLevel;
+        record.level = KillLevel::Warn;
         Some(record)
     }
 

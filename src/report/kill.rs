@@ -36,10 +36,10 @@ pub struct KillRecord {
     pub domain: String,
     /// Decided only (dry run): nothing was signalled.
     pub dry_run: bool,
-    /// Why: `term_level`, `kill_level`, `keep_up`, `eta`, `rescue`.
-    pub reason: String,
+    /// Why: `term_level`, `kill_level`, `keep_up`, `eta`, `rescue`, `stall`, `warn_level`.
+    pub reason: KillReason,
     /// The domain's level when it was decided.
-    pub level: String,
+    pub level: KillLevel,
     /// What woke the loop for the round that decided.
     pub wake: String,
     /// The figures that triggered it.
@@ -59,9 +59,8 @@ pub struct KillRecord {
     pub companions: Vec<i32>,
     /// The signals sent, in order.
     pub signals: Vec<SignalSent>,
-    /// `exited`, `stuck` (did not exit after SIGKILL), `failed` (could not be signalled),
-    /// `dry_run`.
-    pub outcome: String,
+    /// How it ended (see [`KillOutcome`]).
+    pub outcome: KillOutcome,
     /// First signal → exit, milliseconds.
     pub exit_ms: Option<u64>,
     /// What `process_mrelease` said for a SIGKILL (`released`, `unsupported`, ...).
@@ -70,6 +69,139 @@ pub struct KillRecord {
     pub released: Released,
     /// The best-ranked candidates when it was decided, the victim among them.
     pub candidates: Vec<Considered>,
+}
+
+/// Defines a word of the record: an enum with one spelling per variant, written and logged as
+/// that spelling (`as_str`, `Display`, serde). Any other string reads back as `Other`, kept as
+/// written: a journal or status file from another version stays readable, and says what it
+/// said.
+macro_rules! record_word {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $word:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+            /// A word this version does not know (a record of another version), as written.
+            Other(String),
+        }
+
+        impl $name {
+            /// Its spelling in records, logs and hooks' environment.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $word,)+
+                    Self::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $($word => Self::$variant,)+
+                    other => Self::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(|s| Self::from(s.as_str()))
+            }
+        }
+
+        crate::logged_as_text!($name);
+    };
+}
+
+record_word! {
+    /// Why a record's victim was chosen: the decision's reason, or the warn level for a
+    /// warning's likely victim.
+    KillReason {
+        /// At the term level.
+        TermLevel => "term_level",
+        /// At the kill level.
+        KillLevel => "kill_level",
+        /// At the kill level while earlier victims were still exiting.
+        KeepUp => "keep_up",
+        /// Memory was projected to run out before a SIGTERM could help.
+        Eta => "eta",
+        /// A hung cgroup.
+        Rescue => "rescue",
+        /// The domain thrashed (a stall term crossed).
+        Stall => "stall",
+        /// A warning: a warn level was crossed, nobody was signalled.
+        WarnLevel => "warn_level",
+    }
+}
+
+record_word! {
+    /// The domain's level when a record's decision was made.
+    KillLevel {
+        /// Enough memory (a stall or a rescue acts without a low level).
+        Ok => "ok",
+        /// In its warn band (a warning).
+        Warn => "warn",
+        /// At or below its term threshold.
+        Term => "term",
+        /// At or below its kill threshold.
+        Kill => "kill",
+    }
+}
+
+record_word! {
+    /// How a record's action ended.
+    KillOutcome {
+        /// Signalled, not yet gone (a record of the status file or a `pre_kill` hook).
+        InFlight => "in_flight",
+        /// The victim exited.
+        Exited => "exited",
+        /// It did not exit after SIGKILL.
+        Stuck => "stuck",
+        /// It could not be signalled.
+        Failed => "failed",
+        /// Decided only: nothing was signalled.
+        DryRun => "dry_run",
+        /// A warning's likely victim: nobody was signalled.
+        Warning => "warning",
+    }
+}
+
+impl From<crate::decide::episode::Reason> for KillReason {
+    fn from(r: crate::decide::episode::Reason) -> Self {
+        use crate::decide::episode::Reason;
+        match r {
+            Reason::Term => KillReason::TermLevel,
+            Reason::Kill => KillReason::KillLevel,
+            Reason::KeepUp => KillReason::KeepUp,
+            Reason::Eta => KillReason::Eta,
+            Reason::Rescue => KillReason::Rescue,
+            Reason::Stall => KillReason::Stall,
+        }
+    }
+}
+
+impl From<crate::decide::trigger::Level> for KillLevel {
+    fn from(l: crate::decide::trigger::Level) -> Self {
+        use crate::decide::trigger::Level;
+        match l {
+            Level::Ok => KillLevel::Ok,
+            Level::Term => KillLevel::Term,
+            Level::Kill => KillLevel::Kill,
+        }
+    }
 }
 
 /// The trigger's figures.
@@ -220,10 +352,10 @@ impl KillRecord {
     pub fn summary(&self) -> String {
         let v = &self.victim;
         let mut s = String::with_capacity(160);
-        let verb = match self.outcome.as_str() {
-            "dry_run" => "would kill",
-            "failed" => "could not kill",
-            "stuck" => "killed (stuck, never exited)",
+        let verb = match self.outcome {
+            KillOutcome::DryRun => "would kill",
+            KillOutcome::Failed => "could not kill",
+            KillOutcome::Stuck => "killed (stuck, never exited)",
             _ => "killed",
         };
         let _ = write!(
@@ -434,8 +566,8 @@ pub(crate) mod tests {
             scope: "/app".into(),
             domain: "/app".into(),
             dry_run: false,
-            reason: "term_level".into(),
-            level: "term".into(),
+            reason: KillReason::TermLevel,
+            level: KillLevel::Term,
             wake: "v1_threshold".into(),
             trigger: Trigger {
                 available: 20 << 20,
@@ -482,7 +614,7 @@ pub(crate) mod tests {
                 at_ms: 0,
                 why: "term_level".into(),
             }],
-            outcome: "exited".into(),
+            outcome: KillOutcome::Exited,
             exit_ms: Some(42),
             mrelease: None,
             released: Released {
@@ -506,6 +638,69 @@ pub(crate) mod tests {
                 not_chosen: None,
                 pod: None,
             }],
+        }
+    }
+
+    /// Reads `word` as JSON and writes it back: the value it reads as, and the same bytes out.
+    fn reads_back<T>(word: &str, want: &T)
+    where
+        T: Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Display
+            + PartialEq
+            + std::fmt::Debug,
+    {
+        let json = format!("\"{word}\"");
+        let read: T = serde_json::from_str(&json).unwrap();
+        assert_eq!(&read, want, "{word}");
+        assert_eq!(serde_json::to_string(&read).unwrap(), json);
+        assert_eq!(read.to_string(), word);
+    }
+
+    #[test]
+    fn record_words_are_written_as_read_table() {
+        // (word in a record) -> what it reads as; written back the same, known or not.
+        let reasons: &[(&str, KillReason)] = &[
+            ("term_level", KillReason::TermLevel),
+            ("kill_level", KillReason::KillLevel),
+            ("keep_up", KillReason::KeepUp),
+            ("eta", KillReason::Eta),
+            ("rescue", KillReason::Rescue),
+            ("stall", KillReason::Stall),
+            ("warn_level", KillReason::WarnLevel),
+            ("later_reason", KillReason::Other("later_reason".into())),
+        ];
+        let levels: &[(&str, KillLevel)] = &[
+            ("ok", KillLevel::Ok),
+            ("warn", KillLevel::Warn),
+            ("term", KillLevel::Term),
+            ("kill", KillLevel::Kill),
+            ("", KillLevel::Other(String::new())),
+        ];
+        let outcomes: &[(&str, KillOutcome)] = &[
+            ("in_flight", KillOutcome::InFlight),
+            ("exited", KillOutcome::Exited),
+            ("stuck", KillOutcome::Stuck),
+            ("failed", KillOutcome::Failed),
+            ("dry_run", KillOutcome::DryRun),
+            ("warning", KillOutcome::Warning),
+            ("Exited", KillOutcome::Other("Exited".into())),
+        ];
+        reasons.iter().for_each(|(w, r)| reads_back(w, r));
+        levels.iter().for_each(|(w, l)| reads_back(w, l));
+        outcomes.iter().for_each(|(w, o)| reads_back(w, o));
+    }
+
+    /// A decision's reason and a domain's level are spelled in a record as on the decision
+    /// line: one word for each.
+    #[test]
+    fn a_record_spells_reasons_and_levels_as_the_decision_line() {
+        use crate::decide::trigger::Level;
+        for r in crate::decide::episode::Reason::ALL {
+            assert_eq!(KillReason::from(r).as_str(), r.as_str());
+        }
+        for l in [Level::Ok, Level::Term, Level::Kill] {
+            assert_eq!(KillLevel::from(l).as_str(), l.as_str());
         }
     }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::kill::human;
+use super::kill::{KillOutcome, KillReason, human};
 
 /// The longest the status file goes unwritten while the loop turns.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -114,7 +114,7 @@ pub struct InFlightStatus {
 }
 
 /// A kill, in brief.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KillSummary {
     /// When, RFC 3339.
     pub time_text: String,
@@ -125,9 +125,9 @@ pub struct KillSummary {
     /// Its comm.
     pub comm: String,
     /// Why.
-    pub reason: String,
+    pub reason: KillReason,
     /// How it ended.
-    pub outcome: String,
+    pub outcome: KillOutcome,
     /// Memory it used (rss + swap + page tables), bytes.
     pub used: u64,
     /// What its domain got back, bytes.
