@@ -2,7 +2,7 @@
 //! flight, sample the scopes that are due, group them into OOM domains, then per domain assess
 //! its episode, act on the plan, and sleep until the next thing is due.
 //!
-//! The decisions are pure and live in `decide` (`episode::Episode::assess`, `gain::select`,
+//! The decisions are pure and live in `decide` (`episode::Episode::assess`, `choose::choose`,
 //! `rank`); this module only gathers their inputs and carries out their outputs, in the spirit
 //! of the kernel's `out_of_memory` → `select_bad_process` → `oom_kill_process`.
 //!
