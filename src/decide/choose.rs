@@ -8,18 +8,22 @@
 
 use super::gain::{Prospect, Selection, forked_child_instead, select};
 
+/// The candidate to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen {
+    /// Index into the ranked list.
+    pub index: usize,
+    /// Its kill alone frees what the domain needs.
+    pub enough: bool,
+    /// The candidate [`select`] chose, when a forked child of it goes instead.
+    pub instead_of: Option<usize>,
+}
+
 /// Whom to stop in a domain in trouble, or why nobody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
-    /// Stop the candidate at this index of the ranked list.
-    Victim {
-        /// Index into the ranked list.
-        index: usize,
-        /// Its kill alone frees what the domain needs.
-        enough: bool,
-        /// The candidate [`select`] chose, when a forked child of it goes instead.
-        instead_of: Option<usize>,
-    },
+    /// Stop this candidate.
+    Victim(Chosen),
     /// Killing would not help: kill nobody.
     Futile {
         /// What all candidates at or above `min_gain` would free together.
@@ -48,11 +52,11 @@ pub fn choose(
             let child = (!rescue)
                 .then(|| forked_child_instead(prospects, children, index, enough, need, min_gain))
                 .flatten();
-            Choice::Victim {
+            Choice::Victim(Chosen {
                 index: child.unwrap_or(index),
                 enough,
                 instead_of: child.map(|_| index),
-            }
+            })
         }
         Selection::Futile { total, eligible } => Choice::Futile { total, eligible },
         Selection::NoCandidate => Choice::NoCandidate,
@@ -86,8 +90,8 @@ mod tests {
         let family: &[Option<usize>] = &[Some(1), None, None];
         let strangers: &[Option<usize>] = &[None, None, None];
         // (prospects, kin, need MiB, rescue) -> (index, enough, instead of); min_gain 5 MiB
-        type Chosen = (usize, bool, Option<usize>);
-        let table: &[([Prospect; 3], bool, u64, bool, Chosen)] = &[
+        type Want = (usize, bool, Option<usize>);
+        let table: &[([Prospect; 3], bool, u64, bool, Want)] = &[
             // No kin: what select says.
             ([c(150), c(120), c(100)], false, 100, false, (0, true, None)),
             // The save before the data: the child frees what the parent was asked to.
@@ -123,11 +127,11 @@ mod tests {
             let children = if *kin { family } else { strangers };
             assert_eq!(
                 choose(prospects, children, need * MIB, 5 * MIB, *rescue),
-                Choice::Victim {
+                Choice::Victim(Chosen {
                     index: *index,
                     enough: *enough,
                     instead_of: *instead_of
-                },
+                }),
                 "{prospects:?} kin {kin} need {need} rescue {rescue}"
             );
         }

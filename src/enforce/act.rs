@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::config::KillUnit;
-use crate::decide::choose::{Choice, choose};
+use crate::decide::choose::{Choice, Chosen, choose};
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Reason};
 use crate::decide::gain::{
@@ -182,28 +182,21 @@ impl Enforcer {
                 min_gain,
                 rescue,
             );
-            let Choice::Victim {
-                index,
-                enough,
-                instead_of,
-            } = choice
-            else {
+            let Choice::Victim(chosen) = choice else {
                 break choice;
             };
-            let mut pick = self.pick(&lineup, index, enough, m, reason);
-            pick.instead_of = instead_of.map(|k| lineup.ranked[k].process.pid);
-            let page = self.host.page_size;
+            let pick = self.pick(&lineup, chosen, m, reason);
             let candidates = considered(
                 &lineup.ranked,
                 &lineup.prospects,
-                Some(index),
+                Some(chosen.index),
                 min_gain,
-                page,
+                self.host.page_size,
             );
             let record = self.new_record(i, &pick, m, candidates, min_gain);
             match self.signal(i, &pick, &lineup.scan.processes, m, record, log) {
                 // It could not be signalled and never will be: the next one, in this round.
-                Signalled::Refused => lineup.prospects[index].eligible = false,
+                Signalled::Refused => lineup.prospects[chosen.index].eligible = false,
                 Signalled::Done => return,
             }
         };
@@ -335,22 +328,21 @@ impl Enforcer {
         }
     }
 
-    /// The decision about candidate `index` of a lineup, with what the projection and its
-    /// executable's earlier exits say about the time it has.
+    /// The decision about the candidate of a lineup that was chosen, with what the projection
+    /// and its executable's earlier exits say about the time it has.
     pub(super) fn pick<'a, 'p>(
         &self,
         lineup: &'a Lineup<'p>,
-        index: usize,
-        enough: bool,
+        chosen: Chosen,
         m: &Moment<'_>,
         reason: Reason,
     ) -> Pick<'a, 'p> {
-        let victim = &lineup.ranked[index];
+        let victim = &lineup.ranked[chosen.index];
         Pick {
             victim,
-            owner: &lineup.owners[index],
-            gain: lineup.prospects[index].gain,
-            enough,
+            owner: &lineup.owners[chosen.index],
+            gain: lineup.prospects[chosen.index].gain,
+            enough: chosen.enough,
             reason,
             expected_exit: victim
                 .process
@@ -358,7 +350,7 @@ impl Enforcer {
                 .as_deref()
                 .and_then(|exe| self.exits.expected(exe)),
             room: crate::decide::episode::room(m.obs.eta, &self.limits),
-            instead_of: None,
+            instead_of: chosen.instead_of.map(|k| lineup.ranked[k].process.pid),
         }
     }
 

@@ -543,24 +543,19 @@ impl Enforcer {
         let min_gain = self.config.min_gain_bytes(fig.limit);
         // What a term decision would need: at least what brings it back above term.
         let need = fig.need.max(1);
-        let Choice::Victim {
-            index,
-            enough,
-            instead_of,
-        } = choose(&lineup.prospects, &lineup.children, need, min_gain, false)
+        let Choice::Victim(chosen) =
+            choose(&lineup.prospects, &lineup.children, need, min_gain, false)
         else {
             return None;
         };
-        let page = self.host.page_size;
         let candidates = considered(
             &lineup.ranked,
             &lineup.prospects,
-            Some(index),
+            Some(chosen.index),
             min_gain,
-            page,
+            self.host.page_size,
         );
-        let mut pick = self.pick(&lineup, index, enough, m, Reason::Term);
-        pick.instead_of = instead_of.map(|k| lineup.ranked[k].process.pid);
+        let pick = self.pick(&lineup, chosen, m, Reason::Term);
         let mut record = self.new_record(i, &pick, m, candidates, min_gain);
         let victim = pick.victim.process;
         self.fill_in(i, &mut record, victim);
