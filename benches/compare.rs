@@ -817,7 +817,7 @@ fn race(bins: &Bins, table: &mut Table) {
         let label = if events { "events" } else { "polling only" };
         table.row(
             &format!("race ({label}): stopped by oomward before the kernel, of {trials}"),
-            (r.term_ms.len() + r.eta_exit_ms.len()) as f64,
+            (r.term_ms.len() + r.eta_exit_ms.len() + r.untimed) as f64,
             None,
             "",
             if events { "100 of 100" } else { "-" },
@@ -825,6 +825,20 @@ fn race(bins: &Bins, table: &mut Table) {
         table.row(
             &format!("race ({label}): of those, by SIGKILL at once (reason=eta)"),
             r.eta_exit_ms.len() as f64,
+            None,
+            "",
+            "-",
+        );
+        table.row(
+            &format!("race ({label}): taken by the kernel's OOM killer"),
+            r.kernel as f64,
+            None,
+            "",
+            "0",
+        );
+        table.row(
+            &format!("race ({label}): of oomward's, not timed (see the trial lines)"),
+            r.untimed as f64,
             None,
             "",
             "-",
@@ -873,6 +887,12 @@ struct RaceTrials {
     term_ms: Vec<f64>,
     /// Trials stopped by SIGKILL with `reason=eta`: threshold -> the allocator's exit, ms.
     eta_exit_ms: Vec<f64>,
+    /// Trials oomward stopped (the kernel's oom_kill counter unchanged, the allocator gone)
+    /// that have no latency to time: its signal went out before the bench's own threshold
+    /// fired, or its SIGKILL followed a SIGTERM the allocator never ran its handler for.
+    untimed: usize,
+    /// Trials the kernel's OOM killer took.
+    kernel: usize,
 }
 
 fn race_trials(bins: &Bins, trials: usize, events: bool) -> RaceTrials {
@@ -944,8 +964,22 @@ fn race_trials(bins: &Bins, trials: usize, events: bool) -> RaceTrials {
                     .eta_exit_ms
                     .push(exit_at.saturating_sub(c) as f64 / 1000.0);
             }
+            (_, _, true) => {
+                out_r.kernel += 1;
+                println!(
+                    "trial {trial}: taken by the kernel (status {status:?}, crossed {crossed:?}, term {term_us:?}, decision {:?})",
+                    decision.unwrap_or_default()
+                );
+            }
+            _ if exited => {
+                out_r.untimed += 1;
+                println!(
+                    "trial {trial}: stopped by oomward, not timed (status {status:?}, crossed {crossed:?}, term {term_us:?}, decision {:?})",
+                    decision.unwrap_or_default()
+                );
+            }
             _ => println!(
-                "trial {trial}: not stopped by oomward first (status {status:?}, kernel oom_kill {kernel}, crossed {crossed:?}, term {term_us:?}, decision {:?})",
+                "trial {trial}: not stopped at all (status {status:?}, crossed {crossed:?}, term {term_us:?}, decision {:?})",
                 decision.unwrap_or_default()
             ),
         }
