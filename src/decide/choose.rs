@@ -70,17 +70,11 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn c(gain_mib: u64) -> Prospect {
-        Prospect {
-            eligible: true,
-            gain: gain_mib * MIB,
-        }
+        Prospect::mib(true, gain_mib)
     }
 
     fn no(gain_mib: u64) -> Prospect {
-        Prospect {
-            eligible: false,
-            gain: gain_mib * MIB,
-        }
+        Prospect::mib(false, gain_mib)
     }
 
     #[test]

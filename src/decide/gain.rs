@@ -226,6 +226,17 @@ pub fn select(ranked: &[Prospect], need: u64, min_gain: u64, rescue: bool) -> Se
     }
 }
 
+/// Prospects written in MiB, for the choice's tables here and in [`super::choose`].
+#[cfg(test)]
+impl Prospect {
+    pub(crate) const fn mib(eligible: bool, mib: u64) -> Self {
+        Prospect {
+            eligible,
+            gain: mib << 20,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,16 +244,10 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn c(gain_mib: u64) -> Prospect {
-        Prospect {
-            eligible: true,
-            gain: gain_mib * MIB,
-        }
+        Prospect::mib(true, gain_mib)
     }
 
-    const NO: Prospect = Prospect {
-        eligible: false,
-        gain: 500 * MIB,
-    };
+    const NO: Prospect = Prospect::mib(false, 500);
 
     #[test]
     fn gain_is_private_anonymous_memory_and_swap() {

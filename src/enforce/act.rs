@@ -22,7 +22,6 @@ use crate::sys::Sig;
 
 use super::lines::{decision_line, decision_severity};
 use super::moment::{Figures, Lineup, Moment, Owner, Pick};
-use super::report::considered;
 use super::{CHEAP_FINALISTS, Enforcer};
 
 /// How many of the first eligible candidates have their gain read from smaps.
@@ -186,14 +185,7 @@ impl Enforcer {
                 break choice;
             };
             let pick = self.pick(&lineup, chosen, m, reason);
-            let candidates = considered(
-                &lineup.ranked,
-                &lineup.prospects,
-                Some(chosen.index),
-                min_gain,
-                self.host.page_size,
-            );
-            let record = self.new_record(i, &pick, m, candidates, min_gain);
+            let record = self.new_record(i, &pick, &lineup, m, min_gain);
             match self.signal(i, &pick, &lineup.scan.processes, m, record, log) {
                 // It could not be signalled and never will be: the next one, in this round.
                 Signalled::Refused => lineup.prospects[chosen.index].eligible = false,

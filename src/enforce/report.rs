@@ -9,7 +9,6 @@ use crate::act::hook::{HookKind, HookRunner, Started, Teller};
 use crate::decide::choose::{Choice, choose};
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::Reason;
-use crate::decide::gain::Prospect;
 use crate::probe::process::{ProcessSnapshot, Scan};
 use crate::rank::Candidate;
 use crate::report::history::Journal;
@@ -23,7 +22,7 @@ use crate::report::status::{
 use crate::report::{Line, Logger, Severity};
 
 use super::Enforcer;
-use super::moment::{Moment, Pick};
+use super::moment::{Lineup, Moment, Pick};
 
 /// How many kills the status file lists.
 const LAST_KILLS: usize = 10;
@@ -59,17 +58,18 @@ pub(super) struct Reporting {
     pub warnings: Vec<KillRecord>,
 }
 
-/// A candidate's place in a record.
-pub(super) fn considered(
-    ranked: &[Candidate<'_>],
-    prospects: &[Prospect],
-    chosen: Option<usize>,
+/// The first candidates of a lineup as a record names them, `victim` marked as the chosen.
+fn considered(
+    lineup: &Lineup<'_>,
+    victim: &Candidate<'_>,
     min_gain: u64,
     page: u64,
 ) -> Vec<Considered> {
-    ranked
+    let chosen = lineup.ranked.iter().position(|c| std::ptr::eq(c, victim));
+    lineup
+        .ranked
         .iter()
-        .zip(prospects)
+        .zip(&lineup.prospects)
         .enumerate()
         .take(CANDIDATES_KEPT)
         .map(|(i, (c, p))| {
@@ -111,15 +111,17 @@ pub(super) fn considered(
 }
 
 impl Enforcer {
-    /// The record of a decision, before its signal goes out.
+    /// The record of a decision, before its signal goes out: the pick, and the first of the
+    /// lineup it was picked from, each with what it would have freed.
     pub(super) fn new_record(
         &mut self,
         i: usize,
         pick: &Pick<'_, '_>,
+        lineup: &Lineup<'_>,
         m: &Moment<'_>,
-        candidates: Vec<Considered>,
         min_gain: u64,
     ) -> KillRecord {
+        let candidates = considered(lineup, pick.victim, min_gain, self.host.page_size);
         let (obs, fig) = (m.obs, m.fig);
         let c = pick.victim;
         let p = c.process;
@@ -548,15 +550,8 @@ impl Enforcer {
         else {
             return None;
         };
-        let candidates = considered(
-            &lineup.ranked,
-            &lineup.prospects,
-            Some(chosen.index),
-            min_gain,
-            self.host.page_size,
-        );
         let pick = self.pick(&lineup, chosen, m, Reason::Term);
-        let mut record = self.new_record(i, &pick, m, candidates, min_gain);
+        let mut record = self.new_record(i, &pick, &lineup, m, min_gain);
         let victim = pick.victim.process;
         self.fill_in(i, &mut record, victim);
         record.outcome = KillOutcome::Warning;
