@@ -161,6 +161,74 @@ fn advise(ranges: &[std::ops::Range<usize>], advice: rustix::mm::Advice) -> io::
     Ok(())
 }
 
+/// Makes this process the subreaper of its descendants: an orphan among them is re-parented
+/// to it rather than to PID 1, so that it can be killed and reaped here.
+pub fn become_subreaper() -> io::Result<()> {
+    Ok(rustix::process::set_child_subreaper(Some(
+        rustix::process::getpid(),
+    ))?)
+}
+
+/// Makes reads of `fd` return at once (EAGAIN) when nothing is there.
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let flags = fcntl_getfl(&fd)?;
+    Ok(fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?)
+}
+
+/// How a child of this process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal of this number ended it.
+    Signalled(i32),
+}
+
+/// Reaps the child `pid` (`None`: any child) if it ended, without waiting: its pid and how it
+/// ended; `Ok(None)` while it runs; an error when there is no such child (already reaped).
+pub fn reap(pid: Option<i32>) -> io::Result<Option<(i32, ChildEnd)>> {
+    use rustix::process::{WaitOptions, wait, waitpid};
+    let ended = match pid {
+        Some(p) => {
+            let p = Pid::from_raw(p).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+            waitpid(Some(p), WaitOptions::NOHANG)?
+        }
+        // Not `waitpid(None)`: that is pid 0, the children of this process group only, and
+        // a hook leads a group of its own.
+        None => wait(WaitOptions::NOHANG)?,
+    };
+    let Some((pid, status)) = ended else {
+        return Ok(None);
+    };
+    let end = match status.exit_status() {
+        Some(code) => ChildEnd::Exited(code),
+        None => ChildEnd::Signalled(status.terminating_signal().unwrap_or(0)),
+    };
+    Ok(Some((pid.as_raw_nonzero().get(), end)))
+}
+
+/// Stops every one of `pids` (`SIGSTOP`, so that none forks again), then kills them, then the
+/// process group `group` leads. Only for this process's own children and their descendants,
+/// which it alone reaps: none of their numbers can have been reused. One already gone is
+/// skipped.
+pub fn kill_tree(pids: &[i32], group: i32) {
+    use rustix::process::{kill_process, kill_process_group};
+    for sig in [Signal::STOP, Signal::KILL] {
+        for pid in pids.iter().filter_map(|&p| Pid::from_raw(p)) {
+            let _ = kill_process(pid, sig);
+        }
+    }
+    if let Some(g) = Pid::from_raw(group) {
+        let _ = kill_process_group(g, Signal::KILL);
+    }
+}
+
+/// Reads the extended attribute `name` of `path` into `buf`: the value's length.
+pub fn getxattr(path: &std::path::Path, name: &str, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::fs::getxattr(path, name, buf)?)
+}
+
 /// Sets this process's oom_score_adj (to -1000: the daemon must never be the kernel's victim).
 /// Lowering needs CAP_SYS_RESOURCE; EACCES is returned for the caller to warn about.
 pub fn set_own_oom_score_adj(adj: i32) -> io::Result<()> {

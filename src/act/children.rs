@@ -15,11 +15,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::sys::{self, ChildEnd};
 
 /// How a child ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +89,7 @@ static CONTAINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// which starts every child through the runner; a program that starts children of its own
 /// must not call it (their children would be taken for leftovers).
 pub fn contain_descendants() -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and no memory.
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::become_subreaper()?;
     CONTAINED.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
@@ -235,7 +233,7 @@ impl Runner {
             Ok(mut child) => {
                 let stderr = child.stderr.take().map(OwnedFd::from);
                 if let Some(fd) = &stderr {
-                    set_nonblocking(fd);
+                    let _ = sys::set_nonblocking(fd);
                 }
                 let pid = child.id() as i32;
                 // The runner reaps it itself (waitpid on any child): the handle is let go.
@@ -267,7 +265,7 @@ impl Runner {
         for r in self.running.values_mut() {
             read_stderr(r);
         }
-        let reaped: Vec<(i32, Reaped)> = if contained() {
+        let reaped: Vec<(i32, ChildEnd)> = if contained() {
             std::iter::from_fn(reap_any).collect()
         } else {
             let pids: Vec<i32> = self.running.keys().copied().collect();
@@ -276,8 +274,8 @@ impl Runner {
         for (pid, status) in reaped {
             if let Some(r) = self.running.remove(&pid) {
                 let ending = match status {
-                    Reaped::Exited(c) => Ending::Exited(c),
-                    Reaped::Signalled(s) => Ending::Signalled(s),
+                    ChildEnd::Exited(c) => Ending::Exited(c),
+                    ChildEnd::Signalled(s) => Ending::Signalled(s),
                 };
                 self.finish(pid, r, ending);
             }
@@ -375,16 +373,6 @@ impl Runner {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
-    // SAFETY: fcntl on a descriptor this function borrows; F_GETFL/F_SETFL read and set flags.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-    }
-}
-
 /// Keeps the first [`STDERR_KEPT`] bytes of what a child wrote and drains the rest, without
 /// waiting: the child never blocks on a full pipe.
 fn read_stderr(r: &mut Running) {
@@ -406,42 +394,20 @@ fn read_stderr(r: &mut Running) {
     }
 }
 
-enum Reaped {
-    Exited(i32),
-    Signalled(i32),
-}
-
 /// Reaps one exited child of the daemon, any of them, without waiting.
-fn reap_any() -> Option<(i32, Reaped)> {
-    reap(-1)
+fn reap_any() -> Option<(i32, ChildEnd)> {
+    sys::reap(None).ok().flatten()
 }
 
-/// Reaps `pid` (-1: any child) if it exited, without waiting.
-fn reap(pid: i32) -> Option<(i32, Reaped)> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status into a valid local.
-    let pid = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
-        return None;
-    }
-    let how = if libc::WIFEXITED(status) {
-        Reaped::Exited(libc::WEXITSTATUS(status))
-    } else {
-        Reaped::Signalled(libc::WTERMSIG(status))
-    };
-    Some((pid, how))
+/// Reaps `pid` if it exited, without waiting.
+fn reap(pid: i32) -> Option<(i32, ChildEnd)> {
+    sys::reap(Some(pid)).ok().flatten()
 }
 
 /// Waits (briefly) for the killed child `pid` and reaps it.
 fn wait_for(pid: i32) {
     let deadline = Instant::now() + Duration::from_millis(500);
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into a valid local.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r != 0 || Instant::now() >= deadline {
-            return;
-        }
+    while matches!(sys::reap(Some(pid)), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -475,17 +441,5 @@ fn kill_tree_in(tree: &[(i32, i32)], root: i32) {
         doomed.extend(tree.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
         k += 1;
     }
-    // Stopped first, so that none forks again between the kills.
-    for sig in [libc::SIGSTOP, libc::SIGKILL] {
-        for pid in &doomed {
-            // SAFETY: kill sends a signal; no memory is involved.
-            unsafe {
-                libc::kill(*pid, sig);
-            }
-        }
-    }
-    // SAFETY: as above, to the process group the child leads.
-    unsafe {
-        libc::kill(-root, libc::SIGKILL);
-    }
+    sys::kill_tree(&doomed, root);
 }

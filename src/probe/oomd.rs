@@ -74,24 +74,8 @@ pub fn preference(
 
 /// Whether the attribute `name` is set to a value starting with `1` (systemd writes `1`).
 fn is_set(dir: &Path, name: &str) -> bool {
-    let (Ok(path), Ok(name)) = (
-        std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()),
-        std::ffi::CString::new(name),
-    ) else {
-        return false;
-    };
     let mut buf = [0u8; 8];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer's length
-    // is passed with it.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n > 0 && buf[0] == b'1'
+    crate::sys::getxattr(dir, name, &mut buf).is_ok_and(|n| n > 0 && buf[0] == b'1')
 }
 
 #[cfg(test)]
@@ -100,10 +84,7 @@ mod tests {
 
     /// Sets a `user.*` attribute to `1`, as systemd does.
     fn set(dir: &Path, name: &str) -> bool {
-        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        let name = std::ffi::CString::new(name).unwrap();
-        // SAFETY: NUL-terminated strings and a one-byte value.
-        unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) == 0 }
+        rustix::fs::setxattr(dir, name, b"1", rustix::fs::XattrFlags::empty()).is_ok()
     }
 
     fn chown(dir: &Path, uid: u32) -> bool {
