@@ -124,7 +124,7 @@ const FAULT_PIECE: usize = 16 * 1024;
 /// random access, which splits the mapping into pieces of that size (the marking only turns
 /// read-ahead off), so a fault maps at most one piece. The cost is a kernel record per piece
 /// (some 600, about 120 KiB), against 1.4 MiB of pages no longer locked. Pieces are counted
-/// from address zero, so marking again after a reload changes nothing.
+/// from address zero, so marking a range again changes nothing.
 fn confine_fault_around(ranges: &[std::ops::Range<usize>]) -> io::Result<()> {
     advise(&odd_pieces(ranges, FAULT_PIECE), rustix::mm::Advice::Random)
 }
