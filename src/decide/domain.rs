@@ -77,10 +77,12 @@ pub struct Member {
     pub rescue: bool,
     /// At its term level: whether it stands still (see [`crate::decide::trigger::stillness`]).
     pub steady: Stillness,
+    /// Bytes of available memory above its kill level (`u64::MAX` when it has none).
+    pub to_kill: u64,
 }
 
 /// The scopes of a domain taken together: the worst level, the largest need, any rescue.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Combined {
     /// The worst level of any member.
     pub level: Level,
@@ -91,6 +93,20 @@ pub struct Combined {
     /// At the domain's term level: still when every member there is; moving when any is; else
     /// not known yet. Moving at any other level.
     pub steady: Stillness,
+    /// The least of the members' bytes above their kill levels.
+    pub to_kill: u64,
+}
+
+impl Default for Combined {
+    fn default() -> Self {
+        Combined {
+            level: Level::Ok,
+            need: 0,
+            rescue: false,
+            steady: Stillness::Moving,
+            to_kill: u64::MAX,
+        }
+    }
 }
 
 /// Combines the members of one domain.
@@ -98,6 +114,7 @@ pub fn combine(members: impl IntoIterator<Item = Member>) -> Combined {
     let c = members
         .into_iter()
         .fold(Combined::default(), |acc, m| Combined {
+            to_kill: acc.to_kill.min(m.to_kill),
             level: acc.level.max(m.level),
             need: if m.level >= acc.level && m.level > Level::Ok {
                 if m.level > acc.level {
@@ -142,6 +159,7 @@ mod tests {
             need: need_mib * MIB,
             rescue,
             steady: Stillness::Moving,
+            to_kill: u64::MAX,
         }
     }
 
@@ -177,6 +195,12 @@ mod tests {
                 true,
             ),
         ];
+        let near = |to_kill_mib: u64| Member {
+            to_kill: to_kill_mib * MIB,
+            ..m(Level::Term, 1, false)
+        };
+        assert_eq!(combine([near(9), near(3), near(7)]).to_kill, 3 * MIB);
+        assert_eq!(combine([]).to_kill, u64::MAX);
         for (members, level, need, rescue) in table {
             let c = combine(members.iter().copied());
             assert_eq!(

@@ -90,6 +90,9 @@ pub struct Observation {
     /// At its term level: whether it stands still (see [`crate::decide::trigger::stillness`]).
     /// Still: watched, not acted on; not known yet: one more look first.
     pub steady: crate::decide::trigger::Stillness,
+    /// Bytes of available memory above its kill level, at the nearest member (`u64::MAX` when
+    /// none has one): how soon a domain standing still is looked at again.
+    pub to_kill: u64,
 }
 
 /// A victim in flight.
@@ -425,15 +428,15 @@ impl Episode {
         }
         plan.choose = self.may_choose(obs, level, rescue, now, l, &mut plan.wake_in);
         if plan.choose == Some(Reason::Term) {
-            use crate::decide::trigger::Stillness;
+            use crate::decide::trigger::{Stillness, steady_look};
             let look = match obs.steady {
                 Stillness::Moving => None,
                 // The kernel would never touch a cgroup that stands still: watched, not killed.
                 Stillness::Still => {
                     plan.steady_first = !std::mem::replace(&mut self.said_steady, true);
-                    Some(STEADY_LOOK)
+                    Some(steady_look(obs.to_kill, STEADY_LOOK))
                 }
-                Stillness::Unknown => Some(STILLNESS_LOOK),
+                Stillness::Unknown => Some(steady_look(obs.to_kill, STILLNESS_LOOK)),
             };
             if let Some(look) = look {
                 plan.choose = None;
@@ -710,6 +713,38 @@ mod tests {
             kernel_kills: Some(0),
             stall: None,
             steady: crate::decide::trigger::Stillness::Moving,
+            to_kill: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn a_domain_standing_still_is_watched_and_looked_at_sooner_near_its_kill_level() {
+        use crate::decide::trigger::Stillness::{Moving, Still, Unknown};
+        // (stillness, band above the kill level, MiB) -> (chosen, look in ms)
+        let table = [
+            (Still, None, Some(250)),
+            (Still, Some(6), Some(46)),
+            (Unknown, None, Some(120)),
+            (Unknown, Some(6), Some(46)),
+            (Moving, Some(6), None),
+        ];
+        for (steady, band, look) in table {
+            let mut e = Episode::default();
+            let o = Observation {
+                steady,
+                to_kill: band.map_or(u64::MAX, |b| b * MIB),
+                ..obs(Level::Term, 100)
+            };
+            let p = e.assess(&o, Instant::now(), &limits());
+            let want_choice = look.is_none().then_some(Reason::Term);
+            assert_eq!(p.choose, want_choice, "{steady:?} {band:?}");
+            if let Some(ms) = look {
+                assert_eq!(
+                    p.wake_in.map(|w| w.as_millis()),
+                    Some(ms),
+                    "{steady:?} {band:?}"
+                );
+            }
         }
     }
 

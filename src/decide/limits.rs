@@ -79,11 +79,23 @@ pub const EXIT_POLL: Duration = Duration::from_millis(10);
 /// a grower at 100 MiB/s is seen after 10 MiB, and a futile domain costs ten looks a second.
 pub const BACKOFF_LOOK: Duration = Duration::from_millis(100);
 
-/// How often a domain standing still at its term level is looked at: four looks a second (a
-/// tight pod may stand still for days). A process that starts growing there is seen within a
-/// quarter of a second; its kernel events (v1: the kill level's threshold; v2: `max`, PSI)
-/// wake the loop sooner.
+/// How often a domain standing still at its term level is looked at, at most: four looks a
+/// second (a tight pod may stand still for days). A process that starts growing there is seen
+/// within a quarter of a second; its kernel events (v1: the kill level's threshold; v2: `max`,
+/// PSI) wake the loop sooner. Nearer its kill level it is looked at more often (see
+/// [`STEADY_GROWTH`]).
 pub const STEADY_LOOK: Duration = Duration::from_millis(250);
+
+/// The growth a domain standing still is watched for, bytes a second: it is looked at often
+/// enough that a grower this fast is seen before it has eaten the band left above the kill
+/// level (half of it to be noticed, see [`STILL_GROWTH`], half while the next look comes). A
+/// pod still at 5.7 MiB above its kill level, looked at every quarter of a second, was found
+/// past it by the first look after a 20 MiB/s grower started, and SIGKILL went out where
+/// SIGTERM was due.
+pub const STEADY_GROWTH: u64 = 64 << 20;
+
+/// The shortest look at a domain standing still, however near its kill level.
+pub const STEADY_LOOK_MIN: Duration = Duration::from_millis(20);
 
 /// How soon a domain at its term level whose stillness is not known yet (the first look there
 /// has nothing to compare with) is looked at again.
@@ -114,7 +126,12 @@ pub const NEAR_EQUAL_PER_MILLE: i64 = 900;
 /// Growth that counts as moving: between two looks (16 MiB/s at four looks a second), or
 /// since the cgroup was first seen standing still (a slow leak). Less is noise: a huge page
 /// collapsed by khugepaged is charged 2 MiB before the small pages it replaces are freed.
+/// Nearer the kill level than twice this, half the band left counts (never below
+/// [`STILL_GROWTH_MIN`]): growth that would take the cgroup halfway to its kill is not noise.
 pub const STILL_GROWTH: u64 = 4 << 20;
+
+/// The least growth that counts as moving, however near the kill level.
+pub const STILL_GROWTH_MIN: u64 = 1 << 20;
 
 /// A projected fill rate at or above which a cgroup moves whatever two looks show: its
 /// [`STILL_GROWTH`] per quarter of a second. Two looks a few milliseconds apart (a threshold's

@@ -380,6 +380,7 @@ impl Enforcer {
             stall: self.system.stall,
             // The system keeps earlyoom's rule: MemAvailable alone decides.
             steady: crate::decide::trigger::Stillness::Moving,
+            to_kill: u64::MAX,
         };
         let fig = Figures {
             limit: m.mem_total,
@@ -456,6 +457,7 @@ impl Enforcer {
             kernel_kills,
             stall: None,
             steady: combined.steady,
+            to_kill: combined.to_kill,
         };
         (obs, fig)
     }

@@ -308,6 +308,7 @@ impl Enforcer {
                 need: 0,
                 rescue: false,
                 steady: crate::decide::trigger::Stillness::Moving,
+                to_kill: u64::MAX,
             },
             eta: None,
             oom_kills: None,
@@ -620,6 +621,7 @@ impl Enforcer {
                     need,
                     rescue: false,
                     steady: crate::decide::trigger::Stillness::Moving,
+                    to_kill: u64::MAX,
                 };
             }
             Err(e) => log.log(

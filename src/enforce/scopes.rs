@@ -147,6 +147,7 @@ impl CgroupScope {
                 need: 0,
                 rescue: false,
                 steady: crate::decide::trigger::Stillness::Moving,
+                to_kill: u64::MAX,
             },
             warned: false,
             eta: None,
@@ -273,6 +274,7 @@ pub(super) fn assess_cgroup(
     let seen = cg.oom_counts.replace(counts);
     let mut level = Level::Ok;
     let mut need = 0;
+    let mut to_kill = u64::MAX;
     cg.eta = None;
     if let (Some(avail), Some(limit)) = (sample.available, sample.limit) {
         let th = cgroup_thresholds(cfg, limit);
@@ -283,6 +285,7 @@ pub(super) fn assess_cgroup(
         let trend = cg.fill.eta_trend(avail);
         level = with_exhaustion(th.level(avail, cg.level), trend, cfg.exhaustion_term);
         need = th.need(level, avail);
+        to_kill = th.headroom_from(Level::Term, avail).unwrap_or(u64::MAX);
         cg.warned = crate::watch::cgroup_warned(cfg, limit, avail, cg.warned);
     }
     // v2: a rising `oom` count means the cgroup is in OOM right now: act at once.
@@ -299,20 +302,25 @@ pub(super) fn assess_cgroup(
                 .kv("scope", &cg.path),
         );
     }
-    let steady = stillness(cg, level);
+    let steady = stillness(cg, level, to_kill);
     cg.level = level;
     cg.member = Member {
         level,
         need,
         rescue,
         steady,
+        to_kill,
     };
 }
 
 /// Whether a cgroup at its term level stands still (see
 /// [`crate::decide::trigger::stillness`]), from this full sample and the one before. What it
 /// is compared with is kept at every full sample; moving at any other level.
-fn stillness(cg: &mut CgroupScope, level: Level) -> crate::decide::trigger::Stillness {
+fn stillness(
+    cg: &mut CgroupScope,
+    level: Level,
+    to_kill: u64,
+) -> crate::decide::trigger::Stillness {
     use crate::decide::trigger::{StillSample, Stillness};
     let now = StillSample {
         used: cg
@@ -320,6 +328,7 @@ fn stillness(cg: &mut CgroupScope, level: Level) -> crate::decide::trigger::Stil
             .limit
             .zip(cg.sample.available)
             .map_or(0, |(l, a)| (l + cg.sample.swap_left).saturating_sub(a)),
+        to_kill,
         psi_total: cg.psi_total,
         events: cg.sample.own().pressure_events,
         rate: if cg.eta.is_some() {
