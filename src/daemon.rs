@@ -305,7 +305,7 @@ fn start_config(origin: &ConfigOrigin, host: &Host) -> (Config, Option<Fallback>
         Ok(c) => return (c, None),
         Err(e) => e,
     };
-    let last = crate::config::last_good_path();
+    let last = crate::paths::last_good_path();
     let last_good = std::fs::read_to_string(&last)
         .ok()
         .and_then(|text| Config::parse(&text, &last.display().to_string()).ok())
@@ -330,7 +330,7 @@ fn start_config(origin: &ConfigOrigin, host: &Host) -> (Config, Option<Fallback>
 
 /// Keeps `config` as the last good one, for a start whose config does not load.
 fn save_last_good(config: &Config, log: &mut Logger) {
-    let path = crate::config::last_good_path();
+    let path = crate::paths::last_good_path();
     let text = format!(
         "# The last config oomward loaded here, kept for a start whose config does not load.\n{}",
         config.to_toml()
@@ -356,7 +356,7 @@ fn save_last_good(config: &Config, log: &mut Logger) {
 fn state_dirs_safe(config: &Config) -> Result<(), String> {
     let owner = rustix::process::geteuid().as_raw();
     let r = &config.report;
-    let last_good = Some(crate::config::last_good_path());
+    let last_good = Some(crate::paths::last_good_path());
     let files = [
         ("[report] journal", &r.journal),
         ("[report] status_file", &r.status_file),

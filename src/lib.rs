@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod decide;
 pub mod enforce;
 pub mod events;
+pub mod paths;
 pub mod probe;
 pub mod report;
 pub mod sys;

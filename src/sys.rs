@@ -593,6 +593,33 @@ fn drop_to_user(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether only root can change `path`: it and its directory are owned by root and writable by
+/// no group or other user (a directory with the sticky bit, like /tmp, excepted: others cannot
+/// replace a root-owned file in it), sshd's rule for its files. The error names what fails; a
+/// path that cannot be read passes (reading it says what is wrong).
+pub fn only_root_can_change(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    for (what, is_dir) in [(Some(path), false), (dir, true)] {
+        let Some(m) = what.and_then(|w| std::fs::metadata(w).ok()) else {
+            continue;
+        };
+        let what = what.unwrap_or(path).display();
+        let sticky = is_dir && m.mode() & 0o1000 != 0;
+        if m.uid() != 0 {
+            return Err(format!("{what} is owned by uid {}", m.uid()));
+        } else if m.mode() & 0o022 != 0 && !sticky {
+            let who = if m.mode() & 0o002 != 0 {
+                "anyone"
+            } else {
+                "its group"
+            };
+            return Err(format!("{what} is writable by {who}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::odd_pieces;

@@ -328,7 +328,7 @@ fn write_state(state: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Where the state file is by default: beside the status file, in the runtime directory (a
 /// cgroup's `memory.high` does not outlive a reboot, nor need its record).
 pub fn default_state() -> PathBuf {
-    crate::config::runtime_dir().join("tripwires")
+    crate::paths::runtime_dir().join("tripwires")
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ fn reading_config(origin: &ConfigOrigin) -> Result<Config, Failure> {
         Ok(c) => return Ok(c),
         Err(e) => e,
     };
-    let last = oomward::config::last_good_path();
+    let last = oomward::paths::last_good_path();
     let (config, from) = match std::fs::read_to_string(&last)
         .ok()
         .and_then(|t| Config::parse(&t, &last.display().to_string()).ok())

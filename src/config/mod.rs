@@ -13,6 +13,7 @@ mod resolve;
 mod source;
 pub mod value;
 
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,7 @@ pub use keys::{
     Daemon, Hooks, Kill, KillUnit, LogFormat, LogTarget, Notify, Report, Require, System, UnderOom,
     WatchedCgroup,
 };
-use keys::{PolicyKeys, RawCgroup, RawDaemon, RawHooks, RawKill, RawNotify, RawPolicy};
+use keys::{Overlay, PolicyKeys, RawCgroup, RawDaemon, RawHooks, RawKill, RawNotify, RawPolicy};
 use keys::{RawReport, RawRule, RawSystem, RuleKeys};
 pub use resolve::Accounts;
 use source::{Loc, Part, Source, key_at, line_of};
@@ -69,6 +70,24 @@ fn located(file: &str, line: Option<usize>, key: &str, message: &str) -> String 
     match line {
         Some(l) => format!("{file}:{l}: {key}: {message}"),
         None => format!("{file}: {key}: {message}"),
+    }
+}
+
+impl ConfigError {
+    /// The error placed at `loc` (a table's header) when no value placed it.
+    fn at(mut self, loc: Option<Loc>) -> Self {
+        if let (
+            ConfigError::Invalid {
+                file,
+                line: line @ None,
+                ..
+            },
+            Some(loc),
+        ) = (&mut self, loc)
+        {
+            (*file, *line) = (loc.file, Some(loc.line));
+        }
+        self
     }
 }
 
@@ -116,140 +135,39 @@ pub struct LoadedFile {
     pub complete: bool,
 }
 
-impl Config {
-    /// Checks what only the machine can tell: a system threshold given as a size must be below
-    /// what the machine has (a `mem_available_term` of 64GiB on a 16 GiB machine would act on
-    /// every round of an idle machine). `mem_total` and `swap_total` in bytes; a machine without
-    /// swap accepts any swap size (the swap conditions do not block there).
-    pub fn check_against_machine(&self, mem_total: u64, swap_total: u64) -> Result<(), String> {
-        if !self.system.enabled {
-            return Ok(());
-        }
-        let s = &self.system;
-        let checks = [
-            (
-                "system.mem_available_term",
-                s.mem_available_term,
-                mem_total,
-                "MemTotal",
-            ),
-            (
-                "system.mem_available_kill",
-                s.mem_available_kill,
-                mem_total,
-                "MemTotal",
-            ),
-            (
-                "system.swap_free_term",
-                s.swap_free_term,
-                swap_total,
-                "SwapTotal",
-            ),
-            (
-                "system.swap_free_kill",
-                s.swap_free_kill,
-                swap_total,
-                "SwapTotal",
-            ),
-        ];
-        for (key, amount, total, what) in checks {
-            if let Amount::Bytes(b) = amount
-                && total > 0
-                && b >= total / 2
-            {
-                return Err(format!(
-                    "{}: {key}: {} is at least half of this machine's {what} ({}): at most 50%",
-                    self.source,
-                    ByteSize(b),
-                    ByteSize(total)
-                ));
-            }
-        }
-        let warn = s.mem_available_warn.unwrap_or(s.mem_available_term);
-        let pairs = [
-            (
-                "mem_available_kill",
-                s.mem_available_kill,
-                "mem_available_term",
-                s.mem_available_term,
-                mem_total,
-            ),
-            (
-                "swap_free_kill",
-                s.swap_free_kill,
-                "swap_free_term",
-                s.swap_free_term,
-                swap_total,
-            ),
-            (
-                "mem_available_term",
-                s.mem_available_term,
-                "mem_available_warn",
-                warn,
-                mem_total,
-            ),
-        ];
-        for (key, lower, upper_key, upper, total) in pairs {
-            if total > 0 && level_above(lower, upper, Some(total)) {
-                return Err(format!(
-                    "{}: system.{key}: {lower} is above {upper_key} {upper} on this machine ({} of {}): the lower level would skip the upper one's stage",
-                    self.source,
-                    ByteSize(lower.bytes_of(total)),
-                    ByteSize(upper.bytes_of(total))
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `new`, read on a reload, may replace the running `self`. A file being written
-    /// (emptied by `>`, cut short, or removed and not yet back) reads as a valid but smaller
-    /// config: every rule and scope it lost would silently stop applying. So a reload is
-    /// refused when a file the running config came from is now missing, empty, or no longer
-    /// ends with a newline; a restart takes such a config as it is.
-    pub fn may_replace(&self, new: &Config) -> Result<(), String> {
-        for old in self.files.iter().filter(|f| f.len > 0) {
-            match new.files.iter().find(|f| f.name == old.name) {
-                None => {
-                    return Err(format!(
-                        "{} is gone (it had {} bytes); restart to run without it",
-                        old.name, old.len
-                    ));
-                }
-                Some(f) if f.len == 0 || (old.complete && !f.complete) => {
-                    return Err(format!(
-                        "{} is {} (it had {} bytes): still being written? Fix it or restart",
-                        f.name,
-                        if f.len == 0 {
-                            "empty"
-                        } else {
-                            "cut short, without a final newline"
-                        },
-                        old.len
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
+/// Where the config comes from, so a reload reads the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// No `--config`/`--config-dir`: [`DEFAULT_PATH`] if it exists (else the built-in
+    /// defaults), then the drop-ins in [`DEFAULT_DROPIN_DIR`].
+    Default,
+    /// `--config FILE` (must exist) and/or `--config-dir DIR`. Without a FILE the default
+    /// path is used as for [`ConfigOrigin::Default`]; without a DIR there are no drop-ins.
+    Explicit {
+        /// The main file.
+        file: Option<PathBuf>,
+        /// The drop-in directory.
+        dir: Option<PathBuf>,
+    },
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config::parse("", "<built-in defaults>").expect("the built-in defaults are valid")
+impl ConfigOrigin {
+    /// Loads the config from this origin.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let default = Path::new(DEFAULT_PATH);
+        let default_main = default.exists().then_some(default);
+        match self {
+            ConfigOrigin::Default => {
+                Config::load_layers(default_main, Some(Path::new(DEFAULT_DROPIN_DIR)))
+            }
+            ConfigOrigin::Explicit { file, dir } => {
+                Config::load_layers(file.as_deref().or(default_main), dir.as_deref())
+            }
+        }
     }
 }
 
 type Val<T> = Option<Spanned<T>>;
-
-/// Moves a value's span up by `base`, into the offset range of its file (see `Part`).
-fn rebase<T>(v: &mut Val<T>, base: usize) {
-    if let Some(s) = v.take() {
-        let r = s.span();
-        *v = Some(Spanned::new(r.start + base..r.end + base, s.into_inner()));
-    }
-}
 
 fn span<T>(v: &Val<T>) -> Option<Range<usize>> {
     v.as_ref().map(|s| s.span())
@@ -270,121 +188,75 @@ struct RawConfig {
     rule: Vec<RawRule>,
 }
 
-impl RawConfig {
-    fn rebase(&mut self, base: usize) {
-        self.daemon.rebase(base);
-        self.system.rebase(base);
-        self.kill.rebase(base);
-        self.report.rebase(base);
-        self.hooks.rebase(base);
-        self.notify.rebase(base);
-        self.policy.rebase(base);
-        self.cgroup.iter_mut().for_each(|c| c.rebase(base));
-        self.rule.iter_mut().for_each(|r| r.rebase(base));
-    }
-
-    /// A drop-in over what came before: its keys override, its `[[cgroup]]` and `[[rule]]`
-    /// entries are appended (a later rule is evaluated after the earlier ones).
-    fn overlay(&mut self, later: RawConfig) {
-        self.daemon.overlay(later.daemon);
-        self.system.overlay(later.system);
-        self.kill.overlay(later.kill);
-        self.report.overlay(later.report);
-        self.hooks.overlay(later.hooks);
-        self.notify.overlay(later.notify);
-        self.policy.overlay(later.policy);
-        self.cgroup.extend(later.cgroup);
-        self.rule.extend(later.rule);
+/// A drop-in's `[[cgroup]]` and `[[rule]]` entries are appended (a later rule is evaluated
+/// after the earlier ones).
+impl<T: Overlay> Overlay for Vec<T> {
+    fn overlay(&mut self, later: Self, base: usize) {
+        self.extend(later.into_iter().map(|entry| {
+            let mut moved = T::default();
+            moved.overlay(entry, base);
+            moved
+        }));
     }
 }
 
-/// One file's text, named by its path.
+impl Overlay for RawConfig {
+    fn overlay(&mut self, later: RawConfig, base: usize) {
+        self.daemon.overlay(later.daemon, base);
+        self.system.overlay(later.system, base);
+        self.cgroup.overlay(later.cgroup, base);
+        self.kill.overlay(later.kill, base);
+        self.report.overlay(later.report, base);
+        self.hooks.overlay(later.hooks, base);
+        self.notify.overlay(later.notify, base);
+        self.policy.overlay(later.policy, base);
+        self.rule.overlay(later.rule, base);
+    }
+}
+
+/// One file's text, named by its path. Run as root, oomward reads only files that only root
+/// can change: a config names what root will kill and what it will never kill.
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     let name = path.display().to_string();
-    trusted(path)?;
+    let invalid = |line, message| ConfigError::Invalid {
+        file: name.clone(),
+        line,
+        key: "(file)".into(),
+        message,
+    };
+    if rustix::process::geteuid().is_root() {
+        crate::sys::only_root_can_change(path).map_err(|why| {
+            let fix = "refused, as oomward runs as root (chown root and chmod go-w it)";
+            invalid(None, format!("{why}: {fix}"))
+        })?;
+    }
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: name.clone(),
         source,
     })?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok((name, text)),
-        Err(e) => {
+    String::from_utf8(bytes)
+        .map(|text| (name.clone(), text))
+        .map_err(|e| {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-            Err(ConfigError::Invalid {
-                file: name,
-                line: Some(line),
-                key: "(file)".into(),
-                message: "not UTF-8 text (a TOML file must be UTF-8)".into(),
-            })
-        }
-    }
-}
-
-/// Run as root, oomward reads only files that only root can change: a config names what root
-/// will kill and what it will never kill. Refused, as sshd refuses them: a file or its
-/// directory owned by another user, or writable by group or others (a directory with the
-/// sticky bit, like /tmp, excepted: others cannot replace a root-owned file in it).
-fn trusted(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    if !rustix::process::geteuid().is_root() {
-        return Ok(());
-    }
-    let refuse = |what: &Path, why: String| ConfigError::Invalid {
-        file: path.display().to_string(),
-        line: None,
-        key: "(file)".into(),
-        message: format!(
-            "{} {why}: refused, as oomward runs as root (chown root and chmod go-w it)",
-            what.display()
-        ),
-    };
-    let check = |what: &Path, dir: bool| -> Result<(), ConfigError> {
-        let Ok(m) = std::fs::metadata(what) else {
-            return Ok(()); // reading it says what is wrong
-        };
-        if m.uid() != 0 {
-            return Err(refuse(what, format!("is owned by uid {}", m.uid())));
-        }
-        let sticky = dir && m.mode() & 0o1000 != 0;
-        if m.mode() & 0o022 != 0 && !sticky {
-            return Err(refuse(
-                what,
-                format!(
-                    "is writable by {}",
-                    if m.mode() & 0o002 != 0 {
-                        "anyone"
-                    } else {
-                        "its group"
-                    }
-                ),
-            ));
-        }
-        Ok(())
-    };
-    check(path, false)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        check(dir, true)?;
-    }
-    Ok(())
+            let why = "not UTF-8 text (a TOML file must be UTF-8)";
+            invalid(Some(line), why.into())
+        })
 }
 
 /// The `*.toml` files of a drop-in directory, in name order (systemd's rule, so `50-desktop`
 /// comes before `90-local`). A missing directory has none; an unreadable one is an error.
-fn dropin_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+fn dropin_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(ConfigError::Read {
-                path: dir.display().to_string(),
-                source,
-            });
+            let path = dir.display().to_string();
+            return Err(ConfigError::Read { path, source });
         }
     };
     let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
+        .filter_map(|e| Some(e.ok()?.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
         .collect();
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
@@ -410,8 +282,9 @@ fn parse_raw(file: &str, text: &str) -> Result<RawConfig, ConfigError> {
             };
             message = format!("{message}; {what}{hint}");
         }
+        let file = file.to_string();
         ConfigError::Invalid {
-            file: file.to_string(),
+            file,
             line,
             key,
             message,
@@ -428,16 +301,12 @@ impl Config {
     /// Reads the main file (if any; it must exist when named) and then every `*.toml` in
     /// `dropins` (if the directory exists) in name order, merges them and validates the result.
     pub fn load_layers(main: Option<&Path>, dropins: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut files = Vec::new();
-        if let Some(path) = main {
-            files.push(read_file(path)?);
-        }
+        let mut paths: Vec<PathBuf> = main.map(Path::to_path_buf).into_iter().collect();
         if let Some(dir) = dropins {
-            for path in dropin_files(dir)? {
-                files.push(read_file(&path)?);
-            }
+            paths.extend(dropin_files(dir)?);
         }
-        Self::from_files(files)
+        let files = paths.iter().map(|p| read_file(p));
+        Self::from_files(files.collect::<Result<_, _>>()?)
     }
 
     /// Validates config text; `file` names it in errors.
@@ -449,20 +318,17 @@ impl Config {
     /// on its own (syntax and type errors name it), later files override earlier ones key by
     /// key, then the merged whole is checked (errors name the file that set the key).
     fn from_files(files: Vec<(String, String)>) -> Result<Self, ConfigError> {
-        let mut merged = RawConfig::default();
-        let mut parts = Vec::new();
-        let mut loaded = Vec::new();
+        let (mut merged, mut parts, mut loaded) = (RawConfig::default(), Vec::new(), Vec::new());
         let mut base = 0;
         for (file, text) in files {
+            let (name, len) = (file.clone(), text.len());
+            let complete = text.is_empty() || text.ends_with('\n');
             loaded.push(LoadedFile {
-                name: file.clone(),
-                len: text.len(),
-                complete: text.is_empty() || text.ends_with('\n'),
+                name,
+                len,
+                complete,
             });
-            let mut raw = parse_raw(&file, &text)?;
-            raw.rebase(base);
-            merged.overlay(raw);
-            let len = text.len();
+            merged.overlay(parse_raw(&file, &text)?, base);
             parts.push(Part { file, text, base });
             base += len + 1;
         }
@@ -474,19 +340,18 @@ impl Config {
 
     /// Read every table, check what involves two keys, resolve what the config names.
     fn from_raw(raw: &RawConfig, src: &Source, passwd: &Passwd) -> Result<Self, ConfigError> {
-        let at_header = |e: ConfigError, table: &str, i: usize| match &e {
-            ConfigError::Invalid { line: None, .. } => e.at(src.header(table, i)),
-            _ => e,
-        };
-        let mut cgroups = Vec::new();
-        for (i, c) in raw.cgroup.iter().enumerate() {
-            let read = c.read(src, &format!("cgroup[{}]", i + 1));
-            cgroups.push(read.map_err(|e| at_header(e, "cgroup", i))?);
-        }
-        let mut rule_keys = Vec::new();
-        for (i, r) in raw.rule.iter().enumerate() {
-            rule_keys.push(r.read(src, &format!("rule[{}]", i + 1))?);
-        }
+        let nth = |table: &str, i: usize| format!("{table}[{}]", i + 1);
+        let cgroups = raw.cgroup.iter().enumerate().map(|(i, c)| {
+            let read = c.read(src, &nth("cgroup", i));
+            read.map_err(|e| e.at(src.header("cgroup", i)))
+        });
+        let cgroups = cgroups.collect::<Result<_, _>>()?;
+        let rule_keys = raw
+            .rule
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.read(src, &nth("rule", i)));
+        let rule_keys = rule_keys.collect::<Result<_, _>>()?;
         let mut config = Config {
             source: src.files(),
             daemon: raw.daemon.read(src, "daemon")?,
@@ -504,126 +369,58 @@ impl Config {
             files: Vec::new(),
         };
         config.validate(raw, src)?;
-        config.accounts = resolve::accounts(
-            src,
-            (&config.hooks, &raw.hooks.user),
-            (&config.notify, &raw.notify.users),
-            passwd,
-        )?;
+        config.accounts = resolve::accounts(&config, raw, src, passwd)?;
         for (i, (keys, r)) in config.rule_keys.iter().zip(&raw.rule).enumerate() {
-            let rule = resolve::rule(src, keys, r, i, passwd)?;
-            config.rules.push(rule);
+            config.rules.push(resolve::rule(src, keys, r, i, passwd)?);
         }
-        config.check_rules(src)?;
-        Ok(config)
+        config.check_rules(src)
     }
 
     /// The checks that involve more than one key, and the warnings.
     fn validate(&mut self, raw: &RawConfig, src: &Source) -> Result<(), ConfigError> {
         let (d, rd) = (&self.daemon, &raw.daemon);
         if d.min_interval > d.max_interval {
-            return Err(src.err(
-                span(&rd.min_interval).or(span(&rd.max_interval)),
-                "daemon.min_interval",
-                format!(
-                    "{} is longer than max_interval {}",
-                    format_duration(d.min_interval),
-                    format_duration(d.max_interval)
-                ),
-            ));
+            let (min, max) = (
+                format_duration(d.min_interval),
+                format_duration(d.max_interval),
+            );
+            let at = span(&rd.min_interval).or(span(&rd.max_interval));
+            let why = format!("{min} is longer than max_interval {max}");
+            return Err(src.err(at, "daemon.min_interval", why));
         }
-        self.check_levels(raw, src)?;
-        if let Some(addr) = self.report.metrics_listen
-            && !addr.ip().is_loopback()
-        {
-            self.warnings.push(format!(
-                "{}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures",
-                src.files()
-            ));
-        }
-        if !self.system.enabled && self.cgroups.is_empty() {
-            self.warnings.push(format!(
-                "{}: no scope is enabled ([system] enabled = false and no [[cgroup]]): oomward watches nothing and will never act",
-                src.files()
-            ));
-        }
-        Ok(())
-    }
-
-    /// Each scope's levels in order (kill ≤ term ≤ warn) where their units allow, and one
-    /// `[[cgroup]]` per path.
-    fn check_levels(&self, raw: &RawConfig, src: &Source) -> Result<(), ConfigError> {
-        let (s, rs) = (&self.system, &raw.system);
-        let levels = [
-            (
-                "system.mem_available_kill",
-                "mem_available_term",
-                s.mem_available_kill,
-                s.mem_available_term,
-                &rs.mem_available_kill,
-                &rs.mem_available_term,
-            ),
-            (
-                "system.swap_free_kill",
-                "swap_free_term",
-                s.swap_free_kill,
-                s.swap_free_term,
-                &rs.swap_free_kill,
-                &rs.swap_free_term,
-            ),
-            (
-                "system.mem_available_term",
-                "mem_available_warn",
-                s.mem_available_term,
-                s.mem_available_warn.unwrap_or(s.mem_available_term),
-                &rs.mem_available_term,
-                &rs.mem_available_warn,
-            ),
-        ];
-        for (key, upper_key, lower, upper, lower_val, upper_val) in levels {
-            ordered(src, key, (lower, lower_val), (upper_key, upper, upper_val))?;
+        for (ladder, _) in self.system.ladders() {
+            ordered(src, "system", &ladder, |k| raw.system.span(k))?;
         }
         for (i, (c, rc)) in self.cgroups.iter().zip(&raw.cgroup).enumerate() {
-            let key = |k: &str| format!("cgroup[{}].{k}", i + 1);
-            let warn = c.available_warn.unwrap_or(c.available_term);
-            ordered(
-                src,
-                &key("available_kill"),
-                (c.available_kill, &rc.available_kill),
-                ("available_term", c.available_term, &rc.available_term),
-            )?;
-            ordered(
-                src,
-                &key("available_term"),
-                (c.available_term, &rc.available_term),
-                ("available_warn", warn, &rc.available_warn),
-            )?;
-            if let Some(first) = self.cgroups[..i]
-                .iter()
-                .position(|w| w.path.text == c.path.text)
-            {
-                return Err(src.err(
-                    span(&rc.path),
-                    &key("path"),
-                    format!(
-                        "{:?} is already watched by cgroup[{}]: one [[cgroup]] per path",
-                        c.path.text,
-                        first + 1
-                    ),
-                ));
+            let table = format!("cgroup[{}]", i + 1);
+            ordered(src, &table, &c.ladder(), |k| rc.span(k))?;
+            let mut earlier = self.cgroups[..i].iter();
+            if let Some(first) = earlier.position(|w| w.path.text == c.path.text) {
+                let path = &c.path.text;
+                let why = format!(
+                    "{path:?} is already watched by cgroup[{}]: one [[cgroup]] per path",
+                    first + 1
+                );
+                return Err(src.err(span(&rc.path), &format!("{table}.path"), why));
             }
+        }
+        let files = src.files();
+        if let Some(addr) = self.report.metrics_listen.filter(|a| !a.ip().is_loopback()) {
+            self.warnings.push(format!("{files}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures"));
+        }
+        if !self.system.enabled && self.cgroups.is_empty() {
+            self.warnings.push(format!("{files}: no scope is enabled ([system] enabled = false and no [[cgroup]]): oomward watches nothing and will never act"));
         }
         Ok(())
     }
 
     /// A rule may not protect everything; protection a local user can claim is warned about.
-    fn check_rules(&mut self, src: &Source) -> Result<(), ConfigError> {
+    fn check_rules(mut self, src: &Source) -> Result<Self, ConfigError> {
         for (i, rule) in self.rules.iter().enumerate() {
             let header = src.header("rule", i);
             if rule.action == Action::Protect && rule.matches(&crate::policy::sentinel_process()) {
-                return Err(src
-                    .err(None, &format!("rule[{}]", i + 1), "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup")
-                    .at(header));
+                let why = "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup";
+                return Err(src.err(None, &format!("rule[{}]", i + 1), why).at(header));
             }
             let file = header.map_or_else(|| src.files(), |l| l.file);
             let place = format!("{file}:{}: rule[{}]", rule.line, i + 1);
@@ -633,6 +430,78 @@ impl Config {
             if rule.protects_by_exe_alone() {
                 self.warnings.push(format!("{place}: protects by exe alone; any user allowed to run it gets the protection (with LD_PRELOAD, for any program). Add user or cgroup (e.g. cgroup = \"/system.slice/**\")."));
             }
+        }
+        Ok(self)
+    }
+
+    /// Checks what only the machine can tell: a system threshold given as a size must be below
+    /// half of what the machine has (a `mem_available_term` of 64GiB on a 16 GiB machine would
+    /// act on every round of an idle machine), and levels in two units must be in order.
+    /// `mem_total` and `swap_total` in bytes; a machine without swap accepts any swap level
+    /// (the swap conditions do not block there).
+    pub fn check_against_machine(&self, mem_total: u64, swap_total: u64) -> Result<(), String> {
+        for (ladder, swap) in self
+            .system
+            .ladders()
+            .into_iter()
+            .filter(|_| self.system.enabled)
+        {
+            let (total, what) = if swap {
+                (swap_total, "SwapTotal")
+            } else {
+                (mem_total, "MemTotal")
+            };
+            let at = |key, message| Err(format!("{}: system.{key}: {message}", self.source));
+            // The kill and term levels; a warning may come at any level.
+            for &(key, level) in ladder.iter().take(2).filter(|_| total > 0) {
+                if let Amount::Bytes(b) = level
+                    && b >= total / 2
+                {
+                    let (b, total) = (ByteSize(b), ByteSize(total));
+                    return at(
+                        key,
+                        format!(
+                            "{b} is at least half of this machine's {what} ({total}): at most 50%"
+                        ),
+                    );
+                }
+            }
+            if let Some([(key, low), (up_key, up)]) =
+                misordered(&ladder, Some(total)).filter(|_| total > 0)
+            {
+                let (l, u) = (ByteSize(low.bytes_of(total)), ByteSize(up.bytes_of(total)));
+                return at(
+                    key,
+                    format!(
+                        "{low} is above {up_key} {up} on this machine ({l} of {u}): the lower level would skip the upper one's stage"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `new`, read on a reload, may replace the running `self`. A file being written
+    /// (emptied by `>`, cut short, or removed and not yet back) reads as a valid but smaller
+    /// config: every rule and scope it lost would silently stop applying. So a reload is
+    /// refused when a file the running config came from is now missing, empty, or no longer
+    /// ends with a newline; a restart takes such a config as it is.
+    pub fn may_replace(&self, new: &Config) -> Result<(), String> {
+        for old in self.files.iter().filter(|f| f.len > 0) {
+            let (name, had) = (&old.name, old.len);
+            let state = match new.files.iter().find(|f| f.name == old.name) {
+                None => {
+                    return Err(format!(
+                        "{name} is gone (it had {had} bytes); restart to run without it"
+                    ));
+                }
+                Some(f) if f.len == 0 => "empty",
+                Some(f) if old.complete && !f.complete => "cut short, without a final newline",
+                Some(_) => continue,
+            };
+            return Err(format!(
+                "{name} is {state} (it had {had} bytes): still being written? Fix it or restart"
+            ));
         }
         Ok(())
     }
@@ -662,51 +531,95 @@ impl Config {
 
     /// The effective config as TOML, every default filled in: what `check-config` prints.
     pub fn to_toml(&self) -> String {
-        let mut o = format!("# effective configuration from {}\n[daemon]\n", self.source);
+        let mut o = format!("# effective configuration from {}", self.source);
         self.daemon.write(&mut o);
-        o.push_str("\n[system]\n");
         self.system.write(&mut o);
-        for c in &self.cgroups {
-            o.push_str("\n[[cgroup]]\n");
-            c.write(&mut o);
-        }
-        o.push_str("\n[kill]\n");
+        self.cgroups.iter().for_each(|c| c.write(&mut o));
         self.kill.write(&mut o);
-        o.push_str("\n[report]\n");
         self.report.write(&mut o);
-        o.push_str("\n[hooks]\n");
         self.hooks.write(&mut o);
-        o.push_str("\n[notify]\n");
         self.notify.write(&mut o);
-        o.push_str("\n[policy]\n");
-        let builtin = self.builtin_protection;
-        PolicyKeys { builtin }.write(&mut o);
+        PolicyKeys {
+            builtin: self.builtin_protection,
+        }
+        .write(&mut o);
         for (keys, rule) in self.rule_keys.iter().zip(&self.rules) {
-            o.push_str(&format!("\n# from line {}\n[[rule]]\n", rule.line));
+            let _ = write!(o, "\n# from line {}", rule.line);
             keys.write(&mut o);
         }
         o
     }
 }
 
-/// A lower level (kill below term, term below warn) must not lie above the upper one: it would
-/// skip the upper stage. Levels in different units are compared when the scope's total is
-/// known ([`Config::check_against_machine`] for the system). The error is placed where the
-/// user wrote one of the two (the other may be a default).
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse("", "<built-in defaults>").expect("the built-in defaults are valid")
+    }
+}
+
+/// A scope's levels, lowest first, each of which must be at or below the next: kill ≤ term ≤
+/// warn (a warn level that is off stands at the term level).
+type Ladder = Vec<(&'static str, Amount)>;
+
+impl System {
+    /// The memory levels and the swap levels (`true`: their total is SwapTotal).
+    fn ladders(&self) -> [(Ladder, bool); 2] {
+        let (kill, term) = (self.mem_available_kill, self.mem_available_term);
+        let warn = self.mem_available_warn.unwrap_or(term);
+        let memory = vec![
+            ("mem_available_kill", kill),
+            ("mem_available_term", term),
+            ("mem_available_warn", warn),
+        ];
+        let swap = vec![
+            ("swap_free_kill", self.swap_free_kill),
+            ("swap_free_term", self.swap_free_term),
+        ];
+        [(memory, false), (swap, true)]
+    }
+}
+
+impl WatchedCgroup {
+    fn ladder(&self) -> Ladder {
+        let (kill, term) = (self.available_kill, self.available_term);
+        let warn = self.available_warn.unwrap_or(term);
+        vec![
+            ("available_kill", kill),
+            ("available_term", term),
+            ("available_warn", warn),
+        ]
+    }
+}
+
+/// The first level above the next one up, and that one: the lower level would skip the upper
+/// one's stage. Levels in two units are compared only when the scope's `total` is known
+/// ([`Config::check_against_machine`] for the system).
+fn misordered(ladder: &Ladder, total: Option<u64>) -> Option<[(&'static str, Amount); 2]> {
+    ladder
+        .windows(2)
+        .find(|w| level_above(w[0].1, w[1].1, total))
+        .map(|w| [w[0], w[1]])
+}
+
+/// A ladder's levels as far as their units allow; the error is placed where the user wrote
+/// one of the two (the other may be a default).
 fn ordered(
     src: &Source,
-    key: &str,
-    (lower, lower_val): (Amount, &Val<String>),
-    (upper_key, upper, upper_val): (&str, Amount, &Val<String>),
+    table: &str,
+    ladder: &Ladder,
+    written: impl Fn(&str) -> Option<Range<usize>>,
 ) -> Result<(), ConfigError> {
-    if level_above(lower, upper, None) {
-        return Err(src.err(
-            span(lower_val).or(span(upper_val)),
-            key,
-            format!("{lower} is above {upper_key} {upper}: the kill level must be at or below the term level, the term level at or below the warn level"),
-        ));
-    }
-    Ok(())
+    let Some([(key, low), (up_key, up)]) = misordered(ladder, None) else {
+        return Ok(());
+    };
+    let why = format!(
+        "{low} is above {up_key} {up}: the kill level must be at or below the term level, the term level at or below the warn level"
+    );
+    Err(src.err(
+        written(key).or(written(up_key)),
+        &format!("{table}.{key}"),
+        why,
+    ))
 }
 
 /// Whether `lower` is above `upper`; across units only when `total` is known.
@@ -719,86 +632,5 @@ fn level_above(lower: Amount, upper: Amount, total: Option<u64>) -> bool {
     }
 }
 
-impl ConfigError {
-    /// The error placed at `loc` (a table's header) when it is known.
-    fn at(mut self, loc: Option<Loc>) -> Self {
-        if let (ConfigError::Invalid { file, line, .. }, Some(loc)) = (&mut self, loc) {
-            *file = loc.file;
-            *line = Some(loc.line);
-        }
-        self
-    }
-}
-
-/// The first directory of a systemd-style directory variable (`STATE_DIRECTORY`,
-/// `RUNTIME_DIRECTORY`: colon-separated, absolute), else `fallback`. The unit's
-/// `StateDirectory=`/`RuntimeDirectory=` then decide where the files go, and a test can give a
-/// daemon directories of its own.
-fn systemd_dir(var: &str, fallback: &str) -> PathBuf {
-    std::env::var_os(var)
-        .and_then(|v| {
-            let v = v.to_str()?.split(':').next()?.to_string();
-            v.starts_with('/').then(|| PathBuf::from(v))
-        })
-        .unwrap_or_else(|| PathBuf::from(fallback))
-}
-
-/// Where the kill journal is by default.
-pub fn default_journal() -> PathBuf {
-    state_dir().join("kills.jsonl")
-}
-
-/// The state directory: `$STATE_DIRECTORY` under systemd, else /var/lib/oomward.
-pub fn state_dir() -> PathBuf {
-    systemd_dir("STATE_DIRECTORY", "/var/lib/oomward")
-}
-
-/// Where the last config that loaded is kept, for a start whose config does not load.
-pub fn last_good_path() -> PathBuf {
-    state_dir().join("last-good.toml")
-}
-
-/// The runtime directory: `$RUNTIME_DIRECTORY` under systemd, else /run/oomward.
-pub fn runtime_dir() -> PathBuf {
-    systemd_dir("RUNTIME_DIRECTORY", "/run/oomward")
-}
-
-/// Where the status file is by default.
-pub fn default_status_file() -> PathBuf {
-    runtime_dir().join("status.json")
-}
-
 #[cfg(test)]
 mod tests;
-
-/// Where the config comes from, so a reload reads the same place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigOrigin {
-    /// No `--config`/`--config-dir`: [`DEFAULT_PATH`] if it exists (else the built-in
-    /// defaults), then the drop-ins in [`DEFAULT_DROPIN_DIR`].
-    Default,
-    /// `--config FILE` (must exist) and/or `--config-dir DIR`. Without a FILE the default
-    /// path is used as for [`ConfigOrigin::Default`]; without a DIR there are no drop-ins.
-    Explicit {
-        /// The main file.
-        file: Option<std::path::PathBuf>,
-        /// The drop-in directory.
-        dir: Option<std::path::PathBuf>,
-    },
-}
-
-impl ConfigOrigin {
-    /// Loads the config from this origin.
-    pub fn load(&self) -> Result<Config, ConfigError> {
-        let default = Path::new(DEFAULT_PATH);
-        let default_main = default.exists().then_some(default);
-        match self {
-            ConfigOrigin::Default => {
-                Config::load_layers(default_main, Some(Path::new(DEFAULT_DROPIN_DIR)))
-            }
-            ConfigOrigin::Explicit { file, dir } => {
-                Config::load_layers(file.as_deref().or(default_main), dir.as_deref())
-            }
-        }
-    }
-}

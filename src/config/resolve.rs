@@ -4,7 +4,7 @@
 
 use super::keys::{RawRule, RuleKeys};
 use super::kind::UserRef;
-use super::{ConfigError, Hooks, Notify, Source, Val};
+use super::{Config, ConfigError, RawConfig, Source, span};
 use crate::policy::{Action, ExeNamespace, PodMatch, Rule};
 use crate::probe::passwd::Passwd;
 
@@ -17,55 +17,47 @@ pub struct Accounts {
     pub notify: Vec<u32>,
 }
 
-fn span<T>(v: &Val<T>) -> Option<std::ops::Range<usize>> {
-    v.as_ref().map(|s| s.span())
-}
-
-/// The hooks' user, which must exist when a hook is set and must not be root; and the users to
-/// notify, which must exist and not be root.
+/// The hooks' user, which must exist when a hook is set, and the users to notify, which must
+/// exist; none of them root.
 pub(super) fn accounts(
+    c: &Config,
+    raw: &RawConfig,
     src: &Source,
-    (hooks, hooks_user): (&Hooks, &Val<String>),
-    (notify, notify_users): (&Notify, &Val<Vec<String>>),
     passwd: &Passwd,
 ) -> Result<Accounts, ConfigError> {
-    let any_hook =
-        !(hooks.pre_kill.is_empty() && hooks.post_kill.is_empty() && hooks.warn.is_empty());
-    let name = &hooks.user;
+    let h = &c.hooks;
+    let any_hook = [&h.pre_kill, &h.post_kill, &h.warn]
+        .iter()
+        .any(|argv| !argv.is_empty());
+    let (name, at) = (&h.user, span(&raw.hooks.user));
     let hooks = match passwd.by_name(name) {
         Some(a) if a.uid == 0 => {
-            return Err(src.err(
-                span(hooks_user),
-                "hooks.user",
-                format!("{name:?} is root: hooks run without privileges (a hook that needs them can ask a service that has them)"),
-            ));
+            let why = format!(
+                "{name:?} is root: hooks run without privileges (a hook that needs them can ask a service that has them)"
+            );
+            return Err(src.err(at, "hooks.user", why));
         }
         Some(a) => Some((a.uid, a.gid)),
         None if any_hook => {
-            return Err(src.err(
-                span(hooks_user),
-                "hooks.user",
-                format!("no user named {name:?} in /etc/passwd"),
-            ));
+            let why = format!("no user named {name:?} in /etc/passwd");
+            return Err(src.err(at, "hooks.user", why));
         }
         None => None,
     };
-    let mut notify_uids = Vec::new();
-    for name in &notify.users {
-        let why = match passwd.by_name(name) {
-            Some(a) if a.uid != 0 => {
-                notify_uids.push(a.uid);
-                continue;
-            }
-            Some(_) => format!("{name:?} is root: notifications go to users' session buses"),
-            None => format!("no user named {name:?} in /etc/passwd"),
-        };
-        return Err(src.err(span(notify_users), "notify.users", why));
-    }
-    Ok(Accounts {
-        hooks,
-        notify: notify_uids,
-    })
+    let notify = c
+        .notify
+        .users
+        .iter()
+        .map(|name| match passwd.by_name(name) {
+            Some(a) if a.uid != 0 => Ok(a.uid),
+            Some(_) => Err(format!(
+                "{name:?} is root: notifications go to users' session buses"
+            )),
+            None => Err(format!("no user named {name:?} in /etc/passwd")),
+        });
+    let notify = notify.collect::<Result<_, _>>();
+    let notify = notify.map_err(|why| src.err(span(&raw.notify.users), "notify.users", why))?;
+    Ok(Accounts { hooks, notify })
 }
 
 /// The `i`th (0-based) rule, compiled: one action, at least one matcher, `exe_namespace` only
@@ -78,25 +70,22 @@ pub(super) fn rule(
     passwd: &Passwd,
 ) -> Result<Rule, ConfigError> {
     let name = format!("rule[{}]", i + 1);
-    let key = |k: &str| format!("{name}.{k}");
     let header = src.header("rule", i);
+    let err = |at, key: &str, why: String| {
+        src.err(at, &format!("{name}.{key}"), why)
+            .at(header.clone())
+    };
     if keys.exe.is_none() && raw.exe_namespace.is_some() {
-        return Err(src.err(
-            span(&raw.exe_namespace),
-            &key("exe_namespace"),
-            "exe_namespace applies to an exe matcher, and this rule has none",
-        ));
+        let why = "exe_namespace applies to an exe matcher, and this rule has none";
+        return Err(err(span(&raw.exe_namespace), "exe_namespace", why.into()));
     }
     let uid = match &keys.user {
-        None => None,
-        Some(UserRef::Uid(uid)) => Some(*uid),
         Some(UserRef::Name(n)) => Some(passwd.by_name(n).map(|a| a.uid).ok_or_else(|| {
-            src.err(
-                span(&raw.user),
-                &key("user"),
-                format!("no user named {n:?} in /etc/passwd (a numeric uid is accepted too)"),
-            )
+            let why = format!("no user named {n:?} in /etc/passwd (a numeric uid is accepted too)");
+            err(span(&raw.user), "user", why)
         })?),
+        Some(UserRef::Uid(uid)) => Some(*uid),
+        None => None,
     };
     let pod = PodMatch {
         qos: keys.qos,
@@ -104,34 +93,26 @@ pub(super) fn rule(
         pod: keys.pod.clone(),
         container: keys.container.clone(),
     };
-    let matchers = [
+    let globs = [
         keys.exe.is_some(),
         keys.comm.is_some(),
         keys.cmdline.is_some(),
+        keys.cgroup.is_some(),
     ];
-    if !matchers.contains(&true) && keys.cgroup.is_none() && uid.is_none() && pod.is_empty() {
-        return Err(src
-            .err(None, &name, "a rule needs at least one of exe, comm, cmdline, cgroup, user, qos, namespace, pod, container")
-            .at(header.clone()));
+    if !globs.contains(&true) && uid.is_none() && pod.is_empty() {
+        let why = "a rule needs at least one of exe, comm, cmdline, cgroup, user, qos, namespace, pod, container";
+        return Err(src.err(None, &name, why).at(header));
     }
     let action = match (keys.adjust, keys.protect == Some(true)) {
         (Some(_), true) => {
-            return Err(src.err(
-                span(&raw.adjust),
-                &key("adjust"),
-                "a rule either protects or adjusts, not both",
-            ));
+            let why = "a rule either protects or adjusts, not both";
+            return Err(err(span(&raw.adjust), "adjust", why.into()));
         }
         (Some(a), false) => Action::Adjust(a),
         (None, true) => Action::Protect,
         (None, false) => {
-            return Err(src
-                .err(
-                    span(&raw.protect),
-                    &key("protect"),
-                    "the rule does nothing: set protect = true or an adjust",
-                )
-                .at(src.loc(span(&raw.protect)).or(header.clone())));
+            let why = "the rule does nothing: set protect = true or an adjust";
+            return Err(err(span(&raw.protect), "protect", why.into()));
         }
     };
     Ok(Rule {

@@ -1,6 +1,7 @@
 //! Where a value came from: spans turned into files and lines across the main file and its
 //! drop-ins, and keys found from the text for the TOML parser's own errors.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use super::ConfigError;
@@ -26,35 +27,42 @@ pub(super) struct Source {
     parts: Vec<Part>,
     /// Where each `[[name]]` header is, in order through the files: found once, so that
     /// placing errors and rules stays linear in the size of the config.
-    headers: std::collections::HashMap<String, Vec<Loc>>,
+    headers: HashMap<String, Vec<Loc>>,
 }
 
 impl Source {
-    /// The part a (rebased) offset falls in.
-    pub(super) fn part_of(&self, offset: usize) -> Option<&Part> {
-        self.parts.iter().rev().find(|p| p.base <= offset)
+    pub(super) fn new(parts: Vec<Part>) -> Self {
+        let mut headers: HashMap<String, Vec<Loc>> = HashMap::new();
+        for p in &parts {
+            for (line, name, _) in headers_of(&p.text).filter(|h| h.2 > 0) {
+                let (file, name) = (p.file.clone(), name.to_string());
+                headers.entry(name).or_default().push(Loc { file, line });
+            }
+        }
+        Source { parts, headers }
     }
 
     /// File and 1-based line of a rebased offset.
     pub(super) fn loc(&self, span: Option<Range<usize>>) -> Option<Loc> {
         let start = span?.start;
-        let part = self.part_of(start)?;
+        let part = self.parts.iter().rev().find(|p| p.base <= start)?;
+        let line = line_of(&part.text, start - part.base);
         Some(Loc {
             file: part.file.clone(),
-            line: line_of(&part.text, start - part.base),
+            line,
         })
     }
 
     /// The files, for an error that no single value caused.
     pub(super) fn files(&self) -> String {
         let names: Vec<&str> = self.parts.iter().map(|p| p.file.as_str()).collect();
-        if names.is_empty() {
-            "<built-in defaults>".to_string()
-        } else {
-            names.join(" + ")
+        match names.is_empty() {
+            true => "<built-in defaults>".to_string(),
+            false => names.join(" + "),
         }
     }
 
+    /// An error about `key`, placed at the value at `span` when there is one.
     pub(super) fn err(
         &self,
         span: Option<Range<usize>>,
@@ -72,22 +80,6 @@ impl Source {
         }
     }
 
-    pub(super) fn new(parts: Vec<Part>) -> Self {
-        let mut headers: std::collections::HashMap<String, Vec<Loc>> = Default::default();
-        for p in &parts {
-            for (i, l) in p.text.lines().enumerate() {
-                let l = strip_comment(l).replace([' ', '\t'], "");
-                if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
-                    headers.entry(name.to_string()).or_default().push(Loc {
-                        file: p.file.clone(),
-                        line: i + 1,
-                    });
-                }
-            }
-        }
-        Source { parts, headers }
-    }
-
     /// Where the `n`th (0-based) `[[name]]` header is, counting through the files in order,
     /// for errors about a whole table.
     pub(super) fn header(&self, name: &str, n: usize) -> Option<Loc> {
@@ -99,62 +91,47 @@ pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// For an error from the TOML parser: the dotted key at the error's line of `text`, found from
-/// the text (the key before `=`, the nearest table header above, and which `[[...]]` it is).
-pub(super) fn key_at(text: &str, line: usize) -> String {
-    let key = raw_key_at(text, line);
-    // What the user wrote, not all of it: a file of one long line (carriage returns only)
-    // would be echoed whole, and control characters shown raw.
-    // (Control characters are escaped where the error is printed.)
-    let short: String = key.chars().take(64).collect();
-    if short.trim().is_empty() {
-        "(line)".into()
-    } else if short.len() < key.len() {
-        format!("{short}...")
-    } else {
-        short
-    }
+/// The table headers of `text`: each one's line (1-based), name, and which `[[name]]` of the
+/// text it is (from 1; 0 for a `[name]`).
+fn headers_of(text: &str) -> impl Iterator<Item = (usize, &str, usize)> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    text.lines().enumerate().filter_map(move |(i, l)| {
+        let l = strip_comment(l).trim();
+        let name = l.trim_matches(|c| c == '[' || c == ']').trim();
+        let mut nth = 0;
+        if l.starts_with("[[") {
+            nth = *seen.entry(name).and_modify(|n| *n += 1).or_insert(1);
+        }
+        l.starts_with('[').then_some((i + 1, name, nth))
+    })
 }
 
-fn raw_key_at(text: &str, line: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(this) = lines.get(line.saturating_sub(1)) else {
+/// For an error from the TOML parser: the dotted key at the error's line of `text`, found from
+/// the text (the key before `=` under the nearest table header above, and which `[[...]]` it
+/// is). Shortened, as a file of one long line (carriage returns only) would be echoed whole;
+/// control characters are escaped where the error is printed.
+pub(super) fn key_at(text: &str, line: usize) -> String {
+    let Some(this) = text.lines().nth(line.wrapping_sub(1)) else {
         return "(file)".into();
     };
-    let this = strip_comment(this).trim();
-    if this.starts_with('[') {
-        return this
-            .trim_matches(|c| c == '[' || c == ']')
-            .trim()
-            .to_string();
-    }
-    let key = this
+    let key = strip_comment(this)
         .split('=')
         .next()
         .unwrap_or("")
         .trim()
         .trim_matches('"');
-    let header = lines[..line.saturating_sub(1)]
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, l)| l.trim_start().starts_with('['));
-    match header {
+    let header = headers_of(text).take_while(|h| h.0 <= line).last();
+    let key = match header {
+        Some((l, name, _)) if l == line => name.to_string(),
+        Some((_, name, 0)) => format!("{name}.{key}"),
+        Some((_, name, nth)) => format!("{name}[{nth}].{key}"),
         None => key.to_string(),
-        Some((_, h)) => {
-            let h = strip_comment(h).trim();
-            let name = h.trim_matches(|c| c == '[' || c == ']').trim();
-            if h.starts_with("[[") {
-                let header = format!("[[{name}]]");
-                let index = lines[..line]
-                    .iter()
-                    .filter(|l| strip_comment(l).replace(' ', "") == header)
-                    .count();
-                format!("{name}[{index}].{key}")
-            } else {
-                format!("{name}.{key}")
-            }
-        }
+    };
+    let short: String = key.chars().take(64).collect();
+    match () {
+        () if short.trim().is_empty() => "(line)".into(),
+        () if short.len() < key.len() => format!("{short}..."),
+        () => short,
     }
 }
 

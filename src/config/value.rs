@@ -1,15 +1,11 @@
-//! The value syntax of the config file: sizes, percents, thresholds and durations.
-//!
-//! Kept apart from the schema so that every key that takes a size or a duration reads it the same
-//! way, and so the syntax can be unit-tested on plain strings.
+//! The value syntax of the config file: sizes, percents, thresholds and durations, read the same
+//! way by every key and unit-tested on plain strings.
 
 use std::fmt;
 use std::time::Duration;
 
-/// A size in bytes, written `512MiB`, `1GiB`, `64KiB`, `512M` or a bare number of bytes.
-///
-/// Single-letter suffixes are 1024-based, as in systemd's `MemoryMax=`, because that is what
-/// people who write memory limits expect; `MB`/`GB` are refused rather than guessed at.
+/// A size in bytes: `512MiB`, `1GiB`, `64KiB`, `512M` or a number of bytes. Single letters are
+/// 1024-based, as in systemd's `MemoryMax=`; `MB`/`GB` are refused rather than guessed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
@@ -17,55 +13,49 @@ impl ByteSize {
     /// Parses the size syntax; the error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (digits, unit) = t.split_at(split);
-        if digits.is_empty() {
-            return Err(format!(
-                "invalid size {text:?}: expected a number of bytes or a number with KiB, MiB, GiB or TiB"
-            ));
-        }
+        let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let bad = |why: &str| Err(format!("invalid size {text:?}: {why}"));
         let shift = match unit.trim() {
+            _ if digits.is_empty() => {
+                return bad("expected a number of bytes or a number with KiB, MiB, GiB or TiB");
+            }
             "" | "B" => 0,
             "K" | "KiB" | "k" => 10,
             "M" | "MiB" => 20,
             "G" | "GiB" => 30,
             "T" | "TiB" => 40,
             "KB" | "kB" | "MB" | "GB" | "TB" => {
-                return Err(format!(
-                    "invalid size {text:?}: {unit} is ambiguous; write KiB, MiB, GiB or TiB (1024-based)"
+                return bad(&format!(
+                    "{unit} is ambiguous; write KiB, MiB, GiB or TiB (1024-based)"
                 ));
             }
             other => {
-                return Err(format!(
-                    "invalid size {text:?}: unknown unit {other:?} (use B, KiB, MiB, GiB or TiB)"
+                return bad(&format!(
+                    "unknown unit {other:?} (use B, KiB, MiB, GiB or TiB)"
                 ));
             }
         };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("invalid size {text:?}: number too large"))?;
-        n.checked_mul(1u64 << shift)
-            .map(ByteSize)
-            .ok_or_else(|| format!("invalid size {text:?}: too large"))
+        let Ok(n) = digits.parse::<u64>() else {
+            return bad("number too large");
+        };
+        n.checked_mul(1 << shift)
+            .map_or_else(|| bad("too large"), |b| Ok(ByteSize(b)))
     }
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
-        for (name, shift) in UNITS {
-            if self.0 != 0 && self.0.is_multiple_of(1u64 << shift) {
-                return write!(f, "{}{}", self.0 >> shift, name);
+        for (name, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+            if self.0 != 0 && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{name}", self.0 >> shift);
             }
         }
         write!(f, "{}", self.0)
     }
 }
 
-/// A threshold on free or available memory: a share of a total, or an absolute size.
-///
-/// The total it is a share of (MemTotal, SwapTotal, a cgroup's limit) is known only when the
-/// scope is sampled, so the threshold stays symbolic until [`Amount::bytes_of`].
+/// A threshold on free or available memory: a share of a total (MemTotal, SwapTotal, a
+/// cgroup's limit, known only when the scope is sampled) or a size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Amount {
     /// Percent of the relevant total, 0 to 100.
@@ -78,21 +68,19 @@ impl Amount {
     /// Parses `10%`, `2.5%` or a size.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        if let Some(num) = t.strip_suffix('%') {
-            let p: f64 = num
-                .trim()
-                .parse()
-                .map_err(|_| format!("invalid percent {text:?}: expected a number before %"))?;
-            if !(0.0..=100.0).contains(&p) {
-                return Err(format!(
-                    "invalid percent {text:?}: must be within 0% to 100%"
-                ));
-            }
-            return Ok(Amount::Percent(p));
+        let Some(num) = t.strip_suffix('%') else {
+            let e = |e| format!("{e}, or a percent such as \"10%\"");
+            return ByteSize::parse(t).map(|b| Amount::Bytes(b.0)).map_err(e);
+        };
+        match num.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Amount::Percent(p)),
+            Ok(_) => Err(format!(
+                "invalid percent {text:?}: must be within 0% to 100%"
+            )),
+            Err(_) => Err(format!(
+                "invalid percent {text:?}: expected a number before %"
+            )),
         }
-        ByteSize::parse(t)
-            .map(|b| Amount::Bytes(b.0))
-            .map_err(|e| format!("{e}, or a percent such as \"10%\""))
     }
 
     /// The threshold in bytes for a scope whose total is `total` bytes.
@@ -116,48 +104,38 @@ impl fmt::Display for Amount {
 /// Parses `100ms`, `5s`, `1m`, `1h` (and `us`); a bare number is refused as ambiguous.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!("invalid duration {text:?}: expected a number with a unit (ms, s, m, h)")
-    })?;
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'));
+    let (num, unit) = t.split_at(split.unwrap_or(t.len()));
+    let bad = |why: &str| Err(format!("invalid duration {text:?}: {why}"));
+    let Ok(n) = num.parse::<f64>() else {
+        return bad("expected a number with a unit (ms, s, m, h)");
+    };
     let secs = match unit.trim() {
         "us" => n / 1e6,
         "ms" => n / 1e3,
         "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        "" => {
-            return Err(format!(
-                "invalid duration {text:?}: a unit is required (ms, s, m, h)"
-            ));
-        }
-        other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
+        "" => return bad("a unit is required (ms, s, m, h)"),
+        other => return bad(&format!("unknown unit {other:?}")),
     };
-    if !secs.is_finite() || secs > 365.0 * 86400.0 {
-        return Err(format!("invalid duration {text:?}: out of range"));
-    }
     // Whole microseconds, as the file writes them back: "0.5us" would print as "0s".
     let micros = secs * 1e6;
-    if (micros - micros.round()).abs() > 1e-3 {
-        return Err(format!(
-            "invalid duration {text:?}: finer than a microsecond"
-        ));
+    if !secs.is_finite() || secs > 365.0 * 86400.0 {
+        bad("out of range")
+    } else if (micros - micros.round()).abs() > 1e-3 {
+        bad("finer than a microsecond")
+    } else {
+        Ok(Duration::from_micros(micros.round() as u64))
     }
-    Ok(Duration::from_micros(micros.round() as u64))
 }
 
 /// Formats a duration the way the config file writes it.
 pub fn format_duration(d: Duration) -> String {
-    let us = d.as_micros();
-    if us.is_multiple_of(1_000_000) {
-        format!("{}s", us / 1_000_000)
-    } else if us.is_multiple_of(1000) {
-        format!("{}ms", us / 1000)
-    } else {
-        format!("{us}us")
+    match d.as_micros() {
+        us if us.is_multiple_of(1_000_000) => format!("{}s", us / 1_000_000),
+        us if us.is_multiple_of(1000) => format!("{}ms", us / 1000),
+        us => format!("{us}us"),
     }
 }
 
