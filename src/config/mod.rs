@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::policy::{Action, Policy, Rule};
+use crate::policy::{Policy, Rule};
 use crate::probe::passwd::Passwd;
 pub use keys::{
     Daemon, Hooks, Kill, KillUnit, LogFormat, LogTarget, Notify, Report, Require, System, UnderOom,
@@ -74,6 +74,16 @@ fn located(file: &str, line: Option<usize>, key: &str, message: &str) -> String 
 }
 
 impl ConfigError {
+    fn invalid(file: impl Into<String>, line: Option<usize>, key: &str, message: String) -> Self {
+        let (file, key) = (file.into(), key.to_string());
+        ConfigError::Invalid {
+            file,
+            line,
+            key,
+            message,
+        }
+    }
+
     /// The error placed at `loc` (a table's header) when no value placed it.
     fn at(mut self, loc: Option<Loc>) -> Self {
         if let (
@@ -218,12 +228,7 @@ impl Overlay for RawConfig {
 /// can change: a config names what root will kill and what it will never kill.
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     let name = path.display().to_string();
-    let invalid = |line, message| ConfigError::Invalid {
-        file: name.clone(),
-        line,
-        key: "(file)".into(),
-        message,
-    };
+    let invalid = |line, message| ConfigError::invalid(&name, line, "(file)", message);
     if rustix::process::geteuid().is_root() {
         crate::sys::only_root_can_change(path).map_err(|why| {
             let fix = "refused, as oomward runs as root (chown root and chmod go-w it)";
@@ -282,13 +287,7 @@ fn parse_raw(file: &str, text: &str) -> Result<RawConfig, ConfigError> {
             };
             message = format!("{message}; {what}{hint}");
         }
-        let file = file.to_string();
-        ConfigError::Invalid {
-            file,
-            line,
-            key,
-            message,
-        }
+        ConfigError::invalid(file, line, &key, message)
     })
 }
 
@@ -346,12 +345,10 @@ impl Config {
             read.map_err(|e| e.at(src.header("cgroup", i)))
         });
         let cgroups = cgroups.collect::<Result<_, _>>()?;
-        let rule_keys = raw
-            .rule
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r.read(src, &nth("rule", i)));
-        let rule_keys = rule_keys.collect::<Result<_, _>>()?;
+        let rules = raw.rule.iter().enumerate();
+        let rule_keys = rules
+            .map(|(i, r)| r.read(src, &nth("rule", i)))
+            .collect::<Result<_, _>>()?;
         let mut config = Config {
             source: src.files(),
             daemon: raw.daemon.read(src, "daemon")?,
@@ -371,9 +368,10 @@ impl Config {
         config.validate(raw, src)?;
         config.accounts = resolve::accounts(&config, raw, src, passwd)?;
         for (i, (keys, r)) in config.rule_keys.iter().zip(&raw.rule).enumerate() {
-            config.rules.push(resolve::rule(src, keys, r, i, passwd)?);
+            let rule = resolve::rule(src, (keys, r), i, passwd, &mut config.warnings)?;
+            config.rules.push(rule);
         }
-        config.check_rules(src)
+        Ok(config)
     }
 
     /// The checks that involve more than one key, and the warnings.
@@ -414,68 +412,30 @@ impl Config {
         Ok(())
     }
 
-    /// A rule may not protect everything; protection a local user can claim is warned about.
-    fn check_rules(mut self, src: &Source) -> Result<Self, ConfigError> {
-        for (i, rule) in self.rules.iter().enumerate() {
-            let header = src.header("rule", i);
-            if rule.action == Action::Protect && rule.matches(&crate::policy::sentinel_process()) {
-                let why = "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup";
-                return Err(src.err(None, &format!("rule[{}]", i + 1), why).at(header));
-            }
-            let file = header.map_or_else(|| src.files(), |l| l.file);
-            let place = format!("{file}:{}: rule[{}]", rule.line, i + 1);
-            if rule.protects_by_spoofable_names_only() {
-                self.warnings.push(format!("{place}: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup."));
-            }
-            if rule.protects_by_exe_alone() {
-                self.warnings.push(format!("{place}: protects by exe alone; any user allowed to run it gets the protection (with LD_PRELOAD, for any program). Add user or cgroup (e.g. cgroup = \"/system.slice/**\")."));
-            }
-        }
-        Ok(self)
-    }
-
     /// Checks what only the machine can tell: a system threshold given as a size must be below
     /// half of what the machine has (a `mem_available_term` of 64GiB on a 16 GiB machine would
     /// act on every round of an idle machine), and levels in two units must be in order.
     /// `mem_total` and `swap_total` in bytes; a machine without swap accepts any swap level
     /// (the swap conditions do not block there).
     pub fn check_against_machine(&self, mem_total: u64, swap_total: u64) -> Result<(), String> {
-        for (ladder, swap) in self
-            .system
-            .ladders()
-            .into_iter()
-            .filter(|_| self.system.enabled)
-        {
-            let (total, what) = if swap {
-                (swap_total, "SwapTotal")
-            } else {
-                (mem_total, "MemTotal")
-            };
-            let at = |key, message| Err(format!("{}: system.{key}: {message}", self.source));
+        let enabled = self.system.enabled;
+        for (ladder, swap) in self.system.ladders().into_iter().filter(|_| enabled) {
+            let (total, what) = [(mem_total, "MemTotal"), (swap_total, "SwapTotal")][swap as usize];
+            let (src, whole) = (&self.source, ByteSize(total));
             // The kill and term levels; a warning may come at any level.
-            for &(key, level) in ladder.iter().take(2).filter(|_| total > 0) {
-                if let Amount::Bytes(b) = level
-                    && b >= total / 2
-                {
-                    let (b, total) = (ByteSize(b), ByteSize(total));
-                    return at(
-                        key,
-                        format!(
-                            "{b} is at least half of this machine's {what} ({total}): at most 50%"
-                        ),
-                    );
-                }
+            let big = |(_, l): &&(_, Amount)| matches!(l, Amount::Bytes(b) if *b >= total / 2);
+            if let Some((key, l)) = ladder.iter().take(2).find(big).filter(|_| total > 0) {
+                return Err(format!(
+                    "{src}: system.{key}: {l} is at least half of this machine's {what} ({whole}): at most 50%"
+                ));
             }
-            if let Some([(key, low), (up_key, up)]) =
+            if let Some([(key, l), (up, u)]) =
                 misordered(&ladder, Some(total)).filter(|_| total > 0)
             {
-                let (l, u) = (ByteSize(low.bytes_of(total)), ByteSize(up.bytes_of(total)));
-                return at(
-                    key,
-                    format!(
-                        "{low} is above {up_key} {up} on this machine ({l} of {u}): the lower level would skip the upper one's stage"
-                    ),
-                );
+                let (lb, ub) = (ByteSize(l.bytes_of(total)), ByteSize(u.bytes_of(total)));
+                return Err(format!(
+                    "{src}: system.{key}: {l} is above {up} {u} on this machine ({lb} of {ub}): the lower level would skip the upper one's stage"
+                ));
             }
         }
         Ok(())
@@ -508,12 +468,9 @@ impl Config {
 
     /// The least a kill must free in a domain whose limit is `limit` bytes.
     pub fn min_gain_bytes(&self, limit: u64) -> u64 {
-        match self.kill.min_gain {
-            Amount::Percent(_) => self
-                .kill
-                .min_gain
-                .bytes_of(limit)
-                .min(self.kill.min_gain_max),
+        let k = &self.kill;
+        match k.min_gain {
+            Amount::Percent(_) => k.min_gain.bytes_of(limit).min(k.min_gain_max),
             Amount::Bytes(b) => b,
         }
     }
@@ -539,10 +496,10 @@ impl Config {
         self.report.write(&mut o);
         self.hooks.write(&mut o);
         self.notify.write(&mut o);
-        PolicyKeys {
+        let policy = PolicyKeys {
             builtin: self.builtin_protection,
-        }
-        .write(&mut o);
+        };
+        policy.write(&mut o);
         for (keys, rule) in self.rule_keys.iter().zip(&self.rules) {
             let _ = write!(o, "\n# from line {}", rule.line);
             keys.write(&mut o);

@@ -61,13 +61,14 @@ pub(super) fn accounts(
 }
 
 /// The `i`th (0-based) rule, compiled: one action, at least one matcher, `exe_namespace` only
-/// beside an `exe`, a user name that exists.
+/// beside an `exe`, a user name that exists, not protecting everything. Protection a local user
+/// can claim is warned about.
 pub(super) fn rule(
     src: &Source,
-    keys: &RuleKeys,
-    raw: &RawRule,
+    (keys, raw): (&RuleKeys, &RawRule),
     i: usize,
     passwd: &Passwd,
+    warnings: &mut Vec<String>,
 ) -> Result<Rule, ConfigError> {
     let name = format!("rule[{}]", i + 1);
     let header = src.header("rule", i);
@@ -101,7 +102,7 @@ pub(super) fn rule(
     ];
     if !globs.contains(&true) && uid.is_none() && pod.is_empty() {
         let why = "a rule needs at least one of exe, comm, cmdline, cgroup, user, qos, namespace, pod, container";
-        return Err(src.err(None, &name, why).at(header));
+        return Err(src.err(None, &name, why).at(header.clone()));
     }
     let action = match (keys.adjust, keys.protect == Some(true)) {
         (Some(_), true) => {
@@ -115,7 +116,7 @@ pub(super) fn rule(
             return Err(err(span(&raw.protect), "protect", why.into()));
         }
     };
-    Ok(Rule {
+    let rule = Rule {
         exe: keys.exe.clone(),
         exe_namespace: keys.exe_namespace.unwrap_or(ExeNamespace::Host),
         comm: keys.comm.clone(),
@@ -124,6 +125,22 @@ pub(super) fn rule(
         uid,
         pod,
         action,
-        line: header.map_or(0, |l| l.line),
-    })
+        line: header.as_ref().map_or(0, |l| l.line),
+    };
+    if action == Action::Protect && rule.matches(&crate::policy::sentinel_process()) {
+        let why = "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup";
+        return Err(src.err(None, &name, why).at(header));
+    }
+    let place = format!(
+        "{}:{}: {name}",
+        header.map_or_else(|| src.files(), |l| l.file),
+        rule.line
+    );
+    if rule.protects_by_spoofable_names_only() {
+        warnings.push(format!("{place}: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup."));
+    }
+    if rule.protects_by_exe_alone() {
+        warnings.push(format!("{place}: protects by exe alone; any user allowed to run it gets the protection (with LD_PRELOAD, for any program). Add user or cgroup (e.g. cgroup = \"/system.slice/**\")."));
+    }
+    Ok(rule)
 }

@@ -70,14 +70,10 @@ impl Source {
         message: impl Into<String>,
     ) -> ConfigError {
         let loc = self.loc(span);
-        ConfigError::Invalid {
-            file: loc
-                .as_ref()
-                .map_or_else(|| self.files(), |l| l.file.clone()),
-            line: loc.map(|l| l.line),
-            key: key.to_string(),
-            message: message.into(),
-        }
+        let file = loc
+            .as_ref()
+            .map_or_else(|| self.files(), |l| l.file.clone());
+        ConfigError::invalid(file, loc.map(|l| l.line), key, message.into())
     }
 
     /// Where the `n`th (0-based) `[[name]]` header is, counting through the files in order,

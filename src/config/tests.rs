@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::Action;
 use std::time::Duration;
 
 fn err(text: &str) -> String {
