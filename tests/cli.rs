@@ -6,12 +6,18 @@ mod support;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use support::{Daemon, oomward};
+use support::{Daemon, check_config, check_config_says, oomward};
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let p = dir.path().join("config.toml");
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `check-config` of a file holding `text` exits with `code` and says `words` on stderr.
+fn text_check_says(text: &str, code: i32, words: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    check_config_says(&write_config(&dir, text), code, words);
 }
 
 #[test]
@@ -25,9 +31,9 @@ fn version_prints_the_crate_version() {
 fn check_config_prints_the_effective_config() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_config(&dir, "[system]\nmem_available_term = \"2GiB\"\n");
-    let out = oomward().arg("check-config").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let said = check_config(&p);
+    assert_eq!(said.code, Some(0));
+    let text = said.stdout;
     assert!(text.contains("mem_available_term = \"2GiB\""), "{text}");
     assert!(
         text.contains("grace = \"5s\""),
@@ -39,13 +45,7 @@ fn check_config_prints_the_effective_config() {
 fn check_config_error_exits_2_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_config(&dir, "[kill]\ngrace = \"5\"\n");
-    let out = oomward().arg("check-config").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{}:2: kill.grace:", p.display())),
-        "{err}"
-    );
+    check_config_says(&p, 2, &format!("{}:2: kill.grace:", p.display()));
 }
 
 #[test]
@@ -64,11 +64,11 @@ fn check_config_uses_the_global_config_flag() {
 
 #[test]
 fn comm_only_protect_rule_warns_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write_config(&dir, "[[rule]]\ncomm = \"^sshd$\"\nprotect = true\n");
-    let out = oomward().arg("check-config").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("any user can give a process that name"));
+    text_check_says(
+        "[[rule]]\ncomm = \"^sshd$\"\nprotect = true\n",
+        0,
+        "any user can give a process that name",
+    );
 }
 
 #[test]
@@ -145,11 +145,7 @@ fn check_config_quiet_prints_nothing_on_success() {
 
 #[test]
 fn a_config_that_watches_nothing_is_warned_about() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write_config(&dir, "[system]\nenabled = false\n");
-    let out = oomward().arg("check-config").arg(&p).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no scope is enabled"));
+    text_check_says("[system]\nenabled = false\n", 0, "no scope is enabled");
 }
 
 #[test]

@@ -17,6 +17,41 @@ pub fn oomward() -> Command {
     Command::new(env!("CARGO_BIN_EXE_oomward"))
 }
 
+/// What a finished command said: its exit code and its output as text.
+pub struct Said {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end; what it said.
+pub fn said(cmd: &mut Command) -> Said {
+    let out = cmd.output().expect("run the command");
+    Said {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `oomward check-config FILE`: what it said.
+pub fn check_config(file: &Path) -> Said {
+    said(oomward().arg("check-config").arg(file))
+}
+
+/// `oomward check-config FILE`, which must exit with `code` and say `words` on stderr (a
+/// refusal with its place and reason, or a warning); what it said.
+pub fn check_config_says(file: &Path, code: i32, words: &str) -> Said {
+    let said = check_config(file);
+    assert_eq!(said.code, Some(code), "{}", said.stderr);
+    assert!(
+        said.stderr.contains(words),
+        "no {words:?} in: {}",
+        said.stderr
+    );
+    said
+}
+
 /// The test allocator (examples/memhog.rs), built by `cargo test` beside the test binaries.
 pub fn memhog_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
