@@ -19,17 +19,17 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::need_v1;
-use support::{Daemon, Proc, TestCgroup, Tmpfs, context_switches, serial, supervisor_path};
+use support::{
+    Daemon, Proc, TestCgroup, Tmpfs, context_switches, kernel_race, need_v1, race_cgroup, serial,
+    supervisor_path,
+};
 
 const MIB: u64 = 1 << 20;
 const LIMIT: u64 = 256 * MIB;
 
+/// A count from the environment, else `default` ([`support::env_count`]).
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    support::env_count(name, default as usize) as u64
 }
 
 /// A daemon watching the given `[[cgroup]]` paths (each with `cgroup_extra` in its table),
@@ -171,12 +171,8 @@ fn stopped_alone(
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("{what}: the allocator was not stopped:\n{}", d.output()));
     std::thread::sleep(settle);
+    cg.assert_no_oom_kill(what, d);
     let out = d.output();
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "{what}: the kernel OOM killer fired:\n{out}"
-    );
     assert!(stopped_by_signal(&status), "{what}: {status:?}");
     let decisions = matching(d, is_decision);
     assert!(!decisions.is_empty(), "{what}: no decision:\n{out}");
@@ -234,10 +230,7 @@ fn respawn(mode: &str, runs: u64, secs: u64) {
         let cg = TestCgroup::create(&format!("respawn-{mode}-{run}"), LIMIT);
         let dir = tempfile::tempdir().unwrap();
         let d = daemon(&dir, &[&cg.path], "", "", &[]);
-        d.wait_for(
-            &format!("event=scope_added scope={}", cg.path),
-            Duration::from_secs(5),
-        );
+        d.wait_watching(&cg.path);
         let procs = cg.procs_file();
         let secs_s = secs.to_string();
         let mut sup = supervisor(&[
@@ -254,7 +247,7 @@ fn respawn(mode: &str, runs: u64, secs: u64) {
             "600",
         ]);
         let status = sup.wait_exit(Duration::from_secs(secs + 30));
-        let kernel_kills = cg.keyed("memory.oom_control", "oom_kill");
+        let kernel_kills = cg.oom_kills();
         let summary = match status {
             Some(s) if s.success() => Some(parse_summary(&sup.line_starting("supervisor "))),
             _ => None,
@@ -342,9 +335,7 @@ fn respawning_workers_mmap() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn kernel_kill_mid_episode() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("midkill", LIMIT);
+    let (_serial, cg) = race_cgroup("midkill", LIMIT);
     let procs = cg.procs_file();
     // The supervisor stays outside; its workers join the cgroup.
     let mut sup = supervisor(&[
@@ -359,15 +350,14 @@ fn kernel_kill_mid_episode() {
         "--mib",
         "600",
     ]);
-    let oom_kills = || cg.keyed("memory.oom_control", "oom_kill");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while oom_kills() == 0 {
+    while cg.oom_kills() == 0 {
         assert!(Instant::now() < deadline, "the kernel never OOM-killed");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let k_first = oom_kills();
+    let k_first = cg.oom_kills();
     std::thread::sleep(Duration::from_secs(2));
-    let k_start = oom_kills();
+    let k_start = cg.oom_kills();
     println!(
         "mid-episode: the kernel alone killed {} workers in 2 s",
         k_start - k_first
@@ -391,7 +381,7 @@ fn kernel_kill_mid_episode() {
     let mut k_at_first_decision = None;
     let window = Duration::from_secs(10);
     while t0.elapsed() < window {
-        let k = oom_kills();
+        let k = cg.oom_kills();
         if k > last {
             kernel_kill_times.push((t0.elapsed().as_millis(), k - last));
             last = k;
@@ -405,7 +395,7 @@ fn kernel_kill_mid_episode() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let k_end = oom_kills();
+    let k_end = cg.oom_kills();
     let k_at_1s = k_at_1s.unwrap();
     let ms = |t: Instant| t.duration_since(t0).as_millis();
     let kernel_lines: Vec<&(Instant, String)> = f
@@ -511,11 +501,8 @@ fn fill_to_term_band(cg: &TestCgroup, tmpfs: &Tmpfs, base: u64) -> u64 {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn futile_tmpfs() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("tmpfs", LIMIT);
-    let mnt = tempfile::tempdir().unwrap();
-    let tmpfs = Tmpfs::mount(mnt.path(), "300m");
+    let (_serial, cg) = race_cgroup("tmpfs", LIMIT);
+    let tmpfs = Tmpfs::mount("300m");
     let procs = cg.procs_file();
     let mut idle: Vec<Proc> = (1..=4)
         .map(|mib| Proc::memhog(&["--cgroup-procs", &procs, "--hold", &mib.to_string()]))
@@ -531,10 +518,7 @@ fn futile_tmpfs() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&cg.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", cg.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&cg.path);
     std::thread::sleep(Duration::from_secs(3));
     // Nothing grows: the kernel would not touch it, and one line says so (issue 19).
     let steady = spared(&d, &mut idle, "idle", "steady", &cg.path);
@@ -547,7 +531,7 @@ fn futile_tmpfs() {
         .unwrap_or_else(|| panic!("the allocator was not stopped:\n{}", d.output()));
     std::thread::sleep(Duration::from_secs(1));
     let out = d.output();
-    let kernel = cg.keyed("memory.oom_control", "oom_kill");
+    let kernel = cg.oom_kills();
     let decisions = matching(&d, is_decision);
     println!(
         "tmpfs: allocator ended by {:?}; kernel oom_kill={kernel}; decisions: {:?}",
@@ -583,8 +567,7 @@ fn futile_tmpfs_then_a_paced_grower_is_the_only_victim_5_of_5() {
     let runs = env_or("OOMWARD_FUTILE_RUNS", 5);
     for run in 0..runs {
         let cg = TestCgroup::create(&format!("tmpfs-paced{run}"), LIMIT);
-        let mnt = tempfile::tempdir().unwrap();
-        let tmpfs = Tmpfs::mount(mnt.path(), "300m");
+        let tmpfs = Tmpfs::mount("300m");
         let procs = cg.procs_file();
         let mut idle = Proc::memhog(&["--cgroup-procs", &procs, "--hold", "2"]);
         fill_to_term_band(&cg, &tmpfs, 220);
@@ -679,10 +662,7 @@ fn futile_sibling_case(case: &str, idle: [u64; 2], rate: &str) {
     let mut s = siblings(&format!("sib-{case}"), idle);
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&s.a.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", s.a.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&s.a.path);
     let mut hog = s.allocator_in_b(rate);
     // Nobody oomward may touch can free the memory: the kernel ends the allocator.
     let status = hog
@@ -714,10 +694,7 @@ fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&format!("{}/*", s.p.path)], "", "", &[]);
     for c in [&s.a, &s.b] {
-        d.wait_for(
-            &format!("event=scope_added scope={}", c.path),
-            Duration::from_secs(5),
-        );
+        d.wait_watching(&c.path);
     }
     let mut hog = s.allocator_in_b(rate);
     let status = hog
@@ -752,9 +729,7 @@ fn futile_sibling_glob_case(case: &str, idle: [u64; 2], rate: &str) {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn sibling_oracle() {
-    need_v1();
-    let _serial = serial();
-    let p = TestCgroup::create("sibor", LIMIT);
+    let (_serial, p) = race_cgroup("sibor", LIMIT);
     p.write("memory.oom_control", "0");
     let x = p.child("x", 0);
     let y = p.child("y", 0);
@@ -780,10 +755,7 @@ fn sibling_oracle() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&format!("{}/*", p.path)], "", "", &["--dry-run"]);
     for c in [&x, &y] {
-        d.wait_for(
-            &format!("event=scope_added scope={}", c.path),
-            Duration::from_secs(5),
-        );
+        d.wait_watching(&c.path);
     }
     let mut trigger = Proc::memhog(&["--cgroup-procs", &yp, "--rate", "40", "--grow", "200"]);
     // Whoever the kernel kills first.
@@ -853,9 +825,7 @@ fn sibling_oracle() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn two_domains() {
-    need_v1();
-    let _serial = serial();
-    let one = TestCgroup::create("dom1", LIMIT);
+    let (_serial, one) = race_cgroup("dom1", LIMIT);
     let two = TestCgroup::create("dom2", LIMIT);
     let dir = tempfile::tempdir().unwrap();
     // Term at 20 % (51 MiB), kill at 5 %. Each allocator holds 190 MiB at once, waits 1.5 s,
@@ -871,10 +841,7 @@ fn two_domains() {
         &[],
     );
     for c in [&one, &two] {
-        d.wait_for(
-            &format!("event=scope_added scope={}", c.path),
-            Duration::from_secs(5),
-        );
+        d.wait_watching(&c.path);
     }
     let (p1, p2) = (one.procs_file(), two.procs_file());
     let args = |p: &str| -> Vec<String> {
@@ -935,7 +902,7 @@ fn two_domains() {
             .wait_exit(Duration::from_secs(15))
             .unwrap_or_else(|| panic!("{name}'s allocator was not stopped:\n{}", d.output()));
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{name}: after grace");
-        assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{name}");
+        assert_eq!(cg.oom_kills(), 0, "{name}");
     }
 }
 
@@ -945,11 +912,8 @@ fn two_domains() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn nothing_to_do() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("nothing", LIMIT);
-    let mnt = tempfile::tempdir().unwrap();
-    let tmpfs = Tmpfs::mount(mnt.path(), "300m");
+    let (_serial, cg) = race_cgroup("nothing", LIMIT);
+    let tmpfs = Tmpfs::mount("300m");
     let written = fill_to_term_band(&cg, &tmpfs, 220);
     assert!(
         cg.read("cgroup.procs").trim().is_empty(),
@@ -957,10 +921,7 @@ fn nothing_to_do() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&cg.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", cg.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&cg.path);
     std::thread::sleep(Duration::from_secs(1));
     let pid = d.pid().as_raw();
     let c0 = context_switches(pid);
@@ -1010,10 +971,7 @@ fn only_the_grower(name: &str, grower_args: &[&str], sharers: u32) -> Vec<String
     });
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&cg.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", cg.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&cg.path);
     let mut args = vec!["--cgroup-procs", &procs, "--rate", "150", "--grow", "600"];
     args.extend_from_slice(grower_args);
     let mut grower = Proc::memhog(&args);
@@ -1080,10 +1038,7 @@ fn stress_ng_memfd_is_stopped_before_the_kernel() {
     let cg = TestCgroup::create("memfd", LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&cg.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", cg.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&cg.path);
     let secs = env_or("OOMWARD_MEMFD_SECS", 15);
     let procs = cg.procs_file();
     let mut stress = Command::new("sh")
@@ -1106,7 +1061,7 @@ fn stress_ng_memfd_is_stopped_before_the_kernel() {
         let _ = stress.wait();
     }
     let out = d.output();
-    let kernel = cg.keyed("memory.oom_control", "oom_kill");
+    let kernel = cg.oom_kills();
     let decisions = matching(&d, is_decision);
     let futile = matching(&d, |l| event(l) == Some("futile"));
     println!(
@@ -1142,9 +1097,7 @@ fn hold_memfd_of(pid: i32) -> std::fs::File {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
-    need_v1();
-    let _serial = serial();
-    let p = TestCgroup::create("barren", LIMIT);
+    let (_serial, p) = race_cgroup("barren", LIMIT);
     let a = p.child("a", 0);
     let b = p.child("b", 0);
     let a_procs = a.procs_file();
@@ -1160,10 +1113,7 @@ fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
     let mut idle = Proc::memhog(&["--cgroup-procs", &a_procs, "--hold", "10"]);
     let dir = tempfile::tempdir().unwrap();
     let d = daemon(&dir, &[&a.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", a.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&a.path);
     let b_procs = b.procs_file();
     let _filler = Proc::memhog(&[
         "--cgroup-procs",
@@ -1230,15 +1180,9 @@ fn a_kill_that_freed_nothing_is_said_and_not_repeated() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn a_lowered_limit_is_seen_at_the_next_look() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("lowered", 512 * MIB);
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, cg, dir) = kernel_race("lowered", 512 * MIB);
     let d = daemon(&dir, &[&cg.path], "", "", &[]);
-    d.wait_for(
-        &format!("event=scope_added scope={}", cg.path),
-        Duration::from_secs(5),
-    );
+    d.wait_watching(&cg.path);
     let procs = cg.procs_file();
     let mut hog = Proc::memhog(&[
         "--cgroup-procs",
@@ -1263,7 +1207,7 @@ fn a_lowered_limit_is_seen_at_the_next_look() {
         lowered.elapsed().as_millis(),
         status.signal()
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{out}");
+    assert_eq!(cg.oom_kills(), 0, "{out}");
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{out}");
     let decisions = matching(&d, is_decision);
     assert_eq!(decisions.len(), 1, "{out}");

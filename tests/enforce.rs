@@ -14,7 +14,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, Freezer, Proc, TestCgroup, kernel_race, need_v1, serial};
+use support::{Daemon, Freezer, Proc, TestCgroup, kernel_race, log_field, need_v1, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -70,23 +70,10 @@ fn seed_000_fast_allocator_is_stopped_with_sigterm_before_the_limit_20_of_20() {
         let status = hog
             .wait_exit(Duration::from_secs(20))
             .expect("the allocator was stopped");
-        assert_eq!(
-            cg.keyed("memory.oom_control", "oom_kill"),
-            0,
-            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
-            d.output()
-        );
+        cg.assert_no_oom_kill(&format!("round {round}"), &d);
         // SIGTERM, or SIGKILL at once when the projection says the limit comes before the
         // grace could end (the decision line says reason=eta with its eta_ms).
-        let out = d.wait_for(
-            &format!("pid={} comm=memhog", hog.pid),
-            Duration::from_secs(2),
-        );
-        let line = out
-            .lines()
-            .find(|l| l.contains(&format!("pid={} comm=memhog", hog.pid)))
-            .unwrap()
-            .to_string();
+        let line = d.memhog_line(hog.pid);
         match status.signal() {
             Some(libc::SIGTERM) => {
                 assert!(line.contains("event=term "), "round {round}: {line}");
@@ -161,15 +148,8 @@ fn a_sigterm_handler_that_allocates_is_sigkilled_before_the_limit_10_of_10() {
         let status = hog
             .wait_exit(Duration::from_secs(20))
             .expect("the allocator was stopped");
-        assert_eq!(
-            cg.keyed("memory.oom_control", "oom_kill"),
-            0,
-            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
-            d.output()
-        );
-        let needle = format!("pid={} comm=memhog", hog.pid);
-        let out = d.wait_for(&needle, Duration::from_secs(2));
-        let line = out.lines().find(|l| l.contains(&needle)).unwrap();
+        cg.assert_no_oom_kill(&format!("round {round}"), &d);
+        let line = d.memhog_line(hog.pid);
         if line.contains("event=term ") {
             // It was asked, its handler grew: SIGKILL by escalation, or its exit after the
             // handler when that fitted.
@@ -179,7 +159,7 @@ fn a_sigterm_handler_that_allocates_is_sigkilled_before_the_limit_10_of_10() {
             );
             if status.signal() == Some(libc::SIGKILL) {
                 d.wait_for(
-                    &format!("{needle} victim_alive=true"),
+                    &format!("pid={} comm=memhog victim_alive=true", hog.pid),
                     Duration::from_secs(2),
                 );
             }
@@ -240,17 +220,8 @@ fn a_name_that_is_not_utf8_makes_nobody_immune_5_of_5() {
             .wait_exit(Duration::from_secs(20))
             .expect("the allocator was stopped");
         assert!(stopped_by_oomward(&status), "round {round}: {status:?}");
-        assert_eq!(
-            cg.keyed("memory.oom_control", "oom_kill"),
-            0,
-            "round {round}: the kernel OOM killer fired; daemon output:\n{}",
-            d.output()
-        );
-        let out = d.wait_for(&format!("pid={} comm=", hog.pid), Duration::from_secs(2));
-        let line = out
-            .lines()
-            .find(|l| l.contains(&format!("pid={} comm=", hog.pid)))
-            .unwrap();
+        cg.assert_no_oom_kill(&format!("round {round}"), &d);
+        let line = d.wait_for_line(&format!("pid={} comm=", hog.pid), Duration::from_secs(2));
         assert!(line.contains("uid=65534"), "round {round}: {line}");
         // The bytes that are not UTF-8 are shown as such, not replaced (`\xNN`, whose
         // backslash the log line escapes in turn).
@@ -293,20 +264,12 @@ fn allocator_ignoring_sigterm_gets_sigkill_after_grace() {
     );
     let line = out.lines().find(|l| l.contains("event=escalate")).unwrap();
     assert!(line.contains("reason=grace"), "{line}");
-    let after: u64 = line
-        .split("after_ms=")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let after: u64 = log_field(line, "after_ms").unwrap().parse().unwrap();
     assert!(
         (300..2000).contains(&after),
         "SIGKILL {after} ms after SIGTERM, grace is 300 ms"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
     println!("escalation after grace: SIGKILL {after} ms after SIGTERM");
 }
 
@@ -354,7 +317,7 @@ fn allocator_ignoring_sigterm_gets_sigkill_at_once_past_the_kill_level() {
         line.contains("reason=kill_level") || line.contains("reason=eta"),
         "{line}"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0, "{out}");
+    assert_eq!(cg.oom_kills(), 0, "{out}");
 }
 
 /// Copies memhog to `dir/name` so it runs with another exe path (and comm).
@@ -405,7 +368,7 @@ fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
         big.wait_exit(Duration::from_millis(100)).is_none(),
         "the protected process survived"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
 
     // 2. Another user runs a program with the same name from elsewhere: not protected, and
     //    the largest killable process, so it is the victim.
@@ -441,17 +404,14 @@ fn exe_rule_protects_the_larger_process_but_not_an_impostor_with_its_name() {
         "the protected process survived"
     );
     let _ = trigger.wait_exit(Duration::from_secs(1));
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
 }
 
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn hung_cgroup_with_oom_kill_disable_is_rescued() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("hung", 128 * MIB);
+    let (_serial, cg, dir) = kernel_race("hung", 128 * MIB);
     cg.write("memory.oom_control", "1");
-    let dir = tempfile::tempdir().unwrap();
     // Thresholds off: only the hang itself triggers.
     let d = daemon(
         &dir,
@@ -523,7 +483,7 @@ fn hung_cgroup_with_oom_kill_disable_is_rescued() {
         std::thread::sleep(Duration::from_millis(5));
     }
     d.wait_for("event=under_oom_cleared", Duration::from_secs(2));
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
 }
 
 #[test]
@@ -573,7 +533,7 @@ fn page_cache_alone_is_not_killed() {
         !out.contains("event=term") && !out.contains("event=kill"),
         "{out}"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
     println!(
         "page cache: peak {} MiB in a 128 MiB cgroup, nothing killed",
         peak / MIB
@@ -591,16 +551,8 @@ fn picked_up_and_enforced(d: &Daemon, cg: &TestCgroup) {
     let mut hog = fast_allocator(cg, &[]);
     let status = hog.wait_exit(Duration::from_secs(20)).expect("stopped");
     assert!(stopped_by_oomward(&status), "{status:?}");
-    d.wait_for(
-        &format!("pid={} comm=memhog", hog.pid),
-        Duration::from_secs(2),
-    );
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "{}",
-        d.output()
-    );
+    d.memhog_line(hog.pid);
+    assert_eq!(cg.oom_kills(), 0, "{}", d.output());
 }
 
 #[test]
@@ -642,11 +594,7 @@ fn dry_run_reports_the_decision_and_kills_nothing() {
     assert!(out.contains(&format!("pid={}", hog.pid)), "{out}");
     assert!(out.contains("dry_run=true"), "{out}");
     assert!(!out.contains("signalled victim"), "{out}");
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        1,
-        "the kernel acted instead"
-    );
+    assert_eq!(cg.oom_kills(), 1, "the kernel acted instead");
 }
 
 #[test]
@@ -700,7 +648,7 @@ fn victim_stuck_after_sigkill_is_given_up_and_the_next_one_chosen() {
         terms, 2,
         "the stuck victim was chosen once, then the next one: {out}"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
     // The stuck line says its state as it is (frozen), not the scan's from before the
     // signal; its report says what the release gave back.
     let field = |line: &str, key: &str| -> Option<String> {
@@ -797,7 +745,7 @@ fn kill_unit_cgroup_signals_every_killable_process_and_spares_protected_ones() {
         vec![keeper.pid.to_string()],
         "only the protected process is left"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
 }
 
 /// A glob whose literal prefix does not exist yet (a node before its first pod): the nearest
@@ -864,7 +812,7 @@ fn reloading_a_large_config_never_stops_the_loop_sampling() {
     for _ in 0..5 {
         let mut hog = fast_allocator(&cg, &[]);
         let status = hog.wait_exit(Duration::from_secs(20));
-        results.push((status, cg.keyed("memory.oom_control", "oom_kill")));
+        results.push((status, cg.oom_kills()));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     storm.join().unwrap();

@@ -10,10 +10,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, bounded};
 use oomward::events::{Events, Source, Spec, Wakeup};
-use support::need_v1;
-use support::{Proc, TestCgroup, serial};
+use support::{Proc, TestCgroup, need_v1, race_cgroup};
 
 const MIB: u64 = 1 << 20;
+
+/// Fails the test where the kernel has no PSI (or the rest [`race_cgroup`] needs).
+fn need_psi() {
+    need_v1();
+    assert!(
+        std::path::Path::new("/proc/pressure/memory").exists(),
+        "needs PSI (/proc/pressure/memory; a kernel booted with psi=1)"
+    );
+}
+
+/// The event thread, and where its wake-ups arrive.
+fn events() -> (Events, Receiver<Wakeup>) {
+    let (tx, rx) = bounded(16);
+    (Events::start(tx).expect("event thread"), rx)
+}
 
 /// Waits up to `timeout` for an event from `want`; other wake-ups are skipped. Returns when it
 /// came, measured from `since`.
@@ -37,11 +51,8 @@ fn wait_event(
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn v1_usage_threshold_fires_when_usage_crosses_it() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("ev-threshold", 256 * MIB);
-    let (tx, rx) = bounded(16);
-    let events = Events::start(tx).expect("event thread");
+    let (_serial, cg) = race_cgroup("ev-threshold", 256 * MIB);
+    let (events, rx) = events();
     events
         .arm(
             &Spec::V1Threshold {
@@ -75,13 +86,10 @@ fn v1_usage_threshold_fires_when_usage_crosses_it() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn v1_oom_notification_fires_when_the_cgroup_enters_oom() {
-    need_v1();
-    let _serial = serial();
-    let cg = TestCgroup::create("ev-oom", 64 * MIB);
+    let (_serial, cg) = race_cgroup("ev-oom", 64 * MIB);
     // The kernel must not resolve the OOM itself: the allocator hangs at the limit instead.
     cg.write("memory.oom_control", "1");
-    let (tx, rx) = bounded(16);
-    let events = Events::start(tx).expect("event thread");
+    let (events, rx) = events();
     events
         .arm(
             &Spec::V1Oom {
@@ -115,15 +123,9 @@ fn v1_oom_notification_fires_when_the_cgroup_enters_oom() {
 #[test]
 #[ignore = "needs root, a cgroup-v1 memory controller and PSI"]
 fn system_psi_trigger_fires_while_a_cgroup_thrashes_its_page_cache() {
-    need_v1();
-    assert!(
-        std::path::Path::new("/proc/pressure/memory").exists(),
-        "needs PSI (/proc/pressure/memory; a kernel booted with psi=1)"
-    );
-    let _serial = serial();
-    let cg = TestCgroup::create("ev-psi", 16 * MIB);
-    let (tx, rx) = bounded(16);
-    let events = Events::start(tx).expect("event thread");
+    need_psi();
+    let (_serial, cg) = race_cgroup("ev-psi", 16 * MIB);
+    let (events, rx) = events();
     // The trigger oomward arms: 150 ms of stall in a 2 s window.
     events
         .arm(
@@ -210,24 +212,15 @@ impl Drop for Thrash {
 #[test]
 #[ignore = "needs root, a cgroup-v1 memory controller and PSI"]
 fn the_daemon_reports_a_system_psi_wake() {
-    need_v1();
-    assert!(
-        std::path::Path::new("/proc/pressure/memory").exists(),
-        "needs PSI (/proc/pressure/memory; a kernel booted with psi=1)"
-    );
-    let _serial = serial();
-    let cg = TestCgroup::create("ev-psi-daemon", 16 * MIB);
+    need_psi();
+    let (_serial, cg) = race_cgroup("ev-psi-daemon", 16 * MIB);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("oomward.toml");
     std::fs::write(&config, "[daemon]\nlog = \"stderr\"\ndry_run = true\n").unwrap();
     let d = support::Daemon::start(&config, &[]);
     d.wait_for("event=events_armed scope=system", Duration::from_secs(10));
     let _thrash = Thrash::start(&cg);
-    let out = d.wait_for("event=pressure scope=system", Duration::from_secs(20));
-    let line = out
-        .lines()
-        .find(|l| l.contains("event=pressure scope=system"))
-        .unwrap();
+    let line = d.wait_for_line("event=pressure scope=system", Duration::from_secs(20));
     assert!(line.contains("source=system_psi"), "{line}");
     assert!(line.contains("some_avg10="), "{line}");
 }

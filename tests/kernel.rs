@@ -17,21 +17,10 @@ use std::time::Duration;
 use oomward::probe::Host;
 use oomward::probe::process::{list_pids, read_kernel_oom_score, read_process};
 use oomward::rank::{Totals, score};
-use support::{Proc, TestCgroup, oomward, serial};
+use support::{Proc, oomward, serial};
 
 fn rank_json(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = oomward()
-        .arg("rank")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("run oomward rank");
-    assert!(
-        out.status.success(),
-        "oomward rank failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("rank --json is JSON")
+    support::rank_rows(oomward().args(["rank", "--json"]).args(args))
 }
 
 #[test]
@@ -149,10 +138,8 @@ fn oom_score_equals_the_kernels_for_every_process() {
 #[test]
 #[ignore = "needs root and a cgroup-v1 memory controller"]
 fn kernel_memcg_oom_kills_the_process_rank_put_first() {
-    support::need_v1();
-    let _serial = serial();
     const MIB: u64 = 1 << 20;
-    let cg = TestCgroup::create("oracle", 256 * MIB);
+    let (_serial, cg) = support::race_cgroup("oracle", 256 * MIB);
     cg.write("memory.oom_control", "0");
     let procs = cg.procs_file();
     // big: 150 MiB adj 0; small: 20 MiB adj 400; trigger: 5 MiB now, grows on SIGUSR1 until
@@ -190,7 +177,7 @@ fn kernel_memcg_oom_kills_the_process_rank_put_first() {
         small_row["oom_score"].as_u64() > rows[0]["oom_score"].as_u64(),
         "in the machine's terms (oom_score) the adj-400 process would score higher"
     );
-    assert_eq!(cg.keyed("memory.oom_control", "oom_kill"), 0);
+    assert_eq!(cg.oom_kills(), 0);
 
     trigger.signal(libc::SIGUSR1);
     let status = big
@@ -211,11 +198,7 @@ fn kernel_memcg_oom_kills_the_process_rank_put_first() {
         trigger.wait_exit(Duration::from_millis(50)).is_none(),
         "the allocating process survived"
     );
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        1,
-        "exactly one kernel OOM kill"
-    );
+    assert_eq!(cg.oom_kills(), 1, "exactly one kernel OOM kill");
     if let Ok(out) = std::process::Command::new("dmesg").output() {
         let log = String::from_utf8_lossy(&out.stdout);
         let line = log

@@ -458,31 +458,16 @@ fn killed(name: &str) -> Killed {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let file = dir.path().join("oomward.prom");
-    let config = format!(
-        "[daemon]\nlog = \"stderr\"\n[system]\nenabled = false\n[kill]\ngrace = \"1s\"\n\
-         [report]\nmetrics_listen = \"{addr}\"\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n\
-         [[cgroup]]\npath = \"{}\"\n",
-        file.display(),
-        cg.path
+    let report = format!(
+        "[report]\nmetrics_listen = \"{addr}\"\nmetrics_file = \"{}\"\nmetrics_interval = \"1s\"\n",
+        file.display()
     );
-    let config_file = dir.path().join("oomward.toml");
-    std::fs::write(&config_file, config).unwrap();
-    let daemon = Daemon::start(&config_file, &[]);
-    daemon.wait_for("event=start", Duration::from_secs(10));
-    daemon.wait_for("event=scope_added", Duration::from_secs(5));
+    let daemon = support::cgroup_daemon(&dir, &[&cg.path], "1s", "", &report, &[]).watching();
     let mut hog = Proc::grower(&cg, "0", &[]);
     hog.wait_exit(Duration::from_secs(20))
         .expect("the allocator was stopped");
-    daemon.wait_for(
-        &format!("pid={} comm=memhog", hog.pid),
-        Duration::from_secs(2),
-    );
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "the kernel killed first:\n{}",
-        daemon.output()
-    );
+    daemon.memhog_line(hog.pid);
+    cg.assert_no_oom_kill("the allocator", &daemon);
     Killed {
         daemon,
         addr,
@@ -611,10 +596,7 @@ fn footprint(pid: u32) -> (u64, usize, u64) {
 fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
     need_v1();
     let _serial = serial();
-    let secs: u64 = std::env::var("OOMWARD_SLOWLORIS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let secs = support::env_count("OOMWARD_SLOWLORIS_SECS", 60) as u64;
     let cg = TestCgroup::create("slowloris", 256 * MIB);
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -751,12 +733,7 @@ fn idle_and_slow_clients_never_hold_a_scrape_or_a_kill() {
         "{answered}/{asked} scrapes answered within 1 s (slowest {slowest:?})"
     );
     assert!(races.iter().all(|(_, stopped)| *stopped), "{races:?}");
-    assert_eq!(
-        cg.keyed("memory.oom_control", "oom_kill"),
-        0,
-        "the kernel won a race:\n{}",
-        daemon.output()
-    );
+    cg.assert_no_oom_kill("the races", &daemon);
     assert_eq!(after.0, before.0, "threads");
     assert_eq!(after.1, before.1, "descriptors");
     assert!(

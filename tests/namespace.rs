@@ -53,28 +53,14 @@ fn wait_exec(pid: i32, exe: &Path) {
 /// `protected_by` of each of `pids` in `rank --json`, run through `wrap` (empty: directly).
 fn protection(wrap: &[&str], config: &Path, pids: &[i32]) -> BTreeMap<i32, Option<String>> {
     let bin = env!("CARGO_BIN_EXE_oomward");
-    let out = if wrap.is_empty() {
+    let mut cmd = if wrap.is_empty() {
         oomward()
-            .arg("--config")
-            .arg(config)
-            .args(["rank", "--json"])
-            .output()
     } else {
-        Command::new(wrap[0])
-            .args(&wrap[1..])
-            .arg(bin)
-            .arg("--config")
-            .arg(config)
-            .args(["rank", "--json"])
-            .output()
-    }
-    .expect("run rank");
-    assert!(
-        out.status.success(),
-        "{wrap:?} rank failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let mut wrapped = Command::new(wrap[0]);
+        wrapped.args(&wrap[1..]).arg(bin);
+        wrapped
+    };
+    let rows = support::rank_rows(cmd.arg("--config").arg(config).args(["rank", "--json"]));
     pids.iter()
         .map(|&pid| {
             let row = rows

@@ -248,6 +248,24 @@ impl TestCgroup {
             .unwrap_or_else(|| panic!("{file} has no {key}"))
     }
 
+    /// The kernel's OOM kills of tasks in this cgroup (`oom_kill` of memory.oom_control): not
+    /// 0 where oomward was late.
+    pub fn oom_kills(&self) -> u64 {
+        self.keyed("memory.oom_control", "oom_kill")
+    }
+
+    /// Fails the test, saying `what` and showing what `d` printed, where the kernel's OOM
+    /// killer fired in this cgroup: oomward must get there first.
+    pub fn assert_no_oom_kill(&self, what: &str, d: &Daemon) {
+        let kills = self.oom_kills();
+        assert_eq!(
+            kills,
+            0,
+            "{what}: the kernel OOM killer fired; daemon output:\n{}",
+            d.output()
+        );
+    }
+
     /// The `cgroup.procs` path, for memhog's `--cgroup-procs`.
     pub fn procs_file(&self) -> String {
         self.dir.join("cgroup.procs").display().to_string()
@@ -333,6 +351,12 @@ impl Daemon {
         self
     }
 
+    /// Waits up to 5 s until it watches the cgroup at `path` (`event=scope_added scope=PATH`).
+    pub fn wait_watching(&self, path: &str) {
+        let added = format!("event=scope_added scope={path}");
+        self.wait_for(&added, Duration::from_secs(5));
+    }
+
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
@@ -351,6 +375,19 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits until a line contains `needle`; the first such line. Panics with the output after
+    /// `timeout`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let out = self.wait_for(needle, timeout);
+        let line = out.lines().find(|l| l.contains(needle));
+        line.expect("the output holds it").to_string()
+    }
+
+    /// Waits up to 2 s for a line naming memhog `pid` (what was decided about it); the first.
+    pub fn memhog_line(&self, pid: i32) -> String {
+        self.wait_for_line(&format!("pid={pid} comm=memhog"), Duration::from_secs(2))
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -521,7 +558,7 @@ impl TestCgroup {
     /// a memcg OOM kill is counted in `oom_kill` of the victim's own cgroup, not in the cgroup
     /// whose limit was hit.)
     pub fn oom_kills_subtree(&self) -> u64 {
-        let mut n = self.keyed("memory.oom_control", "oom_kill");
+        let mut n = self.oom_kills();
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -539,14 +576,19 @@ impl TestCgroup {
     }
 }
 
-/// A tmpfs mounted on a directory for one test; unmounted (lazily if still busy) when dropped.
+/// A tmpfs mounted on a temporary directory for one test; unmounted (lazily if still busy) and
+/// the directory removed when dropped.
 pub struct Tmpfs {
     pub dir: PathBuf,
+    /// Removed once the tmpfs is unmounted (fields drop after `Drop::drop`).
+    _mount_point: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` (mount's syntax, e.g. `300m`) on `dir`, which must exist.
-    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's syntax, e.g. `300m`) on a new temporary directory.
+    pub fn mount(size: &str) -> Tmpfs {
+        let mount_point = tempfile::tempdir().unwrap();
+        let dir = mount_point.path().to_path_buf();
         let status = Command::new("mount")
             .args([
                 "-t",
@@ -555,12 +597,13 @@ impl Tmpfs {
                 &format!("size={size},mode=0755"),
                 "tmpfs",
             ])
-            .arg(dir)
+            .arg(&dir)
             .status()
             .expect("run mount");
         assert!(status.success(), "mount tmpfs on {}", dir.display());
         Tmpfs {
-            dir: dir.to_path_buf(),
+            dir,
+            _mount_point: mount_point,
         }
     }
 
@@ -699,11 +742,17 @@ pub fn kernel_race(
     name: &str,
     limit: u64,
 ) -> (MutexGuard<'static, ()>, TestCgroup, tempfile::TempDir) {
+    let (serial, cg) = race_cgroup(name, limit);
+    let dir = tempfile::tempdir().unwrap();
+    (serial, cg, dir)
+}
+
+/// [`kernel_race`] without the directory: a test that starts no daemon, or starts it later.
+pub fn race_cgroup(name: &str, limit: u64) -> (MutexGuard<'static, ()>, TestCgroup) {
     need_v1();
     let serial = serial();
     let cg = TestCgroup::create(name, limit);
-    let dir = tempfile::tempdir().unwrap();
-    (serial, cg, dir)
+    (serial, cg)
 }
 
 /// Fails the test where it is not run as root, saying `why` it needs root.
