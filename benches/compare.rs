@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ use oomward::probe::process::scan;
 use oomward::rank::rank;
 use oomward::scope::{ScopeSpec, ScopeView};
 
+/// Joining a cgroup between fork and exec, as the supervisor's workers do.
+#[path = "../examples/support/cgroup.rs"]
+mod cgroup;
 /// CLOCK_BOOTTIME as memhog reads it to stamp its SIGTERM.
 #[path = "../examples/support/clock.rs"]
 mod clock;
@@ -498,21 +501,7 @@ fn sleeper(cg: &Cgroup) -> Running {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: runs in the child between fork and exec and makes only async-signal-safe system
-    // calls (open, write, close) on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // "0": the writing process itself.
-            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-            let err = std::io::Error::last_os_error();
-            libc::close(fd);
-            if n == 1 { Ok(()) } else { Err(err) }
-        });
-    }
+    cgroup::join_before_exec(&mut cmd, procs);
     Running(cmd.spawn().expect("start sleep in a bench cgroup"))
 }
 

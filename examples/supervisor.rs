@@ -25,10 +25,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/cgroup.rs"]
+mod cgroup;
 
 const MIB: usize = 1 << 20;
 
@@ -189,25 +192,7 @@ fn spawn(argv: &[String], join_path: Option<&CString>) -> Worker {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(path) = join_path {
-        let path = path.clone();
-        // SAFETY: the closure runs in the child between fork and exec and only makes
-        // async-signal-safe system calls (open, write, close) on memory prepared before fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // "0" is the writing process itself.
-                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-                let err = std::io::Error::last_os_error();
-                libc::close(fd);
-                if n != 1 {
-                    return Err(err);
-                }
-                Ok(())
-            });
-        }
+        cgroup::join_before_exec(&mut cmd, path.clone());
     }
     let child = cmd
         .spawn()
