@@ -283,12 +283,8 @@ impl Lab {
         cpio.file("bin/memhog", 0o755, &read(&self.memhog)?);
         cpio.file("bin/supervisor", 0o755, &read(&self.supervisor)?);
         initrd.extend_from_slice(&cpio.finish());
-        let runs = self.cache.join("runs");
-        std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
-        let file_name = name.replace(':', "-");
-        let initrd_path = runs.join(format!("{kernel}-{file_name}.cpio"));
-        std::fs::write(&initrd_path, &initrd)
-            .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
+        let log_stem = format!("{kernel}-{}", name.replace(':', "-"));
+        let initrd_path = self.write_run(&log_stem, &initrd)?;
 
         let mem = header_mem(script).unwrap_or("512M");
         let disk_img = self.cache.join("disk.img");
@@ -299,7 +295,6 @@ impl Lab {
             disk,
             append: "console=ttyS0 panic=-1 quiet",
         };
-        let log_stem = format!("{kernel}-{file_name}");
         self.qemu(
             kernel,
             name,
@@ -309,6 +304,16 @@ impl Lab {
             accel,
             limit,
         )
+    }
+
+    /// Writes a run's whole initramfs to `runs/STEM.cpio` in the cache; its path.
+    fn write_run(&self, stem: &str, initrd: &[u8]) -> Result<PathBuf, String> {
+        let runs = self.cache.join("runs");
+        std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
+        let initrd_path = runs.join(format!("{stem}.cpio"));
+        std::fs::write(&initrd_path, initrd)
+            .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
+        Ok(initrd_path)
     }
 
     /// Runs QEMU on `kernel` with `initrd` (the whole initramfs, already written) on `machine`,
@@ -520,12 +525,8 @@ impl Lab {
             cpio.file(guest_path, *mode, &read(host)?);
         }
         initrd.extend_from_slice(&cpio.finish());
-        let runs = self.cache.join("runs");
-        std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
-        let file_name = name.replace(':', "-");
-        let initrd_path = runs.join(format!("{kernel}-systemd-{file_name}.cpio"));
-        std::fs::write(&initrd_path, &initrd)
-            .map_err(|e| format!("{}: {e}", initrd_path.display()))?;
+        let log_stem = format!("{kernel}-systemd-{}", name.replace(':', "-"));
+        let initrd_path = self.write_run(&log_stem, &initrd)?;
         // The initramfs is the root file system (rdinit: there is no /init to switch from).
         // Two vCPUs: systemd starts units in parallel, and under software emulation each vCPU
         // is a host thread (measured: multi-user.target 12 s after power-on instead of 17 s).
@@ -537,7 +538,6 @@ impl Lab {
             disk: has_header(&script, "#@ disk").then_some(disk_img.as_path()),
             append: "console=ttyS0 rdinit=/sbin/init panic=-1 quiet",
         };
-        let log_stem = format!("{kernel}-systemd-{file_name}");
         let result = self.qemu(
             kernel,
             name,
