@@ -4,6 +4,8 @@
 //! anything read from a root other than `/` regardless), so the fixture's pids are never
 //! signalled on the real machine.
 
+mod support;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,14 +31,7 @@ struct Rig {
 
 impl Rig {
     fn new(config: &str, dry_run: bool) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/."))
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let dir = support::fixture_copy("v1");
         let root = dir.path().to_path_buf();
         let mut host = Host::discover(&root).unwrap();
         host.page_size = 4096;

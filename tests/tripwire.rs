@@ -4,7 +4,9 @@
 //! crash left. The kernel's side (the `high` event waking the loop) is shown in the VM lab's
 //! `v2_tripwire`.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,14 +36,7 @@ struct Rig {
 impl Rig {
     /// The v2 fixture with /workload calm: 100 MiB used, memory.high `max`.
     fn new() -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2/."))
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let dir = support::fixture_copy("v2");
         let root = dir.path().to_path_buf();
         let (log, lines) = Logger::capture();
         let rig = Rig {

@@ -779,6 +779,21 @@ pub fn tools() {
     });
 }
 
+/// A copy of the fixture tree `tests/fixtures/NAME` (`cp -a`) in a temporary directory, for a
+/// test that writes into its tree.
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}/."));
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(fixture)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a of the fixture {name}");
+    dir
+}
+
 /// A count from the environment (a longer run while developing), else `default`.
 pub fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
