@@ -723,6 +723,7 @@ mod tests {
         // (stillness, band above the kill level, MiB) -> (chosen, look in ms)
         let table = [
             (Still, None, Some(250)),
+            (Still, Some(16), Some(125)),
             (Still, Some(6), Some(46)),
             (Unknown, None, Some(120)),
             (Unknown, Some(6), Some(46)),

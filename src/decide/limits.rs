@@ -87,15 +87,16 @@ pub const BACKOFF_LOOK: Duration = Duration::from_millis(100);
 pub const STEADY_LOOK: Duration = Duration::from_millis(250);
 
 /// The growth a domain standing still is watched for, bytes a second: it is looked at often
-/// enough that a grower this fast is seen before it has eaten the band left above the kill
+/// enough that a grower this fast is noticed before it has eaten the band left above the kill
 /// level (half of it to be noticed, see [`STILL_GROWTH`], half while the next look comes). A
-/// pod still at 5.7 MiB above its kill level, looked at every quarter of a second, was found
-/// past it by the first look after a 20 MiB/s grower started, and SIGKILL went out where
-/// SIGTERM was due.
+/// pod still 5.7 MiB above its kill level, looked at every quarter of a second, was found past
+/// it by the first look after a 20 MiB/s grower started, and SIGKILL went out where SIGTERM was
+/// due.
 pub const STEADY_GROWTH: u64 = 64 << 20;
 
-/// The shortest look at a domain standing still, however near its kill level.
-pub const STEADY_LOOK_MIN: Duration = Duration::from_millis(20);
+/// The shortest look at a domain standing still, however near its kill level: 25 looks a
+/// second at most.
+pub const STEADY_LOOK_MIN: Duration = Duration::from_millis(40);
 
 /// How soon a domain at its term level whose stillness is not known yet (the first look there
 /// has nothing to compare with) is looked at again.
@@ -127,7 +128,8 @@ pub const NEAR_EQUAL_PER_MILLE: i64 = 900;
 /// since the cgroup was first seen standing still (a slow leak). Less is noise: a huge page
 /// collapsed by khugepaged is charged 2 MiB before the small pages it replaces are freed.
 /// Nearer the kill level than twice this, half the band left counts (never below
-/// [`STILL_GROWTH_MIN`]): growth that would take the cgroup halfway to its kill is not noise.
+/// [`STILL_GROWTH_MIN`]): growth that takes the cgroup halfway to its kill is not noise. (A
+/// third was too little: a pod holding still in the VM lab moved by that much.)
 pub const STILL_GROWTH: u64 = 4 << 20;
 
 /// The least growth that counts as moving, however near the kill level.

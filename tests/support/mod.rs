@@ -641,6 +641,20 @@ impl Drop for Tmpfs {
 
 /// Context switches (voluntary + involuntary) of every thread of `pid` so far: how often it
 /// has woken up.
+/// The CPU time process `pid` has used so far (user and system, all its threads).
+pub fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_comm
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    let per_sec = rustix::param::clock_ticks_per_second();
+    Duration::from_secs_f64(ticks as f64 / per_sec as f64)
+}
+
 pub fn context_switches(pid: i32) -> u64 {
     let mut total = 0;
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
