@@ -20,6 +20,7 @@ use crate::report::kill::KillOutcome;
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
+use super::domains::Domain;
 use super::lines::{decision_line, decision_severity};
 use super::moment::{Figures, Lineup, Moment, Owner, Pick};
 use super::{CHEAP_FINALISTS, Enforcer};
@@ -142,13 +143,13 @@ impl Enforcer {
     /// Chooses among the domain's candidates and acts: signal the victim, or back off.
     pub(super) fn choose_and_act(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         reason: Reason,
         m: &Moment<'_>,
         log: &mut Logger,
     ) {
         let fig = m.fig;
-        if reason != Reason::Rescue && self.held_back(i, m, log) {
+        if reason != Reason::Rescue && self.held_back(d, m, log) {
             return;
         }
         let ranking = Instant::now();
@@ -158,7 +159,7 @@ impl Enforcer {
         let exact =
             (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, &self.limits));
         let mut scanned = Scan::default();
-        let mut lineup = match self.lineup(i, fig, exact, &mut scanned) {
+        let mut lineup = match self.lineup(d, fig, exact, &mut scanned) {
             Ok(l) => l,
             Err(e) => {
                 log.log(
@@ -185,8 +186,8 @@ impl Enforcer {
                 break choice;
             };
             let pick = self.pick(&lineup, chosen, m, reason);
-            let record = self.new_record(i, &pick, &lineup, m, min_gain);
-            match self.signal(i, &pick, &lineup.scan.processes, m, record, log) {
+            let record = self.new_record(d, &pick, &lineup, m, min_gain);
+            match self.signal(d, &pick, &lineup.scan.processes, m, record, log) {
                 // It could not be signalled and never will be: the next one, in this round.
                 Signalled::Refused => lineup.prospects[chosen.index].eligible = false,
                 Signalled::Done => return,
@@ -201,9 +202,9 @@ impl Enforcer {
                     total,
                     eligible,
                 };
-                self.nobody(i, m, why, min_gain, log);
+                self.nobody(d, m, why, min_gain, log);
             }
-            Choice::NoCandidate => self.no_candidate(i, m, lineup.ranked.len(), lineup.scan, log),
+            Choice::NoCandidate => self.no_candidate(d, m, lineup.ranked.len(), lineup.scan, log),
         }
     }
 
@@ -212,16 +213,16 @@ impl Enforcer {
     /// [`Enforcer::prospects`]. The one way the kill and the warning read them.
     pub(super) fn lineup<'p>(
         &mut self,
-        i: usize,
+        d: &Domain,
         fig: &Figures,
         exact: Option<Duration>,
         scanned: &'p mut Scan,
     ) -> Result<Lineup<'p>, crate::probe::ProbeError> {
         let totals = fig.totals();
-        *scanned = self.gather(i, totals)?;
+        *scanned = self.gather(d, totals)?;
         let scan: &'p Scan = scanned;
         let ranked = rank(&scan.processes, &self.policy, totals);
-        let (owners, prospects) = self.prospects(i, &ranked, &scan.processes, exact);
+        let (owners, prospects) = self.prospects(d, &ranked, &scan.processes, exact);
         let children = near_equal_children_of(&ranked);
         Ok(Lineup {
             scan,
@@ -235,7 +236,7 @@ impl Enforcer {
     /// Whether the domain's fill says no kill would help before any process is read (not for a
     /// rescue): it fills from outside the watched scopes, or a kill of this episode already
     /// gave back nothing for the same cause. Backs off (and says why) when so.
-    fn held_back(&mut self, i: usize, m: &Moment<'_>, log: &mut Logger) -> bool {
+    fn held_back(&mut self, d: &mut Domain, m: &Moment<'_>, log: &mut Logger) -> bool {
         let fig = m.fig;
         if pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
             // An unwatched sibling fills the limit: a kill here buys milliseconds. Said before
@@ -245,10 +246,10 @@ impl Enforcer {
                 total: 0,
                 eligible: 0,
             };
-            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            self.nobody(d, m, why, self.config.min_gain_bytes(fig.limit), log);
             return true;
         }
-        let evidence = &self.domains[i].evidence;
+        let evidence = &d.evidence;
         if (evidence.barren.is_none() && evidence.suspect.is_none())
             || !same_cause(fig.fill_rate, fig.members_fill_rate)
         {
@@ -262,12 +263,11 @@ impl Enforcer {
                 total: 0,
                 eligible: 0,
             };
-            self.nobody(i, m, why, self.config.min_gain_bytes(fig.limit), log);
+            self.nobody(d, m, why, self.config.min_gain_bytes(fig.limit), log);
         } else {
             // The last kill gave back nothing: whether the domain goes on filling says if
             // another would do better. Looked at again soon, quietly.
-            self.domains[i]
-                .episode
+            d.episode
                 .back_off(Futility::Waiting, m.obs, m.now, &self.limits);
         }
         true
@@ -277,14 +277,14 @@ impl Enforcer {
     /// with what the scan of its `processes` found.
     fn no_candidate(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         m: &Moment<'_>,
         processes: usize,
         scanned: &Scan,
         log: &mut Logger,
     ) {
         let obs = m.obs;
-        if !self.domains[i]
+        if !d
             .episode
             .back_off(Futility::NoCandidate, obs, m.now, &self.limits)
         {
@@ -294,8 +294,8 @@ impl Enforcer {
             Severity::Warning,
             &Line::new("domain is low on memory but has no eligible candidate")
                 .kv("event", "no_candidate")
-                .kv("scope", self.members_list(i))
-                .kv("domain", self.domain_key_name(i))
+                .kv("scope", self.members_list(d))
+                .kv("domain", d.key.name())
                 .kv("level", obs.level.as_str())
                 .kv_if(obs.rescue, "rescue", true)
                 .kv("available", obs.available)
@@ -308,14 +308,20 @@ impl Enforcer {
 
     /// Kills nobody in a domain where no kill would help: backs off, and says why (and counts
     /// it) once per episode.
-    fn nobody(&mut self, i: usize, m: &Moment<'_>, why: Futile, min_gain: u64, log: &mut Logger) {
-        if self.domains[i]
-            .episode
+    fn nobody(
+        &mut self,
+        d: &mut Domain,
+        m: &Moment<'_>,
+        why: Futile,
+        min_gain: u64,
+        log: &mut Logger,
+    ) {
+        if d.episode
             .back_off(Futility::Futile, m.obs, m.now, &self.limits)
         {
-            self.report_futile(i, m, why, min_gain, log);
+            self.report_futile(d, m, why, min_gain, log);
             if let Some(metrics) = &self.metrics {
-                metrics.futile(self.domain_key_name(i));
+                metrics.futile(d.key.name());
             }
         }
     }
@@ -364,22 +370,22 @@ impl Enforcer {
     /// could show.
     pub(super) fn prospects(
         &self,
-        i: usize,
+        d: &Domain,
         ranked: &[Candidate<'_>],
         procs: &[ProcessSnapshot],
         exact: Option<Duration>,
     ) -> (Vec<Owner>, Vec<Prospect>) {
-        let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(i, c.process)).collect();
+        let owners: Vec<Owner> = ranked.iter().map(|c| self.owner(d, c.process)).collect();
         let mut prospects: Vec<Prospect> = ranked
             .iter()
             .zip(&owners)
             .map(|(c, o)| Prospect {
-                eligible: self.may_choose(c),
+                eligible: self.may_choose(d, c),
                 gain: self.gain(c.process, o, procs, exact.is_none()),
             })
             .collect();
         if let Some(wait) = exact {
-            self.finalists_gain(i, ranked, &owners, &mut prospects, procs, wait);
+            self.finalists_gain(d, ranked, &owners, &mut prospects, procs, wait);
         }
         (owners, prospects)
     }
@@ -391,7 +397,7 @@ impl Enforcer {
     /// mappings at that moment, so there its shared memory never counts.
     fn finalists_gain(
         &self,
-        i: usize,
+        d: &Domain,
         ranked: &[Candidate<'_>],
         owners: &[Owner],
         prospects: &mut [Prospect],
@@ -415,7 +421,7 @@ impl Enforcer {
         if finalists.is_empty() {
             return;
         }
-        let system = self.domains[i].key == DomainKey::System;
+        let system = d.key == DomainKey::System;
         let others: Vec<i32> = if system {
             Vec::new()
         } else {
@@ -493,10 +499,10 @@ impl Enforcer {
     /// subtrees (nested scopes read once).
     pub(super) fn gather(
         &mut self,
-        i: usize,
+        d: &Domain,
         totals: Totals,
     ) -> Result<Scan, crate::probe::ProbeError> {
-        if self.domains[i].key == DomainKey::System {
+        if d.key == DomainKey::System {
             if self.config.kill.process_group {
                 return scan(&self.host, None, self.needs_cmdline);
             }
@@ -514,7 +520,7 @@ impl Enforcer {
                     ..Scan::default()
                 });
         }
-        let paths = self.member_paths(i);
+        let paths = self.member_paths(d);
         let mut out = Scan::default();
         for p in &paths {
             if paths.iter().any(|q| q != p && is_within(p, q)) {
@@ -530,38 +536,34 @@ impl Enforcer {
     }
 
     /// The watched cgroups of a domain.
-    fn member_cgroups(&self, i: usize) -> impl Iterator<Item = &super::CgroupScope> {
-        self.domains[i].members.iter().filter_map(|id| match id {
+    fn member_cgroups(&self, d: &Domain) -> impl Iterator<Item = &super::CgroupScope> {
+        d.members.iter().filter_map(|id| match id {
             ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
             ScopeId::System => None,
         })
     }
 
-    fn member_paths(&self, i: usize) -> Vec<String> {
-        self.member_cgroups(i).map(|c| c.path.clone()).collect()
+    fn member_paths(&self, d: &Domain) -> Vec<String> {
+        self.member_cgroups(d).map(|c| c.path.clone()).collect()
     }
 
-    pub(super) fn members_list(&self, i: usize) -> String {
-        let names: Vec<&str> = self.domains[i]
-            .members
-            .iter()
-            .map(|id| self.scope_name(*id))
-            .collect();
+    pub(super) fn members_list(&self, d: &Domain) -> String {
+        let names: Vec<&str> = d.members.iter().map(|id| self.scope_name(*id)).collect();
         names.join(",")
     }
 
     /// The innermost watched scope of the domain that holds `p`.
-    pub(super) fn owner(&self, i: usize, p: &ProcessSnapshot) -> Owner {
+    pub(super) fn owner(&self, d: &Domain, p: &ProcessSnapshot) -> Owner {
         let system = Owner {
             scope: ScopeId::System,
             path: None,
             unit: KillUnit::Process,
         };
-        if self.domains[i].key == DomainKey::System {
+        if d.key == DomainKey::System {
             return system;
         }
         let cgroup = p.cgroup.as_deref().unwrap_or("");
-        self.member_cgroups(i)
+        self.member_cgroups(d)
             .filter(|c| is_within(cgroup, &c.path))
             .max_by_key(|c| c.path.len())
             .map_or(system, |c| {
@@ -579,18 +581,18 @@ impl Enforcer {
             })
     }
 
-    /// May this ranked process be chosen: eligible for the kernel and the policy, not oomward,
-    /// not init, not given up on, not already in flight in some domain.
-    pub(super) fn may_choose(&self, c: &Candidate<'_>) -> bool {
+    /// May this ranked process be chosen for domain `d`: eligible for the kernel and the
+    /// policy, not oomward, not init, not given up on, not already in flight in `d` or any
+    /// other domain.
+    pub(super) fn may_choose(&self, d: &Domain, c: &Candidate<'_>) -> bool {
         let p = c.process;
         let key = ProcessKey::of(p);
         c.is_eligible()
             && p.pid != self.self_pid
             && p.pid > 1
             && !self.is_stuck(key)
-            && !self
-                .domains
-                .iter()
+            && !std::iter::once(d)
+                .chain(&self.domains)
                 .any(|d| d.in_flight.iter().any(|f| f.victim.pid == p.pid))
     }
 
@@ -640,7 +642,7 @@ impl Enforcer {
 
     fn report_futile(
         &self,
-        i: usize,
+        d: &Domain,
         m: &Moment<'_>,
         why: Futile,
         min_gain: u64,
@@ -652,7 +654,7 @@ impl Enforcer {
             total,
             eligible,
         } = why;
-        let domain = self.domain_key_name(i);
+        let domain = d.key.name();
         let mut line = Line::new(match cause {
             Cause::Unfreeable => {
                 "no kill can free what the domain needs: killing nobody, leaving the limit to the kernel"
@@ -666,7 +668,7 @@ impl Enforcer {
         })
         .kv("event", "futile")
         .kv("cause", cause.as_str())
-        .kv("scope", self.members_list(i))
+        .kv("scope", self.members_list(d))
         .kv("domain", domain)
         .kv("level", obs.level.as_str())
         .kv("available", obs.available)
@@ -681,8 +683,8 @@ impl Enforcer {
             line.push("shmem", s);
             line.push("shmem_mib", s >> 20);
         }
-        if self.domains[i].key != DomainKey::System {
-            let paths = self.member_paths(i);
+        if d.key != DomainKey::System {
+            let paths = self.member_paths(d);
             let watched: Vec<&str> = paths.iter().map(String::as_str).collect();
             if let Some((path, usage)) = crate::watch::largest_outside(&self.host, domain, &watched)
             {
@@ -697,7 +699,7 @@ impl Enforcer {
     /// signal goes first and the line after.
     fn signal(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         pick: &Pick<'_, '_>,
         procs: &[ProcessSnapshot],
         m: &Moment<'_>,
@@ -707,15 +709,15 @@ impl Enforcer {
         let victim = pick.victim;
         let sig = pick.reason.signal();
         let scope = self.scope_name(pick.owner.scope).to_string();
-        let domain = self.domain_key_name(i).to_string();
+        let domain = d.key.name().to_string();
         let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
         if self.dry_run {
             let said = line("would signal (dry run)").kv("dry_run", true);
-            self.signal_dry_run(i, pick, m, record, &said, log);
+            self.signal_dry_run(d, pick, m, record, &said, log);
             return Signalled::Done;
         }
         if self.host.root != std::path::Path::new("/") {
-            self.refuse_foreign_root(i, log);
+            self.refuse_foreign_root(d, log);
             return Signalled::Done;
         }
         let key = ProcessKey::of(victim.process);
@@ -724,7 +726,7 @@ impl Enforcer {
             Err(done) => return done,
         };
         let wait = self.pre_kill_wait(sig, m);
-        if self.pre_kill_hook(i, &mut record, victim.process, wait, log) && kill::exited(&fd) {
+        if self.pre_kill_hook(d, &mut record, victim.process, wait, log) && kill::exited(&fd) {
             // The kernel's OOM killer (or the victim itself) was faster: nothing was sent, so
             // nothing is reported as oomward's; the next sample tells what is left to do.
             log.log(
@@ -739,7 +741,7 @@ impl Enforcer {
         }
         // Who it is, read while it is still there: once SIGKILLed its command line goes with
         // its memory (see `fill_in`).
-        self.fill_in(i, &mut record, victim.process);
+        self.fill_in(d, &mut record, victim.process);
         let sent = kill::signal(&fd, sig);
         let first_signal = Instant::now();
         record.time = crate::report::kill::unix_now();
@@ -780,7 +782,7 @@ impl Enforcer {
             release_returned: false,
             instead_of: pick.instead_of,
         };
-        self.follow_signalled(i, pick, m, flight, record, log);
+        self.follow_signalled(d, pick, m, flight, record, log);
         Signalled::Done
     }
 
@@ -788,7 +790,7 @@ impl Enforcer {
     /// publishes the record, but signals nobody.
     fn signal_dry_run(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         pick: &Pick<'_, '_>,
         m: &Moment<'_>,
         mut record: crate::report::kill::KillRecord,
@@ -796,22 +798,22 @@ impl Enforcer {
         log: &mut Logger,
     ) {
         log.log(Severity::Notice, said);
-        self.domains[i].episode.dry_run_decided();
+        d.episode.dry_run_decided();
         record.outcome = KillOutcome::DryRun;
         let wait = self.pre_kill_wait(pick.reason.signal(), m);
-        self.pre_kill_hook(i, &mut record, pick.victim.process, wait, log);
-        self.fill_in(i, &mut record, pick.victim.process);
+        self.pre_kill_hook(d, &mut record, pick.victim.process, wait, log);
+        self.fill_in(d, &mut record, pick.victim.process);
         self.publish(record, log);
     }
 
     /// Pids under another root are not this machine's processes: never signal them.
-    fn refuse_foreign_root(&mut self, i: usize, log: &mut Logger) {
+    fn refuse_foreign_root(&mut self, d: &mut Domain, log: &mut Logger) {
         log.log(
             Severity::Error,
             &Line::new("refusing to signal: processes read from a root other than /")
                 .kv("root", self.host.root.display()),
         );
-        self.domains[i].episode.dry_run_decided();
+        d.episode.dry_run_decided();
     }
 
     /// A pidfd for the victim, verified to be the process chosen; otherwise what became of the
@@ -868,7 +870,7 @@ impl Enforcer {
     /// domain follows it in `flight` until it is gone.
     fn follow_signalled(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         pick: &Pick<'_, '_>,
         m: &Moment<'_>,
         flight: InFlight,
@@ -879,9 +881,8 @@ impl Enforcer {
             available: record.released.available_before,
             gain: record.expected_gain,
         };
-        self.hold_record(i, record);
+        self.hold_record(d, record);
         self.note_kill(log, m.now);
-        let d = &mut self.domains[i];
         d.episode.signalled(
             ProcessKey::of(&flight.victim),
             flight.first_signal,

@@ -101,6 +101,24 @@ impl Domain {
 const PSI_AVG10_SPAN: Duration = Duration::from_secs(10);
 
 impl Enforcer {
+    /// Step 6: every domain handled in turn, each taken out of the list meanwhile (a placeholder
+    /// without victims stands in for it); the soonest that one wants its next sample.
+    pub(super) fn handle_domains(
+        &mut self,
+        log: &mut Logger,
+        wake: Wake,
+        now: Instant,
+    ) -> Option<Duration> {
+        let mut wake_in = None;
+        for i in 0..self.domains.len() {
+            let mut d = std::mem::replace(&mut self.domains[i], Domain::new(DomainKey::System));
+            let w = self.handle_domain(&mut d, log, wake, now);
+            self.domains[i] = d;
+            wake_in = super::min_opt(wake_in, w);
+        }
+        wake_in
+    }
+
     /// Step 5: groups the scopes by the limit that binds them.
     pub(super) fn group_domains(&mut self) {
         // A cgroup's domain changes only with a full sample of it (or its coming and going):
@@ -216,49 +234,49 @@ impl Enforcer {
 
     /// Step 6, per domain: assess its episode and carry out the plan. Returns when the domain
     /// wants its next sample.
-    pub(super) fn handle_domain(
+    fn handle_domain(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         log: &mut Logger,
         wake: Wake,
         now: Instant,
     ) -> Option<Duration> {
-        if !self.domains[i].fresh && !self.domains[i].busy() {
-            if !self.domains[i].exited.is_empty() {
+        if !d.fresh && !d.busy() {
+            if !d.exited.is_empty() {
                 // No sample to give them: they go out without one after a while.
-                let waiting = std::mem::take(&mut self.domains[i].exited);
-                self.domains[i].exited = self.publish_gone(waiting, None, log);
+                let waiting = std::mem::take(&mut d.exited);
+                d.exited = self.publish_gone(waiting, None, log);
                 return Some(Duration::from_millis(200));
             }
             return None;
         }
-        let (obs, fig) = self.observe(i);
+        let (obs, fig) = self.observe(d);
         // Records of victims gone take this sample as what they left; published after this
         // round's decision, which must not wait for them.
         let after_sample = obs.available;
-        let gone_before = std::mem::take(&mut self.domains[i].exited);
-        if obs.level == Level::Ok && self.domains[i].fresh && self.warn_due(i) {
+        let gone_before = std::mem::take(&mut d.exited);
+        if obs.level == Level::Ok && d.fresh && self.warn_due(d) {
             let moment = Moment {
                 obs: &obs,
                 fig: &fig,
                 wake,
                 now,
             };
-            self.warn_domain(i, &moment, log);
+            self.warn_domain(d, &moment, log);
         }
-        let plan = self.domains[i].episode.assess(&obs, now, &self.limits);
+        let plan = d.episode.assess(&obs, now, &self.limits);
         for &(key, after) in &plan.exited {
-            self.victim_exited(i, key, after, log);
+            self.victim_exited(d, key, after, log);
         }
         // This round's sample was taken after its exits were seen (the victims are followed
         // before the memory is sampled): what they gave back is known before the next choice.
-        self.weigh_kills(i, after_sample, log);
-        self.report_plan(i, &plan, &obs, log);
+        self.weigh_kills(d, after_sample, log);
+        self.report_plan(d, &plan, &obs, log);
         for &key in &plan.stuck {
-            self.victim_stuck(i, key, log);
+            self.victim_stuck(d, key, log);
         }
         for &(key, why) in &plan.escalate {
-            self.escalate(i, key, why, obs.level, now, log);
+            self.escalate(d, key, why, obs.level, now, log);
         }
         if let Some(reason) = plan.choose {
             let moment = Moment {
@@ -267,16 +285,16 @@ impl Enforcer {
                 wake,
                 now,
             };
-            self.choose_and_act(i, reason, &moment, log);
+            self.choose_and_act(d, reason, &moment, log);
         }
         // A victim signalled just now is followed from the next few milliseconds on; a choice
         // that came to nothing (its victim vanished) is made again at once.
-        let episode = &self.domains[i].episode;
+        let episode = &d.episode;
         let retry = if plan.choose.is_none() || !episode.victims().is_empty() {
             None
         } else if !episode.standing_by() {
             Some(crate::decide::limits::RELEASE_POLL)
-        } else if self.domains[i].evidence.suspect.is_some() {
+        } else if d.evidence.suspect.is_some() {
             // Waiting for the verdict on a kill that gave back nothing: the samples give it.
             Some(crate::decide::limits::BACKOFF_LOOK)
         } else {
@@ -285,7 +303,7 @@ impl Enforcer {
         let victims = episode.victims_poll(now, &self.limits);
         self.publish_gone(gone_before, Some(after_sample), log);
         // A victim gone: the next sample, soon, says what it left (its record waits for it).
-        let after = (!self.domains[i].exited.is_empty()).then_some(AFTER_EXIT);
+        let after = (!d.exited.is_empty()).then_some(AFTER_EXIT);
         super::min_opt(
             super::min_opt(plan.wake_in, victims),
             super::min_opt(retry, after),
@@ -297,9 +315,8 @@ impl Enforcer {
     /// after; when the domain goes on filling, the kill was barren: said once, and no other
     /// kill is made for the same cause in this episode (see `choose_and_act`). Forgotten when
     /// the episode ends.
-    fn weigh_kills(&mut self, i: usize, available: u64, log: &mut Logger) {
+    fn weigh_kills(&mut self, d: &mut Domain, available: u64, log: &mut Logger) {
         use crate::decide::gain::{Weighed, fruitless, weigh};
-        let d = &mut self.domains[i];
         if !d.busy() {
             d.evidence = Evidence::default();
             return;
@@ -351,26 +368,26 @@ impl Enforcer {
     }
 
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
-    fn observe(&mut self, i: usize) -> (Observation, Figures) {
+    fn observe(&mut self, d: &mut Domain) -> (Observation, Figures) {
         let system_t = self
             .system
             .mem
             .map_or(1, |m| m.total_pages(self.host.page_size));
-        if self.domains[i].key == DomainKey::System {
-            self.observe_system(i, system_t)
+        if d.key == DomainKey::System {
+            self.observe_system(d, system_t)
         } else {
-            self.observe_memcg(i, system_t)
+            self.observe_memcg(d, system_t)
         }
     }
 
     /// The system domain: MemAvailable against MemTotal, the machine's kernel kills.
-    fn observe_system(&mut self, i: usize, system_t: u64) -> (Observation, Figures) {
+    fn observe_system(&mut self, d: &mut Domain, system_t: u64) -> (Observation, Figures) {
         let m = self.system.mem.unwrap_or_default();
         let kills = self.machine_oom_kills();
         if let Some(m) = &self.metrics {
-            m.kernel_oom_kills_seen("system", self.domains[i].kernel_kills, kills);
+            m.kernel_oom_kills_seen("system", d.kernel_kills, kills);
         }
-        self.domains[i].kernel_kills = kills;
+        d.kernel_kills = kills;
         let obs = Observation {
             level: self.system.member.level,
             rescue: false,
@@ -396,11 +413,10 @@ impl Enforcer {
 
     /// A cgroup domain: its members combined (the tightest limit, the fastest fill, the
     /// nearest projection), the kernel's kills in it.
-    fn observe_memcg(&mut self, i: usize, system_t: u64) -> (Observation, Figures) {
+    fn observe_memcg(&mut self, d: &mut Domain, system_t: u64) -> (Observation, Figures) {
         let cgroups = &self.cgroups;
         let members = || {
-            self.domains[i]
-                .members
+            d.members
                 .iter()
                 .filter_map(|id| cgroups.iter().find(|c| ScopeId::Cgroup(c.id) == *id))
         };
@@ -435,20 +451,16 @@ impl Enforcer {
         }
         let level = combined.level;
         let rescue = combined.rescue;
-        let busy = self.domains[i].busy() || level > Level::Ok || rescue;
+        let busy = d.busy() || level > Level::Ok || rescue;
         let kernel_kills = match self.host.memory.as_ref().map(|h| h.version) {
             Some(CgroupVersion::V2) => v2_kills,
-            _ if busy => self.v1_domain_kills(i),
-            _ => self.domains[i].kernel_kills,
+            _ if busy => self.v1_domain_kills(d),
+            _ => d.kernel_kills,
         };
         if let Some(m) = &self.metrics {
-            m.kernel_oom_kills_seen(
-                self.domains[i].key.name(),
-                self.domains[i].kernel_kills,
-                kernel_kills,
-            );
+            m.kernel_oom_kills_seen(d.key.name(), d.kernel_kills, kernel_kills);
         }
-        self.domains[i].kernel_kills = kernel_kills;
+        d.kernel_kills = kernel_kills;
         let obs = Observation {
             level,
             rescue,
@@ -464,19 +476,18 @@ impl Enforcer {
 
     /// A v1 domain's kernel OOM kills: summed over its subtree (a v1 cgroup counts only its
     /// own), and only again when the machine's count moved.
-    fn v1_domain_kills(&mut self, i: usize) -> Option<u64> {
+    fn v1_domain_kills(&mut self, d: &mut Domain) -> Option<u64> {
         let machine = self.machine_oom_kills();
-        let d = &self.domains[i];
         if d.kernel_kills.is_some() && machine.is_some() && d.vmstat_seen == machine {
             return d.kernel_kills;
         }
         let sum = crate::watch::v1_subtree_oom_kills(&self.host, d.key.name());
-        self.domains[i].vmstat_seen = machine;
+        d.vmstat_seen = machine;
         sum
     }
 
-    fn report_plan(&mut self, i: usize, plan: &Plan, obs: &Observation, log: &mut Logger) {
-        let name = self.domain_key_name(i);
+    fn report_plan(&mut self, d: &Domain, plan: &Plan, obs: &Observation, log: &mut Logger) {
+        let name = d.key.name();
         if let Some(k) = plan.kernel
             && k.first
         {
@@ -513,7 +524,7 @@ impl Enforcer {
                     "at its term level but standing still: watched, not acted on (the kernel would not touch it)",
                 )
                 .kv("event", "steady")
-                .kv("scope", self.members_list(i))
+                .kv("scope", self.members_list(d))
                 .kv("domain", name)
                 .kv("available", obs.available)
                 .kv_opt("eta_ms", obs.eta.map(|e| e.as_millis())),
@@ -522,8 +533,7 @@ impl Enforcer {
     }
 
     /// Takes a victim out of the domain's flight (its pidfds close when it is dropped).
-    fn take_in_flight(&mut self, i: usize, key: ProcessKey) -> Option<InFlight> {
-        let d = &mut self.domains[i];
+    fn take_in_flight(&mut self, d: &mut Domain, key: ProcessKey) -> Option<InFlight> {
         let pos = d
             .in_flight
             .iter()
@@ -531,8 +541,14 @@ impl Enforcer {
         Some(d.in_flight.remove(pos))
     }
 
-    fn victim_exited(&mut self, i: usize, key: ProcessKey, after: Duration, log: &mut Logger) {
-        let Some(f) = self.take_in_flight(i, key) else {
+    fn victim_exited(
+        &mut self,
+        d: &mut Domain,
+        key: ProcessKey,
+        after: Duration,
+        log: &mut Logger,
+    ) {
+        let Some(f) = self.take_in_flight(d, key) else {
             return;
         };
         if f.kill_sent.is_none()
@@ -541,8 +557,7 @@ impl Enforcer {
             // Gone on SIGTERM alone: what its kind needs next time.
             self.exits.note(exe, after);
         }
-        self.finish_record(i, key, KillOutcome::Exited, Some(after), log);
-        let d = &self.domains[i];
+        self.finish_record(d, key, KillOutcome::Exited, Some(after), log);
         log.log(
             Severity::Info,
             &Line::new("victim exited")
@@ -558,11 +573,10 @@ impl Enforcer {
         );
     }
 
-    fn victim_stuck(&mut self, i: usize, key: ProcessKey, log: &mut Logger) {
-        let Some(f) = self.take_in_flight(i, key) else {
+    fn victim_stuck(&mut self, d: &mut Domain, key: ProcessKey, log: &mut Logger) {
+        let Some(f) = self.take_in_flight(d, key) else {
             return;
         };
-        let d = &self.domains[i];
         // Its state now, not the scan's from before the signal (a victim stuck in D was
         // reported as `S`).
         let state = crate::probe::process::state_of(&self.host, key.pid, key.starttime)
@@ -578,22 +592,18 @@ impl Enforcer {
                 .kv("state", state),
         );
         self.mark_stuck(key);
-        self.finish_record(i, key, KillOutcome::Stuck, None, log);
+        self.finish_record(d, key, KillOutcome::Stuck, None, log);
     }
 
     fn escalate(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         key: ProcessKey,
         why: Escalation,
         level: Level,
         now: Instant,
         log: &mut Logger,
     ) {
-        let Enforcer {
-            domains, reaper, ..
-        } = self;
-        let d = &mut domains[i];
         let Some(f) = d
             .in_flight
             .iter_mut()
@@ -601,7 +611,7 @@ impl Enforcer {
         else {
             return;
         };
-        f.escalate(now, reaper);
+        f.escalate(now, &self.reaper);
         let victim_alive = f.sigkilled.contains(&f.victim.pid);
         if !victim_alive && let Some(v) = d.episode.victim_mut(key) {
             // Only companions were left: nothing of the victim's own to release.
@@ -626,13 +636,13 @@ impl Enforcer {
             .kv("reason", why.as_str())
             .kv("after_ms", now.duration_since(f.first_signal).as_millis()),
         );
-        self.record_signal(i, key, "SIGKILL", why.as_str());
+        self.record_signal(d, key, "SIGKILL", why.as_str());
         if let Some(m) = &self.metrics {
-            let scope = self.domains[i]
+            let scope = d
                 .records
                 .iter()
                 .find(|r| r.victim.pid == key.pid)
-                .map_or_else(|| self.domain_key_name(i).to_string(), |r| r.scope.clone());
+                .map_or_else(|| d.key.name().to_string(), |r| r.scope.clone());
             m.escalation(&scope);
         }
     }

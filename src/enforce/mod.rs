@@ -471,11 +471,7 @@ impl Enforcer {
         self.sample_system(log, now);
         self.sample_cgroups(log, wake, now);
         self.group_domains();
-        let mut wake_in = None;
-        for i in 0..self.domains.len() {
-            let w = self.handle_domain(i, log, wake, now);
-            wake_in = min_opt(wake_in, w);
-        }
+        let wake_in = self.handle_domains(log, wake, now);
         self.domains.retain(Domain::worth_keeping);
         self.drain_reports(log);
         self.write_status(now, log);
@@ -1130,10 +1126,6 @@ impl Enforcer {
                 .find(|c| c.id == n)
                 .map_or("-", |c| c.path.as_str()),
         }
-    }
-
-    fn domain_key_name(&self, i: usize) -> &str {
-        self.domains[i].key.name()
     }
 }
 

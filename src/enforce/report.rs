@@ -22,6 +22,7 @@ use crate::report::status::{
 use crate::report::{Line, Logger, Severity};
 
 use super::Enforcer;
+use super::domains::Domain;
 use super::moment::{Lineup, Moment, Pick};
 
 /// How many kills the status file lists.
@@ -115,7 +116,7 @@ impl Enforcer {
     /// lineup it was picked from, each with what it would have freed.
     pub(super) fn new_record(
         &mut self,
-        i: usize,
+        d: &Domain,
         pick: &Pick<'_, '_>,
         lineup: &Lineup<'_>,
         m: &Moment<'_>,
@@ -132,7 +133,7 @@ impl Enforcer {
             time,
             time_text: rfc3339(time),
             scope: self.scope_name(pick.owner.scope).to_string(),
-            domain: self.domain_key_name(i).to_string(),
+            domain: d.key.name().to_string(),
             dry_run: self.dry_run,
             reason: pick.reason.into(),
             level: obs.level.into(),
@@ -204,10 +205,10 @@ impl Enforcer {
     /// memory, and `why` then showed none. The command line read takes the victim's mmap lock
     /// for reading, as its own page faults do (not held up by them); never for a process in
     /// uninterruptible sleep, which may hold it for writing for as long as it is stuck.
-    pub(super) fn fill_in(&mut self, i: usize, record: &mut KillRecord, p: &ProcessSnapshot) {
+    pub(super) fn fill_in(&mut self, d: &Domain, record: &mut KillRecord, p: &ProcessSnapshot) {
         if record.victim.user.is_none() {
             record.victim.user = p.uid.and_then(|u| self.user_name(u));
-            let (some, full) = self.domain_pressure(i);
+            let (some, full) = self.domain_pressure(d);
             record.trigger.psi_some_avg10 = some;
             record.trigger.psi_full_avg10 = full;
         }
@@ -218,8 +219,8 @@ impl Enforcer {
     }
 
     /// PSI avg10 (some, full) of a domain: the machine's, or the binding cgroup's (v2).
-    fn domain_pressure(&self, i: usize) -> (Option<f64>, Option<f64>) {
-        let file = match &self.domains[i].key {
+    fn domain_pressure(&self, d: &Domain) -> (Option<f64>, Option<f64>) {
+        let file = match &d.key {
             DomainKey::System => self.host.path("/proc/pressure/memory"),
             DomainKey::Memcg(path) => match self
                 .host
@@ -258,7 +259,7 @@ impl Enforcer {
     /// Whether the hook was waited for at all (the victim may have died meanwhile).
     pub(super) fn pre_kill_hook(
         &mut self,
-        i: usize,
+        d: &Domain,
         record: &mut KillRecord,
         p: &ProcessSnapshot,
         wait: Duration,
@@ -267,7 +268,7 @@ impl Enforcer {
         if self.config.hooks.pre_kill.is_empty() {
             return false;
         }
-        self.fill_in(i, record, p);
+        self.fill_in(d, record, p);
         let started = self.reporting.hooks.run(
             HookKind::PreKill,
             &self.config,
@@ -307,14 +308,20 @@ impl Enforcer {
     }
 
     /// Keeps a record of a victim in flight until it is gone.
-    pub(super) fn hold_record(&mut self, i: usize, record: KillRecord) {
-        self.domains[i].records.push(record);
+    pub(super) fn hold_record(&mut self, d: &mut Domain, record: KillRecord) {
+        d.records.push(record);
     }
 
     /// Notes a signal in the record of the victim `key`.
-    pub(super) fn record_signal(&mut self, i: usize, key: ProcessKey, signal: &str, why: &str) {
+    pub(super) fn record_signal(
+        &mut self,
+        d: &mut Domain,
+        key: ProcessKey,
+        signal: &str,
+        why: &str,
+    ) {
         let now = unix_now();
-        if let Some(r) = self.domains[i]
+        if let Some(r) = d
             .records
             .iter_mut()
             .find(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
@@ -330,20 +337,20 @@ impl Enforcer {
     /// Completes the record of the victim `key` (gone, or given up on) and publishes it.
     pub(super) fn finish_record(
         &mut self,
-        i: usize,
+        d: &mut Domain,
         key: ProcessKey,
         outcome: KillOutcome,
         after: Option<Duration>,
         log: &mut Logger,
     ) {
-        let Some(pos) = self.domains[i]
+        let Some(pos) = d
             .records
             .iter()
             .position(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
         else {
             return;
         };
-        let mut record = self.domains[i].records.remove(pos);
+        let mut record = d.records.remove(pos);
         record.exit_ms = after.map(|a| a.as_millis() as u64);
         let gone = matches!(outcome, KillOutcome::Exited | KillOutcome::Stuck);
         record.outcome = outcome;
@@ -352,7 +359,7 @@ impl Enforcer {
             // loop between a victim's exit and the next decision, and by then the kernel has
             // uncharged everything the exit freed. A stuck victim's memory was reaped
             // (`process_mrelease`) though it never exited: its report says how much too.
-            self.domains[i].exited.push((record, Instant::now()));
+            d.exited.push((record, Instant::now()));
         } else {
             self.publish(record, log);
         }
@@ -485,14 +492,14 @@ impl Enforcer {
 
     /// At a domain's first crossing of a warn level in an episode: names the process that
     /// would be chosen at term, logs it, runs the `warn` hook; the daemon notifies desktops.
-    pub(super) fn warn_domain(&mut self, i: usize, m: &Moment<'_>, log: &mut Logger) {
-        let Some(record) = self.likely_victim(i, m) else {
+    pub(super) fn warn_domain(&mut self, d: &mut Domain, m: &Moment<'_>, log: &mut Logger) {
+        let Some(record) = self.likely_victim(d, m) else {
             log.log(
                 Severity::Notice,
                 &Line::new("memory is running low; no process could be stopped")
                     .kv("event", "warn")
-                    .kv("scope", self.members_list(i))
-                    .kv("domain", self.domain_key_name(i))
+                    .kv("scope", self.members_list(d))
+                    .kv("domain", d.key.name())
                     .kv("available", m.obs.available)
                     .kv("limit", m.fig.limit),
             );
@@ -538,10 +545,10 @@ impl Enforcer {
     /// warning names who would really be stopped. Without the kill's smaps read of the
     /// finalists (a warning does not walk page tables under anyone's mmap lock): their gain is
     /// status's estimate, as for a SIGKILL that cannot wait.
-    fn likely_victim(&mut self, i: usize, m: &Moment<'_>) -> Option<KillRecord> {
+    fn likely_victim(&mut self, d: &Domain, m: &Moment<'_>) -> Option<KillRecord> {
         let fig = m.fig;
         let mut scanned = Scan::default();
-        let lineup = self.lineup(i, fig, None, &mut scanned).ok()?;
+        let lineup = self.lineup(d, fig, None, &mut scanned).ok()?;
         let min_gain = self.config.min_gain_bytes(fig.limit);
         // What a term decision would need: at least what brings it back above term.
         let need = fig.need.max(1);
@@ -551,9 +558,9 @@ impl Enforcer {
             return None;
         };
         let pick = self.pick(&lineup, chosen, m, Reason::Term);
-        let mut record = self.new_record(i, &pick, &lineup, m, min_gain);
+        let mut record = self.new_record(d, &pick, &lineup, m, min_gain);
         let victim = pick.victim.process;
-        self.fill_in(i, &mut record, victim);
+        self.fill_in(d, &mut record, victim);
         record.outcome = KillOutcome::Warning;
         record.reason = KillReason::WarnLevel;
         record.level = KillLevel::Warn;
@@ -562,12 +569,11 @@ impl Enforcer {
 
     /// Whether a warning is due for domain `i` this round: a member is in its warn band, the
     /// domain is still below term, and no warning went out in this episode.
-    pub(super) fn warn_due(&mut self, i: usize) -> bool {
-        let warned_now = self.domains[i].members.iter().any(|id| match id {
+    pub(super) fn warn_due(&mut self, d: &mut Domain) -> bool {
+        let warned_now = d.members.iter().any(|id| match id {
             ScopeId::System => self.system.warned,
             ScopeId::Cgroup(n) => self.cgroups.iter().any(|c| c.id == *n && c.warned),
         });
-        let d = &mut self.domains[i];
         if !warned_now {
             // Out of the band (past its margin): the next crossing is a new episode.
             if !d.busy() {
