@@ -169,7 +169,7 @@ impl Enforcer {
                 return;
             }
         };
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = &self.reporting.metrics {
             metrics.ranking_seconds(ranking.elapsed().as_secs_f64());
         }
         let min_gain = self.config.min_gain_bytes(fig.limit);
@@ -320,7 +320,7 @@ impl Enforcer {
             .back_off(Futility::Futile, m.obs, m.now, &self.limits)
         {
             self.report_futile(d, m, why, min_gain, log);
-            if let Some(metrics) = &self.metrics {
+            if let Some(metrics) = &self.reporting.metrics {
                 metrics.futile(d.key.name());
             }
         }
@@ -443,7 +443,13 @@ impl Enforcer {
             FINALISTS_BUDGET,
         );
         if !stuck.is_empty() {
-            read.extend(self.read_stuck_finalists(pids(&stuck), others, stuck_wait));
+            read.extend(self.killer.read_stuck_finalists(
+                &self.host,
+                pids(&stuck),
+                others,
+                FINALISTS_BUDGET,
+                stuck_wait,
+            ));
         }
         for f in read {
             let Some(k) = finalists
@@ -459,39 +465,6 @@ impl Enforcer {
             }
             prospects[k].gain = crate::decide::gain::gain_of(&held, &f.kept_elsewhere);
         }
-    }
-
-    /// Reads what finalists in uninterruptible sleep hold on a thread of its own, waiting for
-    /// it at most `wait`. A read still blocked then is left to finish on its own (the
-    /// finalists keep their estimate from status), and none other is started until it has:
-    /// one thread at most ever waits on a stuck process.
-    fn read_stuck_finalists(
-        &self,
-        pids: Vec<i32>,
-        others: Vec<i32>,
-        wait: Duration,
-    ) -> Vec<crate::probe::smaps::Finalist> {
-        use std::sync::atomic::Ordering;
-        if self.stuck_read.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let host = self.host.clone();
-        let busy = self.stuck_read.clone();
-        let spawned = std::thread::Builder::new()
-            .name("oomward-smaps".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                let read =
-                    crate::probe::smaps::read_finalists(&host, &pids, &others, FINALISTS_BUDGET);
-                let _ = tx.send(read);
-                busy.store(false, Ordering::Release);
-            });
-        if spawned.is_err() {
-            self.stuck_read.store(false, Ordering::Release);
-            return Vec::new();
-        }
-        rx.recv_timeout(wait).unwrap_or_default()
     }
 
     /// The candidates of a domain: the system's through the process table (one small read per
@@ -590,7 +563,7 @@ impl Enforcer {
         c.is_eligible()
             && p.pid != self.self_pid
             && p.pid > 1
-            && !self.is_stuck(key)
+            && !self.killer.is_stuck(key)
             && !std::iter::once(d)
                 .chain(&self.domains)
                 .any(|d| d.in_flight.iter().any(|f| f.victim.pid == p.pid))
@@ -711,7 +684,7 @@ impl Enforcer {
         let scope = self.scope_name(pick.owner.scope).to_string();
         let domain = d.key.name().to_string();
         let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
-        if self.dry_run {
+        if self.killer.dry_run {
             let said = line("would signal (dry run)").kv("dry_run", true);
             self.signal_dry_run(d, pick, m, record, &said, log);
             return Signalled::Done;
@@ -742,16 +715,12 @@ impl Enforcer {
         // Who it is, read while it is still there: once SIGKILLed its command line goes with
         // its memory (see `fill_in`).
         self.fill_in(d, &mut record, victim.process);
-        let sent = kill::signal(&fd, sig);
+        let sent = self.killer.signal(&fd, sig);
         let first_signal = Instant::now();
         record.time = crate::report::kill::unix_now();
         record.time_text = crate::report::kill::rfc3339(record.time);
         let (companions, cgroup_kill_file) = self.signal_group(pick, procs, sig);
-        let released = if sig == Sig::Kill {
-            self.reaper.release(&fd, victim.process.pid)
-        } else {
-            "-"
-        };
+        let released = self.killer.release(&fd, victim.process.pid, sig);
         let message = if sent.is_ok() {
             "signalled victim"
         } else {
@@ -764,7 +733,7 @@ impl Enforcer {
             record.mrelease = Some(released.to_string());
         }
         if sent.is_err() {
-            self.mark_stuck(key);
+            self.killer.mark_stuck(key);
             record.outcome = KillOutcome::Failed;
             self.publish(record, log);
             return Signalled::Done;
@@ -843,7 +812,7 @@ impl Enforcer {
                         .kv("comm", &p.comm)
                         .kv("error", e),
                 );
-                self.mark_stuck(ProcessKey::of(p));
+                self.killer.mark_stuck(ProcessKey::of(p));
                 Err(Signalled::Refused)
             }
         }
@@ -851,7 +820,7 @@ impl Enforcer {
 
     /// Counts a kill that went out in the metrics, by scope, signal and reason (and by pod).
     fn count_kill(&self, pick: &Pick<'_, '_>, record: &crate::report::kill::KillRecord) {
-        let Some(metrics) = &self.metrics else {
+        let Some(metrics) = &self.reporting.metrics else {
             return;
         };
         let sig = pick.reason.signal();
@@ -954,21 +923,14 @@ impl Enforcer {
             if p.pid == victim || !pick(p) || !self.may_kill(p) {
                 continue;
             }
-            if let Ok(fd) = kill::open_verified(&self.host, p)
-                && kill::signal(&fd, sig).is_ok()
-            {
-                if sig == Sig::Kill {
-                    self.reaper.release(&fd, p.pid);
-                }
-                out.push(Companion { pid: p.pid, fd });
-            }
+            out.extend(self.killer.signal_companion(&self.host, p, sig));
         }
         out
     }
 
     /// Counts a kill and warns, at most once a minute, when a workload keeps coming back.
     fn note_kill(&mut self, log: &mut Logger, now: Instant) {
-        self.victims += 1;
+        self.reporting.victims += 1;
         let s = now.duration_since(self.started).as_secs();
         let recent = self.kill_rate.note(s);
         if recent > self.config.kill.warn_kills_per_minute && self.kill_rate.may_warn(s) {

@@ -179,7 +179,7 @@ impl Enforcer {
     /// Step 3: what the victims in flight did since the last round: exited, or had their
     /// memory released by `process_mrelease`.
     pub(super) fn follow_victims(&mut self) {
-        while let Some(pid) = self.reaper.released() {
+        while let Some(pid) = self.killer.released() {
             for d in &mut self.domains {
                 for f in d.in_flight.iter_mut().filter(|f| f.victim.pid == pid) {
                     f.release_returned = true;
@@ -384,7 +384,7 @@ impl Enforcer {
     fn observe_system(&mut self, d: &mut Domain, system_t: u64) -> (Observation, Figures) {
         let m = self.system.mem.unwrap_or_default();
         let kills = self.machine_oom_kills();
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             m.kernel_oom_kills_seen("system", d.kernel_kills, kills);
         }
         d.kernel_kills = kills;
@@ -457,7 +457,7 @@ impl Enforcer {
             _ if busy => self.v1_domain_kills(d),
             _ => d.kernel_kills,
         };
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             m.kernel_oom_kills_seen(d.key.name(), d.kernel_kills, kernel_kills);
         }
         d.kernel_kills = kernel_kills;
@@ -591,7 +591,7 @@ impl Enforcer {
                 .kv("comm", &f.victim.comm)
                 .kv("state", state),
         );
-        self.mark_stuck(key);
+        self.killer.mark_stuck(key);
         self.finish_record(d, key, KillOutcome::Stuck, None, log);
     }
 
@@ -611,7 +611,7 @@ impl Enforcer {
         else {
             return;
         };
-        f.escalate(now, &self.reaper);
+        self.killer.escalate(f, now);
         let victim_alive = f.sigkilled.contains(&f.victim.pid);
         if !victim_alive && let Some(v) = d.episode.victim_mut(key) {
             // Only companions were left: nothing of the victim's own to release.
@@ -637,7 +637,7 @@ impl Enforcer {
             .kv("after_ms", now.duration_since(f.first_signal).as_millis()),
         );
         self.record_signal(d, key, "SIGKILL", why.as_str());
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             let scope = d
                 .records
                 .iter()

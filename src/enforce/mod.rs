@@ -15,6 +15,7 @@
 
 mod act;
 mod domains;
+mod killer;
 mod lines;
 mod moment;
 mod report;
@@ -23,12 +24,11 @@ mod scopes;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, WatchedCgroup};
-use crate::decide::domain::{Member, ProcessKey, ScopeId};
+use crate::decide::domain::{Member, ScopeId};
 use crate::decide::limits::Limits;
 use crate::decide::stall::{Stall, StallTerms, StallWindow, judge};
 use crate::decide::trigger::{FillRate, Level, next_sleep, system_level, with_exhaustion};
 use crate::events::{ArmedSet, Events, Source, Spec};
-use crate::kill;
 use crate::policy::Policy;
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
@@ -38,6 +38,7 @@ use crate::report::{Line, Logger, Severity};
 use crate::watch::{SwapSpace, SystemFiles, resolve_cgroups, sample_system};
 
 use domains::Domain;
+use killer::Killer;
 use scopes::{CgroupScope, Look};
 
 /// Why the loop woke up, for the report.
@@ -71,8 +72,6 @@ const CHEAP_FINALISTS: usize = 8;
 /// Descriptors kept free for everything else when sizing the process table: at least this
 /// many, and at least an eighth of the limit.
 const FD_RESERVE: u64 = 256;
-/// Victims that did not exit after SIGKILL, never chosen again.
-const STUCK_MAX: usize = 64;
 
 /// The process table's descriptor budget: the soft RLIMIT_NOFILE less the reserve.
 fn fd_budget() -> usize {
@@ -203,27 +202,19 @@ pub struct Enforcer {
     config: Config,
     host: Host,
     policy: Policy,
-    dry_run: bool,
+    killer: Killer,
     limits: Limits,
     system: SystemScope,
     cgroups: Vec<CgroupScope>,
     next_scope: u32,
     domains: Vec<Domain>,
-    stuck: [ProcessKey; STUCK_MAX],
-    stuck_len: usize,
     kill_rate: KillRate,
-    /// Victims signalled since start (dry-run decisions included), for the service status.
-    victims: u64,
     started: Instant,
     round: u64,
     self_pid: i32,
     /// Whether any rule matches on cmdline: reading /proc/PID/cmdline takes the process's
     /// mmap lock, which a stuck process may hold, so it is read only when needed.
     needs_cmdline: bool,
-    reaper: kill::Reaper,
-    /// A read of a stuck process's smaps is under way on its own thread (see
-    /// `Enforcer::finalists_gain`): no second one until it returns.
-    stuck_read: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The config asked for at start did not load: why, and what runs instead (cleared by a
     /// reload that loads).
     config_error: Option<String>,
@@ -245,12 +236,9 @@ pub struct Enforcer {
     members_changed: bool,
     written_reported: bool,
     last_resolve: Option<Instant>,
-    /// Kill records, hooks, the kill journal and the status file.
+    /// Kill records, hooks, the kill journal, the status file, the metrics and the count of
+    /// victims.
     reporting: report::Reporting,
-    /// When it started, seconds since the epoch (for the status file).
-    started_unix: f64,
-    /// The metrics, when something serves or writes them.
-    metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
     /// How long victims of each executable took to exit after SIGTERM.
     exits: crate::decide::exits::ExitTimes,
     /// The cgroup v2 tripwires set (`memory.high` written to be told of a fill).
@@ -264,8 +252,8 @@ impl Enforcer {
         Status {
             system: self.config.system.enabled,
             cgroups: self.cgroups.len(),
-            victims: self.victims,
-            dry_run: self.dry_run,
+            victims: self.reporting.victims,
+            dry_run: self.killer.dry_run,
             config_error: self.config_error.is_some(),
         }
     }
@@ -324,25 +312,17 @@ impl Enforcer {
             config,
             host,
             policy,
-            dry_run,
+            killer: Killer::new(dry_run),
             limits,
             system,
             cgroups: Vec::new(),
             next_scope: 0,
             domains: Vec::new(),
-            stuck: [ProcessKey {
-                pid: 0,
-                starttime: 0,
-            }; STUCK_MAX],
-            stuck_len: 0,
             kill_rate: KillRate::default(),
-            victims: 0,
             started: Instant::now(),
             round: 0,
             self_pid,
             needs_cmdline,
-            reaper: kill::Reaper::start(),
-            stuck_read: Default::default(),
             config_error: None,
             events: None,
             table: ProcessTable::new(fd_budget()),
@@ -355,9 +335,10 @@ impl Enforcer {
             members_changed: true,
             written_reported: false,
             last_resolve: None,
-            reporting: report::Reporting::default(),
-            started_unix: crate::report::kill::unix_now(),
-            metrics: None,
+            reporting: report::Reporting {
+                started_unix: crate::report::kill::unix_now(),
+                ..Default::default()
+            },
             exits: Default::default(),
             wires: Default::default(),
         }
@@ -368,7 +349,7 @@ impl Enforcer {
         &mut self,
         metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
     ) {
-        self.metrics = metrics;
+        self.reporting.metrics = metrics;
     }
 
     /// The kill records completed and the warnings sent since the last call, for what the
@@ -390,7 +371,7 @@ impl Enforcer {
         let self_exe = self.policy.self_exe.clone();
         self.policy = config.policy(self.self_pid, self_exe);
         self.policy.first_user_uid = self.host.first_user_uid;
-        self.dry_run = force_dry_run || config.daemon.dry_run;
+        self.killer.dry_run = force_dry_run || config.daemon.dry_run;
         self.limits = config.kill.limits();
         self.config = config;
         self.last_resolve = None;
@@ -428,7 +409,7 @@ impl Enforcer {
 
     /// Whether decisions are only reported.
     pub fn dry_run(&self) -> bool {
-        self.dry_run
+        self.killer.dry_run
     }
 
     /// Runs one round now; returns how long to sleep before the next.
@@ -453,7 +434,7 @@ impl Enforcer {
     pub fn round_at(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
         let began = Instant::now();
         let sleep = self.round_steps(log, wake, now);
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             m.wakeup(wake.as_str());
             m.round_seconds(began.elapsed().as_secs_f64());
         }
@@ -773,14 +754,15 @@ impl Enforcer {
             Look::Sampled => {
                 let t_secs = now.duration_since(self.started).as_secs_f64();
                 scopes::assess_cgroup(cg, cfg, t_secs, log);
-                if let Some(m) = &self.metrics {
+                if let Some(m) = &self.reporting.metrics {
                     scope_metrics(m, cg, cfg);
                 }
             }
             Look::Calm(_) => {}
         }
         if cg.fresh {
-            let enabled = self.config.daemon.events && self.events.is_some() && !self.dry_run;
+            let enabled =
+                self.config.daemon.events && self.events.is_some() && !self.killer.dry_run;
             scopes::place_tripwires(&mut self.wires, &self.host, cg, cfg, enabled, log);
         }
         if !self.config.daemon.events {
@@ -896,7 +878,7 @@ impl Enforcer {
                 self.next_scope = self.next_scope.wrapping_add(1);
             }
         }
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             let system = self.config.system.enabled;
             m.retain_scopes(&|name: &str| {
                 (system && name == "system") || found.iter().any(|(p, _)| p == name)
@@ -1105,15 +1087,6 @@ impl Enforcer {
             }
         }
         log.log(Severity::Info, &line);
-    }
-
-    fn mark_stuck(&mut self, key: ProcessKey) {
-        self.stuck[self.stuck_len % STUCK_MAX] = key;
-        self.stuck_len += 1;
-    }
-
-    fn is_stuck(&self, key: ProcessKey) -> bool {
-        self.stuck[..self.stuck_len.min(STUCK_MAX)].contains(&key)
     }
 
     /// The scope a domain member is, for logs.

@@ -57,6 +57,12 @@ pub(super) struct Reporting {
     pub published: Vec<std::sync::Arc<KillRecord>>,
     /// Warnings sent this round (a record naming the likely victim), likewise.
     pub warnings: Vec<KillRecord>,
+    /// The metrics, when something serves or writes them.
+    pub metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
+    /// Victims signalled since start (dry-run decisions included), for the service status.
+    pub victims: u64,
+    /// When it started, seconds since the epoch (for the status file).
+    pub started_unix: f64,
 }
 
 /// The first candidates of a lineup as a record names them, `victim` marked as the chosen.
@@ -134,7 +140,7 @@ impl Enforcer {
             time_text: rfc3339(time),
             scope: self.scope_name(pick.owner.scope).to_string(),
             domain: d.key.name().to_string(),
-            dry_run: self.dry_run,
+            dry_run: self.killer.dry_run,
             reason: pick.reason.into(),
             level: obs.level.into(),
             wake: m.wake.as_str().to_string(),
@@ -303,7 +309,7 @@ impl Enforcer {
     fn teller(&self, log: &Logger) -> Teller {
         Teller {
             log: log.handle(),
-            metrics: self.metrics.clone(),
+            metrics: self.reporting.metrics.clone(),
         }
     }
 
@@ -534,7 +540,7 @@ impl Enforcer {
             &teller,
             Duration::ZERO,
         );
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             m.warning(&record.scope);
         }
         self.reporting.warnings.push(record);
@@ -712,7 +718,12 @@ impl Enforcer {
                 now.duration_since(f.first_signal).as_secs().hash(&mut h);
             }
         }
-        (self.victims, self.reporting.last_kills.len(), self.dry_run).hash(&mut h);
+        (
+            self.reporting.victims,
+            self.reporting.last_kills.len(),
+            self.killer.dry_run,
+        )
+            .hash(&mut h);
         self.reporting.last_kills.back().map(|k| k.pid).hash(&mut h);
         h.finish()
     }
@@ -724,11 +735,11 @@ impl Enforcer {
         StatusView {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
-            started: self.started_unix,
+            started: self.reporting.started_unix,
             updated: 0.0,
-            dry_run: self.dry_run,
+            dry_run: self.killer.dry_run,
             config_error: self.config_error.clone(),
-            victims: self.victims,
+            victims: self.reporting.victims,
             scopes,
             domains,
             last_kills: self.reporting.last_kills.iter().cloned().collect(),
