@@ -145,8 +145,7 @@ fn start_up(
     if let Err(e) = crate::act::children::contain_descendants() {
         log.log(
             Severity::Warning,
-            &Line::new("cannot become the subreaper of the hooks' descendants: what a hook leaves behind may outlive it")
-                .kv("event", "subreaper")
+            &Line::event("subreaper", "cannot become the subreaper of the hooks' descendants: what a hook leaves behind may outlive it")
                 .kv("error", e),
         );
     }
@@ -168,8 +167,7 @@ fn start_up(
     if !rustix::process::geteuid().is_root() {
         log.log(
             Severity::Warning,
-            &Line::new("not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
-                .kv("event", "unprivileged")
+            &Line::event("unprivileged", "not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
                 .kv("uid", rustix::process::geteuid().as_raw()),
         );
     }
@@ -189,9 +187,7 @@ fn keep_loop_resident(log: &mut Logger) {
     if let Err(e) = released {
         log.log(
             Severity::Warning,
-            &Line::new("cannot give back the pages start-up touched")
-                .kv("event", "resident")
-                .kv("error", e),
+            &Line::event("resident", "cannot give back the pages start-up touched").kv("error", e),
         );
     }
 }
@@ -235,20 +231,9 @@ impl Reloading<'_> {
             }
             Err(e) => log.log(
                 Severity::Error,
-                &Line::new("reload refused, keeping the running config")
-                    .kv("event", "reload")
-                    .kv("error", e),
+                &Line::event("reload", "reload refused, keeping the running config").kv("error", e),
             ),
         }
-    }
-}
-
-/// The name of a signal the daemon stops on.
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        SIGTERM => "SIGTERM",
-        SIGINT => "SIGINT",
-        _ => "other",
     }
 }
 
@@ -257,9 +242,8 @@ fn signal_name(sig: i32) -> &'static str {
 fn stop(sig: i32, service: &mut ServiceManager, enforcer: &mut Enforcer, mut log: Logger) {
     log.log(
         Severity::Info,
-        &Line::new("stopping")
-            .kv("event", "stop")
-            .kv("signal", signal_name(sig)),
+        &Line::event("stop", "stopping")
+            .kv("signal", if sig == SIGINT { "SIGINT" } else { "SIGTERM" }),
     );
     service.stopping();
     enforcer.stop(&mut log);
@@ -305,25 +289,25 @@ fn start_config(origin: &ConfigOrigin, host: &Host) -> (Config, Option<Fallback>
         Ok(c) => return (c, None),
         Err(e) => e,
     };
-    let last = crate::paths::last_good_path();
-    let last_good = std::fs::read_to_string(&last)
+    let (config, last) = last_good_or_defaults(|c| fits_memory(c, host).is_ok());
+    let running_on = last.unwrap_or_else(|| "the built-in defaults (no last good config)".into());
+    (config, Some(Fallback { error, running_on }))
+}
+
+/// The last config that loaded here (kept at every start and reload) if it is `fit`, with its file's name;
+/// else the built-in defaults, and `None`.
+pub fn last_good_or_defaults(fit: impl Fn(&Config) -> bool) -> (Config, Option<String>) {
+    let path = crate::paths::last_good_path();
+    let name = path.display().to_string();
+    let last_good = std::fs::read_to_string(&path)
         .ok()
-        .and_then(|text| Config::parse(&text, &last.display().to_string()).ok())
-        .filter(|c| fits_memory(c, host).is_ok());
+        .and_then(|text| Config::parse(&text, &name).ok())
+        .filter(fit);
     match last_good {
-        Some(c) => (
-            c,
-            Some(Fallback {
-                error,
-                running_on: last.display().to_string(),
-            }),
-        ),
+        Some(c) => (c, Some(name)),
         None => (
             Config::parse("", "the built-in defaults").expect("the defaults load"),
-            Some(Fallback {
-                error,
-                running_on: "the built-in defaults (no last good config)".into(),
-            }),
+            None,
         ),
     }
 }
@@ -342,8 +326,7 @@ fn save_last_good(config: &Config, log: &mut Logger) {
     if let Err(e) = saved {
         log.log(
             Severity::Warning,
-            &Line::new("cannot keep the last good config")
-                .kv("event", "last_good_error")
+            &Line::event("last_good_error", "cannot keep the last good config")
                 .kv("path", path.display())
                 .kv("error", e),
         );
@@ -422,16 +405,14 @@ impl Outputs {
                     Ok(s) => {
                         log.log(
                             Severity::Info,
-                            &Line::new("serving metrics")
-                                .kv("event", "metrics_listen")
+                            &Line::event("metrics_listen", "serving metrics")
                                 .kv("address", s.local_addr()),
                         );
                         self.server = Some((addr, s));
                     }
                     Err(e) => log.log(
                         Severity::Error,
-                        &Line::new("cannot serve metrics")
-                            .kv("event", "metrics_error")
+                        &Line::event("metrics_error", "cannot serve metrics")
                             .kv("address", addr)
                             .kv("error", e),
                     ),
@@ -458,8 +439,7 @@ impl Outputs {
                     Ok(w) => self.file = Some((path, interval, w)),
                     Err(e) => log.log(
                         Severity::Error,
-                        &Line::new("cannot start the metrics file writer")
-                            .kv("event", "metrics_error")
+                        &Line::event("metrics_error", "cannot start the metrics file writer")
                             .kv("error", e),
                     ),
                 }
@@ -484,39 +464,24 @@ impl Outputs {
             let handle = log.handle();
             let metrics = self.metrics.clone();
             let tell = Box::new(move |outcome: &Outcome| {
-                let (word, severity, line) = match outcome {
-                    Outcome::Sent { uid } => (
-                        "sent",
-                        Severity::Info,
-                        Line::new("desktop notification sent")
-                            .kv("event", "notify")
-                            .kv("uid", uid)
-                            .kv("outcome", "sent"),
-                    ),
-                    Outcome::Failed { uid, why } => (
-                        "failed",
-                        Severity::Warning,
-                        Line::new("desktop notification failed")
-                            .kv("event", "notify")
-                            .kv("uid", uid)
-                            .kv("outcome", "failed")
-                            .kv("error", why),
-                    ),
+                let (word, severity, uid, why) = match outcome {
+                    Outcome::Sent { uid } => ("sent", Severity::Info, uid, None),
+                    Outcome::Failed { uid, why } => ("failed", Severity::Warning, uid, Some(why)),
                 };
+                let line = Line::event("notify", &format!("desktop notification {word}"))
+                    .kv("uid", uid)
+                    .kv("outcome", word)
+                    .kv_opt("error", why);
                 handle.log(severity, &line);
                 if let Some(m) = &metrics {
                     m.notification(word);
                 }
             });
-            match crate::report::notify::Notifier::start_telling(
-                "/proc/self/exe".into(),
-                Some(tell),
-            ) {
+            match crate::report::notify::Notifier::start("/proc/self/exe".into(), tell) {
                 Ok(t) => self.notifier = Some(t),
                 Err(e) => log.log(
                     Severity::Error,
-                    &Line::new("cannot start the notification thread")
-                        .kv("event", "notify_error")
+                    &Line::event("notify_error", "cannot start the notification thread")
                         .kv("error", e),
                 ),
             }
@@ -532,11 +497,12 @@ impl Outputs {
         let (Some(notifier), Some(n)) = (&self.notifier, &self.notify) else {
             return;
         };
-        let notes = warnings.iter().map(warning_note).chain(
+        let warned = warnings.iter().map(|r| note(r, true));
+        let notes = warned.chain(
             published
                 .iter()
                 .filter(|r| !r.dry_run)
-                .map(|r| kill_note(r)),
+                .map(|r| note(r, false)),
         );
         for (summary, body, urgency) in notes {
             let targets = crate::report::notify::targets(&self.root, &n.runtime_dir, extra);
@@ -563,53 +529,31 @@ impl Outputs {
     }
 }
 
-/// The notification for a warning: what will be stopped first, so that a person can act.
-fn warning_note(r: &crate::report::kill::KillRecord) -> (String, String, u8) {
+/// The notification for a warning (what will be stopped first, so that a person can act) or
+/// for a kill (who was stopped and why).
+fn note(r: &crate::report::kill::KillRecord, warning: bool) -> (String, String, u8) {
     use crate::report::escape_controls as e;
     use crate::report::kill::human;
-    let v = &r.victim;
-    let place = if r.scope == "system" {
-        String::new()
-    } else {
-        format!(" in {}", e(&r.scope))
-    };
+    use crate::report::notify::urgency;
+    let (comm, pid) = (e(&r.victim.comm), r.victim.pid);
+    let scope = (r.scope != "system").then(|| e(&r.scope));
+    let used = human(r.victim_bytes());
+    let (left, of) = (human(r.trigger.available), human(r.trigger.limit));
+    if warning {
+        let place = scope.map(|s| format!(" in {s}")).unwrap_or_default();
+        let body = format!(
+            "{left} left of {of}{place}. If it runs out, {comm} (pid {pid}, using {used}) will be stopped first. Close something you do not need."
+        );
+        return ("Memory is running low".into(), body, urgency::NORMAL);
+    }
+    let place = scope.map_or_else(|| "the machine".into(), |s| s.into_owned());
+    let body = format!(
+        "{comm} (pid {pid}) used {used}; {place} had {left} left of {of}. `oomward why {pid}` explains the choice."
+    );
     (
-        "Memory is running low".into(),
-        format!(
-            "{} left of {}{place}. If it runs out, {} (pid {}, using {}) will be stopped first. Close something you do not need.",
-            human(r.trigger.available),
-            human(r.trigger.limit),
-            e(&v.comm),
-            v.pid,
-            human(r.victim_bytes())
-        ),
-        crate::report::notify::urgency::NORMAL,
-    )
-}
-
-/// The notification for a kill: who was stopped and why.
-fn kill_note(r: &crate::report::kill::KillRecord) -> (String, String, u8) {
-    use crate::report::escape_controls as e;
-    use crate::report::kill::human;
-    let v = &r.victim;
-    let place = if r.scope == "system" {
-        "the machine".to_string()
-    } else {
-        e(&r.scope).into_owned()
-    };
-    (
-        format!("{} was stopped to free memory", e(&v.comm)),
-        format!(
-            "{} (pid {}) used {}; {} had {} left of {}. `oomward why {}` explains the choice.",
-            e(&v.comm),
-            v.pid,
-            human(r.victim_bytes()),
-            place,
-            human(r.trigger.available),
-            human(r.trigger.limit),
-            v.pid
-        ),
-        crate::report::notify::urgency::CRITICAL,
+        format!("{comm} was stopped to free memory"),
+        body,
+        urgency::CRITICAL,
     )
 }
 
@@ -658,59 +602,43 @@ fn start_loader(
 /// RLIMIT_MEMLOCK, RLIMIT_RTPRIO); that is logged and the daemon goes on. True when memory is
 /// locked.
 fn protect_self(log: &mut Logger, realtime: bool) -> bool {
-    let adj = sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN);
-    let locked = sys::lock_memory();
-    let nice = sys::raise_own_nice(-10);
-    let rt = if realtime {
-        match sys::set_own_realtime(1) {
-            Ok(()) => Ok("ok".to_string()),
-            // Refused by policy (the shipped unit's RestrictRealtime=yes, or RLIMIT_RTPRIO 0):
-            // a choice of the administrator's, not a fault; the nice value still applies.
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok("not_permitted".to_string()),
-            Err(e) => Err(e),
-        }
-    } else {
-        Ok("off".to_string())
-    };
-    let nofile = sys::raise_nofile_limit();
-    let word = |r: &std::io::Result<()>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("failed: {e}"),
-    };
-    let all_ok = adj.is_ok() && locked.is_ok() && nice.is_ok() && rt.is_ok() && nofile.is_ok();
+    // Each step's word: what it set, or why it failed.
+    fn said<T: std::fmt::Display>(r: std::io::Result<T>) -> Result<String, String> {
+        r.map(|v| v.to_string()).map_err(|e| format!("failed: {e}"))
+    }
+    let adj = said(sys::set_own_oom_score_adj(crate::badness::OOM_SCORE_ADJ_MIN).map(|()| "ok"));
+    let locked = said(sys::lock_memory().map(|()| "ok"));
+    let nice = said(sys::raise_own_nice(-10));
+    let rt = said(match realtime.then(|| sys::set_own_realtime(1)) {
+        None => Ok("off"),
+        Some(Ok(())) => Ok("ok"),
+        // Refused by policy (the shipped unit's RestrictRealtime=yes, or RLIMIT_RTPRIO 0):
+        // a choice of the administrator's, not a fault; the nice value still applies.
+        Some(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => Ok("not_permitted"),
+        Some(Err(e)) => Err(e),
+    });
+    let nofile = said(sys::raise_nofile_limit());
+    let steps = [
+        ("oom_score_adj_min", adj),
+        ("mlockall", locked),
+        ("nice", nice),
+        ("realtime", rt),
+        ("nofile", nofile),
+    ];
+    let all_ok = steps.iter().all(|(_, r)| r.is_ok());
+    let mut line = Line::event("self_protect", "self-protection");
+    for (key, r) in &steps {
+        line.push(key, r.as_ref().unwrap_or_else(|e| e));
+    }
     log.log(
         if all_ok {
             Severity::Info
         } else {
             Severity::Warning
         },
-        &Line::new("self-protection")
-            .kv("event", "self_protect")
-            .kv("oom_score_adj_min", word(&adj))
-            .kv("mlockall", word(&locked))
-            .kv(
-                "nice",
-                match &nice {
-                    Ok(n) => n.to_string(),
-                    Err(e) => format!("failed: {e}"),
-                },
-            )
-            .kv(
-                "realtime",
-                match &rt {
-                    Ok(w) => w.clone(),
-                    Err(e) => format!("failed: {e}"),
-                },
-            )
-            .kv(
-                "nofile",
-                match &nofile {
-                    Ok(n) => n.to_string(),
-                    Err(e) => format!("failed: {e}"),
-                },
-            ),
+        &line,
     );
-    locked.is_ok()
+    steps[1].1.is_ok()
 }
 
 /// Says in which mount namespace exe rules are judged when it is not oomward's own: under the
@@ -719,53 +647,48 @@ fn protect_self(log: &mut Logger, realtime: bool) -> bool {
 /// a container's image could make wrong, so that is a warning.
 fn announce_namespace(log: &mut Logger, host: &Host) {
     let own = host.mount_ns.as_deref().unwrap_or("unknown");
-    match host.host_mount_ns.as_deref() {
-        Some(pid1) if pid1 == own => {}
-        Some(pid1) => log.log(
+    let (severity, message, pid1) = match host.host_mount_ns.as_deref() {
+        Some(pid1) if pid1 == own => return,
+        Some(pid1) => (
             Severity::Info,
-            &Line::new("oomward runs in its own mount namespace; exe rules judge paths in PID 1's")
-                .kv("event", "mount_namespace")
-                .kv("own", own)
-                .kv("pid1", pid1)
-                .kv("exe_root", host.exe_root.display()),
+            "oomward runs in its own mount namespace; exe rules judge paths in PID 1's",
+            pid1,
         ),
-        None => log.log(
+        None => (
             Severity::Warning,
-            &Line::new(
-                "cannot read PID 1's mount namespace; exe rules judge paths as oomward sees them",
-            )
-            .kv("event", "mount_namespace")
-            .kv("own", own)
-            .kv("pid1", "unreadable")
-            .kv("exe_root", host.exe_root.display()),
+            "cannot read PID 1's mount namespace; exe rules judge paths as oomward sees them",
+            "unreadable",
         ),
-    }
+    };
+    let line = Line::event("mount_namespace", message)
+        .kv("own", own)
+        .kv("pid1", pid1)
+        .kv("exe_root", host.exe_root.display());
+    log.log(severity, &line);
 }
 
 fn announce(log: &mut Logger, config: &Config, host: &Host, force_dry_run: bool, event: &str) {
     for w in &config.warnings {
         log.log(
             Severity::Warning,
-            &Line::new("config warning")
-                .kv("event", "config_warning")
-                .kv("detail", w),
+            &Line::event("config_warning", "config warning").kv("detail", w),
         );
     }
-    let mut line = Line::new(if event == "start" {
+    let message = if event == "start" {
         "started"
     } else {
         "config reloaded"
-    })
-    .kv("event", event)
-    .kv("config", &config.source)
-    .kv("dry_run", config.daemon.dry_run || force_dry_run)
-    .kv("events", config.daemon.events)
-    .kv("min_interval", format_duration(config.daemon.min_interval))
-    .kv("max_interval", format_duration(config.daemon.max_interval))
-    .kv("fill_rate", config.daemon.fill_rate)
-    .kv("grace", format_duration(config.kill.grace))
-    .kv("rules", config.rules.len())
-    .kv("builtin_protection", config.builtin_protection);
+    };
+    let mut line = Line::event(event, message)
+        .kv("config", &config.source)
+        .kv("dry_run", config.daemon.dry_run || force_dry_run)
+        .kv("events", config.daemon.events)
+        .kv("min_interval", format_duration(config.daemon.min_interval))
+        .kv("max_interval", format_duration(config.daemon.max_interval))
+        .kv("fill_rate", config.daemon.fill_rate)
+        .kv("grace", format_duration(config.kill.grace))
+        .kv("rules", config.rules.len())
+        .kv("builtin_protection", config.builtin_protection);
     if config.system.enabled {
         let s = &config.system;
         line.push("system_mem_available_term", s.mem_available_term);

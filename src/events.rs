@@ -324,18 +324,15 @@ impl Events {
             muted_until: None,
             coalesce: None,
         };
-        if self.ctl.send(Ctl::Add(Box::new(armed))).is_err() {
+        if !self.send(Ctl::Add(Box::new(armed))) {
             return Err(ArmError::NoPoller);
         }
-        self.poke();
         Ok(id)
     }
 
     /// Disarms a source (closing its descriptors in the poller).
     pub fn disarm(&self, id: u64) {
-        if self.ctl.send(Ctl::Remove(id)).is_ok() {
-            self.poke();
-        }
+        self.send(Ctl::Remove(id));
     }
 
     /// Keeps the source armed as `id` quiet for `d` after each time it fires (instead of its
@@ -344,29 +341,24 @@ impl Events {
     /// fill), and a cgroup whose page cache fills its limit marks `memory.events` hundreds of
     /// times a second (its `max` reclaim).
     pub fn coalesce(&self, id: u64, d: Duration) {
-        if self.ctl.send(Ctl::Coalesce(id, d)).is_ok() {
-            self.poke();
-        }
+        self.send(Ctl::Coalesce(id, d));
     }
 
-    fn poke(&self) {
-        let _ = sys::eventfd_signal(&self.kick);
+    /// Hands `ctl` to the poller and wakes it; false when the poller is gone.
+    fn send(&self, ctl: Ctl) -> bool {
+        let sent = self.ctl.send(ctl).is_ok();
+        if sent {
+            let _ = sys::eventfd_signal(&self.kick);
+        }
+        sent
     }
 }
 
 /// Opens what `spec` needs and registers it with the kernel.
 fn open(spec: &Spec) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
     match spec {
-        Spec::V1Threshold { dir, bytes } => {
-            let target = dir.join("memory.usage_in_bytes");
-            let (efd, keep) = register_v1(dir, &target, Some(*bytes))?;
-            Ok((efd, vec![keep], Clear::Eventfd))
-        }
-        Spec::V1Oom { dir } => {
-            let target = dir.join("memory.oom_control");
-            let (efd, keep) = register_v1(dir, &target, None)?;
-            Ok((efd, vec![keep], Clear::Eventfd))
-        }
+        Spec::V1Threshold { dir, bytes } => register_v1(dir, "memory.usage_in_bytes", Some(*bytes)),
+        Spec::V1Oom { dir } => register_v1(dir, "memory.oom_control", None),
         Spec::V2Events { file: path } => {
             let f = std::fs::File::open(path).map_err(io_at(path))?;
             // Read once: the kernel reports a change relative to the last read.
@@ -393,27 +385,30 @@ fn open(spec: &Spec) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
             f.write_all(trigger.as_bytes()).map_err(io_at(file))?;
             Ok((OwnedFd::from(f), Vec::new(), Clear::Psi))
         }
-        Spec::Tree { dirs } => {
+        Spec::Tree { dirs } | Spec::Written { dirs } => {
+            let written = matches!(spec, Spec::Written { .. });
             let at = dirs.first().map_or(Path::new("/"), PathBuf::as_path);
-            let fd = sys::inotify_dirs(dirs).map_err(io_at(at))?;
-            Ok((fd, Vec::new(), Clear::Drain))
-        }
-        Spec::Written { dirs } => {
-            let at = dirs.first().map_or(Path::new("/"), PathBuf::as_path);
-            let fd = sys::inotify_written(dirs).map_err(io_at(at))?;
-            Ok((fd, Vec::new(), Clear::Written))
+            let fd = sys::inotify_dirs(dirs, written).map_err(io_at(at))?;
+            let clear = if written {
+                Clear::Written
+            } else {
+                Clear::Drain
+            };
+            Ok((fd, Vec::new(), clear))
         }
     }
 }
 
-/// `cgroup.event_control` registration: "<eventfd> <target fd> [<threshold>]".
+/// `cgroup.event_control` registration: "<eventfd> <target fd> [<threshold>]", the target
+/// being the cgroup's file `target`.
 fn register_v1(
     dir: &Path,
-    target: &Path,
+    target: &str,
     threshold: Option<u64>,
-) -> Result<(OwnedFd, OwnedFd), ArmError> {
+) -> Result<(OwnedFd, Vec<OwnedFd>, Clear), ArmError> {
     let control = dir.join("cgroup.event_control");
-    let target_file = std::fs::File::open(target).map_err(io_at(target))?;
+    let target = dir.join(target);
+    let target_file = std::fs::File::open(&target).map_err(io_at(&target))?;
     let efd = sys::eventfd().map_err(io_at(&control))?;
     let line = match threshold {
         Some(t) => format!("{} {} {t}", sys::raw(&efd), sys::raw(&target_file.as_fd())),
@@ -425,7 +420,7 @@ fn register_v1(
         .open(&control)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(io_at(&control))?;
-    Ok((efd, OwnedFd::from(target_file)))
+    Ok((efd, vec![OwnedFd::from(target_file)], Clear::Eventfd))
 }
 
 /// The poller: waits on the kick eventfd and every armed source; forwards events.
@@ -725,6 +720,7 @@ mod tests {
     /// Every kind of registration names its own source, in the word the logs use (a PSI
     /// trigger by whether it is the machine's or a cgroup's), and no two share a word.
     #[test]
+    #[rustfmt::skip]
     fn specs_name_their_sources() {
         let dir = PathBuf::from("/sys/fs/cgroup/memory/app");
         let psi = |file: &str| Spec::Psi {
@@ -733,36 +729,14 @@ mod tests {
             stall: Duration::from_millis(150),
             window: Duration::from_secs(2),
         };
+        let (events, pressure) = ("/sys/fs/cgroup/app/memory.events", "/sys/fs/cgroup/app/memory.pressure");
         let table = [
-            (
-                Spec::V1Threshold {
-                    dir: dir.clone(),
-                    bytes: 1,
-                },
-                false,
-                "v1_threshold",
-            ),
+            (Spec::V1Threshold { dir: dir.clone(), bytes: 1 }, false, "v1_threshold"),
             (Spec::V1Oom { dir: dir.clone() }, false, "v1_oom"),
-            (
-                Spec::V2Events {
-                    file: "/sys/fs/cgroup/app/memory.events".into(),
-                },
-                false,
-                "v2_events",
-            ),
+            (Spec::V2Events { file: events.into() }, false, "v2_events"),
             (psi("/proc/pressure/memory"), true, "system_psi"),
-            (
-                psi("/sys/fs/cgroup/app/memory.pressure"),
-                false,
-                "cgroup_psi",
-            ),
-            (
-                Spec::Tree {
-                    dirs: vec![dir.clone()],
-                },
-                false,
-                "cgroup_tree",
-            ),
+            (psi(pressure), false, "cgroup_psi"),
+            (Spec::Tree { dirs: vec![dir.clone()] }, false, "cgroup_tree"),
             (Spec::Written { dirs: vec![dir] }, false, "cgroup_written"),
         ];
         let mut words: Vec<&str> = Vec::new();

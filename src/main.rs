@@ -42,62 +42,36 @@ fn main() -> ExitCode {
         let _ = oomward::cli::command().print_help();
         return ExitCode::from(2);
     };
+    let origin = oomward::cli::origin(cli.config.clone(), cli.config_dir.clone());
     let result = match command {
         Command::Run {
             dry_run,
             log_format,
-        } => cmd::run(
-            &oomward::cli::origin(cli.config, cli.config_dir),
-            dry_run,
-            log_format.as_deref(),
-        ),
+        } => cmd::run(&origin, dry_run, log_format.as_deref()),
         Command::History {
             since,
             json,
             journal,
-        } => cmd::history(
-            &oomward::cli::origin(cli.config, cli.config_dir),
-            since.as_deref(),
-            json,
-            journal,
-        ),
+        } => cmd::history(&origin, since.as_deref(), json, journal),
         Command::Why {
             victim,
             json,
             journal,
-        } => cmd::why(
-            &oomward::cli::origin(cli.config, cli.config_dir),
-            &victim,
-            json,
-            journal,
-        ),
-        Command::Status { json, file, check } => cmd::status(
-            &oomward::cli::origin(cli.config, cli.config_dir),
-            json,
-            file,
-            check,
-        ),
+        } => cmd::why(&origin, &victim, json, journal),
+        Command::Status { json, file, check } => cmd::status(&origin, json, file, check),
         Command::NotifySend {
             bus,
             summary,
             body,
             urgency,
             timeout_ms,
-        } => oomward::report::notify::send_one(
-            &bus,
-            &summary,
-            &body,
-            urgency,
-            std::time::Duration::from_millis(timeout_ms),
-        )
-        .map(drop)
-        .map_err(Failure::runtime),
-        Command::Rank { scope, json, top } => cmd::rank(
-            &oomward::cli::origin(cli.config, cli.config_dir),
-            &scope,
-            json,
-            top,
-        ),
+        } => {
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            oomward::report::notify::send_one(&bus, &summary, &body, urgency, timeout)
+                .map(drop)
+                .map_err(Failure::runtime)
+        }
+        Command::Rank { scope, json, top } => cmd::rank(&origin, &scope, json, top),
         Command::LiftTripwires => cmd::lift_tripwires(),
         Command::LogSchema => {
             print!("{}", oomward::report::schema::describe());

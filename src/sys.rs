@@ -51,12 +51,9 @@ pub fn pidfd_send_signal(fd: &OwnedFd, sig: Sig) -> io::Result<()> {
 /// Waits up to `timeout` for the process behind the pidfd to exit (POLLIN); true when it has.
 pub fn wait_exit(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
     let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    let ts = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
+    let ts = Timespec::try_from(timeout).ok();
     loop {
-        match poll(&mut fds, Some(&ts)) {
+        match poll(&mut fds, ts.as_ref()) {
             Ok(n) => return Ok(n > 0),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -275,12 +272,7 @@ pub fn set_own_realtime(priority: i32) -> io::Result<()> {
     };
     // SAFETY: sched_setscheduler reads one sched_param from the valid pointer it is given and
     // changes only the calling thread (pid 0); it has no other memory effects.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }.into())
 }
 
 /// This process's id.
@@ -330,34 +322,19 @@ pub fn pread_discard(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// A new inotify instance (non-blocking, close-on-exec) watching each directory of `dirs` for
-/// subdirectories made or removed: a cgroup tree's containers coming and going. Directories
+/// subdirectories made or removed (a cgroup tree's containers coming and going); with `written`,
+/// for files written in it instead (`IN_MODIFY`: every `write(2)`, cgroup files included: a
+/// limit or a `memory.high` written, for which the kernel sends no other notice). Directories
 /// that are gone by now are skipped.
-pub fn inotify_dirs(dirs: &[std::path::PathBuf]) -> io::Result<OwnedFd> {
-    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+pub fn inotify_dirs(dirs: &[std::path::PathBuf], written: bool) -> io::Result<OwnedFd> {
+    use rustix::fs::inotify::{self, CreateFlags, WatchFlags as W};
     let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-    let mask = WatchFlags::CREATE
-        | WatchFlags::DELETE
-        | WatchFlags::MOVED_FROM
-        | WatchFlags::MOVED_TO
-        | WatchFlags::ONLYDIR;
+    let mask = match written {
+        true => W::MODIFY | W::ONLYDIR,
+        false => W::CREATE | W::DELETE | W::MOVED_FROM | W::MOVED_TO | W::ONLYDIR,
+    };
     for dir in dirs {
         match inotify::add_watch(&fd, dir.as_path(), mask) {
-            Ok(_) | Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(fd)
-}
-
-/// A new inotify instance (non-blocking, close-on-exec) watching each directory of `dirs` for
-/// files written in it (`IN_MODIFY`: every `write(2)`, cgroup files included): a limit or a
-/// `memory.high` written, for which the kernel sends no other notice. Directories that are gone
-/// by now are skipped.
-pub fn inotify_written(dirs: &[std::path::PathBuf]) -> io::Result<OwnedFd> {
-    use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-    for dir in dirs {
-        match inotify::add_watch(&fd, dir.as_path(), WatchFlags::MODIFY | WatchFlags::ONLYDIR) {
             Ok(_) | Err(rustix::io::Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
@@ -446,10 +423,7 @@ pub fn poll_ready(
         })
         .collect();
     loop {
-        let ts = timeout.map(|d| Timespec {
-            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(d.subsec_nanos()),
-        });
+        let ts = timeout.and_then(|d| Timespec::try_from(d).ok());
         match poll(&mut pfds, ts.as_ref()) {
             Ok(_) => break,
             Err(rustix::io::Errno::INTR) => continue,
@@ -488,29 +462,30 @@ pub fn nofile_limit() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// Sends SIGKILL to a process group (a hook that outlived its time, and what it started).
-pub fn kill_group(pgid: i32) -> io::Result<()> {
-    let pid = Pid::from_raw(pgid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    rustix::process::kill_process_group(pid, Signal::KILL)?;
-    Ok(())
-}
-
 /// Sets a listening socket's backlog to `backlog` (capped by the kernel at
 /// `net.core.somaxconn`): `listen(2)` on a socket that already listens only changes it.
 pub fn widen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
     // SAFETY: listen takes a descriptor, borrowed for the call, and an integer; no memory.
-    let rc = unsafe { libc::listen(listener.as_raw_fd(), backlog) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(unsafe { libc::listen(listener.as_raw_fd(), backlog) }.into())
 }
 
-/// Puts the calling thread back in the normal scheduling class. Threads inherit the loop's
-/// real-time class when it starts them; those that serve others (the metrics listener, the
-/// journal writer, hook and notification watchers) must never outrank the machine's own work
-/// however busy a client keeps them.
+/// Starts the thread `oomward-NAME` that serves others (the metrics listener, the journal
+/// writer, hook and notification watchers), back in the normal scheduling class: threads
+/// inherit the loop's real-time class when it starts them, and these must never outrank the
+/// machine's own work however busy a client keeps them.
+pub fn spawn_helper<F>(name: &str, f: F) -> io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(format!("oomward-{name}"))
+        .spawn(move || {
+            leave_realtime();
+            f();
+        })
+}
+
+/// Puts the calling thread back in the normal scheduling class (see [`spawn_helper`]).
 pub fn leave_realtime() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler reads one sched_param from a valid reference; pid 0 is the
@@ -552,15 +527,18 @@ pub fn as_user(cmd: &mut std::process::Command, uid: u32, gid: u32) -> &mut std:
     cmd
 }
 
+/// A system call's return value as a result: negative is the error in `errno`. Makes no
+/// allocation, so that it may run between fork and exec.
+fn check(rc: libc::c_long) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// The child's side of [`as_user`]; see there.
 fn drop_to_user(uid: u32, gid: u32) -> io::Result<()> {
-    let check = |rc: libc::c_long| {
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
     // SAFETY: each call in the block is a plain system call on the calling thread, with integer
     // arguments or pointers to valid, live buffers; none keeps a pointer past the call.
     unsafe {

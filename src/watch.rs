@@ -4,13 +4,13 @@
 use crate::config::{Config, WatchedCgroup};
 use crate::decide::stall::StallCounters;
 use crate::decide::swap::EffectiveSwap;
-use crate::probe::cgroup::{CgroupFiles, CgroupMemory, SWAPPINESS, parent};
+use crate::probe::cgroup::{CgroupFiles, CgroupMemory, SWAPPINESS, is_within, join_cgroup, parent};
 use crate::probe::kept::KeptCgroupFiles;
 use crate::probe::kept::KeptFile;
 use crate::probe::meminfo::MemInfo;
 use crate::probe::psi::Pressure;
 use crate::probe::swaps::SwapFiles;
-use crate::probe::{Host, ProbeError};
+use crate::probe::{Host, ProbeError, flat_keyed};
 use crate::scope::{memcg_totalpages, oom_domain};
 use crate::trigger::{Level, SystemSample, SystemThresholds, Thresholds};
 
@@ -80,24 +80,13 @@ impl CgroupSample {
         &self.chain[0].1
     }
 
-    /// The kernel's OOM counts that matter to this cgroup: its own `oom` (v2 `memory.events`,
-    /// its subtree: a rise means a task of the cgroup is in OOM now) and the kernel's OOM kills
-    /// in its OOM domain (its own `oom_kill` and every limited ancestor's, whose counts include
-    /// their whole subtree: a kill in a sibling under the same limit frees memory for it too).
-    /// An ancestor's OOM is not counted as the cgroup's own: it may be a sibling's, and acting
-    /// in this cgroup then would kill the wrong process; the path's least headroom already
-    /// shows an ancestor that is full.
+    /// The kernel's OOM count that matters to this cgroup: its own `oom` (v2 `memory.events`,
+    /// its subtree: a rise means a task of the cgroup is in OOM now). An ancestor's OOM is not
+    /// counted as the cgroup's own: it may be a sibling's, and acting in this cgroup then would
+    /// kill the wrong process; the path's least headroom already shows an ancestor that is full.
     pub fn oom_counts(&self) -> OomCounts {
-        let own = self.own();
-        let mut kills = own.oom_kill;
-        let mut which = FINGERPRINT_SEED;
-        for (i, _, m, _) in self.limited().filter(|&(i, ..)| i > 0) {
-            kills = kills.saturating_add(m.oom_kill);
-            which = mix(which, i as u64);
-        }
         OomCounts {
-            oom: own.oom_events,
-            kills: (which, kills),
+            oom: self.own().oom_events,
         }
     }
 
@@ -136,21 +125,12 @@ fn trigger_limit(m: &CgroupMemory) -> Option<u64> {
 pub struct OomCounts {
     /// The cgroup's own `memory.events` `oom` (its subtree).
     pub oom: u64,
-    /// Which limited ancestors are summed (a fingerprint), and the sum of their `oom_kill`
-    /// counts and the cgroup's own.
-    pub kills: (u64, u64),
 }
 
 impl OomCounts {
     /// Whether the cgroup (or a descendant) met an OOM since `before`.
     pub fn oom_rose_since(&self, before: &OomCounts) -> bool {
         self.oom > before.oom
-    }
-
-    /// Whether the kernel OOM-killed in the cgroup's domain since `before` (a change of which
-    /// ancestors are limited is not a kill).
-    pub fn kill_rose_since(&self, before: &OomCounts) -> bool {
-        self.kills.0 == before.kills.0 && self.kills.1 > before.kills.1
     }
 }
 
@@ -196,10 +176,7 @@ pub fn sample_cgroup_into(
         .expect("cgroup scopes exist only with a memory hierarchy");
     if files.chain.is_empty() {
         // Not under the mounted hierarchy (any more): as good as removed.
-        return Err(ProbeError::Io {
-            path: std::path::PathBuf::from(&hier.mount_point),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+        return Err(ProbeError::gone(&hier.mount_point));
     }
     let mut n = 0;
     for (i, (path, f)) in files.chain.iter_mut().enumerate() {
@@ -240,12 +217,7 @@ pub fn quick_headroom(
     warned: bool,
     announced: bool,
 ) -> Option<u64> {
-    let (usage_file, limit_file) = match host.memory.as_ref()?.version {
-        crate::probe::cgroup::CgroupVersion::V1 => {
-            ("memory.usage_in_bytes", "memory.limit_in_bytes")
-        }
-        crate::probe::cgroup::CgroupVersion::V2 => ("memory.current", "memory.max"),
-    };
+    let (usage_file, limit_file) = host.memory.as_ref()?.version.usage_and_limit_files();
     let mut headroom: Option<u64> = None;
     for (i, path, m, limit) in last.limited() {
         let (p, f) = files.chain.get_mut(i)?;
@@ -284,13 +256,12 @@ pub fn quick_headroom(
 /// there is none (v1, a kernel without PSI).
 pub fn psi_some_total(files: &mut ChainFiles) -> Option<u64> {
     let (_, f) = files.chain.first_mut()?;
-    let text = f.text("memory.pressure").ok()??;
-    text.lines()
-        .find(|l| l.starts_with("some "))?
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("total="))?
-        .parse()
-        .ok()
+    Some(
+        Pressure::parse(f.text("memory.pressure").ok()??)
+            .ok()?
+            .some
+            .total_us,
+    )
 }
 
 /// Whether the last sample leaves every limited cgroup on the path below its usage threshold
@@ -324,7 +295,7 @@ pub fn v1_subtree_oom_kills(host: &Host, path: &str) -> Option<u64> {
             continue;
         };
         if let Ok(text) = std::fs::read_to_string(dir.join("memory.oom_control")) {
-            total = total.saturating_add(crate::probe::flat_keyed(&text, "oom_kill").unwrap_or(0));
+            total = total.saturating_add(flat_keyed(&text, "oom_kill").unwrap_or(0));
         }
     }
     Some(total)
@@ -335,24 +306,17 @@ pub fn v1_subtree_oom_kills(host: &Host, path: &str) -> Option<u64> {
 pub fn largest_outside(host: &Host, domain: &str, watched: &[&str]) -> Option<(String, u64)> {
     let hier = host.memory.as_ref()?;
     let dir = hier.dir(&host.root, domain)?;
-    let usage_file = match hier.version {
-        crate::probe::cgroup::CgroupVersion::V1 => "memory.usage_in_bytes",
-        crate::probe::cgroup::CgroupVersion::V2 => "memory.current",
-    };
+    let (usage_file, _) = hier.version.usage_and_limit_files();
     let mut best: Option<(String, u64)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let name = crate::probe::text_of(entry.file_name().as_encoded_bytes());
-        let child = if domain == "/" {
-            format!("/{name}")
-        } else {
-            format!("{domain}/{name}")
-        };
-        let covered = watched.iter().any(|w| {
-            crate::probe::cgroup::is_within(&child, w) || crate::probe::cgroup::is_within(w, &child)
-        });
+        let child = join_cgroup(domain, &name);
+        let covered = watched
+            .iter()
+            .any(|w| is_within(&child, w) || is_within(w, &child));
         if covered {
             continue;
         }
@@ -370,25 +334,17 @@ pub fn largest_outside(host: &Host, domain: &str, watched: &[&str]) -> Option<(S
 /// Fills in a sample's available memory, limit and T from its chain.
 fn summarize(host: &Host, out: &mut CgroupSample, system_t: u64, swap: SwapSpace) {
     let chain = &out.chain;
-    let mut available: Option<u64> = None;
-    for (_, m) in chain.iter() {
-        if let Some(l) = trigger_limit(m) {
-            let avail = l.saturating_sub(m.working_set());
-            available = Some(available.map_or(avail, |a| a.min(avail)));
-        }
-    }
-    let (limit, limit_index) = binding_limit(chain, available);
-    let swap_left = swap_left(chain, swap);
-    let available = available.map(|a: u64| a.saturating_add(swap_left));
-    let totalpages = match oom_domain(chain) {
+    let least = chain
+        .iter()
+        .filter_map(|(_, m)| Some(trigger_limit(m)?.saturating_sub(m.working_set())))
+        .min();
+    (out.limit, out.limit_index) = binding_limit(chain, least);
+    out.swap_left = swap_left(chain, swap);
+    out.available = least.map(|a| a.saturating_add(out.swap_left));
+    out.totalpages = match oom_domain(chain) {
         Some(i) => memcg_totalpages(&chain[i].1, swap.total / host.page_size, host.page_size),
         None => system_t,
     };
-    out.available = available;
-    out.swap_left = swap_left;
-    out.limit = limit;
-    out.limit_index = limit_index;
-    out.totalpages = totalpages;
 }
 
 /// How close to the least headroom an outer cgroup's must be to count as the same shortage.
@@ -521,19 +477,9 @@ impl SystemFiles {
         if needs.1
             && let Ok(text) = self.vmstat.read()
         {
-            for line in text.lines() {
-                let mut it = line.split_whitespace();
-                let (Some(k), Some(v)) = (it.next(), it.next()) else {
-                    continue;
-                };
-                match k {
-                    "workingset_refault_file" => {
-                        c.refault_file = v.parse::<u64>().ok().map(|n| n.saturating_mul(page_size))
-                    }
-                    "pgmajfault" => c.major_faults = v.parse().ok(),
-                    _ => {}
-                }
-            }
+            let refault = flat_keyed(text, "workingset_refault_file");
+            c.refault_file = refault.map(|n| n.saturating_mul(page_size));
+            c.major_faults = flat_keyed(text, "pgmajfault");
         }
         c
     }
@@ -558,9 +504,7 @@ impl SystemFiles {
 
     /// The kernel's machine-wide OOM kill count, if this kernel reports it.
     pub fn oom_kills(&mut self) -> Option<u64> {
-        let text = self.vmstat.read().ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+        flat_keyed(self.vmstat.read().ok()?, "oom_kill")
     }
 }
 
@@ -697,29 +641,24 @@ mod tests {
     }
 
     #[test]
-    fn a_kill_counts_in_the_whole_domain_an_oom_only_in_the_cgroup_itself() {
+    fn an_oom_counts_only_in_the_cgroup_itself() {
         const MIB: u64 = 1 << 20;
-        let level = |max: Option<u64>, oom_events, oom_kill| CgroupMemory {
+        let level = |max: Option<u64>, oom_events| CgroupMemory {
             max,
             oom_events,
-            oom_kill,
             ..CgroupMemory::default()
         };
         let sample = |own: CgroupMemory, pod: CgroupMemory| CgroupSample {
             chain: vec![("/pod/a".into(), own), ("/pod".into(), pod)],
             ..CgroupSample::default()
         };
-        let before = sample(level(None, 0, 0), level(Some(256 * MIB), 3, 1)).oom_counts();
-        // A sibling's OOM at the pod's limit: a kill in the domain, not an OOM of this cgroup.
-        let sibling = sample(level(None, 0, 0), level(Some(256 * MIB), 4, 2)).oom_counts();
+        let before = sample(level(None, 0), level(Some(256 * MIB), 3)).oom_counts();
+        // A sibling's OOM at the pod's limit is not an OOM of this cgroup.
+        let sibling = sample(level(None, 0), level(Some(256 * MIB), 4)).oom_counts();
         assert!(!sibling.oom_rose_since(&before));
-        assert!(sibling.kill_rose_since(&before));
         // Its own OOM.
-        let own = sample(level(None, 1, 0), level(Some(256 * MIB), 4, 1)).oom_counts();
+        let own = sample(level(None, 1), level(Some(256 * MIB), 4)).oom_counts();
         assert!(own.oom_rose_since(&before));
-        // The pod's limit lifted: its old kill count is no news.
-        let unlimited = sample(level(None, 0, 0), level(None, 0, 9)).oom_counts();
-        assert!(!unlimited.kill_rose_since(&before));
     }
 
     #[test]

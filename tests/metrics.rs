@@ -330,7 +330,7 @@ fn the_endpoint_serves_what_promtool_accepts() {
     assert!(started.elapsed() < Duration::from_secs(8));
     drop(silent);
     promtool_check(&body);
-    server.stop();
+    drop(server);
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
 }
 

@@ -240,8 +240,9 @@ fn the_notifier_reaches_each_graphical_session_and_reports_it() {
             bus: socket.clone()
         }]
     );
-    let notifier = Notifier::start(oomward_exe()).expect("notifier");
-    let outcomes = notifier.outcomes();
+    let (told, outcomes) = crossbeam_channel::unbounded();
+    let tell = Box::new(move |o: &Outcome| drop(told.send(o.clone())));
+    let notifier = Notifier::start(oomward_exe(), tell).expect("notifier");
     for (summary, level) in [("warn", urgency::NORMAL), ("kill", urgency::CRITICAL)] {
         let start = Instant::now();
         assert!(notifier.send(Note {
@@ -277,8 +278,9 @@ fn failures_are_reported_with_a_reason_within_the_deadline() {
     let _listener = UnixListener::bind(&silent).expect("bind");
     fs::set_permissions(&silent, fs::Permissions::from_mode(0o777)).expect("chmod");
 
-    let notifier = Notifier::start(oomward_exe()).expect("notifier");
-    let outcomes = notifier.outcomes();
+    let (told, outcomes) = crossbeam_channel::unbounded();
+    let tell = Box::new(move |o: &Outcome| drop(told.send(o.clone())));
+    let notifier = Notifier::start(oomward_exe(), tell).expect("notifier");
     let target = |uid: u32, bus: &Path| Target {
         uid,
         gid: uid,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::probe::process::Stat;
 use crate::sys::{self, ChildEnd};
 
 /// How a child ended.
@@ -51,6 +52,18 @@ pub struct Ended {
     pub stderr: String,
     /// How many leftovers (descendants still there at its end) were killed.
     pub leftovers: usize,
+}
+
+impl Ended {
+    fn not_started(why: String) -> Ended {
+        Ended {
+            pid: 0,
+            ending: Ending::NotStarted(why),
+            ran: Duration::ZERO,
+            stderr: String::new(),
+            leftovers: 0,
+        }
+    }
 }
 
 /// How much of a child's stderr is kept.
@@ -102,13 +115,10 @@ fn runner() -> Option<&'static Handle> {
     RUNNER
         .get_or_init(|| {
             let (tx, rx) = bounded::<Request>(64);
-            let thread = std::thread::Builder::new()
-                .name("oomward-children".into())
-                .spawn(move || {
-                    crate::sys::leave_realtime();
-                    Runner::default().run(&rx);
-                })
-                .ok()?;
+            let thread = crate::sys::spawn_helper("children", move || {
+                Runner::default().run(&rx);
+            })
+            .ok()?;
             Some(Handle {
                 tx,
                 thread: std::sync::Mutex::new(Some(thread)),
@@ -138,13 +148,9 @@ pub fn spawn(mut cmd: Command, timeout: Duration, on_end: OnEnd) -> bool {
         None => request,
     };
     if let Request::Start { on_end, .. } = refused {
-        on_end(Ended {
-            pid: 0,
-            ending: Ending::NotStarted("the child runner is busy or could not start".into()),
-            ran: Duration::ZERO,
-            stderr: String::new(),
-            leftovers: 0,
-        });
+        on_end(Ended::not_started(
+            "the child runner is busy or could not start".into(),
+        ));
     }
     false
 }
@@ -249,13 +255,7 @@ impl Runner {
                     },
                 );
             }
-            Err(e) => on_end(Ended {
-                pid: 0,
-                ending: Ending::NotStarted(e.to_string()),
-                ran: Duration::ZERO,
-                stderr: String::new(),
-                leftovers: 0,
-            }),
+            Err(e) => on_end(Ended::not_started(e.to_string())),
         }
     }
 
@@ -421,9 +421,7 @@ fn process_tree() -> Vec<(i32, i32)> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let after = &stat[stat.rfind(')')? + 2..];
-            let ppid = after.split_ascii_whitespace().nth(1)?.parse().ok()?;
-            Some((pid, ppid))
+            Some((pid, Stat::parse(&stat).ok()?.ppid))
         })
         .collect()
 }

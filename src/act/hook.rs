@@ -39,7 +39,7 @@ impl HookKind {
     }
 }
 
-pub use crate::act::children::Ending;
+pub use crate::act::children::{Ended, Ending};
 
 /// One hook's report, for the loop to log.
 #[derive(Debug, Clone)]
@@ -48,27 +48,8 @@ pub struct Outcome {
     pub kind: HookKind,
     /// The program.
     pub program: String,
-    /// Its pid (0 if it never started).
-    pub pid: u32,
-    /// How it ended.
-    pub ending: Ending,
-    /// How long it ran.
-    pub ran: Duration,
-    /// The start of what it wrote on stderr, for the log.
-    pub stderr: String,
-    /// Processes it left behind, killed at its end.
-    pub leftovers: usize,
-}
-
-impl Outcome {
-    /// `ok`, `failed` or `timeout`, for metrics.
-    pub fn word(&self) -> &'static str {
-        match self.ending {
-            Ending::Exited(0) => "ok",
-            Ending::TimedOut => "timeout",
-            _ => "failed",
-        }
-    }
+    /// How it ended, as the child runner says (its stderr's start is for the log).
+    pub end: Ended,
 }
 
 /// What starting a hook came to.
@@ -89,9 +70,19 @@ pub enum Started {
 }
 
 impl Outcome {
+    /// `ok`, `failed` or `timeout`, for metrics.
+    pub fn word(&self) -> &'static str {
+        match self.end.ending {
+            Ending::Exited(0) => "ok",
+            Ending::TimedOut => "timeout",
+            _ => "failed",
+        }
+    }
+
     /// The log line of how it ended: failures and timeouts as warnings.
     pub fn line(&self) -> (Severity, Line) {
-        let (severity, message) = match &self.ending {
+        let end = &self.end;
+        let (severity, message) = match &end.ending {
             Ending::Exited(0) => (Severity::Info, "hook finished"),
             Ending::TimedOut => (
                 Severity::Warning,
@@ -101,14 +92,13 @@ impl Outcome {
             Ending::NotStarted(_) => (Severity::Warning, "hook could not be started"),
             _ => (Severity::Warning, "hook failed"),
         };
-        let mut line = Line::new(message)
-            .kv("event", "hook")
+        let mut line = Line::event("hook", message)
             .kv("hook", self.kind.as_str())
             .kv("program", &self.program)
-            .kv("pid", self.pid)
+            .kv("pid", end.pid)
             .kv("outcome", self.word())
-            .kv("ran_ms", self.ran.as_millis());
-        match &self.ending {
+            .kv("ran_ms", end.ran.as_millis());
+        match &end.ending {
             Ending::Exited(c) => line.push("exit_code", c),
             Ending::Signalled(s) => line.push(
                 "signal",
@@ -117,22 +107,10 @@ impl Outcome {
             Ending::NotStarted(e) => line.push("error", e),
             Ending::TimedOut | Ending::Stopped => {}
         }
-        if self.leftovers > 0 {
-            line.push("leftovers_killed", self.leftovers);
-        }
-        if !self.stderr.is_empty() {
-            line.push("stderr", self.stderr.trim_end());
-        }
+        let line = line
+            .kv_if(end.leftovers > 0, "leftovers_killed", end.leftovers)
+            .kv_if(!end.stderr.is_empty(), "stderr", end.stderr.trim_end());
         (severity, line)
-    }
-
-    /// Logs it and counts it.
-    fn tell(&self, log: &LogHandle, metrics: Option<&Metrics>) {
-        let (severity, line) = self.line();
-        log.log(severity, &line);
-        if let Some(m) = metrics {
-            m.hook(self.kind.as_str(), self.word());
-        }
     }
 }
 
@@ -177,13 +155,8 @@ impl HookRunner {
             return Started::None;
         };
         let now = Instant::now();
-        while self
-            .starts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.starts.pop_front();
-        }
+        self.starts
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
         if self.starts.len() >= cfg.max_per_minute as usize {
             self.skipped += 1;
             return Started::Skipped;
@@ -204,16 +177,12 @@ impl HookRunner {
             cfg.timeout,
             Box::new(move |end| {
                 let _ = done_tx.try_send(());
-                Outcome {
-                    kind,
-                    program,
-                    pid: end.pid,
-                    ending: end.ending,
-                    ran: end.ran,
-                    stderr: end.stderr,
-                    leftovers: end.leftovers,
+                let outcome = Outcome { kind, program, end };
+                let (severity, line) = outcome.line();
+                teller.log.log(severity, &line);
+                if let Some(m) = &teller.metrics {
+                    m.hook(kind.as_str(), outcome.word());
                 }
-                .tell(&teller.log, teller.metrics.as_deref());
             }),
         );
         if !spawned {
@@ -334,16 +303,18 @@ pub fn environment(kind: HookKind, r: &KillRecord) -> Vec<(String, String)> {
         ("OOMWARD_DRY_RUN", r.dry_run.to_string()),
     ];
     if kind == HookKind::PostKill {
-        env.push(("OOMWARD_OUTCOME", r.outcome.as_str().to_string()));
-        env.push(("OOMWARD_EXIT_MS", opt(r.exit_ms.map(|m| m.to_string()))));
-        env.push((
-            "OOMWARD_FREED",
-            opt(r.released.freed.map(|f| f.to_string())),
-        ));
-        env.push((
-            "OOMWARD_REPORT",
-            serde_json::to_string(r).unwrap_or_default(),
-        ));
+        env.extend([
+            ("OOMWARD_OUTCOME", r.outcome.as_str().to_string()),
+            ("OOMWARD_EXIT_MS", opt(r.exit_ms.map(|m| m.to_string()))),
+            (
+                "OOMWARD_FREED",
+                opt(r.released.freed.map(|f| f.to_string())),
+            ),
+            (
+                "OOMWARD_REPORT",
+                serde_json::to_string(r).unwrap_or_default(),
+            ),
+        ]);
     }
     env.into_iter()
         // A NUL cannot be passed in an environment; a process can put one nowhere we read, but
@@ -377,35 +348,20 @@ mod tests {
         std::fs::write(&hook, "#!/bin/sh\n").unwrap();
         let set =
             |m: u32| std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(m)).unwrap();
+        let refused = || check_program(hook.to_str().unwrap(), 0).unwrap_err();
         set(0o755);
         assert!(check_program(hook.to_str().unwrap(), 0).is_ok());
         set(0o644);
-        assert!(
-            check_program(hook.to_str().unwrap(), 0)
-                .unwrap_err()
-                .contains("not executable")
-        );
+        assert!(refused().contains("not executable"));
         set(0o757);
-        assert!(
-            check_program(hook.to_str().unwrap(), 0)
-                .unwrap_err()
-                .contains("writable")
-        );
+        assert!(refused().contains("writable"));
         set(0o755);
         std::os::unix::fs::chown(&hook, Some(1000), None).unwrap();
-        assert!(
-            check_program(hook.to_str().unwrap(), 0)
-                .unwrap_err()
-                .contains("uid 1000")
-        );
+        assert!(refused().contains("uid 1000"));
         std::os::unix::fs::chown(&hook, Some(0), None).unwrap();
         // In a user's directory.
         std::os::unix::fs::chown(d.path(), Some(1000), Some(1000)).unwrap();
-        assert!(
-            check_program(hook.to_str().unwrap(), 0)
-                .unwrap_err()
-                .contains("uid 1000")
-        );
+        assert!(refused().contains("uid 1000"));
     }
 
     #[test]

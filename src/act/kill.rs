@@ -187,12 +187,8 @@ impl Reaper {
             .name("oomward-reaper".into())
             .spawn(move || {
                 for (fd, pid) in rx {
-                    // ESRCH: it is already gone, which releases its memory too.
-                    let freed = match sys::process_mrelease(&fd) {
-                        Ok(()) => true,
-                        Err(e) => e.raw_os_error() == Some(libc::ESRCH),
-                    };
-                    if freed {
+                    // Ok too when it is already gone, which releases its memory as well.
+                    if sys::process_mrelease(&fd).is_ok() {
                         let _ = done_tx.try_send(pid);
                     }
                 }
@@ -209,13 +205,9 @@ impl Reaper {
         let Some(tx) = &self.tx else {
             return "unavailable";
         };
-        match fd.try_clone() {
-            Ok(dup) => match tx.try_send((dup, pid)) {
-                Ok(()) => "queued",
-                Err(_) => "skipped",
-            },
-            Err(_) => "skipped",
-        }
+        let dup = fd.try_clone().ok();
+        let queued = dup.is_some_and(|dup| tx.try_send((dup, pid)).is_ok());
+        if queued { "queued" } else { "skipped" }
     }
 
     /// A pid whose memory was released since the last call, if any (call until `None`).

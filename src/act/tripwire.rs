@@ -76,42 +76,34 @@ impl Tripwires {
                 if self.read_only || self.refused.iter().any(|p| p == path) {
                     return None;
                 }
-                match write_high(dir, &bytes.to_string()) {
-                    Ok(()) => {
-                        match at {
-                            Some(i) => {
-                                let w = &mut self.wires[i];
-                                w.ours = bytes;
-                                if !w.claimants.contains(&claimant) {
-                                    w.claimants.push(claimant);
-                                }
-                            }
-                            None => {
-                                log.log(
-                                    Severity::Info,
-                                    &Line::new("tripwire set: memory.high below the term level")
-                                        .kv("event", "tripwire_set")
-                                        .kv("scope", scope)
-                                        .kv("cgroup", path)
-                                        .kv("high", bytes),
-                                );
-                                self.wires.push(Wire {
-                                    path: path.to_string(),
-                                    dir: dir.to_path_buf(),
-                                    ours: bytes,
-                                    claimants: vec![claimant],
-                                });
-                            }
-                        }
-                        Some(Some(bytes))
+                if let Err(e) = write_high(dir, &bytes.to_string()) {
+                    if !gone(&e) {
+                        self.refuse(path, scope, &e, log);
                     }
-                    Err(e) => {
-                        if !gone(&e) {
-                            self.refuse(path, scope, &e, log);
-                        }
-                        None
-                    }
+                    return None;
                 }
+                if let Some(w) = at.map(|i| &mut self.wires[i]) {
+                    w.ours = bytes;
+                    if !w.claimants.contains(&claimant) {
+                        w.claimants.push(claimant);
+                    }
+                } else {
+                    log.log(
+                        Severity::Info,
+                        &Line::new("tripwire set: memory.high below the term level")
+                            .kv("event", "tripwire_set")
+                            .kv("scope", scope)
+                            .kv("cgroup", path)
+                            .kv("high", bytes),
+                    );
+                    self.wires.push(Wire {
+                        path: path.to_string(),
+                        dir: dir.to_path_buf(),
+                        ours: bytes,
+                        claimants: vec![claimant],
+                    });
+                }
+                Some(Some(bytes))
             }
             (Step::Restore, Some(i)) => {
                 let w = self.wires.remove(i);
@@ -193,8 +185,7 @@ impl Tripwires {
         }
         log.log(
             Severity::Warning,
-            &Line::new("cannot set a tripwire, polling instead")
-                .kv("event", "tripwire_refused")
+            &Line::event("tripwire_refused", "cannot set a tripwire, polling instead")
                 .kv("scope", scope)
                 .kv("cgroup", path)
                 .kv("error", e),
@@ -212,10 +203,11 @@ impl Tripwires {
                 _ => Ok(()),
             }
         } else {
-            let mut text = String::new();
-            for w in &self.wires {
-                text.push_str(&format!("{} {}\n", w.ours, w.path));
-            }
+            let text: String = self
+                .wires
+                .iter()
+                .map(|w| format!("{} {}\n", w.ours, w.path))
+                .collect();
             write_state(state, text.as_bytes())
         };
         if let Err(e) = saved {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use oomward::config::{Config, ConfigOrigin, parse_duration};
 use oomward::report::history;
 use oomward::report::kill::{Considered, KillRecord, Victim, human, human_signed, unix_now};
-use oomward::report::{escape_controls, status};
+use oomward::report::{escape_controls, or, status};
 
 use crate::Failure;
 
@@ -21,17 +21,8 @@ fn reading_config(origin: &ConfigOrigin) -> Result<Config, Failure> {
         Ok(c) => return Ok(c),
         Err(e) => e,
     };
-    let last = oomward::paths::last_good_path();
-    let (config, from) = match std::fs::read_to_string(&last)
-        .ok()
-        .and_then(|t| Config::parse(&t, &last.display().to_string()).ok())
-    {
-        Some(c) => (c, last.display().to_string()),
-        None => (
-            Config::parse("", "the built-in defaults").map_err(Failure::usage)?,
-            "the built-in defaults".to_string(),
-        ),
-    };
+    let (config, from) = oomward::daemon::last_good_or_defaults(|_| true);
+    let from = from.unwrap_or_else(|| "the built-in defaults".into());
     eprintln!("oomward: {error}\noomward: the config does not load; reading the paths of {from}");
     Ok(config)
 }
@@ -85,6 +76,11 @@ fn print(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// `value` as indented JSON, and a newline.
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
 /// `oomward history [--since AGE] [--json]`.
 pub fn history(
     origin: &ConfigOrigin,
@@ -135,13 +131,7 @@ pub fn why(
             path.display()
         )));
     };
-    if json {
-        return print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(r).unwrap_or_default()
-        ));
-    }
-    print(&explain(r))
+    print(&if json { pretty(r) } else { explain(r) })
 }
 
 /// A kill record in words.
@@ -163,7 +153,7 @@ fn explain_victim(o: &mut String, v: &Victim) {
         "\nvictim: {} (pid {}, uid {}{}), cgroup {}, exe {}",
         escape_controls(&v.comm),
         v.pid,
-        v.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
+        or(v.uid, "?"),
         v.user
             .as_deref()
             .map(|u| format!(" {}", escape_controls(u)))
@@ -264,9 +254,7 @@ fn explain_outcome(o: &mut String, r: &KillRecord) {
             "  available {} -> {} ({})",
             human(r.released.available_before),
             human(after),
-            r.released
-                .freed
-                .map_or_else(|| "-".to_string(), human_signed)
+            or(r.released.freed.map(human_signed), "-")
         );
     }
     if !r.companions.is_empty() {
@@ -283,23 +271,17 @@ fn explain_candidates(o: &mut String, candidates: &[Considered]) {
         "rank", "pid", "comm", "uid", "adj", "badness", "rss", "swap", "would free"
     );
     for c in candidates {
+        let note = if c.chosen {
+            Some("chosen")
+        } else {
+            c.not_chosen.as_deref()
+        };
+        #[rustfmt::skip]
         let _ = writeln!(
             o,
             "  {:>4} {:>8} {:<16} {:>6} {:>8} {:>8} {:>10} {:>10} {:>12}  {}",
-            c.rank,
-            c.pid,
-            escape_controls(&c.comm),
-            c.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
-            c.oom_score_adj,
-            c.badness.map_or_else(|| "-".to_string(), |b| b.to_string()),
-            human(c.rss_bytes),
-            human(c.swap_bytes),
-            human(c.expected_gain),
-            if c.chosen {
-                "chosen".to_string()
-            } else {
-                c.not_chosen.clone().unwrap_or_default()
-            }
+            c.rank, c.pid, escape_controls(&c.comm), or(c.uid, "?"), c.oom_score_adj, or(c.badness, "-"),
+            human(c.rss_bytes), human(c.swap_bytes), human(c.expected_gain), note.unwrap_or_default()
         );
     }
 }
@@ -335,10 +317,7 @@ pub fn status(
         };
     }
     if json {
-        return print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&view).unwrap_or_default()
-        ));
+        return print(&pretty(&view));
     }
     let mut text = status::render(&view, unix_now());
     if !alive {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use oomward::report::escape_controls;
+use oomward::report::{escape_controls, or};
 use serde_json::json;
 
 use oomward::config::ConfigOrigin;
@@ -108,8 +108,7 @@ fn write_json(
                 "policy_adjust": c.verdict.adjust,
                 "effective_adj": c.effective_adj,
                 "protected": !c.is_eligible(),
-                "protected_by": c.verdict.protected.map(|p| p.to_string())
-                    .or_else(|| c.unkillable.map(|u| format!("kernel:{}", u.as_str()))),
+                "protected_by": protected_by(c),
                 "rank_score": c.rank_score,
                 "pod_uid": k.map(|k| &k.pod_uid),
                 "pod": k.and_then(|k| k.pod.as_ref()),
@@ -122,6 +121,12 @@ fn write_json(
         .collect();
     serde_json::to_writer_pretty(&mut *out, &rows)?;
     writeln!(out)
+}
+
+/// What keeps a candidate from being chosen: the policy's protection, else the kernel's.
+fn protected_by(c: &Candidate<'_>) -> Option<String> {
+    let kernel = || c.unkillable.map(|u| format!("kernel:{}", u.as_str()));
+    c.verdict.protected.map(|p| p.to_string()).or_else(kernel)
 }
 
 fn mib(pages: u64, page: u64) -> String {
@@ -152,47 +157,23 @@ fn write_table(
             "scope {p}: no limit on its path, an OOM here would be system-wide; T = {t} pages"
         )?,
     }
+    #[rustfmt::skip]
     writeln!(
         out,
         "{:>7} {:<15} {:>6} {:>9} {:>8} {:>6} {:>5} {:>5} {:>10} {:>5} {:>10}  {:<16} CGROUP / EXE",
-        "PID",
-        "COMM",
-        "UID",
-        "RSS_MiB",
-        "SWAP_MiB",
-        "PTE",
-        "ADJ",
-        "POL",
-        "BADNESS",
-        "SCORE",
-        "RANK",
-        "PROTECTED"
+        "PID", "COMM", "UID", "RSS_MiB", "SWAP_MiB", "PTE", "ADJ", "POL", "BADNESS", "SCORE", "RANK", "PROTECTED"
     )?;
     for c in ranked {
         let p = c.process;
-        let protected = c
-            .verdict
-            .protected
-            .map(|x| x.to_string())
-            .or_else(|| c.unkillable.map(|u| format!("kernel:{}", u.as_str())))
-            .unwrap_or_else(|| "-".into());
-        let fmt_opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
+        let protected = protected_by(c).unwrap_or_else(|| "-".into());
+        #[rustfmt::skip]
         writeln!(
             out,
             "{:>7} {:<15} {:>6} {:>9} {:>8} {:>6} {:>5} {:>+5} {:>10} {:>5} {:>10}  {:<16} {} {}",
-            p.pid,
-            escape_controls(&p.comm),
-            p.uid.map_or_else(|| "?".into(), |u| u.to_string()),
-            mib(c.points.rss, page),
-            mib(c.points.swap, page),
-            c.points.pgtables,
-            p.oom_score_adj,
-            c.verdict.adjust,
-            fmt_opt(c.badness),
-            c.oom_score,
-            fmt_opt(c.rank_score),
-            protected,
-            escape_controls(p.cgroup.as_deref().unwrap_or("-")),
+            p.pid, escape_controls(&p.comm), or(p.uid, "?"),
+            mib(c.points.rss, page), mib(c.points.swap, page), c.points.pgtables,
+            p.oom_score_adj, c.verdict.adjust, or(c.badness, "-"), c.oom_score, or(c.rank_score, "-"),
+            protected, escape_controls(p.cgroup.as_deref().unwrap_or("-")),
             escape_controls(p.exe.as_deref().unwrap_or("?")),
         )?;
     }

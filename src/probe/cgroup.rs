@@ -22,6 +22,14 @@ impl CgroupVersion {
             CgroupVersion::V2 => "v2",
         }
     }
+
+    /// The files of a cgroup's charged memory and its hard limit.
+    pub fn usage_and_limit_files(self) -> (&'static str, &'static str) {
+        match self {
+            CgroupVersion::V1 => ("memory.usage_in_bytes", "memory.limit_in_bytes"),
+            CgroupVersion::V2 => ("memory.current", "memory.max"),
+        }
+    }
 }
 
 /// The mounted hierarchy that carries the memory controller.
@@ -138,7 +146,8 @@ fn normalize(path: &str) -> String {
     }
 }
 
-fn join_cgroup(parent: &str, name: &str) -> String {
+/// The path of the child `name` of cgroup `parent`.
+pub fn join_cgroup(parent: &str, name: &str) -> String {
     if parent == "/" {
         format!("/{name}")
     } else {
@@ -249,6 +258,16 @@ pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
 /// no per-cgroup value).
 pub const SWAPPINESS: &str = "/proc/sys/vm/swappiness";
 
+/// The path of a cgroup's file `name` in `dir`, or the machine's `swappiness` for
+/// [`SWAPPINESS`].
+pub(crate) fn file_in(dir: &Path, swappiness: &Path, name: &str) -> PathBuf {
+    if name == SWAPPINESS {
+        swappiness.to_path_buf()
+    } else {
+        dir.join(name)
+    }
+}
+
 /// Where [`CgroupMemory::read_from`] gets a cgroup's files: read once, or kept open across
 /// samples ([`super::kept::KeptFile`]) so that sampling makes no allocation.
 pub trait CgroupFiles {
@@ -259,10 +278,7 @@ pub trait CgroupFiles {
     fn path_of(&self, name: &str) -> PathBuf;
     /// The error for a file that must exist: the cgroup was removed.
     fn missing(&self, name: &str) -> ProbeError {
-        ProbeError::Io {
-            path: self.path_of(name),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        }
+        ProbeError::gone(self.path_of(name))
     }
 }
 
@@ -285,11 +301,7 @@ impl CgroupFiles for OnceFiles {
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
-        if name == SWAPPINESS {
-            self.swappiness.clone()
-        } else {
-            self.dir.join(name)
-        }
+        file_in(&self.dir, &self.swappiness, name)
     }
 }
 
@@ -325,16 +337,6 @@ fn number_or(files: &mut impl CgroupFiles, name: &str, default: u64) -> Result<u
         .text(name)?
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(default))
-}
-
-fn outside(path: &str) -> ProbeError {
-    ProbeError::Io {
-        path: PathBuf::from(path),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "outside the mounted part of the hierarchy",
-        ),
-    }
 }
 
 /// One cgroup's memory state. Sizes in bytes.
@@ -388,7 +390,11 @@ impl CgroupMemory {
     /// Reads the memory state of cgroup `path`. A removed cgroup gives an error whose
     /// [`ProbeError::is_gone`] is true.
     pub fn read(hier: &MemoryHierarchy, root: &Path, path: &str) -> Result<Self, ProbeError> {
-        let dir = hier.dir(root, path).ok_or_else(|| outside(path))?;
+        let why = "outside the mounted part of the hierarchy";
+        let outside = || std::io::Error::new(std::io::ErrorKind::NotFound, why);
+        let dir = hier
+            .dir(root, path)
+            .ok_or_else(|| ProbeError::io(path, outside()))?;
         let mut files = OnceFiles {
             dir,
             swappiness: under(root, "/proc/sys/vm/swappiness"),

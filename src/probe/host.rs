@@ -1,6 +1,9 @@
 //! What oomward knows about the machine it reads, found once at start.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::ProbeError;
 use super::cgroup::MemoryHierarchy;
@@ -29,7 +32,7 @@ pub struct Host {
     /// `UID_MIN` of `/etc/login.defs` (the first ordinary user's uid), else 1000.
     pub first_user_uid: u32,
     /// Kubelet's pod and container names, shared by every reader of this host.
-    pub pods: std::sync::Arc<Pods>,
+    pub pods: Arc<Pods>,
     /// Where oomward's own cgroup namespace is rooted in the memory hierarchy, when it runs in
     /// one of its own (a container on a cgroup v2 node): other processes' `/proc/PID/cgroup`
     /// then read `/../../…`, relative to that root, while the mounted hierarchy shows the
@@ -43,22 +46,22 @@ pub struct Host {
 /// container) a pod is known by its uid and QoS class only.
 #[derive(Debug, Default)]
 pub struct Pods {
-    names: std::sync::Mutex<super::kube::PodNames>,
+    names: Mutex<super::kube::PodNames>,
     /// A process of an unnamed pod was met since the last read.
-    stale: std::sync::atomic::AtomicBool,
-    read_at: std::sync::Mutex<Option<std::time::Instant>>,
+    stale: AtomicBool,
+    read_at: Mutex<Option<Instant>>,
 }
 
 /// The least time between two readings of kubelet's log directories.
-pub const PODS_REREAD: std::time::Duration = std::time::Duration::from_secs(2);
+pub const PODS_REREAD: Duration = Duration::from_secs(2);
 
 impl Pods {
     /// Reads the names under `root`.
     pub fn read(root: &Path) -> Pods {
         Pods {
-            names: std::sync::Mutex::new(super::kube::PodNames::read(root)),
-            stale: std::sync::atomic::AtomicBool::new(false),
-            read_at: std::sync::Mutex::new(Some(std::time::Instant::now())),
+            names: Mutex::new(super::kube::PodNames::read(root)),
+            stale: AtomicBool::new(false),
+            read_at: Mutex::new(Some(Instant::now())),
         }
     }
 
@@ -71,15 +74,15 @@ impl Pods {
         let names = self.names.lock().ok()?;
         let id = super::kube::identity(cgroup, &names)?;
         if !names.knows(&id.pod_uid) {
-            self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.stale.store(true, Ordering::Relaxed);
         }
         Some(id)
     }
 
     /// Reads the names again if a process of an unnamed pod was met and the last reading is
     /// at least [`PODS_REREAD`] old; true when it did.
-    pub fn refresh(&self, root: &Path, now: std::time::Instant) -> bool {
-        if !self.stale.load(std::sync::atomic::Ordering::Relaxed) {
+    pub fn refresh(&self, root: &Path, now: Instant) -> bool {
+        if !self.stale.load(Ordering::Relaxed) {
             return false;
         }
         let Ok(mut at) = self.read_at.lock() else {
@@ -93,8 +96,7 @@ impl Pods {
         if let Ok(mut names) = self.names.lock() {
             *names = fresh;
         }
-        self.stale
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.stale.store(false, Ordering::Relaxed);
         true
     }
 }
@@ -129,7 +131,7 @@ impl Host {
             memory,
             mount_ns: ns("/proc/self/ns/mnt"),
             host_mount_ns: ns("/proc/1/ns/mnt"),
-            pods: std::sync::Arc::new(Pods::read(root)),
+            pods: Arc::new(Pods::read(root)),
             cgroup_ns_root: None,
         }
         .with_cgroup_ns_root())
@@ -178,6 +180,11 @@ impl Host {
     }
 }
 
+/// `UID_MIN` from login.defs text: a `UID_MIN <number>` line, comments ignored.
+fn uid_min(text: &str) -> Option<u32> {
+    u32::try_from(super::flat_keyed(text, "UID_MIN")?).ok()
+}
+
 /// `path` (absolute within a cgroup namespace rooted at `ns_root`) as a hierarchy path.
 fn resolve_cgroup(ns_root: &str, path: &str) -> String {
     let mut parts: Vec<&str> = ns_root.split('/').filter(|p| !p.is_empty()).collect();
@@ -189,16 +196,6 @@ fn resolve_cgroup(ns_root: &str, path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
-}
-
-/// `UID_MIN` from login.defs text: a `UID_MIN <number>` line, comments ignored.
-fn uid_min(text: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        (words.next() == Some("UID_MIN"))
-            .then(|| words.next()?.parse().ok())
-            .flatten()
-    })
 }
 
 #[cfg(test)]
@@ -225,9 +222,10 @@ mod tests {
 
     #[test]
     fn uid_min_is_read_from_login_defs() {
+        let uid_min = super::uid_min;
         let text = "# UID_MIN 5\nMAIL_DIR /var/mail\nUID_MIN\t\t 1000\nUID_MAX 60000\n";
-        assert_eq!(super::uid_min(text), Some(1000));
-        assert_eq!(super::uid_min("UID_MIN x\n"), None);
-        assert_eq!(super::uid_min(""), None);
+        assert_eq!(uid_min(text), Some(1000));
+        assert_eq!(uid_min("UID_MIN x\n"), None);
+        assert_eq!(uid_min(""), None);
     }
 }

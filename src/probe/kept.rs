@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::ProbeError;
-use super::cgroup::{CgroupFiles, SWAPPINESS};
+use super::cgroup::CgroupFiles;
 
 /// Room for /proc/meminfo, /proc/vmstat and memory.stat as they are today; the buffer grows
 /// (once) if a kernel writes more.
@@ -48,11 +48,7 @@ impl CgroupFiles for KeptCgroupFiles {
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
-        if name == SWAPPINESS {
-            self.swappiness.clone()
-        } else {
-            self.dir.join(name)
-        }
+        super::cgroup::file_in(&self.dir, &self.swappiness, name)
     }
 }
 
@@ -96,12 +92,7 @@ impl KeptFile {
                     self.absent = true;
                     return Ok(None);
                 }
-                Err(source) => {
-                    return Err(ProbeError::Io {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(ProbeError::io(&self.path, source)),
             }
         }
         self.read().map(Some)
@@ -110,10 +101,7 @@ impl KeptFile {
     /// The file's whole text now.
     pub fn read(&mut self) -> Result<&str, ProbeError> {
         if self.file.is_none() {
-            let opened = File::open(&self.path).map_err(|source| ProbeError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            let opened = File::open(&self.path).map_err(|e| ProbeError::io(&self.path, e))?;
             self.file = Some(opened);
         }
         let file = self.file.as_ref().expect("opened above");
@@ -141,10 +129,7 @@ impl KeptFile {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.file = None;
-                    return Err(ProbeError::Io {
-                        path: self.path.clone(),
-                        source: e,
-                    });
+                    return Err(ProbeError::io(&self.path, e));
                 }
             }
         }

@@ -59,22 +59,6 @@ impl Qos {
         .into_iter()
         .find_map(|(name, qos)| s.eq_ignore_ascii_case(name).then_some(qos))
     }
-
-    /// The class that kubelet's `oom_score_adj` for a container implies: −997 for Guaranteed,
-    /// 1000 for BestEffort, and for Burstable `1000 − 1000 × request / capacity` kept within
-    /// 2…999 (3…999 in newer kubelets). Anything else is not kubelet's (the sandbox's pause
-    /// process has −998, kubelet itself −999): `None`.
-    ///
-    /// A hint, not a fact: kubelet also gives −997 to node-critical pods whatever their class,
-    /// and an adj can be changed by anyone who may write it. The cgroup path says the class.
-    pub fn from_adj(adj: i32) -> Option<Qos> {
-        match adj {
-            -997 => Some(Qos::Guaranteed),
-            1000 => Some(Qos::BestEffort),
-            2..=999 => Some(Qos::Burstable),
-            _ => None,
-        }
-    }
 }
 
 /// Which part of a pod a cgroup is.
@@ -144,36 +128,40 @@ pub fn pod_cgroup(path: &str) -> Option<PodCgroup> {
     }
 }
 
+/// The QoS level a path names below `kubepods` (none for Guaranteed).
+fn qos_level(segment: &str) -> Option<Qos> {
+    match segment {
+        "burstable" => Some(Qos::Burstable),
+        "besteffort" => Some(Qos::BestEffort),
+        _ => None,
+    }
+}
+
 /// The part of a path after `kubepods` under the cgroupfs driver.
 fn cgroupfs_pod<'a>(mut segments: impl Iterator<Item = &'a str>) -> Option<PodCgroup> {
     let mut segment = segments.next()?;
-    let qos = match segment {
-        "burstable" => Qos::Burstable,
-        "besteffort" => Qos::BestEffort,
-        _ => Qos::Guaranteed,
-    };
-    if qos != Qos::Guaranteed {
+    let qos = qos_level(segment);
+    if qos.is_some() {
         segment = segments.next()?;
     }
     let pod_uid = pod_uid(segment.strip_prefix("pod")?, b'-')?;
-    Some(with_container(pod_uid, qos, segments.next()))
+    Some(with_container(
+        pod_uid,
+        qos.unwrap_or(Qos::Guaranteed),
+        segments.next(),
+    ))
 }
 
 /// The part of a path after the `<stem>.slice` of the systemd driver.
 fn systemd_pod<'a>(stem: &str, mut segments: impl Iterator<Item = &'a str>) -> Option<PodCgroup> {
     let segment = segments.next()?;
     let child = slice_child(segment, stem)?;
-    let (qos, pod) = match child {
-        "burstable" | "besteffort" => {
-            let qos = if child == "burstable" {
-                Qos::Burstable
-            } else {
-                Qos::BestEffort
-            };
-            let qos_stem = segment.strip_suffix(".slice")?;
-            (qos, slice_child(segments.next()?, qos_stem)?)
-        }
-        _ => (Qos::Guaranteed, child),
+    let (qos, pod) = match qos_level(child) {
+        Some(qos) => (
+            qos,
+            slice_child(segments.next()?, segment.strip_suffix(".slice")?)?,
+        ),
+        None => (Qos::Guaranteed, child),
     };
     let pod_uid = pod_uid(pod.strip_prefix("pod")?, b'_')?;
     Some(with_container(pod_uid, qos, segments.next()))
@@ -645,7 +633,8 @@ mod tests {
     }
 
     #[test]
-    fn qos_names_and_adjs() {
+    #[rustfmt::skip]
+    fn qos_names() {
         for qos in [Guaranteed, Burstable, BestEffort] {
             assert_eq!(Qos::parse(qos.as_str()), Some(qos));
             assert_eq!(
@@ -654,35 +643,11 @@ mod tests {
             );
         }
         let parse = [
-            ("Guaranteed", Some(Guaranteed)),
-            ("BURSTABLE", Some(Burstable)),
-            ("BestEffort", Some(BestEffort)),
-            ("best-effort", Some(BestEffort)),
-            ("best_effort", None),
-            ("be", None),
-            ("", None),
-            (" burstable", None),
+            ("Guaranteed", Some(Guaranteed)), ("BURSTABLE", Some(Burstable)), ("BestEffort", Some(BestEffort)),
+            ("best-effort", Some(BestEffort)), ("best_effort", None), ("be", None), ("", None), (" burstable", None),
         ];
         for (s, want) in parse {
             assert_eq!(Qos::parse(s), want, "{s:?}");
-        }
-        let adjs = [
-            (-999, None),
-            (-998, None),
-            (-997, Some(Guaranteed)),
-            (-996, None),
-            (0, None),
-            (1, None),
-            (2, Some(Burstable)),
-            (3, Some(Burstable)),
-            (500, Some(Burstable)),
-            (999, Some(Burstable)),
-            (1000, Some(BestEffort)),
-            (1001, None),
-            (i32::MIN, None),
-        ];
-        for (adj, want) in adjs {
-            assert_eq!(Qos::from_adj(adj), want, "{adj}");
         }
     }
 
@@ -756,16 +721,11 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn odd_entries_are_skipped() {
         let names = [
-            (
-                "kube-system_coredns-5d78c9869d-abcde_8f4e2a10-3b7c-4d19-a5e6-2f0b9c8d7e61",
-                true,
-            ),
-            (
-                "kube-system_etcd-node-1_3f6c1e8a9b2d4c7e5a0f1b3d6e8c9a27",
-                true,
-            ),
+            ("kube-system_coredns-5d78c9869d-abcde_8f4e2a10-3b7c-4d19-a5e6-2f0b9c8d7e61", true),
+            ("kube-system_etcd-node-1_3f6c1e8a9b2d4c7e5a0f1b3d6e8c9a27", true),
             ("a_b_8f4e2a10-3b7c-4d19-a5e6-2f0b9c8d7e61_", false),
             ("_b_8f4e2a10-3b7c-4d19-a5e6-2f0b9c8d7e61", false),
             ("A_b_8f4e2a10-3b7c-4d19-a5e6-2f0b9c8d7e61", false),
@@ -779,14 +739,8 @@ mod tests {
         }
         let c = CID;
         let logs = [
-            (
-                format!("web-0_default_app-{c}.log"),
-                Some(("web-0", "default", "app", CID)),
-            ),
-            (
-                format!("web-0_default_side-car-{c}.log"),
-                Some(("web-0", "default", "side-car", CID)),
-            ),
+            (format!("web-0_default_app-{c}.log"), Some(("web-0", "default", "app", CID))),
+            (format!("web-0_default_side-car-{c}.log"), Some(("web-0", "default", "side-car", CID))),
             (format!("web-0_default_app-{c}"), None),
             (format!("web-0_default_app_{c}.log"), None),
             (format!("web-0_default-app-{c}.log"), None),
@@ -838,66 +792,31 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn identity_joins_path_and_names() {
         let names = PodNames::read(&fixture("kube"));
         let cart = CART_UID.replace('-', "_");
+        let cart_pod = Some(("shop", "cart.api-6d4b5c7f9-xk2pq"));
+        let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{cart}.slice");
+        // (path, pod uid, namespace and name, part, container, container id, qos)
         let cases = [
-            (
-                format!(
-                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{cart}.slice/cri-containerd-{ENVOY_ID}.scope"
-                ),
-                KubeIdentity {
-                    pod_uid: CART_UID.into(),
-                    pod: Some("cart.api-6d4b5c7f9-xk2pq".into()),
-                    namespace: Some("shop".into()),
-                    part: Container,
-                    container: Some("envoy-proxy".into()),
-                    container_id: Some(ENVOY_ID.into()),
-                    qos: Burstable,
-                },
-            ),
-            (
-                // conmon is named after the container it watches, but is not it.
-                format!(
-                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{cart}.slice/crio-conmon-{ENVOY_ID}.scope"
-                ),
-                KubeIdentity {
-                    pod_uid: CART_UID.into(),
-                    pod: Some("cart.api-6d4b5c7f9-xk2pq".into()),
-                    namespace: Some("shop".into()),
-                    part: Monitor,
-                    container: None,
-                    container_id: None,
-                    qos: Burstable,
-                },
-            ),
-            (
-                format!("/kubepods/burstable/pod{ETCD_UID}"),
-                KubeIdentity {
-                    pod_uid: ETCD_UID.into(),
-                    pod: Some("etcd-node-1.example.com".into()),
-                    namespace: Some("kube-system".into()),
-                    part: Pod,
-                    container: None,
-                    container_id: None,
-                    qos: Burstable,
-                },
-            ),
-            (
-                // A pod whose logs are not visible: what the path says.
-                format!("/../../kubepods/besteffort/pod{UID}/{CID}"),
-                KubeIdentity {
-                    pod_uid: UID.into(),
-                    pod: None,
-                    namespace: None,
-                    part: Container,
-                    container: None,
-                    container_id: Some(CID.into()),
-                    qos: BestEffort,
-                },
-            ),
+            (format!("{slice}/cri-containerd-{ENVOY_ID}.scope"), CART_UID, cart_pod, Container, Some("envoy-proxy"), Some(ENVOY_ID), Burstable),
+            // conmon is named after the container it watches, but is not it.
+            (format!("{slice}/crio-conmon-{ENVOY_ID}.scope"), CART_UID, cart_pod, Monitor, None, None, Burstable),
+            (format!("/kubepods/burstable/pod{ETCD_UID}"), ETCD_UID, Some(("kube-system", "etcd-node-1.example.com")), Pod, None, None, Burstable),
+            // A pod whose logs are not visible: what the path says.
+            (format!("/../../kubepods/besteffort/pod{UID}/{CID}"), UID, None, Container, None, Some(CID), BestEffort),
         ];
-        for (path, want) in cases {
+        for (path, uid, pod, part, container, id, qos) in cases {
+            let want = KubeIdentity {
+                pod_uid: uid.into(),
+                namespace: pod.map(|(ns, _)| ns.into()),
+                pod: pod.map(|(_, name)| name.into()),
+                part,
+                container: container.map(Into::into),
+                container_id: id.map(Into::into),
+                qos,
+            };
             assert_eq!(identity(&path, &names), Some(want), "{path}");
         }
         assert_eq!(identity("/system.slice/kubelet.service", &names), None);

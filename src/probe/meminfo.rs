@@ -28,24 +28,16 @@ impl MemInfo {
 
     /// Reads a kept-open /proc/meminfo (the loop's idle path: no allocation).
     pub fn read_kept(file: &mut super::kept::KeptFile) -> Result<Self, ProbeError> {
-        let text = file.read()?;
-        match Self::parse(text) {
-            Ok(m) => Ok(m),
-            Err(what) => Err(ProbeError::parse(file.path(), what)),
-        }
+        let parsed = Self::parse(file.read()?);
+        parsed.map_err(|what| ProbeError::parse(file.path(), what))
     }
 
     /// Parses the text of /proc/meminfo.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut fields: [Option<u64>; 7] = [None; 7];
+        #[rustfmt::skip]
         const KEYS: [&str; 7] = [
-            "MemTotal:",
-            "MemAvailable:",
-            "SwapTotal:",
-            "SwapFree:",
-            "MemFree:",
-            "Buffers:",
-            "Cached:",
+            "MemTotal:", "MemAvailable:", "SwapTotal:", "SwapFree:", "MemFree:", "Buffers:", "Cached:",
         ];
         for line in text.lines() {
             let mut it = line.split_whitespace();

@@ -68,6 +68,19 @@ impl ProbeError {
         matches!(self, ProbeError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
     }
 
+    /// The file at `path` could not be read.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ProbeError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The file at `path` is not there (any more): [`ProbeError::is_gone`].
+    pub fn gone(path: impl Into<PathBuf>) -> Self {
+        Self::io(path, io::ErrorKind::NotFound.into())
+    }
+
     pub(crate) fn parse(path: &Path, what: impl Into<String>) -> Self {
         ProbeError::Parse {
             path: path.to_path_buf(),
@@ -96,10 +109,7 @@ pub fn text_of(bytes: &[u8]) -> String {
 pub(crate) fn read_text(path: &Path) -> Result<String, ProbeError> {
     std::fs::read(path)
         .map(|bytes| text_of(&bytes))
-        .map_err(|source| ProbeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| ProbeError::io(path, source))
 }
 
 /// Reads a file that may legitimately be absent (an optional kernel feature): `Ok(None)` then.

@@ -111,16 +111,12 @@ impl Stat {
                 .copied()
                 .ok_or_else(|| format!("stat is short: no field {n}"))
         };
-        let num = |n: usize| -> Result<u64, String> {
-            let f = field(n)?;
+        fn number<T: std::str::FromStr>(n: usize, f: &str) -> Result<T, String> {
             f.parse()
                 .map_err(|_| format!("stat field {n} is not a number: {f:?}"))
-        };
-        let int = |n: usize| -> Result<i32, String> {
-            let f = field(n)?;
-            f.parse()
-                .map_err(|_| format!("stat field {n} is not a number: {f:?}"))
-        };
+        }
+        let num = |n: usize| number::<u64>(n, field(n)?);
+        let int = |n: usize| number::<i32>(n, field(n)?);
         Ok(Stat {
             comm,
             state: field(3)?.chars().next().unwrap_or('?'),
@@ -161,12 +157,12 @@ impl Status {
             let Some((key, value)) = line.split_once(':') else {
                 continue;
             };
-            let first = value.split_whitespace().next();
+            let kib = value.split_whitespace().next().and_then(|v| v.parse().ok());
             match key {
-                "VmSwap" => s.vm_swap_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
-                "VmPTE" => s.vm_pte_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
-                "RssAnon" => s.rss_anon_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
-                "RssShmem" => s.rss_shmem_kib = first.and_then(|v| v.parse().ok()).unwrap_or(0),
+                "VmSwap" => s.vm_swap_kib = kib.unwrap_or(0),
+                "VmPTE" => s.vm_pte_kib = kib.unwrap_or(0),
+                "RssAnon" => s.rss_anon_kib = kib.unwrap_or(0),
+                "RssShmem" => s.rss_shmem_kib = kib.unwrap_or(0),
                 "Uid" => {
                     let mut ids = value.split_whitespace().map(|v| v.parse().ok());
                     s.uid = ids.next().flatten();
@@ -194,10 +190,7 @@ pub fn list_pids(host: &Host) -> Result<Vec<i32>, ProbeError> {
 /// with getdents into one buffer).
 pub fn list_pids_into(host: &Host, pids: &mut Vec<i32>) -> Result<(), ProbeError> {
     let dir = host.path("/proc");
-    let io = |source: std::io::Error| ProbeError::Io {
-        path: dir.clone(),
-        source,
-    };
+    let io = |source: std::io::Error| ProbeError::io(&dir, source);
     let fd = rustix::fs::open(
         &dir,
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -277,23 +270,20 @@ fn read_process_inner(
     let status = Status::parse(&read_text(&base.join("status"))?);
     snap.uid = status.uid;
     snap.euid = status.euid;
-    snap.has_mm = status.has_mm;
-    snap.swap_pages = kib_pages(status.vm_swap_kib, host.page_size);
-    snap.pgtables_pages = kib_pages(status.vm_pte_kib, host.page_size);
-    snap.rss_anon_pages = kib_pages(status.rss_anon_kib, host.page_size);
-    snap.rss_shmem_pages = kib_pages(status.rss_shmem_kib, host.page_size);
-    if !snap.has_mm && stat.num_threads > 1 {
-        // A thread-group leader that exited before its threads: the kernel scores the group
-        // through a live thread's mm (find_lock_task_mm), so read one.
-        if let Some((rss, st)) = live_thread_memory(&base, pid) {
-            snap.has_mm = true;
-            snap.rss_pages = rss;
-            snap.swap_pages = kib_pages(st.vm_swap_kib, host.page_size);
-            snap.pgtables_pages = kib_pages(st.vm_pte_kib, host.page_size);
-            snap.rss_anon_pages = kib_pages(st.rss_anon_kib, host.page_size);
-            snap.rss_shmem_pages = kib_pages(st.rss_shmem_kib, host.page_size);
-        }
-    }
+    // A thread-group leader that exited before its threads: the kernel scores the group
+    // through a live thread's mm (find_lock_task_mm), so read one.
+    let leader_gone = !status.has_mm && stat.num_threads > 1;
+    let (rss, st) = leader_gone
+        .then(|| live_thread_memory(&base, pid))
+        .flatten()
+        .unwrap_or((stat.rss, status));
+    let pages = |kib| kib_pages(kib, host.page_size);
+    snap.has_mm = st.has_mm;
+    snap.rss_pages = rss;
+    snap.swap_pages = pages(st.vm_swap_kib);
+    snap.pgtables_pages = pages(st.vm_pte_kib);
+    snap.rss_anon_pages = pages(st.rss_anon_kib);
+    snap.rss_shmem_pages = pages(st.rss_shmem_kib);
     let adj_path = base.join("oom_score_adj");
     let adj = read_text(&adj_path)?;
     snap.oom_score_adj = adj
@@ -410,10 +400,7 @@ pub fn cmdline_of(host: &Host, pid: i32) -> Option<String> {
 }
 
 fn read_cmdline(path: &Path) -> Result<String, ProbeError> {
-    let bytes = std::fs::read(path).map_err(|source| ProbeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ProbeError::io(path, source))?;
     let text = super::text_of(&bytes);
     Ok(text
         .split('\0')

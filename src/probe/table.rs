@@ -279,15 +279,9 @@ impl ProcessTable {
                 // Judged just now, yet its score does not read: let the final phase read it in
                 // full rather than guess it low.
                 None if !first_try || unknown => return (!e.excluded).then_some(i64::MAX),
-                None => {
-                    // Exited (ESRCH through the kept descriptor): forget it and try the pid
-                    // once more as a new process.
-                    if let Some(e) = self.entries.remove(&pid)
-                        && e.fd.is_some()
-                    {
-                        self.fds_open -= 1;
-                    }
-                }
+                // Exited (ESRCH through the kept descriptor): forget it and try the pid once
+                // more as a new process.
+                None => self.forget(pid),
             }
         }
         None
@@ -313,6 +307,15 @@ impl ProcessTable {
         }
     }
 
+    /// Drops `pid`'s entry, closing its descriptor.
+    fn forget(&mut self, pid: i32) {
+        if let Some(e) = self.entries.remove(&pid)
+            && e.fd.is_some()
+        {
+            self.fds_open -= 1;
+        }
+    }
+
     /// Reads `pid` in full and records what the policy may add; false when it is gone or
     /// unreadable.
     fn judge(&mut self, by: &Judging, pid: i32, out: &mut Pass) -> bool {
@@ -325,11 +328,7 @@ impl ProcessTable {
                     // list, so the next pass must list /proc again to find it.
                     self.listed_at = None;
                 }
-                if let Some(e) = self.entries.remove(&pid)
-                    && e.fd.is_some()
-                {
-                    self.fds_open -= 1;
-                }
+                self.forget(pid);
                 return false;
             }
         };

@@ -78,24 +78,20 @@ typed_as!(Int as i64: i8, i16, i32, i64);
 typed_as!(Bool as bool: bool);
 typed_as!(Float as f64: f32, f64);
 
-impl ToValue for usize {
-    fn to_value(&self) -> Value {
-        Value::UInt(*self as u64)
-    }
+/// Sizes and std's u128 durations (ms, µs): none of ours comes near u64's range, and one that
+/// did would read as the largest value rather than wrap.
+macro_rules! saturated_as {
+    ($variant:ident as $wide:ty: $($t:ty),*) => {
+        $(impl ToValue for $t {
+            fn to_value(&self) -> Value {
+                Value::$variant(<$wide>::try_from(*self).unwrap_or(<$wide>::MAX))
+            }
+        })*
+    };
 }
 
-/// Durations in ms and µs are u128 in std; none of ours comes near u64's range.
-impl ToValue for u128 {
-    fn to_value(&self) -> Value {
-        Value::UInt(u64::try_from(*self).unwrap_or(u64::MAX))
-    }
-}
-
-impl ToValue for isize {
-    fn to_value(&self) -> Value {
-        Value::Int(*self as i64)
-    }
-}
+saturated_as!(UInt as u64: usize, u128);
+saturated_as!(Int as i64: isize);
 
 /// Types logged as their text (`Display`): names, paths, errors, words.
 #[macro_export]

@@ -17,7 +17,7 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::kill::KillRecord;
 
@@ -39,26 +39,22 @@ impl Journal {
     pub fn start(path: PathBuf, max_size: u64) -> io::Result<Journal> {
         let (tx, rx) = bounded::<Arc<KillRecord>>(QUEUE);
         let (ptx, problems) = bounded::<String>(QUEUE);
-        std::thread::Builder::new()
-            .name("oomward-journal".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                for record in rx {
-                    let Ok(line) = serde_json::to_string(&*record) else {
+        crate::sys::spawn_helper("journal", move || {
+            for record in rx {
+                // The journal, then its public twin without the command line.
+                let mut public = (*record).clone();
+                public.victim.cmdline = String::new();
+                let twin = public_path(&path);
+                for (path, r, mode) in [(&path, &*record, 0o640), (&twin, &public, 0o644)] {
+                    let Ok(line) = serde_json::to_string(r) else {
                         continue;
                     };
-                    if let Err(e) = append(&path, max_size, &line) {
+                    if let Err(e) = append(path, max_size, &line, mode) {
                         let _ = ptx.try_send(format!("{}: {e}", path.display()));
                     }
-                    let public = public_path(&path);
-                    let Ok(line) = serde_json::to_string(&public_record(&record)) else {
-                        continue;
-                    };
-                    if let Err(e) = append_mode(&public, max_size, &line, 0o644) {
-                        let _ = ptx.try_send(format!("{}: {e}", public.display()));
-                    }
                 }
-            })?;
+            }
+        })?;
         Ok(Journal {
             tx,
             problems,
@@ -68,9 +64,8 @@ impl Journal {
 
     /// Queues a record; never blocks (it is made into JSON on the writer thread).
     pub fn append(&mut self, record: Arc<KillRecord>) {
-        match self.tx.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
+        if self.tx.try_send(record).is_err() {
+            self.dropped += 1;
         }
     }
 
@@ -80,12 +75,6 @@ impl Journal {
         let dropped = std::mem::take(&mut self.dropped);
         (self.problems.try_iter().collect(), dropped)
     }
-}
-
-/// Appends one line: rotates first when the file would grow past `max_size`, then writes the
-/// whole line in one `write` on an `O_APPEND` descriptor and fsyncs.
-pub fn append(path: &Path, max_size: u64, line: &str) -> io::Result<()> {
-    append_mode(path, max_size, line, 0o640)
 }
 
 /// The public twin of the journal at `path`: `kills.jsonl` → `kills.public.jsonl`.
@@ -100,15 +89,10 @@ pub fn public_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A record as the public journal keeps it: without the victim's command line.
-pub fn public_record(r: &KillRecord) -> KillRecord {
-    let mut r = r.clone();
-    r.victim.cmdline = String::new();
-    r
-}
-
-/// [`append`] to a file of mode `mode`.
-fn append_mode(path: &Path, max_size: u64, line: &str, mode: u32) -> io::Result<()> {
+/// Appends one line to a file of mode `mode` (0640 for the journal, 0644 for its public twin):
+/// rotates first when the file would grow past `max_size`, then writes the whole line in one
+/// `write` on an `O_APPEND` descriptor and fsyncs.
+pub fn append(path: &Path, max_size: u64, line: &str, mode: u32) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -194,7 +178,7 @@ mod tests {
         let max = (one.len() as u64 + 1) * 3;
         for i in 0..5 {
             let r = sample_record(100 + i, "hog", 20.0 + f64::from(i));
-            append(&path, max, &serde_json::to_string(&r).unwrap()).unwrap();
+            append(&path, max, &serde_json::to_string(&r).unwrap(), 0o640).unwrap();
         }
         // 5 records at 3 per file: 3 rotated away, of which the last rotation kept 2..
         let got = read(&path).unwrap();

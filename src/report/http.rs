@@ -40,12 +40,8 @@ pub const BACKLOG: i32 = 4096;
 /// The longest the thread sleeps before it looks whether it was asked to stop.
 const STOP_LOOK: Duration = Duration::from_millis(100);
 
-/// Serves from `listener` on a thread of its own for the life of the process.
-pub fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<JoinHandle<()>> {
-    spawn(listener, metrics, Arc::new(AtomicBool::new(false)))
-}
-
-/// A metrics server that can be stopped, for a reload that changes or removes the listener.
+/// A metrics server on a thread of its own; dropping it stops the thread and closes the
+/// listener and every connection (a reload that changes or removes the listener).
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -53,7 +49,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving, as [`serve`] does.
+    /// Starts serving from `listener`.
     pub fn start(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -69,23 +65,14 @@ impl Server {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Stops the thread and closes the listener and every connection.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.stop.store(true, Ordering::SeqCst);
-            let _ = thread.join();
-        }
-    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shut();
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -96,20 +83,17 @@ fn spawn(
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     crate::sys::widen_backlog(&listener, BACKLOG)?;
-    std::thread::Builder::new()
-        .name("oomward-metrics".into())
-        .spawn(move || {
-            crate::sys::leave_realtime();
-            let mut server = Serving {
-                listener,
-                metrics,
-                connections: Vec::with_capacity(MAX_CONNECTIONS),
-                body: String::new(),
-            };
-            while !stop.load(Ordering::SeqCst) {
-                server.turn();
-            }
-        })
+    crate::sys::spawn_helper("metrics", move || {
+        let mut server = Serving {
+            listener,
+            metrics,
+            connections: Vec::with_capacity(MAX_CONNECTIONS),
+            body: String::new(),
+        };
+        while !stop.load(Ordering::SeqCst) {
+            server.turn();
+        }
+    })
 }
 
 /// One client.
@@ -149,7 +133,8 @@ impl Serving {
         let mut keep = vec![true; self.connections.len()];
         for (k, flags) in ready.iter().enumerate().skip(1) {
             if !flags.is_empty() {
-                keep[k - 1] = self.progress(k - 1, *flags);
+                let c = &mut self.connections[k - 1];
+                keep[k - 1] = progress(c, &self.metrics, &mut self.body, *flags);
             }
         }
         let now = Instant::now();
@@ -176,11 +161,7 @@ impl Serving {
             };
             fds.push(PollFd::new(&c.stream, want));
         }
-        let ts = Timespec {
-            tv_sec: wait.as_secs() as i64,
-            tv_nsec: i64::from(wait.subsec_nanos()),
-        };
-        match poll(&mut fds, Some(&ts)) {
+        match poll(&mut fds, Timespec::try_from(wait).ok().as_ref()) {
             Ok(_) => fds.iter().map(PollFd::revents).collect(),
             Err(_) => vec![PollFlags::empty(); fds.len()],
         }
@@ -229,16 +210,6 @@ impl Serving {
             }
             self.connections.push(c);
         }
-    }
-
-    /// Moves connection `k` on; whether it stays open.
-    fn progress(&mut self, k: usize, flags: PollFlags) -> bool {
-        progress(
-            &mut self.connections[k],
-            &self.metrics,
-            &mut self.body,
-            flags,
-        )
     }
 }
 
@@ -332,15 +303,11 @@ fn ends_head(request: &[u8]) -> bool {
 
 /// Whether only the head is wanted (HEAD), and what to answer.
 fn route(request: &[u8], complete: bool) -> (bool, Reply) {
-    const TEXT: &str = "text/plain; charset=utf-8";
+    let text = |status, body| Reply::Fixed(status, "text/plain; charset=utf-8", body);
     if !complete {
         return (
             false,
-            Reply::Fixed(
-                "431 Request Header Fields Too Large",
-                TEXT,
-                "request too large\n",
-            ),
+            text("431 Request Header Fields Too Large", "request too large\n"),
         );
     }
     let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -350,15 +317,12 @@ fn route(request: &[u8], complete: bool) -> (bool, Reply) {
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     let head_only = method == b"HEAD";
     if method != b"GET" && !head_only {
-        return (
-            false,
-            Reply::Fixed("405 Method Not Allowed", TEXT, "only GET and HEAD\n"),
-        );
+        return (false, text("405 Method Not Allowed", "only GET and HEAD\n"));
     }
     let reply = match path {
         b"/metrics" => Reply::Metrics,
         b"/" => Reply::Fixed("200 OK", "text/html; charset=utf-8", INDEX),
-        _ => Reply::Fixed("404 Not Found", TEXT, "not found: try /metrics\n"),
+        _ => text("404 Not Found", "not found: try /metrics\n"),
     };
     (head_only, reply)
 }
@@ -368,36 +332,24 @@ mod tests {
     use super::*;
 
     #[test]
+    #[rustfmt::skip]
     fn requests_are_routed_by_method_and_path() {
         let kind = |r: &[u8], complete| match route(r, complete) {
             (head, Reply::Metrics) => (head, "metrics"),
             (head, Reply::Fixed(status, _, _)) => (head, status),
         };
-        assert_eq!(
-            kind(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true),
-            (false, "metrics")
-        );
-        assert_eq!(
-            kind(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n", true),
-            (false, "metrics")
-        );
-        assert_eq!(
-            kind(b"HEAD /metrics HTTP/1.1\r\n\r\n", true),
-            (true, "metrics")
-        );
-        assert_eq!(kind(b"GET / HTTP/1.1\r\n\r\n", true), (false, "200 OK"));
-        assert_eq!(
-            kind(b"GET /x HTTP/1.1\r\n\r\n", true),
-            (false, "404 Not Found")
-        );
-        assert_eq!(
-            kind(b"POST /metrics HTTP/1.1\r\n\r\n", true),
-            (false, "405 Method Not Allowed")
-        );
-        assert_eq!(
-            kind(b"GET /metrics HTTP/1.1\r\nX: yyyy", false),
-            (false, "431 Request Header Fields Too Large")
-        );
+        let cases: [(&[u8], bool, (bool, &str)); 7] = [
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true, (false, "metrics")),
+            (b"GET /metrics?x=1 HTTP/1.0\r\n\r\n", true, (false, "metrics")),
+            (b"HEAD /metrics HTTP/1.1\r\n\r\n", true, (true, "metrics")),
+            (b"GET / HTTP/1.1\r\n\r\n", true, (false, "200 OK")),
+            (b"GET /x HTTP/1.1\r\n\r\n", true, (false, "404 Not Found")),
+            (b"POST /metrics HTTP/1.1\r\n\r\n", true, (false, "405 Method Not Allowed")),
+            (b"GET /metrics HTTP/1.1\r\nX: yyyy", false, (false, "431 Request Header Fields Too Large")),
+        ];
+        for (request, complete, want) in cases {
+            assert_eq!(kind(request, complete), want, "{}", request.escape_ascii());
+        }
         assert!(ends_head(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(ends_head(b"GET / HTTP/1.0\n\n"));
         assert!(!ends_head(b"GET / HTTP/1.0\r\nHost: x\r\n"));

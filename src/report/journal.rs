@@ -34,16 +34,6 @@ fn stream_matches(stream: &str, dev: u64, ino: u64) -> bool {
     d.parse::<u64>() == Ok(dev) && i.parse::<u64>() == Ok(ino)
 }
 
-/// The syslog priority of a severity.
-pub fn priority(severity: Severity) -> u8 {
-    match severity {
-        Severity::Info => 6,
-        Severity::Notice => 5,
-        Severity::Warning => 4,
-        Severity::Error => 3,
-    }
-}
-
 /// A text line split back into its message and `key=value` pairs (values unquoted): the
 /// inverse of [`super::Line`], for readers of the text format (the daemon's own outputs are
 /// built from the line's fields). The message ends before the first word outside quotes that
@@ -162,7 +152,7 @@ pub fn entry(severity: Severity, line: &super::Line, page_size: u64) -> Vec<u8> 
     }
     let mut out = Vec::with_capacity(line.as_str().len() * 2 + 64);
     field(&mut out, "MESSAGE", &text);
-    field(&mut out, "PRIORITY", &priority(severity).to_string());
+    field(&mut out, "PRIORITY", &severity.priority().to_string());
     field(&mut out, "SYSLOG_IDENTIFIER", "oomward");
     let event = pairs.iter().find(|(k, _)| k == "event");
     if let Some(id) = event.and_then(|(_, v)| super::schema::message_id(&v.to_string())) {
@@ -174,23 +164,15 @@ pub fn entry(severity: Severity, line: &super::Line, page_size: u64) -> Vec<u8> 
         &super::schema::VERSION.to_string(),
     );
     for (k, v) in pairs {
-        field(
-            &mut out,
-            &format!("OOMWARD_{}", k.to_ascii_uppercase()),
-            &v.to_string(),
-        );
+        let key = format!("OOMWARD_{}", k.to_ascii_uppercase());
+        field(&mut out, &key, &v.to_string());
     }
     out
 }
 
-/// Appends one more field to an entry.
-pub fn push_field(entry: &mut Vec<u8>, key: &str, value: &str) {
-    field(entry, key, value);
-}
-
 /// One field in the journal's native format: `KEY=value\n`, or for a value holding a newline
 /// `KEY\n`, its length as 64-bit little endian, the value, `\n`.
-fn field(out: &mut Vec<u8>, key: &str, value: &str) {
+pub fn field(out: &mut Vec<u8>, key: &str, value: &str) {
     out.extend_from_slice(key.as_bytes());
     if value.contains('\n') {
         out.push(b'\n');

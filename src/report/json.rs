@@ -6,16 +6,6 @@ use serde_json::{Map, Value};
 
 use super::Severity;
 
-/// The severity's name in JSON lines.
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Notice => "notice",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-    }
-}
-
 /// One JSON object for a line: `time` (RFC 3339), `severity`, `message`, then the fields in
 /// order; `report` (a kill record, already JSON) nested whole when given.
 pub fn line_object(
@@ -26,10 +16,7 @@ pub fn line_object(
 ) -> String {
     let mut o = Map::new();
     o.insert("time".into(), Value::String(super::kill::rfc3339(time)));
-    o.insert(
-        "severity".into(),
-        Value::String(severity_name(severity).into()),
-    );
+    o.insert("severity".into(), Value::String(severity.name().into()));
     o.insert("message".into(), Value::String(line.message().to_string()));
     o.insert("schema".into(), super::schema::VERSION.into());
     for (key, value) in line.fields() {

@@ -179,28 +179,16 @@ record_word! {
     }
 }
 
+/// A decision's reason and a domain's level are spelled in a record as on the decision line.
 impl From<crate::decide::episode::Reason> for KillReason {
     fn from(r: crate::decide::episode::Reason) -> Self {
-        use crate::decide::episode::Reason;
-        match r {
-            Reason::Term => KillReason::TermLevel,
-            Reason::Kill => KillReason::KillLevel,
-            Reason::KeepUp => KillReason::KeepUp,
-            Reason::Eta => KillReason::Eta,
-            Reason::Rescue => KillReason::Rescue,
-            Reason::Stall => KillReason::Stall,
-        }
+        Self::from(r.as_str())
     }
 }
 
 impl From<crate::decide::trigger::Level> for KillLevel {
     fn from(l: crate::decide::trigger::Level) -> Self {
-        use crate::decide::trigger::Level;
-        match l {
-            Level::Ok => KillLevel::Ok,
-            Level::Term => KillLevel::Term,
-            Level::Kill => KillLevel::Kill,
-        }
+        Self::from(l.as_str())
     }
 }
 
@@ -412,8 +400,7 @@ impl KillRecord {
     /// candidates as `pid:comm:rank_score:gain` items.
     pub fn line(&self) -> Line {
         let v = &self.victim;
-        let mut line = Line::new(&self.summary())
-            .kv("event", "report")
+        let line = Line::event("report", &self.summary())
             .kv("outcome", &self.outcome)
             .kv("scope", &self.scope)
             .kv("domain", &self.domain)
@@ -424,12 +411,14 @@ impl KillRecord {
             .kv("exe", v.exe.as_deref().unwrap_or("?"))
             .kv("uid", v.uid.map_or(-1, i64::from))
             .kv("user", v.user.as_deref().unwrap_or("?"))
-            .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"));
-        for (key, value) in v.pod_fields() {
-            if let Some(value) = value {
-                line.push(key, value);
-            }
-        }
+            .kv("cgroup", v.cgroup.as_deref().unwrap_or("-"))
+            // The pod it runs in, each field only when known (none outside a pod).
+            .kv_opt("pod_uid", v.pod_uid.as_deref())
+            .kv_opt("pod", v.pod.as_deref())
+            .kv_opt("namespace", v.namespace.as_deref())
+            .kv_opt("container", v.container.as_deref())
+            .kv_opt("container_id", v.container_id.as_deref())
+            .kv_opt("qos", v.qos.as_deref());
         self.with_figures(line)
     }
 
@@ -444,7 +433,7 @@ impl KillRecord {
                     "{}:{}:{}:{}",
                     c.pid,
                     c.comm.replace([',', ':'], "_"),
-                    or_dash(c.rank_score),
+                    super::or(c.rank_score, "-"),
                     c.expected_gain
                 )
             })
@@ -467,26 +456,6 @@ impl KillRecord {
             .kv("signals", signals.join(","))
             .kv("candidates", candidates.join(","))
     }
-}
-
-impl Victim {
-    /// The fields of the pod it runs in, in the order of the log line; each is there only
-    /// when known (none for a process outside a pod).
-    fn pod_fields(&self) -> [(&'static str, Option<&str>); 6] {
-        [
-            ("pod_uid", self.pod_uid.as_deref()),
-            ("pod", self.pod.as_deref()),
-            ("namespace", self.namespace.as_deref()),
-            ("container", self.container.as_deref()),
-            ("container_id", self.container_id.as_deref()),
-            ("qos", self.qos.as_deref()),
-        ]
-    }
-}
-
-/// A figure that may not be known, as a log field's value: `-` when it is not.
-fn or_dash(figure: Option<impl std::fmt::Display>) -> String {
-    figure.map_or_else(|| "-".to_string(), |f| f.to_string())
 }
 
 /// Bytes for people: `512 KiB`, `1.5 MiB`, `2.25 GiB`.
@@ -558,85 +527,38 @@ pub(crate) mod tests {
     use super::*;
 
     /// A complete record, for tests of everything that reads records.
+    #[rustfmt::skip]
     pub(crate) fn sample_record(pid: i32, comm: &str, time: f64) -> KillRecord {
         KillRecord {
-            version: RECORD_VERSION,
-            time,
-            time_text: rfc3339(time),
-            scope: "/app".into(),
-            domain: "/app".into(),
-            dry_run: false,
-            reason: KillReason::TermLevel,
-            level: KillLevel::Term,
-            wake: "v1_threshold".into(),
+            version: RECORD_VERSION, time, time_text: rfc3339(time),
+            scope: "/app".into(), domain: "/app".into(), dry_run: false,
+            reason: KillReason::TermLevel, level: KillLevel::Term, wake: "v1_threshold".into(),
             trigger: Trigger {
-                available: 20 << 20,
-                limit: 256 << 20,
-                need: 6 << 20,
-                fill_rate: 50 << 20,
-                eta_ms: Some(400),
-                psi_some_avg10: Some(1.5),
-                psi_full_avg10: None,
+                available: 20 << 20, limit: 256 << 20, need: 6 << 20, fill_rate: 50 << 20,
+                eta_ms: Some(400), psi_some_avg10: Some(1.5), psi_full_avg10: None,
             },
             victim: Victim {
-                pid,
-                starttime: 12345,
-                comm: comm.into(),
-                exe: Some("/usr/bin/hog".into()),
-                uid: Some(1000),
-                user: Some("alice".into()),
-                cgroup: Some("/app".into()),
-                cmdline: "hog --big".into(),
-                oom_score_adj: 0,
-                policy_adjust: 0,
-                rss_anon_bytes: 200 << 20,
-                rss_shmem_bytes: 0,
-                rss_bytes: 201 << 20,
-                swap_bytes: 0,
-                pgtables_bytes: 1 << 20,
-                total_pages: 65536,
-                badness: 51712,
-                rank_score: 51712,
-                pod_uid: None,
-                pod: None,
-                namespace: None,
-                container: None,
-                container_id: None,
+                pid, starttime: 12345, comm: comm.into(), exe: Some("/usr/bin/hog".into()),
+                uid: Some(1000), user: Some("alice".into()), cgroup: Some("/app".into()),
+                cmdline: "hog --big".into(), oom_score_adj: 0, policy_adjust: 0,
+                rss_anon_bytes: 200 << 20, rss_shmem_bytes: 0, rss_bytes: 201 << 20,
+                swap_bytes: 0, pgtables_bytes: 1 << 20,
+                total_pages: 65536, badness: 51712, rank_score: 51712,
+                pod_uid: None, pod: None, namespace: None, container: None, container_id: None,
                 qos: None,
             },
-            expected_gain: 200 << 20,
-            enough: true,
-            min_gain: 5 << 20,
-            kill_unit: "process".into(),
-            companions: vec![],
-            signals: vec![SignalSent {
-                signal: "SIGTERM".into(),
-                at_ms: 0,
-                why: "term_level".into(),
-            }],
-            outcome: KillOutcome::Exited,
-            exit_ms: Some(42),
-            mrelease: None,
+            expected_gain: 200 << 20, enough: true, min_gain: 5 << 20,
+            kill_unit: "process".into(), companions: vec![],
+            signals: vec![SignalSent { signal: "SIGTERM".into(), at_ms: 0, why: "term_level".into() }],
+            outcome: KillOutcome::Exited, exit_ms: Some(42), mrelease: None,
             released: Released {
-                available_before: 20 << 20,
-                available_after: Some(220 << 20),
-                freed: Some(200 << 20),
+                available_before: 20 << 20, available_after: Some(220 << 20), freed: Some(200 << 20),
             },
             candidates: vec![Considered {
-                rank: 1,
-                pid,
-                comm: comm.into(),
-                uid: Some(1000),
-                cgroup: Some("/app".into()),
-                rss_bytes: 201 << 20,
-                swap_bytes: 0,
-                oom_score_adj: 0,
-                badness: Some(51712),
-                rank_score: Some(51712),
-                expected_gain: 200 << 20,
-                chosen: true,
-                not_chosen: None,
-                pod: None,
+                rank: 1, pid, comm: comm.into(), uid: Some(1000), cgroup: Some("/app".into()),
+                rss_bytes: 201 << 20, swap_bytes: 0, oom_score_adj: 0,
+                badness: Some(51712), rank_score: Some(51712), expected_gain: 200 << 20,
+                chosen: true, not_chosen: None, pod: None,
             }],
         }
     }
@@ -658,33 +580,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn record_words_are_written_as_read_table() {
         // (word in a record) -> what it reads as; written back the same, known or not.
-        let reasons: &[(&str, KillReason)] = &[
-            ("term_level", KillReason::TermLevel),
-            ("kill_level", KillReason::KillLevel),
-            ("keep_up", KillReason::KeepUp),
-            ("eta", KillReason::Eta),
-            ("rescue", KillReason::Rescue),
-            ("stall", KillReason::Stall),
-            ("warn_level", KillReason::WarnLevel),
-            ("later_reason", KillReason::Other("later_reason".into())),
+        use {KillLevel as L, KillOutcome as O, KillReason as R};
+        let reasons = [
+            ("term_level", R::TermLevel), ("kill_level", R::KillLevel), ("keep_up", R::KeepUp),
+            ("eta", R::Eta), ("rescue", R::Rescue), ("stall", R::Stall), ("warn_level", R::WarnLevel),
+            ("later_reason", R::Other("later_reason".into())),
         ];
-        let levels: &[(&str, KillLevel)] = &[
-            ("ok", KillLevel::Ok),
-            ("warn", KillLevel::Warn),
-            ("term", KillLevel::Term),
-            ("kill", KillLevel::Kill),
-            ("", KillLevel::Other(String::new())),
+        let levels = [
+            ("ok", L::Ok), ("warn", L::Warn), ("term", L::Term), ("kill", L::Kill),
+            ("", L::Other(String::new())),
         ];
-        let outcomes: &[(&str, KillOutcome)] = &[
-            ("in_flight", KillOutcome::InFlight),
-            ("exited", KillOutcome::Exited),
-            ("stuck", KillOutcome::Stuck),
-            ("failed", KillOutcome::Failed),
-            ("dry_run", KillOutcome::DryRun),
-            ("warning", KillOutcome::Warning),
-            ("Exited", KillOutcome::Other("Exited".into())),
+        let outcomes = [
+            ("in_flight", O::InFlight), ("exited", O::Exited), ("stuck", O::Stuck),
+            ("failed", O::Failed), ("dry_run", O::DryRun), ("warning", O::Warning),
+            ("Exited", O::Other("Exited".into())),
         ];
         reasons.iter().for_each(|(w, r)| reads_back(w, r));
         levels.iter().for_each(|(w, l)| reads_back(w, l));
@@ -697,10 +609,14 @@ pub(crate) mod tests {
     fn a_record_spells_reasons_and_levels_as_the_decision_line() {
         use crate::decide::trigger::Level;
         for r in crate::decide::episode::Reason::ALL {
-            assert_eq!(KillReason::from(r).as_str(), r.as_str());
+            let word = KillReason::from(r);
+            assert_eq!(word.as_str(), r.as_str());
+            assert!(!matches!(word, KillReason::Other(_)), "{word}");
         }
         for l in [Level::Ok, Level::Term, Level::Kill] {
-            assert_eq!(KillLevel::from(l).as_str(), l.as_str());
+            let word = KillLevel::from(l);
+            assert_eq!(word.as_str(), l.as_str());
+            assert!(!matches!(word, KillLevel::Other(_)), "{word}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: what the daemon measured and did, as numbers a monitoring system can
-//! graph and alert on: served over HTTP by a thread of its own ([`serve`], [`Server`]) and/or
+//! graph and alert on: served over HTTP by a thread of its own ([`Server`]) and/or
 //! written to a file for node_exporter's textfile collector ([`write_file`], rewritten on a
 //! thread of its own by [`FileWriter`]).
 //!
@@ -405,32 +405,13 @@ impl Metrics {
     /// The per-scope gauges, one lock per family.
     fn gauges(&self, out: &mut String) {
         type Pick = fn(&ScopeFigures) -> Option<Value>;
+        #[rustfmt::skip]
         let simple: [(&str, &str, Pick); 5] = [
-            (
-                "oomward_available_bytes",
-                "Memory still available to the scope.",
-                |f| Some(Value::Int(f.available_bytes)),
-            ),
-            (
-                "oomward_limit_bytes",
-                "The memory limit that binds the scope (MemTotal for the system).",
-                |f| Some(Value::Int(f.limit_bytes)),
-            ),
-            (
-                "oomward_level",
-                "Pressure level of the scope: 0 ok, 1 warn, 2 term, 3 kill.",
-                |f| Some(Value::Int(u64::from(f.level))),
-            ),
-            (
-                "oomward_fill_rate_bytes_per_second",
-                "How fast available memory is shrinking (negative: growing).",
-                |f| Some(Value::Float(f.fill_rate_bytes_per_second)),
-            ),
-            (
-                "oomward_exhaustion_eta_seconds",
-                "Projected time until the scope runs out of memory; absent when not filling.",
-                |f| f.eta_seconds.map(Value::Float),
-            ),
+            ("oomward_available_bytes", "Memory still available to the scope.", |f| Some(Value::Int(f.available_bytes))),
+            ("oomward_limit_bytes", "The memory limit that binds the scope (MemTotal for the system).", |f| Some(Value::Int(f.limit_bytes))),
+            ("oomward_level", "Pressure level of the scope: 0 ok, 1 warn, 2 term, 3 kill.", |f| Some(Value::Int(u64::from(f.level)))),
+            ("oomward_fill_rate_bytes_per_second", "How fast available memory is shrinking (negative: growing).", |f| Some(Value::Float(f.fill_rate_bytes_per_second))),
+            ("oomward_exhaustion_eta_seconds", "Projected time until the scope runs out of memory; absent when not filling.", |f| f.eta_seconds.map(Value::Float)),
         ];
         for (name, help, pick) in simple {
             self.scope_family(out, name, "gauge", help, |out, scope, s| {
@@ -467,27 +448,12 @@ impl Metrics {
             }
         });
         type Pick = fn(&ScopeState) -> u64;
+        #[rustfmt::skip]
         let per_scope: [(&str, &str, Pick); 4] = [
-            (
-                "oomward_escalations_total",
-                "SIGTERMs escalated to SIGKILL because the process outlived the grace.",
-                |s| s.escalations,
-            ),
-            (
-                "oomward_futile_decisions_total",
-                "Decisions not to kill because no kill could relieve the scope.",
-                |s| s.futile,
-            ),
-            (
-                "oomward_rescues_total",
-                "Rescues performed in the scope.",
-                |s| s.rescues,
-            ),
-            (
-                "oomward_warnings_total",
-                "Warn-level warnings sent for the scope.",
-                |s| s.warnings,
-            ),
+            ("oomward_escalations_total", "SIGTERMs escalated to SIGKILL because the process outlived the grace.", |s| s.escalations),
+            ("oomward_futile_decisions_total", "Decisions not to kill because no kill could relieve the scope.", |s| s.futile),
+            ("oomward_rescues_total", "Rescues performed in the scope.", |s| s.rescues),
+            ("oomward_warnings_total", "Warn-level warnings sent for the scope.", |s| s.warnings),
         ];
         for (name, help, pick) in per_scope {
             self.scope_family(out, name, "counter", help, |out, scope, s| {
@@ -531,6 +497,7 @@ impl Metrics {
 
     /// The counters of what happened outside any one scope: the kernel's OOM kills by domain,
     /// then the tallies of fixed words.
+    #[rustfmt::skip]
     fn event_counters(&self, out: &mut String) {
         {
             let state = self.lock();
@@ -542,34 +509,10 @@ impl Metrics {
                 }
             });
         }
-        self.tally(
-            out,
-            "oomward_wakeups_total",
-            "Wake-ups of the loop, by what woke it.",
-            ["source"],
-            |s| &s.wakeups,
-        );
-        self.tally(
-            out,
-            "oomward_hook_runs_total",
-            "Hook runs, by hook and outcome.",
-            ["hook", "outcome"],
-            |s| &s.hooks,
-        );
-        self.tally(
-            out,
-            "oomward_notifications_total",
-            "Notifications, by outcome.",
-            ["outcome"],
-            |s| &s.notifications,
-        );
-        self.tally(
-            out,
-            "oomward_pod_kills_total",
-            "Kills of processes of Kubernetes pods, by namespace, pod and QoS class.",
-            ["namespace", "pod", "qos"],
-            |s| &s.pod_kills,
-        );
+        self.tally(out, "oomward_wakeups_total", "Wake-ups of the loop, by what woke it.", ["source"], |s| &s.wakeups);
+        self.tally(out, "oomward_hook_runs_total", "Hook runs, by hook and outcome.", ["hook", "outcome"], |s| &s.hooks);
+        self.tally(out, "oomward_notifications_total", "Notifications, by outcome.", ["outcome"], |s| &s.notifications);
+        self.tally(out, "oomward_pod_kills_total", "Kills of processes of Kubernetes pods, by namespace, pod and QoS class.", ["namespace", "pod", "qos"], |s| &s.pod_kills);
     }
 
     /// Writes family `name` under one lock, `each` writing the samples of every scope in turn.
@@ -613,28 +556,21 @@ impl Metrics {
 /// recently touched; `of` gives an entry's watched flag and touch stamp. Scopes and the kernel's
 /// kill counts by domain retire by this one rule.
 fn keep_recent<V>(map: &mut BTreeMap<String, V>, of: impl Fn(&V) -> (bool, u64)) {
-    let retired: Vec<u64> = map
+    let mut retired: Vec<u64> = map
         .values()
         .map(&of)
         .filter(|(watched, _)| !watched)
         .map(|(_, touched)| touched)
         .collect();
-    if let Some(cut) = cutoff(retired) {
-        map.retain(|_, v| {
-            let (watched, touched) = of(v);
-            watched || touched >= cut
-        });
-    }
-}
-
-/// The smallest `touched` that keeps the [`RETIRED_SCOPES`] most recent of `retired`, or `None`
-/// when they are within the bound.
-fn cutoff(mut retired: Vec<u64>) -> Option<u64> {
     if retired.len() <= RETIRED_SCOPES {
-        return None;
+        return;
     }
     retired.sort_unstable();
-    Some(retired[retired.len() - RETIRED_SCOPES])
+    let cut = retired[retired.len() - RETIRED_SCOPES];
+    map.retain(|_, v| {
+        let (watched, touched) = of(v);
+        watched || touched >= cut
+    });
 }
 
 /// A sample's value: counts as integers, everything else as a float.
@@ -708,7 +644,7 @@ fn escape_label_value(out: &mut String, value: &str) {
     }
 }
 
-pub use super::http::{Server, serve};
+pub use super::http::Server;
 
 /// Writes the exposition to `path` so that a reader sees the old file or the new one, never
 /// part of one: into `.NAME.tmp` beside it (a name the textfile collector skips, as it reads
@@ -720,7 +656,8 @@ pub fn write_file(path: &Path, metrics: &Metrics, buf: &mut String) -> io::Resul
 }
 
 /// Rewrites the metrics file every `interval` on a thread of its own, so that the loop never
-/// waits on a disk (`fdatasync` on a busy one takes seconds).
+/// waits on a disk (`fdatasync` on a busy one takes seconds). Dropping it stops the thread,
+/// after the write in progress if any.
 pub struct FileWriter {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -736,43 +673,31 @@ impl FileWriter {
         mut on_error: Box<dyn FnMut(&io::Error) + Send>,
     ) -> io::Result<FileWriter> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("oomward-metrics-file".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                let mut buf = String::new();
-                loop {
-                    if let Err(e) = write_file(&path, &metrics, &mut buf) {
-                        on_error(&e);
-                    }
-                    match stopped.recv_timeout(interval) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                        _ => break,
-                    }
+        let thread = crate::sys::spawn_helper("metrics-file", move || {
+            let mut buf = String::new();
+            loop {
+                if let Err(e) = write_file(&path, &metrics, &mut buf) {
+                    on_error(&e);
                 }
-            })?;
+                match stopped.recv_timeout(interval) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+        })?;
         Ok(FileWriter {
             stop: Some(stop),
             thread: Some(thread),
         })
     }
-
-    /// Stops the thread, after the write in progress if any.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl Drop for FileWriter {
     fn drop(&mut self) {
-        self.shut();
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -815,7 +740,7 @@ mod tests {
         assert!(has_line(&text, "oomward_round_duration_seconds_count 0"));
         assert!(has_line(
             &text,
-            "oomward_round_duration_seconds_bucket{le=\"+Inf\"} 0"
+            r#"oomward_round_duration_seconds_bucket{le="+Inf"} 0"#
         ));
     }
 
@@ -911,13 +836,8 @@ mod tests {
         let m = Metrics::new("x");
         m.scope("/a\\b\"c\nd", &figures(1));
         let text = rendered(&m);
-        assert!(
-            has_line(
-                &text,
-                "oomward_available_bytes{scope=\"/a\\\\b\\\"c\\nd\"} 1"
-            ),
-            "{text}"
-        );
+        let escaped = r#"oomward_available_bytes{scope="/a\\b\"c\nd"} 1"#;
+        assert!(has_line(&text, escaped), "{text}");
         // Every line is still one sample or one comment.
         for line in text.lines() {
             assert!(
@@ -1120,7 +1040,7 @@ mod tests {
             assert!(Instant::now() < deadline, "never rewritten");
             std::thread::sleep(Duration::from_millis(5));
         }
-        writer.stop();
+        drop(writer);
 
         let failures = Arc::new(AtomicU64::new(0));
         let count = failures.clone();

@@ -51,6 +51,11 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A figure that may not be known, for people: `missing` (`-`, `?`) when it is not.
+pub fn or(figure: Option<impl fmt::Display>, missing: &str) -> String {
+    figure.map_or_else(|| missing.to_string(), |f| f.to_string())
+}
+
 /// `s` as a name in a message: written as a value would be (quoted when it holds spaces,
 /// quotes, `=`, a backslash, a control character or nothing), so that a process named
 /// `x=1 event=kill` reads as one name, never as fields.
@@ -80,12 +85,7 @@ fn needs_quotes(v: &str) -> bool {
 
 fn push_quoted(buf: &mut String, raw: &str) {
     buf.push('"');
-    for c in raw.chars() {
-        match c {
-            '"' => buf.push_str("\\\""),
-            c => buf.push_str(&escape_controls(c.encode_utf8(&mut [0u8; 4]))),
-        }
-    }
+    buf.push_str(&escape_controls(raw).replace('"', "\\\""));
     buf.push('"');
 }
 
@@ -112,6 +112,11 @@ impl Line {
             message_len: message.len(),
             fields: Vec::new(),
         }
+    }
+
+    /// Starts the line of an `event=` kind (see [`schema::EVENTS`]) with its message.
+    pub fn event(event: &str, message: &str) -> Self {
+        Line::new(message).kv("event", event)
     }
 
     /// The message.

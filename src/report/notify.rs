@@ -8,7 +8,7 @@
 //! with a cleared environment and a deadline, and kills it if it overstays; that child makes
 //! the calls with systemd's `busctl`. Whatever a user's bus sends back is read by that user's
 //! own short-lived processes, never by root. The loop only
-//! queues a [`Note`] (a full queue drops it, counted) and reads [`Outcome`]s when it likes.
+//! queues a [`Note`] (a full queue drops it, counted); each [`Outcome`] is told on the thread.
 //!
 //! Who is notified comes from logind's session files (`/run/systemd/sessions/*`), read without
 //! any user database lookup: NSS may go to the network, and these are read on the loop.
@@ -30,21 +30,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use thiserror::Error;
 
 use super::escape_controls;
 
 /// Notes waiting for the notifier thread; beyond this, a note is dropped (and counted).
 const QUEUE: usize = 8;
-/// Outcomes the loop has not read yet; beyond this, outcomes are dropped.
-const OUTCOMES: usize = 64;
 /// How long `notify-send` itself waits for the bus.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(2);
 /// When a `notify-send` still running is killed.
 const KILL_AFTER: Duration = Duration::from_secs(3);
-/// A session file larger than this is not logind's.
-const MAX_SESSION_FILE: u64 = 64 * 1024;
 
 /// The notification service's well-known name, object and interface.
 const SERVICE: &str = "org.freedesktop.Notifications";
@@ -110,25 +106,17 @@ impl Session {
 /// first). Missing or unreadable files are skipped; the `*.ref` FIFOs logind keeps beside the
 /// session files are never opened (opening a FIFO waits for a writer).
 pub fn sessions(root: &Path) -> Vec<Session> {
-    let dir = root.join("run/systemd/sessions");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<Session> = entries
+    let entries = fs::read_dir(root.join("run/systemd/sessions"));
+    let mut found: Vec<Session> = (entries.into_iter().flatten())
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| {
-            let id = e.file_name().into_string().ok()?;
-            if id.contains('.') {
-                return None;
-            }
-            let mut text = String::new();
-            fs::File::open(e.path())
-                .ok()?
-                .take(MAX_SESSION_FILE)
-                .read_to_string(&mut text)
-                .ok()?;
-            Session::parse(&id, &text)
+            let id = e
+                .file_name()
+                .into_string()
+                .ok()
+                .filter(|id| !id.contains('.'))?;
+            Session::parse(&id, &bounded_text(fs::File::open(e.path()).ok()))
         })
         .filter(Session::is_graphical)
         .collect();
@@ -230,40 +218,25 @@ pub type Tell = Box<dyn Fn(&Outcome) + Send>;
 #[derive(Debug)]
 pub struct Notifier {
     queue: Sender<Note>,
-    outcomes: Receiver<Outcome>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Notifier {
-    /// Starts the thread. `exe` is the oomward binary to run as `exe notify-send ...`;
-    /// `/proc/self/exe` keeps working after a package upgrade replaced the file.
-    pub fn start(exe: PathBuf) -> io::Result<Notifier> {
-        Notifier::start_telling(exe, None)
-    }
-
-    /// As [`Notifier::start`], and `tell` hears of each outcome on the notification thread
-    /// as it happens (the daemon logs it there, not at its next round).
-    pub fn start_telling(exe: PathBuf, tell: Option<Tell>) -> io::Result<Notifier> {
+    /// Starts the thread. `exe` is the oomward binary to run as `exe notify-send ...`
+    /// (`/proc/self/exe` keeps working after a package upgrade replaced the file); `tell` hears
+    /// of each outcome on the notification thread as it happens (the daemon logs it there, not
+    /// at its next round).
+    pub fn start(exe: PathBuf, tell: Tell) -> io::Result<Notifier> {
         let (queue, notes) = crossbeam_channel::bounded::<Note>(QUEUE);
-        let (report, outcomes) = crossbeam_channel::bounded(OUTCOMES);
-        thread::Builder::new()
-            .name("oomward-notify".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                for note in notes {
-                    for target in &note.targets {
-                        let outcome = notify_as(&exe, target, &note);
-                        if let Some(tell) = &tell {
-                            tell(&outcome);
-                        }
-                        // A loop that does not read outcomes must not stall notifications.
-                        let _ = report.try_send(outcome);
-                    }
+        crate::sys::spawn_helper("notify", move || {
+            for note in notes {
+                for target in &note.targets {
+                    tell(&notify_as(&exe, target, &note));
                 }
-            })?;
+            }
+        })?;
         Ok(Notifier {
             queue,
-            outcomes,
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -278,11 +251,6 @@ impl Notifier {
                 false
             }
         }
-    }
-
-    /// The outcomes, one per target, for the loop to drain with `try_recv`.
-    pub fn outcomes(&self) -> Receiver<Outcome> {
-        self.outcomes.clone()
     }
 
     /// Notes dropped so far because the queue was full.
@@ -348,7 +316,8 @@ fn first_line(stderr: &str) -> String {
 
 /// Where `busctl` is looked for: the child's environment is empty, so no `PATH`.
 const BUSCTL: [&str; 3] = ["/usr/bin/busctl", "/bin/busctl", "/usr/local/bin/busctl"];
-/// The most of `busctl`'s output read: a capability list or an id is a few dozen bytes.
+/// The most of `busctl`'s output read (a capability list or an id is a few dozen bytes), and of
+/// a session file (a larger one is not logind's).
 const MAX_OUTPUT: u64 = 64 * 1024;
 
 /// Why one notification could not be sent (what `notify-send` prints before exiting 1).
@@ -522,7 +491,8 @@ impl BusCall<'_> {
     }
 }
 
-/// What a finished child wrote on one of its pipes, at most [`MAX_OUTPUT`] bytes of it.
+/// What a finished child wrote on one of its pipes (or a file holds), at most [`MAX_OUTPUT`]
+/// bytes of it.
 fn bounded_text(pipe: Option<impl Read>) -> String {
     let mut text = String::new();
     if let Some(p) = pipe {
@@ -563,41 +533,22 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
     fn graphical_user_sessions_are_kept_once_per_uid() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        session_file(
-            root,
-            "2",
-            "# This is private data.\nUID=1000\nUSER=ann\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=user\n",
-        );
-        session_file(
-            root,
-            "3",
-            "UID=1000\nUSER=ann\nSTATE=online\nTYPE=x11\nCLASS=user\n",
-        );
-        session_file(
-            root,
-            "4",
-            "UID=1001\nUSER=bob\nSTATE=active\nTYPE=tty\nCLASS=user\n",
-        );
-        session_file(
-            root,
-            "c1",
-            "UID=102\nUSER=gdm\nSTATE=active\nTYPE=wayland\nCLASS=greeter\n",
-        );
-        session_file(
-            root,
-            "5",
-            "UID=1002\nUSER=cy\nSTATE=closing\nTYPE=x11\nCLASS=user\n",
-        );
-        session_file(
-            root,
-            "6",
-            "UID=1003\nUSER=di\nSTATE=online\nTYPE=x11\nCLASS=user\nREMOTE=1\n",
-        );
-        session_file(root, "7", "USER=nobody-knows\nTYPE=x11\nCLASS=user\n");
-        session_file(root, "8", "UID=12x\nTYPE=x11\nCLASS=user\n");
+        for (id, text) in [
+            ("2", "# This is private data.\nUID=1000\nUSER=ann\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=user\n"),
+            ("3", "UID=1000\nUSER=ann\nSTATE=online\nTYPE=x11\nCLASS=user\n"),
+            ("4", "UID=1001\nUSER=bob\nSTATE=active\nTYPE=tty\nCLASS=user\n"),
+            ("c1", "UID=102\nUSER=gdm\nSTATE=active\nTYPE=wayland\nCLASS=greeter\n"),
+            ("5", "UID=1002\nUSER=cy\nSTATE=closing\nTYPE=x11\nCLASS=user\n"),
+            ("6", "UID=1003\nUSER=di\nSTATE=online\nTYPE=x11\nCLASS=user\nREMOTE=1\n"),
+            ("7", "USER=nobody-knows\nTYPE=x11\nCLASS=user\n"),
+            ("8", "UID=12x\nTYPE=x11\nCLASS=user\n"),
+        ] {
+            session_file(root, id, text);
+        }
         // logind's reference FIFOs: never opened.
         nix::unistd::mkfifo(
             &root.join("run/systemd/sessions/2.ref"),
@@ -618,16 +569,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
         let run = tmp.path().join("run");
-        session_file(
-            &root,
-            "1",
-            "UID=65534\nSTATE=active\nTYPE=wayland\nCLASS=user\n",
-        );
-        session_file(
-            &root,
-            "2",
-            "UID=65533\nSTATE=active\nTYPE=wayland\nCLASS=user\n",
-        );
+        for (id, uid) in [("1", 65534), ("2", 65533)] {
+            let text = format!("UID={uid}\nSTATE=active\nTYPE=wayland\nCLASS=user\n");
+            session_file(&root, id, &text);
+        }
         let me = rustix::process::geteuid().as_raw();
         let my_gid = rustix::process::getegid().as_raw();
         // uid 65534: a bus. uid 65533: a directory but no socket. `me`: listed by config.
@@ -707,10 +652,8 @@ mod tests {
         // A notifier whose thread never takes a note: the queue fills, then every note is
         // dropped at once; with the thread gone, too.
         let (queue, notes) = crossbeam_channel::bounded(QUEUE);
-        let (_report, outcomes) = crossbeam_channel::bounded(1);
         let notifier = Notifier {
             queue,
-            outcomes,
             dropped: Arc::new(AtomicU64::new(0)),
         };
         let note = Note {

@@ -4,10 +4,12 @@
 //! A sink that fails falls back to stderr: losing the log must never stop the daemon.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
+use super::kill::KillRecord;
 use crate::config::{LogFormat, LogTarget};
 
 /// How serious a line is; mapped to syslog priorities.
@@ -22,6 +24,18 @@ pub enum Severity {
     /// Something failed, or a process was killed outright (SIGKILL, or the kernel's OOM
     /// killer acted first).
     Error,
+}
+
+impl Severity {
+    /// Its name in JSON lines.
+    pub fn name(self) -> &'static str {
+        ["info", "notice", "warning", "error"][self as usize]
+    }
+
+    /// Its syslog priority: 6 info, 5 notice, 4 warning, 3 error.
+    pub fn priority(self) -> u8 {
+        6 - self as u8
+    }
 }
 
 enum Sink {
@@ -84,9 +98,10 @@ impl Sink {
                 let _ = writeln!(std::io::stderr().lock(), "{out}");
             }
             Sink::Journal(sock) => {
-                let mut entry = super::journal::entry(severity, &r.line, page_size());
+                let mut entry =
+                    super::journal::entry(severity, &r.line, rustix::param::page_size() as u64);
                 if let Some(report) = &report {
-                    super::journal::push_field(&mut entry, "OOMWARD_REPORT", report);
+                    super::journal::field(&mut entry, "OOMWARD_REPORT", report);
                 }
                 if sock.send(&entry).is_err() {
                     let _ = writeln!(std::io::stderr().lock(), "oomward: {line}");
@@ -111,10 +126,6 @@ impl Sink {
     }
 }
 
-fn page_size() -> u64 {
-    rustix::param::page_size() as u64
-}
-
 /// Lines waiting for the writer; beyond this they are dropped and counted.
 const QUEUE: usize = 1024;
 
@@ -126,7 +137,7 @@ struct Record {
     time: f64,
     /// A kill record, for the JSON format and the journal (serialized on the writer thread,
     /// not in the loop).
-    report: Option<std::sync::Arc<super::kill::KillRecord>>,
+    report: Option<Arc<KillRecord>>,
 }
 
 /// What the writer thread is handed, in order.
@@ -146,15 +157,17 @@ const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// for the daemon's whole life (a reload switches its sink rather than starting another, so a
 /// thread blocked on a stuck sink is never left behind).
 pub struct Logger {
-    tx: Option<Sender<Message>>,
+    handle: LogHandle,
     writer: Option<JoinHandle<()>>,
     /// Closed by the writer thread when it has written everything and ended.
     done: Option<crossbeam_channel::Receiver<()>>,
     target: LogTarget,
     format: LogFormat,
     dropped: u64,
-    capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
+
+/// Lines kept in memory instead of written ([`Logger::capture`]).
+type Captured = Arc<Mutex<Vec<String>>>;
 
 impl Logger {
     /// Opens the sink `target` names; `auto` picks the journal when stderr is the journal's
@@ -178,14 +191,17 @@ impl Logger {
                 }
             })
             .ok();
-        Logger {
+        let handle = LogHandle {
             tx: Some(tx),
+            capture: None,
+        };
+        Logger {
+            handle,
             writer,
             done: Some(done),
             target,
             format: LogFormat::Text,
             dropped: 0,
-            capture: None,
         }
     }
 
@@ -207,22 +223,23 @@ impl Logger {
     /// Queues a change of the logger's settings without blocking; whether it was queued (so
     /// that what this side believes in use stays what the logger thread uses).
     fn send_setting(&self, message: Message) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(message).is_ok())
+        let tx = self.handle.tx.as_ref();
+        tx.is_some_and(|tx| tx.try_send(message).is_ok())
     }
 
     /// A logger that keeps its lines in memory, for tests that read what was decided.
-    pub fn capture() -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    pub fn capture() -> (Self, Captured) {
+        let lines = Captured::default();
         let logger = Logger {
-            tx: None,
+            handle: LogHandle {
+                tx: None,
+                capture: Some(lines.clone()),
+            },
             writer: None,
             done: None,
             target: LogTarget::Stderr,
             format: LogFormat::Text,
             dropped: 0,
-            capture: Some(lines.clone()),
         };
         (logger, lines)
     }
@@ -234,50 +251,19 @@ impl Logger {
 
     /// Queues a kill report: its line, and the record for the JSON format and the journal's
     /// `OOMWARD_REPORT=` field (made into JSON by the writer thread).
-    pub fn report(
-        &mut self,
-        severity: Severity,
-        line: &super::Line,
-        record: std::sync::Arc<super::kill::KillRecord>,
-    ) {
+    pub fn report(&mut self, severity: Severity, line: &super::Line, record: Arc<KillRecord>) {
         self.queue(severity, line, Some(record));
     }
 
-    fn queue(
-        &mut self,
-        severity: Severity,
-        line: &super::Line,
-        report: Option<std::sync::Arc<super::kill::KillRecord>>,
-    ) {
-        if let Some(lines) = &self.capture {
-            if let Ok(mut l) = lines.lock() {
-                l.push(line.as_str().to_string());
-            }
-            return;
-        }
-        let Some(tx) = &self.tx else { return };
-        let time = super::kill::unix_now();
+    fn queue(&mut self, severity: Severity, line: &super::Line, report: Option<Arc<KillRecord>>) {
         if self.dropped > 0 {
-            let note = super::Line::new("log queue was full")
-                .kv("event", "log_dropped")
-                .kv("lines", self.dropped);
-            let record = Record {
-                severity: Severity::Warning,
-                line: note,
-                time,
-                report: None,
-            };
-            if tx.try_send(Message::Line(record)).is_ok() {
+            let note =
+                super::Line::event("log_dropped", "log queue was full").kv("lines", self.dropped);
+            if self.handle.send(Severity::Warning, &note, None).is_ok() {
                 self.dropped = 0;
             }
         }
-        let record = Record {
-            severity,
-            line: line.clone(),
-            time,
-            report,
-        };
-        match tx.try_send(Message::Line(record)) {
+        match self.handle.send(severity, line, report) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.dropped += 1,
             Err(TrySendError::Disconnected(_)) => {
@@ -286,50 +272,17 @@ impl Logger {
             }
         }
     }
-}
 
-/// A handle other threads log through (a hook's watcher thread reporting how the hook ended):
-/// the logger's queue, never blocking; a full queue drops the line.
-#[derive(Clone)]
-pub struct LogHandle {
-    tx: Option<Sender<Message>>,
-    capture: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
-}
-
-impl LogHandle {
-    /// Queues one line; never blocks.
-    pub fn log(&self, severity: Severity, line: &super::Line) {
-        if let Some(lines) = &self.capture {
-            if let Ok(mut l) = lines.lock() {
-                l.push(line.as_str().to_string());
-            }
-            return;
-        }
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(Message::Line(Record {
-                severity,
-                line: line.clone(),
-                time: super::kill::unix_now(),
-                report: None,
-            }));
-        }
-    }
-}
-
-impl Logger {
     /// A handle for other threads.
     pub fn handle(&self) -> LogHandle {
-        LogHandle {
-            tx: self.tx.clone(),
-            capture: self.capture.clone(),
-        }
+        self.handle.clone()
     }
 
     /// Waits until everything queued has been written (at stop, so the last lines are not
     /// lost), but no longer than [`FINISH_WAIT`]: a sink nobody drains must not keep the daemon
     /// from exiting.
     pub fn finish(mut self) {
-        self.tx.take();
+        self.handle.tx.take();
         if let Some(done) = self.done.take() {
             // Disconnected when the writer ends; a timeout leaves it to the process's exit.
             let _ = done.recv_timeout(FINISH_WAIT);
@@ -342,10 +295,49 @@ impl Logger {
     }
 }
 
+/// A handle other threads log through (a hook's watcher thread reporting how the hook ended):
+/// the logger's queue, never blocking; a full queue drops the line.
+#[derive(Clone)]
+pub struct LogHandle {
+    tx: Option<Sender<Message>>,
+    capture: Option<Captured>,
+}
+
+impl LogHandle {
+    /// Queues one line; never blocks.
+    pub fn log(&self, severity: Severity, line: &super::Line) {
+        let _ = self.send(severity, line, None);
+    }
+
+    /// Queues one line, or keeps it when capturing; a full queue's error comes back.
+    fn send(
+        &self,
+        severity: Severity,
+        line: &super::Line,
+        report: Option<Arc<KillRecord>>,
+    ) -> Result<(), TrySendError<Message>> {
+        if let Some(lines) = &self.capture {
+            if let Ok(mut l) = lines.lock() {
+                l.push(line.as_str().to_string());
+            }
+            return Ok(());
+        }
+        let Some(tx) = &self.tx else { return Ok(()) };
+        let time = super::kill::unix_now();
+        let line = line.clone();
+        tx.try_send(Message::Line(Record {
+            severity,
+            line,
+            time,
+            report,
+        }))
+    }
+}
+
 impl Drop for Logger {
     /// Closes the queue; the writer thread drains it and ends on its own. Never waits for it,
     /// so replacing the logger on reload cannot block the loop behind a wedged sink.
     fn drop(&mut self) {
-        self.tx.take();
+        self.handle.tx.take();
     }
 }

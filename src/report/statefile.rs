@@ -96,41 +96,27 @@ fn walk(path: &Path, owner: u32, links: usize) -> Result<(), DirError> {
 /// Whether one directory or symlink is safe: owned by root or `owner`, and writable by
 /// nobody else (group or others), unless sticky and root's.
 fn judge(path: &Path, meta: &std::fs::Metadata, owner: u32) -> Result<(), DirError> {
-    if meta.file_type().is_symlink() {
-        return if meta.uid() == 0 || meta.uid() == owner {
-            Ok(())
-        } else {
-            Err(unsafe_dir(
-                path,
-                &format!("a symlink owned by uid {}", meta.uid()),
-            ))
-        };
-    }
-    if !meta.is_dir() {
-        return Err(unsafe_dir(path, "not a directory"));
-    }
-    if meta.uid() != 0 && meta.uid() != owner {
-        return Err(unsafe_dir(path, &format!("owned by uid {}", meta.uid())));
-    }
-    let mode = meta.mode();
-    let sticky = mode & 0o1000 != 0 && meta.uid() == 0;
-    if mode & 0o002 != 0 && !sticky {
-        return Err(unsafe_dir(
-            path,
-            &format!("writable by anyone (mode {:o})", mode & 0o7777),
-        ));
-    }
-    if mode & 0o020 != 0 && meta.gid() != 0 && !sticky {
-        return Err(unsafe_dir(
-            path,
-            &format!(
-                "writable by group {} (mode {:o})",
-                meta.gid(),
-                mode & 0o7777
-            ),
-        ));
-    }
-    Ok(())
+    let (uid, mode) = (meta.uid(), meta.mode());
+    let ours = uid == 0 || uid == owner;
+    let sticky = mode & 0o1000 != 0 && uid == 0;
+    let why = if meta.file_type().is_symlink() {
+        (!ours).then(|| format!("a symlink owned by uid {uid}"))
+    } else if !meta.is_dir() {
+        Some("not a directory".into())
+    } else if !ours {
+        Some(format!("owned by uid {uid}"))
+    } else if mode & 0o002 != 0 && !sticky {
+        Some(format!("writable by anyone (mode {:o})", mode & 0o7777))
+    } else if mode & 0o020 != 0 && meta.gid() != 0 && !sticky {
+        Some(format!(
+            "writable by group {} (mode {:o})",
+            meta.gid(),
+            mode & 0o7777
+        ))
+    } else {
+        None
+    };
+    why.map_or(Ok(()), |why| Err(unsafe_dir(path, &why)))
 }
 
 fn unsafe_dir(path: &Path, why: &str) -> DirError {

@@ -148,16 +148,13 @@ impl StatusWriter {
     pub fn start() -> io::Result<StatusWriter> {
         let (tx, rx) = crossbeam_channel::bounded::<(std::path::PathBuf, StatusView)>(1);
         let (ptx, problems) = crossbeam_channel::bounded::<String>(4);
-        std::thread::Builder::new()
-            .name("oomward-status".into())
-            .spawn(move || {
-                crate::sys::leave_realtime();
-                for (path, view) in rx {
-                    if let Err(e) = write(&path, &view) {
-                        let _ = ptx.try_send(format!("{}: {e}", path.display()));
-                    }
+        crate::sys::spawn_helper("status", move || {
+            for (path, view) in rx {
+                if let Err(e) = write(&path, &view) {
+                    let _ = ptx.try_send(format!("{}: {e}", path.display()));
                 }
-            })?;
+            }
+        })?;
         Ok(StatusWriter { tx, problems })
     }
 
@@ -228,26 +225,22 @@ fn render_scopes(o: &mut String, scopes: &[ScopeStatus]) {
     for s in scopes {
         let at = format!(
             "{}/{}/{}",
-            s.warn_at.map_or_else(|| "-".to_string(), short),
+            super::or(s.warn_at.map(short), "-"),
             short(s.term_at),
             short(s.kill_at)
         );
+        let eta = super::or(s.eta_ms.map(|e| format!("{:.1}s", e as f64 / 1000.0)), "-");
+        let events = if s.events.is_empty() {
+            "timer only".to_string()
+        } else {
+            s.events.join(",")
+        };
+        #[rustfmt::skip]
         let _ = writeln!(
             o,
             "  {:<32} {:<5} {:>10} {:>10} {:>22} {:>12} {:>8}  {}",
-            super::escape_controls(&s.name),
-            s.level,
-            human(s.available),
-            human(s.limit),
-            at,
-            human(s.fill_rate),
-            s.eta_ms
-                .map_or_else(|| "-".to_string(), |e| format!("{:.1}s", e as f64 / 1000.0)),
-            if s.events.is_empty() {
-                "timer only".to_string()
-            } else {
-                s.events.join(",")
-            }
+            super::escape_controls(&s.name), s.level, human(s.available), human(s.limit), at,
+            human(s.fill_rate), eta, events
         );
     }
 }
@@ -284,18 +277,16 @@ fn render_kills(o: &mut String, kills: &[KillSummary]) {
         let _ = writeln!(o, "  none");
     }
     for k in kills {
+        let (comm, scope) = (
+            super::escape_controls(&k.comm),
+            super::escape_controls(&k.scope),
+        );
+        let freed = super::or(k.freed.map(super::kill::human_signed), "-");
+        #[rustfmt::skip]
         let _ = writeln!(
             o,
-            "  {} {} (pid {}) in {}: {}, used {}, freed {} [{}]",
-            k.time_text,
-            super::escape_controls(&k.comm),
-            k.pid,
-            super::escape_controls(&k.scope),
-            k.reason,
-            human(k.used),
-            k.freed
-                .map_or_else(|| "-".to_string(), super::kill::human_signed),
-            k.outcome
+            "  {} {comm} (pid {}) in {scope}: {}, used {}, freed {freed} [{}]",
+            k.time_text, k.pid, k.reason, human(k.used), k.outcome
         );
     }
 }
@@ -331,37 +322,22 @@ mod tests {
         assert!(liveness(false, 0.0).unwrap_err().contains("not running"));
     }
 
+    #[rustfmt::skip]
     fn view() -> StatusView {
         StatusView {
-            version: "0.1.0".into(),
-            pid: 42,
-            started: 1000.0,
-            updated: 1100.0,
-            dry_run: false,
-            config_error: None,
-            victims: 1,
+            version: "0.1.0".into(), pid: 42, started: 1000.0, updated: 1100.0, dry_run: false,
+            config_error: None, victims: 1,
             scopes: vec![ScopeStatus {
-                name: "/app".into(),
-                level: "term".into(),
-                available: 20 << 20,
-                limit: 256 << 20,
-                warn_at: Some(40 << 20),
-                term_at: 25 << 20,
-                kill_at: 12 << 20,
-                fill_rate: 10 << 20,
-                eta_ms: Some(2000),
+                name: "/app".into(), level: "term".into(), available: 20 << 20, limit: 256 << 20,
+                warn_at: Some(40 << 20), term_at: 25 << 20, kill_at: 12 << 20,
+                fill_rate: 10 << 20, eta_ms: Some(2000),
                 events: vec!["v1_threshold".into(), "v1_oom".into()],
             }],
             domains: vec![DomainStatus {
-                name: "/app".into(),
-                members: vec!["/app".into()],
-                state: "episode".into(),
+                name: "/app".into(), members: vec!["/app".into()], state: "episode".into(),
                 kills: 1,
                 in_flight: vec![InFlightStatus {
-                    pid: 7,
-                    comm: "hog".into(),
-                    signal: "SIGTERM".into(),
-                    since_ms: 300,
+                    pid: 7, comm: "hog".into(), signal: "SIGTERM".into(), since_ms: 300,
                 }],
             }],
             last_kills: vec![],
