@@ -145,7 +145,7 @@ fn accepted_schema() -> BTreeMap<String, (bool, BTreeSet<String>)> {
     let schema: BTreeMap<String, (bool, BTreeSet<String>)> = oomward::config::keys::tables()
         .into_iter()
         .map(|t| {
-            let keys = t.keys.iter().map(|k| k.name.to_string()).collect();
+            let keys = t.keys.iter().map(|k| k.to_string()).collect();
             (t.name.to_string(), (t.array, keys))
         })
         .collect();

@@ -1,7 +1,8 @@
 //! The key table: every key of every table, declared once with its kind, default, bounds and
-//! doc line. From it come the typed sections with their defaults, the raw serde tables (every
-//! value spanned, for errors that name the line), the printed effective config, the type hints
-//! and the key list `config.example.toml` is checked against, where each key's prose is.
+//! doc line. From it come the typed sections with their defaults, reading them from the merged
+//! files (errors placed at the value, with what to write for a value of the wrong type), the
+//! printed effective config and the key list `config.example.toml` is checked against, where
+//! each key's prose is.
 //! What involves two keys (a kill level above its term level) is checked in `validate`.
 
 use std::fmt::Write as _;
@@ -9,19 +10,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use super::kind::*;
+use super::source::Keys;
 use super::value::ByteSize;
-use super::{ConfigError, Source, Val, span};
 use crate::named_enum;
-
-/// What the key table says of one key, for hints and for the documentation check.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyInfo {
-    /// Its name within its table.
-    pub name: &'static str,
-    /// What to write for it.
-    pub hint: fn() -> String,
-}
 
 /// One table of the config: its name, whether it is an array of tables (`[[name]]`), its keys.
 #[derive(Debug, Clone)]
@@ -31,41 +24,36 @@ pub struct TableInfo {
     /// `[[name]]`.
     pub array: bool,
     /// Its keys, in order.
-    pub keys: Vec<KeyInfo>,
-}
-
-/// A raw table: a later file's keys override this one's, their spans moved up by `base` into
-/// the offsets of their file (see `Part`).
-pub(super) trait Overlay: Default {
-    fn overlay(&mut self, later: Self, base: usize);
+    pub keys: &'static [&'static str],
 }
 
 /// Reads one key: its value as written, else its default (written as a user would write it),
-/// else what its kind means by absent; errors are placed at the value.
-fn read_key<K: Kind>(
-    src: &Source,
-    v: &Val<K::Raw>,
-    key: &str,
-    default: Option<K::Raw>,
-) -> Result<K::Value, ConfigError> {
-    match (v, default) {
-        (Some(s), _) => K::read(s.get_ref()).map_err(|m| src.err(Some(s.span()), key, m)),
-        (None, Some(d)) => K::read(&d).map_err(|m| src.err(None, key, format!("default: {m}"))),
+/// else what its kind means by absent. A value of the wrong TOML type gets what to write
+/// instead, from the kind.
+fn read_key<K: Kind>(keys: &Keys, key: &str, default: Option<K::Raw>) -> Result<K::Value, String> {
+    let (table, leaf) = key.rsplit_once('.').unwrap_or((key, key));
+    match (keys.value(leaf), default) {
+        (Some(v), _) => K::read(&K::Raw::deserialize(v.clone()).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let bare = message.contains("expected a string")
+                && (message.contains("integer") || message.contains("floating point"));
+            match (message.starts_with("invalid type"), bare) {
+                (false, _) => message,
+                (true, false) => format!("{message}; {}", K::hint()),
+                (true, true) => format!("{message}; a bare number has no unit: {}", K::hint()),
+            }
+        })?),
+        (None, Some(d)) => K::read(&d).map_err(|m| format!("default: {m}")),
         (None, None) => K::absent().ok_or_else(|| {
-            let (table, leaf) = key.split_once('.').unwrap_or((key, key));
             let table = table.split('[').next().unwrap_or(table);
-            src.err(
-                None,
-                key,
-                format!("required: every [[{table}]] needs a {leaf}"),
-            )
+            format!("required: every [[{table}]] needs a {leaf}")
         }),
     }
 }
 
-/// Declares one table: the typed section, its raw form, reading, printing and key list.
+/// Declares one table: the typed section, reading, printing and key list.
 macro_rules! table {
-    ($(#[$meta:meta])* $name:ident / $raw:ident = $table:literal $([$array:tt])? {
+    ($(#[$meta:meta])* $name:ident = $table:literal $([$array:tt])? {
         $($field:ident: $kind:ty $(= $default:expr)? $(, check $check:expr)?, $doc:literal;)*
     }) => {
         $(#[$meta])*
@@ -74,50 +62,28 @@ macro_rules! table {
             $(#[doc = $doc] pub $field: <$kind as Kind>::Value,)*
         }
 
-        #[derive(Deserialize, Default)]
-        #[serde(default, deny_unknown_fields)]
-        pub(super) struct $raw {
-            $(pub(super) $field: Val<<$kind as Kind>::Raw>,)*
-        }
-
-        impl Overlay for $raw {
-            fn overlay(&mut self, later: Self, base: usize) {
-                $(if let Some(v) = later.$field {
-                    let r = v.span();
-                    self.$field = Some(toml::Spanned::new(r.start + base..r.end + base, v.into_inner()));
-                })*
-            }
-        }
-
-        impl $raw {
-            /// Where `key` was written, if it was.
-            #[allow(dead_code)]
-            pub(super) fn span(&self, key: &str) -> Option<std::ops::Range<usize>> {
-                match key { $(stringify!($field) => span(&self.$field),)* _ => None }
-            }
-
-            /// Every key read and checked against its own bounds; `prefix` names the table in
-            /// errors (`daemon`, `cgroup[2]`).
-            #[allow(clippy::useless_conversion)]
-            pub(super) fn read(&self, src: &Source, prefix: &str) -> Result<$name, ConfigError> {
-                Ok($name {$($field: {
-                    let key = format!("{prefix}.{}", stringify!($field));
-                    let default: Option<<$kind as Kind>::Raw> = None $(.or(Some(($default).into())))?;
-                    let value = read_key::<$kind>(src, &self.$field, &key, default)?;
-                    $(($check)(&value).map_err(|m| src.err(span(&self.$field), &key, m))?;)?
-                    value
-                },)*})
-            }
-        }
-
         impl $name {
             /// The table and its keys.
             pub fn table() -> TableInfo {
                 TableInfo {
                     name: $table,
                     array: false $(|| stringify!($array) == "array")?,
-                    keys: vec![$(KeyInfo { name: stringify!($field), hint: <$kind as Kind>::hint },)*],
+                    keys: &[$(stringify!($field),)*],
                 }
+            }
+
+            /// Every key read and checked against its own bounds; `prefix` names the table in
+            /// errors (`daemon`, `cgroup[2]`).
+            #[allow(clippy::useless_conversion)]
+            pub(super) fn read(keys: &Keys, prefix: &str) -> Result<$name, ConfigError> {
+                keys.known(Self::table().keys, prefix)?;
+                Ok($name {$($field: {
+                    let (leaf, key) = (stringify!($field), format!("{prefix}.{}", stringify!($field)));
+                    let default: Option<<$kind as Kind>::Raw> = None $(.or(Some(($default).into())))?;
+                    let value = read_key::<$kind>(keys, &key, default).map_err(|m| keys.err(leaf, &key, m))?;
+                    $(($check)(&value).map_err(|m| keys.err(leaf, &key, m))?;)?
+                    value
+                },)*})
             }
 
             /// The table's header and keys as TOML lines, after a blank line.
@@ -200,7 +166,7 @@ fn plausible_fill_rate(rate: &u64) -> Result<(), String> {
 table! {
     /// `[daemon]`.
     #[derive(PartialEq)]
-    Daemon / RawDaemon = "daemon" {
+    Daemon = "daemon" {
         max_interval: Dur = "5s", check within(ZERO, LONGEST_SLEEP), "Longest sleep between samples.";
         min_interval: Dur = "2ms", check within(Duration::from_micros(100), ms(1000)), "Shortest sleep between samples.";
         fill_rate: Size = "6GiB", check plausible_fill_rate, "Worst-case bytes per second at which memory can fill; sets the next sleep.";
@@ -215,7 +181,7 @@ table! {
 table! {
     /// `[system]`: the whole machine.
     #[derive(PartialEq)]
-    System / RawSystem = "system" {
+    System = "system" {
         enabled: Flag = true, "Watch the whole machine.";
         mem_available_warn: OptLevel = "off", "MemAvailable at or below which to warn, naming the likely victim.";
         mem_available_term: Level = "10%", "MemAvailable at or below which to send SIGTERM (share of MemTotal or bytes).";
@@ -237,7 +203,7 @@ table! {
 table! {
     /// One `[[cgroup]]`: a watched memory cgroup (or every cgroup its glob matches).
     #[derive(PartialEq)]
-    WatchedCgroup / RawCgroup = "cgroup" [array] {
+    WatchedCgroup = "cgroup" [array] {
         path: CgroupPath, "Path glob in the memory hierarchy.";
         available_warn: OptLevel = "off", "Available memory at or below which to warn; `None`: no warning.";
         available_term: Level = "10%", "Available memory (limit − working set) at or below which to send SIGTERM.";
@@ -252,7 +218,7 @@ table! {
 table! {
     /// `[kill]`.
     #[derive(PartialEq)]
-    Kill / RawKill = "kill" {
+    Kill = "kill" {
         grace: Dur = "5s", check within(ABOVE_ZERO, LONGEST_WAIT), "SIGTERM → this long → SIGKILL.";
         process_group: Flag = false, "Signal the victim's whole process group (its members within the scope).";
         stuck_timeout: Dur = "10s", check within(ABOVE_ZERO, LONGEST_WAIT), "How long a SIGKILLed victim may take to exit before the next is chosen.";
@@ -266,7 +232,7 @@ table! {
 table! {
     /// `[report]`: where oomward keeps what it did and shows what it sees.
     #[derive(PartialEq)]
-    Report / RawReport = "report" {
+    Report = "report" {
         journal: OptPath = crate::paths::state_dir().join("kills.jsonl").display().to_string(), "The kill journal (one JSON record per kill); `None`: off.";
         journal_max_size: Size = "4MiB", check at_least(64 << 10, "must be at least 64KiB (a kill record is a few KiB)"), "The journal is rotated past this.";
         status_file: OptPath = crate::paths::runtime_dir().join("status.json").display().to_string(), "The daemon's view for `oomward status`; `None`: off.";
@@ -279,7 +245,7 @@ table! {
 table! {
     /// `[hooks]`: programs run around kills, without privileges.
     #[derive(PartialEq)]
-    Hooks / RawHooks = "hooks" {
+    Hooks = "hooks" {
         pre_kill: Argv = Vec::new(), "Run before a victim is signalled (argv; empty: none), waited for `pre_kill_timeout`.";
         post_kill: Argv = Vec::new(), "Run after a victim exited (or was given up on), with the outcome.";
         warn: Argv = Vec::new(), "Run when a scope crosses its warn level.";
@@ -293,7 +259,7 @@ table! {
 table! {
     /// `[notify]`: desktop notifications.
     #[derive(PartialEq)]
-    Notify / RawNotify = "notify" {
+    Notify = "notify" {
         desktop: Flag = false, "At warn and at each kill, notify every logged-in graphical user on their session bus.";
         users: Names = Vec::new(), "Users to notify besides the graphical sessions' (names).";
         runtime_dir: Dir = "/run/user", "Where the per-user runtime directories are (each bus is `<dir>/<uid>/bus`).";
@@ -303,7 +269,7 @@ table! {
 table! {
     /// `[policy]`.
     #[derive(PartialEq)]
-    PolicyKeys / RawPolicy = "policy" {
+    PolicyKeys = "policy" {
         builtin: Flag = true, "The built-in protection (PID 1, kernel threads, the session's essentials).";
     }
 }
@@ -311,7 +277,7 @@ table! {
 table! {
     /// One `[[rule]]` as written: matchers and an action, compiled into a
     /// [`crate::policy::Rule`] once users are resolved.
-    RuleKeys / RawRule = "rule" [array] {
+    RuleKeys = "rule" [array] {
         exe: Opt<ExeGlob>, "Glob on the executable path.";
         exe_namespace: Opt<Choice<crate::policy::ExeNamespace>>, "Which processes `exe` may match: the host's file only, or any.";
         comm: Opt<Pattern>, "Regex on `/proc/PID/comm`.";
@@ -352,12 +318,4 @@ pub fn tables() -> Vec<TableInfo> {
         PolicyKeys::table(),
         RuleKeys::table(),
     ]
-}
-
-/// What to write for `key` (`kill.grace`, `rule[2].user`), from its kind.
-pub fn hint(key: &str) -> Option<String> {
-    let (table, leaf) = key.split_once('.')?;
-    let table = table.split('[').next()?;
-    let t = tables().into_iter().find(|t| t.name == table)?;
-    t.keys.iter().find(|k| k.name == leaf).map(|k| (k.hint)())
 }

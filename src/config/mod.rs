@@ -1,8 +1,9 @@
 //! The configuration: TOML text → typed, validated [`Config`].
 //!
-//! Three steps, as in ripgrep: each file is deserialized into raw tables that keep the span of
-//! every value ([`keys`], generated from the one key table); the merged tables are read key by
-//! key and then checked where two keys meet (`validate`); what the config names on this
+//! Three steps, as in ripgrep: the files are parsed into tables that keep where each value was
+//! set, a later file's keys over an earlier's (`source`); the merged tables are read key by key
+//! ([`keys`], generated from the one key table) and then checked where two keys meet
+//! (`validate`); what the config names on this
 //! machine is resolved last (`resolve`: users from /etc/passwd, rules). Every error names its
 //! file, line and key. Nothing half-valid comes out: a caller gets a whole `Config` or an error,
 //! so a bad reload leaves the running config untouched.
@@ -14,11 +15,7 @@ mod source;
 pub mod value;
 
 use std::fmt::Write as _;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
-use toml::Spanned;
 
 use crate::policy::{Policy, Rule};
 use crate::probe::passwd::Passwd;
@@ -26,10 +23,9 @@ pub use keys::{
     Daemon, Hooks, Kill, KillUnit, LogFormat, LogTarget, Notify, Report, Require, System, UnderOom,
     WatchedCgroup,
 };
-use keys::{Overlay, PolicyKeys, RawCgroup, RawDaemon, RawHooks, RawKill, RawNotify, RawPolicy};
-use keys::{RawReport, RawRule, RawSystem, RuleKeys};
+use keys::{PolicyKeys, RuleKeys};
 pub use resolve::Accounts;
-use source::{Loc, Part, Source, key_at, line_of};
+use source::{Keys, Layers};
 pub use value::{Amount, ByteSize, format_duration, parse_duration};
 
 /// Where the daemon looks when no `--config` is given.
@@ -82,22 +78,6 @@ impl ConfigError {
             key,
             message,
         }
-    }
-
-    /// The error placed at `loc` (a table's header) when no value placed it.
-    fn at(mut self, loc: Option<Loc>) -> Self {
-        if let (
-            ConfigError::Invalid {
-                file,
-                line: line @ None,
-                ..
-            },
-            Some(loc),
-        ) = (&mut self, loc)
-        {
-            (*file, *line) = (loc.file, Some(loc.line));
-        }
-        self
     }
 }
 
@@ -177,53 +157,6 @@ impl ConfigOrigin {
     }
 }
 
-type Val<T> = Option<Spanned<T>>;
-
-fn span<T>(v: &Val<T>) -> Option<Range<usize>> {
-    v.as_ref().map(|s| s.span())
-}
-
-/// One file's tables as written.
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawConfig {
-    daemon: RawDaemon,
-    system: RawSystem,
-    cgroup: Vec<RawCgroup>,
-    kill: RawKill,
-    report: RawReport,
-    hooks: RawHooks,
-    notify: RawNotify,
-    policy: RawPolicy,
-    rule: Vec<RawRule>,
-}
-
-/// A drop-in's `[[cgroup]]` and `[[rule]]` entries are appended (a later rule is evaluated
-/// after the earlier ones).
-impl<T: Overlay> Overlay for Vec<T> {
-    fn overlay(&mut self, later: Self, base: usize) {
-        self.extend(later.into_iter().map(|entry| {
-            let mut moved = T::default();
-            moved.overlay(entry, base);
-            moved
-        }));
-    }
-}
-
-impl Overlay for RawConfig {
-    fn overlay(&mut self, later: RawConfig, base: usize) {
-        self.daemon.overlay(later.daemon, base);
-        self.system.overlay(later.system, base);
-        self.cgroup.overlay(later.cgroup, base);
-        self.kill.overlay(later.kill, base);
-        self.report.overlay(later.report, base);
-        self.hooks.overlay(later.hooks, base);
-        self.notify.overlay(later.notify, base);
-        self.policy.overlay(later.policy, base);
-        self.rule.overlay(later.rule, base);
-    }
-}
-
 /// One file's text, named by its path. Run as root, oomward reads only files that only root
 /// can change: a config names what root will kill and what it will never kill.
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
@@ -268,29 +201,6 @@ fn dropin_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// One file as spanned raw tables; a syntax or type error names the file, line and key, with
-/// what to write instead for a value of the wrong type (from the key's kind).
-fn parse_raw(file: &str, text: &str) -> Result<RawConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let key = line.map_or_else(|| "(file)".to_string(), |l| key_at(text, l));
-        let mut message = e.message().trim().to_string();
-        if message.starts_with("invalid type")
-            && let Some(hint) = keys::hint(&key)
-        {
-            let bare = message.contains("expected a string")
-                && (message.contains("integer") || message.contains("floating point"));
-            let what = if bare {
-                "a bare number has no unit: "
-            } else {
-                ""
-            };
-            message = format!("{message}; {what}{hint}");
-        }
-        ConfigError::invalid(file, line, &key, message)
-    })
-}
-
 impl Config {
     /// Reads and validates one config file (no drop-ins).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -305,93 +215,87 @@ impl Config {
             paths.extend(dropin_files(dir)?);
         }
         let files = paths.iter().map(|p| read_file(p));
-        Self::from_files(files.collect::<Result<_, _>>()?)
+        let passwd = Passwd::read(Path::new("/"));
+        Self::from_files(files.collect::<Result<_, _>>()?, &passwd)
     }
 
     /// Validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        Self::from_files(vec![(file.to_string(), text.to_string())])
+        let passwd = Passwd::read(Path::new("/"));
+        Self::from_files(vec![(file.to_string(), text.to_string())], &passwd)
     }
 
     /// Validates a config made of these files, in order: `(name, text)`. Each file is parsed
     /// on its own (syntax and type errors name it), later files override earlier ones key by
     /// key, then the merged whole is checked (errors name the file that set the key).
-    fn from_files(files: Vec<(String, String)>) -> Result<Self, ConfigError> {
-        let (mut merged, mut parts, mut loaded) = (RawConfig::default(), Vec::new(), Vec::new());
-        let mut base = 0;
-        for (file, text) in files {
-            let (name, len) = (file.clone(), text.len());
-            let complete = text.is_empty() || text.ends_with('\n');
-            loaded.push(LoadedFile {
-                name,
-                len,
-                complete,
-            });
-            merged.overlay(parse_raw(&file, &text)?, base);
-            parts.push(Part { file, text, base });
-            base += len + 1;
-        }
-        let passwd = Passwd::read(Path::new("/"));
-        let mut config = Self::from_raw(&merged, &Source::new(parts), &passwd)?;
-        config.files = loaded;
+    fn from_files(files: Vec<(String, String)>, passwd: &Passwd) -> Result<Self, ConfigError> {
+        let layers = Layers::parse(&files)?;
+        let mut config = Self::from_layers(&layers, passwd)?;
+        let loaded = files.iter().map(|(name, text)| LoadedFile {
+            name: name.clone(),
+            len: text.len(),
+            complete: text.is_empty() || text.ends_with('\n'),
+        });
+        config.files = loaded.collect();
         Ok(config)
     }
 
     /// Read every table, check what involves two keys, resolve what the config names.
-    fn from_raw(raw: &RawConfig, src: &Source, passwd: &Passwd) -> Result<Self, ConfigError> {
+    fn from_layers(layers: &Layers, passwd: &Passwd) -> Result<Self, ConfigError> {
         let nth = |table: &str, i: usize| format!("{table}[{}]", i + 1);
-        let cgroups = raw.cgroup.iter().enumerate().map(|(i, c)| {
-            let read = c.read(src, &nth("cgroup", i));
-            read.map_err(|e| e.at(src.header("cgroup", i)))
-        });
-        let cgroups = cgroups.collect::<Result<_, _>>()?;
-        let rules = raw.rule.iter().enumerate();
-        let rule_keys = rules
-            .map(|(i, r)| r.read(src, &nth("rule", i)))
-            .collect::<Result<_, _>>()?;
+        let cgroups = layers.entries("cgroup").iter().enumerate();
+        let cgroups = cgroups.map(|(i, c)| WatchedCgroup::read(c, &nth("cgroup", i)));
+        let rules = layers.entries("rule").iter().enumerate();
+        let rule_keys = rules.map(|(i, r)| RuleKeys::read(r, &nth("rule", i)));
         let mut config = Config {
-            source: src.files(),
-            daemon: raw.daemon.read(src, "daemon")?,
-            system: raw.system.read(src, "system")?,
-            cgroups,
-            kill: raw.kill.read(src, "kill")?,
-            report: raw.report.read(src, "report")?,
-            hooks: raw.hooks.read(src, "hooks")?,
-            notify: raw.notify.read(src, "notify")?,
+            source: layers.files.clone(),
+            daemon: Daemon::read(layers.table("daemon"), "daemon")?,
+            system: System::read(layers.table("system"), "system")?,
+            cgroups: cgroups.collect::<Result<_, _>>()?,
+            kill: Kill::read(layers.table("kill"), "kill")?,
+            report: Report::read(layers.table("report"), "report")?,
+            hooks: Hooks::read(layers.table("hooks"), "hooks")?,
+            notify: Notify::read(layers.table("notify"), "notify")?,
             accounts: Accounts::default(),
-            builtin_protection: raw.policy.read(src, "policy")?.builtin,
+            builtin_protection: PolicyKeys::read(layers.table("policy"), "policy")?.builtin,
             rules: Vec::new(),
-            rule_keys,
+            rule_keys: rule_keys.collect::<Result<_, _>>()?,
             warnings: Vec::new(),
             files: Vec::new(),
         };
-        config.validate(raw, src)?;
-        config.accounts = resolve::accounts(&config, raw, src, passwd)?;
-        for (i, (keys, r)) in config.rule_keys.iter().zip(&raw.rule).enumerate() {
-            let rule = resolve::rule(src, (keys, r), i, passwd, &mut config.warnings)?;
+        config.validate(layers)?;
+        config.accounts = resolve::accounts(&config, layers, passwd)?;
+        let rules = config.rule_keys.iter().zip(layers.entries("rule"));
+        for (i, keys) in rules.enumerate() {
+            let rule = resolve::rule(keys, i, passwd, &mut config.warnings)?;
             config.rules.push(rule);
         }
         Ok(config)
     }
 
     /// The checks that involve more than one key, and the warnings.
-    fn validate(&mut self, raw: &RawConfig, src: &Source) -> Result<(), ConfigError> {
-        let (d, rd) = (&self.daemon, &raw.daemon);
+    fn validate(&mut self, layers: &Layers) -> Result<(), ConfigError> {
+        let (d, rd) = (&self.daemon, layers.table("daemon"));
         if d.min_interval > d.max_interval {
             let (min, max) = (
                 format_duration(d.min_interval),
                 format_duration(d.max_interval),
             );
-            let at = span(&rd.min_interval).or(span(&rd.max_interval));
             let why = format!("{min} is longer than max_interval {max}");
-            return Err(src.err(at, "daemon.min_interval", why));
+            let at = rd.either("min_interval", "max_interval");
+            return Err(rd.err(at, "daemon.min_interval", why));
         }
         for (ladder, _) in self.system.ladders() {
-            ordered(src, "system", &ladder, |k| raw.system.span(k))?;
+            ordered(layers.table("system"), "system", &ladder)?;
         }
-        for (i, (c, rc)) in self.cgroups.iter().zip(&raw.cgroup).enumerate() {
+        for (i, (c, rc)) in self
+            .cgroups
+            .iter()
+            .zip(layers.entries("cgroup"))
+            .enumerate()
+        {
             let table = format!("cgroup[{}]", i + 1);
-            ordered(src, &table, &c.ladder(), |k| rc.span(k))?;
+            ordered(rc, &table, &c.ladder())?;
             let mut earlier = self.cgroups[..i].iter();
             if let Some(first) = earlier.position(|w| w.path.text == c.path.text) {
                 let path = &c.path.text;
@@ -399,10 +303,10 @@ impl Config {
                     "{path:?} is already watched by cgroup[{}]: one [[cgroup]] per path",
                     first + 1
                 );
-                return Err(src.err(span(&rc.path), &format!("{table}.path"), why));
+                return Err(rc.err("path", &format!("{table}.path"), why));
             }
         }
-        let files = src.files();
+        let files = &layers.files;
         if let Some(addr) = self.report.metrics_listen.filter(|a| !a.ip().is_loopback()) {
             self.warnings.push(format!("{files}: report.metrics_listen {addr} is not a loopback address: anyone who can reach it sees the watched cgroups' names and figures"));
         }
@@ -560,23 +464,14 @@ fn misordered(ladder: &Ladder, total: Option<u64>) -> Option<[(&'static str, Amo
 
 /// A ladder's levels as far as their units allow; the error is placed where the user wrote
 /// one of the two (the other may be a default).
-fn ordered(
-    src: &Source,
-    table: &str,
-    ladder: &Ladder,
-    written: impl Fn(&str) -> Option<Range<usize>>,
-) -> Result<(), ConfigError> {
+fn ordered(keys: &Keys, table: &str, ladder: &Ladder) -> Result<(), ConfigError> {
     let Some([(key, low), (up_key, up)]) = misordered(ladder, None) else {
         return Ok(());
     };
     let why = format!(
         "{low} is above {up_key} {up}: the kill level must be at or below the term level, the term level at or below the warn level"
     );
-    Err(src.err(
-        written(key).or(written(up_key)),
-        &format!("{table}.{key}"),
-        why,
-    ))
+    Err(keys.err(keys.either(key, up_key), &format!("{table}.{key}"), why))
 }
 
 /// Whether `lower` is above `upper`; across units only when `total` is known.

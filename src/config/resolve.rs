@@ -2,9 +2,10 @@
 //! from the system's `/etc/passwd` (read as a file, see [`Passwd`]), and each `[[rule]]`'s keys
 //! become a [`Rule`] once the checks that involve more than one of its keys hold.
 
-use super::keys::{RawRule, RuleKeys};
+use super::keys::RuleKeys;
 use super::kind::UserRef;
-use super::{Config, ConfigError, RawConfig, Source, span};
+use super::source::{Keys, Layers};
+use super::{Config, ConfigError};
 use crate::policy::{Action, ExeNamespace, PodMatch, Rule};
 use crate::probe::passwd::Passwd;
 
@@ -21,26 +22,25 @@ pub struct Accounts {
 /// exist; none of them root.
 pub(super) fn accounts(
     c: &Config,
-    raw: &RawConfig,
-    src: &Source,
+    layers: &Layers,
     passwd: &Passwd,
 ) -> Result<Accounts, ConfigError> {
     let h = &c.hooks;
     let any_hook = [&h.pre_kill, &h.post_kill, &h.warn]
         .iter()
         .any(|argv| !argv.is_empty());
-    let (name, at) = (&h.user, span(&raw.hooks.user));
+    let (name, keys) = (&h.user, layers.table("hooks"));
     let hooks = match passwd.by_name(name) {
         Some(a) if a.uid == 0 => {
             let why = format!(
                 "{name:?} is root: hooks run without privileges (a hook that needs them can ask a service that has them)"
             );
-            return Err(src.err(at, "hooks.user", why));
+            return Err(keys.err("user", "hooks.user", why));
         }
         Some(a) => Some((a.uid, a.gid)),
         None if any_hook => {
             let why = format!("no user named {name:?} in /etc/passwd");
-            return Err(src.err(at, "hooks.user", why));
+            return Err(keys.err("user", "hooks.user", why));
         }
         None => None,
     };
@@ -56,7 +56,7 @@ pub(super) fn accounts(
             None => Err(format!("no user named {name:?} in /etc/passwd")),
         });
     let notify = notify.collect::<Result<_, _>>();
-    let notify = notify.map_err(|why| src.err(span(&raw.notify.users), "notify.users", why))?;
+    let notify = notify.map_err(|why| layers.table("notify").err("users", "notify.users", why))?;
     Ok(Accounts { hooks, notify })
 }
 
@@ -64,26 +64,21 @@ pub(super) fn accounts(
 /// beside an `exe`, a user name that exists, not protecting everything. Protection a local user
 /// can claim is warned about.
 pub(super) fn rule(
-    src: &Source,
-    (keys, raw): (&RuleKeys, &RawRule),
+    (keys, raw): (&RuleKeys, &Keys),
     i: usize,
     passwd: &Passwd,
     warnings: &mut Vec<String>,
 ) -> Result<Rule, ConfigError> {
     let name = format!("rule[{}]", i + 1);
-    let header = src.header("rule", i);
-    let err = |at, key: &str, why: String| {
-        src.err(at, &format!("{name}.{key}"), why)
-            .at(header.clone())
-    };
-    if keys.exe.is_none() && raw.exe_namespace.is_some() {
+    let err = |key: &str, why: String| raw.err(key, &format!("{name}.{key}"), why);
+    if keys.exe.is_none() && keys.exe_namespace.is_some() {
         let why = "exe_namespace applies to an exe matcher, and this rule has none";
-        return Err(err(span(&raw.exe_namespace), "exe_namespace", why.into()));
+        return Err(err("exe_namespace", why.into()));
     }
     let uid = match &keys.user {
         Some(UserRef::Name(n)) => Some(passwd.by_name(n).map(|a| a.uid).ok_or_else(|| {
             let why = format!("no user named {n:?} in /etc/passwd (a numeric uid is accepted too)");
-            err(span(&raw.user), "user", why)
+            err("user", why)
         })?),
         Some(UserRef::Uid(uid)) => Some(*uid),
         None => None,
@@ -102,18 +97,18 @@ pub(super) fn rule(
     ];
     if !globs.contains(&true) && uid.is_none() && pod.is_empty() {
         let why = "a rule needs at least one of exe, comm, cmdline, cgroup, user, qos, namespace, pod, container";
-        return Err(src.err(None, &name, why).at(header.clone()));
+        return Err(raw.err("", &name, why));
     }
     let action = match (keys.adjust, keys.protect == Some(true)) {
         (Some(_), true) => {
             let why = "a rule either protects or adjusts, not both";
-            return Err(err(span(&raw.adjust), "adjust", why.into()));
+            return Err(err("adjust", why.into()));
         }
         (Some(a), false) => Action::Adjust(a),
         (None, true) => Action::Protect,
         (None, false) => {
             let why = "the rule does nothing: set protect = true or an adjust";
-            return Err(err(span(&raw.protect), "protect", why.into()));
+            return Err(err("protect", why.into()));
         }
     };
     let rule = Rule {
@@ -125,17 +120,13 @@ pub(super) fn rule(
         uid,
         pod,
         action,
-        line: header.as_ref().map_or(0, |l| l.line),
+        line: raw.place.line.unwrap_or(0),
     };
     if action == Action::Protect && rule.matches(&crate::policy::sentinel_process()) {
         let why = "protects every process (its matchers match anything): narrow it with an exact exe, a user or a cgroup";
-        return Err(src.err(None, &name, why).at(header));
+        return Err(raw.err("", &name, why));
     }
-    let place = format!(
-        "{}:{}: {name}",
-        header.map_or_else(|| src.files(), |l| l.file),
-        rule.line
-    );
+    let place = format!("{}:{}: {name}", raw.place.file, rule.line);
     if rule.protects_by_spoofable_names_only() {
         warnings.push(format!("{place}: protects by comm/cmdline alone; any user can give a process that name. Add exe, user or cgroup."));
     }

@@ -1,85 +1,164 @@
-//! Where a value came from: spans turned into files and lines across the main file and its
-//! drop-ins, and keys found from the text for the TOML parser's own errors.
+//! Where a value came from: each file parsed into tables whose values keep their span, merged
+//! over the earlier files (a later file's keys replace an earlier's, its `[[...]]` entries are
+//! appended) with the file and line that set each key; and keys found from the text for the
+//! TOML parser's own errors.
 
-use std::collections::HashMap;
-use std::ops::Range;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use toml::Spanned;
 
 use super::ConfigError;
+use super::keys::tables;
 
-/// One file of a config: the main file or a drop-in. Its values' spans were moved up by `base`,
-/// so that a span says which file it came from.
-pub(super) struct Part {
-    pub(super) file: String,
-    pub(super) text: String,
-    pub(super) base: usize,
-}
-
-/// A place in the config files, for an error message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A place in the config files, for an error message: a file (or all of them, joined) and a
+/// line when one is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Loc {
     pub(super) file: String,
-    pub(super) line: usize,
+    pub(super) line: Option<usize>,
 }
 
-/// Turns spans into files and lines and builds located errors, across the main file and its
-/// drop-ins.
-pub(super) struct Source {
-    parts: Vec<Part>,
-    /// Where each `[[name]]` header is, in order through the files: found once, so that
-    /// placing errors and rules stays linear in the size of the config.
-    headers: HashMap<String, Vec<Loc>>,
+/// One table as the files wrote it: each key's value and where it was set, and where the table
+/// is (an entry's `[[name]]` header; the files, for a table that may be left out).
+#[derive(Default)]
+pub(super) struct Keys {
+    pub(super) place: Loc,
+    keys: BTreeMap<String, (Loc, toml::Value)>,
 }
 
-impl Source {
-    pub(super) fn new(parts: Vec<Part>) -> Self {
-        let mut headers: HashMap<String, Vec<Loc>> = HashMap::new();
-        for p in &parts {
-            for (line, name, _) in headers_of(&p.text).filter(|h| h.2 > 0) {
-                let (file, name) = (p.file.clone(), name.to_string());
-                headers.entry(name).or_default().push(Loc { file, line });
-            }
-        }
-        Source { parts, headers }
+impl Keys {
+    /// The value of `leaf`, as written.
+    pub(super) fn value(&self, leaf: &str) -> Option<&toml::Value> {
+        self.keys.get(leaf).map(|(_, v)| v)
     }
 
-    /// File and 1-based line of a rebased offset.
-    pub(super) fn loc(&self, span: Option<Range<usize>>) -> Option<Loc> {
-        let start = span?.start;
-        let part = self.parts.iter().rev().find(|p| p.base <= start)?;
-        let line = line_of(&part.text, start - part.base);
-        Some(Loc {
-            file: part.file.clone(),
-            line,
+    /// An error about `key` (dotted), placed at the value of `leaf` when it was written, else
+    /// at the table.
+    pub(super) fn err(&self, leaf: &str, key: &str, message: impl Into<String>) -> ConfigError {
+        let at = self.keys.get(leaf).map_or(&self.place, |(at, _)| at);
+        ConfigError::invalid(&at.file, at.line, key, message.into())
+    }
+
+    /// `a` if it was written, else `b`: where to place an error about the two.
+    pub(super) fn either<'a>(&self, a: &'a str, b: &'a str) -> &'a str {
+        if self.keys.contains_key(a) { a } else { b }
+    }
+
+    /// Every key written is one of `known`, the table's.
+    pub(super) fn known(&self, known: &[&str], prefix: &str) -> Result<(), ConfigError> {
+        let Some(k) = self.keys.keys().find(|k| !known.contains(&k.as_str())) else {
+            return Ok(());
+        };
+        let names: Vec<String> = known.iter().map(|n| format!("`{n}`")).collect();
+        let why = format!("unknown field `{k}`, expected one of {}", names.join(", "));
+        Err(self.err(k, &format!("{prefix}.{k}"), why))
+    }
+}
+
+/// One file's tables, every value spanned.
+type RawTable = BTreeMap<String, Spanned<toml::Value>>;
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    daemon: Option<Spanned<RawTable>>,
+    system: Option<Spanned<RawTable>>,
+    cgroup: Vec<Spanned<RawTable>>,
+    kill: Option<Spanned<RawTable>>,
+    report: Option<Spanned<RawTable>>,
+    hooks: Option<Spanned<RawTable>>,
+    notify: Option<Spanned<RawTable>>,
+    policy: Option<Spanned<RawTable>>,
+    rule: Vec<Spanned<RawTable>>,
+}
+
+/// The merged config as written: every table by name, a `[name]` as its one entry.
+pub(super) struct Layers {
+    tables: HashMap<&'static str, Vec<Keys>>,
+    /// The files' names joined, for an error that no single value caused.
+    pub(super) files: String,
+}
+
+impl Layers {
+    /// The files, in order: `(name, text)`. A syntax or shape error names the file, line and key.
+    pub(super) fn parse(files: &[(String, String)]) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = files.iter().map(|(f, _)| f.as_str()).collect();
+        let files_loc = Loc {
+            file: match names.is_empty() {
+                true => "<built-in defaults>".to_string(),
+                false => names.join(" + "),
+            },
+            line: None,
+        };
+        let mut tables: HashMap<_, _> = tables()
+            .into_iter()
+            .filter(|t| !t.array)
+            .map(|t| {
+                (
+                    t.name,
+                    vec![Keys {
+                        place: files_loc.clone(),
+                        keys: BTreeMap::new(),
+                    }],
+                )
+            })
+            .collect();
+        for (file, text) in files {
+            let raw: RawConfig = toml::from_str(text).map_err(|e| {
+                let line = e.span().map(|s| line_of(text, s.start));
+                let key = line.map_or_else(|| "(file)".to_string(), |l| key_at(text, l));
+                ConfigError::invalid(file, line, &key, e.message().trim().to_string())
+            })?;
+            let at = |start| Loc {
+                file: file.clone(),
+                line: Some(line_of(text, start)),
+            };
+            let some = |t: Option<Spanned<RawTable>>| t.into_iter().collect::<Vec<_>>();
+            let r = raw;
+            for (name, entries) in [
+                ("daemon", some(r.daemon)),
+                ("system", some(r.system)),
+                ("cgroup", r.cgroup),
+                ("kill", some(r.kill)),
+                ("report", some(r.report)),
+                ("hooks", some(r.hooks)),
+                ("notify", some(r.notify)),
+                ("policy", some(r.policy)),
+                ("rule", r.rule),
+            ] {
+                let merged = tables.entry(name).or_default();
+                for entry in entries {
+                    let place = at(entry.span().start);
+                    let keys = entry.into_inner().into_iter();
+                    let keys = keys.map(|(k, v)| (k, (at(v.span().start), v.into_inner())));
+                    match merged
+                        .first_mut()
+                        .filter(|_| name != "cgroup" && name != "rule")
+                    {
+                        Some(table) => table.keys.extend(keys),
+                        None => merged.push(Keys {
+                            place,
+                            keys: keys.collect(),
+                        }),
+                    }
+                }
+            }
+        }
+        Ok(Layers {
+            tables,
+            files: files_loc.file,
         })
     }
 
-    /// The files, for an error that no single value caused.
-    pub(super) fn files(&self) -> String {
-        let names: Vec<&str> = self.parts.iter().map(|p| p.file.as_str()).collect();
-        match names.is_empty() {
-            true => "<built-in defaults>".to_string(),
-            false => names.join(" + "),
-        }
+    /// A `[name]` table.
+    pub(super) fn table(&self, name: &str) -> &Keys {
+        &self.tables[name][0]
     }
 
-    /// An error about `key`, placed at the value at `span` when there is one.
-    pub(super) fn err(
-        &self,
-        span: Option<Range<usize>>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        let loc = self.loc(span);
-        let file = loc
-            .as_ref()
-            .map_or_else(|| self.files(), |l| l.file.clone());
-        ConfigError::invalid(file, loc.map(|l| l.line), key, message.into())
-    }
-
-    /// Where the `n`th (0-based) `[[name]]` header is, counting through the files in order,
-    /// for errors about a whole table.
-    pub(super) fn header(&self, name: &str, n: usize) -> Option<Loc> {
-        self.headers.get(name)?.get(n).cloned()
+    /// A `[[name]]` table's entries, in order through the files.
+    pub(super) fn entries(&self, name: &str) -> &[Keys] {
+        self.tables.get(name).map_or(&[], |v| v.as_slice())
     }
 }
 
@@ -101,7 +180,6 @@ fn headers_of(text: &str) -> impl Iterator<Item = (usize, &str, usize)> {
         l.starts_with('[').then_some((i + 1, name, nth))
     })
 }
-
 /// For an error from the TOML parser: the dotted key at the error's line of `text`, found from
 /// the text (the key before `=` under the nearest table header above, and which `[[...]]` it
 /// is). Shortened, as a file of one long line (carriage returns only) would be echoed whole;

@@ -339,11 +339,8 @@ fn stall_terms_parse_default_off_and_bad_values_name_their_line() {
 }
 
 fn files(list: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    Config::from_files(
-        list.iter()
-            .map(|(f, t)| (f.to_string(), t.to_string()))
-            .collect(),
-    )
+    let list = list.iter().map(|(f, t)| (f.to_string(), t.to_string()));
+    Config::from_files(list.collect(), &Passwd::read(Path::new("/")))
 }
 
 #[test]
@@ -610,11 +607,9 @@ fn a_kill_level_above_its_term_level_is_refused_whatever_the_units() {
 /// Users are found in /etc/passwd as a file, never through NSS.
 #[test]
 fn users_resolve_from_the_passwd_file() {
-    let src = Source::new(Vec::new());
+    let read = |text: &str, passwd| Config::from_files(vec![("x".into(), text.into())], passwd);
     let passwd = Passwd::parse("root:x:0:0::/:/x\nhooky:x:1234:99::/:/x\n");
-    let raw: RawConfig =
-        toml::from_str("[hooks]\nuser = \"hooky\"\nwarn = [\"/bin/true\"]\n[notify]\nusers = [\"hooky\"]\n[[rule]]\nuser = \"hooky\"\nadjust = 5\n").unwrap();
-    let c = Config::from_raw(&raw, &src, &passwd).unwrap();
+    let c = read("[hooks]\nuser = \"hooky\"\nwarn = [\"/bin/true\"]\n[notify]\nusers = [\"hooky\"]\n[[rule]]\nuser = \"hooky\"\nadjust = 5\n", &passwd).unwrap();
     assert_eq!(
         c.accounts,
         Accounts {
@@ -629,12 +624,10 @@ fn users_resolve_from_the_passwd_file() {
         "[notify]\nusers = [\"root\"]\n",
         "[[rule]]\nuser = \"ghost\"\nadjust = 5\n",
     ] {
-        let raw: RawConfig = toml::from_str(text).unwrap();
-        assert!(Config::from_raw(&raw, &src, &passwd).is_err(), "{text}");
+        assert!(read(text, &passwd).is_err(), "{text}");
     }
-    let raw: RawConfig = toml::from_str("[hooks]\nuser = \"ghost\"\n").unwrap();
     assert!(
-        Config::from_raw(&raw, &src, &passwd).is_ok(),
+        read("[hooks]\nuser = \"ghost\"\n", &passwd).is_ok(),
         "no hook, no user needed"
     );
 }
