@@ -226,8 +226,8 @@ impl Config {
     }
 
     /// Validates a config made of these files, in order: `(name, text)`. Each file is parsed
-    /// on its own (syntax and type errors name it), later files override earlier ones key by
-    /// key, then the merged whole is checked (errors name the file that set the key).
+    /// on its own (syntax errors name it), later files override earlier ones key by key, then
+    /// the merged whole is read and checked (errors name the file that set the key).
     fn from_files(files: Vec<(String, String)>, passwd: &Passwd) -> Result<Self, ConfigError> {
         let layers = Layers::parse(&files)?;
         let mut config = Self::from_layers(&layers, passwd)?;

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ConfigError;
-use super::keys::tables;
 
 /// A place in the config files, for an error message: a file (or all of them, joined) and a
 /// line when one is known.
@@ -56,9 +55,10 @@ impl Keys {
     }
 }
 
-/// One file's tables, every value spanned.
+/// One table of one file, every value spanned.
 type RawTable = BTreeMap<String, Spanned<toml::Value>>;
 
+/// One file's tables: a `[[name]]` is a list of them; a `[name]` is one or none.
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
@@ -78,6 +78,8 @@ pub(super) struct Layers {
     tables: HashMap<&'static str, Vec<Keys>>,
     /// The files' names joined, for an error that no single value caused.
     pub(super) files: String,
+    /// A `[name]` the files leave out: its errors name the files.
+    empty: Keys,
 }
 
 impl Layers {
@@ -91,21 +93,9 @@ impl Layers {
             },
             line: None,
         };
-        let mut tables: HashMap<_, _> = tables()
-            .into_iter()
-            .filter(|t| !t.array)
-            .map(|t| {
-                (
-                    t.name,
-                    vec![Keys {
-                        place: files_loc.clone(),
-                        keys: BTreeMap::new(),
-                    }],
-                )
-            })
-            .collect();
+        let mut tables: HashMap<&str, Vec<Keys>> = HashMap::new();
         for (file, text) in files {
-            let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let r: RawConfig = toml::from_str(text).map_err(|e| {
                 let line = e.span().map(|s| line_of(text, s.start));
                 let key = line.map_or_else(|| "(file)".to_string(), |l| key_at(text, l));
                 ConfigError::invalid(file, line, &key, e.message().trim().to_string())
@@ -115,7 +105,6 @@ impl Layers {
                 line: Some(line_of(text, start)),
             };
             let some = |t: Option<Spanned<RawTable>>| t.into_iter().collect::<Vec<_>>();
-            let r = raw;
             for (name, entries) in [
                 ("daemon", some(r.daemon)),
                 ("system", some(r.system)),
@@ -127,15 +116,16 @@ impl Layers {
                 ("policy", some(r.policy)),
                 ("rule", r.rule),
             ] {
+                let array = name == "cgroup" || name == "rule";
                 let merged = tables.entry(name).or_default();
                 for entry in entries {
-                    let place = at(entry.span().start);
+                    let place = match array {
+                        true => at(entry.span().start),
+                        false => files_loc.clone(),
+                    };
                     let keys = entry.into_inner().into_iter();
                     let keys = keys.map(|(k, v)| (k, (at(v.span().start), v.into_inner())));
-                    match merged
-                        .first_mut()
-                        .filter(|_| name != "cgroup" && name != "rule")
-                    {
+                    match merged.first_mut().filter(|_| !array) {
                         Some(table) => table.keys.extend(keys),
                         None => merged.push(Keys {
                             place,
@@ -147,13 +137,20 @@ impl Layers {
         }
         Ok(Layers {
             tables,
-            files: files_loc.file,
+            files: files_loc.file.clone(),
+            empty: Keys {
+                place: files_loc,
+                keys: BTreeMap::new(),
+            },
         })
     }
 
     /// A `[name]` table.
     pub(super) fn table(&self, name: &str) -> &Keys {
-        &self.tables[name][0]
+        self.tables
+            .get(name)
+            .and_then(|t| t.first())
+            .unwrap_or(&self.empty)
     }
 
     /// A `[[name]]` table's entries, in order through the files.
