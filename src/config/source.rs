@@ -12,7 +12,7 @@ use super::ConfigError;
 
 /// A place in the config files, for an error message: a file (or all of them, joined) and a
 /// line when one is known.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Loc {
     pub(super) file: String,
     pub(super) line: Option<usize>,
@@ -20,7 +20,6 @@ pub(super) struct Loc {
 
 /// One table as the files wrote it: each key's value and where it was set, and where the table
 /// is (an entry's `[[name]]` header; the files, for a table that may be left out).
-#[derive(Default)]
 pub(super) struct Keys {
     pub(super) place: Loc,
     keys: BTreeMap<String, (Loc, toml::Value)>,
