@@ -81,6 +81,27 @@ pub struct Member {
     pub to_kill: u64,
 }
 
+impl Member {
+    /// A member at `level` needing `need` bytes that neither hangs nor stands still: the
+    /// system scope always (earlyoom's rule: MemAvailable alone decides), a cgroup before its
+    /// first sample.
+    pub fn moving(level: Level, need: u64) -> Self {
+        Member {
+            level,
+            need,
+            rescue: false,
+            steady: Stillness::Moving,
+            to_kill: u64::MAX,
+        }
+    }
+}
+
+impl Default for Member {
+    fn default() -> Self {
+        Member::moving(Level::Ok, 0)
+    }
+}
+
 /// The scopes of a domain taken together: the worst level, the largest need, any rescue.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Combined {
@@ -155,11 +176,8 @@ mod tests {
 
     fn m(level: Level, need_mib: u64, rescue: bool) -> Member {
         Member {
-            level,
-            need: need_mib * MIB,
             rescue,
-            steady: Stillness::Moving,
-            to_kill: u64::MAX,
+            ..Member::moving(level, need_mib * MIB)
         }
     }
 

@@ -291,13 +291,7 @@ impl Enforcer {
             unavailable_reported: false,
             mem: None,
             mem_round: 0,
-            member: Member {
-                level: Level::Ok,
-                need: 0,
-                rescue: false,
-                steady: crate::decide::trigger::Stillness::Moving,
-                to_kill: u64::MAX,
-            },
+            member: Member::default(),
             eta: None,
             oom_kills: None,
             oom_kills_round: 0,
@@ -593,13 +587,7 @@ impl Enforcer {
                 self.system.warned =
                     system_warned(&self.config, &mem, &sample, &thresholds, self.system.warned);
                 // The system keeps earlyoom's rule: MemAvailable alone decides.
-                self.system.member = Member {
-                    level,
-                    need,
-                    rescue: false,
-                    steady: crate::decide::trigger::Stillness::Moving,
-                    to_kill: u64::MAX,
-                };
+                self.system.member = Member::moving(level, need);
             }
             Err(e) => log.log(
                 Severity::Error,
