@@ -469,6 +469,27 @@ pub fn widen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Resu
     check(unsafe { libc::listen(listener.as_raw_fd(), backlog) }.into())
 }
 
+/// Asks the kernel to hand a listening socket's connections to `accept` only once their
+/// first bytes arrived, or after about `secs` (`TCP_DEFER_ACCEPT`): a crowd that connects and
+/// says nothing then waits in the kernel's queue instead of the server's few slots, and a
+/// scraper's request is there when it is taken, so it is answered at once.
+pub fn defer_accept(listener: &std::net::TcpListener, secs: i32) -> io::Result<()> {
+    // SAFETY: setsockopt reads one c_int from a valid reference, its size given; the
+    // descriptor is borrowed for the call.
+    check(
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&secs as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        }
+        .into(),
+    )
+}
+
 /// Starts the thread `oomward-NAME` that serves others (the metrics listener, the journal
 /// writer, hook and notification watchers), back in the normal scheduling class: threads
 /// inherit the loop's real-time class when it starts them, and these must never outrank the

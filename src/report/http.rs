@@ -83,6 +83,7 @@ fn spawn(
 ) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     crate::sys::widen_backlog(&listener, BACKLOG)?;
+    crate::sys::defer_accept(&listener, HEAD_TIME.as_secs() as i32)?;
     crate::sys::spawn_helper("metrics", move || {
         let mut server = Serving {
             listener,
