@@ -77,6 +77,23 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("[[rule]]\nuser = \"no-such-user-oomward\"\nprotect = true\n", "rule[1].user", 2, "no user named"),
     ("[[rule]]\nuser = -1\nprotect = true\n", "rule[1].user", 2, "not a uid"),
     ("[[rule]]\nuser = [1]\nprotect = true\n", "rule[1].user", 2, "user name or a numeric uid"),
+    // Places: lines after a blank line or a comment, the second of two tables, the key of two
+    // that the user wrote.
+    ("[daemon]\n\ndry_run = \"yes\"\n", "daemon.dry_run", 3, "true or false"),
+    ("[daemon]\nmax_interval = \"1s\"\nmin_interval = \"2s\"\n", "daemon.min_interval", 3, "at most 1s"),
+    ("[system]\nmem_available_term = \"5%\"\nmem_available_kill = \"10%\"\n", "system.mem_available_kill", 3, "above mem_available_term"),
+    ("[[rule]]\ncomm = \"a\"\nprotect = true\n\n[[rule]]\nprotect = true\n", "rule[2]", 5, "at least one"),
+    ("[[rule]]\ncomm = \"a\"\nadjust = 1\n[[rule]]\ncomm = \"b\"\nprotekt = true\n", "rule[2].protekt", 6, "unknown field"),
+    ("[[rule]] # db\ncomm = \"a\"\nprotekt = true\n", "rule[1].protekt", 3, "unknown field"),
+    ("[system] # machine\nmem_availble_term = \"1%\"\n", "system.mem_availble_term", 2, "unknown field"),
+    ("[[rule]] # empty\nprotect = true\n", "rule[1]", 1, "at least one"),
+    // More values.
+    ("[system]\nmem_available_term = \"10 furlongs\"\n", "system.mem_available_term", 2, "unknown unit"),
+    ("[kill]\nmin_gain = \"lots\"\n", "kill.min_gain", 2, "invalid size"),
+    ("[kill]\nexit_settle = \"10s\"\n", "kill.exit_settle", 2, "at most 5s"),
+    ("[[cgroup]]\npath = \"/a\"\nexhaustion_term = \"2\"\n", "cgroup[1].exhaustion_term", 3, "unit is required"),
+    ("[[rule]]\ncgroup = \"/a/[z-a]\"\nadjust = 10\n", "rule[1].cgroup", 2, "invalid glob"),
+    ("[[rule]]\nexe = \"\\t/usr/bin/x\"\nadjust = 5\n", "rule[1].exe", 2, "absolute path"),
     // Structure and syntax.
     ("[deamon]\ndry_run = true\n", "deamon", 1, "unknown field"),
     ("[daemon]\ndryrun = true\n", "daemon.dryrun", 2, "unknown field"),
