@@ -16,35 +16,34 @@ use crate::Failure;
 /// the daemon then runs on its last good config), the last good config where it can be read,
 /// else the built-in defaults, said on stderr: the person asking why their process died must
 /// not be told about a typo instead.
-fn reading_config(origin: &ConfigOrigin) -> Result<Config, Failure> {
+fn reading_config(origin: &ConfigOrigin) -> Config {
     let error = match origin.load() {
-        Ok(c) => return Ok(c),
+        Ok(c) => return c,
         Err(e) => e,
     };
     let (config, from) = oomward::daemon::last_good_or_defaults(|_| true);
     let from = from.unwrap_or_else(|| "the built-in defaults".into());
     eprintln!("oomward: {error}\noomward: the config does not load; reading the paths of {from}");
-    Ok(config)
-}
-
-/// The journal to read: `--journal`, else the config's `[report] journal`.
-fn journal_path(origin: &ConfigOrigin, given: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    if let Some(p) = given {
-        return Ok(p);
-    }
-    let config = reading_config(origin)?;
     config
-        .report
-        .journal
-        .ok_or_else(|| Failure::usage("the kill journal is off ([report] journal = \"\")"))
 }
 
-/// The records of the journal at `path`; for a user who may not read it, those of its public
-/// twin (no command lines), said on stderr.
-fn read_journal(path: &Path) -> Result<Vec<KillRecord>, Failure> {
-    let read = match history::read(path) {
+/// The journal to read (`--journal`, else the config's `[report] journal`) and its records;
+/// for a user who may not read it, those of its public twin (no command lines), said on
+/// stderr.
+fn read_journal(
+    origin: &ConfigOrigin,
+    given: Option<PathBuf>,
+) -> Result<(PathBuf, Vec<KillRecord>), Failure> {
+    let path = match given {
+        Some(p) => p,
+        None => reading_config(origin)
+            .report
+            .journal
+            .ok_or_else(|| Failure::usage("the kill journal is off ([report] journal = \"\")"))?,
+    };
+    let read = match history::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let public = history::public_path(path);
+            let public = history::public_path(&path);
             eprintln!(
                 "oomward: {} is root's; reading {} (command lines are kept private)",
                 path.display(),
@@ -63,17 +62,12 @@ fn read_journal(path: &Path) -> Result<Vec<KillRecord>, Failure> {
             read.skipped
         );
     }
-    Ok(read.records)
+    Ok((path, read.records))
 }
 
 fn print(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match std::io::Write::write_all(&mut out, text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::runtime(format!("cannot write: {e}")))
-        }
-        _ => Ok(()),
-    }
+    let written = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    super::unless_closed(written).map_err(|e| Failure::runtime(format!("cannot write: {e}")))
 }
 
 /// `value` as indented JSON, and a newline.
@@ -88,8 +82,7 @@ pub fn history(
     json: bool,
     journal: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let path = journal_path(origin, journal)?;
-    let mut records = read_journal(&path)?;
+    let (path, mut records) = read_journal(origin, journal)?;
     if let Some(age) = since {
         let age = parse_duration(age).map_err(|e| Failure::usage(format!("--since: {e}")))?;
         let from = unix_now() - age.as_secs_f64();
@@ -123,8 +116,7 @@ pub fn why(
     json: bool,
     journal: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let path = journal_path(origin, journal)?;
-    let records = read_journal(&path)?;
+    let (path, records) = read_journal(origin, journal)?;
     let Some(r) = history::find(&records, who) else {
         return Err(Failure::runtime(format!(
             "no kill of {who:?} in {} (pid or process name)",
@@ -295,7 +287,7 @@ pub fn status(
 ) -> Result<(), Failure> {
     let path = match file {
         Some(p) => p,
-        None => reading_config(origin)?.report.status_file.ok_or_else(|| {
+        None => reading_config(origin).report.status_file.ok_or_else(|| {
             Failure::usage("the status file is off ([report] status_file = \"\")")
         })?,
     };

@@ -52,18 +52,22 @@ pub fn check_config(
         } else {
             eprintln!("oomward: checked {}", config.source);
         }
-        // A closed pipe (`| head`) is the reader's choice; any other write error is a failure,
-        // never a panic.
         let written =
             std::io::Write::write_all(&mut std::io::stdout().lock(), config.to_toml().as_bytes())
                 .and_then(|()| std::io::Write::flush(&mut std::io::stdout().lock()));
-        if let Err(e) = written
-            && e.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            return Err(Failure::runtime(format!("cannot write the config: {e}")));
-        }
+        unless_closed(written)
+            .map_err(|e| Failure::runtime(format!("cannot write the config: {e}")))?;
     }
     Ok(())
+}
+
+/// `written` to stdout, a closed pipe (`| head`) taken as success: that is the reader's choice;
+/// any other write error is a failure, never a panic.
+fn unless_closed(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// `oomward lift-tripwires`: what the next start would take off, taken off now (the unit's

@@ -52,15 +52,11 @@ pub fn rank(
     }
     let mut out = std::io::stdout().lock();
     let written = if json {
-        write_json(&mut out, &ranked, &view, host.page_size)
+        write_json(&mut out, &ranked, &view)
     } else {
         write_table(&mut out, &ranked, &view, host.page_size)
     };
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(Failure::runtime(e));
-    }
+    super::unless_closed(written).map_err(Failure::runtime)?;
     if scan.exe_hidden > 0 {
         let hint = if rustix::process::geteuid().is_root() {
             ""
@@ -82,7 +78,6 @@ fn write_json(
     out: &mut impl Write,
     ranked: &[Candidate<'_>],
     view: &ScopeView,
-    _page: u64,
 ) -> std::io::Result<()> {
     let rows: Vec<serde_json::Value> = ranked
         .iter()
