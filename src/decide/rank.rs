@@ -151,30 +151,36 @@ mod tests {
         }
     }
 
+    /// A rule matching comm `re` only.
+    fn comm_rule(re: &str, action: Action) -> Rule {
+        Rule {
+            exe: None,
+            exe_namespace: ExeNamespace::Host,
+            comm: Some(regex::Regex::new(re).unwrap()),
+            cmdline: None,
+            cgroup: None,
+            uid: None,
+            pod: crate::policy::PodMatch::default(),
+            action,
+            line: 1,
+        }
+    }
+
     const SYS: u64 = 6_291_456;
+
+    /// A scope of `scope` pages on the machine of [`SYS`] pages.
+    fn totals(scope: u64) -> Totals {
+        Totals { scope, system: SYS }
+    }
 
     #[test]
     fn the_scope_total_decides_whom_adj_favours() {
         // In a 256 MiB cgroup (65536 pages) a 150 MiB process beats a 20 MiB one with adj 400;
         // with the machine's T the adj dominates. The kernel's memcg OOM uses the cgroup's T.
         let procs = vec![p(10, 38400, 0, 1), p(11, 5120, 400, 2)];
-        let in_cgroup = rank(
-            &procs,
-            &policy(vec![]),
-            Totals {
-                scope: 65536,
-                system: SYS,
-            },
-        );
+        let in_cgroup = rank(&procs, &policy(vec![]), totals(65536));
         assert_eq!(in_cgroup[0].process.pid, 10);
-        let system = rank(
-            &procs,
-            &policy(vec![]),
-            Totals {
-                scope: SYS,
-                system: SYS,
-            },
-        );
+        let system = rank(&procs, &policy(vec![]), totals(SYS));
         assert_eq!(system[0].process.pid, 11);
         // oom_score is always in the system's terms
         assert!(in_cgroup[1].oom_score > in_cgroup[0].oom_score);
@@ -183,14 +189,7 @@ mod tests {
     #[test]
     fn ties_go_to_the_later_started_process() {
         let procs = vec![p(20, 100, 0, 5), p(21, 100, 0, 9), p(22, 100, 0, 7)];
-        let r = rank(
-            &procs,
-            &policy(vec![]),
-            Totals {
-                scope: SYS,
-                system: SYS,
-            },
-        );
+        let r = rank(&procs, &policy(vec![]), totals(SYS));
         let order: Vec<i32> = r.iter().map(|c| c.process.pid).collect();
         assert_eq!(order, vec![21, 22, 20]);
     }
@@ -206,26 +205,9 @@ mod tests {
         let mut protected = p(31, 8000, 0, 4);
         protected.comm = "db".into();
         let small = p(32, 10, 0, 5);
-        let rule = Rule {
-            exe: None,
-            exe_namespace: ExeNamespace::Host,
-            comm: Some(regex::Regex::new("^db$").unwrap()),
-            cmdline: None,
-            cgroup: None,
-            uid: None,
-            pod: crate::policy::PodMatch::default(),
-            action: Action::Protect,
-            line: 1,
-        };
+        let rule = comm_rule("^db$", Action::Protect);
         let procs = vec![kthread, zombie, init, adj_min, protected, small];
-        let r = rank(
-            &procs,
-            &policy(vec![rule]),
-            Totals {
-                scope: SYS,
-                system: SYS,
-            },
-        );
+        let r = rank(&procs, &policy(vec![rule]), totals(SYS));
         let order: Vec<i32> = r.iter().map(|c| c.process.pid).collect();
         assert_eq!(order[0], 32);
         assert_eq!(r.len(), 4);
@@ -241,25 +223,8 @@ mod tests {
     #[test]
     fn rule_adjustments_move_processes_in_adj_units() {
         let procs = vec![p(40, 1000, 0, 1), p(41, 900, 0, 2)];
-        let prefer = Rule {
-            exe: None,
-            exe_namespace: ExeNamespace::Host,
-            comm: Some(regex::Regex::new("^p41$").unwrap()),
-            cmdline: None,
-            cgroup: None,
-            uid: None,
-            pod: crate::policy::PodMatch::default(),
-            action: Action::Adjust(1),
-            line: 1,
-        };
-        let r = rank(
-            &procs,
-            &policy(vec![prefer]),
-            Totals {
-                scope: 200_000,
-                system: SYS,
-            },
-        );
+        let prefer = comm_rule("^p41$", Action::Adjust(1));
+        let r = rank(&procs, &policy(vec![prefer]), totals(200_000));
         // +1 adj unit = 200 pages at T = 200000: 900 + 200 > 1000
         assert_eq!(r[0].process.pid, 41);
         assert_eq!(r[0].rank_score, Some(1100));
