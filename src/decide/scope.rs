@@ -117,8 +117,6 @@ pub struct ScopeView {
     /// For a cgroup scope: the cgroup whose limit an OOM would hit (itself or an ancestor), or
     /// `None` when nothing on its path is limited and an OOM would be system-wide.
     pub domain: Option<String>,
-    /// That domain's hard limit in bytes.
-    pub domain_limit: Option<u64>,
 }
 
 /// Why a scope cannot be read.
@@ -150,7 +148,6 @@ impl ScopeView {
                     system,
                 },
                 domain: None,
-                domain_limit: None,
             });
         };
         let hier = host.memory.as_ref().ok_or(ScopeError::NoMemoryHierarchy)?;
@@ -160,16 +157,13 @@ impl ScopeView {
             Err(e) => return Err(e.into()),
         };
         let swap_total = mem.swap_total / host.page_size;
-        let (scope_t, domain, limit) = match oom_domain(&chain) {
+        let (scope_t, domain) = match oom_domain(&chain) {
             Some(i) => {
                 let (name, m) = &chain[i];
-                (
-                    memcg_totalpages(m, swap_total, host.page_size),
-                    Some(name.clone()),
-                    m.max,
-                )
+                let t = memcg_totalpages(m, swap_total, host.page_size);
+                (t, Some(name.clone()))
             }
-            None => (system, None, None),
+            None => (system, None),
         };
         Ok(ScopeView {
             spec: spec.clone(),
@@ -178,7 +172,6 @@ impl ScopeView {
                 system,
             },
             domain,
-            domain_limit: limit,
         })
     }
 }
