@@ -145,25 +145,21 @@ impl<const K: usize> Default for Tally<K> {
 
 impl<const K: usize> Tally<K> {
     fn add(&mut self, labels: [&str; K], n: u64) {
-        let labels = if self.entries.len() >= TALLY_MAX && !self.has(labels) {
+        let labels = if self.entries.len() >= TALLY_MAX && self.count(labels).is_none() {
             ["other"; K]
         } else {
             labels
         };
-        match self
-            .entries
-            .iter_mut()
-            .find(|(have, _)| have.iter().zip(labels).all(|(a, b)| a == b))
-        {
+        match self.entries.iter_mut().find(|(have, _)| *have == labels) {
             Some((_, count)) => *count += n,
             None => self.entries.push((labels.map(str::to_owned), n)),
         }
     }
 
-    fn has(&self, labels: [&str; K]) -> bool {
-        self.entries
-            .iter()
-            .any(|(have, _)| have.iter().zip(labels).all(|(a, b)| a == b))
+    /// The count of one label set, if it was counted.
+    fn count(&self, labels: [&str; K]) -> Option<u64> {
+        let found = self.entries.iter().find(|(have, _)| *have == labels);
+        found.map(|(_, n)| *n)
     }
 
     fn is_empty(&self) -> bool {
@@ -474,13 +470,6 @@ impl Metrics {
         let help = "Signals sent to end a process, by scope, signal and reason.";
         let known = crate::decide::episode::Reason::ALL.map(|r| (r.signal().name(), r.as_str()));
         self.scope_family(out, name, "counter", help, |out, scope, s| {
-            let count = |signal: &str, reason: &str| {
-                s.kills
-                    .entries
-                    .iter()
-                    .find(|([g, r], _)| g == signal && r == reason)
-                    .map_or(0, |(_, n)| *n)
-            };
             let zeros = known.iter().filter(|_| s.watched);
             let others = s
                 .kills
@@ -490,7 +479,12 @@ impl Metrics {
                 .filter(|k| !s.watched || !known.contains(k));
             for (signal, reason) in zeros.copied().chain(others) {
                 let labels = [("scope", scope), ("signal", signal), ("reason", reason)];
-                sample(out, name, &labels, count(signal, reason));
+                sample(
+                    out,
+                    name,
+                    &labels,
+                    s.kills.count([signal, reason]).unwrap_or(0),
+                );
             }
         });
     }
@@ -985,7 +979,7 @@ mod tests {
         m.wakeup("s0");
         let state = m.lock();
         assert_eq!(state.wakeups.entries.len(), TALLY_MAX + 1);
-        assert!(state.wakeups.has(["other"]));
+        assert!(state.wakeups.count(["other"]).is_some());
         assert!(state.wakeups.entries.contains(&(["s0".to_string()], 2)));
     }
 
