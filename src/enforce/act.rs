@@ -509,9 +509,9 @@ impl Enforcer {
     }
 
     /// The watched cgroups of a domain.
-    fn member_cgroups(&self, d: &Domain) -> impl Iterator<Item = &super::CgroupScope> {
+    fn member_cgroups(&self, d: &Domain) -> impl Iterator<Item = &super::scopes::CgroupScope> {
         d.members.iter().filter_map(|id| match id {
-            ScopeId::Cgroup(n) => self.cgroups.iter().find(|c| c.id == *n),
+            ScopeId::Cgroup(n) => self.watched.cgroups.iter().find(|c| c.id == *n),
             ScopeId::System => None,
         })
     }
@@ -521,7 +521,11 @@ impl Enforcer {
     }
 
     pub(super) fn members_list(&self, d: &Domain) -> String {
-        let names: Vec<&str> = d.members.iter().map(|id| self.scope_name(*id)).collect();
+        let names: Vec<&str> = d
+            .members
+            .iter()
+            .map(|id| self.watched.scope_name(*id))
+            .collect();
         names.join(",")
     }
 
@@ -681,7 +685,7 @@ impl Enforcer {
     ) -> Signalled {
         let victim = pick.victim;
         let sig = pick.reason.signal();
-        let scope = self.scope_name(pick.owner.scope).to_string();
+        let scope = self.watched.scope_name(pick.owner.scope).to_string();
         let domain = d.key.name().to_string();
         let line = |message: &str| decision_line(message, &scope, &domain, m, pick);
         if self.killer.dry_run {

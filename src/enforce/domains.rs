@@ -124,14 +124,14 @@ impl Enforcer {
         // A cgroup's domain changes only with a full sample of it (or its coming and going):
         // a round that sampled none keeps last round's members, which with a hundred calm
         // cgroups saves a search per cgroup every round.
-        let regroup = self.members_changed || self.cgroups.iter().any(|c| c.fresh);
+        let regroup = self.watched.members_changed || self.watched.cgroups.iter().any(|c| c.fresh);
         for d in &mut self.domains {
             if regroup || d.key == DomainKey::System {
                 d.members.clear();
             }
             d.fresh = false;
         }
-        if self.config.system.enabled && self.system.mem.is_some() {
+        if self.config.system.enabled && self.watched.system.mem.is_some() {
             let d = self.domain_mut(DomainKey::System);
             d.members.push(ScopeId::System);
             d.fresh = true;
@@ -139,9 +139,9 @@ impl Enforcer {
         if !regroup {
             return;
         }
-        self.members_changed = false;
-        for c in 0..self.cgroups.len() {
-            let cg = &self.cgroups[c];
+        self.watched.members_changed = false;
+        for c in 0..self.watched.cgroups.len() {
+            let cg = &self.watched.cgroups[c];
             let Some(path) = cg.domain_path() else {
                 continue;
             };
@@ -227,8 +227,8 @@ impl Enforcer {
         if system_exit {
             // The stall the victim caused is over with it: only what comes after counts
             // toward the next one (else the same window would choose a second victim).
-            self.system.stall_window.clear();
-            self.system.psi_quiet_until = Some(Instant::now() + PSI_AVG10_SPAN);
+            self.watched.system.stall_window.clear();
+            self.watched.system.psi_quiet_until = Some(Instant::now() + PSI_AVG10_SPAN);
         }
     }
 
@@ -370,6 +370,7 @@ impl Enforcer {
     /// The domain as its episode sees it: its members combined, the kernel's kills counted.
     fn observe(&mut self, d: &mut Domain) -> (Observation, Figures) {
         let system_t = self
+            .watched
             .system
             .mem
             .map_or(1, |m| m.total_pages(self.host.page_size));
@@ -382,19 +383,19 @@ impl Enforcer {
 
     /// The system domain: MemAvailable against MemTotal, the machine's kernel kills.
     fn observe_system(&mut self, d: &mut Domain, system_t: u64) -> (Observation, Figures) {
-        let m = self.system.mem.unwrap_or_default();
-        let kills = self.machine_oom_kills();
+        let m = self.watched.system.mem.unwrap_or_default();
+        let kills = self.watched.machine_oom_kills(self.round);
         if let Some(m) = &self.reporting.metrics {
             m.kernel_oom_kills_seen("system", d.kernel_kills, kills);
         }
         d.kernel_kills = kills;
         let obs = Observation {
-            level: self.system.member.level,
+            level: self.watched.system.member.level,
             rescue: false,
             available: m.mem_available,
-            eta: self.system.eta,
+            eta: self.watched.system.eta,
             kernel_kills: kills,
-            stall: self.system.stall,
+            stall: self.watched.system.stall,
             // The system keeps earlyoom's rule: MemAvailable alone decides.
             steady: crate::decide::trigger::Stillness::Moving,
             to_kill: u64::MAX,
@@ -403,8 +404,8 @@ impl Enforcer {
             limit: m.mem_total,
             totalpages: system_t,
             system_totalpages: system_t,
-            need: self.system.member.need,
-            fill_rate: self.system.fill.rate(),
+            need: self.watched.system.member.need,
+            fill_rate: self.watched.system.fill.rate(),
             members_fill_rate: None,
             shmem: None,
         };
@@ -414,7 +415,7 @@ impl Enforcer {
     /// A cgroup domain: its members combined (the tightest limit, the fastest fill, the
     /// nearest projection), the kernel's kills in it.
     fn observe_memcg(&mut self, d: &mut Domain, system_t: u64) -> (Observation, Figures) {
-        let cgroups = &self.cgroups;
+        let cgroups = &self.watched.cgroups;
         let members = || {
             d.members
                 .iter()
@@ -477,7 +478,7 @@ impl Enforcer {
     /// A v1 domain's kernel OOM kills: summed over its subtree (a v1 cgroup counts only its
     /// own), and only again when the machine's count moved.
     fn v1_domain_kills(&mut self, d: &mut Domain) -> Option<u64> {
-        let machine = self.machine_oom_kills();
+        let machine = self.watched.machine_oom_kills(self.round);
         if d.kernel_kills.is_some() && machine.is_some() && d.vmstat_seen == machine {
             return d.kernel_kills;
         }

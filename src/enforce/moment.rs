@@ -1,5 +1,6 @@
-//! What one decision about a domain is made of: the moment the round acts in (its observation
-//! and figures), its candidates lined up, where a candidate lies, and the candidate chosen.
+//! What one decision about a domain is made of: the moment the round acts in (why it woke, its
+//! observation and figures), its candidates lined up, where a candidate lies, and the candidate
+//! chosen.
 //! Plain values that the choice, the warning, its decision line and its kill record share;
 //! this module imports none of theirs.
 
@@ -9,10 +10,30 @@ use crate::config::KillUnit;
 use crate::decide::domain::ScopeId;
 use crate::decide::episode::{Observation, Reason};
 use crate::decide::gain::Prospect;
+use crate::events::Source;
 use crate::probe::process::Scan;
 use crate::rank::{Candidate, Totals};
 
-use super::Wake;
+/// Why the loop woke up, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The adaptive timer.
+    Timer,
+    /// A signal (reload).
+    Signal,
+    /// A kernel event: its source and the id it was armed with.
+    Event(Source, u64),
+}
+
+impl Wake {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Wake::Timer => "timer",
+            Wake::Signal => "signal",
+            Wake::Event(s, _) => s.as_str(),
+        }
+    }
+}
 
 /// What the round knows about a domain when it acts on it.
 pub(super) struct Moment<'a> {

@@ -138,7 +138,7 @@ impl Enforcer {
             version: RECORD_VERSION,
             time,
             time_text: rfc3339(time),
-            scope: self.scope_name(pick.owner.scope).to_string(),
+            scope: self.watched.scope_name(pick.owner.scope).to_string(),
             domain: d.key.name().to_string(),
             dry_run: self.killer.dry_run,
             reason: pick.reason.into(),
@@ -577,8 +577,8 @@ impl Enforcer {
     /// domain is still below term, and no warning went out in this episode.
     pub(super) fn warn_due(&mut self, d: &mut Domain) -> bool {
         let warned_now = d.members.iter().any(|id| match id {
-            ScopeId::System => self.system.warned,
-            ScopeId::Cgroup(n) => self.cgroups.iter().any(|c| c.id == *n && c.warned),
+            ScopeId::System => self.watched.system.warned,
+            ScopeId::Cgroup(n) => self.watched.cgroups.iter().any(|c| c.id == *n && c.warned),
         });
         if !warned_now {
             // Out of the band (past its margin): the next crossing is a new episode.
@@ -674,7 +674,7 @@ impl Enforcer {
             return said;
         }
         let mut c = std::collections::hash_map::DefaultHasher::new();
-        for cg in &self.cgroups {
+        for cg in &self.watched.cgroups {
             (cg.id, cg.level, cg.warned).hash(&mut c);
             let limit = cg.sample.limit.unwrap_or(0);
             cg.sample.available.map(|a| coarse(a, limit)).hash(&mut c);
@@ -697,13 +697,14 @@ impl Enforcer {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         if self.config.system.enabled
-            && let Some(m) = self.system.mem
+            && let Some(m) = self.watched.system.mem
         {
-            (self.system.level, self.system.warned).hash(&mut h);
+            (self.watched.system.level, self.watched.system.warned).hash(&mut h);
             (coarse(m.mem_available, m.mem_total), m.mem_total).hash(&mut h);
-            filling(self.system.fill.rate(), m.mem_total).hash(&mut h);
-            soon(self.system.eta).hash(&mut h);
-            self.system
+            filling(self.watched.system.fill.rate(), m.mem_total).hash(&mut h);
+            soon(self.watched.system.eta).hash(&mut h);
+            self.watched
+                .system
                 .events
                 .as_ref()
                 .map(|e| e.keys().count())
@@ -751,23 +752,25 @@ impl Enforcer {
     fn scope_statuses(&self) -> Vec<ScopeStatus> {
         let mut scopes = Vec::new();
         if self.config.system.enabled
-            && let Some(m) = self.system.mem
+            && let Some(m) = self.watched.system.mem
         {
             let s = &self.config.system;
             scopes.push(ScopeStatus {
                 name: "system".into(),
-                level: level_word(self.system.level, self.system.warned).into(),
+                level: level_word(self.watched.system.level, self.watched.system.warned).into(),
                 available: mib(m.mem_available),
                 limit: m.mem_total,
                 warn_at: s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)),
                 term_at: s.mem_available_term.bytes_of(m.mem_total),
                 kill_at: s.mem_available_kill.bytes_of(m.mem_total),
-                fill_rate: mib(self.system.fill.rate() as u64),
+                fill_rate: mib(self.watched.system.fill.rate() as u64),
                 eta_ms: self
+                    .watched
                     .system
                     .eta
                     .map(|e| (e.as_millis() as u64) / 1000 * 1000),
                 events: self
+                    .watched
                     .system
                     .events
                     .as_ref()
@@ -775,7 +778,7 @@ impl Enforcer {
                     .unwrap_or_default(),
             });
         }
-        for cg in &self.cgroups {
+        for cg in &self.watched.cgroups {
             let cfg = &self.config.cgroups[cg.config_index];
             let limit = cg.sample.limit.unwrap_or(0);
             let t = crate::watch::cgroup_thresholds(cfg, limit);
@@ -809,7 +812,7 @@ impl Enforcer {
                 members: d
                     .members
                     .iter()
-                    .map(|m| self.scope_name(*m).to_string())
+                    .map(|m| self.watched.scope_name(*m).to_string())
                     .collect(),
                 state: if d.episode.in_episode() {
                     "episode".into()
