@@ -346,7 +346,7 @@ impl Enforcer {
                 .process
                 .exe
                 .as_deref()
-                .and_then(|exe| self.exits.expected(exe)),
+                .and_then(|exe| self.domains.exits.expected(exe)),
             room: crate::decide::episode::room(m.obs.eta, &self.limits),
             instead_of: chosen.instead_of.map(|k| lineup.ranked[k].process.pid),
         }
@@ -569,7 +569,7 @@ impl Enforcer {
             && p.pid > 1
             && !self.killer.is_stuck(key)
             && !std::iter::once(d)
-                .chain(&self.domains)
+                .chain(&self.domains.list)
                 .any(|d| d.in_flight.iter().any(|f| f.victim.pid == p.pid))
     }
 
@@ -936,14 +936,14 @@ impl Enforcer {
     fn note_kill(&mut self, log: &mut Logger, now: Instant) {
         self.reporting.victims += 1;
         let s = now.duration_since(self.started).as_secs();
-        let recent = self.kill_rate.note(s);
-        if recent > self.config.kill.warn_kills_per_minute && self.kill_rate.may_warn(s) {
+        let warn_at = self.config.kill.warn_kills_per_minute;
+        if let Some(recent) = self.domains.note_kill(s, warn_at) {
             log.log(
                 Severity::Warning,
                 &Line::new("many kills in the last minute: a workload keeps coming back")
                     .kv("event", "kill_rate")
                     .kv("kills_last_minute", recent)
-                    .kv("warn_at", self.config.kill.warn_kills_per_minute),
+                    .kv("warn_at", warn_at),
             );
         }
     }

@@ -6,13 +6,17 @@ use std::time::{Duration, Instant};
 
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId, combine};
 use crate::decide::episode::{Episode, Escalation, Observation, Plan};
+use crate::decide::exits::ExitTimes;
 use crate::decide::trigger::Level;
 use crate::kill::InFlight;
+use crate::probe::Host;
 use crate::probe::cgroup::CgroupVersion;
 use crate::report::kill::KillOutcome;
 use crate::report::{Line, Logger, Severity};
 
+use super::killer::Killer;
 use super::moment::{Figures, Moment};
+use super::scopes::Watched;
 use super::{Enforcer, Wake};
 
 /// How soon after a victim's exit its domain is sampled again, for what the exit gave back.
@@ -97,41 +101,113 @@ impl Domain {
     }
 }
 
-/// What PSI's avg10 averages over: after a system victim exits, its stall shows that long.
-const PSI_AVG10_SPAN: Duration = Duration::from_secs(10);
+/// Kills per second over the last minute, for the rate warning: exact to the second, no
+/// allocation, never capped.
+#[derive(Debug)]
+pub(super) struct KillRate {
+    buckets: [u32; 60],
+    /// The second (since the enforcer started) each bucket counts.
+    second: [u64; 60],
+    warned_at: Option<u64>,
+}
 
-impl Enforcer {
-    /// Step 6: every domain handled in turn, each taken out of the list meanwhile (a placeholder
-    /// without victims stands in for it); the soonest that one wants its next sample.
-    pub(super) fn handle_domains(
-        &mut self,
-        log: &mut Logger,
-        wake: Wake,
-        now: Instant,
-    ) -> Option<Duration> {
-        let mut wake_in = None;
-        for i in 0..self.domains.len() {
-            let mut d = std::mem::replace(&mut self.domains[i], Domain::new(DomainKey::System));
-            let w = self.handle_domain(&mut d, log, wake, now);
-            self.domains[i] = d;
-            wake_in = super::min_opt(wake_in, w);
+impl Default for KillRate {
+    fn default() -> Self {
+        KillRate {
+            buckets: [0; 60],
+            second: [u64::MAX; 60],
+            warned_at: None,
         }
-        wake_in
+    }
+}
+
+impl KillRate {
+    /// Counts a kill at second `s`; the count over the last minute.
+    fn note(&mut self, s: u64) -> u32 {
+        let i = (s % 60) as usize;
+        if self.second[i] != s {
+            self.second[i] = s;
+            self.buckets[i] = 0;
+        }
+        self.buckets[i] += 1;
+        (0..60)
+            .filter(|&j| s.saturating_sub(self.second[j]) < 60)
+            .map(|j| self.buckets[j])
+            .sum()
     }
 
-    /// Step 5: groups the scopes by the limit that binds them.
-    pub(super) fn group_domains(&mut self) {
+    /// Whether to warn now (at most once a minute).
+    fn may_warn(&mut self, s: u64) -> bool {
+        if self.warned_at.is_some_and(|w| s.saturating_sub(w) < 60) {
+            return false;
+        }
+        self.warned_at = Some(s);
+        true
+    }
+}
+
+/// The OOM domains across rounds, and what their kills taught: how often they come, and how
+/// long each executable's victims take to exit.
+#[derive(Default)]
+pub(super) struct Domains {
+    pub list: Vec<Domain>,
+    /// Kills per second over the last minute, for the rate warning.
+    pub kill_rate: KillRate,
+    /// How long victims of each executable took to exit after SIGTERM.
+    pub exits: ExitTimes,
+}
+
+impl Domains {
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Domain `i` taken out of the list to be handled (a placeholder without victims stands in
+    /// for it meanwhile); see [`Domains::put_back`].
+    pub fn take(&mut self, i: usize) -> Domain {
+        std::mem::replace(&mut self.list[i], Domain::new(DomainKey::System))
+    }
+
+    /// Domain `i` back in its place once handled.
+    pub fn put_back(&mut self, i: usize, d: Domain) {
+        self.list[i] = d;
+    }
+
+    /// The members of the domains in an episode, with a victim in flight or a record still
+    /// waiting for a sample: looked at every round.
+    pub fn busy_members(&self) -> Vec<ScopeId> {
+        self.list
+            .iter()
+            .filter(|d| d.busy() || !d.exited.is_empty())
+            .flat_map(|d| d.members.iter().copied())
+            .collect()
+    }
+
+    /// Drops the domains with neither members nor business.
+    pub fn forget_idle(&mut self) {
+        self.list.retain(Domain::worth_keeping);
+    }
+
+    /// Counts a kill at second `s` (since the enforcer started); the kills of the last minute
+    /// when they are more than `warn_at` and no warning went out in the last minute.
+    pub fn note_kill(&mut self, s: u64, warn_at: u32) -> Option<u32> {
+        let recent = self.kill_rate.note(s);
+        (recent > warn_at && self.kill_rate.may_warn(s)).then_some(recent)
+    }
+
+    /// Step 5: groups the watched scopes by the limit that binds them.
+    pub fn group(&mut self, watched: &mut Watched, system_enabled: bool) {
         // A cgroup's domain changes only with a full sample of it (or its coming and going):
         // a round that sampled none keeps last round's members, which with a hundred calm
         // cgroups saves a search per cgroup every round.
-        let regroup = self.watched.members_changed || self.watched.cgroups.iter().any(|c| c.fresh);
-        for d in &mut self.domains {
+        let regroup = watched.members_changed || watched.cgroups.iter().any(|c| c.fresh);
+        for d in &mut self.list {
             if regroup || d.key == DomainKey::System {
                 d.members.clear();
             }
             d.fresh = false;
         }
-        if self.config.system.enabled && self.watched.system.mem.is_some() {
+        if system_enabled && watched.system.mem.is_some() {
             let d = self.domain_mut(DomainKey::System);
             d.members.push(ScopeId::System);
             d.fresh = true;
@@ -139,48 +215,48 @@ impl Enforcer {
         if !regroup {
             return;
         }
-        self.watched.members_changed = false;
-        for c in 0..self.watched.cgroups.len() {
-            let cg = &self.watched.cgroups[c];
+        watched.members_changed = false;
+        for c in 0..watched.cgroups.len() {
+            let cg = &watched.cgroups[c];
             let Some(path) = cg.domain_path() else {
                 continue;
             };
             let (id, fresh) = (ScopeId::Cgroup(cg.id), cg.fresh);
             // Found without allocating a key (the idle path allocates nothing).
             let i = match self
-                .domains
+                .list
                 .iter()
                 .position(|d| matches!(&d.key, DomainKey::Memcg(p) if p == path))
             {
                 Some(i) => i,
                 None => {
-                    self.domains
+                    self.list
                         .push(Domain::new(DomainKey::Memcg(path.to_string())));
-                    self.domains.len() - 1
+                    self.list.len() - 1
                 }
             };
-            let d = &mut self.domains[i];
+            let d = &mut self.list[i];
             d.members.push(id);
             d.fresh |= fresh;
         }
     }
 
-    fn domain_mut(&mut self, key: DomainKey) -> &mut Domain {
-        let i = match self.domains.iter().position(|d| d.key == key) {
+    pub fn domain_mut(&mut self, key: DomainKey) -> &mut Domain {
+        let i = match self.list.iter().position(|d| d.key == key) {
             Some(i) => i,
             None => {
-                self.domains.push(Domain::new(key));
-                self.domains.len() - 1
+                self.list.push(Domain::new(key));
+                self.list.len() - 1
             }
         };
-        &mut self.domains[i]
+        &mut self.list[i]
     }
 
-    /// Step 3: what the victims in flight did since the last round: exited, or had their
-    /// memory released by `process_mrelease`.
-    pub(super) fn follow_victims(&mut self) {
-        while let Some(pid) = self.killer.released() {
-            for d in &mut self.domains {
+    /// What the victims in flight did since the last round: exited, or had their memory
+    /// released by `process_mrelease` (step 3). Whether a victim of the system domain exited.
+    pub fn follow_victims(&mut self, killer: &mut Killer, host: &Host) -> bool {
+        while let Some(pid) = killer.released() {
+            for d in &mut self.list {
                 for f in d.in_flight.iter_mut().filter(|f| f.victim.pid == pid) {
                     f.release_returned = true;
                 }
@@ -189,8 +265,7 @@ impl Enforcer {
         // Released once its memory shows it: at most half of what it held when chosen is
         // still resident (or it is gone). A forked child stopped instead of its parent only
         // by its exit (see `InFlight::instead_of`).
-        let host = &self.host;
-        for d in &mut self.domains {
+        for d in &mut self.list {
             let Domain {
                 in_flight, episode, ..
             } = d;
@@ -208,7 +283,7 @@ impl Enforcer {
             }
         }
         let mut system_exit = false;
-        for d in &mut self.domains {
+        for d in &mut self.list {
             let Domain {
                 key,
                 in_flight,
@@ -224,12 +299,27 @@ impl Enforcer {
                 }
             }
         }
-        if system_exit {
-            // The stall the victim caused is over with it: only what comes after counts
-            // toward the next one (else the same window would choose a second victim).
-            self.watched.system.stall_window.clear();
-            self.watched.system.psi_quiet_until = Some(Instant::now() + PSI_AVG10_SPAN);
+        system_exit
+    }
+}
+
+impl Enforcer {
+    /// Step 6: every domain handled in turn, each taken out of the list meanwhile (a placeholder
+    /// without victims stands in for it); the soonest that one wants its next sample.
+    pub(super) fn handle_domains(
+        &mut self,
+        log: &mut Logger,
+        wake: Wake,
+        now: Instant,
+    ) -> Option<Duration> {
+        let mut wake_in = None;
+        for i in 0..self.domains.len() {
+            let mut d = self.domains.take(i);
+            let w = self.handle_domain(&mut d, log, wake, now);
+            self.domains.put_back(i, d);
+            wake_in = super::min_opt(wake_in, w);
         }
+        wake_in
     }
 
     /// Step 6, per domain: assess its episode and carry out the plan. Returns when the domain
@@ -556,7 +646,7 @@ impl Enforcer {
             && let Some(exe) = &f.victim.exe
         {
             // Gone on SIGTERM alone: what its kind needs next time.
-            self.exits.note(exe, after);
+            self.domains.exits.note(exe, after);
         }
         self.finish_record(d, key, KillOutcome::Exited, Some(after), log);
         log.log(
@@ -646,5 +736,24 @@ impl Enforcer {
                 .map_or_else(|| d.key.name().to_string(), |r| r.scope.clone());
             m.escalation(&scope);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kill_rate_counts_the_last_minute_exactly_and_warns_once_a_minute() {
+        let mut r = KillRate::default();
+        for _ in 0..100 {
+            r.note(5);
+        }
+        assert_eq!(r.note(30), 101);
+        // A minute after second 5, those hundred are out of the window.
+        assert_eq!(r.note(65), 2);
+        assert!(r.may_warn(65));
+        assert!(!r.may_warn(100));
+        assert!(r.may_warn(125));
     }
 }

@@ -24,7 +24,7 @@ mod scopes;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::decide::domain::{Member, ScopeId};
+use crate::decide::domain::Member;
 use crate::decide::limits::Limits;
 use crate::decide::stall::{Stall, StallTerms, judge};
 use crate::decide::trigger::{Level, system_level, with_exhaustion};
@@ -37,7 +37,7 @@ use crate::rank::Totals;
 use crate::report::{Line, Logger, Severity};
 use crate::watch::sample_system;
 
-use domains::Domain;
+use domains::Domains;
 use killer::Killer;
 use scopes::{Env, Watched};
 
@@ -63,51 +63,6 @@ struct EarlyTriggers {
     below: bool,
     /// ... and PSI avg10 may count.
     psi_avg10: bool,
-}
-
-/// Kills per second over the last minute, for the rate warning: exact to the second, no
-/// allocation, never capped.
-#[derive(Debug)]
-struct KillRate {
-    buckets: [u32; 60],
-    /// The second (since the enforcer started) each bucket counts.
-    second: [u64; 60],
-    warned_at: Option<u64>,
-}
-
-impl Default for KillRate {
-    fn default() -> Self {
-        KillRate {
-            buckets: [0; 60],
-            second: [u64::MAX; 60],
-            warned_at: None,
-        }
-    }
-}
-
-impl KillRate {
-    /// Counts a kill at second `s`; the count over the last minute.
-    fn note(&mut self, s: u64) -> u32 {
-        let i = (s % 60) as usize;
-        if self.second[i] != s {
-            self.second[i] = s;
-            self.buckets[i] = 0;
-        }
-        self.buckets[i] += 1;
-        (0..60)
-            .filter(|&j| s.saturating_sub(self.second[j]) < 60)
-            .map(|j| self.buckets[j])
-            .sum()
-    }
-
-    /// Whether to warn now (at most once a minute).
-    fn may_warn(&mut self, s: u64) -> bool {
-        if self.warned_at.is_some_and(|w| s.saturating_sub(w) < 60) {
-            return false;
-        }
-        self.warned_at = Some(s);
-        true
-    }
 }
 
 /// The daemon's state in a line for `systemctl status`: what is watched, victims so far.
@@ -157,8 +112,8 @@ pub struct Enforcer {
     limits: Limits,
     /// The system scope and the watched cgroups, with the watches and tripwires on them.
     watched: Watched,
-    domains: Vec<Domain>,
-    kill_rate: KillRate,
+    /// The OOM domains, their victims, and what their kills taught.
+    domains: Domains,
     started: Instant,
     round: u64,
     self_pid: i32,
@@ -177,8 +132,6 @@ pub struct Enforcer {
     /// Kill records, hooks, the kill journal, the status file, the metrics and the count of
     /// victims.
     reporting: report::Reporting,
-    /// How long victims of each executable took to exit after SIGTERM.
-    exits: crate::decide::exits::ExitTimes,
 }
 
 impl Enforcer {
@@ -229,8 +182,7 @@ impl Enforcer {
             killer: Killer::new(dry_run),
             limits,
             watched,
-            domains: Vec::new(),
-            kill_rate: KillRate::default(),
+            domains: Domains::default(),
             started: Instant::now(),
             round: 0,
             self_pid,
@@ -243,7 +195,6 @@ impl Enforcer {
                 started_unix: crate::report::kill::unix_now(),
                 ..Default::default()
             },
-            exits: Default::default(),
         }
     }
 
@@ -347,12 +298,21 @@ impl Enforcer {
         self.follow_victims();
         self.sample_system(log, now);
         self.sample_cgroups(log, wake, now);
-        self.group_domains();
+        self.domains
+            .group(&mut self.watched, self.config.system.enabled);
         let wake_in = self.handle_domains(log, wake, now);
-        self.domains.retain(Domain::worth_keeping);
+        self.domains.forget_idle();
         self.drain_reports(log);
         self.write_status(now, log);
         self.sleep(now, wake_in)
+    }
+
+    /// Step 3: what the victims in flight did since the last round: exited, or had their
+    /// memory released by `process_mrelease`.
+    fn follow_victims(&mut self) {
+        if self.domains.follow_victims(&mut self.killer, &self.host) {
+            self.watched.system.victim_exited();
+        }
     }
 
     /// Step 1: what is watched. Globs re-resolved when the tree watch says something changed
@@ -493,12 +453,7 @@ impl Enforcer {
 
     /// Step 4b: every watched cgroup that is due (or whose domain is in an episode).
     fn sample_cgroups(&mut self, log: &mut Logger, wake: Wake, now: Instant) {
-        let busy: Vec<ScopeId> = self
-            .domains
-            .iter()
-            .filter(|d| d.busy() || !d.exited.is_empty())
-            .flat_map(|d| d.members.iter().copied())
-            .collect();
+        let busy = self.domains.busy_members();
         let (watched, mut env) = self.watched_env();
         if watched.sample_cgroups(&mut env, &busy, wake, now, log) {
             self.cgroups_moved();
@@ -541,24 +496,5 @@ fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_kill_rate_counts_the_last_minute_exactly_and_warns_once_a_minute() {
-        let mut r = KillRate::default();
-        for _ in 0..100 {
-            r.note(5);
-        }
-        assert_eq!(r.note(30), 101);
-        // A minute after second 5, those hundred are out of the window.
-        assert_eq!(r.note(65), 2);
-        assert!(r.may_warn(65));
-        assert!(!r.may_warn(100));
-        assert!(r.may_warn(125));
     }
 }

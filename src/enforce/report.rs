@@ -712,7 +712,7 @@ impl Enforcer {
         }
         cgroups.hash(&mut h);
         self.config_error.hash(&mut h);
-        for d in &self.domains {
+        for d in &self.domains.list {
             (d.members.len(), d.episode.in_episode(), d.episode.kills()).hash(&mut h);
             for f in &d.in_flight {
                 (f.victim.pid, f.kill_sent.is_some()).hash(&mut h);
@@ -806,6 +806,7 @@ impl Enforcer {
     /// flight (their time in whole seconds).
     fn domain_statuses(&self, now: Instant) -> Vec<DomainStatus> {
         self.domains
+            .list
             .iter()
             .map(|d| DomainStatus {
                 name: d.key.name().to_string(),

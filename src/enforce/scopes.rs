@@ -769,6 +769,19 @@ pub(super) struct SystemScope {
     pub psi_quiet_until: Option<Instant>,
 }
 
+/// What PSI's avg10 averages over: after a system victim exits, its stall shows that long.
+const PSI_AVG10_SPAN: Duration = Duration::from_secs(10);
+
+impl SystemScope {
+    /// A victim of the system domain exited: the stall it caused is over with it, and only
+    /// what comes after counts toward the next one (else the same window would choose a second
+    /// victim); PSI avg10 shows it for a while yet.
+    pub fn victim_exited(&mut self) {
+        self.stall_window.clear();
+        self.psi_quiet_until = Some(Instant::now() + PSI_AVG10_SPAN);
+    }
+}
+
 /// What the watched scopes are looked at with, lent by the round: the running config, the
 /// host, the kernel event poller (once attached), the metrics, and the process table (which
 /// gives descriptors back when arming runs out of them).
