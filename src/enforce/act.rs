@@ -1,30 +1,39 @@
 //! Choosing and signalling a victim for a domain: gather the candidates of its watched scopes,
 //! rank them with the domain's T, weigh what each kill would free, and either signal the one
-//! [`choose`] picks or say why nobody is killed.
+//! [`choose`] picks or say why nobody is killed; at a warn level, name the one it would pick.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::config::KillUnit;
+use crate::act::hook::HookKind;
+use crate::config::{Config, KillUnit};
 use crate::decide::choose::{Choice, Chosen, choose};
 use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
 use crate::decide::episode::{Futility, Reason};
 use crate::decide::gain::{
     Kin, Prospect, expected_gain, near_equal_children, pressure_from_outside, same_cause,
 };
+use crate::decide::limits::Limits;
 use crate::kill::{self, Companion, InFlight, KillError};
+use crate::policy::Policy;
+use crate::probe::Host;
 use crate::probe::cgroup::{CgroupVersion, is_within};
 use crate::probe::process::{ProcessSnapshot, Scan, scan};
+use crate::probe::table::ProcessTable;
 use crate::rank::{Candidate, Totals, rank};
-use crate::report::kill::KillOutcome;
+use crate::report::kill::{KillLevel, KillOutcome, KillReason, KillRecord};
 use crate::report::{Line, Logger, Severity};
 use crate::sys::Sig;
 
-use super::domains::Domain;
+use super::domains::{Domain, Domains};
+use super::killer::Killer;
 use super::lines::{decision_line, decision_severity};
 use super::moment::{Figures, Lineup, Moment, Owner, Pick};
-use super::{CHEAP_FINALISTS, Enforcer};
+use super::report::{Report, Reporting};
+use super::scopes::{CgroupScope, Watched};
 
+/// How many of the best candidates the system scope's cheap pass reads in full.
+pub(super) const CHEAP_FINALISTS: usize = 8;
 /// How many of the first eligible candidates have their gain read from smaps.
 const FINALISTS: usize = 8;
 /// The most time spent reading the finalists' smaps; the rest keep the estimate from status.
@@ -139,7 +148,41 @@ pub(super) enum Signalled {
     Refused,
 }
 
-impl Enforcer {
+/// What choosing and signalling a victim is done with, lent by the round: the running config
+/// and what it resolves to, the host, the signals, the reports, the watched scopes and the
+/// domains (the one at hand taken out of them), and the process table.
+pub(super) struct Act<'a> {
+    pub config: &'a Config,
+    pub limits: &'a Limits,
+    pub host: &'a Host,
+    pub policy: &'a Policy,
+    pub killer: &'a mut Killer,
+    pub reporting: &'a mut Reporting,
+    pub watched: &'a mut Watched,
+    pub domains: &'a mut Domains,
+    /// Every process, kept across the system scope's ranking passes.
+    pub table: &'a mut ProcessTable,
+    pub self_pid: i32,
+    /// Whether any rule matches on cmdline (see the enforcer's field).
+    pub needs_cmdline: bool,
+    /// When the enforcer started: the clock of the kill rate.
+    pub started: Instant,
+    /// The round's number: what is read at most once a round.
+    pub round: u64,
+}
+
+impl Act<'_> {
+    /// What records are made and published with.
+    pub(super) fn report(&mut self) -> Report<'_> {
+        Report {
+            config: self.config,
+            host: self.host,
+            watched: self.watched,
+            dry_run: self.killer.dry_run,
+            reporting: self.reporting,
+        }
+    }
+
     /// Chooses among the domain's candidates and acts: signal the victim, or back off.
     pub(super) fn choose_and_act(
         &mut self,
@@ -156,8 +199,7 @@ impl Enforcer {
         // A SIGTERM leaves time to read what each finalist would really free; a SIGKILL that
         // must go out now does not (smaps walks page tables under the mmap lock, while the
         // allocators fault in behind it).
-        let exact =
-            (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, &self.limits));
+        let exact = (reason.signal() == Sig::Term).then(|| stuck_read_wait(m.obs.eta, self.limits));
         let mut scanned = Scan::default();
         let mut lineup = match self.lineup(d, fig, exact, &mut scanned) {
             Ok(l) => l,
@@ -186,7 +228,7 @@ impl Enforcer {
                 break choice;
             };
             let pick = self.pick(&lineup, chosen, m, reason);
-            let record = self.new_record(d, &pick, &lineup, m, min_gain);
+            let record = self.report().new_record(d, &pick, &lineup, m, min_gain);
             match self.signal(d, &pick, &lineup.scan.processes, m, record, log) {
                 // It could not be signalled and never will be: the next one, in this round.
                 Signalled::Refused => lineup.prospects[chosen.index].eligible = false,
@@ -210,7 +252,7 @@ impl Enforcer {
 
     /// The candidates of domain `i` lined up for a choice (see [`Lineup`]), read into `scanned`:
     /// the ranked candidates borrow its processes, so it lives with the caller. `exact`: as for
-    /// [`Enforcer::prospects`]. The one way the kill and the warning read them.
+    /// [`Act::prospects`]. The one way the kill and the warning read them.
     pub(super) fn lineup<'p>(
         &mut self,
         d: &Domain,
@@ -221,7 +263,7 @@ impl Enforcer {
         let totals = fig.totals();
         *scanned = self.gather(d, totals)?;
         let scan: &'p Scan = scanned;
-        let ranked = rank(&scan.processes, &self.policy, totals);
+        let ranked = rank(&scan.processes, self.policy, totals);
         let (owners, prospects) = self.prospects(d, &ranked, &scan.processes, exact);
         let children = near_equal_children_of(&ranked);
         Ok(Lineup {
@@ -268,7 +310,7 @@ impl Enforcer {
             // The last kill gave back nothing: whether the domain goes on filling says if
             // another would do better. Looked at again soon, quietly.
             d.episode
-                .back_off(Futility::Waiting, m.obs, m.now, &self.limits);
+                .back_off(Futility::Waiting, m.obs, m.now, self.limits);
         }
         true
     }
@@ -286,7 +328,7 @@ impl Enforcer {
         let obs = m.obs;
         if !d
             .episode
-            .back_off(Futility::NoCandidate, obs, m.now, &self.limits)
+            .back_off(Futility::NoCandidate, obs, m.now, self.limits)
         {
             return;
         }
@@ -317,7 +359,7 @@ impl Enforcer {
         log: &mut Logger,
     ) {
         if d.episode
-            .back_off(Futility::Futile, m.obs, m.now, &self.limits)
+            .back_off(Futility::Futile, m.obs, m.now, self.limits)
         {
             self.report_futile(d, m, why, min_gain, log);
             if let Some(metrics) = &self.reporting.metrics {
@@ -347,7 +389,7 @@ impl Enforcer {
                 .exe
                 .as_deref()
                 .and_then(|exe| self.domains.exits.expected(exe)),
-            room: crate::decide::episode::room(m.obs.eta, &self.limits),
+            room: crate::decide::episode::room(m.obs.eta, self.limits),
             instead_of: chosen.instead_of.map(|k| lineup.ranked[k].process.pid),
         }
     }
@@ -357,7 +399,7 @@ impl Enforcer {
         crate::decide::episode::pre_kill_wait(
             sig,
             m.obs.eta,
-            &self.limits,
+            self.limits,
             self.config.hooks.pre_kill_timeout,
         )
     }
@@ -437,14 +479,14 @@ impl Enforcer {
         let pids =
             |ks: &[usize]| -> Vec<i32> { ks.iter().map(|&k| ranked[k].process.pid).collect() };
         let mut read = crate::probe::smaps::read_finalists(
-            &self.host,
+            self.host,
             &pids(&running),
             &others,
             FINALISTS_BUDGET,
         );
         if !stuck.is_empty() {
             read.extend(self.killer.read_stuck_finalists(
-                &self.host,
+                self.host,
                 pids(&stuck),
                 others,
                 FINALISTS_BUDGET,
@@ -477,13 +519,13 @@ impl Enforcer {
     ) -> Result<Scan, crate::probe::ProbeError> {
         if d.key == DomainKey::System {
             if self.config.kill.process_group {
-                return scan(&self.host, None, self.needs_cmdline);
+                return scan(self.host, None, self.needs_cmdline);
             }
             return self
                 .table
                 .pass(
-                    &self.host,
-                    &self.policy,
+                    self.host,
+                    self.policy,
                     totals,
                     CHEAP_FINALISTS,
                     self.needs_cmdline,
@@ -499,7 +541,7 @@ impl Enforcer {
             if paths.iter().any(|q| q != p && is_within(p, q)) {
                 continue; // inside another member: already read with it
             }
-            let s = scan(&self.host, Some(p), self.needs_cmdline)?;
+            let s = scan(self.host, Some(p), self.needs_cmdline)?;
             out.processes.extend(s.processes);
             out.vanished += s.vanished;
             out.unreadable.extend(s.unreadable);
@@ -509,7 +551,7 @@ impl Enforcer {
     }
 
     /// The watched cgroups of a domain.
-    fn member_cgroups(&self, d: &Domain) -> impl Iterator<Item = &super::scopes::CgroupScope> {
+    fn member_cgroups(&self, d: &Domain) -> impl Iterator<Item = &CgroupScope> {
         d.members.iter().filter_map(|id| match id {
             ScopeId::Cgroup(n) => self.watched.cgroups.iter().find(|c| c.id == *n),
             ScopeId::System => None,
@@ -663,7 +705,7 @@ impl Enforcer {
         if d.key != DomainKey::System {
             let paths = self.member_paths(d);
             let watched: Vec<&str> = paths.iter().map(String::as_str).collect();
-            if let Some((path, usage)) = crate::watch::largest_outside(&self.host, domain, &watched)
+            if let Some((path, usage)) = crate::watch::largest_outside(self.host, domain, &watched)
             {
                 line.push("largest_outside", path);
                 line.push("largest_outside_usage", usage);
@@ -703,7 +745,11 @@ impl Enforcer {
             Err(done) => return done,
         };
         let wait = self.pre_kill_wait(sig, m);
-        if self.pre_kill_hook(d, &mut record, victim.process, wait, log) && kill::exited(&fd) {
+        if self
+            .report()
+            .pre_kill_hook(d, &mut record, victim.process, wait, log)
+            && kill::exited(&fd)
+        {
             // The kernel's OOM killer (or the victim itself) was faster: nothing was sent, so
             // nothing is reported as oomward's; the next sample tells what is left to do.
             log.log(
@@ -718,7 +764,7 @@ impl Enforcer {
         }
         // Who it is, read while it is still there: once SIGKILLed its command line goes with
         // its memory (see `fill_in`).
-        self.fill_in(d, &mut record, victim.process);
+        self.report().fill_in(d, &mut record, victim.process);
         let sent = self.killer.signal(&fd, sig);
         let first_signal = Instant::now();
         record.time = crate::report::kill::unix_now();
@@ -739,7 +785,7 @@ impl Enforcer {
         if sent.is_err() {
             self.killer.mark_stuck(key);
             record.outcome = KillOutcome::Failed;
-            self.publish(record, log);
+            self.report().publish(record, log);
             return Signalled::Done;
         }
         self.count_kill(pick, &record);
@@ -774,9 +820,10 @@ impl Enforcer {
         d.episode.dry_run_decided();
         record.outcome = KillOutcome::DryRun;
         let wait = self.pre_kill_wait(pick.reason.signal(), m);
-        self.pre_kill_hook(d, &mut record, pick.victim.process, wait, log);
-        self.fill_in(d, &mut record, pick.victim.process);
-        self.publish(record, log);
+        self.report()
+            .pre_kill_hook(d, &mut record, pick.victim.process, wait, log);
+        self.report().fill_in(d, &mut record, pick.victim.process);
+        self.report().publish(record, log);
     }
 
     /// Pids under another root are not this machine's processes: never signal them.
@@ -792,7 +839,7 @@ impl Enforcer {
     /// A pidfd for the victim, verified to be the process chosen; otherwise what became of the
     /// choice (a victim that can never be signalled is never chosen again).
     fn open_victim(&mut self, p: &ProcessSnapshot, log: &mut Logger) -> Result<OwnedFd, Signalled> {
-        match kill::open_verified(&self.host, p) {
+        match kill::open_verified(self.host, p) {
             Ok(fd) => Ok(fd),
             // Gone since the scan (a reused pid means that too): its memory is on its way
             // back, the next sample says whether anyone else must go.
@@ -854,7 +901,7 @@ impl Enforcer {
             available: record.released.available_before,
             gain: record.expected_gain,
         };
-        self.hold_record(d, record);
+        self.report().hold_record(d, record);
         self.note_kill(log, m.now);
         d.episode.signalled(
             ProcessKey::of(&flight.victim),
@@ -927,7 +974,7 @@ impl Enforcer {
             if p.pid == victim || !pick(p) || !self.may_kill(p) {
                 continue;
             }
-            out.extend(self.killer.signal_companion(&self.host, p, sig));
+            out.extend(self.killer.signal_companion(self.host, p, sig));
         }
         out
     }
@@ -946,5 +993,103 @@ impl Enforcer {
                     .kv("warn_at", warn_at),
             );
         }
+    }
+
+    /// At a domain's first crossing of a warn level in an episode: names the process that
+    /// would be chosen at term, logs it, runs the `warn` hook; the daemon notifies desktops.
+    pub fn warn_domain(&mut self, d: &mut Domain, m: &Moment<'_>, log: &mut Logger) {
+        let Some(record) = self.likely_victim(d, m) else {
+            log.log(
+                Severity::Notice,
+                &Line::new("memory is running low; no process could be stopped")
+                    .kv("event", "warn")
+                    .kv("scope", self.members_list(d))
+                    .kv("domain", d.key.name())
+                    .kv("available", m.obs.available)
+                    .kv("limit", m.fig.limit),
+            );
+            return;
+        };
+        let v = &record.victim;
+        log.log(
+            Severity::Notice,
+            &Line::new(&format!(
+                "memory is running low in {}: {} (pid {}) would be stopped first; it uses {}",
+                crate::report::quoted(&record.scope),
+                crate::report::quoted(&v.comm),
+                v.pid,
+                crate::report::kill::human(record.victim_bytes())
+            ))
+            .kv("event", "warn")
+            .kv("scope", &record.scope)
+            .kv("domain", &record.domain)
+            .kv("available", record.trigger.available)
+            .kv("limit", record.trigger.limit)
+            .kv("pid", v.pid)
+            .kv("comm", &v.comm)
+            .kv("uid", v.uid.map_or(-1, i64::from))
+            .kv("used", record.victim_bytes())
+            .kv("expected_gain", record.expected_gain),
+        );
+        let teller = self.report().teller(log);
+        self.reporting.hooks.run(
+            HookKind::Warn,
+            self.config,
+            &record,
+            &teller,
+            Duration::ZERO,
+        );
+        if let Some(m) = &self.reporting.metrics {
+            m.warning(&record.scope);
+        }
+        self.reporting.warnings.push(record);
+    }
+
+    /// The process a term decision would choose now, as a record (outcome `warning`): chosen
+    /// as the kill chooses (a near-equal forked child before its parent included), so that the
+    /// warning names who would really be stopped. Without the kill's smaps read of the
+    /// finalists (a warning does not walk page tables under anyone's mmap lock): their gain is
+    /// status's estimate, as for a SIGKILL that cannot wait.
+    fn likely_victim(&mut self, d: &Domain, m: &Moment<'_>) -> Option<KillRecord> {
+        let fig = m.fig;
+        let mut scanned = Scan::default();
+        let lineup = self.lineup(d, fig, None, &mut scanned).ok()?;
+        let min_gain = self.config.min_gain_bytes(fig.limit);
+        // What a term decision would need: at least what brings it back above term.
+        let need = fig.need.max(1);
+        let Choice::Victim(chosen) =
+            choose(&lineup.prospects, &lineup.children, need, min_gain, false)
+        else {
+            return None;
+        };
+        let pick = self.pick(&lineup, chosen, m, Reason::Term);
+        let mut record = self.report().new_record(d, &pick, &lineup, m, min_gain);
+        let victim = pick.victim.process;
+        self.report().fill_in(d, &mut record, victim);
+        record.outcome = KillOutcome::Warning;
+        record.reason = KillReason::WarnLevel;
+        record.level = KillLevel::Warn;
+        Some(record)
+    }
+
+    /// Whether a warning is due for domain `i` this round: a member is in its warn band, the
+    /// domain is still below term, and no warning went out in this episode.
+    pub fn warn_due(&mut self, d: &mut Domain) -> bool {
+        let warned_now = d.members.iter().any(|id| match id {
+            ScopeId::System => self.watched.system.warned,
+            ScopeId::Cgroup(n) => self.watched.cgroups.iter().any(|c| c.id == *n && c.warned),
+        });
+        if !warned_now {
+            // Out of the band (past its margin): the next crossing is a new episode.
+            if !d.busy() {
+                d.warned = false;
+            }
+            return false;
+        }
+        if d.warned {
+            return false;
+        }
+        d.warned = true;
+        true
     }
 }

@@ -18,6 +18,7 @@ mod domains;
 mod killer;
 mod lines;
 mod moment;
+mod plan;
 mod report;
 mod scopes;
 
@@ -37,14 +38,14 @@ use crate::rank::Totals;
 use crate::report::{Line, Logger, Severity};
 use crate::watch::sample_system;
 
+use act::{Act, CHEAP_FINALISTS};
 use domains::Domains;
 use killer::Killer;
+use report::{Reporting, StatusSources};
 use scopes::{Env, Watched};
 
 pub use moment::Wake;
 
-/// How many of the best candidates the system scope's cheap pass reads in full.
-const CHEAP_FINALISTS: usize = 8;
 /// Descriptors kept free for everything else when sizing the process table: at least this
 /// many, and at least an eighth of the limit.
 const FD_RESERVE: u64 = 256;
@@ -131,7 +132,7 @@ pub struct Enforcer {
     table_filled: bool,
     /// Kill records, hooks, the kill journal, the status file, the metrics and the count of
     /// victims.
-    reporting: report::Reporting,
+    reporting: Reporting,
 }
 
 impl Enforcer {
@@ -191,7 +192,7 @@ impl Enforcer {
             events: None,
             table: ProcessTable::new(fd_budget()),
             table_filled: false,
-            reporting: report::Reporting {
+            reporting: Reporting {
                 started_unix: crate::report::kill::unix_now(),
                 ..Default::default()
             },
@@ -302,7 +303,7 @@ impl Enforcer {
             .group(&mut self.watched, self.config.system.enabled);
         let wake_in = self.handle_domains(log, wake, now);
         self.domains.forget_idle();
-        self.drain_reports(log);
+        self.reporting.drain_reports(&self.config, log);
         self.write_status(now, log);
         self.sleep(now, wake_in)
     }
@@ -329,6 +330,43 @@ impl Enforcer {
     /// whose own source fired as due.
     fn report_wake(&mut self, log: &mut Logger, wake: Wake) {
         self.watched.report_wake(&self.host, log, wake);
+    }
+
+    /// Step 6: every domain handled in turn (see [`Act::handle_domains`]); the soonest that one
+    /// wants its next sample.
+    fn handle_domains(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Option<Duration> {
+        self.act().handle_domains(log, wake, now)
+    }
+
+    /// Rewrites the status file when what it says changed (see [`Reporting::write_status`]).
+    fn write_status(&mut self, now: Instant, log: &mut Logger) {
+        let sources = StatusSources {
+            config: &self.config,
+            watched: &self.watched,
+            domains: &self.domains.list,
+            dry_run: self.killer.dry_run,
+            config_error: &self.config_error,
+        };
+        self.reporting.write_status(&sources, now, log);
+    }
+
+    /// The parts a domain is handled with, borrowed apart.
+    fn act(&mut self) -> Act<'_> {
+        Act {
+            config: &self.config,
+            limits: &self.limits,
+            host: &self.host,
+            policy: &self.policy,
+            killer: &mut self.killer,
+            reporting: &mut self.reporting,
+            watched: &mut self.watched,
+            domains: &mut self.domains,
+            table: &mut self.table,
+            self_pid: self.self_pid,
+            needs_cmdline: self.needs_cmdline,
+            started: self.started,
+            round: self.round,
+        }
     }
 
     /// The watched scopes and what they are looked at with, borrowed apart.
@@ -456,7 +494,7 @@ impl Enforcer {
         let busy = self.domains.busy_members();
         let (watched, mut env) = self.watched_env();
         if watched.sample_cgroups(&mut env, &busy, wake, now, log) {
-            self.cgroups_moved();
+            self.reporting.cgroups_moved();
         }
     }
 
@@ -490,11 +528,4 @@ fn system_warned(
     };
     let prev = if warned { Level::Term } else { Level::Ok };
     system_level(sample, &band, prev) >= Level::Term
-}
-
-fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
-    }
 }

@@ -1,29 +1,30 @@
 //! What the rounds tell people: a kill record made when a victim is chosen, completed as its
 //! signals go out and when it is gone, then published (log, kill journal, `post_kill` hook,
-//! the status file's last kills); the warning at a scope's warn level; the status file.
+//! the status file's last kills); the status file. The warning at a scope's warn level is
+//! made in `act`, where it names whom the kill would choose.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::act::hook::{HookKind, HookRunner, Started, Teller};
-use crate::decide::choose::{Choice, choose};
-use crate::decide::domain::{DomainKey, ProcessKey, ScopeId};
-use crate::decide::episode::Reason;
-use crate::probe::process::{ProcessSnapshot, Scan};
+use crate::config::Config;
+use crate::decide::domain::{DomainKey, ProcessKey};
+use crate::probe::Host;
+use crate::probe::process::ProcessSnapshot;
 use crate::rank::Candidate;
 use crate::report::history::Journal;
 use crate::report::kill::{
-    CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillLevel, KillOutcome, KillReason, KillRecord,
-    RECORD_VERSION, Released, SignalSent, Trigger, Victim, rfc3339, unix_now,
+    CANDIDATES_KEPT, CMDLINE_KEPT, Considered, KillOutcome, KillRecord, RECORD_VERSION, Released,
+    SignalSent, Trigger, Victim, rfc3339, unix_now,
 };
 use crate::report::status::{
     self, DomainStatus, InFlightStatus, KillSummary, ScopeStatus, StatusView,
 };
 use crate::report::{Line, Logger, Severity};
 
-use super::Enforcer;
 use super::domains::Domain;
 use super::moment::{Lineup, Moment, Pick};
+use super::scopes::Watched;
 
 /// How many kills the status file lists.
 const LAST_KILLS: usize = 10;
@@ -117,7 +118,18 @@ fn considered(
         .collect()
 }
 
-impl Enforcer {
+/// What a kill record is made and published with, lent by the round: the running config,
+/// the host, the watched scopes (to name them), whether signals go out, and the reporting
+/// state the record is told through.
+pub(super) struct Report<'a> {
+    pub config: &'a Config,
+    pub host: &'a Host,
+    pub watched: &'a Watched,
+    pub dry_run: bool,
+    pub reporting: &'a mut Reporting,
+}
+
+impl Report<'_> {
     /// The record of a decision, before its signal goes out: the pick, and the first of the
     /// lineup it was picked from, each with what it would have freed.
     pub(super) fn new_record(
@@ -140,7 +152,7 @@ impl Enforcer {
             time_text: rfc3339(time),
             scope: self.watched.scope_name(pick.owner.scope).to_string(),
             domain: d.key.name().to_string(),
-            dry_run: self.killer.dry_run,
+            dry_run: self.dry_run,
             reason: pick.reason.into(),
             level: obs.level.into(),
             wake: m.wake.as_str().to_string(),
@@ -219,7 +231,7 @@ impl Enforcer {
             record.trigger.psi_full_avg10 = full;
         }
         if record.victim.cmdline.is_empty() && p.state != 'D' {
-            let text = crate::probe::process::cmdline_of(&self.host, p.pid).unwrap_or_default();
+            let text = crate::probe::process::cmdline_of(self.host, p.pid).unwrap_or_default();
             record.victim.cmdline = cut(&text, CMDLINE_KEPT);
         }
     }
@@ -277,7 +289,7 @@ impl Enforcer {
         self.fill_in(d, record, p);
         let started = self.reporting.hooks.run(
             HookKind::PreKill,
-            &self.config,
+            self.config,
             record,
             &self.teller(log),
             wait,
@@ -306,7 +318,7 @@ impl Enforcer {
     }
 
     /// Where hooks tell how they ended.
-    fn teller(&self, log: &Logger) -> Teller {
+    pub(super) fn teller(&self, log: &Logger) -> Teller {
         Teller {
             log: log.handle(),
             metrics: self.reporting.metrics.clone(),
@@ -413,7 +425,7 @@ impl Enforcer {
         let teller = self.teller(log);
         self.reporting.hooks.run(
             HookKind::PostKill,
-            &self.config,
+            self.config,
             &record,
             &teller,
             Duration::ZERO,
@@ -460,22 +472,24 @@ impl Enforcer {
             j.append(record.clone());
         }
     }
+}
 
+impl Reporting {
     /// Logs what the report threads said since the last round: the journal's write errors and
     /// drops, hooks skipped by the rate limit. Cheap when there is nothing: an empty channel
     /// read. (A hook's watcher logs how it ended itself, as it ends.)
-    pub(super) fn drain_reports(&mut self, log: &mut Logger) {
-        let skipped = std::mem::take(&mut self.reporting.hooks.skipped);
+    pub fn drain_reports(&mut self, config: &Config, log: &mut Logger) {
+        let skipped = std::mem::take(&mut self.hooks.skipped);
         if skipped > 0 {
             log.log(
                 Severity::Warning,
                 &Line::new("hooks skipped: more than hooks.max_per_minute started in a minute")
                     .kv("event", "hook_skipped")
                     .kv("skipped", skipped)
-                    .kv("max_per_minute", self.config.hooks.max_per_minute),
+                    .kv("max_per_minute", config.hooks.max_per_minute),
             );
         }
-        if let Some((j, _, _)) = &mut self.reporting.journal {
+        if let Some((j, _, _)) = &mut self.journal {
             let (problems, dropped) = j.problems();
             for p in problems {
                 log.log(
@@ -495,150 +509,62 @@ impl Enforcer {
             }
         }
     }
+}
 
-    /// At a domain's first crossing of a warn level in an episode: names the process that
-    /// would be chosen at term, logs it, runs the `warn` hook; the daemon notifies desktops.
-    pub(super) fn warn_domain(&mut self, d: &mut Domain, m: &Moment<'_>, log: &mut Logger) {
-        let Some(record) = self.likely_victim(d, m) else {
-            log.log(
-                Severity::Notice,
-                &Line::new("memory is running low; no process could be stopped")
-                    .kv("event", "warn")
-                    .kv("scope", self.members_list(d))
-                    .kv("domain", d.key.name())
-                    .kv("available", m.obs.available)
-                    .kv("limit", m.fig.limit),
-            );
-            return;
-        };
-        let v = &record.victim;
-        log.log(
-            Severity::Notice,
-            &Line::new(&format!(
-                "memory is running low in {}: {} (pid {}) would be stopped first; it uses {}",
-                crate::report::quoted(&record.scope),
-                crate::report::quoted(&v.comm),
-                v.pid,
-                crate::report::kill::human(record.victim_bytes())
-            ))
-            .kv("event", "warn")
-            .kv("scope", &record.scope)
-            .kv("domain", &record.domain)
-            .kv("available", record.trigger.available)
-            .kv("limit", record.trigger.limit)
-            .kv("pid", v.pid)
-            .kv("comm", &v.comm)
-            .kv("uid", v.uid.map_or(-1, i64::from))
-            .kv("used", record.victim_bytes())
-            .kv("expected_gain", record.expected_gain),
-        );
-        let teller = self.teller(log);
-        self.reporting.hooks.run(
-            HookKind::Warn,
-            &self.config,
-            &record,
-            &teller,
-            Duration::ZERO,
-        );
-        if let Some(m) = &self.reporting.metrics {
-            m.warning(&record.scope);
-        }
-        self.reporting.warnings.push(record);
-    }
+/// What the status file tells of, lent by the round.
+pub(super) struct StatusSources<'a> {
+    pub config: &'a Config,
+    pub watched: &'a Watched,
+    pub domains: &'a [Domain],
+    pub dry_run: bool,
+    /// Why the config asked for did not load, while it does not.
+    pub config_error: &'a Option<String>,
+}
 
-    /// The process a term decision would choose now, as a record (outcome `warning`): chosen
-    /// as the kill chooses (a near-equal forked child before its parent included), so that the
-    /// warning names who would really be stopped. Without the kill's smaps read of the
-    /// finalists (a warning does not walk page tables under anyone's mmap lock): their gain is
-    /// status's estimate, as for a SIGKILL that cannot wait.
-    fn likely_victim(&mut self, d: &Domain, m: &Moment<'_>) -> Option<KillRecord> {
-        let fig = m.fig;
-        let mut scanned = Scan::default();
-        let lineup = self.lineup(d, fig, None, &mut scanned).ok()?;
-        let min_gain = self.config.min_gain_bytes(fig.limit);
-        // What a term decision would need: at least what brings it back above term.
-        let need = fig.need.max(1);
-        let Choice::Victim(chosen) =
-            choose(&lineup.prospects, &lineup.children, need, min_gain, false)
-        else {
-            return None;
-        };
-        let pick = self.pick(&lineup, chosen, m, Reason::Term);
-        let mut record = self.new_record(d, &pick, &lineup, m, min_gain);
-        let victim = pick.victim.process;
-        self.fill_in(d, &mut record, victim);
-        record.outcome = KillOutcome::Warning;
-        record.reason = KillReason::WarnLevel;
-        record.level = KillLevel::Warn;
-        Some(record)
-    }
-
-    /// Whether a warning is due for domain `i` this round: a member is in its warn band, the
-    /// domain is still below term, and no warning went out in this episode.
-    pub(super) fn warn_due(&mut self, d: &mut Domain) -> bool {
-        let warned_now = d.members.iter().any(|id| match id {
-            ScopeId::System => self.watched.system.warned,
-            ScopeId::Cgroup(n) => self.watched.cgroups.iter().any(|c| c.id == *n && c.warned),
-        });
-        if !warned_now {
-            // Out of the band (past its margin): the next crossing is a new episode.
-            if !d.busy() {
-                d.warned = false;
-            }
-            return false;
-        }
-        if d.warned {
-            return false;
-        }
-        d.warned = true;
-        true
-    }
-
+impl Reporting {
     /// Rewrites the status file when what it says changed (at most once a second): scopes,
     /// domains, victims in flight, the last kills. Comparing costs a few small allocations, and
     /// only while a status file is configured.
-    pub(super) fn write_status(&mut self, now: Instant, log: &mut Logger) {
-        if self.config.report.status_file.is_none() {
+    pub fn write_status(&mut self, s: &StatusSources<'_>, now: Instant, log: &mut Logger) {
+        if s.config.report.status_file.is_none() {
             return;
         }
         if self
-            .reporting
             .status_at
             .is_some_and(|t| now.duration_since(t) < STATUS_EVERY)
         {
             return;
         }
-        let cgroups = self.cgroups_fingerprint();
-        let said = self.status_fingerprint(now, cgroups);
+        let cgroups = self.cgroups_fingerprint(s.watched);
+        let said = self.status_fingerprint(s, now, cgroups);
         let beat = self
-            .reporting
             .status_at
             .is_none_or(|t| now.duration_since(t) >= status::HEARTBEAT);
-        if self.reporting.status_said == Some(said) && !beat {
+        if self.status_said == Some(said) && !beat {
             return;
         }
-        let Some(path) = self.config.report.status_file.clone() else {
+        let Some(path) = s.config.report.status_file.clone() else {
             return;
         };
-        let mut stamped = self.status_view(now);
+        let mut stamped = self.status_view(s, now);
         stamped.updated = unix_now();
-        self.reporting.status_at = Some(now);
-        self.reporting.status_said = Some(said);
-        if self.reporting.status_writer.is_none() {
+        self.status_at = Some(now);
+        self.status_said = Some(said);
+        if self.status_writer.is_none() {
             match status::StatusWriter::start() {
-                Ok(w) => self.reporting.status_writer = Some(w),
+                Ok(w) => self.status_writer = Some(w),
                 Err(e) => {
                     self.status_problem(log, &path.display().to_string(), &e.to_string());
                     return;
                 }
             }
         }
-        let Some(writer) = &self.reporting.status_writer else {
+        let Some(writer) = &self.status_writer else {
             return;
         };
         if !writer.offer(path, stamped) {
             // Still writing the last one: offer this again next round.
-            self.reporting.status_said = None;
+            self.status_said = None;
         }
         if let Some(p) = writer.problem() {
             self.status_problem(log, "", &p);
@@ -647,10 +573,10 @@ impl Enforcer {
 
     /// Says once that the status file cannot be written.
     fn status_problem(&mut self, log: &mut Logger, path: &str, error: &str) {
-        if self.reporting.status_failed {
+        if self.status_failed {
             return;
         }
-        self.reporting.status_failed = true;
+        self.status_failed = true;
         log.log(
             Severity::Error,
             &Line::new("cannot write the status file")
@@ -666,15 +592,15 @@ impl Enforcer {
     /// sources, domains and their victims, kills. Equal fingerprints: nothing a reader would
     /// act on changed (the file's figures are exact as of its `updated` time).
     /// What the cgroups' part of the status says, as a number. It moves only with a full
-    /// sample of one, or one coming or going ([`Enforcer::cgroups_moved`]): kept from the
+    /// sample of one, or one coming or going ([`Reporting::cgroups_moved`]): kept from the
     /// last time otherwise, which spares hashing a hundred calm cgroups every second.
-    fn cgroups_fingerprint(&mut self) -> u64 {
+    fn cgroups_fingerprint(&mut self, watched: &Watched) -> u64 {
         use std::hash::{Hash, Hasher};
-        if let Some(said) = self.reporting.status_cgroups {
+        if let Some(said) = self.status_cgroups {
             return said;
         }
         let mut c = std::collections::hash_map::DefaultHasher::new();
-        for cg in &self.watched.cgroups {
+        for cg in &watched.cgroups {
             (cg.id, cg.level, cg.warned).hash(&mut c);
             let limit = cg.sample.limit.unwrap_or(0);
             cg.sample.available.map(|a| coarse(a, limit)).hash(&mut c);
@@ -684,26 +610,26 @@ impl Enforcer {
             cg.events.as_ref().map(|e| e.keys().count()).hash(&mut c);
         }
         let said = c.finish();
-        self.reporting.status_cgroups = Some(said);
+        self.status_cgroups = Some(said);
         said
     }
 
     /// A cgroup was sampled in full, added or removed: its part of the status is computed anew.
-    pub(super) fn cgroups_moved(&mut self) {
-        self.reporting.status_cgroups = None;
+    pub fn cgroups_moved(&mut self) {
+        self.status_cgroups = None;
     }
 
-    fn status_fingerprint(&self, now: Instant, cgroups: u64) -> u64 {
+    fn status_fingerprint(&self, s: &StatusSources<'_>, now: Instant, cgroups: u64) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        if self.config.system.enabled
-            && let Some(m) = self.watched.system.mem
+        if s.config.system.enabled
+            && let Some(m) = s.watched.system.mem
         {
-            (self.watched.system.level, self.watched.system.warned).hash(&mut h);
+            (s.watched.system.level, s.watched.system.warned).hash(&mut h);
             (coarse(m.mem_available, m.mem_total), m.mem_total).hash(&mut h);
-            filling(self.watched.system.fill.rate(), m.mem_total).hash(&mut h);
-            soon(self.watched.system.eta).hash(&mut h);
-            self.watched
+            filling(s.watched.system.fill.rate(), m.mem_total).hash(&mut h);
+            soon(s.watched.system.eta).hash(&mut h);
+            s.watched
                 .system
                 .events
                 .as_ref()
@@ -711,134 +637,122 @@ impl Enforcer {
                 .hash(&mut h);
         }
         cgroups.hash(&mut h);
-        self.config_error.hash(&mut h);
-        for d in &self.domains.list {
+        s.config_error.hash(&mut h);
+        for d in s.domains {
             (d.members.len(), d.episode.in_episode(), d.episode.kills()).hash(&mut h);
             for f in &d.in_flight {
                 (f.victim.pid, f.kill_sent.is_some()).hash(&mut h);
                 now.duration_since(f.first_signal).as_secs().hash(&mut h);
             }
         }
-        (
-            self.reporting.victims,
-            self.reporting.last_kills.len(),
-            self.killer.dry_run,
-        )
-            .hash(&mut h);
-        self.reporting.last_kills.back().map(|k| k.pid).hash(&mut h);
+        (self.victims, self.last_kills.len(), s.dry_run).hash(&mut h);
+        self.last_kills.back().map(|k| k.pid).hash(&mut h);
         h.finish()
     }
 
     /// The status view without its time.
-    fn status_view(&self, now: Instant) -> StatusView {
-        let scopes = self.scope_statuses();
-        let domains = self.domain_statuses(now);
+    fn status_view(&self, s: &StatusSources<'_>, now: Instant) -> StatusView {
+        let scopes = scope_statuses(s);
+        let domains = domain_statuses(s, now);
         StatusView {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
-            started: self.reporting.started_unix,
+            started: self.started_unix,
             updated: 0.0,
-            dry_run: self.killer.dry_run,
-            config_error: self.config_error.clone(),
-            victims: self.reporting.victims,
+            dry_run: s.dry_run,
+            config_error: s.config_error.clone(),
+            victims: self.victims,
             scopes,
             domains,
-            last_kills: self.reporting.last_kills.iter().cloned().collect(),
+            last_kills: self.last_kills.iter().cloned().collect(),
         }
     }
+}
 
-    /// Every watched scope as the status file shows it: its level, its memory rounded to the
-    /// MiB and its thresholds.
-    fn scope_statuses(&self) -> Vec<ScopeStatus> {
-        let mut scopes = Vec::new();
-        if self.config.system.enabled
-            && let Some(m) = self.watched.system.mem
-        {
-            let s = &self.config.system;
-            scopes.push(ScopeStatus {
-                name: "system".into(),
-                level: level_word(self.watched.system.level, self.watched.system.warned).into(),
-                available: mib(m.mem_available),
-                limit: m.mem_total,
-                warn_at: s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)),
-                term_at: s.mem_available_term.bytes_of(m.mem_total),
-                kill_at: s.mem_available_kill.bytes_of(m.mem_total),
-                fill_rate: mib(self.watched.system.fill.rate() as u64),
-                eta_ms: self
-                    .watched
-                    .system
-                    .eta
-                    .map(|e| (e.as_millis() as u64) / 1000 * 1000),
-                events: self
-                    .watched
-                    .system
-                    .events
-                    .as_ref()
-                    .map(|e| e.keys().map(str::to_string).collect())
-                    .unwrap_or_default(),
-            });
-        }
-        for cg in &self.watched.cgroups {
-            let cfg = &self.config.cgroups[cg.config_index];
-            let limit = cg.sample.limit.unwrap_or(0);
-            let t = crate::watch::cgroup_thresholds(cfg, limit);
-            scopes.push(ScopeStatus {
-                name: cg.path.clone(),
-                level: level_word(cg.level, cg.warned).into(),
-                available: mib(cg.sample.available.unwrap_or(0)),
-                limit,
-                warn_at: cfg.available_warn.map(|w| w.bytes_of(limit)),
-                term_at: t.term,
-                kill_at: t.kill,
-                fill_rate: mib(cg.fill.rate() as u64),
-                eta_ms: cg.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
-                events: cg
-                    .events
-                    .as_ref()
-                    .map(|e| e.keys().map(str::to_string).collect())
-                    .unwrap_or_default(),
-            });
-        }
-        scopes
+/// Every watched scope as the status file shows it: its level, its memory rounded to the
+/// MiB and its thresholds.
+fn scope_statuses(from: &StatusSources<'_>) -> Vec<ScopeStatus> {
+    let mut scopes = Vec::new();
+    if from.config.system.enabled
+        && let Some(m) = from.watched.system.mem
+    {
+        let s = &from.config.system;
+        let system = &from.watched.system;
+        scopes.push(ScopeStatus {
+            name: "system".into(),
+            level: level_word(system.level, system.warned).into(),
+            available: mib(m.mem_available),
+            limit: m.mem_total,
+            warn_at: s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)),
+            term_at: s.mem_available_term.bytes_of(m.mem_total),
+            kill_at: s.mem_available_kill.bytes_of(m.mem_total),
+            fill_rate: mib(system.fill.rate() as u64),
+            eta_ms: system.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
+            events: system
+                .events
+                .as_ref()
+                .map(|e| e.keys().map(str::to_string).collect())
+                .unwrap_or_default(),
+        });
     }
+    for cg in &from.watched.cgroups {
+        let cfg = &from.config.cgroups[cg.config_index];
+        let limit = cg.sample.limit.unwrap_or(0);
+        let t = crate::watch::cgroup_thresholds(cfg, limit);
+        scopes.push(ScopeStatus {
+            name: cg.path.clone(),
+            level: level_word(cg.level, cg.warned).into(),
+            available: mib(cg.sample.available.unwrap_or(0)),
+            limit,
+            warn_at: cfg.available_warn.map(|w| w.bytes_of(limit)),
+            term_at: t.term,
+            kill_at: t.kill,
+            fill_rate: mib(cg.fill.rate() as u64),
+            eta_ms: cg.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
+            events: cg
+                .events
+                .as_ref()
+                .map(|e| e.keys().map(str::to_string).collect())
+                .unwrap_or_default(),
+        });
+    }
+    scopes
+}
 
-    /// Every OOM domain as the status file shows it: its members, its episode, its victims in
-    /// flight (their time in whole seconds).
-    fn domain_statuses(&self, now: Instant) -> Vec<DomainStatus> {
-        self.domains
-            .list
-            .iter()
-            .map(|d| DomainStatus {
-                name: d.key.name().to_string(),
-                members: d
-                    .members
-                    .iter()
-                    .map(|m| self.watched.scope_name(*m).to_string())
-                    .collect(),
-                state: if d.episode.in_episode() {
-                    "episode".into()
-                } else {
-                    "calm".into()
-                },
-                kills: d.episode.kills(),
-                in_flight: d
-                    .in_flight
-                    .iter()
-                    .map(|f| InFlightStatus {
-                        pid: f.victim.pid,
-                        comm: f.victim.comm.clone(),
-                        signal: if f.kill_sent.is_some() {
-                            "SIGKILL".into()
-                        } else {
-                            "SIGTERM".into()
-                        },
-                        since_ms: (now.duration_since(f.first_signal).as_millis() as u64) / 1000
-                            * 1000,
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
+/// Every OOM domain as the status file shows it: its members, its episode, its victims in
+/// flight (their time in whole seconds).
+fn domain_statuses(s: &StatusSources<'_>, now: Instant) -> Vec<DomainStatus> {
+    s.domains
+        .iter()
+        .map(|d| DomainStatus {
+            name: d.key.name().to_string(),
+            members: d
+                .members
+                .iter()
+                .map(|m| s.watched.scope_name(*m).to_string())
+                .collect(),
+            state: if d.episode.in_episode() {
+                "episode".into()
+            } else {
+                "calm".into()
+            },
+            kills: d.episode.kills(),
+            in_flight: d
+                .in_flight
+                .iter()
+                .map(|f| InFlightStatus {
+                    pid: f.victim.pid,
+                    comm: f.victim.comm.clone(),
+                    signal: if f.kill_sent.is_some() {
+                        "SIGKILL".into()
+                    } else {
+                        "SIGTERM".into()
+                    },
+                    since_ms: (now.duration_since(f.first_signal).as_millis() as u64) / 1000 * 1000,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Bytes rounded down to the MiB: the status file changes when it matters.
