@@ -77,7 +77,8 @@ pub struct Member {
     pub rescue: bool,
     /// At its term level: whether it stands still (see [`crate::decide::trigger::stillness`]).
     pub steady: Stillness,
-    /// Bytes of available memory above its kill level (`u64::MAX` when it has none).
+    /// Bytes of available memory above its kill level, which pace a still domain's looks
+    /// (`u64::MAX` when it has none, or when the kernel wakes the loop as it grows).
     pub to_kill: u64,
 }
 

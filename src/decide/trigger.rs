@@ -455,6 +455,18 @@ fn growth_bar(to_kill: u64) -> u64 {
     (to_kill / 2).clamp(STILL_GROWTH_MIN, STILL_GROWTH)
 }
 
+/// v1: the usage (of the cgroup whose limit is nearest) at which the kernel is asked to wake the
+/// loop while a cgroup stands still `to_kill` bytes above its kill level: its `usage` now plus
+/// the growth that counts as moving. Below its limit the kernel reclaims nothing for a grower,
+/// so any growth shows as usage first, and the looks need no longer be paced by the band.
+/// `None` where the wake-up would not pay: the limit comes first, or page cache worth that
+/// growth could grow instead and wake the loop for nothing (then it is looked at as before).
+pub fn growth_wake(usage: u64, working_set: u64, limit: u64, to_kill: u64) -> Option<u64> {
+    let bar = growth_bar(to_kill);
+    let at = usage.saturating_add(bar);
+    (usage.saturating_sub(working_set) < bar && at < limit).then_some(at)
+}
+
 /// How soon a domain standing still `to_kill` bytes above its kill level is looked at again:
 /// by the time a grower at [`STEADY_GROWTH`] has eaten half that band, within
 /// [`STEADY_LOOK_MIN`] and `cap`.
@@ -468,6 +480,28 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_still_cgroup_is_woken_by_its_growth_where_growth_shows_as_usage() {
+        // (usage, working set, limit, band above the kill level, MiB) -> wake-up at, MiB.
+        let cases: &[(u64, u64, u64, u64, Option<u64>)] = &[
+            // 6 MiB above its kill level, no cache: woken 3 MiB (half the band) up.
+            (237, 237, 256, 6, Some(240)),
+            // Far from its kill level: at the full growth bar.
+            (200, 200, 256, 40, Some(204)),
+            // Very near it: never less than the least bar.
+            (250, 250, 256, 1, Some(251)),
+            // Cache worth the bar could grow instead: no wake-up.
+            (237, 233, 256, 6, None),
+            (237, 235, 256, 6, Some(240)),
+            // The limit before the wake-up.
+            (254, 254, 256, 6, None),
+        ];
+        for &(usage, ws, limit, band, want) in cases {
+            let got = growth_wake(usage * MIB, ws * MIB, limit * MIB, band * MIB);
+            assert_eq!(got, want.map(|w| w * MIB), "{usage} {ws} {limit} {band}");
+        }
+    }
     const T: Thresholds = Thresholds {
         term: 100 * MIB,
         kill: 50 * MIB,

@@ -78,8 +78,8 @@ pub(super) struct CgroupScope {
     pub own_fill: FillRate,
     /// Kernel event sources armed for it (disarmed when it is dropped).
     pub events: Option<ArmedSet>,
-    /// What they were armed for ([`CgroupSample::limits_fingerprint`]).
-    pub armed_for: Option<u64>,
+    /// What they were armed for ([`CgroupSample::limits_fingerprint`], and the growth wake-up).
+    pub armed_for: Option<(u64, Option<GrowthWake>)>,
     /// Every usage threshold and the OOM notification are armed (v1).
     pub thresholds_armed: bool,
     /// Sources already reported as unavailable (a bit per `Source`), to say it once.
@@ -122,6 +122,12 @@ pub(super) struct CgroupScope {
     pub stillness: Option<crate::decide::trigger::StillSample>,
     /// The full sample where it was first seen standing still, while it does.
     pub still_since: Option<crate::decide::trigger::StillSample>,
+    /// Standing still: the chain index of its nearest limit and the usage there at which the
+    /// kernel is to wake the loop (see [`crate::decide::trigger::growth_wake`]).
+    pub growth_wake: Option<GrowthWake>,
+    /// The wake-up as armed (v1: a usage threshold); its looks are then not paced by the band
+    /// above its kill level.
+    pub growth_armed: Option<GrowthWake>,
 }
 
 impl CgroupScope {
@@ -155,6 +161,8 @@ impl CgroupScope {
             psi_total: None,
             stillness: None,
             still_since: None,
+            growth_wake: None,
+            growth_armed: None,
         }
     }
 
@@ -347,7 +355,38 @@ fn stillness(
         Stillness::Still => cg.still_since.or(before),
         _ => None,
     };
+    cg.growth_wake = match still {
+        Stillness::Still => growth_wake(&cg.sample, cg.growth_wake, to_kill),
+        _ => None,
+    };
     still
+}
+
+/// Where the kernel is to wake the loop for a cgroup standing still: the usage of one cgroup of
+/// its chain (v1: a usage threshold there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GrowthWake {
+    /// The index in the chain of its nearest limit.
+    pub index: usize,
+    /// The usage there.
+    pub usage: u64,
+}
+
+/// Where a cgroup standing still is to be woken: where it was, until its nearest limit's usage
+/// reached that (page cache, which does not make it move); then anew from there.
+fn growth_wake(
+    sample: &CgroupSample,
+    kept: Option<GrowthWake>,
+    to_kill: u64,
+) -> Option<GrowthWake> {
+    let index = sample.limit_index?;
+    let (_, m) = sample.chain.get(index)?;
+    if let Some(w) = kept.filter(|w| w.index == index && m.usage < w.usage) {
+        return Some(w);
+    }
+    let (usage, ws, limit) = (m.usage, m.working_set(), sample.limit?);
+    let at = crate::decide::trigger::growth_wake(usage, ws, limit, to_kill)?;
+    Some(GrowthWake { index, usage: at })
 }
 
 /// When a calm cgroup is next due, from its state after a look.
@@ -473,7 +512,7 @@ pub(super) fn arm_cgroup(
     let sample = &cg.sample;
     // Every limited cgroup on the path is armed, not only the tightest now: which one that
     // is flips as they fill, and re-arming at each flip would churn registrations.
-    let want = sample.limits_fingerprint();
+    let want = (sample.limits_fingerprint(), cg.growth_wake);
     if cg.armed_for == Some(want) {
         return false;
     }
@@ -482,7 +521,7 @@ pub(super) fn arm_cgroup(
         return false;
     };
     let wants = match hier.version {
-        CgroupVersion::V1 => v1_sources(hier, &host.root, sample, cfg, own_dir),
+        CgroupVersion::V1 => v1_sources(hier, &host.root, sample, cfg, own_dir, cg.growth_wake),
         CgroupVersion::V2 => v2_sources(hier, &host.root, sample, &own_dir),
     };
     let set = cg
@@ -522,6 +561,9 @@ pub(super) fn arm_cgroup(
         }
     }
     cg.oom_armed = set.has("oom");
+    cg.growth_armed = cg
+        .growth_wake
+        .filter(|w| set.has(&growth_key(&sample.chain[w.index].0, w.usage)));
     cg.thresholds_armed = thresholds_armed && cg.oom_armed;
     if retry {
         cg.armed_for = None;
@@ -549,6 +591,7 @@ fn v1_sources(
     sample: &CgroupSample,
     cfg: &WatchedCgroup,
     own_dir: PathBuf,
+    growth: Option<GrowthWake>,
 ) -> Vec<(String, Spec)> {
     let mut wants: Vec<(String, Spec)> = Vec::new();
     for (_, path, _, limit) in sample.limited() {
@@ -570,8 +613,23 @@ fn v1_sources(
             }
         }
     }
+    if let Some(GrowthWake {
+        index,
+        usage: bytes,
+    }) = growth
+    {
+        let path = &sample.chain[index].0;
+        if let Some(dir) = hier.dir(root, path) {
+            wants.push((growth_key(path, bytes), Spec::V1Threshold { dir, bytes }));
+        }
+    }
     wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
     wants
+}
+
+/// The key of a growth wake-up's threshold: a new one where it moves.
+fn growth_key(path: &str, bytes: u64) -> String {
+    format!("growth:{path}:{bytes}")
 }
 
 /// What a v2 cgroup is armed with: its `memory.events`, each limited ancestor's own events,
@@ -611,6 +669,7 @@ fn v2_sources(
 pub(super) fn disarm_cgroup(cg: &mut CgroupScope) {
     cg.events = None;
     cg.armed_for = None;
+    cg.growth_armed = None;
     cg.oom_armed = false;
     cg.thresholds_armed = false;
     cg.announced = false;
@@ -1057,6 +1116,11 @@ impl Watched {
         }
         if cg.fresh {
             cg.announced = climb_announced(cg, cfg);
+            // Standing still with its growth announced by the kernel: its looks need not be
+            // paced by the band above its kill level.
+            if cg.growth_wake.is_some() && cg.growth_armed == cg.growth_wake {
+                cg.member.to_kill = u64::MAX;
+            }
         }
         let calm = match look {
             Look::Calm(h) => Some(h),
