@@ -30,7 +30,8 @@ use super::killer::Killer;
 use super::lines::{decision_line, decision_severity};
 use super::moment::{Figures, Lineup, Moment, Owner, Pick};
 use super::report::{Report, Reporting};
-use super::scopes::{CgroupScope, Watched};
+use super::scopes::CgroupScope;
+use super::watched::Watched;
 
 /// How many of the best candidates the system scope's cheap pass reads in full.
 pub(super) const CHEAP_FINALISTS: usize = 8;

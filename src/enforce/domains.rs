@@ -11,7 +11,7 @@ use crate::kill::InFlight;
 use crate::probe::Host;
 
 use super::killer::Killer;
-use super::scopes::Watched;
+use super::watched::Watched;
 
 /// One OOM domain's state across rounds.
 pub(super) struct Domain {

@@ -21,6 +21,7 @@ mod moment;
 mod plan;
 mod report;
 mod scopes;
+mod watched;
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ use act::{Act, CHEAP_FINALISTS};
 use domains::Domains;
 use killer::Killer;
 use report::{Reporting, StatusSources};
-use scopes::{Env, Watched};
+use watched::{Env, Watched};
 
 pub use moment::Wake;
 
@@ -425,7 +426,7 @@ impl Enforcer {
                     trend.filter(|_| early.below),
                     self.config.system.exhaustion_term,
                 );
-                let terms = scopes::stall_terms(&self.config, &mem);
+                let terms = watched::stall_terms(&self.config, &mem);
                 let stall = self.system_stall(&terms, &mem, now);
                 let need = thresholds.need(&sample, level);
                 let (level, need) = match stall {

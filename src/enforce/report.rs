@@ -24,7 +24,7 @@ use crate::report::{Line, Logger, Severity};
 
 use super::domains::Domain;
 use super::moment::{Lineup, Moment, Pick};
-use super::scopes::Watched;
+use super::watched::Watched;
 
 /// How many kills the status file lists.
 const LAST_KILLS: usize = 10;
