@@ -614,7 +614,7 @@ fn protect_self(log: &mut Logger, realtime: bool) -> bool {
         Some(Ok(())) => Ok("ok"),
         // Refused by policy (the shipped unit's RestrictRealtime=yes, or RLIMIT_RTPRIO 0):
         // a choice of the administrator's, not a fault; the nice value still applies.
-        Some(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => Ok("not_permitted"),
+        Some(Err(e)) if sys::not_permitted(&e) => Ok("not_permitted"),
         Some(Err(e)) => Err(e),
     });
     let nofile = said(sys::raise_nofile_limit());

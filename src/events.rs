@@ -163,7 +163,7 @@ impl ArmError {
                         | io::ErrorKind::PermissionDenied
                         | io::ErrorKind::InvalidInput
                         | io::ErrorKind::Unsupported
-                ) || source.raw_os_error() == Some(libc::ENODEV)
+                ) || sys::no_device(source)
             }
             ArmError::NoPoller => true,
         }

@@ -455,6 +455,32 @@ pub fn is_out_of_fds(e: &io::Error) -> bool {
         .any(|n| code == Some(n.raw_os_error()))
 }
 
+/// Whether `e` says the process has already exited (ESRCH).
+pub fn is_gone(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether `e` says the cgroup behind a file was removed (ENODEV: its files, even kept open,
+/// fail so).
+pub fn no_device(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENODEV)
+}
+
+/// Whether `e` is a refusal by policy or for want of privilege (EPERM).
+pub fn not_permitted(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether `e` says the filesystem is mounted read-only (EROFS).
+pub fn read_only(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EROFS)
+}
+
+/// Whether `e` says the kernel has the file but not the feature (EOPNOTSUPP: PSI with `psi=0`).
+pub fn not_supported(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EOPNOTSUPP)
+}
+
 /// The soft RLIMIT_NOFILE in force.
 pub fn nofile_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -34,14 +34,14 @@ pub enum KillError {
 pub fn open_verified(host: &Host, p: &ProcessSnapshot) -> Result<OwnedFd, KillError> {
     let fd = match sys::pidfd_open(p.pid) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(KillError::Gone),
+        Err(e) if sys::is_gone(&e) => return Err(KillError::Gone),
         Err(e) => return Err(e.into()),
     };
     // Bytes, never text: a name is whatever the process made it (any user can put a byte that
     // is not UTF-8 in its comm), and a check that failed on it would make the process immune.
     let bytes = match std::fs::read(host.path(&format!("/proc/{}/stat", p.pid))) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound || sys::is_gone(&e) => {
             return Err(KillError::Gone);
         }
         Err(e) => return Err(KillError::Unverifiable(format!("stat: {e}"))),
@@ -64,7 +64,7 @@ pub fn same_process(stat: &[u8], starttime: u64) -> Result<(), KillError> {
 pub fn signal(fd: &OwnedFd, sig: Sig) -> Result<(), KillError> {
     match sys::pidfd_send_signal(fd, sig) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) if sys::is_gone(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -166,7 +166,7 @@ impl Tripwires {
     }
 
     fn refuse(&mut self, path: &str, scope: &str, e: &io::Error, log: &mut Logger) {
-        if e.raw_os_error() == Some(libc::EROFS) {
+        if crate::sys::read_only(e) {
             self.read_only = true;
             log.log(
                 Severity::Warning,
@@ -293,7 +293,7 @@ fn write_high(dir: &Path, value: &str) -> io::Result<()> {
 
 /// The cgroup is gone: nothing to say.
 fn gone(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+    e.kind() == io::ErrorKind::NotFound || crate::sys::no_device(e)
 }
 
 /// Reads the state file, never through a symlink.

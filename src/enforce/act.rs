@@ -845,7 +845,7 @@ impl Act<'_> {
             // Gone since the scan (a reused pid means that too): its memory is on its way
             // back, the next sample says whether anyone else must go.
             Err(KillError::Gone) | Err(KillError::Reused) => Err(Signalled::Done),
-            Err(KillError::Io(e)) if e.raw_os_error() != Some(libc::EPERM) => {
+            Err(KillError::Io(e)) if !crate::sys::not_permitted(&e) => {
                 // Transient (EMFILE, ENOMEM): try again next round, do not give up on it.
                 log.log(
                     Severity::Error,

@@ -51,7 +51,8 @@ impl ProbeError {
         match self {
             ProbeError::Io { source, .. } => {
                 source.kind() == io::ErrorKind::NotFound
-                    || matches!(source.raw_os_error(), Some(libc::ESRCH | libc::ENODEV))
+                    || crate::sys::is_gone(source)
+                    || crate::sys::no_device(source)
             }
             ProbeError::Parse { .. } => false,
         }

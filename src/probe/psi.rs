@@ -32,11 +32,7 @@ impl Pressure {
     pub fn read(path: &Path) -> Result<Option<Self>, ProbeError> {
         let text = match read_optional(path) {
             Ok(t) => t,
-            Err(ProbeError::Io { source, .. })
-                if source.raw_os_error() == Some(libc::EOPNOTSUPP) =>
-            {
-                None
-            }
+            Err(ProbeError::Io { source, .. }) if crate::sys::not_supported(&source) => None,
             Err(e) => return Err(e),
         };
         match text {
