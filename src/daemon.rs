@@ -164,11 +164,11 @@ fn start_up(
         );
     }
     announce_namespace(log, host);
-    if !rustix::process::geteuid().is_root() {
+    if !sys::is_root() {
         log.log(
             Severity::Warning,
             &Line::event("unprivileged", "not running as root: other users' processes cannot be signalled, nor their executables read for exe rules; the built-in protection and oom_score_adj -1000 need root too")
-                .kv("uid", rustix::process::geteuid().as_raw()),
+                .kv("uid", sys::euid()),
         );
     }
     locked
@@ -264,7 +264,7 @@ fn fits_memory(config: &Config, host: &Host) -> Result<(), String> {
     if let Ok(m) = MemInfo::read(&host.root) {
         config.check_against_machine(m.mem_total, m.swap_total)?;
     }
-    crate::act::hook::check_config(&config.hooks, rustix::process::geteuid().as_raw())
+    crate::act::hook::check_config(&config.hooks, sys::euid())
 }
 
 /// A config that did not load at start, and what runs instead.
@@ -337,7 +337,7 @@ fn save_last_good(config: &Config, log: &mut Logger) {
 /// directory no one but root (or the daemon's own user) can change: see
 /// [`crate::report::statefile`].
 fn state_dirs_safe(config: &Config) -> Result<(), String> {
-    let owner = rustix::process::geteuid().as_raw();
+    let owner = sys::euid();
     let r = &config.report;
     let last_good = Some(crate::paths::last_good_path());
     let files = [

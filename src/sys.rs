@@ -226,6 +226,45 @@ pub fn getxattr(path: &std::path::Path, name: &str, buf: &mut [u8]) -> io::Resul
     Ok(rustix::fs::getxattr(path, name, buf)?)
 }
 
+/// This process's effective user id: besides root, the one owner trusted for the files it
+/// reads and keeps.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Whether this process runs as root: it may signal anyone's processes, and must trust only
+/// files that only root can change.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The size of a memory page, bytes: the unit of `/proc`'s memory counts.
+pub fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// The device and inode of the file at `path` (a symlink followed, as `/proc/PID/exe` must
+/// be): two paths with the same pair are the same file. The device is packed `major << 32 |
+/// minor`, as [`crate::probe::smaps::dev_of`] packs the numbers `maps` prints.
+pub fn file_id(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::stat(path)?;
+    let dev =
+        u64::from(rustix::fs::major(st.st_dev)) << 32 | u64::from(rustix::fs::minor(st.st_dev));
+    Ok((dev, st.st_ino))
+}
+
+/// Makes `opts` refuse a symlink in the file's place: a file the daemon keeps must never lead
+/// it to write (or read) elsewhere.
+pub fn no_follow(opts: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    opts.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+}
+
+/// The name of signal number `n` (`SIGKILL`) for logs; `unknown` when it names none.
+pub fn signal_name(n: i32) -> &'static str {
+    nix::sys::signal::Signal::try_from(n).map_or("unknown", |sig| sig.as_str())
+}
+
 /// Sets this process's oom_score_adj (to -1000: the daemon must never be the kernel's victim).
 /// Lowering needs CAP_SYS_RESOURCE; EACCES is returned for the caller to warn about.
 pub fn set_own_oom_score_adj(adj: i32) -> io::Result<()> {

@@ -100,10 +100,7 @@ impl Outcome {
             .kv("ran_ms", end.ran.as_millis());
         match &end.ending {
             Ending::Exited(c) => line.push("exit_code", c),
-            Ending::Signalled(s) => line.push(
-                "signal",
-                nix::sys::signal::Signal::try_from(*s).map_or("unknown", |sig| sig.as_str()),
-            ),
+            Ending::Signalled(s) => line.push("signal", crate::sys::signal_name(*s)),
             Ending::NotStarted(e) => line.push("error", e),
             Ending::TimedOut | Ending::Stopped => {}
         }

@@ -7,7 +7,6 @@
 //! a value found changed at restore time is someone else's and stays.
 
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::decide::tripwire::Step;
@@ -298,10 +297,7 @@ fn gone(e: &io::Error) -> bool {
 
 /// Reads the state file, never through a symlink.
 fn read_state(state: &Path) -> io::Result<String> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(state)?;
+    let mut f = crate::sys::no_follow(std::fs::OpenOptions::new().read(true)).open(state)?;
     let mut text = String::new();
     io::Read::read_to_string(&mut f, &mut text)?;
     Ok(text)

@@ -58,7 +58,7 @@ pub fn rank(
     };
     super::unless_closed(written).map_err(Failure::runtime)?;
     if scan.exe_hidden > 0 {
-        let hint = if rustix::process::geteuid().is_root() {
+        let hint = if oomward::sys::is_root() {
             ""
         } else {
             " (run as root to see more)"

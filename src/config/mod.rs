@@ -162,7 +162,7 @@ impl ConfigOrigin {
 fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
     let name = path.display().to_string();
     let invalid = |line, message| ConfigError::invalid(&name, line, "(file)", message);
-    if rustix::process::geteuid().is_root() {
+    if crate::sys::is_root() {
         crate::sys::only_root_can_change(path).map_err(|why| {
             let fix = "refused, as oomward runs as root (chown root and chmod go-w it)";
             invalid(None, format!("{why}: {fix}"))

@@ -104,7 +104,7 @@ impl Pods {
 impl Host {
     /// Discovers the host under `root` (the real machine when `root` is `/`).
     pub fn discover(root: &Path) -> Result<Self, ProbeError> {
-        let page_size = rustix::param::page_size() as u64;
+        let page_size = crate::sys::page_size();
         let memory = MemoryHierarchy::discover(root)?;
         let ns = |path: &str| {
             std::fs::read_link(super::under(root, path))

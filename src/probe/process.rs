@@ -333,14 +333,11 @@ fn read_process_inner(
 /// namespace that runs the host's own `/usr/sbin/sshd` is the host's sshd; a container's own
 /// `/usr/sbin/sshd` is another file and never gains the host path's protection.
 fn runs_the_hosts_file(host: &Host, base: &Path, exe: &str) -> bool {
-    let Ok(mine) = rustix::fs::stat(base.join("exe")) else {
+    let Ok(mine) = crate::sys::file_id(&base.join("exe")) else {
         return false;
     };
     let hosts = host.exe_root.join(exe.trim_start_matches('/'));
-    match rustix::fs::stat(&hosts) {
-        Ok(theirs) => mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino,
-        Err(_) => false,
-    }
+    crate::sys::file_id(&hosts).is_ok_and(|theirs| theirs == mine)
 }
 
 /// KiB from a status line in pages; a nonsense value saturates instead of wrapping.

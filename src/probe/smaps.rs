@@ -217,13 +217,8 @@ fn open_memfds(dir: &Path, out: &mut Vec<ObjectId>) {
         if !is_memfd {
             continue;
         }
-        if let Ok(st) = rustix::fs::stat(entry.path()) {
-            let dev = u64::from(rustix::fs::major(st.st_dev)) << 32
-                | u64::from(rustix::fs::minor(st.st_dev));
-            out.push(ObjectId {
-                dev,
-                inode: st.st_ino,
-            });
+        if let Ok((dev, inode)) = crate::sys::file_id(&entry.path()) {
+            out.push(ObjectId { dev, inode });
         }
     }
 }

@@ -98,8 +98,7 @@ impl Sink {
                 let _ = writeln!(std::io::stderr().lock(), "{out}");
             }
             Sink::Journal(sock) => {
-                let mut entry =
-                    super::journal::entry(severity, &r.line, rustix::param::page_size() as u64);
+                let mut entry = super::journal::entry(severity, &r.line, crate::sys::page_size());
                 if let Some(report) = &report {
                     super::journal::field(&mut entry, "OOMWARD_REPORT", report);
                 }

@@ -136,11 +136,7 @@ fn unreadable(path: &Path, e: &io::Error) -> DirError {
 /// Opens `path` for appending (created with `mode` when missing, the mode set whatever the
 /// umask), refusing a symlink in its place.
 pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    let f = crate::sys::no_follow(OpenOptions::new().create(true).append(true).mode(mode))
         .open(path)?;
     refuse_other_files(&f, path)?;
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
@@ -154,11 +150,7 @@ pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_of(path)?;
     let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        crate::sys::no_follow(OpenOptions::new().write(true).create_new(true).mode(mode))
             .open(&temp)
     };
     let mut file = match open() {
