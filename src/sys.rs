@@ -350,11 +350,17 @@ pub fn eventfd_read(fd: &OwnedFd) -> io::Result<u64> {
     }
 }
 
+/// Reads a kernel file from its start again through a descriptor kept open (`oom_score` of
+/// every process each pass: no open and close); the length read.
+pub fn read_from_start(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::pread(fd, buf, 0)?)
+}
+
 /// Reads a small file from offset 0 and throws the text away: re-arms a kernfs file's change
 /// notification (`memory.events`). An error (or nothing to read) means the file is gone.
 pub fn pread_discard(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     let mut buf = [0u8; 512];
-    match rustix::io::pread(fd, &mut buf, 0)? {
+    match read_from_start(fd, &mut buf)? {
         0 => Err(io::Error::from_raw_os_error(libc::ENODEV)),
         _ => Ok(()),
     }
@@ -419,6 +425,29 @@ pub fn drain(fd: &OwnedFd) -> io::Result<()> {
     }
 }
 
+/// Reads what `fd` (a child's pipe) has into `buf`, again when a signal interrupted the read:
+/// the length read, 0 at its end.
+pub fn read_uninterrupted(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(&fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => {}
+            done => return Ok(done?),
+        }
+    }
+}
+
+/// Calls `each` with the name of every entry of the directory `dir` (`.` and `..` included):
+/// `/proc` is listed every pass, its names read with getdents into one buffer.
+pub fn each_name(dir: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    use rustix::fs::{Dir, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
+    for entry in Dir::read_from(&fd)? {
+        each(entry?.file_name().to_bytes());
+    }
+    Ok(())
+}
+
 /// The number of a descriptor, for `cgroup.event_control` lines.
 pub fn raw(fd: &impl AsFd) -> i32 {
     fd.as_fd().as_raw_fd()
@@ -443,6 +472,12 @@ impl Ready {
     /// Not an open descriptor at all.
     pub fn invalid(self) -> bool {
         self.0 & u32::from(PollFlags::NVAL.bits()) != 0
+    }
+
+    /// An error, or not an open descriptor; a hang-up alone is not (what came before it can
+    /// still be read).
+    pub fn failed(self) -> bool {
+        self.0 & u32::from((PollFlags::ERR | PollFlags::NVAL).bits()) != 0
     }
 }
 
@@ -472,6 +507,29 @@ pub fn poll_ready(
     ready.clear();
     ready.extend(pfds.iter().map(|p| Ready(u32::from(p.revents().bits()))));
     Ok(())
+}
+
+/// Waits until one of `fds` can be read (`false`) or written (`true`), or `timeout` passes (the
+/// metrics server's sockets): each one's flags, in order; none at all when the wait failed (a
+/// signal came), as after a timeout.
+pub fn poll_sockets<'a>(
+    fds: impl IntoIterator<Item = (std::os::fd::BorrowedFd<'a>, bool)>,
+    timeout: Duration,
+) -> Vec<Ready> {
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .into_iter()
+        .map(|(fd, write)| {
+            let flags = if write { PollFlags::OUT } else { PollFlags::IN };
+            PollFd::from_borrowed_fd(fd, flags)
+        })
+        .collect();
+    match poll(&mut pfds, Timespec::try_from(timeout).ok().as_ref()) {
+        Ok(_) => pfds
+            .iter()
+            .map(|p| Ready(u32::from(p.revents().bits())))
+            .collect(),
+        Err(_) => vec![Ready::default(); pfds.len()],
+    }
 }
 
 /// Raises this process's soft RLIMIT_NOFILE to its hard limit (allowed without privilege) and

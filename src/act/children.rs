@@ -379,7 +379,7 @@ fn read_stderr(r: &mut Running) {
     let Some(fd) = &r.stderr else { return };
     let mut buf = [0u8; 4096];
     loop {
-        match rustix::io::read(fd, &mut buf) {
+        match sys::read_uninterrupted(fd, &mut buf) {
             Ok(0) => {
                 r.stderr = None;
                 return;
@@ -388,7 +388,6 @@ fn read_stderr(r: &mut Running) {
                 let room = STDERR_KEPT.saturating_sub(r.kept.len());
                 r.kept.extend_from_slice(&buf[..n.min(room)]);
             }
-            Err(rustix::io::Errno::INTR) => {}
             Err(_) => return,
         }
     }

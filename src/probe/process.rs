@@ -191,17 +191,8 @@ pub fn list_pids(host: &Host) -> Result<Vec<i32>, ProbeError> {
 pub fn list_pids_into(host: &Host, pids: &mut Vec<i32>) -> Result<(), ProbeError> {
     let dir = host.path("/proc");
     let io = |source: std::io::Error| ProbeError::io(&dir, source);
-    let fd = rustix::fs::open(
-        &dir,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| io(e.into()))?;
-    let entries = rustix::fs::Dir::read_from(&fd).map_err(|e| io(e.into()))?;
     pids.clear();
-    for entry in entries {
-        let entry = entry.map_err(|e| io(e.into()))?;
-        let name = entry.file_name().to_bytes();
+    crate::sys::each_name(&dir, |name| {
         if let Some(pid) = std::str::from_utf8(name)
             .ok()
             .and_then(|s| s.parse::<i32>().ok())
@@ -209,7 +200,8 @@ pub fn list_pids_into(host: &Host, pids: &mut Vec<i32>) -> Result<(), ProbeError
         {
             pids.push(pid);
         }
-    }
+    })
+    .map_err(io)?;
     pids.sort_unstable();
     Ok(())
 }

@@ -377,7 +377,7 @@ fn quantum(totalpages: u64) -> i64 {
 
 /// Reads `oom_score` from offset 0 through a kept descriptor, into a reused buffer.
 fn read_score(fd: &OwnedFd, buf: &mut [u8]) -> Option<i64> {
-    let n = rustix::io::pread(fd, &mut *buf, 0).ok()?;
+    let n = crate::sys::read_from_start(fd, buf).ok()?;
     parse_score(&buf[..n])
 }
 

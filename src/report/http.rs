@@ -13,14 +13,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
-
 use super::metrics::{CONTENT_TYPE, Metrics};
+use crate::sys::{self, Ready};
 
 /// How long a client may take to send its whole request head.
 pub const HEAD_TIME: Duration = Duration::from_secs(1);
@@ -133,9 +133,9 @@ impl Serving {
         let ready = self.wait(wait);
         let mut keep = vec![true; self.connections.len()];
         for (k, flags) in ready.iter().enumerate().skip(1) {
-            if !flags.is_empty() {
+            if flags.any() {
                 let c = &mut self.connections[k - 1];
-                keep[k - 1] = progress(c, &self.metrics, &mut self.body, *flags);
+                keep[k - 1] = !flags.failed() && progress(c, &self.metrics, &mut self.body);
             }
         }
         let now = Instant::now();
@@ -145,27 +145,19 @@ impl Serving {
             k += 1;
             alive
         });
-        if ready.first().is_some_and(|f| !f.is_empty()) {
+        if ready.first().is_some_and(|f| f.any()) {
             self.accept();
         }
     }
 
     /// Polls the listener and every connection; their ready flags, the listener's first.
-    fn wait(&self, wait: Duration) -> Vec<PollFlags> {
-        let mut fds = Vec::with_capacity(self.connections.len() + 1);
-        fds.push(PollFd::new(&self.listener, PollFlags::IN));
-        for c in &self.connections {
-            let want = if c.answer.is_some() {
-                PollFlags::OUT
-            } else {
-                PollFlags::IN
-            };
-            fds.push(PollFd::new(&c.stream, want));
-        }
-        match poll(&mut fds, Timespec::try_from(wait).ok().as_ref()) {
-            Ok(_) => fds.iter().map(PollFd::revents).collect(),
-            Err(_) => vec![PollFlags::empty(); fds.len()],
-        }
+    fn wait(&self, wait: Duration) -> Vec<Ready> {
+        let listener = std::iter::once((self.listener.as_fd(), false));
+        let answering = self
+            .connections
+            .iter()
+            .map(|c| (c.stream.as_fd(), c.answer.is_some()));
+        sys::poll_sockets(listener.chain(answering), wait)
     }
 
     /// Takes waiting connections, at most [`ACCEPT_BATCH`] a turn (the ones already open are
@@ -193,7 +185,7 @@ impl Serving {
                 deadline: now + HEAD_TIME,
                 opened: now,
             };
-            if !progress(&mut c, &self.metrics, &mut self.body, PollFlags::IN) {
+            if !progress(&mut c, &self.metrics, &mut self.body) {
                 continue;
             }
             if self.connections.len() >= MAX_CONNECTIONS {
@@ -216,10 +208,7 @@ impl Serving {
 
 /// Moves a connection on: reads its request, answers it once complete, writes what it can of
 /// the answer. Whether it stays open.
-fn progress(c: &mut Connection, metrics: &Metrics, body: &mut String, flags: PollFlags) -> bool {
-    if flags.intersects(PollFlags::ERR | PollFlags::NVAL) {
-        return false;
-    }
+fn progress(c: &mut Connection, metrics: &Metrics, body: &mut String) -> bool {
     if c.answer.is_none() && !read(c, metrics, body) {
         return false;
     }
