@@ -58,6 +58,18 @@ fn fd_budget() -> usize {
     usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX)
 }
 
+/// The policy `config` asks for on `host`, oomward itself being `self_pid` running `self_exe`.
+fn policy_for(config: &Config, host: &Host, self_pid: i32, self_exe: Option<String>) -> Policy {
+    let mut policy = config.policy(self_pid, self_exe);
+    policy.first_user_uid = host.first_user_uid;
+    policy
+}
+
+/// Whether any rule matches on cmdline (see [`Enforcer::needs_cmdline`]).
+fn needs_cmdline(policy: &Policy) -> bool {
+    policy.rules.iter().any(|r| r.cmdline.is_some())
+}
+
 /// See [`Enforcer::early_triggers_count`].
 #[derive(Debug, Clone, Copy)]
 struct EarlyTriggers {
@@ -171,12 +183,11 @@ impl Enforcer {
         let self_exe = std::fs::read_link(host.path("/proc/self/exe"))
             .ok()
             .map(|p| crate::probe::text_of(p.as_os_str().as_encoded_bytes()));
-        let mut policy = config.policy(self_pid, self_exe);
-        policy.first_user_uid = host.first_user_uid;
+        let policy = policy_for(&config, &host, self_pid, self_exe);
         let dry_run = dry_run || config.daemon.dry_run;
         let watched = Watched::new(&host);
         let limits = config.kill.limits();
-        let needs_cmdline = policy.rules.iter().any(|r| r.cmdline.is_some());
+        let needs_cmdline = needs_cmdline(&policy);
         Enforcer {
             config,
             host,
@@ -225,12 +236,11 @@ impl Enforcer {
     /// Takes a new config (reload) without losing the victims in flight or the episodes.
     pub fn set_config(&mut self, config: Config, force_dry_run: bool) {
         let self_exe = self.policy.self_exe.clone();
-        self.policy = config.policy(self.self_pid, self_exe);
-        self.policy.first_user_uid = self.host.first_user_uid;
+        self.policy = policy_for(&config, &self.host, self.self_pid, self_exe);
         self.killer.dry_run = force_dry_run || config.daemon.dry_run;
         self.limits = config.kill.limits();
         self.config = config;
-        self.needs_cmdline = self.policy.rules.iter().any(|r| r.cmdline.is_some());
+        self.needs_cmdline = needs_cmdline(&self.policy);
         // Thresholds may have changed: re-arm and look at everything on the next round.
         self.watched.reconfigured();
     }
@@ -293,28 +303,27 @@ impl Enforcer {
     fn round_steps(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Duration {
         self.round += 1;
         self.refresh(log, wake, now);
-        self.report_wake(log, wake);
-        // The victims first, the memory after: a victim seen gone must be gone from the sample
-        // too. Sampled first, a victim exiting in between left a domain at its level with
-        // nobody in flight, and a second victim was chosen on memory already given back.
-        self.follow_victims();
+        // Step 2: says what woke the round when that is news (a PSI trigger), and marks a
+        // cgroup whose own source fired as due.
+        self.watched.report_wake(&self.host, log, wake);
+        // Step 3: what the victims in flight did since the last round. The victims first, the
+        // memory after: a victim seen gone must be gone from the sample too. Sampled first, a
+        // victim exiting in between left a domain at its level with nobody in flight, and a
+        // second victim was chosen on memory already given back.
+        if self.domains.follow_victims(&mut self.killer, &self.host) {
+            self.watched.system.victim_exited();
+        }
         self.sample_system(log, now);
         self.sample_cgroups(log, wake, now);
         self.domains
             .group(&mut self.watched, self.config.system.enabled);
-        let wake_in = self.handle_domains(log, wake, now);
+        // Step 6: every domain handled in turn; the soonest that one wants its next sample.
+        let wake_in = self.act().handle_domains(log, wake, now);
         self.domains.forget_idle();
         self.reporting.drain_reports(&self.config, log);
         self.write_status(now, log);
-        self.sleep(now, wake_in)
-    }
-
-    /// Step 3: what the victims in flight did since the last round: exited, or had their
-    /// memory released by `process_mrelease`.
-    fn follow_victims(&mut self) {
-        if self.domains.follow_victims(&mut self.killer, &self.host) {
-            self.watched.system.victim_exited();
-        }
+        // The final step: sleep until the first thing is due.
+        self.watched.sleep(&self.config, now, wake_in)
     }
 
     /// Step 1: what is watched. Globs re-resolved when the tree watch says something changed
@@ -325,18 +334,6 @@ impl Enforcer {
         // Pod names for processes of pods kubelet's directories did not name yet.
         env.host.pods.refresh(&env.host.root, now);
         watched.refresh_cgroups(&mut env, wake, now, log);
-    }
-
-    /// Step 2: says what woke the round when that is news (a PSI trigger), and marks a cgroup
-    /// whose own source fired as due.
-    fn report_wake(&mut self, log: &mut Logger, wake: Wake) {
-        self.watched.report_wake(&self.host, log, wake);
-    }
-
-    /// Step 6: every domain handled in turn (see [`Act::handle_domains`]); the soonest that one
-    /// wants its next sample.
-    fn handle_domains(&mut self, log: &mut Logger, wake: Wake, now: Instant) -> Option<Duration> {
-        self.act().handle_domains(log, wake, now)
     }
 
     /// Rewrites the status file when what it says changed (see [`Reporting::write_status`]).
@@ -497,12 +494,6 @@ impl Enforcer {
         if watched.sample_cgroups(&mut env, &busy, wake, now, log) {
             self.reporting.cgroups_moved();
         }
-    }
-
-    /// The final step: sleep until the first thing is due (a cgroup's look, the system's
-    /// worst-case fill, a domain's victims or wait, a re-resolution).
-    fn sleep(&self, now: Instant, wake_in: Option<Duration>) -> Duration {
-        self.watched.sleep(&self.config, now, wake_in)
     }
 }
 
