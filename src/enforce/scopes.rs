@@ -46,6 +46,14 @@ fn rate_probe(term: u64) -> u64 {
     term.saturating_mul(2)
 }
 
+/// The available memory a cgroup limited at `limit` is to be heard at on its way to its term
+/// level: its warn level (0: none), the rate probe and the term level.
+fn rungs(cfg: &WatchedCgroup, limit: u64) -> [u64; 3] {
+    let term = cgroup_thresholds(cfg, limit).term;
+    let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
+    [warn, rate_probe(term), term]
+}
+
 /// A cgroup just made is looked at this often for its first [`YOUNG`]: its limit is usually
 /// written and its processes moved in right after the directory appears.
 const YOUNG_LOOK: Duration = Duration::from_millis(50);
@@ -544,14 +552,7 @@ pub(super) fn arm_cgroup(
                 out_of_fds |= e.is_out_of_fds();
                 if cg.unavailable & source_bit(source) == 0 {
                     cg.unavailable |= source_bit(source);
-                    log.log(
-                        Severity::Warning,
-                        &Line::new("kernel event source unavailable, polling instead")
-                            .kv("event", "events_unavailable")
-                            .kv("scope", &cg.path)
-                            .kv("source", source.as_str())
-                            .kv("error", e),
-                    );
+                    log.log(Severity::Warning, &unavailable_line(&cg.path, source, e));
                 }
             }
         }
@@ -569,11 +570,7 @@ pub(super) fn arm_cgroup(
         cg.events_quiet = crate::events::V2_EVENTS_COALESCE;
         log.log(
             Severity::Info,
-            &Line::new("kernel events armed")
-                .kv("event", "events_armed")
-                .kv("scope", &cg.path)
-                .kv("sources", armed.join(","))
-                .kv("limited", sample.limited().count()),
+            &armed_line(&cg.path, &armed.join(",")).kv("limited", sample.limited().count()),
         );
     }
     out_of_fds
@@ -595,8 +592,7 @@ fn v1_sources(
             continue;
         };
         let t = cgroup_thresholds(cfg, limit);
-        let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
-        for below in [warn, rate_probe(t.term), t.term, t.kill] {
+        for below in rungs(cfg, limit).into_iter().chain([t.kill]) {
             if below > 0 && below < limit {
                 let bytes = limit - below;
                 wants.push((
@@ -702,16 +698,9 @@ pub(super) fn place_tripwires(
             continue;
         }
         let want = enabled.then(|| {
-            let t = cgroup_thresholds(cfg, limit);
-            let warn = cfg.available_warn.map_or(0, |w| w.bytes_of(limit));
-            let belows = [warn, rate_probe(t.term), t.term];
-            tripwire::rung(
-                limit,
-                &belows,
-                m.usage,
-                tripwire::margin(t.term),
-                host.page_size,
-            )
+            let belows = rungs(cfg, limit);
+            let margin = tripwire::margin(belows[2]);
+            tripwire::rung(limit, &belows, m.usage, margin, host.page_size)
         });
         let step = tripwire::step(m.high, ours, want.flatten());
         if step == tripwire::Step::Keep {
@@ -770,25 +759,29 @@ pub(super) fn arm_one(
     let out_of_fds = armed.as_ref().is_err_and(ArmError::is_out_of_fds);
     match armed {
         Ok(false) => {}
-        Ok(true) => log.log(
-            Severity::Info,
-            &Line::new("kernel events armed")
-                .kv("event", "events_armed")
-                .kv("scope", scope)
-                .kv("sources", source.as_str()),
-        ),
+        Ok(true) => log.log(Severity::Info, &armed_line(scope, source.as_str())),
         Err(e) if !*reported => {
             *reported = true;
-            log.log(
-                Severity::Warning,
-                &Line::new("kernel event source unavailable, polling instead")
-                    .kv("event", "events_unavailable")
-                    .kv("scope", scope)
-                    .kv("source", source.as_str())
-                    .kv("error", e),
-            );
+            log.log(Severity::Warning, &unavailable_line(scope, source, e));
         }
         Err(_) => {}
     }
     ((!retry).then_some(set), out_of_fds)
+}
+
+/// The line that says which kernel event sources were armed for a scope.
+fn armed_line(scope: &str, sources: &str) -> Line {
+    Line::new("kernel events armed")
+        .kv("event", "events_armed")
+        .kv("scope", scope)
+        .kv("sources", sources)
+}
+
+/// The line that says a kernel event source is unavailable for a scope (said once).
+fn unavailable_line(scope: &str, source: Source, e: ArmError) -> Line {
+    Line::new("kernel event source unavailable, polling instead")
+        .kv("event", "events_unavailable")
+        .kv("scope", scope)
+        .kv("source", source.as_str())
+        .kv("error", e)
 }

@@ -169,11 +169,7 @@ impl Watched {
         if env.config.cgroups.is_empty() {
             return;
         }
-        let every = if self.tree.is_some() {
-            RESOLVE_SAFETY
-        } else {
-            RESOLVE_EVERY
-        };
+        let every = self.resolve_every();
         let told = matches!(wake, Wake::Event(Source::CgroupTree, _));
         if told
             || self
@@ -267,13 +263,7 @@ impl Watched {
             let cg = self.cgroups.remove(i);
             self.written_dirty = true;
             self.members_changed = true;
-            self.wires.release(cg.id, log);
-            log.log(
-                Severity::Info,
-                &Line::new("stopped watching a removed cgroup")
-                    .kv("event", "scope_removed")
-                    .kv("scope", cg.path),
-            );
+            unwatch(&mut self.wires, &cg, log);
         }
         moved
     }
@@ -420,15 +410,19 @@ impl Watched {
             sleep = sleep.min(w);
         }
         if !config.cgroups.is_empty() {
-            let every = if self.tree.is_some() {
-                RESOLVE_SAFETY
-            } else {
-                RESOLVE_EVERY
-            };
-            let next = self.last_resolve.map_or(now, |t| t + every);
+            let next = self.last_resolve.map_or(now, |t| t + self.resolve_every());
             sleep = sleep.min(next.saturating_duration_since(now));
         }
         sleep.clamp(d.min_interval, d.max_interval)
+    }
+
+    /// How often the globs are re-resolved: seldom while the tree watch tells of changes.
+    fn resolve_every(&self) -> Duration {
+        if self.tree.is_some() {
+            RESOLVE_SAFETY
+        } else {
+            RESOLVE_EVERY
+        }
     }
 
     fn resolve(&mut self, env: &Env<'_>, log: &mut Logger, now: Instant) {
@@ -464,13 +458,7 @@ impl Watched {
             if !keep {
                 *dirty = true;
                 *changed = true;
-                wires.release(c.id, log);
-                log.log(
-                    Severity::Info,
-                    &Line::new("stopped watching a removed cgroup")
-                        .kv("event", "scope_removed")
-                        .kv("scope", &c.path),
-                );
+                unwatch(wires, c, log);
             }
             keep
         });
@@ -499,11 +487,7 @@ impl Watched {
             }
             let anchor = anchor.to_string();
             for p in std::iter::once(anchor).chain(hier.walk(&env.host.root, &start)) {
-                if let Some(d) = hier.dir(&env.host.root, &p)
-                    && !dirs.contains(&d)
-                {
-                    dirs.push(d);
-                }
+                add_dir(&mut dirs, hier.dir(&env.host.root, &p));
             }
         }
         let fingerprint = dirs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, d| {
@@ -555,11 +539,7 @@ impl Watched {
         let mut dirs: Vec<std::path::PathBuf> = Vec::new();
         for cg in self.cgroups.iter().filter(|c| c.last_full.is_some()) {
             for (path, _) in &cg.sample.chain {
-                if let Some(d) = hier.dir(&env.host.root, path)
-                    && !dirs.contains(&d)
-                {
-                    dirs.push(d);
-                }
+                add_dir(&mut dirs, hier.dir(&env.host.root, path));
             }
         }
         if dirs.is_empty() {
@@ -666,6 +646,26 @@ impl Watched {
                 .find(|c| c.id == n)
                 .map_or("-", |c| c.path.as_str()),
         }
+    }
+}
+
+/// A cgroup no longer watched: the tripwires set in it taken off, and said.
+fn unwatch(wires: &mut Tripwires, cg: &CgroupScope, log: &mut Logger) {
+    wires.release(cg.id, log);
+    log.log(
+        Severity::Info,
+        &Line::new("stopped watching a removed cgroup")
+            .kv("event", "scope_removed")
+            .kv("scope", &cg.path),
+    );
+}
+
+/// Adds a directory to a watch's list, once.
+fn add_dir(dirs: &mut Vec<std::path::PathBuf>, dir: Option<std::path::PathBuf>) {
+    if let Some(d) = dir
+        && !dirs.contains(&d)
+    {
+        dirs.push(d);
     }
 }
 
