@@ -440,12 +440,12 @@ impl Episode {
             };
             if let Some(look) = look {
                 plan.choose = None;
-                plan.wake_in = Some(plan.wake_in.map_or(look, |w| w.min(look)));
+                sooner(&mut plan.wake_in, look);
             }
         }
         if obs.rescue && !rescue_settled {
             let left = l.rescue_settle - now.duration_since(self.last_exit.unwrap_or(now));
-            plan.wake_in = Some(plan.wake_in.map_or(left, |w| w.min(left)));
+            sooner(&mut plan.wake_in, left);
         }
         plan
     }
@@ -603,7 +603,7 @@ impl Episode {
         wake_in: &mut Option<Duration>,
     ) -> Option<Reason> {
         *wake_in = self.victims_poll(now, l);
-        let mut want = |d: Duration| *wake_in = Some(wake_in.map_or(d, |w| w.min(d)));
+        let mut want = |d: Duration| sooner(wake_in, d);
         if level == Level::Ok || self.dry_run_decided {
             return None;
         }
@@ -662,6 +662,11 @@ impl Episode {
             Reason::Term
         })
     }
+}
+
+/// `wake_in` made no later than `d`.
+fn sooner(wake_in: &mut Option<Duration>, d: Duration) {
+    *wake_in = Some(wake_in.map_or(d, |w| w.min(d)));
 }
 
 #[cfg(test)]

@@ -61,13 +61,13 @@ impl Act<'_> {
         // round's decision, which must not wait for them.
         let after_sample = obs.available;
         let gone_before = std::mem::take(&mut d.exited);
+        let moment = Moment {
+            obs: &obs,
+            fig: &fig,
+            wake,
+            now,
+        };
         if obs.level == Level::Ok && d.fresh && self.warn_due(d) {
-            let moment = Moment {
-                obs: &obs,
-                fig: &fig,
-                wake,
-                now,
-            };
             self.warn_domain(d, &moment, log);
         }
         let plan = d.episode.assess(&obs, now, self.limits);
@@ -85,12 +85,6 @@ impl Act<'_> {
             self.escalate(d, key, why, obs.level, now, log);
         }
         if let Some(reason) = plan.choose {
-            let moment = Moment {
-                obs: &obs,
-                fig: &fig,
-                wake,
-                now,
-            };
             self.choose_and_act(d, reason, &moment, log);
         }
         // A victim signalled just now is followed from the next few milliseconds on; a choice
@@ -242,10 +236,7 @@ impl Act<'_> {
             fig.totalpages = fig.totalpages.min(s.totalpages);
             fig.fill_rate = fig.fill_rate.max(c.fill.rate());
             fig.members_fill_rate = Some(fig.members_fill_rate.unwrap_or(0.0) + c.own_fill.rate());
-            eta = match (eta, c.eta) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            eta = min_opt(eta, c.eta);
             if let Some((_, m)) = s.limit_index.and_then(|li| s.chain.get(li)) {
                 fig.shmem = Some(m.shmem);
                 v2_kills = Some(m.oom_kill);
@@ -366,12 +357,7 @@ impl Act<'_> {
             .finish_record(d, key, KillOutcome::Exited, Some(after), log);
         log.log(
             Severity::Info,
-            &Line::new("victim exited")
-                .kv("event", "exit")
-                .kv("scope", &f.scope)
-                .kv("domain", d.key.name())
-                .kv("pid", f.victim.pid)
-                .kv("comm", &f.victim.comm)
+            &victim_line("victim exited", "exit", d, &f)
                 .kv("after_ms", after.as_millis())
                 .kv("signal", f.victim_signal())
                 .kv_if(!f.companions.is_empty(), "members", f.companions.len() + 1)
@@ -389,13 +375,13 @@ impl Act<'_> {
             .map_or_else(|| "gone".to_string(), |c| c.to_string());
         log.log(
             Severity::Error,
-            &Line::new("victim did not exit after SIGKILL; giving up on it and choosing another")
-                .kv("event", "stuck")
-                .kv("scope", &f.scope)
-                .kv("domain", d.key.name())
-                .kv("pid", f.victim.pid)
-                .kv("comm", &f.victim.comm)
-                .kv("state", state),
+            &victim_line(
+                "victim did not exit after SIGKILL; giving up on it and choosing another",
+                "stuck",
+                d,
+                &f,
+            )
+            .kv("state", state),
         );
         self.killer.mark_stuck(key);
         self.report()
@@ -453,6 +439,16 @@ impl Act<'_> {
             m.escalation(&scope);
         }
     }
+}
+
+/// The line about a victim of `d` in flight: what happened, who it is and where.
+fn victim_line(message: &str, event: &str, d: &Domain, f: &InFlight) -> Line {
+    Line::new(message)
+        .kv("event", event)
+        .kv("scope", &f.scope)
+        .kv("domain", d.key.name())
+        .kv("pid", f.victim.pid)
+        .kv("comm", &f.victim.comm)
 }
 
 fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
