@@ -118,6 +118,17 @@ pub(super) struct Futile {
     eligible: usize,
 }
 
+impl Futile {
+    /// Said before any process is read: nothing to total.
+    fn unread(cause: Cause) -> Self {
+        Futile {
+            cause,
+            total: 0,
+            eligible: 0,
+        }
+    }
+}
+
 /// Why nobody is killed in a domain in trouble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cause {
@@ -245,7 +256,7 @@ impl Act<'_> {
                     total,
                     eligible,
                 };
-                self.nobody(d, m, why, min_gain, log);
+                self.nobody(d, m, why, log);
             }
             Choice::NoCandidate => self.no_candidate(d, m, lineup.ranked.len(), lineup.scan, log),
         }
@@ -284,12 +295,7 @@ impl Act<'_> {
         if pressure_from_outside(fig.fill_rate, fig.members_fill_rate) {
             // An unwatched sibling fills the limit: a kill here buys milliseconds. Said before
             // any process is read: nobody here is a victim whatever they hold.
-            let why = Futile {
-                cause: Cause::Outside,
-                total: 0,
-                eligible: 0,
-            };
-            self.nobody(d, m, why, self.config.min_gain_bytes(fig.limit), log);
+            self.nobody(d, m, Futile::unread(Cause::Outside), log);
             return true;
         }
         let evidence = &d.evidence;
@@ -301,12 +307,7 @@ impl Act<'_> {
         if evidence.barren.is_some() {
             // A kill already gave back nothing while the domain went on filling: another
             // made for the same cause would give back as little.
-            let why = Futile {
-                cause: Cause::Barren,
-                total: 0,
-                eligible: 0,
-            };
-            self.nobody(d, m, why, self.config.min_gain_bytes(fig.limit), log);
+            self.nobody(d, m, Futile::unread(Cause::Barren), log);
         } else {
             // The last kill gave back nothing: whether the domain goes on filling says if
             // another would do better. Looked at again soon, quietly.
@@ -351,18 +352,11 @@ impl Act<'_> {
 
     /// Kills nobody in a domain where no kill would help: backs off, and says why (and counts
     /// it) once per episode.
-    fn nobody(
-        &mut self,
-        d: &mut Domain,
-        m: &Moment<'_>,
-        why: Futile,
-        min_gain: u64,
-        log: &mut Logger,
-    ) {
+    fn nobody(&mut self, d: &mut Domain, m: &Moment<'_>, why: Futile, log: &mut Logger) {
         if d.episode
             .back_off(Futility::Futile, m.obs, m.now, self.limits)
         {
-            self.report_futile(d, m, why, min_gain, log);
+            self.report_futile(d, m, why, log);
             if let Some(metrics) = &self.reporting.metrics {
                 metrics.futile(d.key.name());
             }
@@ -660,15 +654,9 @@ impl Act<'_> {
         }
     }
 
-    fn report_futile(
-        &self,
-        d: &Domain,
-        m: &Moment<'_>,
-        why: Futile,
-        min_gain: u64,
-        log: &mut Logger,
-    ) {
+    fn report_futile(&self, d: &Domain, m: &Moment<'_>, why: Futile, log: &mut Logger) {
         let (obs, fig) = (m.obs, m.fig);
+        let min_gain = self.config.min_gain_bytes(fig.limit);
         let Futile {
             cause,
             total,
@@ -902,7 +890,8 @@ impl Act<'_> {
             available: record.released.available_before,
             gain: record.expected_gain,
         };
-        self.report().hold_record(d, record);
+        // Kept until the victim is gone.
+        d.records.push(record);
         self.note_kill(log, m.now);
         d.episode.signalled(
             ProcessKey::of(&flight.victim),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::act::hook::{HookKind, HookRunner, Started, Teller};
 use crate::config::Config;
 use crate::decide::domain::{DomainKey, ProcessKey};
+use crate::events::ArmedSet;
 use crate::probe::Host;
 use crate::probe::process::ProcessSnapshot;
 use crate::rank::Candidate;
@@ -64,6 +65,11 @@ pub(super) struct Reporting {
     pub victims: u64,
     /// When it started, seconds since the epoch (for the status file).
     pub started_unix: f64,
+}
+
+/// Whether `record` is of the victim `key`.
+fn is_of(record: &KillRecord, key: ProcessKey) -> bool {
+    record.victim.pid == key.pid && record.victim.starttime == key.starttime
 }
 
 /// The first candidates of a lineup as a record names them, `victim` marked as the chosen.
@@ -325,11 +331,6 @@ impl Report<'_> {
         }
     }
 
-    /// Keeps a record of a victim in flight until it is gone.
-    pub(super) fn hold_record(&mut self, d: &mut Domain, record: KillRecord) {
-        d.records.push(record);
-    }
-
     /// Notes a signal in the record of the victim `key`.
     pub(super) fn record_signal(
         &mut self,
@@ -339,11 +340,7 @@ impl Report<'_> {
         why: &str,
     ) {
         let now = unix_now();
-        if let Some(r) = d
-            .records
-            .iter_mut()
-            .find(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
-        {
+        if let Some(r) = d.records.iter_mut().find(|r| is_of(r, key)) {
             r.signals.push(SignalSent {
                 signal: signal.to_string(),
                 at_ms: ((now - r.time).max(0.0) * 1000.0) as u64,
@@ -361,11 +358,7 @@ impl Report<'_> {
         after: Option<Duration>,
         log: &mut Logger,
     ) {
-        let Some(pos) = d
-            .records
-            .iter()
-            .position(|r| r.victim.pid == key.pid && r.victim.starttime == key.starttime)
-        else {
+        let Some(pos) = d.records.iter().position(|r| is_of(r, key)) else {
             return;
         };
         let mut record = d.records.remove(pos);
@@ -586,11 +579,6 @@ impl Reporting {
         );
     }
 
-    /// What the status file would say, hashed without building it (no allocation: this runs
-    /// at every round, the idle ones included): levels, warn bands, available memory in steps
-    /// of 1 % of the limit, limits, fill rates and projections by order of magnitude, armed
-    /// sources, domains and their victims, kills. Equal fingerprints: nothing a reader would
-    /// act on changed (the file's figures are exact as of its `updated` time).
     /// What the cgroups' part of the status says, as a number. It moves only with a full
     /// sample of one, or one coming or going ([`Reporting::cgroups_moved`]): kept from the
     /// last time otherwise, which spares hashing a hundred calm cgroups every second.
@@ -619,6 +607,11 @@ impl Reporting {
         self.status_cgroups = None;
     }
 
+    /// What the status file would say, hashed without building it (no allocation: this runs
+    /// at every round, the idle ones included): levels, warn bands, available memory in steps
+    /// of 1 % of the limit, limits, fill rates and projections by order of magnitude, armed
+    /// sources, domains and their victims, kills. Equal fingerprints: nothing a reader would
+    /// act on changed (the file's figures are exact as of its `updated` time).
     fn status_fingerprint(&self, s: &StatusSources<'_>, now: Instant, cgroups: u64) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -687,12 +680,8 @@ fn scope_statuses(from: &StatusSources<'_>) -> Vec<ScopeStatus> {
             term_at: s.mem_available_term.bytes_of(m.mem_total),
             kill_at: s.mem_available_kill.bytes_of(m.mem_total),
             fill_rate: mib(system.fill.rate() as u64),
-            eta_ms: system.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
-            events: system
-                .events
-                .as_ref()
-                .map(|e| e.keys().map(str::to_string).collect())
-                .unwrap_or_default(),
+            eta_ms: system.eta.map(whole_seconds_ms),
+            events: event_names(&system.events),
         });
     }
     for cg in &from.watched.cgroups {
@@ -708,12 +697,8 @@ fn scope_statuses(from: &StatusSources<'_>) -> Vec<ScopeStatus> {
             term_at: t.term,
             kill_at: t.kill,
             fill_rate: mib(cg.fill.rate() as u64),
-            eta_ms: cg.eta.map(|e| (e.as_millis() as u64) / 1000 * 1000),
-            events: cg
-                .events
-                .as_ref()
-                .map(|e| e.keys().map(str::to_string).collect())
-                .unwrap_or_default(),
+            eta_ms: cg.eta.map(whole_seconds_ms),
+            events: event_names(&cg.events),
         });
     }
     scopes
@@ -748,11 +733,24 @@ fn domain_statuses(s: &StatusSources<'_>, now: Instant) -> Vec<DomainStatus> {
                     } else {
                         "SIGTERM".into()
                     },
-                    since_ms: (now.duration_since(f.first_signal).as_millis() as u64) / 1000 * 1000,
+                    since_ms: whole_seconds_ms(now.duration_since(f.first_signal)),
                 })
                 .collect(),
         })
         .collect()
+}
+
+/// A time in milliseconds, rounded down to the second: the status file changes when it matters.
+fn whole_seconds_ms(d: Duration) -> u64 {
+    (d.as_millis() as u64) / 1000 * 1000
+}
+
+/// The kernel event sources armed for a scope, by name.
+fn event_names(events: &Option<ArmedSet>) -> Vec<String> {
+    events
+        .as_ref()
+        .map(|e| e.keys().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Bytes rounded down to the MiB: the status file changes when it matters.
