@@ -262,7 +262,7 @@ impl Act<'_> {
         }
     }
 
-    /// The candidates of domain `i` lined up for a choice (see [`Lineup`]), read into `scanned`:
+    /// The candidates of domain `d` lined up for a choice (see [`Lineup`]), read into `scanned`:
     /// the ranked candidates borrow its processes, so it lives with the caller. `exact`: as for
     /// [`Act::prospects`]. The one way the kill and the warning read them.
     pub(super) fn lineup<'p>(
@@ -399,7 +399,7 @@ impl Act<'_> {
         )
     }
 
-    /// For each ranked candidate of domain `i`: the watched scope that holds it (and how it is
+    /// For each ranked candidate of domain `d`: the watched scope that holds it (and how it is
     /// killed there), and what choosing it would mean (eligible, expected gain). `exact`: the
     /// finalists' gain is read from smaps (a stuck finalist's read waited for this long at
     /// most); otherwise it is bounded from above by what status says (shared memory
@@ -1021,14 +1021,8 @@ impl Act<'_> {
             .kv("used", record.victim_bytes())
             .kv("expected_gain", record.expected_gain),
         );
-        let teller = self.report().teller(log);
-        self.reporting.hooks.run(
-            HookKind::Warn,
-            self.config,
-            &record,
-            &teller,
-            Duration::ZERO,
-        );
+        self.report()
+            .run_hook(HookKind::Warn, &record, Duration::ZERO, log);
         if let Some(m) = &self.reporting.metrics {
             m.warning(&record.scope);
         }
@@ -1062,7 +1056,7 @@ impl Act<'_> {
         Some(record)
     }
 
-    /// Whether a warning is due for domain `i` this round: a member is in its warn band, the
+    /// Whether a warning is due for domain `d` this round: a member is in its warn band, the
     /// domain is still below term, and no warning went out in this episode.
     pub fn warn_due(&mut self, d: &mut Domain) -> bool {
         let warned_now = d.members.iter().any(|id| match id {

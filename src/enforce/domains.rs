@@ -199,7 +199,8 @@ impl Domains {
             d.fresh = false;
         }
         if system_enabled && watched.system.mem.is_some() {
-            let d = self.domain_mut(DomainKey::System);
+            let i = self.index_of(|k| *k == DomainKey::System, || DomainKey::System);
+            let d = &mut self.list[i];
             d.members.push(ScopeId::System);
             d.fresh = true;
         }
@@ -214,33 +215,29 @@ impl Domains {
             };
             let (id, fresh) = (ScopeId::Cgroup(cg.id), cg.fresh);
             // Found without allocating a key (the idle path allocates nothing).
-            let i = match self
-                .list
-                .iter()
-                .position(|d| matches!(&d.key, DomainKey::Memcg(p) if p == path))
-            {
-                Some(i) => i,
-                None => {
-                    self.list
-                        .push(Domain::new(DomainKey::Memcg(path.to_string())));
-                    self.list.len() - 1
-                }
-            };
+            let i = self.index_of(
+                |k| matches!(k, DomainKey::Memcg(p) if p == path),
+                || DomainKey::Memcg(path.to_string()),
+            );
             let d = &mut self.list[i];
             d.members.push(id);
             d.fresh |= fresh;
         }
     }
 
-    pub fn domain_mut(&mut self, key: DomainKey) -> &mut Domain {
-        let i = match self.list.iter().position(|d| d.key == key) {
-            Some(i) => i,
-            None => {
-                self.list.push(Domain::new(key));
+    /// The place of the domain whose key `is` says, added with key `key()` when there is none.
+    fn index_of(
+        &mut self,
+        is: impl Fn(&DomainKey) -> bool,
+        key: impl FnOnce() -> DomainKey,
+    ) -> usize {
+        self.list
+            .iter()
+            .position(|d| is(&d.key))
+            .unwrap_or_else(|| {
+                self.list.push(Domain::new(key()));
                 self.list.len() - 1
-            }
-        };
-        &mut self.list[i]
+            })
     }
 
     /// What the victims in flight did since the last round: exited, or had their memory

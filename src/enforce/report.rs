@@ -293,14 +293,7 @@ impl Report<'_> {
             return false;
         }
         self.fill_in(d, record, p);
-        let started = self.reporting.hooks.run(
-            HookKind::PreKill,
-            self.config,
-            record,
-            &self.teller(log),
-            wait,
-        );
-        let (message, event) = match started {
+        let (message, event) = match self.run_hook(HookKind::PreKill, record, wait, log) {
             Started::Late => (
                 "pre_kill hook still running: signalling without it",
                 "hook_late",
@@ -323,12 +316,22 @@ impl Report<'_> {
         !wait.is_zero()
     }
 
-    /// Where hooks tell how they ended.
-    pub(super) fn teller(&self, log: &Logger) -> Teller {
-        Teller {
+    /// Runs the hook `kind` for `record`, waiting for it at most `wait`; the hook's watcher
+    /// tells how it ended (to the log and the metrics).
+    pub(super) fn run_hook(
+        &mut self,
+        kind: HookKind,
+        record: &KillRecord,
+        wait: Duration,
+        log: &Logger,
+    ) -> Started {
+        let teller = Teller {
             log: log.handle(),
             metrics: self.reporting.metrics.clone(),
-        }
+        };
+        self.reporting
+            .hooks
+            .run(kind, self.config, record, &teller, wait)
     }
 
     /// Notes a signal in the record of the victim `key`.
@@ -415,14 +418,7 @@ impl Report<'_> {
         let record = std::sync::Arc::new(record);
         log.report(severity, &record.line(), record.clone());
         self.journal_append(&record, log);
-        let teller = self.teller(log);
-        self.reporting.hooks.run(
-            HookKind::PostKill,
-            self.config,
-            &record,
-            &teller,
-            Duration::ZERO,
-        );
+        self.run_hook(HookKind::PostKill, &record, Duration::ZERO, log);
         self.reporting.last_kills.push_back(KillSummary {
             time_text: record.time_text.clone(),
             scope: record.scope.clone(),
