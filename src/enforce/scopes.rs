@@ -740,37 +740,8 @@ pub(super) fn climb_announced(cg: &CgroupScope, cfg: &WatchedCgroup) -> bool {
     any
 }
 
-/// Arms one source for the system or the watched tree, reporting the outcome once; returns
-/// the set (`None`: try again next round) and whether descriptors ran out.
-pub(super) fn arm_one(
-    events: &Events,
-    key: &str,
-    spec: &Spec,
-    system: bool,
-    scope: &str,
-    reported: &mut bool,
-    log: &mut Logger,
-) -> (Option<ArmedSet>, bool) {
-    let mut set = ArmedSet::new(events.clone());
-    let armed = set.arm(key, spec, system);
-    let source = spec.source(system);
-    // Failed for a passing reason (out of descriptors): try again next round.
-    let retry = armed.as_ref().is_err_and(|e| !e.is_permanent());
-    let out_of_fds = armed.as_ref().is_err_and(ArmError::is_out_of_fds);
-    match armed {
-        Ok(false) => {}
-        Ok(true) => log.log(Severity::Info, &armed_line(scope, source.as_str())),
-        Err(e) if !*reported => {
-            *reported = true;
-            log.log(Severity::Warning, &unavailable_line(scope, source, e));
-        }
-        Err(_) => {}
-    }
-    ((!retry).then_some(set), out_of_fds)
-}
-
 /// The line that says which kernel event sources were armed for a scope.
-fn armed_line(scope: &str, sources: &str) -> Line {
+pub(super) fn armed_line(scope: &str, sources: &str) -> Line {
     Line::new("kernel events armed")
         .kv("event", "events_armed")
         .kv("scope", scope)
@@ -778,7 +749,7 @@ fn armed_line(scope: &str, sources: &str) -> Line {
 }
 
 /// The line that says a kernel event source is unavailable for a scope (said once).
-fn unavailable_line(scope: &str, source: Source, e: ArmError) -> Line {
+pub(super) fn unavailable_line(scope: &str, source: Source, e: ArmError) -> Line {
     Line::new("kernel event source unavailable, polling instead")
         .kv("event", "events_unavailable")
         .kv("scope", scope)

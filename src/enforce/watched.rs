@@ -10,7 +10,7 @@ use crate::config::{Config, WatchedCgroup};
 use crate::decide::domain::{Member, ScopeId};
 use crate::decide::stall::{Stall, StallTerms, StallWindow};
 use crate::decide::trigger::{FillRate, Level, next_sleep};
-use crate::events::{ArmedSet, Events, Source, Spec};
+use crate::events::{ArmError, ArmedSet, Events, Source, Spec};
 use crate::probe::Host;
 use crate::probe::meminfo::MemInfo;
 use crate::probe::table::ProcessTable;
@@ -20,8 +20,8 @@ use crate::watch::{SwapSpace, SystemFiles, resolve_cgroups};
 
 use super::moment::Wake;
 use super::scopes::{
-    CgroupScope, Look, WARM, arm_cgroup, arm_one, assess_cgroup, cheap_look, climb_announced,
-    disarm_cgroup, next_look, place_tripwires, psi_spec, quiet_events, sample,
+    CgroupScope, Look, WARM, arm_cgroup, armed_line, assess_cgroup, cheap_look, climb_announced,
+    disarm_cgroup, next_look, place_tripwires, psi_spec, quiet_events, sample, unavailable_line,
 };
 
 /// How often globs are re-resolved against the live hierarchy when no inotify watch tells of
@@ -83,6 +83,41 @@ pub(super) struct Env<'a> {
     pub started: Instant,
     /// The round's number: what is read at most once a round.
     pub round: u64,
+}
+
+impl Env<'_> {
+    /// Arms one source for the system or the watched tree, reporting the outcome once; the set,
+    /// or `None` to try again next round. When descriptors ran out, the process table gives
+    /// some back.
+    fn arm_one(
+        &mut self,
+        key: &str,
+        spec: &Spec,
+        system: bool,
+        scope: &str,
+        reported: &mut bool,
+        log: &mut Logger,
+    ) -> Option<ArmedSet> {
+        let mut set = ArmedSet::new(self.events?.clone());
+        let armed = set.arm(key, spec, system);
+        let source = spec.source(system);
+        // Failed for a passing reason (out of descriptors): try again next round.
+        let retry = armed.as_ref().is_err_and(|e| !e.is_permanent());
+        let out_of_fds = armed.as_ref().is_err_and(ArmError::is_out_of_fds);
+        match armed {
+            Ok(false) => {}
+            Ok(true) => log.log(Severity::Info, &armed_line(scope, source.as_str())),
+            Err(e) if !*reported => {
+                *reported = true;
+                log.log(Severity::Warning, &unavailable_line(scope, source, e));
+            }
+            Err(_) => {}
+        }
+        if out_of_fds {
+            self.table.give_back_fds();
+        }
+        (!retry).then_some(set)
+    }
 }
 
 /// What is watched, across rounds: the system scope, the cgroups the globs resolve to, the
@@ -469,7 +504,7 @@ impl Watched {
     /// at once instead of a re-resolution every 200 ms. Re-armed when the set of directories
     /// changed.
     fn arm_tree(&mut self, env: &mut Env<'_>, log: &mut Logger) {
-        let (Some(events), Some(hier)) = (env.events, &env.host.memory) else {
+        let (Some(_), Some(hier)) = (env.events, &env.host.memory) else {
             return;
         };
         if !env.config.daemon.events {
@@ -500,8 +535,7 @@ impl Watched {
             return;
         }
         let spec = Spec::Tree { dirs };
-        let (set, out_of_fds) = arm_one(
-            events,
+        let set = env.arm_one(
             "tree",
             &spec,
             false,
@@ -509,9 +543,6 @@ impl Watched {
             &mut self.tree_reported,
             log,
         );
-        if out_of_fds {
-            env.table.give_back_fds();
-        }
         self.tree_for = set.is_some().then_some(fingerprint);
         self.tree = set;
     }
@@ -521,7 +552,7 @@ impl Watched {
     /// notice of either): with it, a cgroup whose climb a tripwire announces needs no look at
     /// `max_interval` to see its limit changed. Re-armed when the set of cgroups changed.
     fn arm_written(&mut self, env: &mut Env<'_>, log: &mut Logger) {
-        let (Some(events), Some(hier)) = (env.events, &env.host.memory) else {
+        let (Some(_), Some(hier)) = (env.events, &env.host.memory) else {
             return;
         };
         if !env.config.daemon.events || hier.version != crate::probe::cgroup::CgroupVersion::V2 {
@@ -548,8 +579,7 @@ impl Watched {
         }
         // The new watch first, then the old one goes (dropped with its set): no gap.
         let spec = Spec::Written { dirs };
-        let (set, out_of_fds) = arm_one(
-            events,
+        let set = env.arm_one(
             "written",
             &spec,
             false,
@@ -557,9 +587,6 @@ impl Watched {
             &mut self.written_reported,
             log,
         );
-        if out_of_fds {
-            env.table.give_back_fds();
-        }
         // Not armed for a passing reason: tried again next round.
         self.written_dirty = set.is_none();
         self.written = set;
@@ -567,9 +594,9 @@ impl Watched {
 
     /// Arms the system scope's PSI trigger once (and disarms it when the scope is disabled).
     pub fn arm_system(&mut self, env: &mut Env<'_>, log: &mut Logger) {
-        let Some(events) = env.events else {
+        if env.events.is_none() {
             return;
-        };
+        }
         if !env.config.system.enabled || !env.config.daemon.events {
             self.system.events = None;
             return;
@@ -586,8 +613,7 @@ impl Watched {
             return;
         }
         let spec = psi_spec(env.host.path("/proc/pressure/memory"));
-        let (set, out_of_fds) = arm_one(
-            events,
+        let set = env.arm_one(
             "psi",
             &spec,
             true,
@@ -595,9 +621,6 @@ impl Watched {
             &mut self.system.unavailable_reported,
             log,
         );
-        if out_of_fds {
-            env.table.give_back_fds();
-        }
         self.system.events = set;
     }
 
