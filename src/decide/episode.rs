@@ -453,11 +453,19 @@ impl Episode {
     fn start(&mut self, now: Instant) {
         *self = Episode {
             started: Some(now),
+            victims: std::mem::take(&mut self.victims),
+            ..self.between()
+        };
+    }
+
+    /// The state between episodes: only the kernel's count as last seen and the last exit
+    /// outlive one.
+    fn between(&self) -> Episode {
+        Episode {
             kernel_seen: self.kernel_seen,
             last_exit: self.last_exit,
-            victims: std::mem::take(&mut self.victims),
             ..Episode::default()
-        };
+        }
     }
 
     fn end(&mut self, now: Instant) -> Option<Summary> {
@@ -467,11 +475,7 @@ impl Episode {
             kills: self.kills,
             kernel_kills: self.kernel_kills,
         };
-        *self = Episode {
-            kernel_seen: self.kernel_seen,
-            last_exit: self.last_exit,
-            ..Episode::default()
-        };
+        *self = self.between();
         Some(summary)
     }
 

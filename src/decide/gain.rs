@@ -209,20 +209,13 @@ pub fn select(ranked: &[Prospect], need: u64, min_gain: u64, rescue: bool) -> Se
         };
     }
     // No single kill is enough. Kills add up (the next victim follows this one), as long as
-    // together they can get there.
+    // together they can get there. No break was taken: `total` counts every candidate.
     match first_useful {
         Some(index) if total >= need => Selection::Victim {
             index,
             enough: false,
         },
-        _ => {
-            // Count what the rest would free, for the report.
-            let total = ranked
-                .iter()
-                .filter(|c| c.eligible && c.gain >= min_gain)
-                .fold(0u64, |t, c| t.saturating_add(c.gain));
-            Selection::Futile { total, eligible }
-        }
+        _ => Selection::Futile { total, eligible },
     }
 }
 

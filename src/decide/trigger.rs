@@ -130,17 +130,9 @@ pub struct SystemThresholds {
 /// The system scope's level. With no swap the swap condition neither blocks nor fires on its
 /// own: the memory condition alone decides.
 pub fn system_level(s: &SystemSample, t: &SystemThresholds, prev: Level) -> Level {
-    let mem = t.mem.level(s.mem_available, prev);
-    let level = if s.swap_total == 0 {
-        mem
-    } else {
-        let swap = t.swap.level(s.swap_free, prev);
-        if t.require_both {
-            mem.min(swap)
-        } else {
-            mem.max(swap)
-        }
-    };
+    let level = t.with_swap(s, t.mem.level(s.mem_available, prev), || {
+        t.swap.level(s.swap_free, prev)
+    });
     let psi = match s.psi_full_avg10 {
         Some(v) if t.psi_full_avg10_term > 0.0 && v >= t.psi_full_avg10_term => Level::Term,
         _ => Level::Ok,
@@ -153,15 +145,20 @@ impl SystemThresholds {
     /// `require = both` the smaller of what memory and swap need (either one recovering ends
     /// the condition); a level from PSI alone needs nothing in particular.
     pub fn need(&self, s: &SystemSample, level: Level) -> u64 {
-        let mem = self.mem.need(level, s.mem_available);
+        self.with_swap(s, self.mem.need(level, s.mem_available), || {
+            self.swap.need(level, s.swap_free)
+        })
+    }
+
+    /// What memory says (`mem`) and swap says together, as `require` has it: both (the lesser)
+    /// or either (the greater); with no swap, memory alone.
+    fn with_swap<T: Ord>(&self, s: &SystemSample, mem: T, swap: impl FnOnce() -> T) -> T {
         if s.swap_total == 0 {
-            return mem;
-        }
-        let swap = self.swap.need(level, s.swap_free);
-        if self.require_both {
-            mem.min(swap)
+            mem
+        } else if self.require_both {
+            mem.min(swap())
         } else {
-            mem.max(swap)
+            mem.max(swap())
         }
     }
 }
