@@ -277,7 +277,7 @@ impl Enforcer {
 
     /// The system scope's current level (for tests and reports).
     pub fn system_level(&self) -> Level {
-        self.watched.system.level
+        self.watched.system.member.level
     }
 
     /// A watched cgroup's current level; `None` if it is not watched (for tests and reports).
@@ -286,7 +286,7 @@ impl Enforcer {
             .cgroups
             .iter()
             .find(|c| c.path == path)
-            .map(|c| c.level)
+            .map(|c| c.member.level)
     }
 
     /// Runs one round as of `now` (a test can drive the clock); returns the sleep before the next.
@@ -419,7 +419,7 @@ impl Enforcer {
                 };
                 let trend = self.watched.system.fill.eta_trend(mem.mem_available);
                 let level = with_exhaustion(
-                    system_level(&sample, &thresholds, self.watched.system.level),
+                    system_level(&sample, &thresholds, self.watched.system.member.level),
                     trend.filter(|_| early.below),
                     self.config.system.exhaustion_term,
                 );
@@ -433,7 +433,6 @@ impl Enforcer {
                     ),
                     None => (level, need),
                 };
-                self.watched.system.level = level;
                 self.watched.system.eta = eta;
                 self.watched.system.stall = stall;
                 self.watched.system.warned = system_warned(

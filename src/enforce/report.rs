@@ -585,7 +585,7 @@ impl Reporting {
         }
         let mut c = std::collections::hash_map::DefaultHasher::new();
         for cg in &watched.cgroups {
-            (cg.id, cg.level, cg.warned).hash(&mut c);
+            (cg.id, cg.member.level, cg.warned).hash(&mut c);
             let limit = cg.sample.limit.unwrap_or(0);
             cg.sample.available.map(|a| coarse(a, limit)).hash(&mut c);
             limit.hash(&mut c);
@@ -614,7 +614,7 @@ impl Reporting {
         if s.config.system.enabled
             && let Some(m) = s.watched.system.mem
         {
-            (s.watched.system.level, s.watched.system.warned).hash(&mut h);
+            (s.watched.system.member.level, s.watched.system.warned).hash(&mut h);
             (coarse(m.mem_available, m.mem_total), m.mem_total).hash(&mut h);
             filling(s.watched.system.fill.rate(), m.mem_total).hash(&mut h);
             soon(s.watched.system.eta).hash(&mut h);
@@ -669,7 +669,7 @@ fn scope_statuses(from: &StatusSources<'_>) -> Vec<ScopeStatus> {
         let system = &from.watched.system;
         scopes.push(ScopeStatus {
             name: "system".into(),
-            level: level_word(system.level, system.warned).into(),
+            level: level_word(system.member.level, system.warned).into(),
             available: mib(m.mem_available),
             limit: m.mem_total,
             warn_at: s.mem_available_warn.map(|w| w.bytes_of(m.mem_total)),
@@ -686,7 +686,7 @@ fn scope_statuses(from: &StatusSources<'_>) -> Vec<ScopeStatus> {
         let t = crate::watch::cgroup_thresholds(cfg, limit);
         scopes.push(ScopeStatus {
             name: cg.path.clone(),
-            level: level_word(cg.level, cg.warned).into(),
+            level: level_word(cg.member.level, cg.warned).into(),
             available: mib(cg.sample.available.unwrap_or(0)),
             limit,
             warn_at: cfg.available_warn.map(|w| w.bytes_of(limit)),

@@ -73,8 +73,6 @@ pub(super) struct CgroupScope {
     pub config_index: usize,
     /// When it started being watched.
     pub added: Instant,
-    /// Its level from its own thresholds at the last look.
-    pub level: Level,
     /// Fill rate seen over its looks: of its domain's charge (what its headroom is made of).
     pub fill: FillRate,
     /// Fill rate of its own working set: what its own processes add, to tell a shortage made
@@ -111,7 +109,7 @@ pub(super) struct CgroupScope {
     pub warm_until: Option<Instant>,
     /// When it is due for a look; `None`: now.
     pub next_look: Option<Instant>,
-    /// What this round makes of it for its domain.
+    /// What its last full sample makes of it for its domain, its own level included.
     pub member: Member,
     /// In its warn band (below `available_warn`) at the last full sample.
     pub warned: bool,
@@ -141,7 +139,6 @@ impl CgroupScope {
             path,
             config_index,
             added: now,
-            level: Level::Ok,
             fill: FillRate::default(),
             own_fill: FillRate::default(),
             events: None,
@@ -213,7 +210,7 @@ pub(super) fn cheap_look(
     let recent = cg
         .last_full
         .is_some_and(|t| now.duration_since(t) < refresh);
-    if !recent || cg.level != Level::Ok || cg.sample.limit.is_none() {
+    if !recent || cg.member.level != Level::Ok || cg.sample.limit.is_none() {
         return None;
     }
     let files = cg
@@ -238,7 +235,7 @@ pub(super) fn sample(
     let mut sample = std::mem::take(&mut cg.sample);
     let result = sample_cgroup_into(host, files, &mut sample, system_t, swap);
     // Past its term level, whether it stalls tells if it stands still (see `assess_cgroup`).
-    cg.psi_total = if cg.level == Level::Ok {
+    cg.psi_total = if cg.member.level == Level::Ok {
         None
     } else {
         crate::watch::psi_some_total(files)
@@ -295,7 +292,7 @@ pub(super) fn assess_cgroup(
         cg.own_fill.update(own.working_set(), t_secs);
         cg.eta = cg.fill.eta(avail);
         let trend = cg.fill.eta_trend(avail);
-        level = with_exhaustion(th.level(avail, cg.level), trend, cfg.exhaustion_term);
+        level = with_exhaustion(th.level(avail, cg.member.level), trend, cfg.exhaustion_term);
         need = th.need(level, avail);
         to_kill = th.headroom_from(Level::Term, avail).unwrap_or(u64::MAX);
         cg.warned = crate::watch::cgroup_warned(cfg, limit, avail, cg.warned);
@@ -315,7 +312,6 @@ pub(super) fn assess_cgroup(
         );
     }
     let steady = stillness(cg, level, to_kill);
-    cg.level = level;
     cg.member = Member {
         level,
         need,
@@ -404,14 +400,14 @@ pub(super) fn next_look(
 ) -> Instant {
     // Its next crossing (into term from ok, into kill from term) is one the kernel reports.
     // Only once calm again: in the episode the domain's own plan says when to look.
-    let warm = cg.level == Level::Ok && cg.warm_until.is_some_and(|t| now < t);
+    let warm = cg.member.level == Level::Ok && cg.warm_until.is_some_and(|t| now < t);
     let armed = cg.thresholds_armed && cg.oom_armed && !warm;
     let covered = if cg.announced {
         // v2: the next crossing is a `high` event; past it, the worst-case rule.
-        cg.level == Level::Ok && !warm
+        cg.member.level == Level::Ok && !warm
     } else {
         armed
-            && match cg.level {
+            && match cg.member.level {
                 Level::Ok => below_usage_thresholds(&cg.sample, cfg, false, cg.warned),
                 Level::Term => below_usage_thresholds(&cg.sample, cfg, true, cg.warned),
                 Level::Kill => false,
@@ -431,7 +427,7 @@ pub(super) fn next_look(
     } else {
         let headroom = calm_headroom.or_else(|| {
             let avail = cg.sample.available?;
-            look_thresholds(cfg, cg.sample.limit?, cg.warned).headroom_from(cg.level, avail)
+            look_thresholds(cfg, cg.sample.limit?, cg.warned).headroom_from(cg.member.level, avail)
         });
         next_sleep(headroom, d.fill_rate, d.min_interval, d.max_interval)
     };
@@ -456,7 +452,7 @@ pub(super) fn next_look(
 pub(super) fn quiet_events(cg: &mut CgroupScope, in_episode: bool, now: Instant) {
     let base = crate::events::V2_EVENTS_COALESCE;
     let quiet = match cg.next_look {
-        Some(at) if !in_episode && !cg.announced && cg.level == Level::Ok => {
+        Some(at) if !in_episode && !cg.announced && cg.member.level == Level::Ok => {
             // Up to the step at or past the next look: the look itself is what keeps the
             // rule's promise, and an event muted until just after it costs nothing.
             let wait = at.saturating_duration_since(now).min(base * 128);
@@ -721,7 +717,7 @@ pub(super) fn place_tripwires(
 pub(super) fn climb_announced(cg: &CgroupScope, cfg: &WatchedCgroup) -> bool {
     // Only a calm cgroup's next look depends on it; in an episode (sampled every round) the
     // keys of its ancestors' sources are not built for nothing.
-    let Some(set) = cg.events.as_ref().filter(|_| cg.level == Level::Ok) else {
+    let Some(set) = cg.events.as_ref().filter(|_| cg.member.level == Level::Ok) else {
         return false;
     };
     let mut any = false;

@@ -33,14 +33,13 @@ const RESOLVE_SAFETY: Duration = Duration::from_secs(60);
 /// The system scope's state across rounds.
 pub(super) struct SystemScope {
     pub files: SystemFiles,
-    pub level: Level,
     pub fill: FillRate,
     pub events: Option<ArmedSet>,
     pub unavailable_reported: bool,
     /// /proc/meminfo as last read, and the round it was read in.
     pub mem: Option<MemInfo>,
     pub mem_round: u64,
-    /// What this round makes of it (when enabled).
+    /// What this round makes of it (when enabled): its level among others.
     pub member: Member,
     pub eta: Option<Duration>,
     /// The kernel's machine-wide OOM kill count (`/proc/vmstat`), and the round it was read in.
@@ -149,7 +148,6 @@ impl Watched {
         Watched {
             system: SystemScope {
                 files: SystemFiles::new(host),
-                level: Level::Ok,
                 fill: FillRate::default(),
                 events: None,
                 unavailable_reported: false,
@@ -428,7 +426,7 @@ impl Watched {
                 },
                 _ => th,
             };
-            let headroom = th.headroom_from(self.system.level, m.mem_available);
+            let headroom = th.headroom_from(self.system.member.level, m.mem_available);
             sleep = sleep.min(next_sleep(
                 headroom,
                 d.fill_rate,
@@ -740,7 +738,7 @@ fn scope_metrics(m: &Metrics, cg: &CgroupScope, cfg: &WatchedCgroup) {
             warn_bytes: cfg.available_warn.map(|w| w.bytes_of(limit)),
             term_bytes: t.term,
             kill_bytes: t.kill,
-            level: level_number(cg.level, cg.warned),
+            level: level_number(cg.member.level, cg.warned),
             fill_rate_bytes_per_second: cg.fill.rate(),
             eta_seconds: cg.eta.map(|e| e.as_secs_f64()),
         },
