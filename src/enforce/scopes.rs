@@ -554,9 +554,10 @@ pub(super) fn arm_cgroup(
         }
     }
     cg.oom_armed = set.has("oom");
-    cg.growth_armed = cg
-        .growth_wake
-        .filter(|w| set.has(&growth_key(&sample.chain[w.index].0, w.usage)));
+    cg.growth_armed = cg.growth_wake.filter(|w| {
+        let path = sample.chain.get(w.index).map(|(p, _)| p.as_str());
+        path.is_some_and(|p| set.has(&growth_key(p, w.usage)))
+    });
     cg.thresholds_armed = thresholds_armed && cg.oom_armed;
     if retry {
         cg.armed_for = None;
@@ -601,15 +602,12 @@ fn v1_sources(
             }
         }
     }
-    if let Some(GrowthWake {
-        index,
-        usage: bytes,
-    }) = growth
+    if let Some(w) = growth
+        && let Some((path, _)) = sample.chain.get(w.index)
+        && let Some(dir) = hier.dir(root, path)
     {
-        let path = &sample.chain[index].0;
-        if let Some(dir) = hier.dir(root, path) {
-            wants.push((growth_key(path, bytes), Spec::V1Threshold { dir, bytes }));
-        }
+        let bytes = w.usage;
+        wants.push((growth_key(path, bytes), Spec::V1Threshold { dir, bytes }));
     }
     wants.push(("oom".into(), Spec::V1Oom { dir: own_dir }));
     wants
